@@ -1,0 +1,18 @@
+# The two commands (see README.md): `make demo` and `make test`. Both are idempotent.
+.PHONY: setup demo test bench lint clean-store
+
+setup:
+	./scripts/bootstrap.sh dev,ml
+
+demo: setup
+	.venv/bin/interphase-dft campaign workflows/laptop.yaml --report report
+
+test: setup
+	.venv/bin/ruff check interphase_dft tests benchmarks
+	.venv/bin/python -m pytest -v --durations=25
+
+bench: setup
+	.venv/bin/python benchmarks/run_all.py
+
+lint: setup
+	.venv/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Calculator presets, calculator factory and runners (relax, static, NEB) with checkpoints."""

@@ -1,0 +1,180 @@
+"""Typed calculation settings and the named presets.
+
+Everything that changes the physics is a field here and is stored with every result.
+Presets are plain functions returning fresh objects; override any field with
+``preset("laptop").with_overrides({"dft": {"ecut": 400}})``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from interphase_dft.errors import InputError
+
+PresetName = Literal["test", "laptop", "production"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DFTSettings(_Frozen):
+    """GPAW settings (energies in eV, lengths in Angstrom)."""
+
+    xc: str = "PBE"
+    mode: Literal["pw", "lcao", "fd"] = "pw"
+    ecut: float = Field(300.0, gt=0, description="plane-wave cutoff, eV (mode='pw')")
+    basis: str = Field("dzp", description="LCAO basis (mode='lcao')")
+    h: float = Field(0.2, gt=0, description="grid spacing, Angstrom (mode='fd'/'lcao')")
+    kpt_density: float = Field(
+        2.5, ge=0, description="k-points per reciprocal Angstrom (ASE kptdensity convention)"
+    )
+    gamma_only_atoms: int = Field(
+        200, description="cells with at least this many atoms use the Gamma point only"
+    )
+    smearing_width: float = Field(0.1, ge=0, description="Fermi-Dirac width, eV (metals)")
+    insulator_smearing: float = Field(0.01, ge=0, description="Fermi-Dirac width, eV (insulators)")
+    scf_energy: float = Field(1e-5, gt=0, description="SCF energy convergence, eV/valence electron")
+    scf_density: float = Field(1e-4, gt=0)
+    maxiter: int = 200
+    mixer_beta: float = 0.05
+    dispersion: Literal["none", "d3"] = Field(
+        "none", description="'d3' adds DFT-D3(BJ) where the phase needs it (P2S5)"
+    )
+    atom_box: float = Field(12.0, ge=8, description="vacuum box edge for the isolated Li atom, A")
+
+
+class RelaxSettings(_Frozen):
+    fmax: float = Field(0.05, gt=0, description="eV/Angstrom")
+    steps: int = Field(200, gt=0)
+    optimizer: Literal["BFGS", "FIRE", "LBFGS", "BFGSLineSearch"] = "BFGS"
+    relax_cell_bulk: bool = False
+
+
+class NEBSettings(_Frozen):
+    n_images: int = Field(5, ge=1, le=15, description="intermediate images")
+    spring: float = Field(0.1, gt=0, description="spring constant, eV/Angstrom^2")
+    fmax: float = Field(0.05, gt=0, description="eV/Angstrom, climbing-image convergence")
+    steps: int = Field(300, gt=0)
+    climb: bool = True
+    method: Literal["aseneb", "improvedtangent", "eb", "spline", "string"] = "improvedtangent"
+    optimizer: Literal["ode", "FIRE", "BFGS", "MDMin"] = "ode"
+    ml_prestage: bool = Field(True, description="converge the path with the ML surrogate first")
+    ml_fmax: float = Field(0.03, gt=0)
+    ml_max_barrier_gap: float = Field(
+        1.0, gt=0, description="surrogate path rejected if its barrier differs by more (eV)"
+    )
+
+
+class MLSettings(_Frozen):
+    model: Literal["chgnet"] = "chgnet"
+    device: str = "cpu"
+
+
+class StructureSettings(_Frozen):
+    """Sizes of the cells the recipes build."""
+
+    slab_layers: int = Field(4, ge=2)
+    slab_vacuum: float = Field(7.5, gt=0, description="vacuum on each side, Angstrom")
+    slab_fixed_layers: int = Field(2, ge=0)
+    slab_min_area: float = Field(0.0, ge=0, description="minimum in-plane area, Angstrom^2")
+    bulk_min_length: float = Field(
+        6.0, gt=0, description="minimum supercell edge for bulk interstitials, Angstrom"
+    )
+    interface_max_strain: float = Field(0.05, gt=0, lt=0.5)
+    interface_max_atoms: int = Field(120, gt=0)
+    interface_layers: int = Field(2, ge=1, description="layers of each phase in interfaces")
+    interface_gap: float = Field(2.2, gt=0, description="Angstrom")
+    interface_vacuum: float = Field(0.0, ge=0, description="0 = periodic (two interfaces)")
+
+
+class CalcSettings(_Frozen):
+    """All settings of one calculation; stored with each result."""
+
+    preset: str
+    engine: Literal["gpaw", "ml"] = "gpaw"
+    dft: DFTSettings = DFTSettings()
+    relax: RelaxSettings = RelaxSettings()
+    neb: NEBSettings = NEBSettings()
+    ml: MLSettings = MLSettings()
+    structure: StructureSettings = StructureSettings()
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> CalcSettings:
+        """Return a copy with nested ``overrides`` applied (unknown keys raise InputError)."""
+        if not overrides:
+            return self
+        data = _deep_merge(self.model_dump(), overrides)
+        try:
+            return CalcSettings.model_validate(data)
+        except Exception as exc:  # pydantic ValidationError names the field
+            raise InputError(f"invalid settings override {overrides!r}: {exc}") from exc
+
+
+def _deep_merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _test() -> CalcSettings:
+    return CalcSettings(
+        preset="test",
+        dft=DFTSettings(
+            ecut=200.0, kpt_density=1.0, smearing_width=0.1, scf_energy=1e-4,
+            scf_density=1e-3, maxiter=100, atom_box=8.0, gamma_only_atoms=16,
+        ),
+        relax=RelaxSettings(fmax=0.1, steps=30),
+        neb=NEBSettings(n_images=3, fmax=0.1, steps=60, ml_prestage=False),
+        structure=StructureSettings(
+            slab_layers=2, slab_vacuum=4.0, slab_fixed_layers=1, bulk_min_length=3.0,
+            interface_max_atoms=40, interface_layers=1,
+        ),
+    )
+
+
+def _laptop() -> CalcSettings:
+    return CalcSettings(
+        preset="laptop",
+        dft=DFTSettings(ecut=300.0, kpt_density=2.0, gamma_only_atoms=60, dispersion="d3"),
+        relax=RelaxSettings(fmax=0.05, steps=150),
+        neb=NEBSettings(n_images=3, fmax=0.05, steps=200),
+        structure=StructureSettings(
+            slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, bulk_min_length=6.0,
+            interface_max_atoms=80, interface_layers=1,
+        ),
+    )
+
+
+def _production() -> CalcSettings:
+    return CalcSettings(
+        preset="production",
+        dft=DFTSettings(
+            ecut=520.0, kpt_density=4.0, gamma_only_atoms=400, smearing_width=0.1,
+            scf_energy=5e-6, dispersion="d3", atom_box=14.0,
+        ),
+        relax=RelaxSettings(fmax=0.02, steps=400, relax_cell_bulk=True),
+        neb=NEBSettings(n_images=7, fmax=0.05, steps=500),
+        structure=StructureSettings(
+            slab_layers=6, slab_vacuum=8.0, slab_fixed_layers=2, bulk_min_length=10.0,
+            interface_max_atoms=400, interface_layers=3,
+        ),
+    )
+
+
+PRESETS = {"test": _test, "laptop": _laptop, "production": _production}
+
+
+def preset(name: str, overrides: dict[str, Any] | None = None) -> CalcSettings:
+    """Return a fresh :class:`CalcSettings` for preset ``name`` with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise InputError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)} "
+            "(override single fields with the 'overrides' mapping)"
+        )
+    return PRESETS[name]().with_overrides(overrides)

@@ -1,0 +1,204 @@
+"""Pydantic documents: what is stored for every result.
+
+Every document carries the settings it was computed with, package versions, input and final
+structures and a structure hash (so identical work is not repeated). Energies in eV,
+lengths in Angstrom. All documents round-trip through JSON (``model_dump_json`` /
+``model_validate_json``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import uuid
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any, Literal
+
+import numpy as np
+from ase import Atoms
+from ase.constraints import FixAtoms
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class StructureData(BaseModel):
+    """A JSON-safe snapshot of an ASE ``Atoms`` (positions in Angstrom)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbols: list[str]
+    positions: list[list[float]]
+    cell: list[list[float]]
+    pbc: list[bool]
+    fixed: list[int] = Field(default_factory=list, description="indices under FixAtoms")
+    info: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def from_atoms(cls, atoms: Atoms) -> StructureData:
+        fixed: list[int] = []
+        for c in atoms.constraints:
+            if isinstance(c, FixAtoms):
+                fixed.extend(int(i) for i in c.get_indices())
+        return cls(
+            symbols=atoms.get_chemical_symbols(),
+            positions=np.asarray(atoms.positions, float).round(8).tolist(),
+            cell=np.asarray(atoms.cell[:], float).round(8).tolist(),
+            pbc=[bool(p) for p in atoms.pbc],
+            fixed=sorted(set(fixed)),
+            info=_jsonable(atoms.info),
+        )
+
+    def to_atoms(self) -> Atoms:
+        atoms = Atoms(self.symbols, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        if self.fixed:
+            atoms.set_constraint(FixAtoms(indices=self.fixed))
+        atoms.info.update(self.info)
+        return atoms
+
+    @property
+    def formula(self) -> str:
+        return Atoms(self.symbols).get_chemical_formula(mode="metal")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays (as found in ``Atoms.info``) into JSON-safe values."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    return str(obj)
+
+
+def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
+    """Stable SHA-256 of symbols, cell, pbc, rounded positions and fixed indices."""
+    data = StructureData.from_atoms(atoms)
+    payload = {
+        "symbols": data.symbols,
+        "positions": np.round(np.asarray(atoms.positions), decimals).tolist(),
+        "cell": np.round(np.asarray(atoms.cell[:]), decimals).tolist(),
+        "pbc": data.pbc,
+        "fixed": data.fixed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that influence a result."""
+    out = {"python": platform.python_version()}
+    for pkg in ("interphase-dft", "ase", "gpaw", "pymatgen", "numpy", "fireworks", "chgnet",
+                "torch", "dftd3", "spglib"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    uid: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    created: str = Field(default_factory=_now)
+    settings: dict[str, Any] = Field(description="CalcSettings.model_dump() of the run")
+    settings_hash: str = ""
+    versions: dict[str, str] = Field(default_factory=package_versions)
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
+    force_calls: dict[str, int] = Field(default_factory=dict, description="calls per stage")
+    warnings: list[str] = Field(default_factory=list)
+    task_key: str = Field("", description="structure hash + settings hash; identical work key")
+
+
+class ReferenceEnergies(BaseModel):
+    """Li chemical-potential references computed with the same settings as the host."""
+
+    li_atom: float = Field(description="isolated spin-polarised Li atom, eV")
+    li_bcc_per_atom: float = Field(description="bcc Li, eV per atom")
+    cohesive_energy: float = Field(description="li_atom - li_bcc_per_atom, eV (> 0)")
+
+
+class SiteResult(BaseModel):
+    """One Li site of a host: energies in eV."""
+
+    label: str
+    site_kind: str = Field(description="e.g. octahedral, tetrahedral, top, bridge, hollow")
+    position: list[float] = Field(description="initial Li position, Cartesian Angstrom")
+    energy: float = Field(description="E(host + Li), eV")
+    binding_energy_atom: float
+    binding_energy_bcc: float
+    converged: bool
+    final_structure: StructureData
+    li_displacement: float = Field(0.0, description="Li moved this far on relaxation, A")
+
+
+class BindingEnergyDoc(_Doc):
+    kind: Literal["binding"] = "binding"
+    phase: str
+    mode: Literal["surface", "bulk"]
+    surface: dict[str, Any] | None = Field(
+        None, description="miller, termination, rule that picked it (surface mode)"
+    )
+    host_energy: float
+    host_structure: StructureData
+    references: ReferenceEnergies
+    sites: list[SiteResult]
+    lowest_site: str
+    binding_energy_atom: float = Field(description="lowest site, atom reference, eV")
+    binding_energy_bcc: float = Field(description="lowest site, bcc reference, eV")
+    structure_hash: str
+
+
+class NEBImageData(BaseModel):
+    energy: float
+    fmax: float
+    structure: StructureData
+
+
+class BarrierDoc(_Doc):
+    kind: Literal["barrier"] = "barrier"
+    interface: str = Field(description="'A|B'")
+    phase_a: str
+    phase_b: str
+    interface_meta: dict[str, Any] = Field(default_factory=dict)
+    images: list[NEBImageData]
+    energies: list[float] = Field(description="image energies relative to the initial state, eV")
+    path_coordinate: list[float] = Field(description="cumulative path length, Angstrom")
+    spline: dict[str, list[float]] = Field(description="{'x': [...], 'y': [...]} NEBTools-like fit")
+    barrier_forward: float
+    barrier_reverse: float
+    reaction_energy: float
+    converged: bool
+    fmax_final: float
+    climbing_image: int | None = None
+    stage: Literal["dft", "ml+dft", "ml"] = Field(description="how the final path was obtained")
+    ml_barrier: float | None = Field(None, description="surrogate barrier; never a DFT number")
+    ml_fallback_reason: str | None = None
+    structure_hash: str
+
+
+ResultDoc = BindingEnergyDoc | BarrierDoc
+
+
+def doc_from_dict(data: dict[str, Any]) -> BindingEnergyDoc | BarrierDoc:
+    """Rebuild a document from its stored dict (``_id`` and unknown store keys dropped)."""
+    data = {k: v for k, v in data.items() if not k.startswith("_")}
+    if data.get("kind") == "barrier":
+        return BarrierDoc.model_validate(data)
+    return BindingEnergyDoc.model_validate(data)

@@ -124,6 +124,10 @@ class _Doc(BaseModel):
     force_calls: dict[str, int] = Field(default_factory=dict, description="calls per stage")
     warnings: list[str] = Field(default_factory=list)
     task_key: str = Field("", description="structure hash + settings hash; identical work key")
+    calculator: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the calculator applied (engine, dispersion, spin, symmetry, smearing)",
+    )
 
 
 class ReferenceEnergies(BaseModel):

@@ -29,7 +29,7 @@ fi
 stamp=".venv/.interphase-stamp"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) $EXTRAS"
 have="$(cat "$stamp" 2>/dev/null || true)"
-if [ "$want" != "$have" ] && ! { [ -n "$have" ] && [[ "$have" == "$(echo "$want" | cut -d' ' -f1)"* ]] && [[ ",${have#* }," == *",$EXTRAS,"* ]]; }; then
+if [ "$want" != "$have" ]; then
   echo "[bootstrap] pip install -e .[$EXTRAS]"
   .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
   if [[ ",$EXTRAS," == *",ml,"* ]]; then

@@ -1,0 +1,55 @@
+"""Analysis layer: the dE descriptor, statistics, figures, tables and the report.
+
+Data flow: stored documents -> :mod:`.descriptor` (selection, dE, consistency checks) ->
+:mod:`.stats` (barrier vs |dE|) -> :mod:`.plots` / :mod:`.tables` -> :mod:`.report`.
+Matplotlib is imported only by :mod:`.plots` (Agg backend, no pyplot state).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from interphase_dft.analysis.descriptor import (
+    ConsistencyIssue,
+    DescriptorPair,
+    consistency_check,
+    delta_e,
+    descriptor_pairs,
+    load_docs,
+    lookup_pair,
+    select_barriers,
+    select_binding,
+)
+from interphase_dft.analysis.stats import (
+    BarrierPoint,
+    CorrelationResult,
+    correlate,
+    correlate_points,
+    pair_barriers,
+)
+
+__all__ = [
+    "BarrierPoint",
+    "ConsistencyIssue",
+    "CorrelationResult",
+    "DescriptorPair",
+    "consistency_check",
+    "correlate",
+    "correlate_points",
+    "delta_e",
+    "descriptor_pairs",
+    "load_docs",
+    "lookup_pair",
+    "pair_barriers",
+    "select_barriers",
+    "select_binding",
+    "write_report",
+]
+
+
+def write_report(*args: Any, **kwargs: Any) -> Path:
+    """Lazy wrapper of :func:`interphase_dft.analysis.report.write_report` (imports matplotlib)."""
+    from interphase_dft.analysis.report import write_report as _write_report
+
+    return _write_report(*args, **kwargs)

@@ -1,0 +1,172 @@
+"""Figures of the report (PNG and SVG each), drawn with matplotlib's Agg canvas.
+
+No ``pyplot`` state is used: every function builds its own :class:`~matplotlib.figure.Figure`
+and closes nothing global, so plotting is safe in workers and tests. Energies in eV, path
+coordinates in Angstrom.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from interphase_dft.analysis.stats import BarrierPoint, CorrelationResult
+from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
+
+FORMATS = ("png", "svg")
+STAGE_NAMES = {"dft": "DFT", "ml+dft": "ML path + DFT", "ml": "ML only (not DFT)"}
+
+
+def safe_name(text: str) -> str:
+    """File-name-safe version of a phase/interface name (``'LiAl|LPSC'`` -> ``'LiAl__LPSC'``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.replace("|", "__"))
+
+
+def _save(fig: Figure, outdir: Path, stem: str) -> list[Path]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    paths = []
+    for fmt in FORMATS:
+        path = outdir / f"{stem}.{fmt}"
+        fig.savefig(path, format=fmt, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    return paths
+
+
+def plot_binding_energies(
+    docs: Iterable[BindingEnergyDoc], outdir: Path, stem: str = "binding_energies"
+) -> list[Path]:
+    """Bar chart of the lowest-site E_b per phase, atom and bcc references in two panels.
+
+    Every site is drawn as a point over its bar (open markers: site not converged).
+
+    Returns
+    -------
+    list[Path]
+        The PNG and SVG files; empty when there are no documents.
+    """
+    docs = sorted(docs, key=lambda d: (d.mode, d.phase))
+    if not docs:
+        return []
+    labels = [d.phase if d.mode == "surface" else f"{d.phase} (bulk)" for d in docs]
+    x = np.arange(len(docs))
+    fig = Figure(figsize=(max(5.0, 1.1 * len(docs) + 2.5), 6.5))
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, ref, title in zip(
+        axes, ("atom", "bcc"), ("reference: isolated Li atom", "reference: bcc Li (per atom)"),
+        strict=True,
+    ):
+        lowest = [getattr(d, f"binding_energy_{ref}") for d in docs]
+        colors = ["tab:blue" if d.mode == "surface" else "tab:orange" for d in docs]
+        ax.bar(x, lowest, width=0.6, color=colors, alpha=0.55, label="lowest site")
+        rng = np.random.default_rng(0)
+        for i, d in enumerate(docs):
+            for site in d.sites:
+                xi = i + rng.uniform(-0.18, 0.18)
+                val = getattr(site, f"binding_energy_{ref}")
+                ax.plot(xi, val, "o", ms=5, color="k",
+                        mfc="k" if site.converged else "none")
+        ax.plot([], [], "o", color="k", label="sites")
+        if any(not s.converged for d in docs for s in d.sites):
+            ax.plot([], [], "o", color="k", mfc="none", label="site not converged")
+        ax.axhline(0.0, color="0.4", lw=0.8)
+        ax.set_ylabel(r"$E_b$ (eV)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8, loc="best")
+    axes[-1].set_xticks(x, labels, rotation=30, ha="right")
+    fig.suptitle("Li binding energy per phase (bars: lowest site)")
+    return _save(fig, outdir, stem)
+
+
+def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None) -> list[Path]:
+    """NEB energy profile: images as markers, the spline as a line, barrier annotated."""
+    fig = Figure(figsize=(5.5, 4.0))
+    ax = fig.subplots()
+    xi, ei = np.asarray(doc.path_coordinate, float), np.asarray(doc.energies, float)
+    sx, sy = doc.spline.get("x", []), doc.spline.get("y", [])
+    if len(sx) and len(sx) == len(sy):
+        ax.plot(sx, sy, "-", color="tab:blue", lw=1.5, label="spline")
+    marker_face = "tab:blue" if doc.converged else "none"
+    if len(xi) == len(ei) and len(ei):
+        ax.plot(xi, ei, "o", color="tab:blue", mfc=marker_face, ms=7, label="images")
+        top = int(np.argmax(ei))
+        x_top = float(xi[top])
+        ax.annotate(
+            "", xy=(x_top, ei[0] + doc.barrier_forward), xytext=(x_top, ei[0]),
+            arrowprops={"arrowstyle": "<->", "color": "tab:red"},
+        )
+        ax.axhline(ei[0], color="0.6", lw=0.8, ls="--")
+        ax.text(x_top, ei[0] + 0.5 * doc.barrier_forward,
+                f"  $E_a$ = {doc.barrier_forward:.3f} eV\n  reverse {doc.barrier_reverse:.3f} eV",
+                color="tab:red", va="center", fontsize=9)
+    if doc.ml_barrier is not None:
+        ax.plot([], [], " ", label=f"ML barrier {doc.ml_barrier:.3f} eV (not DFT)")
+    stage = STAGE_NAMES.get(doc.stage, doc.stage)
+    status = "" if doc.converged else f" - NOT CONVERGED (fmax {doc.fmax_final:.3f} eV/A)"
+    ax.set_title(f"{doc.interface}  [{stage}]{status}", fontsize=10,
+                 color="k" if doc.converged else "tab:red")
+    ax.set_xlabel("reaction coordinate (Angstrom)")
+    ax.set_ylabel("energy relative to initial state (eV)")
+    ax.legend(fontsize=8, loc="best")
+    return _save(fig, outdir, stem or f"neb_{safe_name(doc.interface)}")
+
+
+def plot_correlation(
+    points: Sequence[BarrierPoint],
+    result: CorrelationResult,
+    outdir: Path,
+    stem: str = "barrier_vs_delta_e",
+) -> list[Path]:
+    """Barrier against |dE| with the fit and its bootstrap bands, points named by interface.
+
+    With too few points (or an undefined correlation) the points are drawn and the reason is
+    written on the figure instead of a fit. Points left out of the fit (not converged, ML-only)
+    are drawn as open grey markers.
+    """
+    fig = Figure(figsize=(5.8, 4.4))
+    ax = fig.subplots()
+    used = [p for p in points if p.used]
+    unused = [p for p in points if not p.used]
+    if result.band is not None and result.pearson_r is not None:
+        band = result.band
+        pct = round(100 * result.ci_level)
+        ax.fill_between(band["x"], band["pred_lo"], band["pred_hi"], color="tab:blue",
+                        alpha=0.12, lw=0, label=f"{pct} % prediction band (bootstrap)")
+        ax.fill_between(band["x"], band["lo"], band["hi"], color="tab:blue", alpha=0.3, lw=0,
+                        label=f"{pct} % confidence band (bootstrap)")
+        ax.plot(band["x"], band["fit"], "-", color="tab:blue",
+                label=f"fit: {result.slope:.2f} |dE| + {result.intercept:.2f} eV")
+        ax.plot([], [], " ", label=(
+            f"r = {result.pearson_r:.2f}, rho = {result.spearman_rho:.2f}, n = {result.n}"
+        ))
+    else:
+        msg = result.undefined_reason or "correlation undefined"
+        if result.warnings:
+            msg = "; ".join(dict.fromkeys([msg, *result.warnings]))
+        ax.text(0.5, 0.5, "no fit: " + msg, transform=ax.transAxes, ha="center", va="center",
+                wrap=True, fontsize=9, color="tab:red",
+                bbox={"facecolor": "white", "edgecolor": "tab:red"})
+        ax.plot([], [], " ", label=f"n = {result.n}")
+    if used:
+        ax.plot([p.abs_delta_e for p in used], [p.barrier for p in used], "o", color="k",
+                label="used in fit")
+    if unused:
+        ax.plot([p.abs_delta_e for p in unused], [p.barrier for p in unused], "o", color="0.5",
+                mfc="none", label="not used (see table)")
+    for p in points:
+        ax.annotate(p.interface, (p.abs_delta_e, p.barrier), textcoords="offset points",
+                    xytext=(4, 4), fontsize=8)
+    if result.pearson_r is not None and result.n < 5:
+        ax.text(0.02, 0.98, "too few points to conclude anything", transform=ax.transAxes,
+                va="top", fontsize=9, color="tab:red")
+    ax.set_xlabel(r"$|\Delta E|$ = $|E_b(A) - E_b(B)|$ (eV)")
+    ax.set_ylabel(result.y_label.replace("(eV)", "").strip() + " (eV)")
+    ax.set_title("Li migration barrier vs binding-energy descriptor", fontsize=10)
+    if points or result.band is not None:
+        ax.legend(fontsize=7, loc="best")
+    return _save(fig, outdir, stem)

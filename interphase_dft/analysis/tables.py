@@ -1,0 +1,228 @@
+"""Result tables as rows of plain values, rendered to Markdown, HTML, CSV and JSON.
+
+Energies in eV (``*_eV`` columns), forces in eV/Angstrom. Rows are lists of dicts with the
+same keys, so every renderer shows the same columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from interphase_dft.analysis.descriptor import DescriptorPair, doc_preset
+from interphase_dft.analysis.stats import BarrierPoint
+from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc, settings_hash
+
+Row = dict[str, Any]
+
+
+def _surface_text(doc: BindingEnergyDoc) -> str:
+    if doc.mode != "surface" or not doc.surface:
+        return "-"
+    miller = doc.surface.get("miller")
+    hkl = "".join(str(i) for i in miller) if isinstance(miller, list | tuple) else str(miller)
+    term = doc.surface.get("termination")
+    return f"({hkl})" + (f" term. {term}" if term is not None else "")
+
+
+def _settings_hash(doc: BindingEnergyDoc | BarrierDoc) -> str:
+    return (doc.settings_hash or settings_hash(doc.settings))[:12]
+
+
+def binding_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
+    """One row per chosen binding document (lowest site under both references)."""
+    return [
+        {
+            "phase": d.phase, "mode": d.mode, "surface": _surface_text(d),
+            "lowest_site": d.lowest_site, "E_b_atom_eV": d.binding_energy_atom,
+            "E_b_bcc_eV": d.binding_energy_bcc, "n_sites": len(d.sites),
+            "converged": all(s.converged for s in d.sites), "preset": doc_preset(d) or "-",
+            "settings_hash": _settings_hash(d), "uid": d.uid,
+        }
+        for d in sorted(docs, key=lambda d: (d.mode, d.phase))
+    ]
+
+
+def site_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
+    """Every site of every chosen document."""
+    return [
+        {
+            "phase": d.phase, "mode": d.mode, "site": s.label, "site_kind": s.site_kind,
+            "E_b_atom_eV": s.binding_energy_atom, "E_b_bcc_eV": s.binding_energy_bcc,
+            "li_displacement_A": s.li_displacement, "converged": s.converged,
+            "lowest": "*" if s.label == d.lowest_site else "",
+        }
+        for d in sorted(docs, key=lambda d: (d.mode, d.phase))
+        for s in d.sites
+    ]
+
+
+def pair_rows(pairs: Iterable[DescriptorPair]) -> list[Row]:
+    """dE(A, B) under both references and their agreement."""
+    return [
+        {
+            "phase_a": p.phase_a, "phase_b": p.phase_b, "mode": p.mode,
+            "dE_atom_eV": p.delta_e_atom, "dE_bcc_eV": p.delta_e_bcc,
+            "abs_dE_eV": p.abs_delta_e, "references_agree": p.agree,
+        }
+        for p in pairs
+    ]
+
+
+def matrix_rows(pairs: Sequence[DescriptorPair], mode: str = "surface") -> list[Row]:
+    """Signed dE(row, column) in eV for one mode (atom reference; see ``pair_rows`` for bcc)."""
+    chosen = [p for p in pairs if p.mode == mode]
+    phases = sorted({p.phase_a for p in chosen} | {p.phase_b for p in chosen})
+    value = {(p.phase_a, p.phase_b): p.delta_e_atom for p in chosen}
+    value.update({(p.phase_b, p.phase_a): -p.delta_e_atom for p in chosen})
+    return [{"dE(row, col) eV": a, **{b: (0.0 if a == b else value.get((a, b))) for b in phases}}
+            for a in phases]
+
+
+def barrier_rows(
+    docs: Iterable[BarrierDoc], points: Sequence[BarrierPoint] = ()
+) -> list[Row]:
+    """One row per chosen barrier document, with |dE| and fit usage where paired."""
+    by_iface = {p.interface: p for p in points}
+    rows = []
+    for d in docs:
+        p = by_iface.get(d.interface)
+        rows.append({
+            "interface": d.interface, "barrier_forward_eV": d.barrier_forward,
+            "barrier_reverse_eV": d.barrier_reverse, "reaction_energy_eV": d.reaction_energy,
+            "converged": d.converged, "fmax_final_eV_A": d.fmax_final, "stage": d.stage,
+            "dft_force_calls": d.force_calls.get("dft", d.force_calls.get("neb", None)),
+            "ml_barrier_eV": d.ml_barrier,
+            "dE_eV": p.delta_e if p else None, "abs_dE_eV": p.abs_delta_e if p else None,
+            "used_in_fit": p.used if p else False,
+            "note": p.note if p else "no descriptor (binding energies missing)",
+            "preset": doc_preset(d) or "-", "settings_hash": _settings_hash(d),
+        })
+    return rows
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def settings_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc]) -> list[Row]:
+    """Distinct settings (flattened ``a.b`` keys), one column per settings hash."""
+    distinct: dict[str, dict[str, Any]] = {}
+    for d in docs:
+        distinct.setdefault(_settings_hash(d), _flatten(d.settings))
+    keys = sorted({k for s in distinct.values() for k in s})
+    return [{"setting": k, **{h: s.get(k, "-") for h, s in distinct.items()}} for k in keys]
+
+
+def version_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc]) -> list[Row]:
+    """Package versions found in the documents (several values mean mixed environments)."""
+    seen: dict[str, set[str]] = {}
+    for d in docs:
+        for pkg, ver in d.versions.items():
+            seen.setdefault(pkg, set()).add(str(ver))
+    return [{"package": k, "versions": ", ".join(sorted(v)), "mixed": len(v) > 1}
+            for k, v in sorted(seen.items())]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _columns(rows: Sequence[Row]) -> list[str]:
+    cols: list[str] = []
+    for row in rows:
+        cols.extend(k for k in row if k not in cols)
+    return cols
+
+
+def to_markdown(rows: Sequence[Row], empty: str = "(none)") -> str:
+    """GitHub-flavoured Markdown table (floats to 4 decimals)."""
+    if not rows:
+        return f"_{empty}_\n"
+    cols = _columns(rows)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in rows:
+        cells = [_fmt(row.get(c)).replace("|", "\\|") for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(rows: Sequence[Row], empty: str = "(none)") -> str:
+    """HTML ``<table>`` (floats to 4 decimals, cells escaped)."""
+    if not rows:
+        return f"<p><em>{html.escape(empty)}</em></p>\n"
+    cols = _columns(rows)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for row in rows:
+        cells = []
+        for c in cols:
+            text = _fmt(row.get(c))
+            cls = ' class="bad"' if text == "NO" else ""
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + \
+        "\n</tbody>\n</table>\n"
+
+
+def write_csv(rows: Sequence[Row], path: Path) -> Path:
+    """CSV with full precision (empty file with no header when there are no rows)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=_columns(rows))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def _finite(data: Any) -> Any:
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, Mapping):
+        return {str(k): _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
+
+
+def write_json(data: Any, path: Path) -> Path:
+    """Pretty, strict JSON: non-finite floats (a failed calculation's NaN) become ``null``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_finite(data), indent=2, allow_nan=False, default=str))
+    return path
+
+
+def write_tables(tables: Mapping[str, Sequence[Row]], outdir: Path) -> dict[str, dict[str, Path]]:
+    """Write each table as ``<name>.csv``, ``<name>.md`` and ``<name>.json`` in ``outdir``."""
+    out: dict[str, dict[str, Path]] = {}
+    for name, rows in tables.items():
+        md = outdir / f"{name}.md"
+        md.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text(to_markdown(rows))
+        out[name] = {
+            "csv": write_csv(rows, outdir / f"{name}.csv"),
+            "md": md,
+            "json": write_json(list(rows), outdir / f"{name}.json"),
+        }
+    return out

@@ -1,0 +1,245 @@
+"""GPAW calculator factory: one place that turns :class:`CalcSettings` into a calculator.
+
+Conventions (all stored with the result through the settings object):
+
+* mode ``pw`` (cutoff ``dft.ecut``, eV), ``lcao`` (basis ``dft.basis``, grid ``dft.h``) or ``fd``;
+* Gamma-centred k-point mesh from ``dft.kpt_density`` (ASE ``kptdensity`` convention, k-points
+  per reciprocal Angstrom including the 2 pi), one k-point along non-periodic directions and the
+  Gamma point only when the cell has at least ``dft.gamma_only_atoms`` atoms;
+* Fermi-Dirac smearing, ``dft.smearing_width`` for metals and ``dft.insulator_smearing`` else;
+* symmetry off when atoms move (relaxations, NEB): GPAW >= 25 raises ``SymmetryBrokenError``
+  when a geometry step breaks the symmetry it found at the start;
+* dipole-layer correction along the non-periodic axis of slabs (``pbc`` = (T, T, F));
+  GPAW's new code supports it in PW mode as well;
+* DFT-D3(BJ) added through :class:`ase.calculators.mixing.SumCalculator` and
+  ``dftd3.ase.DFTD3`` when ``dispersion`` is requested and ``dft.dispersion == 'd3'``.
+
+SCF retries: ``attempt`` > 0 returns a "safer" calculator (mixer beta halved per attempt,
+smearing doubled, more iterations); runners call it after a ``ConvergenceError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, kptdensity2monkhorstpack
+from ase.parallel import world
+
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.errors import CalculationError, InputError
+
+MAX_SCF_ATTEMPTS = 3
+
+
+def kpoint_mesh(atoms: Atoms, kpt_density: float, gamma_only_atoms: int) -> tuple[int, int, int]:
+    """Monkhorst-Pack sizes for ``atoms`` (1 along directions with ``pbc`` False).
+
+    Parameters
+    ----------
+    atoms
+        The cell; ``atoms.pbc`` marks the periodic directions.
+    kpt_density
+        k-points per reciprocal Angstrom (ASE convention, ``2 pi / |a|`` scaled); 0 = Gamma.
+    gamma_only_atoms
+        Cells with at least this many atoms use the Gamma point only.
+    """
+    if kpt_density <= 0 or len(atoms) >= gamma_only_atoms or not atoms.pbc.any():
+        return (1, 1, 1)
+    sizes = kptdensity2monkhorstpack(atoms, kptdensity=kpt_density, even=False)
+    return tuple(int(n) if p else 1 for n, p in zip(sizes, atoms.pbc, strict=True))
+
+
+def needs_dipole_correction(atoms: Atoms) -> bool:
+    """True for slabs: exactly two periodic directions (the vacuum axis is the third)."""
+    return int(np.sum(atoms.pbc)) == 2
+
+
+def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0) -> dict[str, Any]:
+    """Mixer, smearing and iteration limit for SCF attempt number ``attempt`` (0 = as set)."""
+    d = settings.dft
+    width = d.smearing_width if is_metal else d.insulator_smearing
+    beta = d.mixer_beta
+    maxiter = d.maxiter
+    if attempt > 0:
+        beta = d.mixer_beta / 2**attempt
+        width = max(width, 0.05) * 2**attempt
+        maxiter = d.maxiter * (1 + attempt)
+    return {
+        "mixer": {"beta": beta, "nmaxold": 5 + 3 * attempt, "weight": 50.0},
+        "occupations": {"name": "fermi-dirac", "width": width},
+        "maxiter": maxiter,
+    }
+
+
+def gpaw_parameters(
+    settings: CalcSettings,
+    atoms: Atoms,
+    *,
+    moving: bool,
+    is_metal: bool,
+    spin: bool = False,
+    attempt: int = 0,
+) -> dict[str, Any]:
+    """Keyword arguments for ``gpaw.GPAW`` (without ``txt``); see the module docstring."""
+    d = settings.dft
+    if d.mode == "pw":
+        mode: dict[str, Any] = {"name": "pw", "ecut": d.ecut}
+    elif d.mode == "lcao":
+        mode = {"name": "lcao"}
+    else:
+        mode = {"name": "fd"}
+    params: dict[str, Any] = {
+        "mode": mode,
+        "xc": d.xc,
+        "kpts": {"size": kpoint_mesh(atoms, d.kpt_density, d.gamma_only_atoms), "gamma": True},
+        "convergence": {"energy": d.scf_energy, "density": d.scf_density},
+    }
+    if d.mode in ("lcao", "fd"):
+        params["h"] = d.h
+    if d.mode == "lcao":
+        params["basis"] = d.basis
+    params.update(scf_parameters(settings, is_metal=is_metal, attempt=attempt))
+    if moving:
+        params["symmetry"] = "off"
+    if needs_dipole_correction(atoms):
+        params["poissonsolver"] = {"dipolelayer": "xy"}
+    if spin:
+        params["spinpol"] = True
+    return params
+
+
+def make_calculator(
+    settings: CalcSettings,
+    atoms: Atoms,
+    *,
+    txt: str | Path | None,
+    moving: bool,
+    is_metal: bool,
+    spin: bool = False,
+    dispersion: bool = False,
+    attempt: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> Calculator:
+    """Return the ASE calculator for ``atoms`` with ``settings``.
+
+    Parameters
+    ----------
+    settings
+        Full calculation settings (only ``settings.dft`` is used here).
+    atoms
+        Geometry; its cell, ``pbc`` and size set k-points and dipole correction.
+    txt
+        GPAW log file (``None`` = silent).
+    moving
+        Atoms will move (relax/NEB): symmetry is switched off.
+    is_metal
+        Use the metal smearing width.
+    spin
+        Spin-polarised calculation (initial moments from ``atoms``).
+    dispersion
+        The phase needs dispersion; D3(BJ) is added when ``settings.dft.dispersion == 'd3'``.
+    attempt
+        SCF retry number (0 = settings as given, > 0 = safer mixing and smearing).
+    extra
+        GPAW keywords that replace the computed ones (e.g. ``{'hund': True}`` for the atom).
+    """
+    if settings.engine != "gpaw":
+        raise InputError(
+            f"make_calculator builds GPAW calculators but settings.engine={settings.engine!r}; "
+            "use interphase_dft.calc.ml.ml_calculator for the surrogate"
+        )
+    from gpaw import GPAW
+
+    params = gpaw_parameters(
+        settings, atoms, moving=moving, is_metal=is_metal, spin=spin, attempt=attempt
+    )
+    params.update(extra or {})
+    calc: Calculator = GPAW(txt=str(txt) if txt is not None else None, **params)
+    if dispersion_applied(settings, dispersion) == "d3":
+        calc = add_d3(calc, settings.dft.xc)
+    return calc
+
+
+def dispersion_applied(settings: CalcSettings, requested: bool) -> str:
+    """Name of the dispersion correction actually applied: ``'d3(bj)'``-style or ``'none'``."""
+    return "d3" if requested and settings.dft.dispersion == "d3" else "none"
+
+
+def add_d3(calc: Calculator, xc: str) -> Calculator:
+    """Wrap ``calc`` in a SumCalculator with DFT-D3(BJ) for functional ``xc``."""
+    try:
+        from dftd3.ase import DFTD3
+    except ImportError as exc:
+        raise CalculationError(
+            "dispersion='d3' was requested but the 'dftd3' package is not installed; "
+            "install the d3 extra (pip install 'interphase-dft[d3]', a manylinux wheel) or set "
+            "dft.dispersion='none' and accept plain-PBE under-binding of P2S5"
+        ) from exc
+    from ase.calculators.mixing import SumCalculator
+
+    return SumCalculator([calc, DFTD3(method=xc, damping="d3bj")])
+
+
+@dataclass(frozen=True)
+class GPAWFactory:
+    """Picklable recipe for GPAW calculators: ``factory(atoms, attempt)`` -> calculator.
+
+    Runners call it once per structure (and once per NEB image) and again with a larger
+    ``attempt`` when the SCF does not converge. ``txt`` names the GPAW log; ``label`` is
+    appended so NEB images get separate logs.
+    """
+
+    settings: CalcSettings
+    is_metal: bool
+    moving: bool = True
+    spin: bool = False
+    dispersion: bool = False
+    txt: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
+        txt = self.txt
+        if txt is not None:
+            p = Path(txt)
+            if label and label not in p.stem:
+                p = p.with_name(f"{p.stem}-{label}{p.suffix}")
+            if world.rank == 0:
+                p.parent.mkdir(parents=True, exist_ok=True)
+            world.barrier()
+            txt = str(p)
+        return make_calculator(
+            self.settings, atoms, txt=txt, moving=self.moving, is_metal=self.is_metal,
+            spin=self.spin, dispersion=self.dispersion, attempt=attempt, extra=self.extra,
+        )
+
+    @property
+    def description(self) -> dict[str, Any]:
+        """What this factory applies (stored in documents)."""
+        return {
+            "engine": "gpaw",
+            "is_metal": self.is_metal,
+            "spin": self.spin,
+            "dispersion": dispersion_applied(self.settings, self.dispersion),
+            "symmetry": "off" if self.moving else "on",
+            "dft": self.settings.dft.model_dump(),
+            "extra": dict(self.extra),
+        }
+
+
+def factory_for(settings: CalcSettings, *, is_metal: bool, dispersion: bool = False,
+                moving: bool = True, spin: bool = False, txt: str | None = None,
+                extra: dict[str, Any] | None = None, ml_model: Any = None) -> Any:
+    """The calculator factory for ``settings.engine``: :class:`GPAWFactory` or ``MLFactory``.
+
+    ``ml_model`` shares an already loaded surrogate between factories (engine ``'ml'``).
+    """
+    if settings.engine == "ml":
+        from interphase_dft.calc.ml import MLFactory
+
+        return MLFactory(settings.ml, _model=ml_model)
+    return GPAWFactory(settings, is_metal=is_metal, moving=moving, spin=spin,
+                       dispersion=dispersion, txt=txt, extra=dict(extra or {}))

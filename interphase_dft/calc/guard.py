@@ -1,0 +1,181 @@
+"""A calculator wrapper that counts force calls, checks results and retries a failed SCF.
+
+:class:`GuardedCalculator` sits between ASE (optimizers, NEB) and the real calculator built by a
+factory ``factory(atoms, attempt, label)``. It
+
+* refuses geometries with two atoms closer than ``min_distance`` (collapsed structures),
+* raises :class:`CalculationError` for NaN/inf energies or forces and for forces above
+  ``max_force`` (eV/Angstrom), naming the formula and the setting,
+* turns a missing PAW setup into a :class:`CalculationError`,
+* on an SCF ``ConvergenceError`` rebuilds the calculator with ``attempt + 1`` (safer mixing,
+  larger smearing; see :func:`interphase_dft.calc.factory.scf_parameters`) and records a warning,
+* serves a stored result (``seed``) for the geometry a resumed run starts from, so a restart
+  does not recompute the last checkpointed step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from interphase_dft.calc.checkpoint import same_geometry
+from interphase_dft.errors import CalculationError
+
+log = logging.getLogger("interphase_dft.calc")
+
+CalcFactory = Callable[..., Calculator]
+MAX_SCF_ATTEMPTS = 3
+
+
+def min_distance(atoms: Atoms) -> float:
+    """Shortest interatomic distance (minimum image), Angstrom; inf for one atom."""
+    if len(atoms) < 2:
+        return float("inf")
+    d = atoms.get_all_distances(mic=bool(atoms.pbc.any()))
+    d[np.diag_indices_from(d)] = np.inf
+    return float(d.min())
+
+
+def check_geometry(atoms: Atoms, min_dist: float = 0.5, what: str = "") -> None:
+    """Raise :class:`CalculationError` when two atoms are closer than ``min_dist`` Angstrom."""
+    dmin = min_distance(atoms)
+    if dmin < min_dist:
+        raise CalculationError(
+            f"{what or 'structure'} {atoms.get_chemical_formula()}: atoms collapsed "
+            f"(shortest distance {dmin:.3f} A < {min_dist} A); check the starting geometry "
+            "(overlapping Li site or interface gap) or lower relax.fmax step sizes"
+        )
+
+
+def check_results(atoms: Atoms, energy: float, forces: np.ndarray, max_force: float,
+                  setting: str = "") -> None:
+    """Raise :class:`CalculationError` for NaN/inf results or forces above ``max_force``."""
+    formula = atoms.get_chemical_formula()
+    if not np.isfinite(energy) or not np.all(np.isfinite(forces)):
+        raise CalculationError(
+            f"{formula}: NaN/inf energy or forces ({setting}); the SCF diverged or the "
+            "geometry is unphysical: check the structure, raise dft.ecut or lower dft.mixer_beta"
+        )
+    fmax = float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
+    if fmax > max_force:
+        raise CalculationError(
+            f"{formula}: force {fmax:.1f} eV/A exceeds {max_force} eV/A ({setting}); atoms "
+            "nearly overlap or the SCF is wrong: check the starting geometry"
+        )
+
+
+class GuardedCalculator(Calculator):
+    """Wrap a calculator factory; see the module docstring.
+
+    Parameters
+    ----------
+    factory
+        ``factory(atoms, attempt=0, label='') -> Calculator``.
+    label
+        Passed to the factory (e.g. NEB image name for separate GPAW logs).
+    seed
+        Optional ``(atoms_with_results)`` whose results are returned for the same geometry.
+    setting
+        Short description of the settings, used in error messages.
+    max_force
+        Forces above this (eV/Angstrom) raise :class:`CalculationError`.
+    min_dist
+        Geometries with a shorter interatomic distance (Angstrom) raise before computing.
+    """
+
+    implemented_properties = ("energy", "free_energy", "forces", "stress")  # noqa: RUF012
+
+    def __init__(self, factory: CalcFactory, *, label: str = "", seed: Atoms | None = None,
+                 setting: str = "", max_force: float = 500.0, min_dist: float = 0.5) -> None:
+        super().__init__()
+        self.factory = factory
+        self.label = label
+        self.seed = seed
+        self.setting = setting
+        self.max_force = max_force
+        self.min_dist = min_dist
+        self.calls = 0
+        self.attempt = 0
+        self.warnings: list[str] = []
+        self._inner: Calculator | None = None
+
+    def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
+                  system_changes: Any = all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        if self.seed is not None and same_geometry(atoms, self.seed):
+            seed_results = dict(self.seed.calc.results)
+            if "stress" not in properties or "stress" in seed_results:
+                self.results = seed_results
+                self.seed = None
+                return
+        self.seed = None
+        check_geometry(atoms, self.min_dist, what=self.label)
+        want_stress = "stress" in properties
+        while True:
+            if self._inner is None:
+                self._inner = self._build(atoms)
+            try:
+                work = atoms.copy()
+                work.calc = self._inner
+                energy = float(work.get_potential_energy())
+                forces = np.array(work.get_forces())
+                results: dict[str, Any] = {"energy": energy, "forces": forces}
+                try:
+                    results["free_energy"] = float(work.get_potential_energy(force_consistent=True))
+                except Exception:
+                    results["free_energy"] = energy
+                if want_stress:
+                    results["stress"] = np.array(work.get_stress())
+                break
+            except CalculationError:
+                raise
+            except Exception as exc:
+                wrap_setup_errors(exc, atoms, self.setting)
+                if not _is_convergence_error(exc):
+                    raise
+                self.attempt += 1
+                msg = (f"{atoms.get_chemical_formula()} {self.label}: SCF not converged; "
+                       f"retry {self.attempt} with safer mixing (beta/{2**self.attempt}) and "
+                       f"smearing x{2**self.attempt}")
+                if self.attempt >= MAX_SCF_ATTEMPTS:
+                    raise CalculationError(
+                        f"{atoms.get_chemical_formula()}: SCF did not converge after "
+                        f"{MAX_SCF_ATTEMPTS} attempts ({self.setting}); raise dft.maxiter, lower "
+                        "dft.mixer_beta or check the structure"
+                    ) from exc
+                log.warning(msg)
+                self.warnings.append(msg)
+                self._inner = None
+        self.calls += 1
+        check_results(atoms, results["energy"], results["forces"], self.max_force, self.setting)
+        self.results = results
+
+    def _build(self, atoms: Atoms) -> Calculator:
+        try:
+            return self.factory(atoms, attempt=self.attempt, label=self.label)
+        except FileNotFoundError as exc:
+            wrap_setup_errors(exc, atoms, self.setting)
+            raise
+
+
+def _is_convergence_error(exc: BaseException) -> bool:
+    try:
+        from gpaw import ConvergenceError
+    except ImportError:  # pragma: no cover - GPAW is a hard dependency
+        return False
+    return isinstance(exc, ConvergenceError)
+
+
+def wrap_setup_errors(exc: BaseException, atoms: Atoms, setting: str) -> None:
+    """Re-raise a missing-PAW-setup ``FileNotFoundError`` as :class:`CalculationError`."""
+    if isinstance(exc, FileNotFoundError) and ("PAW" in str(exc) or "setup" in str(exc)):
+        raise CalculationError(
+            f"{atoms.get_chemical_formula()}: missing PAW setup ({setting}): {exc}; install "
+            "the datasets (gpaw-data) or set GPAW_SETUP_PATH"
+        ) from exc

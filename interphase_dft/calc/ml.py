@@ -1,0 +1,80 @@
+"""ML surrogate (CHGNet) as an ASE calculator, loaded offline from the weights in the wheel.
+
+The surrogate is used for pre-relaxations and to pre-converge NEB paths only. Its energies
+are never mixed with DFT energies: documents record the stage (``'ml'``, ``'ml+dft'``,
+``'dft'``) and keep an ML barrier in a separate field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from interphase_dft.calc.settings import MLSettings
+from interphase_dft.errors import CalculationError
+
+#: CHGNet weights version shipped inside the chgnet wheel (no download)
+CHGNET_MODEL = "0.3.0"
+
+_OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TORCH_HOME": os.path.join(os.path.expanduser("~"), ".cache", "torch"),
+}
+
+
+def _offline_environment() -> None:
+    for key, value in _OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def load_model(settings: MLSettings) -> Any:
+    """Load the pretrained CHGNet model from the package directory (never downloads)."""
+    _offline_environment()
+    try:
+        from chgnet.model import CHGNet
+    except ImportError as exc:
+        raise CalculationError(
+            "the ML surrogate needs chgnet: install the ml extra "
+            "(scripts/bootstrap.sh dev,ml) or set neb.ml_prestage=false"
+        ) from exc
+    return CHGNet.load(model_name=CHGNET_MODEL, use_device=settings.device, verbose=False)
+
+
+def ml_calculator(settings: MLSettings, model: Any = None) -> Calculator:
+    """Return a CHGNet ASE calculator (energies eV, forces eV/Angstrom, stress).
+
+    Parameters
+    ----------
+    settings
+        ``settings.model`` must be ``'chgnet'``; ``settings.device`` e.g. ``'cpu'``.
+    model
+        An already loaded model to share between calculators (NEB images).
+    """
+    if settings.model != "chgnet":
+        raise CalculationError(f"unknown ML model {settings.model!r}; only 'chgnet' is supported")
+    from chgnet.model.dynamics import CHGNetCalculator
+
+    model = model if model is not None else load_model(settings)
+    return CHGNetCalculator(model=model, use_device=settings.device)
+
+
+@dataclass
+class MLFactory:
+    """Factory ``factory(atoms, attempt=0, label='')`` for CHGNet calculators (shared model)."""
+
+    settings: MLSettings
+    _model: Any = field(default=None, repr=False)
+
+    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
+        if self._model is None:
+            self._model = load_model(self.settings)
+        return ml_calculator(self.settings, self._model)
+
+    @property
+    def description(self) -> dict[str, Any]:
+        return {"engine": "ml", "model": f"chgnet-{CHGNET_MODEL}", "device": self.settings.device}

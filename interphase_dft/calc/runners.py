@@ -1,0 +1,264 @@
+"""Static and relaxation runners with checkpoints that survive a kill at any point.
+
+Files in ``workdir`` for a run called ``label``:
+
+``{label}.traj``
+    every evaluated geometry, with energy/forces(/stress) in a SinglePointCalculator;
+``{label}.json``
+    state: ``status`` (running/done), steps, energy, fmax, converged, force calls, warnings,
+    and a fingerprint of the input structure and settings;
+``{label}-opt.json``
+    the optimizer's own restart file (BFGS Hessian, FIRE velocities, ...).
+
+Calling the same runner again with the same arguments and ``workdir`` resumes from the last
+trajectory frame (its stored energy and forces are reused, so no step is recomputed) with the
+optimizer's restart file, or returns the stored result when the run had finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from interphase_dft.calc.checkpoint import (
+    append_frame,
+    read_frames,
+    read_json,
+    same_geometry,
+    snapshot,
+    write_json,
+)
+from interphase_dft.calc.guard import CalcFactory, GuardedCalculator
+from interphase_dft.calc.settings import RelaxSettings
+from interphase_dft.errors import CalculationError, InputError
+from interphase_dft.schemas import settings_hash, structure_hash
+
+log = logging.getLogger("interphase_dft.calc")
+
+
+@dataclass
+class RunResult:
+    """Outcome of a static or relaxation run (energies eV, forces eV/Angstrom)."""
+
+    atoms: Atoms
+    energy: float
+    fmax: float
+    steps: int
+    converged: bool
+    force_calls: int
+    warnings: list[str] = field(default_factory=list)
+    wall_time: float = 0.0
+    resumed: bool = False
+
+
+def _factory_of(calc: Calculator | CalcFactory) -> CalcFactory:
+    if isinstance(calc, Calculator):
+        def fixed(atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
+            return calc
+        return fixed
+    return calc
+
+
+def _describe(calc: Calculator | CalcFactory) -> dict[str, Any]:
+    desc = getattr(calc, "description", None)
+    if isinstance(desc, dict):
+        return desc
+    settings = getattr(calc, "settings", None)
+    if settings is not None and hasattr(settings, "model_dump"):
+        return {"settings": settings.model_dump()}
+    return {"calculator": type(calc).__name__}
+
+
+def _fingerprint(atoms: Atoms, extra: dict[str, Any]) -> str:
+    return structure_hash(atoms)[:16] + "-" + settings_hash(extra)[:16]
+
+
+def _check_fingerprint(state: dict[str, Any] | None, fingerprint: str, path: Path) -> None:
+    if state and state.get("fingerprint") not in (None, fingerprint):
+        raise InputError(
+            f"{path} belongs to a different structure or settings "
+            f"({state.get('fingerprint')} != {fingerprint}); use a fresh workdir or delete it"
+        )
+
+
+def _fmax(forces: np.ndarray) -> float:
+    return float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
+
+
+def _result_from_state(state: dict[str, Any], atoms: Atoms) -> RunResult:
+    return RunResult(
+        atoms=atoms, energy=state["energy"], fmax=state["fmax"], steps=state["steps"],
+        converged=state["converged"], force_calls=state["force_calls"],
+        warnings=list(state.get("warnings", [])), wall_time=state.get("wall_time", 0.0),
+        resumed=True,
+    )
+
+
+def static(atoms: Atoms, calc: Calculator | CalcFactory, workdir: Path | str,
+           label: str = "static") -> RunResult:
+    """Single point: energy and forces of ``atoms``; stored result returned on a second call.
+
+    Parameters
+    ----------
+    atoms
+        Structure (not modified).
+    calc
+        A calculator or a factory ``factory(atoms, attempt=0, label='')``.
+    workdir
+        Directory for ``{label}.traj`` and ``{label}.json``.
+    """
+    workdir = Path(workdir)
+    traj, state_path = workdir / f"{label}.traj", workdir / f"{label}.json"
+    fingerprint = _fingerprint(atoms, {"kind": "static", **_describe(calc)})
+    state = read_json(state_path)
+    _check_fingerprint(state, fingerprint, state_path)
+    frames = read_frames(traj)
+    if state and state.get("status") == "done" and frames:
+        return _result_from_state(state, frames[-1])
+    t0 = time.perf_counter()
+    work = atoms.copy()
+    guard = GuardedCalculator(_factory_of(calc), label=label)
+    work.calc = guard
+    energy = float(work.get_potential_energy())
+    forces = work.get_forces()
+    frame = snapshot(work, guard.results)
+    append_frame(traj, frame)
+    result = RunResult(atoms=frame, energy=energy, fmax=_fmax(forces), steps=0, converged=True,
+                       force_calls=guard.calls, warnings=guard.warnings,
+                       wall_time=time.perf_counter() - t0)
+    _write_state(state_path, result, fingerprint, "done", kind="static")
+    log.info("static %s %s: E = %.6f eV (%.1f s)", label, atoms.get_chemical_formula(), energy,
+             result.wall_time)
+    return result
+
+
+def _write_state(path: Path, r: RunResult, fingerprint: str, status: str, kind: str) -> None:
+    write_json(path, {
+        "kind": kind, "status": status, "fingerprint": fingerprint, "steps": r.steps,
+        "energy": r.energy, "fmax": r.fmax, "converged": r.converged,
+        "force_calls": r.force_calls, "warnings": r.warnings, "wall_time": r.wall_time,
+        "formula": r.atoms.get_chemical_formula(),
+    })
+
+
+def _optimizer_class(name: str) -> type:
+    from ase import optimize
+
+    try:
+        return getattr(optimize, name)
+    except AttributeError as exc:
+        raise InputError(f"unknown optimizer {name!r}; use BFGS, FIRE, LBFGS or "
+                         "BFGSLineSearch") from exc
+
+
+def relax(atoms: Atoms, calc_factory: CalcFactory, workdir: Path | str,
+          settings: RelaxSettings, cell: bool = False, label: str = "relax") -> RunResult:
+    """Relax positions (and the cell when ``cell``) to ``settings.fmax`` with checkpoints.
+
+    Parameters
+    ----------
+    atoms
+        Starting structure with its constraints (not modified).
+    calc_factory
+        ``factory(atoms, attempt=0, label='') -> Calculator`` (e.g. :class:`GPAWFactory`).
+    workdir
+        Directory for the checkpoint files (see module docstring).
+    settings
+        ``fmax`` (eV/Angstrom), ``steps`` (total over all restarts) and ``optimizer``.
+    cell
+        Also relax the cell (``FrechetCellFilter``; needs a calculator with stress).
+
+    Returns
+    -------
+    RunResult
+        ``steps`` counts optimizer steps over all restarts; ``force_calls`` the real
+        calculator evaluations (a resumed run reuses the stored last frame).
+    """
+    from ase.filters import FrechetCellFilter
+
+    workdir = Path(workdir)
+    traj = workdir / f"{label}.traj"
+    state_path = workdir / f"{label}.json"
+    opt_path = workdir / f"{label}-opt.json"
+    fingerprint = _fingerprint(atoms, {"kind": "relax", "cell": cell,
+                                       **settings.model_dump(), **_describe(calc_factory)})
+    state = read_json(state_path)
+    _check_fingerprint(state, fingerprint, state_path)
+    frames = read_frames(traj)
+    if state and state.get("status") == "done" and frames:
+        log.info("relax %s: finished earlier, returning the stored result", label)
+        return _result_from_state(state, frames[-1])
+
+    work = atoms.copy()
+    seed: Atoms | None = None
+    prior_calls = int(state.get("force_calls", 0)) if state else 0
+    prior_warnings = list(state.get("warnings", [])) if state else []
+    prior_time = float(state.get("wall_time", 0.0)) if state else 0.0
+    if frames:
+        last = frames[-1]
+        work.positions = last.positions
+        work.cell = last.cell
+        seed = last
+        log.info("relax %s: resuming from step %d", label, len(frames) - 1)
+    elif opt_path.exists():
+        opt_path.unlink()  # optimizer state without any frame belongs to nothing
+    guard = GuardedCalculator(calc_factory, label=label, seed=seed)
+    work.calc = guard
+    target = FrechetCellFilter(work) if cell else work
+    t0 = time.perf_counter()
+    opt = _optimizer_class(settings.optimizer)(target, restart=str(opt_path), logfile=None)
+    written = {"n": len(frames), "last": frames[-1] if frames else None}
+
+    def current() -> RunResult:
+        forces = target.get_forces()
+        return RunResult(
+            atoms=snapshot(work, guard.results), energy=float(work.get_potential_energy()),
+            fmax=_fmax(np.asarray(forces)), steps=max(written["n"] - 1, 0), converged=False,
+            force_calls=prior_calls + guard.calls, warnings=prior_warnings + guard.warnings,
+            wall_time=prior_time + time.perf_counter() - t0,
+        )
+
+    def observe() -> None:
+        if written["last"] is not None and same_geometry(written["last"], work):
+            return
+        frame = snapshot(work, guard.results)
+        append_frame(traj, frame)
+        written["n"] += 1
+        written["last"] = frame
+        r = current()
+        _write_state(state_path, r, fingerprint, "running", kind="relax")
+        log.info("relax %s %s step %d: E = %.6f eV fmax = %.4f eV/A", label,
+                 work.get_chemical_formula(), r.steps, r.energy, r.fmax)
+
+    opt.attach(observe, interval=1)
+    remaining = settings.steps - max(len(frames) - 1, 0)
+    converged = False
+    if remaining > 0:
+        converged = bool(opt.run(fmax=settings.fmax, steps=remaining))
+    observe()
+    result = current()
+    result.converged = converged or result.fmax <= settings.fmax
+    result.resumed = bool(frames)
+    if not result.converged:
+        msg = (f"relax {label} {work.get_chemical_formula()}: not converged after "
+               f"{result.steps} steps (fmax {result.fmax:.3f} > {settings.fmax} eV/A)")
+        log.warning(msg)
+        result.warnings.append(msg)
+    _write_state(state_path, result, fingerprint, "done", kind="relax")
+    return result
+
+
+def require_converged(result: RunResult, what: str) -> None:
+    """Raise :class:`CalculationError` if a relaxation did not converge."""
+    if not result.converged:
+        raise CalculationError(
+            f"{what} {result.atoms.get_chemical_formula()} did not converge "
+            f"(fmax {result.fmax:.3f} eV/A after {result.steps} steps); raise relax.steps"
+        )

@@ -1,0 +1,221 @@
+"""Campaign specs: the YAML file users edit and submit (``workflows/*.yaml``).
+
+A spec is validated completely, with the line of every problem, before anything is
+submitted::
+
+    name: laptop
+    preset: laptop              # test | laptop | production
+    overrides: {dft: {ecut: 350}}
+    binding:
+      phases: [Al, LiAl, LPSC]
+      modes: [surface]          # surface | bulk
+    barriers:
+      - {a: LiAl, b: LPSC}
+    analysis: true
+
+No FireWorks import here: the spec, its settings and the work keys are engine-agnostic.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from interphase_dft.calc.settings import PRESETS, CalcSettings, preset
+from interphase_dft.errors import InputError
+from interphase_dft.schemas import settings_hash
+
+MODES = ("surface", "bulk")
+TOP_KEYS = {"name": True, "preset": True, "overrides": False, "binding": False,
+            "barriers": False, "analysis": False}
+
+
+@dataclass(frozen=True)
+class BarrierSpec:
+    """One interface A|B whose Li migration barrier is computed."""
+
+    a: str
+    b: str
+
+    @property
+    def interface(self) -> str:
+        return f"{self.a}|{self.b}"
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """A validated campaign (see module docstring)."""
+
+    name: str
+    preset: Literal["test", "laptop", "production"]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    phases: tuple[str, ...] = ()
+    modes: tuple[str, ...] = ("surface",)
+    barriers: tuple[BarrierSpec, ...] = ()
+    analysis: bool = True
+    source: str = "<spec>"
+
+    def settings(self) -> CalcSettings:
+        """The :class:`CalcSettings` every calculation of this campaign uses."""
+        return preset(self.preset, self.overrides)
+
+    def binding_jobs(self) -> list[tuple[str, str]]:
+        """(phase, mode) pairs, in spec order."""
+        return [(p, m) for p in self.phases for m in self.modes]
+
+
+def work_key(kind: str, settings: CalcSettings, **params: str) -> str:
+    """Deterministic key of one unit of work: kind + inputs + settings hash (hex, 64 chars).
+
+    Identical work (same phase/interface, same physics settings) has the same key, so a
+    resubmitted campaign finds finished results instead of recomputing them.
+    """
+    payload = {"kind": kind, "params": params,
+               "settings": settings_hash(settings.model_dump(mode="json"))}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def load_spec(path: str | Path) -> CampaignSpec:
+    """Read and validate a campaign YAML file.
+
+    Raises
+    ------
+    InputError
+        The message names the file, the line and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"campaign spec {path} not found; pass the path of a YAML file "
+                         "(examples in workflows/)")
+    return parse_spec(path.read_text(), source=str(path))
+
+
+def parse_spec(text: str, source: str = "<spec>") -> CampaignSpec:
+    """Validate campaign YAML ``text``; ``source`` names it in error messages."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise InputError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); "
+                         "fix the syntax (indentation, colons, brackets)") from exc
+    if not isinstance(root, MappingNode):
+        raise InputError(f"{source}:1: a campaign spec must be a mapping with keys "
+                         f"{', '.join(TOP_KEYS)}")
+    v = _Validator(source)
+    top = v.mapping(root, TOP_KEYS, "campaign spec")
+    name = v.string(top["name"], "name")
+    preset_name = v.string(top["preset"], "preset")
+    if preset_name not in PRESETS:
+        hint = _hint(preset_name, PRESETS)
+        raise v.error(top["preset"], f"unknown preset {preset_name!r}{hint}; "
+                      f"choose one of {', '.join(PRESETS)}")
+    overrides: dict[str, Any] = {}
+    if "overrides" in top:
+        overrides = v.value(top["overrides"]) or {}
+        if not isinstance(overrides, dict):
+            raise v.error(top["overrides"], "'overrides' must be a mapping such as "
+                          "{dft: {ecut: 350}}")
+        try:
+            preset(preset_name, overrides)
+        except InputError as exc:
+            raise v.error(top["overrides"], str(exc)) from exc
+    phases: list[str] = []
+    modes: list[str] = ["surface"]
+    if "binding" in top:
+        bind = v.mapping(top["binding"], {"phases": True, "modes": False}, "binding")
+        phases = [v.phase(n, "binding.phases") for n in v.sequence(bind["phases"], "phases")]
+        if "modes" in bind:
+            modes = []
+            for node in v.sequence(bind["modes"], "binding.modes"):
+                mode = v.string(node, "binding.modes")
+                if mode not in MODES:
+                    raise v.error(node, f"unknown binding mode {mode!r}{_hint(mode, MODES)}; "
+                                  f"use {' or '.join(MODES)}")
+                modes.append(mode)
+    barriers: list[BarrierSpec] = []
+    if "barriers" in top:
+        for node in v.sequence(top["barriers"], "barriers"):
+            pair = v.mapping(node, {"a": True, "b": True}, "barrier")
+            a, b = v.phase(pair["a"], "barriers.a"), v.phase(pair["b"], "barriers.b")
+            if a == b:
+                raise v.error(node, f"barrier {a}|{b} needs two different phases")
+            barriers.append(BarrierSpec(a, b))
+    analysis = True
+    if "analysis" in top:
+        analysis = v.value(top["analysis"])
+        if not isinstance(analysis, bool):
+            raise v.error(top["analysis"], "'analysis' must be true or false")
+    if not phases and not barriers:
+        raise InputError(f"{source}:1: the campaign computes nothing; add binding.phases "
+                         "and/or barriers")
+    return CampaignSpec(
+        name=name, preset=preset_name, overrides=overrides,  # type: ignore[arg-type]
+        phases=tuple(dict.fromkeys(phases)), modes=tuple(dict.fromkeys(modes)),
+        barriers=tuple(dict.fromkeys(barriers)), analysis=analysis, source=source,
+    )
+
+
+def _hint(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.4)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Validator:
+    """Checks YAML nodes and raises InputError naming ``source:line``."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, node: Node, message: str) -> InputError:
+        return InputError(f"{self.source}:{node.start_mark.line + 1}: {message}")
+
+    def value(self, node: Node) -> Any:
+        return yaml.SafeLoader("").construct_object(node, deep=True) if node else None
+
+    def mapping(self, node: Node, keys: dict[str, bool], what: str) -> dict[str, Node]:
+        if not isinstance(node, MappingNode):
+            raise self.error(node, f"{what} must be a mapping with keys {', '.join(keys)}")
+        out: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key not in keys:
+                raise self.error(key_node, f"unknown field {key!r} in {what}{_hint(key, keys)}; "
+                                 f"allowed: {', '.join(keys)}")
+            if key in out:
+                raise self.error(key_node, f"field {key!r} given twice in {what}")
+            out[key] = value_node
+        missing = [k for k, required in keys.items() if required and k not in out]
+        if missing:
+            raise self.error(node, f"{what} is missing required field(s) {', '.join(missing)}")
+        return out
+
+    def sequence(self, node: Node, what: str) -> list[Node]:
+        if not isinstance(node, SequenceNode):
+            raise self.error(node, f"{what} must be a list, e.g. [Al, LiAl]")
+        return list(node.value)
+
+    def string(self, node: Node, what: str) -> str:
+        if not isinstance(node, ScalarNode) or not str(node.value).strip():
+            raise self.error(node, f"{what} must be a non-empty string")
+        return str(node.value).strip()
+
+    def phase(self, node: Node, what: str) -> str:
+        from interphase_dft.phases import resolve_phase
+
+        name = self.string(node, what)
+        try:
+            canonical = resolve_phase(name)
+        except InputError as exc:
+            raise self.error(node, str(exc)) from exc
+        if canonical == "Li":
+            raise self.error(node, "Li is the reference phase (computed by the prepare step); "
+                             "list host phases only")
+        return canonical

@@ -1,0 +1,214 @@
+"""Workflow commands: submit, run, status, qlaunch, rerun, campaign, results.
+
+The LaunchPad is ``--launchpad FILE``, else ``$INTERPHASE_LAUNCHPAD``, else the embedded store
+in ``./.interphase`` (see :mod:`interphase_dft.fw.launchpad`). Every message is redacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+RESULT_COLUMNS = ("kind", "phase", "mode", "interface", "binding_energy_atom",
+                  "binding_energy_bcc", "barrier_forward", "barrier_reverse", "converged",
+                  "preset", "task_key", "uid")
+
+
+def register(sub: Any) -> None:
+    def add(name: str, help_: str, handler: Any) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--launchpad", default=None, metavar="FILE",
+                       help="FireWorks my_launchpad.yaml (default: $INTERPHASE_LAUNCHPAD, else "
+                            "the embedded store in ./.interphase)")
+        p.set_defaults(func=handler)
+        return p
+
+    def run_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+        p.add_argument("--launch-dir", default="launches",
+                       help="where FireWorks launch directories go (default ./launches)")
+
+    p = add("submit", "validate a campaign spec and add its missing work to the LaunchPad",
+            _submit)
+    p.add_argument("spec", help="campaign YAML (see workflows/)")
+    p.add_argument("--runs-dir", default=None, help="calculation directories (default ./runs)")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="report directory written by the analysis step")
+    run_opts(add("run", "run the queued fireworks locally until none is left", _run))
+    add("status", "show the LaunchPad location and the state of every firework", _status)
+    p = add("qlaunch", "submit queue (Slurm) jobs for READY fireworks (reservation mode)",
+            _qlaunch)
+    p.add_argument("--njobs", type=int, default=1, help="maximum number of jobs to submit")
+    p.add_argument("--qadapter", default=None, help="queue adapter YAML "
+                   "(default: hpc/my_qadapter.yaml)")
+    p.add_argument("--launch-dir", default="launches", help="job directories (default ./launches)")
+    p.add_argument("--wait", action="store_true",
+                   help="keep --njobs jobs busy until every firework has finished")
+    p = add("rerun", "detect lost runs and/or rerun fizzled fireworks", _rerun)
+    p.add_argument("--fizzled", action="store_true", help="rerun FIZZLED fireworks")
+    p.add_argument("--lost", action="store_true", help="rerun lost RUNNING fireworks")
+    p.add_argument("--expiration", type=float, default=4 * 3600.0,
+                   help="seconds without a ping after which a RUNNING launch is lost")
+    p = add("campaign", "submit a campaign, run it locally with progress and write the report",
+            _campaign)
+    p.add_argument("spec", help="campaign YAML (see workflows/)")
+    p.add_argument("--report", default="report", metavar="DIR", help="report directory")
+    p.add_argument("--runs-dir", default=None, help="calculation directories (default ./runs)")
+    run_opts(p)
+    p = add("results", "list stored results", _results)
+    p.add_argument("--kind", choices=("binding", "barrier", "references", "test"), default=None)
+    p.add_argument("--phase", default=None)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+
+def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+    from interphase_dft.fw.launchpad import open_launchpad, resolve_launchpad
+
+    config = resolve_launchpad(args.launchpad)
+    return config, open_launchpad(config)
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    from interphase_dft.fw.launchpad import project_dir
+
+    return Path(args.runs_dir).resolve() if args.runs_dir else project_dir() / "runs"
+
+
+def _do_submit(args: argparse.Namespace, report: str | None) -> tuple[Any, Any]:
+    from interphase_dft.campaign import load_spec
+    from interphase_dft.fw.execution import submit_campaign
+
+    spec = load_spec(args.spec)  # validated before the LaunchPad is touched
+    config, lp = _open(args)
+    print(f"LaunchPad: {config.describe()}")
+    rep = submit_campaign(lp, spec, _runs_dir(args), Path(report) if report else None)
+    if rep.n_fireworks:
+        print(f"submitted campaign {spec.name!r}: {rep.n_fireworks} fireworks "
+              f"(fw_ids {rep.workflow_ids[0]}-{rep.workflow_ids[-1]}); "
+              f"{rep.skipped_stored} results already stored, {rep.skipped_queued} queued")
+    else:
+        print(f"nothing to submit for {spec.name!r}: every result is stored or queued")
+    return config, spec
+
+
+def _submit(args: argparse.Namespace) -> int:
+    _do_submit(args, args.report)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from interphase_dft.fw.execution import run_workers
+
+    config, _ = _open(args)
+    print(f"LaunchPad: {config.describe()}")
+    counts = run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir))
+    return 1 if counts.get("FIZZLED") else 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from interphase_dft.fw.execution import firework_rows
+
+    config, lp = _open(args)
+    print(f"LaunchPad: {config.describe()}")
+    rows = firework_rows(lp)
+    if not rows:
+        print("no fireworks; submit a campaign with `interphase-dft submit SPEC`")
+    for r in rows:
+        jobs = f"  jobs {','.join(r['reservation_ids'])}" if r["reservation_ids"] else ""
+        print(f"{r['fw_id']:5d}  {r['state']:10s} {r['name']}{jobs}")
+    return 0
+
+
+def _qlaunch(args: argparse.Namespace) -> int:
+    from interphase_dft.fw.execution import drive_queue, make_qadapter, qlaunch
+
+    config, lp = _open(args)
+    print(f"LaunchPad: {config.describe()}")
+    qadapter = make_qadapter(config, Path(args.qadapter) if args.qadapter else None)
+    if args.wait:
+        counts = drive_queue(lp, qadapter, Path(args.launch_dir), njobs=args.njobs)
+        return 1 if counts.get("FIZZLED") else 0
+    ids = qlaunch(lp, qadapter, Path(args.launch_dir), njobs=args.njobs)
+    print(f"submitted {len(ids)} job(s): {', '.join(ids) or '-'}" if ids
+          else "no READY fireworks to submit")
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    from interphase_dft.fw.execution import detect_and_rerun
+
+    _, lp = _open(args)
+    lost = args.lost or not args.fizzled
+    out = detect_and_rerun(lp, args.expiration, lost=lost, fizzled=args.fizzled)
+    print(f"rerun: lost {out['lost'] or '-'}, fizzled {out['fizzled'] or '-'}")
+    return 0
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from interphase_dft.fw.execution import run_workers, write_report
+    from interphase_dft.fw.launchpad import lp_session
+    from interphase_dft.fw.workflows import campaign_keys
+    from interphase_dft.store import ResultStore
+
+    config, spec = _do_submit(args, None)
+    counts = run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir))
+    with lp_session(_open(args)[1]) as lp:
+        store = ResultStore(lp.db)
+        docs = [d for k in campaign_keys(spec) if (d := store.get_by_task_key(k))]
+    missing = len(campaign_keys(spec)) - len(docs)
+    print(f"{len(docs)} results stored, {missing} missing")
+    if args.report:
+        where = write_report(docs, args.report, campaign=spec)
+        if where:
+            print(f"report: {where}")
+    return 1 if counts.get("FIZZLED") or missing else 0
+
+
+def _results(args: argparse.Namespace) -> int:
+    from interphase_dft.fw.launchpad import lp_session
+    from interphase_dft.phases import resolve_phase
+    from interphase_dft.store import ResultStore
+
+    phase = resolve_phase(args.phase) if args.phase else None
+    _, lp = _open(args)
+    with lp_session(lp) as db_lp:
+        docs = ResultStore(db_lp.db).find(kind=args.kind, phase=phase)
+    print(format_results(docs, args.format), end="")
+    return 0
+
+
+def format_results(docs: list[dict[str, Any]], fmt: str) -> str:
+    """Render result documents as a table, JSON or CSV (credentials are never stored)."""
+    rows = [{c: _cell(d, c) for c in RESULT_COLUMNS} for d in docs]
+    if fmt == "json":
+        return json.dumps([{k: v for k, v in d.items() if not k.startswith("_")} for d in docs],
+                          indent=1, default=str) + os.linesep
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=RESULT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+    if not rows:
+        return "no results stored\n"
+    cols = [c for c in RESULT_COLUMNS if any(r[c] != "" for r in rows)]
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(doc: dict[str, Any], col: str) -> Any:
+    if col == "preset":
+        return (doc.get("settings") or {}).get("preset", "")
+    value = doc.get(col, "")
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if col in ("task_key", "uid") and value:
+        return str(value)[:12]
+    return "" if value is None else value

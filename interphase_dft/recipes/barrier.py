@@ -1,0 +1,314 @@
+"""Li migration barrier recipes: climbing-image NEB between two relaxed endpoints.
+
+:func:`neb_barrier` works on any pair of endpoints (a bulk vacancy hop, an interface hop):
+
+1. both endpoints are relaxed in the same cell (fixed atoms stay fixed);
+2. the band is interpolated with IDPP (``settings.neb.n_images`` intermediate images);
+3. optional ML pre-stage (``settings.neb.ml_prestage``): the band is converged with the CHGNet
+   surrogate to ``ml_fmax`` (plain NEB, then climbing image), then checked: no atoms closer
+   than 0.7 Angstrom, a continuous band (no image step more than 3x the mean), ML NEB
+   converged, and the DFT energies of the surrogate path must give a barrier within
+   ``ml_max_barrier_gap`` eV of the surrogate barrier. A rejected path is replaced by the IDPP
+   band and the reason is stored in ``ml_fallback_reason``;
+4. DFT climbing-image NEB (climbing from the start, see :mod:`interphase_dft.calc.neb`) to
+   ``settings.neb.fmax``.
+
+Barriers are taken from the images (the climbing image is the saddle point): forward =
+max(E) - E(initial), reverse = max(E) - E(final). The spline is ASE's force-curve fit
+(:func:`ase.utils.forcecurve.fit_images`), stored for plots only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic
+
+from interphase_dft.calc.factory import dispersion_applied, factory_for, scf_parameters
+from interphase_dft.calc.neb import NEBResult, run_neb
+from interphase_dft.calc.runners import relax, static
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.errors import InputError
+from interphase_dft.schemas import BarrierDoc, NEBImageData, StructureData, settings_hash, \
+    structure_hash
+
+log = logging.getLogger("interphase_dft.recipes")
+
+#: ML path rejected when any two atoms come closer than this, Angstrom
+ML_MIN_DISTANCE = 0.7
+#: ML path rejected when one image step exceeds this multiple of the mean step
+ML_MAX_STEP_RATIO = 3.0
+
+
+def idpp_band(initial: Atoms, final: Atoms, n_images: int) -> list[Atoms]:
+    """Full band (endpoints included) interpolated with IDPP; constraints copied, no reordering."""
+    try:
+        from interphase_dft.build.neb import interpolate_images
+    except ImportError:
+        interpolate_images = None
+    if interpolate_images is not None:
+        band = interpolate_images(initial, final, n_images, method="idpp")
+    else:
+        from ase.mep import NEB
+
+        band = [initial.copy()] + [initial.copy() for _ in range(n_images)] + [final.copy()]
+        NEB(band).interpolate("idpp", mic=True, apply_constraint=False)
+    out = []
+    for i, im in enumerate(band):
+        im = im.copy() if 0 < i < len(band) - 1 else im
+        im.set_constraint([c.copy() for c in initial.constraints])
+        out.append(im)
+    out[0], out[-1] = initial, final
+    return out
+
+
+def path_steps(images: list[Atoms]) -> list[float]:
+    """Distances between consecutive images (minimum image), Angstrom."""
+    out = []
+    for a, b in zip(images[:-1], images[1:], strict=True):
+        d = b.positions - a.positions
+        if a.pbc.any():
+            d, _ = find_mic(d, a.cell, a.pbc)
+        out.append(float(np.linalg.norm(d)))
+    return out
+
+
+def _ml_band_problem(res: NEBResult) -> str | None:
+    from interphase_dft.calc.guard import min_distance
+
+    if not res.converged:
+        return f"surrogate NEB not converged (fmax {res.fmax:.3f} eV/A after {res.steps} steps)"
+    for i, im in enumerate(res.images):
+        if min_distance(im) < ML_MIN_DISTANCE:
+            return f"atoms collapsing in surrogate image {i} (< {ML_MIN_DISTANCE} A)"
+    steps = path_steps(res.images)
+    if max(steps) > ML_MAX_STEP_RATIO * float(np.mean(steps)):
+        return (f"surrogate band discontinuous (largest image step {max(steps):.2f} A > "
+                f"{ML_MAX_STEP_RATIO} x mean {np.mean(steps):.2f} A)")
+    return None
+
+
+def _with_results(atoms: Atoms, ref: Atoms) -> Atoms:
+    """``atoms`` geometry with the SinglePointCalculator of ``ref`` and its own constraints."""
+    out = ref.copy()
+    out.calc = ref.calc
+    out.set_constraint([c.copy() for c in atoms.constraints])
+    return out
+
+
+def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: Path | str,
+                label: str = "neb", *, is_metal: bool = False, dispersion: bool = False,
+                phase_a: str | None = None, phase_b: str | None = None,
+                interface_meta: dict[str, Any] | None = None,
+                relax_endpoints: bool = True) -> BarrierDoc:
+    """Climbing-image NEB barrier between ``initial`` and ``final`` (same atom order).
+
+    Parameters
+    ----------
+    initial, final
+        Endpoints with identical symbols order, cell and constraints.
+    settings
+        Calculation settings (``settings.neb`` for the band, ``settings.relax`` for endpoints).
+    workdir
+        Checkpoint directory (``initial/``, ``final/``, ``neb-ml/``, ``ml-check/``, ``neb/``).
+    label
+        Name used in logs; ``phase_a``/``phase_b`` default to the formula of ``initial``.
+    is_metal, dispersion
+        Smearing and DFT-D3 choice for the calculator.
+    relax_endpoints
+        Relax both endpoints first (positions, cell fixed).
+
+    Returns
+    -------
+    BarrierDoc
+        Energies relative to the initial state, barriers, spline, per-image fmax.
+    """
+    if initial.get_chemical_symbols() != final.get_chemical_symbols():
+        raise InputError(f"NEB endpoints of {label} differ in atom order or composition; "
+                         "build both from the same host and move only the hopping Li")
+    workdir = Path(workdir)
+    nset = settings.neb
+    timings: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    warnings: list[str] = []
+    factory = factory_for(settings, is_metal=is_metal, dispersion=dispersion,
+                          txt=str(workdir / "gpaw.txt"))
+    ends = []
+    t0 = time.perf_counter()
+    for name, atoms in (("initial", initial), ("final", final)):
+        if relax_endpoints:
+            r = relax(atoms, factory, workdir / name, settings.relax, label="relax")
+        else:
+            r = static(atoms, factory, workdir / name, label="static")
+        calls[f"endpoint_{name}"] = r.force_calls
+        warnings += r.warnings
+        ends.append(_with_results(atoms, r.atoms))
+    timings["endpoints"] = time.perf_counter() - t0
+    band = idpp_band(ends[0], ends[1], nset.n_images)
+    stage = "dft"
+    ml_barrier = None
+    fallback: str | None = None
+    if nset.ml_prestage and settings.engine == "gpaw":
+        t0 = time.perf_counter()
+        ml_band, ml_barrier, fallback, dft_check_calls = _ml_prestage(
+            band, settings, workdir, factory)
+        timings["ml_neb"] = time.perf_counter() - t0
+        calls["dft_ml_path_check"] = dft_check_calls
+        if fallback is None:
+            band, stage = ml_band, "ml+dft"
+        else:
+            warnings.append(f"ML pre-stage rejected: {fallback}; DFT NEB from the IDPP band")
+            log.warning("%s: ML path rejected (%s)", label, fallback)
+    t0 = time.perf_counter()
+    res = run_neb(band, factory, workdir / "neb", nset, label="neb",
+                  describe=getattr(factory, "description", {}))
+    timings["dft_neb"] = time.perf_counter() - t0
+    calls["dft_neb"] = res.force_calls
+    warnings += res.warnings
+    if settings.engine == "ml":
+        stage = "ml"
+    doc_desc = dict(getattr(factory, "description", {}))
+    doc_desc.pop("dft", None)
+    doc_desc["smearing"] = scf_parameters(settings, is_metal=is_metal)["occupations"]
+    doc_desc["dispersion"] = (dispersion_applied(settings, dispersion)
+                              if settings.engine == "gpaw" else "none")
+    doc_desc["neb"] = {"climb": "from the start" if nset.climb else "off",
+                       "method": nset.method, "optimizer": nset.optimizer,
+                       "spring_eV_per_A2": nset.spring, "interpolation": "idpp"}
+    pa = phase_a or initial.get_chemical_formula()
+    pb = phase_b or pa
+    return barrier_doc(res, settings, stage=stage, phase_a=pa, phase_b=pb, timings=timings,
+                       calls=calls, warnings=warnings, ml_barrier=ml_barrier,
+                       fallback=fallback, interface_meta=interface_meta or {},
+                       calculator=doc_desc, input_structure=initial)
+
+
+def _ml_prestage(band: list[Atoms], settings: CalcSettings, workdir: Path,
+                 dft_factory: Any) -> tuple[list[Atoms], float | None, str | None, int]:
+    """Converge the band with the surrogate; return (band, ML barrier, fallback reason, calls)."""
+    from interphase_dft.calc.ml import MLFactory
+
+    nset = settings.neb
+    ml = MLFactory(settings.ml)
+    ml_ends = []
+    for name, im in (("initial", band[0]), ("final", band[-1])):
+        r = static(im, ml, workdir / "ml-endpoints", label=name)
+        ml_ends.append(_with_results(im, r.atoms))
+    ml_start = [ml_ends[0]] + [im.copy() for im in band[1:-1]] + [ml_ends[1]]
+    for im, src in zip(ml_start[1:-1], band[1:-1], strict=True):
+        im.set_constraint([c.copy() for c in src.constraints])
+    try:
+        res = run_neb(ml_start, ml, workdir / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
+                      describe=ml.description)
+    except Exception as exc:  # the surrogate failing must not stop the DFT stage
+        return band, None, f"surrogate NEB failed: {exc}", 0
+    ml_barrier = max(res.energies) - res.energies[0]
+    problem = _ml_band_problem(res)
+    if problem:
+        return band, ml_barrier, problem, 0
+    # DFT single points on the surrogate path: they are the first band of the DFT stage
+    checked = [band[0]]
+    calls = 0
+    for i, im in enumerate(res.images[1:-1], start=1):
+        geo = im.copy()
+        geo.set_constraint([c.copy() for c in band[i].constraints])
+        r = static(geo, dft_factory, workdir / "ml-check", label=f"img{i}")
+        calls += r.force_calls
+        checked.append(_with_results(geo, r.atoms))
+    checked.append(band[-1])
+    e = [im.get_potential_energy() for im in checked]
+    dft_on_ml = max(e) - e[0]
+    if abs(dft_on_ml - ml_barrier) > nset.ml_max_barrier_gap:
+        return band, ml_barrier, (
+            f"DFT barrier on the surrogate path {dft_on_ml:.3f} eV differs from the surrogate "
+            f"barrier {ml_barrier:.3f} eV by more than {nset.ml_max_barrier_gap} eV"), calls
+    return checked, ml_barrier, None, calls
+
+
+def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: str,
+                phase_b: str, timings: dict[str, float], calls: dict[str, int],
+                warnings: list[str], ml_barrier: float | None, fallback: str | None,
+                interface_meta: dict[str, Any], calculator: dict[str, Any],
+                input_structure: Atoms) -> BarrierDoc:
+    """Assemble the :class:`BarrierDoc` of a finished NEB (energies relative to image 0)."""
+    from ase.utils.forcecurve import fit_images
+
+    e = np.array(res.energies) - res.energies[0]
+    try:
+        fit = fit_images(res.images)
+        path = [float(x) for x in fit.path]
+        spline = {"x": [float(x) for x in fit.fit_path],
+                  "y": [float(y) - res.energies[0] for y in fit.fit_energies]}
+    except np.linalg.LinAlgError:  # coinciding images: no cubic fit, keep the raw profile
+        path = [0.0, *np.cumsum(path_steps(res.images)).tolist()]
+        spline = {"x": path, "y": [float(x) for x in e]}
+        warnings = [*warnings, "force-curve fit failed (coinciding images); raw profile stored"]
+    s_dump = settings.model_dump()
+    s_hash = settings_hash(s_dump)
+    h = structure_hash(input_structure)
+    image_fmax = [float(np.linalg.norm(res.images[0].get_forces(apply_constraint=True),
+                                       axis=1).max())]
+    image_fmax += list(res.image_fmax)
+    image_fmax.append(float(np.linalg.norm(res.images[-1].get_forces(apply_constraint=True),
+                                           axis=1).max()))
+    return BarrierDoc(
+        settings=s_dump, settings_hash=s_hash, timings=timings, force_calls=calls,
+        warnings=warnings, task_key=f"{h}:{s_hash}", calculator=calculator,
+        interface=f"{phase_a}|{phase_b}", phase_a=phase_a, phase_b=phase_b,
+        interface_meta=interface_meta,
+        images=[NEBImageData(energy=float(im.get_potential_energy()), fmax=fm,
+                             structure=StructureData.from_atoms(im))
+                for im, fm in zip(res.images, image_fmax, strict=True)],
+        energies=[float(x) for x in e],
+        path_coordinate=path,
+        spline=spline,
+        barrier_forward=float(e.max()), barrier_reverse=float(e.max() - e[-1]),
+        reaction_energy=float(e[-1]), converged=res.converged, fmax_final=res.fmax,
+        climbing_image=res.climbing_image, stage=stage, ml_barrier=ml_barrier,
+        ml_fallback_reason=fallback, structure_hash=h,
+    )
+
+
+def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
+                      workdir: Path | str) -> BarrierDoc:
+    """Li migration barrier from phase A into phase B across their interface.
+
+    The smallest interface candidate (fewest atoms) within ``settings.structure`` limits is
+    built by :func:`interphase_dft.build.interfaces.make_interfaces`; the endpoints (Li in A
+    and in B next to the interface, same cell, far layers fixed) come from
+    :func:`interphase_dft.build.neb.interface_endpoints`; then :func:`neb_barrier`.
+    """
+    from interphase_dft import phases
+    from interphase_dft.build.interfaces import make_interfaces
+    from interphase_dft.build.neb import interface_endpoints
+
+    a, b = phases.resolve_phase(phase_a), phases.resolve_phase(phase_b)
+    ia, ib = phases.phase_info(a), phases.phase_info(b)
+    st = settings.structure
+    cands = make_interfaces(a, b, max_strain=st.interface_max_strain,
+                            max_atoms=st.interface_max_atoms, gap=st.interface_gap,
+                            layers_a=st.interface_layers, layers_b=st.interface_layers,
+                            vacuum=st.interface_vacuum)
+    if not cands:
+        from interphase_dft.errors import NoMatchError
+
+        raise NoMatchError(f"no {a}|{b} interface within strain {st.interface_max_strain} and "
+                           f"{st.interface_max_atoms} atoms; raise structure.interface_max_atoms "
+                           "or structure.interface_max_strain")
+    best = min(cands, key=lambda c: (c.n_atoms, c.strain))
+    initial, final = interface_endpoints(best)
+    meta = {
+        "n_atoms": best.n_atoms, "strain": best.strain, "area": best.area,
+        "miller_a": list(best.miller_a), "miller_b": list(best.miller_b),
+        "termination_a": best.termination_a, "termination_b": best.termination_b,
+        "strained_side": best.strained_side, "rule": "fewest atoms, then lowest strain",
+    }
+    return neb_barrier(initial, final, settings, workdir, label=f"{a}|{b}",
+                       is_metal=ia.is_metal or ib.is_metal,
+                       dispersion=ia.needs_dispersion or ib.needs_dispersion,
+                       phase_a=a, phase_b=b, interface_meta=meta)

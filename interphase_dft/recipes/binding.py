@@ -1,0 +1,246 @@
+"""Li binding energy recipe: E_b = E(host + Li) - E(host) - E_ref, with both references.
+
+``mode='bulk'``: Li interstitial in a supercell of the phase (every edge at least
+``settings.structure.bulk_min_length`` Angstrom), one calculation per symmetry-distinct
+interstitial site (:func:`interphase_dft.build.sites.interstitial_sites`).
+
+``mode='surface'``: Li adsorbed on the slab chosen by
+:func:`interphase_dft.build.slabs.choose_surface` (its rule is stored in the document), one
+calculation per symmetry-distinct adsorption site; the bottom ``slab_fixed_layers`` stay fixed,
+Li and the upper layers relax; slabs are computed with ``pbc=(T, T, F)`` and a dipole-layer
+correction (the Li-covered slab is always asymmetric, and the clean slab gets the same
+correction so both energies are computed alike).
+
+The host is relaxed first (optionally pre-relaxed with the ML surrogate, which only moves the
+starting geometry; every reported energy is DFT). Each site is relaxed in its own checkpointed
+sub-directory of ``workdir``, so an interrupted recipe resumes site by site.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from ase import Atoms
+
+from interphase_dft.calc.factory import dispersion_applied, factory_for, scf_parameters
+from interphase_dft.calc.references import li_references
+from interphase_dft.calc.runners import relax
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.errors import InputError
+from interphase_dft.schemas import (
+    BindingEnergyDoc,
+    SiteResult,
+    StructureData,
+    settings_hash,
+    structure_hash,
+)
+
+log = logging.getLogger("interphase_dft.recipes")
+
+
+class SiteLike(Protocol):
+    """What the recipe needs from a site (``interphase_dft.build.sites.Site``)."""
+
+    label: str
+    kind: str
+    position: Any
+
+
+def with_li(host: Atoms, position: Sequence[float]) -> Atoms:
+    """Copy of ``host`` with one Li appended at ``position`` (Angstrom); constraints kept."""
+    atoms = host.copy()
+    atoms.set_constraint([c.copy() for c in host.constraints])
+    atoms.append("Li")
+    atoms.positions[-1] = np.asarray(position, float)
+    return atoms
+
+
+def _li_displacement(initial: Atoms, final: Atoms) -> float:
+    from ase.geometry import find_mic
+
+    d = final.positions[-1] - initial.positions[-1]
+    if initial.pbc.any():
+        d, _ = find_mic(d[None, :], initial.cell, initial.pbc)
+        d = d[0]
+    return float(np.linalg.norm(d))
+
+
+def host_binding(
+    host: Atoms,
+    sites: Sequence[SiteLike],
+    settings: CalcSettings,
+    *,
+    workdir: Path | str,
+    phase: str,
+    mode: Literal["surface", "bulk"],
+    is_metal: bool,
+    dispersion: bool = False,
+    surface: dict[str, Any] | None = None,
+    relax_host: bool = True,
+    ml_prerelax: bool = False,
+) -> BindingEnergyDoc:
+    """Binding energies of Li on the given ``sites`` of ``host`` (the core of the recipe).
+
+    Parameters
+    ----------
+    host
+        Supercell (bulk mode) or slab (surface mode), with FixAtoms where wanted.
+    sites
+        Objects with ``label``, ``kind`` and Cartesian ``position`` (Angstrom).
+    settings
+        Calculation settings (stored in the document).
+    workdir
+        Checkpoint directory; sub-directories ``references``, ``host``, ``site-<label>``.
+    phase, mode
+        Stored in the document.
+    is_metal, dispersion
+        Smearing and DFT-D3 choice of the host (references get the same dispersion).
+    relax_host
+        Relax the host before inserting Li (positions only; cell fixed).
+    ml_prerelax
+        Pre-relax the host and each host+Li with the ML surrogate before DFT.
+    """
+    if not sites:
+        raise InputError(f"no Li sites for {phase} ({mode}); check the site finder")
+    workdir = Path(workdir)
+    timings: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    warnings: list[str] = []
+    t0 = time.perf_counter()
+    refs = li_references(settings, workdir / "references", dispersion=dispersion)
+    timings["references"] = time.perf_counter() - t0
+    factory = factory_for(settings, is_metal=is_metal, dispersion=dispersion, moving=True,
+                          txt=str(workdir / "gpaw.txt"))
+    ml = None
+    if ml_prerelax and settings.engine != "ml":
+        ml = factory_for(settings.model_copy(update={"engine": "ml"}), is_metal=is_metal)
+
+    t0 = time.perf_counter()
+    start = host
+    if ml is not None and relax_host:
+        ml_res = relax(host, ml, workdir / "host", settings.relax, label="host-ml")
+        start = ml_res.atoms
+        start.set_constraint([c.copy() for c in host.constraints])
+        calls["host_ml"] = ml_res.force_calls
+    if relax_host:
+        host_res = relax(start, factory, workdir / "host", settings.relax, label="host")
+    else:
+        from interphase_dft.calc.runners import static
+
+        host_res = static(start, factory, workdir / "host", label="host")
+    timings["host"] = time.perf_counter() - t0
+    calls["host"] = host_res.force_calls
+    warnings += host_res.warnings
+    host_final = host_res.atoms
+    host_final.set_constraint([c.copy() for c in host.constraints])
+
+    results: list[SiteResult] = []
+    for site in sites:
+        label = str(site.label)
+        t0 = time.perf_counter()
+        start = with_li(host_final, site.position)
+        sdir = workdir / f"site-{label}"
+        if ml is not None:
+            start = relax(start, ml, sdir, settings.relax, label="ml").atoms
+            start.set_constraint([c.copy() for c in host.constraints])
+        res = relax(start, factory, sdir, settings.relax, label="relax")
+        timings[f"site-{label}"] = time.perf_counter() - t0
+        calls[f"site-{label}"] = res.force_calls
+        warnings += res.warnings
+        e_b_atom = res.energy - host_res.energy - refs.li_atom
+        e_b_bcc = res.energy - host_res.energy - refs.li_bcc_per_atom
+        results.append(SiteResult(
+            label=label, site_kind=str(getattr(site, "kind", "")),
+            position=[float(x) for x in np.asarray(site.position, float)],
+            energy=res.energy, binding_energy_atom=e_b_atom, binding_energy_bcc=e_b_bcc,
+            converged=res.converged, final_structure=StructureData.from_atoms(res.atoms),
+            li_displacement=_li_displacement(with_li(host_final, site.position), res.atoms),
+        ))
+        log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode, label,
+                 e_b_atom, e_b_bcc)
+    lowest = min(results, key=lambda r: r.energy)
+    s_dump = settings.model_dump()
+    s_hash = settings_hash(s_dump)
+    h_hash = structure_hash(host)
+    desc = dict(getattr(factory, "description", {}))
+    desc.pop("dft", None)
+    desc["smearing"] = scf_parameters(settings, is_metal=is_metal)["occupations"]
+    desc["dispersion"] = dispersion_applied(settings, dispersion) if settings.engine == "gpaw" \
+        else "none"
+    desc["ml_prerelax"] = ml is not None
+    return BindingEnergyDoc(
+        settings=s_dump, settings_hash=s_hash, timings=timings, force_calls=calls,
+        warnings=warnings, task_key=f"{h_hash}:{s_hash}", calculator=desc,
+        phase=phase, mode=mode, surface=surface, host_energy=host_res.energy,
+        host_structure=StructureData.from_atoms(host_final), references=refs, sites=results,
+        lowest_site=lowest.label, binding_energy_atom=lowest.binding_energy_atom,
+        binding_energy_bcc=lowest.binding_energy_bcc, structure_hash=h_hash,
+    )
+
+
+def binding_energy(phase: str, settings: CalcSettings, *,
+                   mode: Literal["surface", "bulk"] = "surface",
+                   workdir: Path | str, ml_prerelax: bool = False) -> BindingEnergyDoc:
+    """Li binding energy of ``phase`` (see the module docstring for the procedure).
+
+    Parameters
+    ----------
+    phase
+        Phase name (``Al``, ``LiAl``, ``LPSC``, ``Li2S``, ``Li3P``, ``LiCl``, ``P2S5``).
+    settings
+        Calculation settings (preset plus overrides).
+    mode
+        ``'surface'`` (adsorption on the chosen slab) or ``'bulk'`` (interstitial).
+    workdir
+        Checkpoint directory; rerunning with the same one resumes.
+    ml_prerelax
+        Pre-relax with the ML surrogate before each DFT relaxation.
+
+    Returns
+    -------
+    BindingEnergyDoc
+        Every site, the lowest one, both references.
+    """
+    from interphase_dft import phases
+    from interphase_dft.build import sites as site_lib
+
+    name = phases.resolve_phase(phase)
+    info = phases.phase_info(name)
+    if mode not in ("surface", "bulk"):
+        raise InputError(f"mode must be 'surface' or 'bulk', got {mode!r}")
+    workdir = Path(workdir)
+    surface: dict[str, Any] | None = None
+    if mode == "bulk":
+        bulk = phases.get_bulk(name)
+        if settings.relax.relax_cell_bulk:
+            f = factory_for(settings, is_metal=info.is_metal, dispersion=info.needs_dispersion,
+                            txt=str(workdir / "gpaw.txt"))
+            bulk = relax(bulk, f, workdir / "bulk-cell", settings.relax, cell=True,
+                         label="bulk-cell").atoms
+        host = site_lib.supercell_for(bulk, settings.structure.bulk_min_length)
+        found = site_lib.interstitial_sites(host)
+    else:
+        from interphase_dft.build.slabs import choose_surface
+
+        term = choose_surface(name, settings)
+        host = term.atoms.copy()
+        host.set_constraint([c.copy() for c in term.atoms.constraints])
+        host.pbc = (True, True, False)
+        surface = {
+            "miller": list(term.miller), "termination": term.termination,
+            "shift": term.shift, "is_symmetric": term.is_symmetric, "is_polar": term.is_polar,
+            "n_layers": term.n_layers, "area": term.area,
+            "rule": term.info.get("surface_rule", term.atoms.info.get("surface_rule")),
+            "dipole_correction": True,
+        }
+        found = site_lib.adsorption_sites(host)
+    return host_binding(
+        host, found, settings, workdir=workdir, phase=name, mode=mode,
+        is_metal=info.is_metal, dispersion=info.needs_dispersion, surface=surface,
+        ml_prerelax=ml_prerelax,
+    )

@@ -1,0 +1,138 @@
+"""The report directory: complete on full data, honest on partial or empty data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from interphase_dft.analysis.report import write_report
+from interphase_dft.cli import main
+from tests.test_analysis_factories import campaign_docs, make_barrier_doc, make_binding_doc
+
+CAMPAIGN = {
+    "preset": "test",
+    "binding": {"phases": ["Al", "LiAl", "LPSC", "Li2S", "LiCl", "Li3P"], "modes": ["surface"]},
+    "barriers": [{"a": "LiAl", "b": "LPSC"}, {"a": "LPSC", "b": "Li3P"}, "Al|Li2S"],
+}
+
+
+def test_full_report(tmp_path: Path) -> None:
+    docs = campaign_docs()
+    docs += [make_barrier_doc("Al", "LPSC", 0.7).model_dump(),
+             make_barrier_doc("Al", "LiAl", 0.2).model_dump()]
+    index = write_report(docs, tmp_path / "rep", campaign=CAMPAIGN, n_boot=200)
+    rep = tmp_path / "rep"
+    assert index == rep / "index.html"
+    md = (rep / "index.md").read_text()
+    html = index.read_text()
+    for fig in ("binding_energies", "barrier_vs_delta_e", "neb_LiAl__LPSC"):
+        for ext in ("png", "svg"):
+            assert (rep / "figures" / f"{fig}.{ext}").stat().st_size > 1000
+        assert f"figures/{fig}.png" in md and f'src="figures/{fig}.png"' in html
+    for name in ("binding_energies", "delta_e_pairs", "barriers", "settings", "versions"):
+        for ext in ("csv", "md", "json"):
+            assert (rep / "tables" / f"{name}.{ext}").is_file()
+    data = json.loads((rep / "results.json").read_text())
+    assert data["correlation"]["n"] == 4  # LiAl|Li2S is not converged -> left out
+    assert data["correlation"]["pearson_r"] is not None
+    assert "binding energy of LiCl (surface mode): not computed" in md
+    assert "barrier LPSC|Li3P: not computed" in md
+    assert "LiAl|Li2S: NEB not converged" in md
+    assert "Al|Li2S: not computed" not in md  # present, as Al|Li2S
+    assert "too few points to conclude anything" in md
+    assert "Consistency check" in md and "passed." in md
+
+
+def test_report_with_zero_docs(tmp_path: Path) -> None:
+    index = write_report([], tmp_path / "empty")
+    md = (tmp_path / "empty" / "index.md").read_text()
+    assert "Nothing computed yet" in md
+    assert "No correlation can be assessed" in md
+    assert index.is_file() and "<html" in index.read_text()
+    assert json.loads((tmp_path / "empty" / "results.json").read_text())["correlation"]["n"] == 0
+
+
+def test_report_lists_missing_instead_of_crashing(tmp_path: Path) -> None:
+    docs = [make_binding_doc("Al", [-1.0]).model_dump(),
+            make_binding_doc("LPSC", [-2.0], preset="production").model_dump(),
+            {"kind": "barrier", "interface": "broken"},
+            {"kind": "references", "li_atom": -0.2}]
+    broken = make_binding_doc("Li2S", [-2.9, -2.5])
+    broken.sites[1].binding_energy_bcc += 0.1
+    docs.append(broken.model_dump())
+    write_report(docs, tmp_path / "part", campaign=CAMPAIGN)
+    md = (tmp_path / "part" / "index.md").read_text()
+    for phase in ("LiAl", "LPSC", "LiCl", "Li3P"):
+        assert f"binding energy of {phase} (surface mode): not computed" in md
+    assert "barrier LiAl|LPSC: not computed" in md
+    assert "other presets ignored" in md
+    assert "is not valid" in md
+    assert "FAILED" in md and "site s1" in md
+    assert "Nothing computed yet" not in md
+
+
+def test_report_command_from_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "docs.json"
+    src.write_text(json.dumps(campaign_docs(), default=str))
+    lines = tmp_path / "more.jsonl"
+    lines.write_text(make_barrier_doc("Al", "LPSC", 0.7).model_dump_json() + "\n")
+    out = tmp_path / "cli"
+    assert main(["report", "-o", str(out), "--from-json", str(src), str(lines),
+                 "--barrier", "max"]) == 0
+    assert "report written" in capsys.readouterr().out
+    data = json.loads((out / "results.json").read_text())
+    assert data["rules"]["barrier"] == "max"
+    assert len(data["barriers"]) == 4
+    assert main(["report", "-o", str(out), "--from-json", str(tmp_path / "nope.json")]) == 1
+
+
+def test_report_command_with_campaign_spec_file(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: t\npreset: test\nbinding:\n  phases: [Al, LiCl]\n"
+        "barriers:\n  - {a: Al, b: LiCl}\n"
+    )
+    src = tmp_path / "docs.json"
+    src.write_text(make_binding_doc("Al", [-1.0]).model_dump_json())
+    out = tmp_path / "rep"
+    assert main(["report", "-o", str(out), "--from-json", str(src),
+                 "--campaign", str(spec)]) == 0
+    md = (out / "index.md").read_text()
+    assert "binding energy of LiCl (surface mode): not computed" in md
+    assert "barrier Al|LiCl: not computed" in md
+
+
+def test_report_survives_nan_results(tmp_path: Path) -> None:
+    nan_barrier = make_barrier_doc("LiAl", "LPSC", 0.3).model_copy(
+        update={"barrier_forward": float("nan")})
+    nan_binding = make_binding_doc("Li2S", [-2.9]).model_copy(
+        update={"binding_energy_atom": float("nan")})
+    docs = [make_binding_doc("LiAl", [-1.6]), make_binding_doc("LPSC", [-2.4]),
+            nan_binding, nan_barrier]
+    write_report(docs, tmp_path / "nan", n_boot=100)
+    data = json.loads((tmp_path / "nan" / "results.json").read_text())  # strict JSON
+    assert data["points"][0]["used"] is False
+    assert "not a finite number" in data["points"][0]["note"]
+    assert any("Li2S" in m for m in data["consistency_issues"])
+
+
+def test_report_command_reads_the_embedded_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mongomock_persistence")
+    from interphase_dft.fw.launchpad import lp_session, open_launchpad, resolve_launchpad
+    from interphase_dft.store import ResultStore
+
+    monkeypatch.setenv("INTERPHASE_HOME", str(tmp_path))
+    monkeypatch.delenv("INTERPHASE_LAUNCHPAD", raising=False)
+    monkeypatch.setenv("MONGOMOCK_SERVERSTORE_FILE", "")  # restored after the test
+    with lp_session(open_launchpad(resolve_launchpad(None))) as lp:
+        store = ResultStore(lp.db)
+        for doc in campaign_docs():
+            store.insert({k: v for k, v in doc.items() if k != "_id"})
+    out = tmp_path / "rep"
+    assert main(["report", "-o", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["binding_energies"]) == 4 and len(data["barriers"]) == 3

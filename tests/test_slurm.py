@@ -1,0 +1,119 @@
+"""Local single-node Slurm (hpc/slurm-local-start.sh): sbatch, qlaunch, scancel + rerun."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from interphase_dft.fw.execution import (
+    detect_and_rerun,
+    drive_queue,
+    firework_rows,
+    make_qadapter,
+    qlaunch,
+    state_counts,
+)
+from interphase_dft.fw.launchpad import get_launchpad, init_embedded, open_launchpad
+from interphase_dft.store import ResultStore
+
+pytestmark = pytest.mark.slurm
+
+
+def job_state(job_id: str) -> str:
+    out = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True)
+    for token in out.stdout.split():
+        if token.startswith("JobState="):
+            return token.split("=", 1)[1]
+    return "GONE"
+
+
+def wait_job_end(job_id: str, timeout: float = 120) -> str:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        state = job_state(job_id)
+        if state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+            return state
+        time.sleep(0.5)
+    raise TimeoutError(f"job {job_id} still {job_state(job_id)}")
+
+
+def test_sbatch_wrap_job_completes(slurm_cluster, tmp_path):
+    out = subprocess.run(["sbatch", "--parsable", "-o", str(tmp_path / "job.out"), "--wrap",
+                          f"echo hello from $SLURM_JOB_ID > {tmp_path / 'hello.txt'}"],
+                         capture_output=True, text=True, check=True)
+    job_id = out.stdout.strip().split(";")[0]
+    assert wait_job_end(job_id) == "COMPLETED"
+    assert (tmp_path / "hello.txt").read_text().strip() == f"hello from {job_id}"
+
+
+def _countdown_campaign(runs: Path, n: int, steps: int, seconds: float):
+    """prepare (real GPAW Li references, test preset) -> n countdown fireworks."""
+    from fireworks import Firework, Workflow
+
+    from interphase_dft.calc.settings import preset
+    from interphase_dft.fw.tasks import CountdownTask
+    from interphase_dft.fw.workflows import references_firework
+
+    prepare = references_firework(preset("test"), None, runs, "slurm")
+    work = [Firework([CountdownTask(key=f"{i:02d}" * 32, runs_dir=str(runs), steps=steps,
+                                    seconds=seconds)],
+                     spec={"_add_launchpad_and_fw_id": True}, name=f"countdown{i}")
+            for i in range(n)]
+    return Workflow([prepare, *work], links_dict={prepare: work}, name="slurm")
+
+
+def test_campaign_through_qlaunch_records_job_ids(slurm_cluster, tmp_path):
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    lp.add_wf(_countdown_campaign(tmp_path / "runs", 2, steps=2, seconds=0.2))
+    qadapter = make_qadapter(cfg, walltime="00:10:00")
+    counts = drive_queue(lp, qadapter, tmp_path / "launches", njobs=2, poll=1, timeout=300,
+                         progress=None)
+    assert counts == {"COMPLETED": 3}
+    rows = firework_rows(lp)
+    job_ids = [r["reservation_ids"] for r in rows]
+    assert all(len(ids) == 1 and ids[0].isdigit() for ids in job_ids), rows
+    assert len({ids[0] for ids in job_ids}) == 3
+    assert all(job_state(ids[0]) in ("COMPLETED", "GONE") for ids in job_ids)
+    # results visible from a fresh read of the store file
+    docs = ResultStore(get_launchpad(cfg.yaml_path).db).find()
+    assert sorted(d["kind"] for d in docs) == ["references", "test", "test"]
+
+
+def test_scancel_is_lost_rerun_and_resumes_from_checkpoint(slurm_cluster, tmp_path):
+    from fireworks import Firework, Workflow
+
+    from interphase_dft.fw.tasks import CountdownTask
+
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    runs = tmp_path / "runs"
+    key = "ab" * 32
+    lp.add_wf(Workflow([Firework([CountdownTask(key=key, runs_dir=str(runs), steps=16,
+                                                seconds=0.5)],
+                                 spec={"_add_launchpad_and_fw_id": True}, name="long")]))
+    qadapter = make_qadapter(cfg, walltime="00:10:00")
+    (first,) = qlaunch(lp, qadapter, tmp_path / "launches", njobs=1)
+    ckpt = runs / key[:12] / "checkpoint.json"
+    end = time.monotonic() + 120
+    while not (ckpt.exists() and json.loads(ckpt.read_text())["done"] >= 3):
+        assert time.monotonic() < end, f"job {first} never progressed ({job_state(first)})"
+        time.sleep(0.2)
+    subprocess.run(["scancel", first], check=True)
+    wait_job_end(first)
+    assert state_counts(lp) == {"RUNNING": 1}
+    time.sleep(1.5)
+    assert detect_and_rerun(lp, expiration_secs=1)["lost"] == [1]
+    counts = drive_queue(lp, qadapter, tmp_path / "launches", njobs=1, poll=1, timeout=300,
+                         progress=None)
+    assert counts == {"COMPLETED": 1}
+    (row,) = firework_rows(lp)
+    assert len(row["reservation_ids"]) == 2 and row["reservation_ids"][0] == first
+    doc = next(iter(ResultStore(get_launchpad(cfg.yaml_path).db).find(kind="test")))
+    assert doc["resumed_from"] >= 3  # the rerun continued from the checkpoint
+    starts = [int(x) for x in (ckpt.parent / "starts.txt").read_text().split()]
+    assert starts[0] == 0 and starts[-1] >= 3

@@ -28,7 +28,9 @@ from ase.spacegroup import crystal
 
 from interphase_dft.errors import InputError
 
-PHASE_NAMES: tuple[str, ...] = ("Al", "LiAl", "LPSC", "Li6PS5Cl", "Li2S", "Li3P", "LiCl", "P2S5", "Li")
+PHASE_NAMES: tuple[str, ...] = (
+    "Al", "LiAl", "LPSC", "Li6PS5Cl", "Li2S", "Li3P", "LiCl", "P2S5", "Li",
+)
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def get_bulk(name: str, *, variant: str | None = None) -> Atoms:
     return atoms
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build_cached(name: str, variant: str) -> Atoms:
     """Pure builder (same input -> same Atoms); memoised because LPSC ordering takes ~1 s."""
     info = _INFO[name]
@@ -227,6 +229,7 @@ def _build_cached(name: str, variant: str) -> Atoms:
 
         composition = "Li6PS5Cl" if name == "Li6PS5Cl" else "Li5.5PS4.5Cl1.5"
         atoms, extra = ordered_argyrodite(composition, a=_A_LPSC, cell=variant)
+    atoms.arrays.pop("spacegroup_kinds", None)
     atoms = _sorted_by_species(atoms)
     atoms.pbc = True
     atoms.info = {

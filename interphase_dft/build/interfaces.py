@@ -151,6 +151,7 @@ def make_interfaces(
     strained_b = strained_side == "b"
     plans = []  # (n_atoms, strain, ...)
     best_strain, best_strain_atoms = np.inf, 0
+    probes = []  # (film lattice, substrate lattice, area cap) for the no-match message
     for ha in millers_a:
         for hb in millers_b:
             sub, film = (sa, sb) if strained_b else (sb, sa)
@@ -167,6 +168,7 @@ def make_interfaces(
                                                substrate_miller=h_sub, zslgen=zsl,
                                                label_index=True)
             if not builder.zsl_matches:
+                probes.append((film, h_film, sub, h_sub, area_cap))
                 continue
             f_gen = SlabGenerator(film, h_film, min_slab_size=l_film, **kw)
             s_gen = SlabGenerator(sub, h_sub, min_slab_size=l_sub, **kw)
@@ -174,7 +176,7 @@ def make_interfaces(
                 f_shift, s_shift = builder._terminations[term]
                 f_slab, s_slab = f_gen.get_slab(shift=f_shift), s_gen.get_slab(shift=s_shift)
                 f_area, s_area = _area(f_slab.lattice.matrix), _area(s_slab.lattice.matrix)
-                for m_idx, match in enumerate(builder.zsl_matches):
+                for match in builder.zsl_matches:
                     strain = principal_strain(match.film_sl_vectors, match.substrate_sl_vectors)
                     n_f = len(f_slab) * round(_area(match.film_sl_vectors) / f_area)
                     n_s = len(s_slab) * round(_area(match.substrate_sl_vectors) / s_area)
@@ -187,9 +189,13 @@ def make_interfaces(
                                   _area(match.substrate_sl_vectors)))
     if not plans:
         if not np.isfinite(best_strain):
+            loose = _probe_best_strain(probes, min(0.3, 4 * max_strain), kw)
+            found = (f"best strain found {loose:.4f} (within the same area)" if np.isfinite(loose)
+                     else "best strain found: none below 0.3 within the same area")
+            limit = "max_strain" if np.isfinite(loose) else "max_atoms/max_area"
             raise NoMatchError(
                 f"no lattice match for {name_a}|{name_b} within max_strain={max_strain} and "
-                f"max_atoms={max_atoms} (max_area={max_area}); relax max_strain or max_area/max_atoms, or "
+                f"max_atoms={max_atoms} (max_area={max_area}); {found}: relax {limit} or "
                 "try other Miller indices")
         limit = "max_strain" if best_strain > max_strain else "max_atoms"
         raise NoMatchError(
@@ -236,6 +242,22 @@ def make_interfaces(
                              f"({overlaps[0]})")
     out.sort(key=lambda c: (c.n_atoms, c.strain))
     return out
+
+
+def _probe_best_strain(probes: list, tol: float, kw: dict) -> float:
+    """Smallest principal strain of any ZSL match with loose tolerance ``tol`` (or inf)."""
+    from pymatgen.analysis.interfaces import ZSLGenerator
+    from pymatgen.core.surface import SlabGenerator
+
+    best = np.inf
+    for film, h_film, sub, h_sub, area_cap in probes:
+        f_vec = SlabGenerator(film, h_film, min_slab_size=1, **kw).get_slab().lattice.matrix
+        s_vec = SlabGenerator(sub, h_sub, min_slab_size=1, **kw).get_slab().lattice.matrix
+        zsl = ZSLGenerator(max_area_ratio_tol=2 * tol, max_area=area_cap, max_length_tol=tol,
+                           max_angle_tol=tol, bidirectional=True)
+        for match in zsl(f_vec[:2], s_vec[:2], lowest=False):
+            best = min(best, principal_strain(match.film_sl_vectors, match.substrate_sl_vectors))
+    return best
 
 
 def _join(sub_slab: Any, film_slab: Any, match: Any, term: tuple[str, str], *, gap: float,

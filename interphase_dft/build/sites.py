@@ -117,11 +117,11 @@ def _orbits(atoms: Atoms, points: np.ndarray, *, plane_only: bool = False,
 
 
 def _coordination(atoms: Atoms, point: np.ndarray) -> tuple[int, float]:
-    """Number of atoms within 1.15 x the nearest distance, and that distance."""
-    from ase.geometry import get_distances
-
-    _, d = get_distances([point], atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
-    d = d[0]
+    """Number of atoms (periodic images included) within 1.15 x the nearest distance."""
+    cell = np.asarray(atoms.cell[:])
+    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    images = (atoms.positions[None] + (shifts @ cell)[:, None]).reshape(-1, 3)
+    d = np.linalg.norm(images - point, axis=1)
     return int((d < 1.15 * d.min()).sum()), float(d.min())
 
 

@@ -41,7 +41,7 @@ class SlabTermination:
     is_polar : a net dipole along z with formal charges (metals are never polar)
     dipole : total dipole along z with formal charges, e*Angstrom (whole cell)
     dipole_density : dipole / surface area, e/Angstrom
-    n_layers : number of d_hkl units in the slab
+    n_layers : number of d_hkl units in the slab (>= the requested layers)
     stoichiometric : slab composition is a multiple of the bulk formula
     broken_bonds : bulk bonds cut per Angstrom^2 (both surfaces together)
     area : surface area, Angstrom^2
@@ -72,9 +72,13 @@ def validate_miller(miller: Sequence[Any]) -> tuple[int, int, int]:
         raise InputError(f"Miller index needs exactly three integers (h k l), got {miller!r}")
     out = []
     for v in values:
-        if isinstance(v, bool) or not float(v).is_integer():
+        try:
+            ok = not isinstance(v, bool) and float(v).is_integer()
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise InputError(f"Miller indices must be integers, got {miller!r}; e.g. use 1 1 1")
-        out.append(int(v))
+        out.append(int(float(v)))
     if not any(out):
         raise InputError("Miller index (0 0 0) does not define a plane; use e.g. 1 0 0")
     return (out[0], out[1], out[2])
@@ -122,7 +126,9 @@ def make_slabs(
     ----------
     bulk : conventional bulk cell (Miller indices refer to it)
     miller : (h, k, l), integers, not all zero
-    layers : slab thickness in d_hkl units (default 4 when ``thickness`` is not given)
+    layers : minimum slab thickness in d_hkl units of the conventional cell (default 4 when
+        ``thickness`` is not given); pymatgen rounds up to whole repeats of the oriented
+        cell, the actual count is ``n_layers``
     thickness : minimum slab thickness, Angstrom (alternative to ``layers``)
     vacuum : vacuum on each side, Angstrom
     fixed_layers : bottom d_hkl units held by FixAtoms (0 = none)
@@ -178,7 +184,8 @@ def make_slabs(
         order = np.lexsort((atoms.numbers, atoms.positions[:, 2]))
         atoms = atoms[order]
         z = atoms.positions[:, 2]
-        n_layers = int(layers) if layers is not None else max(1, round((z.max() - z.min()) / d_hkl))
+        per_layer = len(bulk) / bulk.get_volume() * _area_of(atoms) * d_hkl
+        n_layers = max(1, round(len(atoms) / per_layer))
         if fixed_layers:
             fixed = np.flatnonzero(z < z.min() + fixed_layers * d_hkl - 0.1)
             atoms.set_constraint(FixAtoms(indices=fixed))
@@ -187,8 +194,8 @@ def make_slabs(
         dipole = float(np.sum(q * (z - z.mean())))
         is_polar = bool(abs(dipole) / area > 1e-3)
         top = z > z.max() - 0.6
-        termination = Atoms(np.array(atoms.get_chemical_symbols())[top].tolist()).get_chemical_formula(
-            "hill")
+        top_symbols = np.array(atoms.get_chemical_symbols())[top].tolist()
+        termination = Atoms(top_symbols).get_chemical_formula("hill")
         comp = ortho.composition
         stoich = comp.reduced_composition.almost_equals(bulk_comp)
         broken = _broken_bonds(atoms, cutoff, bulk_cn) / (2.0 * area)
@@ -209,6 +216,10 @@ def make_slabs(
             broken_bonds=broken, area=area, info=meta,
         ))
     return out
+
+
+def _area_of(atoms: Atoms) -> float:
+    return float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
 
 
 def _broken_bonds(slab: Atoms, cutoff: float, bulk_cn: dict[str, int]) -> float:
@@ -282,9 +293,11 @@ def choose_surface(
         lambda t: not t.is_polar,
         lambda t: True,
     ]
-    for level, keep in enumerate(filters):
+    level, pool = 0, []
+    for k, keep in enumerate(filters):
         pool = [(r, t) for r, t in terms if keep(t)]
         if pool:
+            level = k
             break
     rank, best = min(pool, key=lambda rt: (round(rt[1].broken_bonds, 4),
                                            -rt[1].info["top_atom_density_per_A2"],

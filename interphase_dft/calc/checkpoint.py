@@ -54,7 +54,7 @@ def _default(obj: Any) -> Any:
 
 
 def snapshot(atoms: Atoms, results: dict[str, Any]) -> Atoms:
-    """A copy of ``atoms`` carrying ``results`` (energy, forces, stress) in a SinglePointCalculator."""
+    """Copy of ``atoms`` with ``results`` (energy, forces, stress) in a SinglePointCalculator."""
     copy = atoms.copy()
     keep = {k: v for k, v in results.items() if k in ("energy", "free_energy", "forces", "stress",
                                                       "magmom", "magmoms")}

@@ -88,7 +88,7 @@ class GuardedCalculator(Calculator):
         Geometries with a shorter interatomic distance (Angstrom) raise before computing.
     """
 
-    implemented_properties = ("energy", "free_energy", "forces", "stress")  # noqa: RUF012
+    implemented_properties = ("energy", "free_energy", "forces", "stress")
 
     def __init__(self, factory: CalcFactory, *, label: str = "", seed: Atoms | None = None,
                  setting: str = "", max_force: float = 500.0, min_dist: float = 0.5) -> None:

@@ -73,7 +73,7 @@ def _describe(calc: Calculator | CalcFactory) -> dict[str, Any]:
     settings = getattr(calc, "settings", None)
     if settings is not None and hasattr(settings, "model_dump"):
         return {"settings": settings.model_dump()}
-    return {"calculator": type(calc).__name__}
+    return {}  # plain calculators/functions: fingerprint by structure and run settings only
 
 
 def _fingerprint(atoms: Atoms, extra: dict[str, Any]) -> str:
@@ -158,7 +158,7 @@ def _optimizer_class(name: str) -> type:
                          "BFGSLineSearch") from exc
 
 
-def relax(atoms: Atoms, calc_factory: CalcFactory, workdir: Path | str,
+def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | str,
           settings: RelaxSettings, cell: bool = False, label: str = "relax") -> RunResult:
     """Relax positions (and the cell when ``cell``) to ``settings.fmax`` with checkpoints.
 
@@ -167,7 +167,8 @@ def relax(atoms: Atoms, calc_factory: CalcFactory, workdir: Path | str,
     atoms
         Starting structure with its constraints (not modified).
     calc_factory
-        ``factory(atoms, attempt=0, label='') -> Calculator`` (e.g. :class:`GPAWFactory`).
+        ``factory(atoms, attempt=0, label='') -> Calculator`` (e.g. :class:`GPAWFactory`) or a
+        calculator (then SCF retries reuse it unchanged).
     workdir
         Directory for the checkpoint files (see module docstring).
     settings
@@ -209,7 +210,7 @@ def relax(atoms: Atoms, calc_factory: CalcFactory, workdir: Path | str,
         log.info("relax %s: resuming from step %d", label, len(frames) - 1)
     elif opt_path.exists():
         opt_path.unlink()  # optimizer state without any frame belongs to nothing
-    guard = GuardedCalculator(calc_factory, label=label, seed=seed)
+    guard = GuardedCalculator(_factory_of(calc_factory), label=label, seed=seed)
     work.calc = guard
     target = FrechetCellFilter(work) if cell else work
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ max(E) - E(initial), reverse = max(E) - E(final). The spline is ASE's force-curv
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -30,34 +31,46 @@ from ase import Atoms
 from ase.geometry import find_mic
 
 from interphase_dft.calc.factory import dispersion_applied, factory_for, scf_parameters
+from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.neb import NEBResult, run_neb
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
-from interphase_dft.schemas import BarrierDoc, NEBImageData, StructureData, settings_hash, \
-    structure_hash
+from interphase_dft.schemas import (
+    BarrierDoc,
+    NEBImageData,
+    StructureData,
+    settings_hash,
+    structure_hash,
+)
 
 log = logging.getLogger("interphase_dft.recipes")
 
+#: interface atoms farther than this from the interface midplane are fixed, Angstrom
+FIX_BEYOND = 4.0
 #: ML path rejected when any two atoms come closer than this, Angstrom
 ML_MIN_DISTANCE = 0.7
 #: ML path rejected when one image step exceeds this multiple of the mean step
 ML_MAX_STEP_RATIO = 3.0
 
 
-def idpp_band(initial: Atoms, final: Atoms, n_images: int) -> list[Atoms]:
-    """Full band (endpoints included) interpolated with IDPP; constraints copied, no reordering."""
+def idpp_band(initial: Atoms, final: Atoms, n_images: int, mic: bool = True) -> list[Atoms]:
+    """Full band (endpoints included) interpolated with IDPP; constraints copied, no reordering.
+
+    ``mic=False`` interpolates the raw position difference (needed when the final state is the
+    initial one translated by a lattice vector, e.g. a hop into the next cell).
+    """
     try:
         from interphase_dft.build.neb import interpolate_images
     except ImportError:
         interpolate_images = None
     if interpolate_images is not None:
-        band = interpolate_images(initial, final, n_images, method="idpp")
+        band = interpolate_images(initial, final, n_images, method="idpp", mic=mic)
     else:
         from ase.mep import NEB
 
         band = [initial.copy()] + [initial.copy() for _ in range(n_images)] + [final.copy()]
-        NEB(band).interpolate("idpp", mic=True, apply_constraint=False)
+        NEB(band).interpolate("idpp", mic=mic, apply_constraint=False)
     out = []
     for i, im in enumerate(band):
         im = im.copy() if 0 < i < len(band) - 1 else im
@@ -70,7 +83,7 @@ def idpp_band(initial: Atoms, final: Atoms, n_images: int) -> list[Atoms]:
 def path_steps(images: list[Atoms]) -> list[float]:
     """Distances between consecutive images (minimum image), Angstrom."""
     out = []
-    for a, b in zip(images[:-1], images[1:], strict=True):
+    for a, b in itertools.pairwise(images):
         d = b.positions - a.positions
         if a.pbc.any():
             d, _ = find_mic(d, a.cell, a.pbc)
@@ -105,7 +118,9 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                 label: str = "neb", *, is_metal: bool = False, dispersion: bool = False,
                 phase_a: str | None = None, phase_b: str | None = None,
                 interface_meta: dict[str, Any] | None = None,
-                relax_endpoints: bool = True) -> BarrierDoc:
+                relax_endpoints: bool = True, mic: bool = True,
+                calc_extra: dict[str, Any] | None = None,
+                calc_factory: CalcFactory | None = None) -> BarrierDoc:
     """Climbing-image NEB barrier between ``initial`` and ``final`` (same atom order).
 
     Parameters
@@ -122,6 +137,13 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         Smearing and DFT-D3 choice for the calculator.
     relax_endpoints
         Relax both endpoints first (positions, cell fixed).
+    mic
+        Interpolate with the minimum-image convention (see :func:`idpp_band`).
+    calc_extra
+        Extra GPAW keywords, e.g. ``{'charge': -1}`` for a charged Li vacancy (stored in the
+        document's ``calculator`` field).
+    calc_factory
+        Use this factory instead of the one built from ``settings`` (tests, other codes).
 
     Returns
     -------
@@ -136,8 +158,8 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     timings: dict[str, float] = {}
     calls: dict[str, int] = {}
     warnings: list[str] = []
-    factory = factory_for(settings, is_metal=is_metal, dispersion=dispersion,
-                          txt=str(workdir / "gpaw.txt"))
+    factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
+                                          txt=str(workdir / "gpaw.txt"), extra=calc_extra)
     ends = []
     t0 = time.perf_counter()
     for name, atoms in (("initial", initial), ("final", final)):
@@ -149,11 +171,11 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         warnings += r.warnings
         ends.append(_with_results(atoms, r.atoms))
     timings["endpoints"] = time.perf_counter() - t0
-    band = idpp_band(ends[0], ends[1], nset.n_images)
+    band = idpp_band(ends[0], ends[1], nset.n_images, mic=mic)
     stage = "dft"
     ml_barrier = None
     fallback: str | None = None
-    if nset.ml_prestage and settings.engine == "gpaw":
+    if nset.ml_prestage and settings.engine != "ml":
         t0 = time.perf_counter()
         ml_band, ml_barrier, fallback, dft_check_calls = _ml_prestage(
             band, settings, workdir, factory)
@@ -176,7 +198,9 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     doc_desc.pop("dft", None)
     doc_desc["smearing"] = scf_parameters(settings, is_metal=is_metal)["occupations"]
     doc_desc["dispersion"] = (dispersion_applied(settings, dispersion)
-                              if settings.engine == "gpaw" else "none")
+                              if settings.engine == "gpaw" and calc_factory is None else "none")
+    if calc_extra:
+        doc_desc["extra"] = dict(calc_extra)
     doc_desc["neb"] = {"climb": "from the start" if nset.climb else "off",
                        "method": nset.method, "optimizer": nset.optimizer,
                        "spring_eV_per_A2": nset.spring, "interpolation": "idpp"}
@@ -243,7 +267,7 @@ def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: 
         fit = fit_images(res.images)
         path = [float(x) for x in fit.path]
         spline = {"x": [float(x) for x in fit.fit_path],
-                  "y": [float(y) - res.energies[0] for y in fit.fit_energies]}
+                  "y": [float(y) for y in fit.fit_energies]}  # already relative to image 0
     except np.linalg.LinAlgError:  # coinciding images: no cubic fit, keep the raw profile
         path = [0.0, *np.cumsum(path_steps(res.images)).tolist()]
         spline = {"x": path, "y": [float(x) for x in e]}
@@ -281,7 +305,8 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
     The smallest interface candidate (fewest atoms) within ``settings.structure`` limits is
     built by :func:`interphase_dft.build.interfaces.make_interfaces`; the endpoints (Li in A
     and in B next to the interface, same cell, far layers fixed) come from
-    :func:`interphase_dft.build.neb.interface_endpoints`; then :func:`neb_barrier`.
+    :func:`interphase_dft.build.neb.interface_endpoints` (atoms farther than ``FIX_BEYOND``
+    = 4 Angstrom from the interface midplane fixed); then :func:`neb_barrier`.
     """
     from interphase_dft import phases
     from interphase_dft.build.interfaces import make_interfaces
@@ -301,7 +326,7 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
                            f"{st.interface_max_atoms} atoms; raise structure.interface_max_atoms "
                            "or structure.interface_max_strain")
     best = min(cands, key=lambda c: (c.n_atoms, c.strain))
-    initial, final = interface_endpoints(best)
+    initial, final = interface_endpoints(best.atoms, fix_beyond=FIX_BEYOND)
     meta = {
         "n_atoms": best.n_atoms, "strain": best.strain, "area": best.area,
         "miller_a": list(best.miller_a), "miller_b": list(best.miller_b),

@@ -28,12 +28,14 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.calc.factory import dispersion_applied, factory_for, scf_parameters
+from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.references import li_references
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
 from interphase_dft.schemas import (
     BindingEnergyDoc,
+    ReferenceEnergies,
     SiteResult,
     StructureData,
     settings_hash,
@@ -83,6 +85,8 @@ def host_binding(
     surface: dict[str, Any] | None = None,
     relax_host: bool = True,
     ml_prerelax: bool = False,
+    calc_factory: CalcFactory | None = None,
+    references: ReferenceEnergies | None = None,
 ) -> BindingEnergyDoc:
     """Binding energies of Li on the given ``sites`` of ``host`` (the core of the recipe).
 
@@ -104,6 +108,9 @@ def host_binding(
         Relax the host before inserting Li (positions only; cell fixed).
     ml_prerelax
         Pre-relax the host and each host+Li with the ML surrogate before DFT.
+    calc_factory, references
+        Replace the settings-built calculator and the computed Li references (tests, other
+        codes); both must come from the same level of theory.
     """
     if not sites:
         raise InputError(f"no Li sites for {phase} ({mode}); check the site finder")
@@ -112,10 +119,10 @@ def host_binding(
     calls: dict[str, int] = {}
     warnings: list[str] = []
     t0 = time.perf_counter()
-    refs = li_references(settings, workdir / "references", dispersion=dispersion)
+    refs = references or li_references(settings, workdir / "references", dispersion=dispersion)
     timings["references"] = time.perf_counter() - t0
-    factory = factory_for(settings, is_metal=is_metal, dispersion=dispersion, moving=True,
-                          txt=str(workdir / "gpaw.txt"))
+    factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
+                                          moving=True, txt=str(workdir / "gpaw.txt"))
     ml = None
     if ml_prerelax and settings.engine != "ml":
         ml = factory_for(settings.model_copy(update={"engine": "ml"}), is_metal=is_metal)
@@ -170,8 +177,8 @@ def host_binding(
     desc = dict(getattr(factory, "description", {}))
     desc.pop("dft", None)
     desc["smearing"] = scf_parameters(settings, is_metal=is_metal)["occupations"]
-    desc["dispersion"] = dispersion_applied(settings, dispersion) if settings.engine == "gpaw" \
-        else "none"
+    desc["dispersion"] = (dispersion_applied(settings, dispersion)
+                          if settings.engine == "gpaw" and calc_factory is None else "none")
     desc["ml_prerelax"] = ml is not None
     return BindingEnergyDoc(
         settings=s_dump, settings_hash=s_hash, timings=timings, force_calls=calls,

@@ -1,0 +1,202 @@
+"""``interphase-dft build {bulk,slab,interface,sites}``: structures to files, summaries to stdout.
+
+Files are written to a temporary file in the target directory and renamed, so an error never
+leaves a partial file. Any ASE format works (by extension); extxyz keeps ``atoms.info``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from typing import Any
+
+from interphase_dft.errors import InputError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("build", help="build bulk cells, slabs, interfaces, Li sites")
+    sub = parser.add_subparsers(dest="build_command", metavar="WHAT", required=True)
+
+    p = sub.add_parser("bulk", help="conventional bulk cell of a phase")
+    p.add_argument("phase")
+    p.add_argument("--variant", choices=("conventional", "tetragonal"),
+                   help="argyrodite cell (LPSC default tetragonal, Li6PS5Cl conventional)")
+    _out(p)
+    p.set_defaults(func=_bulk)
+
+    p = sub.add_parser("slab", help="all terminations of an (hkl) slab")
+    p.add_argument("phase")
+    p.add_argument("--miller", nargs=3, required=True, metavar=("H", "K", "L"))
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--layers", type=int, help="thickness in d_hkl units (default 4)")
+    g.add_argument("--thickness", type=float, help="minimum thickness, Angstrom")
+    p.add_argument("--vacuum", type=float, default=7.5, help="Angstrom each side (7.5)")
+    p.add_argument("--fix", type=int, default=0, help="bottom d_hkl units fixed (0)")
+    p.add_argument("--termination", type=int, default=0,
+                   help="index of the termination written with -o (0)")
+    _out(p)
+    p.set_defaults(func=_slab)
+
+    p = sub.add_parser("interface", help="lattice-matched A|B interface cells")
+    p.add_argument("phase_a")
+    p.add_argument("phase_b")
+    p.add_argument("--miller-a", nargs=3, metavar=("H", "K", "L"))
+    p.add_argument("--miller-b", nargs=3, metavar=("H", "K", "L"))
+    p.add_argument("--max-strain", type=float, default=0.05)
+    p.add_argument("--max-atoms", type=int, default=120)
+    p.add_argument("--layers-a", type=int, default=2)
+    p.add_argument("--layers-b", type=int, default=2)
+    p.add_argument("--gap", type=float, default=2.2, help="Angstrom (2.2)")
+    p.add_argument("--vacuum", type=float, default=0.0, help="0 = periodic (two interfaces)")
+    p.add_argument("--strained-side", choices=("a", "b"), default="b")
+    p.add_argument("--index", type=int, default=0, help="candidate written with -o (0)")
+    _out(p)
+    p.set_defaults(func=_interface)
+
+    p = sub.add_parser("sites", help="symmetry-distinct Li sites (bulk or slab surface)")
+    p.add_argument("phase")
+    p.add_argument("--slab", nargs=3, metavar=("H", "K", "L"),
+                   help="surface sites of this slab instead of bulk interstitials")
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--min-dist", type=float, default=1.5, help="Angstrom (1.5)")
+    _out(p, help_text="write the host with every site as an X atom (extxyz keeps labels)")
+    p.set_defaults(func=_sites)
+
+
+def _out(p: argparse.ArgumentParser, help_text: str = "output file (any ASE format)") -> None:
+    p.add_argument("-o", "--output", help=help_text)
+
+
+def _ints(values: list[str] | None) -> tuple[int, int, int] | None:
+    if values is None:
+        return None
+    from interphase_dft.build.slabs import validate_miller
+
+    try:
+        return validate_miller([float(v) for v in values])
+    except ValueError as exc:
+        raise InputError(f"Miller index must be three integers, got {' '.join(values)}") from exc
+
+
+def write_atomic(path: str, atoms: Any) -> None:
+    """Write ``atoms`` to ``path`` via a temporary file + rename (no partial files)."""
+    from ase.io import write
+
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        raise InputError(f"output directory {directory} does not exist; create it first")
+    base = os.path.basename(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=os.path.splitext(base)[1] or ".tmp",
+                               dir=directory)
+    os.close(fd)
+    try:
+        from ase.io.formats import filetype, ioformats
+
+        try:
+            fmt = filetype(path, read=False)
+        except Exception:
+            fmt = None
+        if fmt not in ioformats or not ioformats[fmt].can_write:
+            raise InputError(f"cannot write the file format of {path!r}; use e.g. .extxyz, "
+                             ".cif, .traj, .vasp")
+        write(tmp, atoms, format=fmt)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _bulk(args: argparse.Namespace) -> int:
+    from interphase_dft.phases import get_bulk, phase_info
+
+    atoms = get_bulk(args.phase, variant=args.variant)
+    info = phase_info(args.phase)
+    a, b, c, al, be, ga = atoms.cell.cellpar()
+    print(f"{info.name}: {atoms.get_chemical_formula()} ({len(atoms)} atoms), space group "
+          f"{atoms.info['spacegroup']} (parent {info.spacegroup})")
+    print(f"  cell a={a:.4f} b={b:.4f} c={c:.4f} A, angles {al:.2f} {be:.2f} {ga:.2f} deg")
+    print(f"  metal={info.is_metal} needs_dispersion={info.needs_dispersion}")
+    print(f"  source: {info.source}")
+    if args.output:
+        write_atomic(args.output, atoms)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _slab(args: argparse.Namespace) -> int:
+    from interphase_dft.build.slabs import make_slabs
+    from interphase_dft.phases import get_bulk, resolve_phase
+
+    name = resolve_phase(args.phase)
+    terms = make_slabs(get_bulk(name), _ints(args.miller), layers=args.layers,
+                       thickness=args.thickness, vacuum=args.vacuum, fixed_layers=args.fix,
+                       phase=name)
+    print(f"{name} {tuple(terms[0].miller)}: {len(terms)} termination(s)")
+    for k, t in enumerate(terms):
+        print(f"  [{k}] top={t.termination:<10} atoms={len(t.atoms):<4} shift={t.shift:.4f} "
+              f"symmetric={t.is_symmetric} polar={t.is_polar} dipole={t.dipole:+.3f} eA "
+              f"stoich={t.stoichiometric} broken_bonds={t.broken_bonds:.4f}/A^2")
+    if args.output:
+        if not 0 <= args.termination < len(terms):
+            raise InputError(f"--termination must be in 0..{len(terms) - 1}")
+        atoms = terms[args.termination].atoms.copy()
+        write_atomic(args.output, atoms)
+        print(f"wrote termination {args.termination} to {args.output}")
+    return 0
+
+
+def _interface(args: argparse.Namespace) -> int:
+    from interphase_dft.build.interfaces import make_interfaces
+
+    cands = make_interfaces(
+        args.phase_a, args.phase_b, miller_a=_ints(args.miller_a), miller_b=_ints(args.miller_b),
+        max_strain=args.max_strain, max_atoms=args.max_atoms, gap=args.gap,
+        layers_a=args.layers_a, layers_b=args.layers_b, vacuum=args.vacuum,
+        strained_side=args.strained_side)
+    print(f"{len(cands)} candidate(s), sorted by (atoms, strain):")
+    for k, c in enumerate(cands):
+        print(f"  [{k}] atoms={c.n_atoms:<4} (A {c.n_atoms_a}, B {c.n_atoms_b}) "
+              f"strain={100 * c.strain:.2f}% area={c.area:.1f} A^2 "
+              f"A{c.miller_a}|B{c.miller_b} terminations {c.termination_a} | {c.termination_b}")
+    if args.output:
+        if not 0 <= args.index < len(cands):
+            raise InputError(f"--index must be in 0..{len(cands) - 1}")
+        atoms = cands[args.index].atoms.copy()
+        write_atomic(args.output, atoms)
+        print(f"wrote candidate {args.index} to {args.output}")
+    return 0
+
+
+def _sites(args: argparse.Namespace) -> int:
+    from interphase_dft.build.sites import adsorption_sites, interstitial_sites
+    from interphase_dft.build.slabs import make_slabs
+    from interphase_dft.phases import get_bulk, resolve_phase
+
+    name = resolve_phase(args.phase)
+    bulk = get_bulk(name)
+    if args.slab:
+        host = make_slabs(bulk, _ints(args.slab), layers=args.layers, phase=name)[0].atoms
+        sites = adsorption_sites(host, min_dist=args.min_dist)
+        print(f"{name} {tuple(_ints(args.slab))} surface: {len(sites)} site(s)")
+    else:
+        host = bulk
+        sites = interstitial_sites(bulk, min_dist=args.min_dist)
+        print(f"{name} bulk: {len(sites)} symmetry-distinct interstitial site(s)")
+    for s in sites:
+        x, y, z = s.position
+        print(f"  {s.label:<16} {s.kind:<12} x{s.multiplicity:<3} at ({x:.3f}, {y:.3f}, {z:.3f}) A")
+    if args.output:
+        from ase import Atoms
+
+        marked = host.copy()
+        marked.set_constraint()
+        marked += Atoms(["X"] * len(sites), positions=[s.position for s in sites])
+        marked.info = {"phase": name, "site_labels": json.dumps([s.label for s in sites])}
+        write_atomic(args.output, marked)
+        print(f"wrote host + {len(sites)} X markers to {args.output}")
+    return 0

@@ -1,0 +1,161 @@
+"""``interphase-dft binding`` and ``interphase-dft barrier``: one calculation, run locally.
+
+Examples::
+
+    interphase-dft binding LiCl --mode bulk --preset test --workdir runs/licl
+    interphase-dft binding Al --preset laptop --set dft.ecut=400 --json al.json
+    interphase-dft barrier LiAl Li2S --preset laptop --json barrier.json
+
+Rerunning the same command with the same ``--workdir`` resumes from the checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from interphase_dft.errors import InputError
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``['dft.ecut=400', 'neb.climb=false']`` -> nested dict with JSON-parsed values."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise InputError(f"--set expects KEY=VALUE (e.g. dft.ecut=400), got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = {"true": True, "false": False}.get(raw.lower(), raw)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="laptop", choices=["test", "laptop", "production"],
+                   help="settings preset (default: laptop)")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set dft.ecut=400 (repeatable)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="checkpoint directory (default: runs/<command>-<names>-<preset>)")
+    p.add_argument("--json", dest="json_file", type=Path, default=None,
+                   help="write the result document to this JSON file ('-' = print it)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``binding`` and ``barrier`` sub-commands."""
+    p = subparsers.add_parser("binding", help="Li binding energy of one phase (one calculation)")
+    p.add_argument("phase", help="Al, LiAl, LPSC, Li2S, Li3P, LiCl or P2S5")
+    p.add_argument("--mode", choices=["surface", "bulk"], default="surface")
+    p.add_argument("--ml-prerelax", action="store_true",
+                   help="pre-relax with the ML surrogate before DFT")
+    _common(p)
+    p.set_defaults(func=run_binding)
+
+    p = subparsers.add_parser("barrier", help="Li migration barrier across the A|B interface")
+    p.add_argument("phase_a")
+    p.add_argument("phase_b")
+    _common(p)
+    p.set_defaults(func=run_barrier)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from interphase_dft.calc.settings import preset
+
+    return preset(args.preset, parse_overrides(args.overrides))
+
+
+def _logging(args: argparse.Namespace) -> None:
+    if not args.quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                            datefmt="%H:%M:%S")
+
+
+def _emit(doc: Any, json_file: Path | None, summary: str) -> None:
+    from ase.parallel import world
+
+    if world.rank != 0:
+        return
+    text = doc.model_dump_json(indent=1)
+    if json_file is not None and str(json_file) == "-":
+        print(text)
+        return
+    if json_file is not None:
+        json_file.parent.mkdir(parents=True, exist_ok=True)
+        json_file.write_text(text)
+    print(summary)
+
+
+def run_binding(args: argparse.Namespace) -> int:
+    from interphase_dft.phases import resolve_phase
+    from interphase_dft.recipes.binding import binding_energy
+
+    _logging(args)
+    settings = _settings(args)
+    phase = resolve_phase(args.phase)
+    workdir = args.workdir or Path("runs") / f"binding-{phase}-{args.mode}-{settings.preset}"
+    doc = binding_energy(phase, settings, mode=args.mode, workdir=workdir,
+                         ml_prerelax=args.ml_prerelax)
+    _emit(doc, args.json_file, format_binding(doc))
+    return 0
+
+
+def run_barrier(args: argparse.Namespace) -> int:
+    from interphase_dft.phases import resolve_phase
+    from interphase_dft.recipes.barrier import migration_barrier
+
+    _logging(args)
+    settings = _settings(args)
+    a, b = resolve_phase(args.phase_a), resolve_phase(args.phase_b)
+    workdir = args.workdir or Path("runs") / f"barrier-{a}-{b}-{settings.preset}"
+    doc = migration_barrier(a, b, settings, workdir=workdir)
+    _emit(doc, args.json_file, format_barrier(doc))
+    return 0
+
+
+def format_binding(doc: Any) -> str:
+    """Readable summary of a :class:`BindingEnergyDoc`."""
+    r = doc.references
+    lines = [
+        f"Li binding energy of {doc.phase} ({doc.mode} mode, preset {doc.settings['preset']})",
+        f"  references: Li atom {r.li_atom:.4f} eV, bcc Li {r.li_bcc_per_atom:.4f} eV/atom "
+        f"(cohesive {r.cohesive_energy:.3f} eV); dispersion {doc.calculator.get('dispersion')}",
+        f"  host energy {doc.host_energy:.4f} eV ({doc.host_structure.formula})",
+        f"  {'site':<16}{'kind':<14}{'E_b(atom)':>11}{'E_b(bcc)':>11}  conv  moved/A",
+    ]
+    for s in sorted(doc.sites, key=lambda s: s.energy):
+        mark = " *" if s.label == doc.lowest_site else ""
+        lines.append(f"  {s.label:<16}{s.site_kind:<14}{s.binding_energy_atom:>11.3f}"
+                     f"{s.binding_energy_bcc:>11.3f}  {'yes' if s.converged else 'NO ':<4}"
+                     f"{s.li_displacement:>7.2f}{mark}")
+    lines.append(f"  lowest site {doc.lowest_site}: E_b = {doc.binding_energy_atom:.3f} eV "
+                 f"(atom), {doc.binding_energy_bcc:.3f} eV (bcc)")
+    lines += [f"  warning: {w}" for w in doc.warnings]
+    return "\n".join(lines)
+
+
+def format_barrier(doc: Any) -> str:
+    """Readable summary of a :class:`BarrierDoc`."""
+    lines = [
+        f"Li migration {doc.interface} (stage {doc.stage}, preset {doc.settings['preset']})",
+        f"  barrier forward {doc.barrier_forward:.3f} eV, reverse {doc.barrier_reverse:.3f} eV, "
+        f"reaction energy {doc.reaction_energy:.3f} eV",
+        f"  converged {doc.converged} (fmax {doc.fmax_final:.3f} eV/A), climbing image "
+        f"{doc.climbing_image}, force calls {doc.force_calls}",
+        "  profile (eV): " + " ".join(f"{e:.3f}" for e in doc.energies),
+    ]
+    if doc.ml_barrier is not None:
+        lines.append(f"  ML surrogate barrier {doc.ml_barrier:.3f} eV (not a DFT number)")
+    if doc.ml_fallback_reason:
+        lines.append(f"  ML path rejected: {doc.ml_fallback_reason}")
+    lines += [f"  warning: {w}" for w in doc.warnings]
+    return "\n".join(lines)

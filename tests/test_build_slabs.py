@@ -1,0 +1,83 @@
+"""Slabs: every termination listed, metadata, constraints, Miller validation, surface rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.constraints import FixAtoms
+
+from interphase_dft.build.slabs import SURFACE_RULE, choose_surface, make_slabs
+from interphase_dft.errors import InputError
+from interphase_dft.phases import get_bulk
+
+
+def test_al111_single_symmetric_nonpolar_termination():
+    terms = make_slabs(get_bulk("Al"), (1, 1, 1), layers=4, vacuum=6.0)
+    assert len(terms) == 1
+    t = terms[0]
+    assert t.is_symmetric and not t.is_polar and t.stoichiometric
+    assert t.termination == "Al" and t.n_layers >= 4
+    z = t.atoms.positions[:, 2]
+    assert np.isclose(z.min(), 6.0) and np.isclose(t.atoms.cell[2, 2] - z.max(), 6.0)
+    assert len(np.unique(z.round(3))) == t.n_layers == len(t.atoms)  # one atom per plane
+    assert np.allclose(t.atoms.cell[2, :2], 0)  # c perpendicular to the surface
+
+
+def test_li2s_111_lists_every_termination():
+    terms = make_slabs(get_bulk("Li2S"), (1, 1, 1), layers=2, vacuum=5.0)
+    assert len(terms) >= 2
+    labels = {t.termination for t in terms}
+    assert {"S", "Li"} <= labels
+    polar = [t for t in terms if t.is_polar]
+    nonpolar = [t for t in terms if not t.is_polar]
+    assert polar and nonpolar
+    assert all(abs(t.dipole) > 1 for t in polar)
+    for t in terms:
+        assert t.atoms.info["termination"] == t.termination
+        assert t.atoms.info["miller"] == [1, 1, 1]
+
+
+def test_fixed_layers_constrain_bottom():
+    t = make_slabs(get_bulk("Al"), (1, 0, 0), layers=4, vacuum=5.0, fixed_layers=2)[0]
+    (c,) = t.atoms.constraints
+    assert isinstance(c, FixAtoms)
+    fixed = set(c.get_indices().tolist())
+    z = t.atoms.positions[:, 2]
+    assert fixed == set(np.flatnonzero(z < z.min() + 2 * 4.0495 - 0.1).tolist())
+    assert 0 < len(fixed) < len(t.atoms)
+
+
+def test_thickness_option():
+    t = make_slabs(get_bulk("LiCl"), (1, 0, 0), thickness=8.0, vacuum=5.0)[0]
+    z = t.atoms.positions[:, 2]
+    assert z.max() - z.min() >= 8.0 - 2.6
+
+
+@pytest.mark.parametrize("miller", [(0, 0, 0), (1, 0.5, 0), (1, 1), "abc", (1, 0, 0, 1)])
+def test_bad_miller_raises(miller):
+    with pytest.raises(InputError):
+        make_slabs(get_bulk("Al"), miller)
+
+
+def test_layers_and_thickness_exclusive():
+    with pytest.raises(InputError):
+        make_slabs(get_bulk("Al"), (1, 1, 1), layers=3, thickness=5.0)
+
+
+def test_choose_surface_rule_is_stated_and_deterministic():
+    s1 = choose_surface("Al", layers=3, vacuum=5.0)
+    assert s1.miller == (1, 1, 1)  # close-packed: fewest broken bonds
+    assert s1.atoms.info["surface_rule"] == SURFACE_RULE
+    s2 = choose_surface("Li2S", layers=2, vacuum=5.0)
+    assert not s2.is_polar and s2.is_symmetric and s2.stoichiometric
+    again = choose_surface("Li2S", layers=2, vacuum=5.0)
+    assert again.miller == s2.miller and again.shift == s2.shift
+
+
+def test_choose_surface_reads_settings():
+    from interphase_dft.calc.settings import preset
+
+    s = choose_surface("Al", preset("test"))
+    assert s.n_layers >= 2
+    assert np.isclose(s.atoms.positions[:, 2].min(), 4.0)
+    assert len(s.atoms.constraints[0].get_indices()) == 1

@@ -1,0 +1,80 @@
+"""Calculator factory: parameters chosen from settings (no SCF is run here)."""
+
+from __future__ import annotations
+
+import pytest
+from ase.build import bulk, fcc111
+
+from interphase_dft.calc.factory import (
+    GPAWFactory,
+    gpaw_parameters,
+    kpoint_mesh,
+    make_calculator,
+    scf_parameters,
+)
+from interphase_dft.calc.settings import preset
+from interphase_dft.errors import InputError
+
+
+def test_kpoints_follow_density_and_skip_vacuum_direction():
+    slab = fcc111("Al", (1, 1, 3), vacuum=5.0)
+    slab.pbc = (True, True, False)
+    kx, ky, kz = kpoint_mesh(slab, 2.5, 200)
+    assert kz == 1 and kx == ky and kx >= 5
+    assert kpoint_mesh(slab, 2.5, gamma_only_atoms=3) == (1, 1, 1)
+    li = bulk("Li", "bcc", a=3.44)
+    coarse, fine = kpoint_mesh(li, 1.0, 200), kpoint_mesh(li, 4.0, 200)
+    assert all(f > c for f, c in zip(fine, coarse, strict=True))
+    # a supercell gets proportionally fewer k-points
+    assert kpoint_mesh(li * (2, 2, 2), 4.0, 200)[0] <= (fine[0] + 1) // 2 + 1
+
+
+def test_moving_atoms_switch_symmetry_off_and_slabs_get_dipole_layer():
+    s = preset("test")
+    slab = fcc111("Al", (1, 1, 3), vacuum=5.0)
+    slab.pbc = (True, True, False)
+    p = gpaw_parameters(s, slab, moving=True, is_metal=True)
+    assert p["symmetry"] == "off"
+    assert p["poissonsolver"] == {"dipolelayer": "xy"}
+    assert p["mode"] == {"name": "pw", "ecut": s.dft.ecut}
+    assert p["occupations"] == {"name": "fermi-dirac", "width": s.dft.smearing_width}
+    b = gpaw_parameters(s, bulk("Al"), moving=False, is_metal=False)
+    assert "symmetry" not in b and "poissonsolver" not in b
+    assert b["occupations"]["width"] == s.dft.insulator_smearing
+
+
+def test_scf_retry_is_safer():
+    s = preset("laptop")
+    p0 = scf_parameters(s, is_metal=True)
+    p1 = scf_parameters(s, is_metal=True, attempt=1)
+    assert p1["mixer"]["beta"] < p0["mixer"]["beta"]
+    assert p1["occupations"]["width"] > p0["occupations"]["width"]
+    assert p1["maxiter"] > p0["maxiter"]
+
+
+def test_lcao_and_fd_modes():
+    s = preset("test", {"dft": {"mode": "lcao", "basis": "szp(dzp)"}})
+    p = gpaw_parameters(s, bulk("Al"), moving=False, is_metal=True)
+    assert p["mode"] == {"name": "lcao"} and p["basis"] == "szp(dzp)" and p["h"] == s.dft.h
+
+
+def test_make_calculator_gpaw_and_d3():
+    from ase.calculators.mixing import SumCalculator
+
+    calc = make_calculator(preset("test"), bulk("Al"), txt=None, moving=False, is_metal=True)
+    assert type(calc).__name__ == "ASECalculator"
+    laptop = preset("laptop")  # dispersion='d3'
+    d3 = make_calculator(laptop, bulk("Al"), txt=None, moving=True, is_metal=False,
+                         dispersion=True)
+    assert isinstance(d3, SumCalculator)
+    assert "DFTD3" in [type(c).__name__ for c in d3.mixer.calcs]
+    f = GPAWFactory(laptop, is_metal=False, dispersion=True)
+    assert f.description["dispersion"] == "d3"
+    assert GPAWFactory(preset("test"), is_metal=False, dispersion=True).description[
+        "dispersion"] == "none"
+
+
+def test_engine_ml_is_refused_by_gpaw_factory():
+    s = preset("test").with_overrides({"engine": "ml"})
+    with pytest.raises(InputError, match="ml_calculator"):
+        make_calculator(s, bulk("Al"), txt=None, moving=True, is_metal=True)

@@ -1,0 +1,255 @@
+"""Runners, checkpoints and guards with cheap calculators (EMT, fakes): fast, no GPAW runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import add_adsorbate, fcc100, fcc111
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+from ase.constraints import FixAtoms
+from ase.io import read
+
+from interphase_dft.calc.checkpoint import read_frames
+from interphase_dft.calc.guard import GuardedCalculator
+from interphase_dft.calc.neb import run_neb
+from interphase_dft.calc.runners import relax, static
+from interphase_dft.calc.settings import NEBSettings, RelaxSettings
+from interphase_dft.errors import CalculationError, InputError
+
+
+def emt_factory(atoms, attempt=0, label=""):
+    return EMT()
+
+
+def never_factory(atoms, attempt=0, label=""):
+    raise AssertionError("a finished run must not build a calculator")
+
+
+def rattled_slab() -> Atoms:
+    slab = fcc111("Al", (2, 2, 3), vacuum=5.0)
+    slab.rattle(0.1, seed=3)
+    slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
+    return slab
+
+
+def test_relax_converges_and_finished_run_is_not_recomputed(tmp_path):
+    slab = rattled_slab()
+    r = relax(slab, emt_factory, tmp_path, RelaxSettings(fmax=0.02, steps=100))
+    assert r.converged and r.fmax <= 0.02
+    frames = read_frames(tmp_path / "relax.traj")
+    assert len(frames) == r.steps + 1
+    assert r.force_calls == len(frames)  # one evaluation per stored frame
+    # fixed atoms did not move
+    fixed = slab.constraints[0].get_indices()
+    assert np.allclose(r.atoms.positions[fixed], slab.positions[fixed])
+    again = relax(slab, never_factory, tmp_path, RelaxSettings(fmax=0.02, steps=100))
+    assert again.resumed and again.energy == pytest.approx(r.energy, abs=1e-12)
+    assert again.steps == r.steps
+
+
+def test_step_limited_relax_resumes_without_recomputing(tmp_path):
+    slab = rattled_slab()
+    ref = relax(slab, emt_factory, tmp_path / "ref", RelaxSettings(fmax=0.02, steps=100))
+    first = relax(slab, emt_factory, tmp_path / "a", RelaxSettings(fmax=0.02, steps=4))
+    assert not first.converged and first.steps == 4 and first.warnings
+    # a different steps limit is a different run: refused in the same workdir
+    with pytest.raises(InputError, match="different structure or settings"):
+        relax(slab, emt_factory, tmp_path / "a", RelaxSettings(fmax=0.02, steps=100))
+
+
+def test_static_is_stored(tmp_path):
+    atoms = fcc111("Al", (1, 1, 2), vacuum=4.0)
+    r1 = static(atoms, EMT(), tmp_path)
+    r2 = static(atoms, never_factory, tmp_path)
+    assert r2.resumed and r2.energy == r1.energy and r1.force_calls == 1
+
+
+KILL_SCRIPT = """
+import sys, time
+from ase.build import add_adsorbate, fcc100, fcc111
+from ase.calculators.emt import EMT
+from ase.constraints import FixAtoms
+from ase.mep import NEB
+from interphase_dft.calc.neb import run_neb
+from interphase_dft.calc.runners import relax
+from interphase_dft.calc.settings import NEBSettings, RelaxSettings
+
+DELAY = float(sys.argv[3])
+CALLS = []
+
+class SlowEMT(EMT):
+    def calculate(self, *args, **kwargs):
+        CALLS.append(1)
+        time.sleep(DELAY)
+        super().calculate(*args, **kwargs)
+
+def factory(atoms, attempt=0, label=""):
+    return SlowEMT()
+
+kind, workdir = sys.argv[1], sys.argv[2]
+if kind == "relax":
+    slab = fcc111("Al", (2, 2, 3), vacuum=5.0)
+    slab.rattle(0.1, seed=3)
+    slab.set_constraint(FixAtoms(indices=[a.index for a in slab if a.tag == 3]))
+    r = relax(slab, factory, workdir, RelaxSettings(fmax=0.02, steps=100))
+    print("RESULT", r.steps, r.force_calls, len(CALLS), r.converged, r.resumed)
+else:
+    s = fcc100("Al", (2, 2, 3), vacuum=5.0)
+    add_adsorbate(s, "Al", 1.7, "hollow")
+    s.set_constraint(FixAtoms(mask=[a.tag > 1 for a in s]))
+    i = relax(s, EMT(), workdir + "/i", RelaxSettings(fmax=0.05)).atoms
+    s2 = s.copy()
+    s2.positions[-1, 0] += s.cell[0, 0] / 2
+    f = relax(s2, EMT(), workdir + "/f", RelaxSettings(fmax=0.05)).atoms
+    band = [i] + [i.copy() for _ in range(3)] + [f]
+    NEB(band).interpolate("idpp")
+    r = run_neb(band, factory, workdir + "/neb",
+                NEBSettings(n_images=3, fmax=0.05, ml_prestage=False))
+    print("RESULT", r.steps, r.force_calls, len(CALLS), r.converged, r.resumed,
+          r.energies[2] - r.energies[0], r.energies[2] - r.energies[4])
+"""
+
+
+def _run_and_kill(script: Path, kind: str, workdir: Path, state: Path, min_steps: int) -> None:
+    proc = subprocess.Popen([sys.executable, str(script), kind, str(workdir), "0.25"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            if state.exists() and json.loads(state.read_text())["steps"] >= min_steps:
+                break
+            assert proc.poll() is None, proc.stdout.read().decode()
+            time.sleep(0.05)
+        else:
+            pytest.fail("the run never wrote a checkpoint")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _finish(script: Path, kind: str, workdir: Path) -> list[str]:
+    out = subprocess.run([sys.executable, str(script), kind, str(workdir), "0"],
+                         capture_output=True, text=True, check=True)
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT"))
+    return line.split()[1:]
+
+
+@pytest.mark.parametrize("kind", ["relax", "neb"])
+def test_kill_and_resume(tmp_path, kind):
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(KILL_SCRIPT))
+    work = tmp_path / "work"
+    state = work / ("relax.json" if kind == "relax" else "neb/neb.json")
+    traj = work / ("relax.traj" if kind == "relax" else "neb/neb.traj")
+    _run_and_kill(script, kind, work, state, min_steps=2)
+    killed_state = json.loads(state.read_text())
+    assert killed_state["status"] == "running"
+    n_before = len(read_frames(traj))
+    steps, calls, calls_now, converged, resumed = _finish(script, kind, work)[:5]
+    assert converged == "True" and resumed == "True"
+    frames = read_frames(traj)
+    per = 1 if kind == "relax" else 5
+    # the trajectory continued: the frames from before the kill are still there, in order
+    assert len(frames) >= n_before and len(frames) % per == 0
+    assert int(steps) == len(frames) // per - 1
+    # no duplicated geometry at the restart point (the stored last step was reused)
+    positions = [f.positions for f in frames[per - 1::per]] if per == 1 else \
+        [np.concatenate([f.positions for f in frames[k:k + per]]) for k in
+         range(0, len(frames), per)]
+    for a, b in zip(positions[:-1], positions[1:], strict=True):
+        assert not np.allclose(a, b, atol=1e-10)
+    # the resumed process only computed the steps after the checkpoint
+    images = 1 if kind == "relax" else 3
+    assert int(calls_now) <= (len(frames) // per - n_before // per + 1) * images
+    assert int(calls) >= int(calls_now) + killed_state["force_calls"] - images
+    if kind == "neb":
+        fwd, rev = (float(x) for x in _finish(script, kind, work)[5:7])
+        assert fwd == pytest.approx(rev, abs=0.02) and fwd > 0.1
+
+
+class NaNCalc(Calculator):
+    implemented_properties = ("energy", "forces")  # noqa: RUF012
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results = {"energy": 0.0, "forces": np.full((len(self.atoms), 3), np.nan)}
+
+
+def test_nan_forces_raise_with_formula():
+    atoms = Atoms("Li2S", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]], cell=[6, 6, 6],
+                  pbc=True)
+    atoms.calc = GuardedCalculator(lambda a, attempt=0, label="": NaNCalc(), setting="test")
+    with pytest.raises(CalculationError, match="Li2S.*NaN"):
+        atoms.get_forces()
+
+
+def test_collapsed_atoms_raise_before_computing():
+    atoms = Atoms("LiAl", positions=[[0, 0, 0], [0.3, 0, 0]], cell=[5, 5, 5], pbc=True)
+    atoms.calc = GuardedCalculator(never_factory)
+    with pytest.raises(CalculationError, match=r"AlLi.*collapsed"):
+        atoms.get_potential_energy()
+
+
+def test_huge_forces_raise():
+    atoms = Atoms("Al2", positions=[[0, 0, 0], [0.9, 0, 0]], cell=[8, 8, 8], pbc=True)
+    atoms.calc = GuardedCalculator(emt_factory, max_force=50.0)
+    with pytest.raises(CalculationError, match="Al2.*exceeds"):
+        atoms.get_forces()
+
+
+def test_scf_failure_is_retried_with_safer_settings():
+    from gpaw import KohnShamConvergenceError
+
+    attempts = []
+
+    def flaky(atoms, attempt=0, label=""):
+        attempts.append(attempt)
+        if attempt == 0:
+            class Fails(EMT):
+                def calculate(self, *a, **k):
+                    raise KohnShamConvergenceError("did not converge")
+            return Fails()
+        return EMT()
+
+    atoms = fcc111("Al", (1, 1, 2), vacuum=4.0)
+    guard = GuardedCalculator(flaky, label="x")
+    atoms.calc = guard
+    atoms.get_potential_energy()
+    assert attempts == [0, 1]
+    assert guard.warnings and "safer mixing" in guard.warnings[0]
+
+
+def test_scf_gives_up_after_three_attempts():
+    from gpaw import KohnShamConvergenceError
+
+    class Fails(EMT):
+        def calculate(self, *a, **k):
+            raise KohnShamConvergenceError("no")
+
+    atoms = fcc111("Al", (1, 1, 2), vacuum=4.0)
+    atoms.calc = GuardedCalculator(lambda a, attempt=0, label="": Fails())
+    with pytest.raises(CalculationError, match="Al2: SCF did not converge"):
+        atoms.get_potential_energy()
+
+
+def test_neb_needs_endpoint_energies(tmp_path):
+    s = fcc100("Al", (2, 2, 2), vacuum=4.0)
+    add_adsorbate(s, "Al", 1.7, "hollow")
+    with pytest.raises(InputError, match="endpoints need energies"):
+        run_neb([s, s.copy(), s.copy()], emt_factory, tmp_path, NEBSettings())
+
+
+def test_trajectory_is_readable_by_ase(tmp_path):
+    relax(rattled_slab(), emt_factory, tmp_path, RelaxSettings(fmax=0.05, steps=50))
+    last = read(tmp_path / "relax.traj", index=-1)
+    assert last.get_potential_energy() == pytest.approx(
+        json.loads((tmp_path / "relax.json").read_text())["energy"])

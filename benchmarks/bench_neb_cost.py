@@ -30,6 +30,7 @@ import json
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +115,9 @@ def _neb_steps(workdir: Path) -> int | None:
         return None
 
 
-def run_hop(hop: str, settings: Any, workdir: Path, fresh: bool) -> dict[str, Any]:
-    """Plain and ML-accelerated NEB of one hop; raw measurements of both."""
+def run_hop(hop: str, settings: Any, workdir: Path,
+            fresh: bool) -> Iterator[dict[str, Any]]:
+    """Plain, then ML-accelerated NEB of one hop; yields the (growing) measurements after each."""
     from interphase_dft import phases
     from interphase_dft.recipes.barrier import neb_barrier
 
@@ -161,7 +163,6 @@ def run_hop(hop: str, settings: Any, workdir: Path, fresh: bool) -> dict[str, An
         print(f"{NAME}: {a}|{b} {mode}: barrier {doc.barrier_forward:.3f} eV, "
               f"{band_calls} DFT band calls, {wall:.0f} s", flush=True)
         yield out
-    return
 
 
 def assess(hop: dict[str, Any], n_images: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ Usage::
 
     python benchmarks/bench_neb_cost.py                          # laptop, Al|Li2S and Al|LiCl
     python benchmarks/bench_neb_cost.py --hops "LiAl|LiCl" --preset laptop
-    python benchmarks/bench_neb_cost.py --quick                  # test preset, Al|Li2S, few steps
+    python benchmarks/bench_neb_cost.py --quick                  # test preset, Al|Li2S, 2 steps
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import json
 import shutil
 import sys
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,8 @@ NAME = "neb_cost"
 DEFAULT_HOPS = "Al|Li2S,Al|LiCl"
 GOAL_RATIO = 5.0
 GOAL_BARRIER_EV = 0.03
-#: quick mode: few steps, so the script is checked end to end in about a minute
-QUICK_OVERRIDES = {"relax": {"steps": 4}, "neb": {"steps": 4}}
+#: quick mode: one image and two steps, so the script is checked end to end in a few minutes
+QUICK_OVERRIDES = {"relax": {"steps": 2}, "neb": {"steps": 2, "n_images": 1}}
 
 
 def interface_cell(a: str, b: str, settings: Any) -> Any:
@@ -66,7 +67,7 @@ def endpoints(cand: Any) -> tuple[Any, Any, str]:
     except ImportError:
         initial, final = fallback_endpoints(cand.atoms)
         return initial, final, "benchmarks.bench_neb_cost.fallback_endpoints"
-    initial, final = interface_endpoints(cand)
+    initial, final = interface_endpoints(cand.atoms)  # defaults, as migration_barrier
     return initial, final, "interphase_dft.build.neb.interface_endpoints"
 
 
@@ -107,8 +108,8 @@ def fallback_endpoints(atoms: Any) -> tuple[Any, Any]:
     return out[0], out[1]
 
 
-def _neb_steps(workdir: Path) -> int | None:
-    path = workdir / "neb" / "neb.json"
+def _neb_steps(workdir: Path, sub: str = "neb") -> int | None:
+    path = workdir / sub / "neb.json"
     try:
         return int(json.loads(path.read_text())["steps"])
     except (OSError, KeyError, ValueError):
@@ -154,7 +155,8 @@ def run_hop(hop: str, settings: Any, workdir: Path,
             "wall_s": wall, "timings": dict(doc.timings), "force_calls": calls,
             "dft_band_calls": band_calls,
             "band_wall_s": doc.timings.get("dft_neb", 0.0) + doc.timings.get("ml_neb", 0.0),
-            "dft_neb_steps": _neb_steps(wd), "barrier_forward": doc.barrier_forward,
+            "dft_neb_steps": _neb_steps(wd), "ml_neb_steps": _neb_steps(wd, "neb-ml"),
+            "barrier_forward": doc.barrier_forward,
             "barrier_reverse": doc.barrier_reverse, "converged": doc.converged,
             "fmax_final": doc.fmax_final, "stage": doc.stage, "ml_barrier": doc.ml_barrier,
             "ml_fallback_reason": doc.ml_fallback_reason, "warnings": list(doc.warnings),
@@ -193,56 +195,26 @@ def assess(hop: dict[str, Any], n_images: int) -> dict[str, Any]:
             "limits": limits}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = base_parser(__doc__.splitlines()[0])
-    p.add_argument("--hops", default=None, help=f"comma-separated A|B (default {DEFAULT_HOPS};"
-                   " --quick: Al|Li2S)")
-    p.add_argument("--preset", default=None, help="default laptop (--quick: test)")
-    p.add_argument("--keep", action="store_true",
-                   help="reuse checkpoints in the work directory (default: start fresh so the "
-                        "timings mean something)")
-    args = p.parse_args(argv)
-    from interphase_dft.calc.settings import preset
-
-    outdir, workdir = resolve_dirs(args, NAME)
-    preset_name = args.preset or ("test" if args.quick else "laptop")
-    overrides = QUICK_OVERRIDES if args.quick else None
-    settings = preset(preset_name, overrides)
-    hops = [h.strip() for h in (args.hops or ("Al|Li2S" if args.quick else DEFAULT_HOPS))
-            .split(",") if h.strip()]
-    result = new_result(NAME, quick=args.quick, settings={
-        "preset": preset_name, "overrides": overrides or {}, "hops": hops,
-        "neb": settings.neb.model_dump(), "relax": settings.relax.model_dump(),
-        "dft": settings.dft.model_dump(), "goal": {"dft_call_ratio": GOAL_RATIO,
-                                                    "barrier_within_eV": GOAL_BARRIER_EV}})
-    result["notes"].append(
-        "DFT force calls count the band only (both runs share the same relaxed endpoints, "
-        "whose calls are listed under force_calls.endpoint_*); the ML run's count includes "
-        "the DFT single points that check the surrogate path (they seed the first DFT band).")
-    if args.quick:
-        result["notes"].append(f"quick mode: test preset with {QUICK_OVERRIDES}, so the bands "
-                               "are NOT converged; the numbers only prove the script works")
-    hops_out: list[dict[str, Any]] = []
-    result["measurements"] = {"hops": hops_out}
-    for hop in hops:
-        current = None
-        try:
-            for current in run_hop(hop, settings, workdir, fresh=not args.keep):
-                if current not in hops_out:
-                    hops_out.append(current)
-                result["status"] = "partial"
-                write_result(result, outdir)
-        except Exception as exc:  # record and continue with the next hop
-            entry = current if current is not None else {"hop": hop}
-            entry["error"] = f"{type(exc).__name__}: {exc}"
-            if entry not in hops_out:
-                hops_out.append(entry)
-            write_result(result, outdir)
-    ok = [h for h in hops_out if "error" not in h and len(h.get("runs", {})) == 2]
-    for h in ok:
-        h["assessment"] = assess(h, settings.neb.n_images)
-        pl, ml, a = h["runs"]["plain"], h["runs"]["ml"], h["assessment"]
+def summarise(result: dict[str, Any], hops_out: list[dict[str, Any]], n_images: int,
+              base_notes: list[str]) -> int:
+    """Rebuild summary rows and notes from the hops measured so far; completed hop count."""
+    result["summary"], result["notes"] = [], list(base_notes)
+    n_ok = 0
+    for h in hops_out:
         hop = h["hop"]
+        runs = h.get("runs", {})
+        if "error" in h:
+            add_summary(result, f"{hop}: error", h["error"][:160], "")
+        if "plain" in runs and "ml" not in runs:
+            pl = runs["plain"]
+            add_summary(result, f"{hop} ({h['n_atoms']} atoms): DFT band calls plain",
+                        pl["dft_band_calls"], "calls")
+            add_summary(result, f"{hop}: barrier plain", pl["barrier_forward"], "eV")
+        if "error" in h or len(runs) != 2:
+            continue
+        n_ok += 1
+        h["assessment"] = a = assess(h, n_images)
+        pl, ml = runs["plain"], runs["ml"]
         add_summary(result, f"{hop} ({h['n_atoms']} atoms): DFT band calls plain / ML",
                     f"{pl['dft_band_calls']} / {ml['dft_band_calls']}", "calls")
         add_summary(result, f"{hop}: DFT call ratio", a["dft_call_ratio"], "x")
@@ -253,10 +225,66 @@ def main(argv: list[str] | None = None) -> int:
         add_summary(result, f"{hop}: goal (>= 5x, <= 0.03 eV) met", a["goal_met"], "")
         for limit in a["limits"]:
             result["notes"].append(f"{hop}: limited by: {limit}")
-    for h in hops_out:
-        if "error" in h:
-            add_summary(result, f"{h['hop']}: error", h["error"][:120], "")
-    result["status"] = "complete" if len(ok) == len(hops) else "failed"
+    return n_ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = base_parser(__doc__.splitlines()[0])
+    p.add_argument("--hops", default=None, help=f"comma-separated A|B (default {DEFAULT_HOPS};"
+                   " --quick: Al|Li2S)")
+    p.add_argument("--preset", default=None, help="default laptop (--quick: test)")
+    p.add_argument("--overrides", default=None, metavar="JSON",
+                   help='settings overrides, e.g. \'{"dft": {"kpt_density": 1.0}}\' '
+                        "(run_all.py's one-hour profile uses this)")
+    p.add_argument("--keep", action="store_true",
+                   help="reuse checkpoints in the work directory (default: start fresh so the "
+                        "timings mean something)")
+    args = p.parse_args(argv)
+    from interphase_dft.calc.settings import preset
+
+    outdir, workdir = resolve_dirs(args, NAME)
+    preset_name = args.preset or ("test" if args.quick else "laptop")
+    overrides = json.loads(args.overrides) if args.overrides else {}
+    if args.quick:
+        overrides = {**QUICK_OVERRIDES, **overrides}
+    settings = preset(preset_name, overrides or None)
+    hops = [h.strip() for h in (args.hops or ("Al|Li2S" if args.quick else DEFAULT_HOPS))
+            .split(",") if h.strip()]
+    result = new_result(NAME, quick=args.quick, settings={
+        "preset": preset_name, "overrides": overrides, "hops": hops,
+        "neb": settings.neb.model_dump(), "relax": settings.relax.model_dump(),
+        "dft": settings.dft.model_dump(), "goal": {"dft_call_ratio": GOAL_RATIO,
+                                                    "barrier_within_eV": GOAL_BARRIER_EV}})
+    result["notes"].append(
+        "DFT force calls count the band only (both runs share the same relaxed endpoints, "
+        "whose calls are listed under force_calls.endpoint_*); the ML run's count includes "
+        "the DFT single points that check the surrogate path (they seed the first DFT band).")
+    if args.quick:
+        result["notes"].append(f"quick mode: test preset with {QUICK_OVERRIDES}, so the bands "
+                               "are NOT converged; the numbers only prove the script works")
+    base_notes = list(result["notes"])
+    hops_out: list[dict[str, Any]] = []
+    result["measurements"] = {"hops": hops_out}
+    for hop in hops:
+        current = None
+        try:
+            for current in run_hop(hop, settings, workdir, fresh=not args.keep):
+                if current not in hops_out:
+                    hops_out.append(current)
+                result["status"] = "partial"
+                summarise(result, hops_out, settings.neb.n_images, base_notes)
+                write_result(result, outdir)
+        except Exception as exc:  # record and continue with the next hop
+            entry = current if current is not None else {"hop": hop}
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            entry["traceback"] = traceback.format_exc()[-3000:]
+            print(f"{NAME}: {hop} failed: {entry['error']}", flush=True)
+            if entry not in hops_out:
+                hops_out.append(entry)
+            summarise(result, hops_out, settings.neb.n_images, base_notes)
+            write_result(result, outdir)
+    ok = summarise(result, hops_out, settings.neb.n_images, base_notes)
+    result["status"] = "complete" if ok == len(hops) else "failed"
     path = write_result(result, outdir)
     print(f"{NAME}: wrote {path}")
     return 0 if ok else 1

@@ -1,6 +1,7 @@
 """Validation run: Li vacancy hop in Li2S (charged vacancy), laptop preset.
 
-Usage: .venv/bin/python docs/validation_li2s.py [WORKDIR] [PRESET]
+Usage: .venv/bin/python docs/validation_li2s.py [WORKDIR] [PRESET] [KEY=VALUE ...]
+(overrides as for ``interphase-dft binding --set``, e.g. ``dft.kpt_density=1.0``)
 Writes WORKDIR/li2s_vacancy_hop.json (the BarrierDoc) and prints the summary.
 Literature: 0.27 eV (Moradabadi & Kaghazchi, APL 108, 213906 (2016), PBE, charged vacancy).
 """
@@ -24,7 +25,10 @@ from interphase_dft.recipes.barrier import neb_barrier
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/validation-li2s")
-    settings = preset(sys.argv[2] if len(sys.argv) > 2 else "laptop")
+    from interphase_dft.commands.calc import parse_overrides
+
+    settings = preset(sys.argv[2] if len(sys.argv) > 2 else "laptop",
+                      parse_overrides(sys.argv[3:]))
     # antifluorite: S on the fcc (Ca) site, Li on the tetrahedral (F) sites; a = 5.69 A (exp.)
     cell = bulk("SLi2", "fluorite", a=5.69) * (2, 2, 2)  # 24 atoms, 8.05 A periodicity
     li = [a.index for a in cell if a.symbol == "Li"]

@@ -117,3 +117,20 @@ def test_principal_strain():
     assert np.isclose(principal_strain(a, a * 1.03), 0.03)
     rot = np.array([[0, 1.0, 0], [-1.0, 0, 0]])
     assert np.isclose(principal_strain(a, rot), 0.0)
+
+
+def test_rigid_units_stay_whole_and_gap_is_real():
+    """PS4 tetrahedra (LPSC) and P4S10 molecules are never cut by the interface."""
+    from ase.neighborlist import neighbor_list
+
+    cands = make_interfaces("Al", "LPSC", miller_a=(1, 1, 0), miller_b=(1, 0, 0), layers_a=1,
+                            layers_b=1, max_atoms=50, max_candidates=20)
+    assert len(cands) > 3  # several LPSC terminations
+    for c in cands:
+        at = c.atoms
+        i, j = neighbor_list("ij", at, 2.3)
+        sym = np.array(at.get_chemical_symbols())
+        for p in np.flatnonzero(sym == "P"):
+            assert np.sum((i == p) & (sym[j] == "S")) == 4
+        z, side = at.positions[:, 2], at.arrays["side"]
+        assert np.isclose(z[side == 1].min() - z[side == 0].max(), 2.2, atol=1e-6)

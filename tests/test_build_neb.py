@@ -35,7 +35,7 @@ def test_endpoints_same_order_li_on_each_side(interface):
     assert ini[-1].symbol == "Li" and len(ini) == len(interface) + 1
     assert np.allclose(ini.positions[:-1], interface.positions)
     assert np.allclose(fin.positions[:-1], interface.positions)
-    z_a, z_b, z_mid = interface_plane(interface)
+    _, _, z_mid = interface_plane(interface)
     assert ini.positions[-1, 2] < z_mid < fin.positions[-1, 2]
     assert ini.arrays["side"][-1] == 0 and fin.arrays["side"][-1] == 1
     fixed = _fixed(ini)
@@ -96,3 +96,14 @@ def test_vacancy_hop_rejects_non_li():
     s_index = bulk.get_chemical_symbols().index("S")
     with pytest.raises(InputError):
         vacancy_hop_endpoints(bulk, 0, s_index)
+
+
+def test_endpoints_when_a_is_on_top():
+    iface = make_interfaces("LiAl", "LiCl", miller_a=(1, 1, 0), miller_b=(1, 1, 0),
+                            layers_a=1, layers_b=1, max_atoms=40, strained_side="a",
+                            max_candidates=1)[0].atoms
+    side, z = iface.arrays["side"], iface.positions[:, 2]
+    assert z[side == 0].mean() > z[side == 1].mean()  # A (strained film) on top
+    ini, fin = interface_endpoints(iface)
+    _, _, z_mid = interface_plane(iface)
+    assert ini.positions[-1, 2] > z_mid > fin.positions[-1, 2]

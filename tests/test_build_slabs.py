@@ -81,3 +81,29 @@ def test_choose_surface_reads_settings():
     assert s.n_layers >= 2
     assert np.isclose(s.atoms.positions[:, 2].min(), 4.0)
     assert len(s.atoms.constraints[0].get_indices()) == 1
+
+
+def test_p2s5_slab_keeps_molecules_whole():
+    """P4S10 molecules are never cut: no broken P-S bonds, 14-atom clusters only."""
+    from ase.neighborlist import neighbor_list
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    for hkl in [(1, 0, 0), (0, 0, 1)]:
+        terms = make_slabs(get_bulk("P2S5"), hkl, layers=1, vacuum=6.0)
+        for t in terms:
+            assert t.broken_bonds == 0 and t.atoms.info["units_kept_whole"]
+            n = len(t.atoms)
+            i, j = neighbor_list("ij", t.atoms, 2.3)
+            _, labels = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)))
+            assert set(np.bincount(labels)) == {14}
+
+
+def test_lpsc_slab_keeps_ps4_whole():
+    from ase.neighborlist import neighbor_list
+
+    for t in make_slabs(get_bulk("LPSC"), (0, 0, 1), layers=1, vacuum=6.0):
+        sym = np.array(t.atoms.get_chemical_symbols())
+        i, j = neighbor_list("ij", t.atoms, 2.3)
+        for p in np.flatnonzero(sym == "P"):
+            assert np.sum((i == p) & (sym[j] == "S")) == 4

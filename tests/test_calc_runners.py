@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -56,9 +57,8 @@ def test_relax_converges_and_finished_run_is_not_recomputed(tmp_path):
     assert again.steps == r.steps
 
 
-def test_step_limited_relax_resumes_without_recomputing(tmp_path):
+def test_step_limited_relax_is_not_converged_and_settings_are_checked(tmp_path):
     slab = rattled_slab()
-    ref = relax(slab, emt_factory, tmp_path / "ref", RelaxSettings(fmax=0.02, steps=100))
     first = relax(slab, emt_factory, tmp_path / "a", RelaxSettings(fmax=0.02, steps=4))
     assert not first.converged and first.steps == 4 and first.warnings
     # a different steps limit is a different run: refused in the same workdir
@@ -165,7 +165,7 @@ def test_kill_and_resume(tmp_path, kind):
     positions = [f.positions for f in frames[per - 1::per]] if per == 1 else \
         [np.concatenate([f.positions for f in frames[k:k + per]]) for k in
          range(0, len(frames), per)]
-    for a, b in zip(positions[:-1], positions[1:], strict=True):
+    for a, b in itertools.pairwise(positions):
         assert not np.allclose(a, b, atol=1e-10)
     # the resumed process only computed the steps after the checkpoint
     images = 1 if kind == "relax" else 3
@@ -177,7 +177,7 @@ def test_kill_and_resume(tmp_path, kind):
 
 
 class NaNCalc(Calculator):
-    implemented_properties = ("energy", "forces")  # noqa: RUF012
+    implemented_properties = ("energy", "forces")
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -188,7 +188,7 @@ def test_nan_forces_raise_with_formula():
     atoms = Atoms("Li2S", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]], cell=[6, 6, 6],
                   pbc=True)
     atoms.calc = GuardedCalculator(lambda a, attempt=0, label="": NaNCalc(), setting="test")
-    with pytest.raises(CalculationError, match="Li2S.*NaN"):
+    with pytest.raises(CalculationError, match=r"Li2S.*NaN"):
         atoms.get_forces()
 
 
@@ -202,7 +202,7 @@ def test_collapsed_atoms_raise_before_computing():
 def test_huge_forces_raise():
     atoms = Atoms("Al2", positions=[[0, 0, 0], [0.9, 0, 0]], cell=[8, 8, 8], pbc=True)
     atoms.calc = GuardedCalculator(emt_factory, max_force=50.0)
-    with pytest.raises(CalculationError, match="Al2.*exceeds"):
+    with pytest.raises(CalculationError, match=r"Al2.*exceeds"):
         atoms.get_forces()
 
 
@@ -253,3 +253,36 @@ def test_trajectory_is_readable_by_ase(tmp_path):
     last = read(tmp_path / "relax.traj", index=-1)
     assert last.get_potential_energy() == pytest.approx(
         json.loads((tmp_path / "relax.json").read_text())["energy"])
+
+
+def test_neb_with_fire_optimizer_keeps_restart_file(tmp_path):
+    from ase.mep import NEB
+
+    s = fcc100("Al", (2, 2, 2), vacuum=5.0)
+    add_adsorbate(s, "Al", 1.7, "hollow")
+    s.set_constraint(FixAtoms(mask=[a.tag == 2 for a in s]))
+    i = relax(s, EMT(), tmp_path / "i", RelaxSettings(fmax=0.05)).atoms
+    f0 = s.copy()
+    f0.positions[-1, 0] += s.cell[0, 0] / 2
+    f = relax(f0, EMT(), tmp_path / "f", RelaxSettings(fmax=0.05)).atoms
+    band = [i] + [i.copy() for _ in range(3)] + [f]
+    NEB(band).interpolate("idpp")
+    settings = NEBSettings(n_images=3, fmax=0.05, optimizer="FIRE", ml_prestage=False)
+    r = run_neb(band, emt_factory, tmp_path / "neb", settings)
+    assert r.converged and (tmp_path / "neb" / "neb-opt.json").exists()
+    assert r.force_calls == 3 * (r.steps + 1)
+    assert r.energies[2] - r.energies[0] == pytest.approx(r.energies[2] - r.energies[4],
+                                                          abs=0.02)
+
+
+def test_cell_relaxation_and_resume_with_stress(tmp_path):
+    from ase.build import bulk
+
+    atoms = bulk("Al", "fcc", a=4.25, cubic=True)
+    settings = RelaxSettings(fmax=0.001, steps=1)
+    first = relax(atoms, emt_factory, tmp_path / "a", settings, cell=True)
+    assert not first.converged
+    full = relax(atoms, emt_factory, tmp_path / "b", RelaxSettings(fmax=0.01, steps=200),
+                 cell=True)
+    assert full.converged and full.atoms.cell.lengths()[0] < 4.15
+    assert "stress" in full.atoms.calc.results

@@ -20,6 +20,12 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.build.slabs import default_millers, validate_miller
+from interphase_dft.build.units import (
+    count_atoms,
+    placeholder_names,
+    pseudo_structure,
+    rigid_units,
+)
 from interphase_dft.errors import InputError, NoMatchError, StructureError
 
 MIN_DISTANCE = 0.7  # Angstrom: closer atoms -> StructureError
@@ -126,7 +132,6 @@ def make_interfaces(
     """
     from pymatgen.analysis.interfaces import CoherentInterfaceBuilder, ZSLGenerator
     from pymatgen.core.surface import SlabGenerator
-    from pymatgen.io.ase import AseAtomsAdaptor
 
     if strained_side not in ("a", "b"):
         raise InputError(f"strained_side must be 'a' or 'b', got {strained_side!r}")
@@ -138,17 +143,23 @@ def make_interfaces(
     bulk_b, name_b = _as_bulk(phase_b)
     millers_a = [validate_miller(miller_a)] if miller_a is not None else default_millers(bulk_a)
     millers_b = [validate_miller(miller_b)] if miller_b is not None else default_millers(bulk_b)
-    sa, sb = AseAtomsAdaptor.get_structure(bulk_a), AseAtomsAdaptor.get_structure(bulk_b)
+    # rigid units (P4S10, PS4) become pseudo-atoms so that no slab cuts through them
+    sa, table_a = pseudo_structure(bulk_a, rigid_units(bulk_a))
+    sb, table_b = pseudo_structure(bulk_b, rigid_units(bulk_b))
+    names_a, names_b = placeholder_names(table_a, sa), placeholder_names(table_b, sb)
     kw = dict(min_vacuum_size=3, in_unit_planes=True, center_slab=True, primitive=True,
               reorient_lattice=False)
 
     def sigma(struct: Any, hkl: tuple[int, int, int], layers: int) -> float:
         """Atoms per Angstrom^2 of a ``layers``-thick slab (shift 0)."""
         slab = SlabGenerator(struct, hkl, min_slab_size=layers, **kw).get_slab()
-        return len(slab) / _area(slab.lattice.matrix)
+        return count_atoms(slab, table_a if struct is sa else table_b) / _area(
+            slab.lattice.matrix)
 
     # (substrate = unstrained, film = strained) in pymatgen language
     strained_b = strained_side == "b"
+    tables = {"substrate": table_a, "film": table_b} if strained_b else {
+        "substrate": table_b, "film": table_a}
     plans = []  # (n_atoms, strain, ...)
     best_strain, best_strain_atoms = np.inf, 0
     probes = []  # (film lattice, substrate lattice, area cap) for the no-match message
@@ -178,8 +189,10 @@ def make_interfaces(
                 f_area, s_area = _area(f_slab.lattice.matrix), _area(s_slab.lattice.matrix)
                 for match in builder.zsl_matches:
                     strain = principal_strain(match.film_sl_vectors, match.substrate_sl_vectors)
-                    n_f = len(f_slab) * round(_area(match.film_sl_vectors) / f_area)
-                    n_s = len(s_slab) * round(_area(match.substrate_sl_vectors) / s_area)
+                    n_f = count_atoms(f_slab, tables["film"]) * round(
+                        _area(match.film_sl_vectors) / f_area)
+                    n_s = count_atoms(s_slab, tables["substrate"]) * round(
+                        _area(match.substrate_sl_vectors) / s_area)
                     if strain < best_strain:
                         best_strain, best_strain_atoms = strain, n_f + n_s
                     if strain > max_strain + 1e-9 or n_f + n_s > max_atoms:
@@ -211,15 +224,17 @@ def make_interfaces(
         if key in seen:  # symmetry-equivalent ZSL matches give identical key values
             continue
         seen.add(key)
-        iface = _join(slabs[0], slabs[1], match, term, gap=gap,
-                      vacuum=vacuum if vacuum > 0 else gap)
-        atoms = _to_ase(iface, strained_b)
+        iface, map_sub, map_film = _join(slabs[0], slabs[1], match, term, gap=gap,
+                                         vacuum=vacuum if vacuum > 0 else gap)
+        atoms = _to_ase(iface, strained_b, tables, {"substrate": map_sub, "film": map_film},
+                        gap=gap, vacuum=vacuum)
         try:
             check_overlaps(atoms)
         except StructureError as exc:
             overlaps.append(str(exc))
             continue
-        term_sub, term_film = term[1], term[0]
+        names_sub, names_film = (names_a, names_b) if strained_b else (names_b, names_a)
+        term_sub, term_film = _readable(term[1], names_sub), _readable(term[0], names_film)
         ta, tb = (term_sub, term_film) if strained_b else (term_film, term_sub)
         na = int((atoms.arrays["side"] == 0).sum())
         meta = {
@@ -244,6 +259,13 @@ def make_interfaces(
     return out
 
 
+def _readable(label: str, names: dict[str, str]) -> str:
+    """Termination label with rigid-unit placeholders replaced by their formulas."""
+    for placeholder, formula in names.items():
+        label = label.replace(placeholder, f"[{formula}]")
+    return label
+
+
 def _probe_best_strain(probes: list, tol: float, kw: dict) -> float:
     """Smallest principal strain of any ZSL match with loose tolerance ``tol`` (or inf)."""
     from pymatgen.analysis.interfaces import ZSLGenerator
@@ -261,8 +283,13 @@ def _probe_best_strain(probes: list, tol: float, kw: dict) -> float:
 
 
 def _join(sub_slab: Any, film_slab: Any, match: Any, term: tuple[str, str], *, gap: float,
-          vacuum: float) -> Any:
-    """Supercells of both slabs for one ZSL match, joined by pymatgen ``Interface``."""
+          vacuum: float) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Supercells of both slabs for one ZSL match, joined by pymatgen ``Interface``.
+
+    Returns the interface and the linear maps (row-vector convention, cart_new = cart_old @ F)
+    that ``Interface.from_slabs`` applied to the substrate and film (used to place the atoms
+    of rigid units around their pseudo-atoms).
+    """
     from pymatgen.analysis.interfaces.coherent_interfaces import from_2d_to_3d, get_2d_transform
     from pymatgen.core.interface import Interface
 
@@ -272,24 +299,55 @@ def _join(sub_slab: Any, film_slab: Any, match: Any, term: tuple[str, str], *, g
         big = slab.copy()
         big.make_supercell(xform.astype(int))
         slabs.append(big)
-    return Interface.from_slabs(substrate_slab=slabs[1], film_slab=slabs[0], gap=gap,
-                                vacuum_over_film=vacuum,
-                                interface_properties={"termination": term})
+    # from_slabs first makes c perpendicular (Cartesian positions kept), keeps fractional
+    # coordinates in-plane, rescales z to the new c and mirrors the film (z -> -z)
+    old = []
+    for sl in slabs:
+        m = np.array(sl.lattice.matrix)
+        n = np.cross(m[0], m[1])
+        n /= np.linalg.norm(n)
+        m[2] = n * float(np.dot(m[2], n))
+        old.append(m)
+    iface = Interface.from_slabs(substrate_slab=slabs[1], film_slab=slabs[0], gap=gap,
+                                 vacuum_over_film=vacuum,
+                                 interface_properties={"termination": term})
+    new = np.array(iface.lattice.matrix)
+    c_new = float(np.linalg.norm(new[2]))
+    maps = [np.linalg.inv(m) @ np.diag([1.0, 1.0, sign * np.linalg.norm(m[2]) / c_new]) @ new
+            for m, sign in zip(old, (-1.0, 1.0), strict=True)]
+    return iface, maps[1], maps[0]
 
 
-def _to_ase(iface: Any, strained_b: bool) -> Atoms:
-    """pymatgen Interface -> Atoms with c perpendicular to the plane, A first then B."""
-    labels = np.array(iface.site_properties["interface_label"])
-    from pymatgen.io.ase import AseAtomsAdaptor
+def _to_ase(iface: Any, strained_b: bool, tables: dict[str, list], maps: dict[str, np.ndarray],
+            *, gap: float, vacuum: float) -> Atoms:
+    """pymatgen Interface -> Atoms (units expanded), c perpendicular, A first then B.
 
-    raw = AseAtomsAdaptor.get_atoms(iface)
-    cell = np.array(raw.cell[:])
+    The gap is re-imposed on the real atoms (pymatgen measured it between pseudo-atoms):
+    film bottom - substrate top = ``gap``; the cell height closes the second interface with
+    ``gap`` (periodic) or leaves ``vacuum`` above the film.
+    """
+    symbols: list[str] = []
+    positions: list[np.ndarray] = []
+    labels: list[str] = []
+    for site in iface:
+        label = site.properties["interface_label"]
+        unit_symbols, rel = tables[label][int(site.properties["unit"])]
+        symbols.extend(unit_symbols)
+        positions.extend(site.coords + rel @ maps[label])
+        labels.extend([label] * len(unit_symbols))
+    cell = np.array(iface.lattice.matrix)
     normal = np.cross(cell[0], cell[1])
     normal /= np.linalg.norm(normal)
-    cell[2] = normal * float(np.dot(cell[2], normal))
-    is_a = (labels == "substrate") if strained_b else (labels == "film")
+    pos = np.array(positions)
+    is_film = np.array(labels) == "film"
+    h = pos @ normal
+    pos[is_film] += normal * (gap - (h[is_film].min() - h[~is_film].max()))
+    h = pos @ normal
+    pos -= normal * h.min()
+    cell[2] = normal * float(h.max() - h.min() + (vacuum if vacuum > 0 else gap))
+    is_a = ~is_film if strained_b else is_film
     side = np.where(is_a, 0, 1)
-    atoms = Atoms(raw.get_chemical_symbols(), positions=raw.positions, cell=cell, pbc=True)
+    atoms = Atoms(symbols, positions=pos, cell=cell, pbc=True)
     atoms.wrap()
     height = atoms.positions @ normal
     order = np.lexsort((height, side))

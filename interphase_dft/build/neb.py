@@ -22,21 +22,30 @@ def _fixed_indices(atoms: Atoms) -> set[int]:
     return out
 
 
-def interface_plane(interface: Atoms) -> tuple[float, float, float]:
-    """(top of A, bottom of B, midpoint) heights along z of the A->B interface, Angstrom.
+def _direction(interface: Atoms) -> float:
+    """+1 when B sits above A (the default of make_interfaces), -1 when below."""
+    side = interface.arrays["side"]
+    z = interface.positions[:, 2]
+    return 1.0 if z[side == 1].mean() > z[side == 0].mean() else -1.0
 
-    Uses ``atoms.arrays['side']`` (0 = A, 1 = B) as written by ``make_interfaces``; B sits
-    above A.
+
+def interface_plane(interface: Atoms) -> tuple[float, float, float]:
+    """(A surface, B surface, midpoint) heights along z of the A|B interface, Angstrom.
+
+    Uses ``atoms.arrays['side']`` (0 = A, 1 = B) as written by ``make_interfaces``. B sits
+    above A unless the cell was built with ``strained_side='a'`` (then A is on top and the
+    interface between A's bottom and B's top is used).
     """
     if "side" not in interface.arrays:
         raise InputError("interface Atoms need arrays['side'] (0 = A, 1 = B); build them "
                          "with interphase_dft.build.interfaces.make_interfaces")
     side = interface.arrays["side"]
-    z = interface.positions[:, 2]
     if not (side == 0).any() or not (side == 1).any():
         raise InputError("interface must contain atoms of both sides (side 0 and 1)")
-    z_a, z_b = float(z[side == 0].max()), float(z[side == 1].min())
-    return z_a, z_b, 0.5 * (z_a + z_b)
+    sgn = _direction(interface)
+    h = sgn * interface.positions[:, 2]
+    h_a, h_b = float(h[side == 0].max()), float(h[side == 1].min())
+    return sgn * h_a, sgn * h_b, sgn * 0.5 * (h_a + h_b)
 
 
 def interface_endpoints(
@@ -67,11 +76,12 @@ def interface_endpoints(
     depth = 3.0 if depth is None else float(depth)
     if depth <= 0:
         raise InputError(f"depth must be > 0 Angstrom, got {depth}")
-    z_a, z_b, z_mid = interface_plane(interface)
+    sgn = _direction(interface)
+    z_a, z_b, z_mid = (sgn * v for v in interface_plane(interface))  # heights along A -> B
     pts = void_points(interface, min_dist)
     if not len(pts):
         raise StructureError(f"no void >= {min_dist} A in the interface; lower min_dist")
-    z = pts[:, 2]
+    z = sgn * pts[:, 2]
     from scipy.spatial import cKDTree
 
     cell = np.asarray(interface.cell[:])
@@ -92,7 +102,7 @@ def interface_endpoints(
     pos_b = pick((z <= z_b + depth) & (z >= z_mid + 0.3), "B")
     base = interface.copy()
     if fix_beyond is not None:
-        far = np.flatnonzero(np.abs(base.positions[:, 2] - z_mid) > fix_beyond)
+        far = np.flatnonzero(np.abs(sgn * base.positions[:, 2] - z_mid) > fix_beyond)
         fixed = sorted(_fixed_indices(base) | {int(i) for i in far})
         base.set_constraint(FixAtoms(indices=fixed))
     initial, final = insert_li(base, pos_a), insert_li(base, pos_b)

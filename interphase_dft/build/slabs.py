@@ -15,14 +15,15 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
+from interphase_dft.build.units import is_flip_symmetric
 from interphase_dft.errors import InputError
 
 SURFACE_RULE = (
-    "candidates: (100), (110), (111) for cubic, (001), (100), (110) for hexagonal, (001), (010), "
-    "(100) otherwise; keep non-polar, symmetric, stoichiometric terminations (relaxed in that "
-    "order if none qualify); pick the lowest broken-bond density (bonds/A^2, bonds = bulk "
-    "neighbours within 1.2 x the shortest bulk distance of each species), ties -> highest "
-    "top-layer atom density, then Miller order, then smallest shift"
+    "candidates: (100), (110), (111) for cubic, (001), (100), (110) for hexagonal and "
+    "tetragonal, (001), (010), (100) otherwise; keep non-polar, symmetric, stoichiometric "
+    "terminations (relaxed in that order if none qualify); pick the lowest broken-bond density "
+    "(bonds/A^2; X-Y bonded up to 1.15 x its shortest bulk distance, first shells), ties -> "
+    "highest top-layer atom density, then Miller order, then smallest shift"
 )
 
 
@@ -95,19 +96,37 @@ def _is_metallic(symbols: Sequence[str]) -> bool:
     return set(symbols) <= {"Li", "Al"}
 
 
-def _bond_cutoffs(bulk: Atoms) -> tuple[float, dict[str, int]]:
-    """Cutoff (1.2 x shortest bulk distance) and the bulk coordination of each species."""
+def _bond_cutoffs(bulk: Atoms) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+    """Bond rule and mean bulk coordination per species.
+
+    A pair X-Y is bonded up to 1.15 x its shortest bulk distance, for pairs whose shortest
+    distance is within 1.25 x the shortest distance of X or of Y (first shells only).
+    """
     from ase.neighborlist import neighbor_list
 
-    i, d = neighbor_list("id", bulk, 6.0)
-    cutoff = 1.2 * float(d.min())
-    i = i[d < cutoff]
-    counts = np.bincount(i, minlength=len(bulk))
-    cn: dict[str, int] = {}
-    for sym in set(bulk.get_chemical_symbols()):
-        sel = [counts[k] for k, s in enumerate(bulk.get_chemical_symbols()) if s == sym]
-        cn[sym] = int(np.max(sel))
-    return cutoff, cn
+    sym = np.array(bulk.get_chemical_symbols())
+    i, j, d = neighbor_list("ijd", bulk, 4.5)
+    pair_min: dict[tuple[str, str], float] = {}
+    for a, b, dist in zip(sym[i], sym[j], d, strict=True):
+        key = (str(a), str(b))
+        pair_min[key] = min(pair_min.get(key, np.inf), float(dist))
+    atom_min = {el: min(v for (x, _), v in pair_min.items() if x == el) for el in set(sym)}
+    cutoffs = {k: 1.15 * v for k, v in pair_min.items()
+               if v <= 1.25 * min(atom_min[k[0]], atom_min[k[1]])}
+    counts = _neighbour_counts(bulk, cutoffs)
+    return cutoffs, {str(el): float(counts[sym == el].mean()) for el in set(sym)}
+
+
+def _neighbour_counts(atoms: Atoms, cutoffs: dict[tuple[str, str], float]) -> np.ndarray:
+    from ase.neighborlist import neighbor_list
+
+    sym = np.array(atoms.get_chemical_symbols())
+    if not cutoffs:
+        return np.zeros(len(atoms))
+    i, j, d = neighbor_list("ijd", atoms, max(cutoffs.values()))
+    ok = np.array([d[k] <= cutoffs.get((sym[i[k]], sym[j[k]]), -1.0) for k in range(len(d))],
+                  dtype=bool)
+    return np.bincount(i[ok], minlength=len(atoms)).astype(float)
 
 
 def make_slabs(
@@ -119,6 +138,7 @@ def make_slabs(
     vacuum: float = 7.5,
     fixed_layers: int = 0,
     phase: str | None = None,
+    keep_units: bool | None = None,
 ) -> list[SlabTermination]:
     """Every distinct termination of the (hkl) slab of ``bulk``.
 
@@ -133,6 +153,8 @@ def make_slabs(
     vacuum : vacuum on each side, Angstrom
     fixed_layers : bottom d_hkl units held by FixAtoms (0 = none)
     phase : canonical phase name stored in ``atoms.info['phase']``
+    keep_units : keep P4S10 molecules / PS4 tetrahedra whole (cut between units, see
+        :mod:`interphase_dft.build.units`); default: True when the bulk has P-S bonds
 
     Returns
     -------
@@ -155,29 +177,43 @@ def make_slabs(
     if fixed_layers < 0 or (layers is not None and fixed_layers >= layers):
         raise InputError(f"fixed_layers={fixed_layers} must be >= 0 and below layers={layers}")
 
+    from interphase_dft.build.units import expand_units, has_units, pseudo_structure, rigid_units
+
     structure = AseAtomsAdaptor.get_structure(bulk)
     d_hkl = float(structure.lattice.d_hkl(hkl))
+    use_units = has_units(bulk) if keep_units is None else bool(keep_units)
+    table = None
+    if use_units:
+        structure_gen, table = pseudo_structure(bulk, rigid_units(bulk))
+    else:
+        structure_gen = structure
     gen = SlabGenerator(
-        structure, hkl,
+        structure_gen, hkl,
         min_slab_size=float(layers if layers is not None else thickness),
         min_vacuum_size=2.0 * vacuum if vacuum > 0 else 10.0,
-        in_unit_planes=layers is not None, center_slab=True, primitive=True,
-        lll_reduce=True, reorient_lattice=True, max_normal_search=max(abs(x) for x in hkl),
+        in_unit_planes=layers is not None, center_slab=True, primitive=not use_units,
+        lll_reduce=True, reorient_lattice=not use_units,
+        max_normal_search=max(abs(x) for x in hkl),
     )
     slabs = gen.get_slabs(symmetrize=False, filter_out_sym_slabs=True)
     if not slabs:
         raise InputError(f"no slab could be generated for {hkl}; try another Miller index")
     symbols = bulk.get_chemical_symbols()
     metallic = _is_metallic(symbols)
-    cutoff, bulk_cn = _bond_cutoffs(bulk)
+    cutoffs, bulk_cn = _bond_cutoffs(bulk)
     bulk_comp = structure.composition.reduced_composition
     name = phase or str(bulk.info.get("phase", bulk.get_chemical_formula()))
     out: list[SlabTermination] = []
     for slab in sorted(slabs, key=lambda s: round(float(s.shift), 6)):
         ortho = slab.get_orthogonal_c_slab()
-        atoms = AseAtomsAdaptor.get_atoms(ortho)
-        atoms = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions,
-                      cell=atoms.cell, pbc=True)
+        if table is not None:
+            atoms = expand_units(ortho, table)
+            symmetric = is_flip_symmetric(atoms)
+        else:
+            atoms = AseAtomsAdaptor.get_atoms(ortho)
+            atoms = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions,
+                          cell=atoms.cell, pbc=True)
+            symmetric = bool(slab.is_symmetric())
         if vacuum > 0:
             atoms.center(vacuum=vacuum, axis=2)
         atoms.pbc = True
@@ -196,17 +232,20 @@ def make_slabs(
         top = z > z.max() - 0.6
         top_symbols = np.array(atoms.get_chemical_symbols())[top].tolist()
         termination = Atoms(top_symbols).get_chemical_formula("hill")
-        comp = ortho.composition
+        from pymatgen.core import Composition
+
+        comp = Composition(atoms.get_chemical_formula())
         stoich = comp.reduced_composition.almost_equals(bulk_comp)
-        broken = _broken_bonds(atoms, cutoff, bulk_cn) / (2.0 * area)
+        broken = _broken_bonds(atoms, cutoffs, bulk_cn) / (2.0 * area)
         meta = {
             "phase": name, "miller": list(hkl), "shift": round(float(slab.shift), 6),
-            "termination": termination, "is_symmetric": bool(slab.is_symmetric()),
+            "termination": termination, "is_symmetric": symmetric,
             "is_polar": is_polar, "dipole_eA": round(dipole, 6),
             "dipole_density_e_per_A": round(dipole / area, 6), "n_layers": n_layers,
             "stoichiometric": bool(stoich), "broken_bonds_per_A2": round(broken, 6),
             "area_A2": round(area, 6), "vacuum_A": float(vacuum),
             "top_atom_density_per_A2": round(float(top.sum()) / area, 6),
+            "units_kept_whole": use_units,
         }
         atoms.info.update(meta)
         out.append(SlabTermination(
@@ -222,15 +261,12 @@ def _area_of(atoms: Atoms) -> float:
     return float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
 
 
-def _broken_bonds(slab: Atoms, cutoff: float, bulk_cn: dict[str, int]) -> float:
-    """Sum over atoms of (bulk coordination - slab coordination), halved (bonds, not ends)."""
-    from ase.neighborlist import neighbor_list
-
-    i = neighbor_list("i", slab, cutoff)
-    counts = np.bincount(i, minlength=len(slab))
-    missing = [max(0, bulk_cn[s] - c) for s, c in zip(slab.get_chemical_symbols(), counts,
-                                                       strict=True)]
-    return 0.5 * float(sum(missing))
+def _broken_bonds(slab: Atoms, cutoffs: dict[tuple[str, str], float],
+                  bulk_cn: dict[str, float]) -> float:
+    """Bulk bonds missing in the slab: 0.5 * (sum of mean bulk coordinations - neighbours)."""
+    expected = sum(bulk_cn[s] for s in slab.get_chemical_symbols())
+    actual = float(_neighbour_counts(slab, cutoffs).sum())
+    return round(max(0.0, 0.5 * (expected - actual)), 9)
 
 
 def default_millers(bulk: Atoms) -> list[tuple[int, int, int]]:
@@ -239,6 +275,8 @@ def default_millers(bulk: Atoms) -> list[tuple[int, int, int]]:
     if np.allclose([a, b], c, rtol=1e-3) and np.allclose([al, be, ga], 90, atol=0.1):
         return [(1, 0, 0), (1, 1, 0), (1, 1, 1)]
     if abs(ga - 120) < 0.1 and abs(a - b) < 1e-3:
+        return [(0, 0, 1), (1, 0, 0), (1, 1, 0)]
+    if abs(a - b) < 1e-3 and np.allclose([al, be, ga], 90, atol=0.1):  # tetragonal
         return [(0, 0, 1), (1, 0, 0), (1, 1, 0)]
     return [(0, 0, 1), (0, 1, 0), (1, 0, 0)]
 
@@ -255,7 +293,8 @@ def choose_surface(
     """Pick one surface by the stated rule ``SURFACE_RULE`` (deterministic).
 
     Rule: among the candidate Miller indices (``default_millers``: (100), (110), (111) for
-    cubic; (001), (100), (110) for hexagonal; (001), (010), (100) otherwise) keep the
+    cubic; (001), (100), (110) for hexagonal and tetragonal; (001), (010), (100) otherwise)
+    keep the
     terminations that are non-polar, symmetric and stoichiometric (if none qualify, drop
     stoichiometric, then symmetric, then non-polar); choose the lowest broken-bond density,
     ties broken by the highest top-layer atom density, then Miller order, then shift.

@@ -48,6 +48,8 @@ log = logging.getLogger("interphase_dft.recipes")
 
 #: interface atoms farther than this from the interface midplane are fixed, Angstrom
 FIX_BEYOND = 4.0
+#: relaxed endpoints closer than this (largest atom displacement, Angstrom) are one minimum
+SAME_MINIMUM = 0.3
 #: ML path rejected when any two atoms come closer than this, Angstrom
 ML_MIN_DISTANCE = 0.7
 #: ML path rejected when one image step exceeds this multiple of the mean step
@@ -89,6 +91,13 @@ def path_steps(images: list[Atoms]) -> list[float]:
             d, _ = find_mic(d, a.cell, a.pbc)
         out.append(float(np.linalg.norm(d)))
     return out
+
+
+def _max_displacement(a: Atoms, b: Atoms) -> float:
+    d = b.positions - a.positions
+    if a.pbc.any():
+        d, _ = find_mic(d, a.cell, a.pbc)
+    return float(np.linalg.norm(d, axis=1).max())
 
 
 def _ml_band_problem(res: NEBResult) -> str | None:
@@ -171,6 +180,13 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         warnings += r.warnings
         ends.append(_with_results(atoms, r.atoms))
     timings["endpoints"] = time.perf_counter() - t0
+    separation = _max_displacement(ends[0], ends[1])
+    if separation < SAME_MINIMUM:
+        msg = (f"{label}: the relaxed endpoints are the same minimum (largest atom displacement "
+               f"{separation:.2f} A < {SAME_MINIMUM} A); the barrier is meaningless - use sites "
+               "farther apart (thicker interface layers)")
+        log.warning(msg)
+        warnings.append(msg)
     band = idpp_band(ends[0], ends[1], nset.n_images, mic=mic)
     stage = "dft"
     ml_barrier = None

@@ -243,7 +243,7 @@ def binding_energy(phase: str, settings: CalcSettings, *,
             "shift": term.shift, "is_symmetric": term.is_symmetric, "is_polar": term.is_polar,
             "n_layers": term.n_layers, "area": term.area,
             "rule": term.info.get("surface_rule", term.atoms.info.get("surface_rule")),
-            "dipole_correction": True,
+            "dipole_correction": settings.engine == "gpaw",
         }
         found = site_lib.adsorption_sites(host)
     return host_binding(

@@ -1,0 +1,103 @@
+"""Fast checks of the benchmark tooling: the README table and the store benchmark's quick mode."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402
+import update_readme  # noqa: E402
+
+
+def _fake_results(outdir: Path) -> list[dict]:
+    out = []
+    for name, rows in (
+        ("store", [("insert, total", 123.456789, "s"), ("documents", 10000, "docs")]),
+        ("neb_cost", [("Al|Li2S: DFT call ratio", 4.321, "x"), ("goal met", False, ""),
+                      ("Al|Li2S: barrier ML - plain", -0.01234, "eV")]),
+        ("accuracy", [("Li cohesive energy", 1.6123, "eV"), ("tiny", 2.5e-5, "s")]),
+    ):
+        res = common.new_result(name, quick=False, settings={"x": 1})
+        for q, v, u in rows:
+            common.add_summary(res, q, v, u)
+        res["status"] = "complete"
+        res["notes"].append(f"note of {name}")
+        common.write_result(res, outdir)
+        out.append(res)
+    return out
+
+
+def test_table_reproduces_json_numbers(tmp_path: Path) -> None:
+    written = _fake_results(tmp_path)
+    loaded = common.load_results(tmp_path)
+    assert [r["benchmark"] for r in loaded] == ["store", "accuracy", "neb_cost"]  # ORDER
+    table = common.markdown_table(loaded)
+    lines = table.strip().splitlines()
+    assert len(lines) == 2 + sum(len(r["summary"]) for r in written)
+    for res in written:
+        for row in res["summary"]:
+            line = next(ln for ln in lines
+                        if f"| {common.format_value(row['quantity'])} |" in ln)
+            cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            assert len(cells) == 6
+            assert cells[0] == res["benchmark"]
+            assert cells[2] == common.format_value(row["value"])
+            if isinstance(row["value"], float):
+                assert float(cells[2]) == pytest.approx(row["value"], rel=1e-3)
+    assert "| 10000 |" in table and "| no |" in table and "| 123.5 |" in table
+    assert "Al\\|Li2S" in table  # pipes in text are escaped, the row keeps 6 cells
+    assert "2.500e-05" in table
+
+
+def test_update_readme_replaces_only_the_block(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _fake_results(results)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\nbefore\n{common.TABLE_START}\nold table\n"
+                      f"{common.TABLE_END}\nafter\n")
+    block = update_readme.update(readme, results)
+    text = readme.read_text()
+    assert text.startswith("# Title\nbefore\n") and text.endswith(f"{common.TABLE_END}\nafter\n")
+    assert "old table" not in text and block in text
+    assert "note of neb_cost" in text
+    update_readme.update(readme, results)  # idempotent
+    assert readme.read_text() == text
+    bad = tmp_path / "NOMARKERS.md"
+    bad.write_text("# nothing here\n")
+    with pytest.raises(ValueError, match="bench:start"):
+        update_readme.update(bad, results)
+    assert update_readme.main(["--readme", str(bad), "--results", str(results)]) == 1
+
+
+def test_store_benchmark_quick(tmp_path: Path) -> None:
+    import bench_store
+
+    out = tmp_path / "out"
+    rc = bench_store.main(["--quick", "--n-docs", "300", "--out", str(out),
+                           "--workdir", str(tmp_path / "work")])
+    assert rc == 0
+    data = json.loads((out / "store.json").read_text())
+    assert data["benchmark"] == "store" and data["quick"] is True
+    assert data["status"] == "complete"
+    assert data["machine"]["nproc"] >= 1 and len(data["machine"]["load_average_at_start"]) == 3
+    m = data["measurements"]
+    assert m["n_docs"] == 300 and m["store"] == "embedded"
+    q = m["queries"]
+    assert q["find_kind_binding"]["result_size"] == 150
+    assert q["find_kind_barrier"]["result_size"] == 150
+    assert q["count"]["result_size"] == 300
+    assert q["get_by_task_key"]["result_size"] == 1
+    assert m["report_load"]["result_size"] == 300  # every stored document validates
+    assert m["store_file_mb"] > 0.1
+    quantities = {r["quantity"]: r["value"] for r in data["summary"]}
+    assert quantities["documents inserted (ResultStore.insert)"] == 300
+    assert quantities["insert, total"] == pytest.approx(m["insert_s"])
+    table = common.markdown_table(common.load_results(out))
+    assert common.format_value(m["insert_s"]) in table

@@ -1,0 +1,61 @@
+"""Runners under MPI (``mpiexec -n 2 gpaw python``): files written once, same numbers as serial."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from interphase_dft.calc.checkpoint import read_frames
+
+pytestmark = [pytest.mark.mpi, pytest.mark.gpaw]
+
+SCRIPT = """
+import json, sys
+from ase.build import bulk
+from ase.parallel import world
+from interphase_dft.calc.factory import GPAWFactory
+from interphase_dft.calc.runners import relax
+from interphase_dft.calc.settings import preset
+s = preset("test")
+atoms = bulk("Li", "bcc", a=3.44, cubic=True)
+atoms.positions[1] += (0.2, 0.1, 0.0)
+r = relax(atoms, GPAWFactory(s, is_metal=True), sys.argv[1], s.relax)
+if world.rank == 0:
+    print("RESULT", json.dumps({"energy": r.energy, "steps": r.steps, "size": world.size}))
+"""
+
+
+def _run(cmd: list[str]) -> dict:
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT")]
+    assert len(lines) == 1, out.stdout  # printed once, by rank 0
+    return json.loads(lines[0].split(" ", 1)[1])
+
+
+def test_parallel_relax_matches_serial(tmp_path):
+    gpaw = Path(sys.executable).with_name("gpaw")
+    if not gpaw.exists() or shutil.which("mpiexec") is None:
+        pytest.skip("needs the gpaw launcher and mpiexec")
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    serial = _run([sys.executable, str(script), str(tmp_path / "serial")])
+    par = _run(["mpiexec", "--oversubscribe", "-n", "2", str(gpaw), "python", str(script),
+                str(tmp_path / "par")])
+    assert par["size"] == 2 and serial["size"] == 1
+    assert par["energy"] == pytest.approx(serial["energy"], abs=1e-4)
+    assert par["steps"] == serial["steps"] >= 1
+    frames = read_frames(tmp_path / "par" / "relax.traj")
+    assert len(frames) == par["steps"] + 1  # each frame written once, not once per rank
+    state = json.loads((tmp_path / "par" / "relax.json").read_text())
+    assert state["status"] == "done"
+    assert not list((tmp_path / "par").glob(".*.tmp"))

@@ -11,7 +11,8 @@ Profiles
     machine (limits below add up to 60 min; expected ~45-55 min). The NEB comparison uses the
     laptop preset with ``dft.kpt_density = 1.0`` (2x2x1 k-points instead of 4x4x2 for the
     10-14 atom interface cells) and the campaign a one-surface subset of the laptop campaign.
-    ``full``: laptop preset everywhere and the whole ``workflows/laptop.yaml``, no limits;
+    ``full``: laptop preset everywhere, the Li2S vacancy-hop barrier in ``accuracy`` and the
+    whole ``workflows/laptop.yaml``, no limits;
     several hours on 2 cores (NEB alone: roughly 1-2 h per hop and method).
 
 Usage::
@@ -55,7 +56,7 @@ HOUR: dict[str, tuple[list[str], float]] = {
 }
 FULL: dict[str, tuple[list[str], float]] = {
     "store": ([], 0.0),
-    "accuracy": ([], 0.0),
+    "accuracy": (["--li2s-barrier"], 0.0),
     "gpaw_scaling": ([], 0.0),
     "neb_cost": ([], 0.0),
     "campaign": (["--spec", str(REPO / "workflows" / "laptop.yaml"), "--timeout", "0"], 0.0),

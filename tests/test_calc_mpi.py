@@ -14,7 +14,7 @@ import pytest
 
 from interphase_dft.calc.checkpoint import read_frames
 
-pytestmark = [pytest.mark.mpi, pytest.mark.gpaw]
+pytestmark = [pytest.mark.mpi, pytest.mark.gpaw, pytest.mark.slow]
 
 SCRIPT = """
 import json, sys

@@ -275,7 +275,7 @@ def test_neb_with_fire_optimizer_keeps_restart_file(tmp_path):
                                                           abs=0.02)
 
 
-def test_cell_relaxation_and_resume_with_stress(tmp_path):
+def test_cell_relaxation_records_stress(tmp_path):
     from ase.build import bulk
 
     atoms = bulk("Al", "fcc", a=4.25, cubic=True)

@@ -82,7 +82,7 @@ def test_bulk_binding_energy_document(settings, tmp_path):
 
 def test_missing_paw_setup_names_formula_and_setting(settings, tmp_path):
     factory = GPAWFactory(settings, is_metal=True, extra={"setups": {"Li": "nonexistent"}})
-    with pytest.raises(CalculationError, match=r"Li: missing PAW setup"):
+    with pytest.raises(CalculationError, match=r"Li: missing PAW setup \(gpaw xc=PBE.*setups"):
         static(bulk("Li", "bcc", a=3.44), factory, tmp_path)
 
 

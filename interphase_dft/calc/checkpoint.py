@@ -10,6 +10,7 @@ by a kill is read up to its last complete frame.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,21 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_default))
         os.replace(tmp, path)
+    world.barrier()
+
+
+def info(logger: logging.Logger, msg: str, *args: Any) -> None:
+    """``logger.info`` on rank 0 only (progress lines are printed once under MPI)."""
+    if is_master():
+        logger.info(msg, *args)
+
+
+def remove_file(path: Path) -> None:
+    """Delete ``path`` on rank 0 (if present); every rank must call this (two barriers)."""
+    path = Path(path)
+    world.barrier()
+    if is_master():
+        path.unlink(missing_ok=True)
     world.barrier()
 
 

@@ -96,7 +96,7 @@ class GuardedCalculator(Calculator):
         self.factory = factory
         self.label = label
         self.seed = seed
-        self.setting = setting
+        self.setting = setting or setting_text(factory)
         self.max_force = max_force
         self.min_dist = min_dist
         self.calls = 0
@@ -162,6 +162,20 @@ class GuardedCalculator(Calculator):
         except FileNotFoundError as exc:
             wrap_setup_errors(exc, atoms, self.setting)
             raise
+
+
+def setting_text(factory: CalcFactory) -> str:
+    """Short description of the calculator settings of ``factory`` for error messages."""
+    desc = getattr(factory, "description", None)
+    if not isinstance(desc, dict):
+        return getattr(factory, "__name__", type(factory).__name__)
+    dft = desc.get("dft") or {}
+    parts = [str(desc.get("engine", "calc"))]
+    parts += [f"{k}={dft[k]}" for k in ("xc", "mode", "ecut", "kpt_density") if k in dft]
+    parts += [f"{k}={v}" for k, v in (desc.get("extra") or {}).items()]
+    if "model" in desc:
+        parts.append(f"model={desc['model']}")
+    return " ".join(parts)
 
 
 def _is_convergence_error(exc: BaseException) -> bool:

@@ -27,8 +27,10 @@ from ase import Atoms
 
 from interphase_dft.calc.checkpoint import (
     append_frame,
+    info,
     read_frames,
     read_json,
+    remove_file,
     same_geometry,
     snapshot,
     write_json,
@@ -134,9 +136,9 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
         for i in range(1, n - 1):
             band[i].positions = last[i].positions
             seeds[i] = last[i]
-        log.info("neb %s: resuming from band %d", label, nbands - 1)
-    elif opt_path.exists():
-        opt_path.unlink()
+        info(log, "neb %s: resuming from band %d", label, nbands - 1)
+    else:
+        remove_file(opt_path)
     guards = []
     for i in range(1, n - 1):
         check_geometry(band[i], what=f"NEB image {i}")
@@ -180,7 +182,7 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
         written["last"] = r.images
         _write_state(state_path, r, fp, "running", n)
         e0 = r.energies[0]
-        log.info("neb %s step %d: E-E0 max = %.4f eV, fmax = %.4f eV/A, force calls %d", label,
+        info(log, "neb %s step %d: E-E0 max = %.4f eV, fmax = %.4f eV/A, force calls %d", label,
                  r.steps, max(r.energies) - e0, r.fmax, r.force_calls)
 
     opt.attach(observe, interval=1)

@@ -20,7 +20,7 @@ from pathlib import Path
 from ase import Atoms
 from ase.build import bulk
 
-from interphase_dft.calc.checkpoint import read_json, write_json
+from interphase_dft.calc.checkpoint import info, read_json, write_json
 from interphase_dft.calc.factory import dispersion_applied, factory_for
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
@@ -112,6 +112,6 @@ def li_references(settings: CalcSettings, workdir: Path | str, *,
         "dispersion": dispersion_applied(settings, dispersion),
         "li_bcc_cell": res.atoms.cell[:].tolist(), "atom_box": settings.dft.atom_box,
     })
-    log.info("Li references: atom %.4f eV, bcc %.4f eV/atom, cohesive %.3f eV", e_atom, e_bcc,
+    info(log, "Li references: atom %.4f eV, bcc %.4f eV/atom, cohesive %.3f eV", e_atom, e_bcc,
              refs.cohesive_energy)
     return refs

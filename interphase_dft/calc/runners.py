@@ -29,8 +29,10 @@ from ase.calculators.calculator import Calculator
 
 from interphase_dft.calc.checkpoint import (
     append_frame,
+    info,
     read_frames,
     read_json,
+    remove_file,
     same_geometry,
     snapshot,
     write_json,
@@ -134,7 +136,7 @@ def static(atoms: Atoms, calc: Calculator | CalcFactory, workdir: Path | str,
                        force_calls=guard.calls, warnings=guard.warnings,
                        wall_time=time.perf_counter() - t0)
     _write_state(state_path, result, fingerprint, "done", kind="static")
-    log.info("static %s %s: E = %.6f eV (%.1f s)", label, atoms.get_chemical_formula(), energy,
+    info(log, "static %s %s: E = %.6f eV (%.1f s)", label, atoms.get_chemical_formula(), energy,
              result.wall_time)
     return result
 
@@ -194,7 +196,7 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
     _check_fingerprint(state, fingerprint, state_path)
     frames = read_frames(traj)
     if state and state.get("status") == "done" and frames:
-        log.info("relax %s: finished earlier, returning the stored result", label)
+        info(log, "relax %s: finished earlier, returning the stored result", label)
         return _result_from_state(state, frames[-1])
 
     work = atoms.copy()
@@ -207,9 +209,9 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         work.positions = last.positions
         work.cell = last.cell
         seed = last
-        log.info("relax %s: resuming from step %d", label, len(frames) - 1)
-    elif opt_path.exists():
-        opt_path.unlink()  # optimizer state without any frame belongs to nothing
+        info(log, "relax %s: resuming from step %d", label, len(frames) - 1)
+    else:
+        remove_file(opt_path)  # optimizer state without any frame belongs to nothing
     guard = GuardedCalculator(_factory_of(calc_factory), label=label, seed=seed)
     work.calc = guard
     target = FrechetCellFilter(work) if cell else work
@@ -235,7 +237,7 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         written["last"] = frame
         r = current()
         _write_state(state_path, r, fingerprint, "running", kind="relax")
-        log.info("relax %s %s step %d: E = %.6f eV fmax = %.4f eV/A", label,
+        info(log, "relax %s %s step %d: E = %.6f eV fmax = %.4f eV/A", label,
                  work.get_chemical_formula(), r.steps, r.energy, r.fmax)
 
     opt.attach(observe, interval=1)

@@ -14,7 +14,7 @@ from interphase_dft.build.neb import (
     vacancy_hop_endpoints,
 )
 from interphase_dft.build.sites import supercell_for
-from interphase_dft.errors import InputError
+from interphase_dft.errors import InputError, StructureError
 from interphase_dft.phases import get_bulk
 
 
@@ -107,3 +107,119 @@ def test_endpoints_when_a_is_on_top():
     ini, fin = interface_endpoints(iface)
     _, _, z_mid = interface_plane(iface)
     assert ini.positions[-1, 2] > z_mid > fin.positions[-1, 2]
+
+
+# --- interface endpoints genuinely on the two sides (thin, periodic, one layer per side) ---
+
+def _test_preset_interface():
+    """The interface ``migration_barrier`` builds with the ``test`` preset (Al|LiCl)."""
+    from interphase_dft.calc.settings import preset
+
+    st = preset("test").structure
+    cands = make_interfaces("Al", "LiCl", max_strain=st.interface_max_strain,
+                            max_atoms=st.interface_max_atoms, gap=st.interface_gap,
+                            layers_a=st.interface_layers, layers_b=st.interface_layers,
+                            vacuum=st.interface_vacuum)
+    return min(cands, key=lambda c: (c.n_atoms, c.strain)).atoms
+
+
+def _lial_li2s():
+    return make_interfaces("LiAl", "Li2S", miller_a=(1, 1, 0), miller_b=(1, 1, 0),
+                           layers_a=1, layers_b=1, max_atoms=60, max_candidates=1)[0].atoms
+
+
+@pytest.fixture(scope="module", params=["test-preset Al|LiCl", "LiAl|Li2S"])
+def thin_interface(request):
+    return _test_preset_interface() if request.param.startswith("test") else _lial_li2s()
+
+
+def _mic(atoms, vec):
+    from ase.geometry import find_mic
+
+    return find_mic(np.atleast_2d(vec), atoms.cell, atoms.pbc)[0][0]
+
+
+def test_thin_periodic_endpoints_are_inside_each_slab(thin_interface):
+    iface = thin_interface
+    assert iface.info["periodic"] and iface.info["layers_a"] == 1  # two interfaces in the cell
+    ini, fin = interface_endpoints(iface, fix_beyond=4.0)
+    side, z = iface.arrays["side"], iface.positions[:, 2]
+    z_a, z_b, z_mid = interface_plane(iface)
+    assert z_a < z_mid < z_b  # B above A
+    za_li, zb_li = ini.positions[-1, 2], fin.positions[-1, 2]
+    # Li of the initial state inside A's slab, >= 0.5 A below the midplane (0.1 A plane tol)
+    assert z[side == 0].min() - 0.1 <= za_li <= z[side == 0].max() + 0.1
+    assert za_li <= z_mid - 0.5
+    # Li of the final state inside B's slab, >= 0.5 A above the midplane
+    assert z[side == 1].min() - 0.1 <= zb_li <= z[side == 1].max() + 0.1
+    assert zb_li >= z_mid + 0.5
+    # genuinely different sites: >= 2 A apart (minimum image) -- the reported bug was 0.86 A
+    hop = _mic(iface, fin.positions[-1] - ini.positions[-1])
+    assert np.linalg.norm(hop) >= 2.0
+    assert np.isclose(ini.info["li_hop_A"], np.linalg.norm(hop), atol=1e-5)
+    # next to the SAME interface: the mic hop goes up through this interface's midplane,
+    # not down through the periodic second interface
+    assert np.isclose(hop[2], zb_li - za_li, atol=1e-6)
+    assert np.allclose(fin.positions[-1] - ini.positions[-1], hop)  # stored as that image
+    assert za_li + hop[2] > z_mid > za_li
+    # order, sides and constraints kept
+    assert ini.get_chemical_symbols() == fin.get_chemical_symbols()
+    assert ini[-1].symbol == "Li" and len(ini) == len(iface) + 1
+    assert np.allclose(ini.positions[:-1], iface.positions)
+    assert np.allclose(fin.positions[:-1], iface.positions)
+    assert ini.arrays["side"][-1] == 0 and fin.arrays["side"][-1] == 1
+    assert _fixed(ini) == _fixed(fin)
+    for atoms in (ini, fin):
+        assert atoms.get_distances(len(atoms) - 1, range(len(iface)), mic=True).min() >= 1.6
+
+
+def test_endpoints_keep_existing_fixatoms(thin_interface):
+    iface = thin_interface.copy()
+    iface.set_constraint(FixAtoms(indices=[0, 1]))
+    ini, fin = interface_endpoints(iface, fix_beyond=2.0)
+    assert {0, 1} <= set(_fixed(ini)) and _fixed(ini) == _fixed(fin)
+    _, _, z_mid = interface_plane(iface)
+    far = np.flatnonzero(np.abs(iface.positions[:, 2] - z_mid) > 2.0)
+    assert set(far.tolist()) <= set(_fixed(ini))
+    assert len(ini) - 1 not in _fixed(ini)  # the Li itself is free
+
+
+def test_endpoints_raise_when_no_pair_is_far_enough(thin_interface):
+    with pytest.raises(StructureError, match="interface_layers") as exc:
+        interface_endpoints(thin_interface, min_separation=20.0)
+    info = thin_interface.info
+    assert f"{info['phase_a']}|{info['phase_b']}" in str(exc.value)
+
+
+def test_endpoints_raise_when_a_slab_has_no_interior_site(thin_interface):
+    with pytest.raises(StructureError, match="interface_layers"):
+        interface_endpoints(thin_interface, min_dist=3.5)  # no void that large in either slab
+
+
+def test_endpoints_reject_bad_parameters(thin_interface):
+    for kw in ({"min_separation": 0.0}, {"margin": -1.0}, {"depth": 0.0}):
+        with pytest.raises(InputError):
+            interface_endpoints(thin_interface, **kw)
+
+
+def test_migration_barrier_builds_endpoints_on_both_sides(monkeypatch, tmp_path):
+    """migration_barrier's own call of interface_endpoints (test preset), DFT stubbed out."""
+    from interphase_dft.calc.settings import preset
+    from interphase_dft.recipes import barrier
+
+    seen = {}
+
+    def fake_neb_barrier(initial, final, settings, workdir, **kw):
+        seen.update(initial=initial, final=final, label=kw.get("label"))
+        return "stub"
+
+    monkeypatch.setattr(barrier, "neb_barrier", fake_neb_barrier)
+    assert barrier.migration_barrier("Al", "LiCl", preset("test"), workdir=tmp_path) == "stub"
+    ini, fin = seen["initial"], seen["final"]
+    assert seen["label"] == "Al|LiCl"
+    assert ini.get_chemical_symbols() == fin.get_chemical_symbols() and ini[-1].symbol == "Li"
+    assert np.linalg.norm(_mic(ini, fin.positions[-1] - ini.positions[-1])) >= 2.0
+    side, z = ini.arrays["side"][:-1], ini.positions[:-1, 2]
+    assert z[side == 0].max() + 0.1 >= ini.positions[-1, 2]
+    assert z[side == 1].min() - 0.1 <= fin.positions[-1, 2]
+    assert _fixed(ini) == _fixed(fin)

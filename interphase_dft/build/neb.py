@@ -10,8 +10,14 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
-from interphase_dft.build.sites import insert_li, void_points
+from interphase_dft.build.sites import MERGE_TOL, insert_li
 from interphase_dft.errors import InputError, StructureError
+
+#: default minimum distance between the A and the B Li site of an interface hop, Angstrom
+MIN_SEPARATION = 2.0
+#: default minimum distance of each interface endpoint site from the midplane, Angstrom
+MIDPLANE_MARGIN = 0.5
+_SLAB_TOL = 0.1  # Angstrom: a site in (or 0.1 A off) the outermost atomic plane is inside the slab
 
 
 def _fixed_indices(atoms: Atoms) -> set[int]:
@@ -48,11 +54,52 @@ def interface_plane(interface: Atoms) -> tuple[float, float, float]:
     return sgn * h_a, sgn * h_b, sgn * 0.5 * (h_a + h_b)
 
 
+def _voids(atoms: Atoms, min_dist: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unmerged Voronoi vertices in the cell >= ``min_dist`` from every atom, and clearances.
+
+    Same construction as :func:`interphase_dft.build.sites.void_points`, but merging is left
+    to the caller: merging before selecting a region can replace a vertex inside a thin slab
+    by a slightly farther one just outside it.
+    """
+    from scipy.spatial import Voronoi, cKDTree
+
+    cell = np.asarray(atoms.cell[:])
+    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+    images = (atoms.positions[None] + (shifts @ cell)[:, None]).reshape(-1, 3)
+    verts = Voronoi(images).vertices
+    frac = np.linalg.solve(cell.T, verts.T).T
+    verts = verts[np.all((frac >= -1e-6) & (frac < 1 - 1e-6), axis=1)]
+    dist, _ = cKDTree(images).query(verts)
+    keep = dist >= min_dist
+    return verts[keep].reshape(-1, 3), dist[keep]
+
+
+def _merge(pts: np.ndarray, clearance: np.ndarray, mask: np.ndarray,
+           cell: np.ndarray) -> np.ndarray:
+    """Indices of ``pts[mask]`` merged within ``MERGE_TOL`` (periodic), farthest from atoms kept."""
+    kept: list[int] = []
+    for k in np.flatnonzero(mask)[np.argsort(-clearance[mask], kind="stable")]:
+        if kept:
+            f = np.linalg.solve(cell.T, (pts[kept] - pts[k]).T).T
+            f -= np.round(f)
+            if np.linalg.norm(f @ cell, axis=1).min() <= MERGE_TOL:
+                continue
+        kept.append(int(k))
+    return np.array(kept, int)
+
+
+def _interface_name(interface: Atoms) -> str:
+    a, b = interface.info.get("phase_a"), interface.info.get("phase_b")
+    return f"{a}|{b}" if a and b else interface.get_chemical_formula()
+
+
 def interface_endpoints(
     interface: Atoms,
     *,
     depth: float | None = None,
     min_dist: float = 1.6,
+    min_separation: float = MIN_SEPARATION,
+    margin: float = MIDPLANE_MARGIN,
     fix_beyond: float | None = None,
 ) -> tuple[Atoms, Atoms]:
     """Li in A next to the interface (initial) and in B next to it (final).
@@ -62,54 +109,109 @@ def interface_endpoints(
 
     Parameters
     ----------
-    interface : output of ``make_interfaces`` (``arrays['side']``, B above A)
+    interface : output of ``make_interfaces`` (``arrays['side']``; B above A unless built
+        with ``strained_side='a'``)
     depth : how far into each side (from its interface layer) sites are searched, Angstrom;
         default 3.0
     min_dist : minimum Li-atom distance of a candidate site, Angstrom
+    min_separation : minimum distance between the A site and the B site (minimum image),
+        Angstrom; default 2.0. Closer sites would relax into one minimum.
+    margin : minimum distance of each site from the interface midplane, Angstrom; default 0.5
     fix_beyond : if given, atoms farther than this (along z) from the interface midplane are
         added to FixAtoms in both endpoints
 
-    Rule: among Voronoi void points at least ``min_dist`` from every atom, the A site is the
-    one with z in [top(A) - depth, midplane - 0.3] closest to the midplane (ties: farther from
-    atoms), likewise the B site in [midplane + 0.3, bottom(B) + depth].
+    Returns
+    -------
+    (initial, final) : Li in A, Li in B; ``info["li_hop_A"]`` is their distance, Angstrom.
+        The B site is stored at its minimum image from the A site (it may lie just outside
+        the cell in-plane), so raw positions already give the short hop.
+
+    Raises
+    ------
+    StructureError
+        when no pair of sites obeys the rule below (slabs too thin: raise the number of
+        layers, ``structure.interface_layers``).
+
+    Notes
+    -----
+    Rule. Heights h are measured along the A -> B normal; top(A) and bottom(B) are the A and
+    B atoms facing each other across the interface, mid = (top(A) + bottom(B)) / 2.
+    Candidates are Voronoi void points (:func:`~interphase_dft.build.sites.void_points`) at
+    least ``min_dist`` from every atom.
+
+    * The A site lies inside A's slab: bottom(A) - 0.1 <= h <= top(A) + 0.1 (0.1 Angstrom
+      numerical tolerance), h <= mid - ``margin`` and h >= top(A) - ``depth``.
+    * The B site lies inside B's slab: bottom(B) - 0.1 <= h <= top(B) + 0.1,
+      h >= mid + ``margin`` and h <= bottom(B) + ``depth``.
+    * The pair is at least ``min_separation`` apart (minimum image; an in-plane offset is
+      allowed) and the minimum-image vector from the A site to the B site has the height
+      change h(B) - h(A), so the (mic) interpolated path crosses this interface's midplane,
+      never the second interface of a periodic cell or the vacuum.
+    * Among valid pairs: smallest summed depth below the interface layers,
+      (top(A) - h(A)) + (h(B) - bottom(B)) rounded to 0.1 Angstrom; then the shortest hop
+      (0.01 Angstrom); then the largest clearance to the nearest atom.
     """
+    from ase.geometry import find_mic
+
     depth = 3.0 if depth is None else float(depth)
-    if depth <= 0:
-        raise InputError(f"depth must be > 0 Angstrom, got {depth}")
+    if depth <= 0 or min_dist <= 0 or min_separation <= 0 or margin < 0:
+        raise InputError(f"need depth > 0, min_dist > 0, min_separation > 0 and margin >= 0 "
+                         f"(Angstrom), got {depth}, {min_dist}, {min_separation}, {margin}")
+    name = _interface_name(interface)
     sgn = _direction(interface)
     z_a, z_b, z_mid = (sgn * v for v in interface_plane(interface))  # heights along A -> B
-    pts = void_points(interface, min_dist)
-    if not len(pts):
-        raise StructureError(f"no void >= {min_dist} A in the interface; lower min_dist")
-    z = sgn * pts[:, 2]
-    from scipy.spatial import cKDTree
-
+    side = interface.arrays["side"]
+    h_atoms = sgn * interface.positions[:, 2]
+    bot_a, top_b = float(h_atoms[side == 0].min()), float(h_atoms[side == 1].max())
+    pts, clearance = _voids(interface, min_dist)
+    h = sgn * pts[:, 2]
+    in_a = ((h >= bot_a - _SLAB_TOL) & (h <= z_a + _SLAB_TOL) & (h <= z_mid - margin)
+            & (h >= z_a - depth))
+    in_b = ((h >= z_b - _SLAB_TOL) & (h <= top_b + _SLAB_TOL) & (h >= z_mid + margin)
+            & (h <= z_b + depth))
     cell = np.asarray(interface.cell[:])
-    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
-    images = (interface.positions[None] + (shifts @ cell)[:, None]).reshape(-1, 3)
-    clearance, _ = cKDTree(images).query(pts)
-
-    def pick(mask: np.ndarray, side: str) -> np.ndarray:
-        idx = np.flatnonzero(mask)
-        if not len(idx):
-            raise StructureError(
-                f"no Li site within depth={depth} A on side {side} of the interface; "
-                "increase depth or lower min_dist")
-        best = min(idx, key=lambda k: (round(abs(z[k] - z_mid), 2), -clearance[k]))
-        return pts[best]
-
-    pos_a = pick((z >= z_a - depth) & (z <= z_mid - 0.3), "A")
-    pos_b = pick((z <= z_b + depth) & (z >= z_mid + 0.3), "B")
+    ia, ib = _merge(pts, clearance, in_a, cell), _merge(pts, clearance, in_b, cell)
+    hint = (f"increase the layers of each side (structure.interface_layers, i.e. layers_a/"
+            f"layers_b of make_interfaces; now {interface.info.get('layers_a', '?')}/"
+            f"{interface.info.get('layers_b', '?')})")
+    if not len(ia) or not len(ib):
+        missing = " and ".join(s for s, i in (("A", ia), ("B", ib)) if not len(i))
+        raise StructureError(
+            f"{name} interface: no Li void >= {min_dist} A from all atoms inside the slab of "
+            f"side {missing} within depth={depth} A of the interface and >= {margin} A from "
+            f"its midplane; {hint}, or lower min_dist")
+    vec = pts[ib][None, :, :] - pts[ia][:, None, :]
+    mic, dist = find_mic(vec.reshape(-1, 3), interface.cell, interface.pbc)
+    mic, dist = mic.reshape(vec.shape), dist.reshape(vec.shape[:2])
+    same_side = np.abs(mic[..., 2] - vec[..., 2]) < 1e-6  # crosses this interface's midplane
+    ok = same_side & (dist >= min_separation)
+    if not ok.any():
+        raise StructureError(
+            f"{name} interface: no Li site in A and in B (inside their slabs, next to the same "
+            f"interface) at least min_separation={min_separation} A apart (closest pair "
+            f"{float(dist[same_side].min()) if same_side.any() else float('nan'):.2f} A); "
+            f"{hint}")
+    ka, kb = np.nonzero(ok)
+    best = min(range(len(ka)), key=lambda n: (
+        round(float((z_a - h[ia[ka[n]]]) + (h[ib[kb[n]]] - z_b)), 1),
+        round(float(dist[ka[n], kb[n]]), 2),
+        -min(clearance[ia[ka[n]]], clearance[ib[kb[n]]])))
+    # B site placed at its minimum image seen from the A site (only an in-plane lattice
+    # shift), so even raw-position (mic=False) interpolation takes the short hop
+    pos_a = pts[ia[ka[best]]]
+    pos_b = pos_a + mic[ka[best], kb[best]]
+    hop = round(float(dist[ka[best], kb[best]]), 6)
     base = interface.copy()
     if fix_beyond is not None:
         far = np.flatnonzero(np.abs(sgn * base.positions[:, 2] - z_mid) > fix_beyond)
         fixed = sorted(_fixed_indices(base) | {int(i) for i in far})
         base.set_constraint(FixAtoms(indices=fixed))
     initial, final = insert_li(base, pos_a), insert_li(base, pos_b)
-    for atoms, side in ((initial, 0), (final, 1)):
-        atoms.arrays["side"][-1] = side
+    for atoms, s in ((initial, 0), (final, 1)):
+        atoms.arrays["side"][-1] = s
         atoms.info["li_index"] = len(atoms) - 1
-        atoms.info["li_side"] = "A" if side == 0 else "B"
+        atoms.info["li_side"] = "A" if s == 0 else "B"
+        atoms.info["li_hop_A"] = hop
     return initial, final
 
 

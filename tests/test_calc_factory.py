@@ -29,12 +29,12 @@ def test_kpoints_follow_density_and_skip_vacuum_direction():
     assert kpoint_mesh(li * (2, 2, 2), 4.0, 200)[0] <= (fine[0] + 1) // 2 + 1
 
 
-def test_moving_atoms_switch_symmetry_off_and_slabs_get_dipole_layer():
+def test_moving_atoms_switch_point_group_off_and_slabs_get_dipole_layer():
     s = preset("test")
     slab = fcc111("Al", (1, 1, 3), vacuum=5.0)
     slab.pbc = (True, True, False)
     p = gpaw_parameters(s, slab, moving=True, is_metal=True)
-    assert p["symmetry"] == "off"
+    assert p["symmetry"] == {"point_group": False, "time_reversal": True}
     assert p["poissonsolver"] == {"dipolelayer": "xy"}
     assert p["mode"] == {"name": "pw", "ecut": s.dft.ecut}
     assert p["occupations"] == {"name": "fermi-dirac", "width": s.dft.smearing_width}

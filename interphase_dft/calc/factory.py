@@ -7,8 +7,9 @@ Conventions (all stored with the result through the settings object):
   per reciprocal Angstrom including the 2 pi), one k-point along non-periodic directions and the
   Gamma point only when the cell has at least ``dft.gamma_only_atoms`` atoms;
 * Fermi-Dirac smearing, ``dft.smearing_width`` for metals and ``dft.insulator_smearing`` else;
-* symmetry off when atoms move (relaxations, NEB): GPAW >= 25 raises ``SymmetryBrokenError``
-  when a geometry step breaks the symmetry it found at the start;
+* point-group symmetry off when atoms move (relaxations, NEB): GPAW >= 25 raises
+  ``SymmetryBrokenError`` when a geometry step breaks the symmetry it found at the start;
+  time-reversal symmetry is kept (it does not depend on positions and halves the k-points);
 * dipole-layer correction along the non-periodic axis of slabs (``pbc`` = (T, T, F));
   GPAW's new code supports it in PW mode as well;
 * DFT-D3(BJ) added through :class:`ase.calculators.mixing.SumCalculator` and
@@ -104,7 +105,9 @@ def gpaw_parameters(
         params["basis"] = d.basis
     params.update(scf_parameters(settings, is_metal=is_metal, attempt=attempt))
     if moving:
-        params["symmetry"] = "off"
+        # point-group symmetry breaks when atoms move; time reversal does not, and keeping it
+        # halves the k-points of non-Gamma meshes
+        params["symmetry"] = {"point_group": False, "time_reversal": True}
     if needs_dipole_correction(atoms):
         params["poissonsolver"] = {"dipolelayer": "xy"}
     if spin:
@@ -135,7 +138,7 @@ def make_calculator(
     txt
         GPAW log file (``None`` = silent).
     moving
-        Atoms will move (relax/NEB): symmetry is switched off.
+        Atoms will move (relax/NEB): point-group symmetry is switched off (time reversal kept).
     is_metal
         Use the metal smearing width.
     spin
@@ -224,7 +227,7 @@ class GPAWFactory:
             "is_metal": self.is_metal,
             "spin": self.spin,
             "dispersion": dispersion_applied(self.settings, self.dispersion),
-            "symmetry": "off" if self.moving else "on",
+            "symmetry": "time-reversal only" if self.moving else "on",
             "dft": self.settings.dft.model_dump(),
             "extra": dict(self.extra),
         }

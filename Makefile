@@ -5,7 +5,7 @@ setup:
 	./scripts/bootstrap.sh dev,ml
 
 demo: setup
-	.venv/bin/interphase-dft campaign workflows/laptop.yaml --report report
+	.venv/bin/interphase-dft campaign workflows/laptop.yaml --workers 2 --report report
 
 test: setup
 	.venv/bin/ruff check interphase_dft tests benchmarks

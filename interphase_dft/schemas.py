@@ -167,6 +167,12 @@ class BindingEnergyDoc(_Doc):
     binding_energy_atom: float = Field(description="lowest site, atom reference, eV")
     binding_energy_bcc: float = Field(description="lowest site, bcc reference, eV")
     structure_hash: str
+    screening: dict[str, Any] | None = Field(
+        None,
+        description="ML pre-screening of the sites when binding.max_dft_sites cut the list: "
+        "method, model, n_sites, n_dft, ml_energies {label: E(host+Li) eV, surrogate only}, "
+        "selected, merged {label: kept label}; None = every site got DFT",
+    )
 
 
 class NEBImageData(BaseModel):

@@ -109,3 +109,134 @@ def test_surface_mode_end_to_end_with_surrogate_engine(tmp_path):
         assert site.binding_energy_atom - site.binding_energy_bcc == pytest.approx(
             doc.references.li_bcc_per_atom - doc.references.li_atom, abs=1e-8)
     assert doc.lowest_site == min(doc.sites, key=lambda s: s.energy).label
+
+
+# --- ML site screening (binding.max_dft_sites): cheap LJ "DFT" stage, real CHGNet ranking ---
+
+_A_AL = 4.05  # Angstrom, fcc Al
+
+
+class _Site:
+    def __init__(self, label, kind, frac, shift=(0.0, 0.0, 0.0)):
+        import numpy as np
+
+        self.label, self.kind = label, kind
+        self.position = np.asarray(frac, float) * _A_AL + np.asarray(shift, float)
+
+
+def _al_host_and_sites():
+    """Cubic Al4 with octahedral (body centre, edge centre), tetrahedral and a near-oct site."""
+    host = bulk("Al", "fcc", a=_A_AL, cubic=True)
+    sites = [
+        _Site("oct_1", "octahedral", (0.5, 0.5, 0.5)),
+        _Site("tet_1", "tetrahedral", (0.25, 0.25, 0.25)),
+        _Site("oct_2", "octahedral", (0.5, 0.5, 0.5), shift=(0.12, 0.05, 0.0)),  # ~ oct_1
+        _Site("oct_3", "octahedral", (0.5, 0.0, 0.0)),
+    ]
+    return host, sites
+
+
+def _lj(atoms, attempt=0, label=""):
+    from ase.calculators.lj import LennardJones
+
+    return LennardJones(sigma=2.3, epsilon=0.05, rc=5.0, smooth=True)
+
+
+_REFS = {"li_atom": 0.0, "li_bcc_per_atom": -1.6, "cohesive_energy": 1.6}
+
+
+def _run(tmp_path, cap, **kw):
+    from interphase_dft.recipes.binding import host_binding
+    from interphase_dft.schemas import ReferenceEnergies
+
+    host, sites = _al_host_and_sites()
+    settings = preset("test", {"binding": {"max_dft_sites": cap, **kw}})
+    return host_binding(host, sites, settings, workdir=tmp_path, phase="Al", mode="bulk",
+                        is_metal=True, calc_factory=_lj,
+                        references=ReferenceEnergies(**_REFS))
+
+
+def test_binding_presets_and_overrides():
+    assert preset("test").binding.max_dft_sites is None
+    assert preset("laptop").binding.max_dft_sites == 3
+    assert preset("production").binding.max_dft_sites is None
+    assert preset("laptop").binding.screen_with_ml is True
+    s = preset("production", {"binding": {"max_dft_sites": 5}})
+    assert s.binding.max_dft_sites == 5 and s.dft.ecut == preset("production").dft.ecut
+    assert s.model_dump()["binding"] == {"max_dft_sites": 5, "screen_with_ml": True}
+    from interphase_dft.errors import InputError
+
+    with pytest.raises(InputError, match="max_dft_sites"):
+        preset("laptop", {"binding": {"max_dft_sites": 0}})
+    with pytest.raises(InputError, match="max_sites"):
+        preset("laptop", {"binding": {"max_sites": 2}})
+
+
+@pytest.mark.ml
+def test_ml_screening_runs_dft_only_for_the_surrogate_lowest_site(tmp_path, monkeypatch):
+    pytest.importorskip("chgnet")
+    import numpy as np
+
+    doc = _run(tmp_path, 1)
+    scr = doc.screening
+    labels = ["oct_1", "tet_1", "oct_2", "oct_3"]
+    assert scr["method"] == "chgnet" and scr["n_sites"] == 4 and scr["n_dft"] == 1
+    assert list(scr["ml_energies"]) == labels
+    assert all(np.isfinite(e) for e in scr["ml_energies"].values())
+    assert scr["merged"] == {"oct_2": "oct_1"}  # relaxes (surrogate) onto oct_1, first kept
+    e = scr["ml_energies"]
+    kept = [lab for lab in labels if lab not in scr["merged"]]
+    best = min(kept, key=lambda lab: (round(e[lab], 4), lab))
+    assert scr["selected"] == [best] and scr["ranking"][0] == best
+    assert e["tet_1"] > e[best]  # Li prefers the octahedral void of Al
+    # exactly one DFT (here LJ) result; its energy is the cheap calculator's, not the surrogate's
+    assert [s.label for s in doc.sites] == [best] and doc.lowest_site == best
+    site = doc.sites[0]
+    final = site.final_structure.to_atoms()
+    final.calc = _lj(final)
+    assert site.energy == pytest.approx(final.get_potential_energy(), abs=1e-8)
+    assert abs(site.energy - e[best]) > 1.0
+    assert {f"ml-site-{lab}" for lab in labels} <= set(doc.force_calls)
+    assert not any(k.startswith("site-") and k != f"site-{best}" for k in doc.force_calls)
+    assert any("3 of 4 Li sites got no DFT" in w for w in doc.warnings)
+    assert BindingEnergyDoc.model_validate_json(doc.model_dump_json()).screening == scr
+    # a rerun on the same workdir resumes every surrogate relaxation from its checkpoint
+    from interphase_dft.calc import ml as mlmod
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the surrogate must not be reloaded on resume")
+
+    monkeypatch.setattr(mlmod, "load_model", no_model)
+    again = _run(tmp_path, 1)
+    assert again.screening["ml_energies"] == e and again.screening["selected"] == [best]
+
+
+def test_no_cap_or_large_cap_computes_every_site_without_surrogate(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "chgnet", None)  # any surrogate use would fail
+    monkeypatch.setitem(sys.modules, "chgnet.model", None)
+    for cap, sub in ((None, "none"), (4, "four")):
+        doc = _run(tmp_path / sub, cap)
+        assert doc.screening is None
+        assert [s.label for s in doc.sites] == ["oct_1", "tet_1", "oct_2", "oct_3"]
+        assert not (tmp_path / sub / "ml_screen").exists()
+        assert not any("screening" in w for w in doc.warnings)
+
+
+def test_screening_without_surrogate_or_disabled_fails_before_any_work(tmp_path, monkeypatch):
+    import sys
+
+    from interphase_dft.errors import InputError
+    from interphase_dft.recipes import binding as bmod
+
+    def boom(*args, **kwargs):
+        raise AssertionError("no calculation may start")
+
+    monkeypatch.setattr(bmod, "relax", boom)
+    monkeypatch.setitem(sys.modules, "chgnet", None)
+    monkeypatch.setitem(sys.modules, "chgnet.model", None)
+    with pytest.raises(CalculationError, match=r"ml extra.*max_dft_sites=null"):
+        _run(tmp_path, 2)
+    with pytest.raises(InputError, match="screen_with_ml=false"):
+        _run(tmp_path, 2, screen_with_ml=False)

@@ -54,7 +54,7 @@ class RelaxSettings(_Frozen):
 
 
 class NEBSettings(_Frozen):
-    n_images: int = Field(5, ge=1, le=15, description="intermediate images")
+    n_images: int = Field(5, ge=2, le=15, description="intermediate images")
     spring: float = Field(0.1, gt=0, description="spring constant, eV/Angstrom^2")
     fmax: float = Field(0.05, gt=0, description="eV/Angstrom, climbing-image convergence")
     steps: int = Field(300, gt=0)
@@ -90,6 +90,21 @@ class StructureSettings(_Frozen):
     interface_vacuum: float = Field(0.0, ge=0, description="0 = periodic (two interfaces)")
 
 
+class BindingSettings(_Frozen):
+    """How many Li sites of a host get a DFT relaxation (binding-energy recipe)."""
+
+    max_dft_sites: int | None = Field(
+        None, ge=1,
+        description="DFT for at most this many sites, chosen by surrogate energy; "
+        "None = every symmetry-distinct site gets DFT",
+    )
+    screen_with_ml: bool = Field(
+        True,
+        description="rank sites with the ML surrogate when max_dft_sites cuts the list; "
+        "False with max_dft_sites set is an error (no blind truncation)",
+    )
+
+
 class CalcSettings(_Frozen):
     """All settings of one calculation; stored with each result."""
 
@@ -100,6 +115,7 @@ class CalcSettings(_Frozen):
     neb: NEBSettings = NEBSettings()
     ml: MLSettings = MLSettings()
     structure: StructureSettings = StructureSettings()
+    binding: BindingSettings = BindingSettings()
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> CalcSettings:
         """Return a copy with nested ``overrides`` applied (unknown keys raise InputError)."""
@@ -135,6 +151,7 @@ def _test() -> CalcSettings:
             slab_layers=2, slab_vacuum=4.0, slab_fixed_layers=1, bulk_min_length=3.0,
             interface_max_atoms=40, interface_layers=1,
         ),
+        binding=BindingSettings(max_dft_sites=None),
     )
 
 
@@ -148,6 +165,7 @@ def _laptop() -> CalcSettings:
             slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, bulk_min_length=6.0,
             interface_max_atoms=80, interface_layers=1,
         ),
+        binding=BindingSettings(max_dft_sites=3),
     )
 
 
@@ -164,6 +182,7 @@ def _production() -> CalcSettings:
             slab_layers=6, slab_vacuum=8.0, slab_fixed_layers=2, bulk_min_length=10.0,
             interface_max_atoms=400, interface_layers=3,
         ),
+        binding=BindingSettings(max_dft_sites=None),
     )
 
 

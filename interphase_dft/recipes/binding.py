@@ -14,6 +14,11 @@ correction so both energies are computed alike).
 The host is relaxed first (optionally pre-relaxed with the ML surrogate, which only moves the
 starting geometry; every reported energy is DFT). Each site is relaxed in its own checkpointed
 sub-directory of ``workdir``, so an interrupted recipe resumes site by site.
+
+When ``settings.binding.max_dft_sites`` is set and there are more sites than that, every site
+is first relaxed with the surrogate and only the lowest ones get DFT
+(:mod:`interphase_dft.recipes.screening`); the surrogate energies are stored in
+``doc.screening`` only, and a warning says how many sites were screened out.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from interphase_dft.calc.references import li_references
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
+from interphase_dft.recipes.screening import needs_screening, screen_sites
 from interphase_dft.schemas import (
     BindingEnergyDoc,
     ReferenceEnergies,
@@ -111,9 +117,16 @@ def host_binding(
     calc_factory, references
         Replace the settings-built calculator and the computed Li references (tests, other
         codes); both must come from the same level of theory.
+
+    Notes
+    -----
+    With ``settings.binding.max_dft_sites`` smaller than ``len(sites)`` the sites are
+    screened with the surrogate first (see :func:`interphase_dft.recipes.screening.screen_sites`);
+    ``doc.sites`` then holds the DFT results of the selected sites only.
     """
     if not sites:
         raise InputError(f"no Li sites for {phase} ({mode}); check the site finder")
+    screen = needs_screening(len(sites), settings)  # fails before any expensive work
     workdir = Path(workdir)
     timings: dict[str, float] = {}
     calls: dict[str, int] = {}
@@ -146,13 +159,25 @@ def host_binding(
     host_final = host_res.atoms
     host_final.set_constraint([c.copy() for c in host.constraints])
 
+    screening = None
+    if screen:
+        screening = screen_sites(host_final, sites, settings, workdir=workdir, with_li=with_li,
+                                 ml_factory=ml)
+        timings.update(screening.timings)
+        calls.update(screening.force_calls)
+        warnings += screening.warnings
+        sites = screening.selected
+
     results: list[SiteResult] = []
     for site in sites:
         label = str(site.label)
         t0 = time.perf_counter()
         start = with_li(host_final, site.position)
         sdir = workdir / f"site-{label}"
-        if ml is not None:
+        if ml is not None and screening is not None:
+            start = screening.relaxed[label].copy()  # the same surrogate relaxation
+            start.set_constraint([c.copy() for c in host.constraints])
+        elif ml is not None:
             start = relax(start, ml, sdir, settings.relax, label="ml").atoms
             start.set_constraint([c.copy() for c in host.constraints])
         res = relax(start, factory, sdir, settings.relax, label="relax")
@@ -187,6 +212,7 @@ def host_binding(
         host_structure=StructureData.from_atoms(host_final), references=refs, sites=results,
         lowest_site=lowest.label, binding_energy_atom=lowest.binding_energy_atom,
         binding_energy_bcc=lowest.binding_energy_bcc, structure_hash=h_hash,
+        screening=screening.record if screening is not None else None,
     )
 
 
@@ -211,7 +237,9 @@ def binding_energy(phase: str, settings: CalcSettings, *,
     Returns
     -------
     BindingEnergyDoc
-        Every site, the lowest one, both references.
+        Every DFT site (all symmetry-distinct sites, or the surrogate-selected
+        ``settings.binding.max_dft_sites`` of them, see ``doc.screening``), the lowest one,
+        both references.
     """
     from interphase_dft import phases
     from interphase_dft.build import sites as site_lib

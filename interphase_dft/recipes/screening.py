@@ -1,0 +1,187 @@
+"""ML pre-screening of Li sites: pick which symmetry-distinct sites get a DFT relaxation.
+
+Low-symmetry hosts (the ordered LPSC approximant has ~80 distinct interstitial sites) are
+unaffordable site by site with DFT on a laptop. With ``settings.binding.max_dft_sites = k``
+and more than ``k`` sites, every site is relaxed with the CHGNet surrogate in
+``workdir/ml_screen/site-<label>`` (checkpointed like every other run), sites whose Li ends
+up within :data:`MERGE_TOL` of an earlier site's Li (minimum image) are merged into that
+earlier site, and the ``k`` lowest surrogate total energies are passed on to DFT (energies
+are compared rounded to 0.1 meV, so float noise between equivalent sites is a tie, and ties
+go to the alphabetically first label). The surrogate energies only rank sites: they are stored in
+``BindingEnergyDoc.screening`` and never reported as binding energies.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic
+
+from interphase_dft.calc.runners import relax
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.errors import CalculationError, InputError
+
+log = logging.getLogger("interphase_dft.recipes")
+
+#: two sites whose surrogate-relaxed Li positions are closer than this are one site, Angstrom
+MERGE_TOL = 0.3
+
+
+@dataclass
+class Screening:
+    """Outcome of :func:`screen_sites`.
+
+    Attributes
+    ----------
+    selected
+        Sites that get DFT, in the order of the input list.
+    record
+        What is stored in ``BindingEnergyDoc.screening`` (energies in eV).
+    relaxed
+        Surrogate-relaxed host+Li per label (a DFT starting point when ``ml_prerelax``).
+    warnings, timings, force_calls
+        Merged into the document (seconds, calls per ``ml-site-<label>``).
+    """
+
+    selected: list[Any]
+    record: dict[str, Any]
+    relaxed: dict[str, Atoms] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    force_calls: dict[str, int] = field(default_factory=dict)
+
+
+def needs_screening(n_sites: int, settings: CalcSettings) -> bool:
+    """True when ``settings.binding.max_dft_sites`` is set and smaller than ``n_sites``.
+
+    Raises
+    ------
+    InputError
+        The list must be cut but ``binding.screen_with_ml`` is false (no blind truncation).
+    CalculationError
+        The list must be cut but the surrogate (chgnet) is not installed.
+    """
+    cap = settings.binding.max_dft_sites
+    if cap is None or n_sites <= cap:
+        return False
+    if not settings.binding.screen_with_ml:
+        raise InputError(
+            f"{n_sites} Li sites but binding.max_dft_sites={cap} and "
+            "binding.screen_with_ml=false: sites would be dropped without any ranking; set "
+            "binding.screen_with_ml=true or binding.max_dft_sites=null (DFT for every site)"
+        )
+    try:
+        import chgnet.model  # noqa: F401
+    except ImportError as exc:
+        raise CalculationError(
+            f"screening {n_sites} Li sites down to binding.max_dft_sites={cap} needs the "
+            "CHGNet surrogate, which is not importable: install the ml extra "
+            "(scripts/bootstrap.sh dev,ml) or set binding.max_dft_sites=null to run DFT "
+            "for every site"
+        ) from exc
+    return True
+
+
+def _li_position(atoms: Atoms) -> np.ndarray:
+    return np.asarray(atoms.positions[-1], float)
+
+
+def _mic_distance(a: np.ndarray, b: np.ndarray, host: Atoms) -> float:
+    d = (a - b)[None, :]
+    if host.pbc.any():
+        d, _ = find_mic(d, host.cell, host.pbc)
+    return float(np.linalg.norm(d[0]))
+
+
+def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
+                 workdir: Path | str, with_li: Any, ml_factory: Any = None) -> Screening:
+    """Relax Li at every site with the surrogate, merge coincident sites, keep the best ones.
+
+    Parameters
+    ----------
+    host
+        Relaxed host (with its constraints); Li is appended as the last atom.
+    sites
+        Objects with ``label`` and Cartesian ``position`` (Angstrom); labels must be unique.
+    settings
+        ``binding.max_dft_sites`` (how many to keep), ``relax`` (surrogate fmax/steps),
+        ``ml`` (model, device).
+    workdir
+        The recipe's workdir; runs go to ``workdir/ml_screen/site-<label>``.
+    with_li
+        ``with_li(host, position) -> Atoms`` (host copy with Li appended, constraints kept).
+    ml_factory
+        A surrogate factory to reuse (shares the loaded model); default ``MLFactory``.
+
+    Returns
+    -------
+    Screening
+        Selected sites and the record for the document.
+    """
+    from interphase_dft.calc.ml import MLFactory
+
+    cap = settings.binding.max_dft_sites
+    if cap is None:
+        raise InputError("screen_sites needs binding.max_dft_sites; check needs_screening first")
+    labels = [str(s.label) for s in sites]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"duplicate site labels {labels}; the site finder must label uniquely")
+    factory = ml_factory if ml_factory is not None else MLFactory(settings.ml)
+    root = Path(workdir) / "ml_screen"
+    out = Screening(selected=[], record={})
+    energies: dict[str, float] = {}
+    converged: dict[str, bool] = {}
+    kept: list[str] = []
+    merged: dict[str, str] = {}
+    t_all = time.perf_counter()
+    for site, label in zip(sites, labels, strict=True):
+        t0 = time.perf_counter()
+        res = relax(with_li(host, site.position), factory, root / f"site-{label}",
+                    settings.relax, label="ml")
+        atoms = res.atoms
+        atoms.set_constraint([c.copy() for c in host.constraints])
+        out.relaxed[label] = atoms
+        out.timings[f"ml-site-{label}"] = time.perf_counter() - t0
+        out.force_calls[f"ml-site-{label}"] = res.force_calls
+        out.warnings += res.warnings
+        if not np.isfinite(res.energy):
+            raise CalculationError(f"surrogate energy of site {label} is {res.energy}; "
+                                   "set binding.max_dft_sites=null to skip the screening")
+        energies[label] = float(res.energy)
+        converged[label] = bool(res.converged)
+        li = _li_position(atoms)
+        twin = next((k for k in kept
+                     if _mic_distance(li, _li_position(out.relaxed[k]), host) < MERGE_TOL), None)
+        if twin is None:
+            kept.append(label)
+        else:
+            merged[label] = twin
+            log.info("screening: site %s relaxes onto site %s (surrogate)", label, twin)
+    out.timings["ml_screen"] = time.perf_counter() - t_all
+    ranking = sorted(kept, key=lambda lab: (round(energies[lab], 4), lab))
+    chosen = ranking[:cap]
+    out.selected = [s for s, lab in zip(sites, labels, strict=True) if lab in chosen]
+    model = dict(getattr(factory, "description", {})).get("model", settings.ml.model)
+    out.record = {
+        "method": settings.ml.model, "model": model, "n_sites": len(labels),
+        "n_dft": len(chosen), "max_dft_sites": cap, "merge_tol": MERGE_TOL,
+        "ml_energies": energies, "ml_converged": converged, "ranking": ranking,
+        "selected": chosen, "merged": merged,
+    }
+    n_out = len(labels) - len(chosen)
+    out.warnings.append(
+        f"site screening: {n_out} of {len(labels)} Li sites got no DFT relaxation "
+        f"({len(merged)} relaxed with the {model} surrogate onto another site within "
+        f"{MERGE_TOL} A, {len(kept) - len(chosen)} ranked out by surrogate energy; "
+        f"binding.max_dft_sites={cap}); the lowest site is the lowest of the "
+        f"{len(chosen)} surrogate-selected sites, which DFT may rank differently"
+    )
+    log.info("screening: %d sites -> DFT for %s", len(labels), ", ".join(chosen))
+    return out

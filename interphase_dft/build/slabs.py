@@ -345,3 +345,29 @@ def choose_surface(
     best.atoms.info["surface_rule_level"] = level
     best.info["surface_rule"] = SURFACE_RULE
     return best
+
+
+def repeat_to_area(slab: Atoms, min_area: float) -> Atoms:
+    """Repeat ``slab`` in plane until its area is at least ``min_area`` (Angstrom^2).
+
+    Adsorbing one Li per surface cell sets the coverage: a 1x1 Al(111) cell would put the Li
+    2.9 Angstrom from its periodic images (a full monolayer). The shorter in-plane vector is
+    doubled first, so the cell stays as square as possible. Constraints (FixAtoms) and
+    ``info`` are kept; ``info['surface_repeat']`` records the repeat.
+    """
+    if min_area < 0:
+        raise InputError(f"min_area must be >= 0 Angstrom^2, got {min_area}")
+    reps = [1, 1]
+    lengths = slab.cell.lengths()[:2]
+    area = _area_of(slab)
+    if area <= 0:
+        raise InputError("slab has no in-plane area: check its cell")
+    while area * reps[0] * reps[1] < min_area:
+        i = int(np.argmin([lengths[0] * reps[0], lengths[1] * reps[1]]))
+        reps[i] += 1
+    if reps == [1, 1]:
+        return slab.copy()
+    out = slab.repeat((reps[0], reps[1], 1))
+    out.info = dict(slab.info)
+    out.info["surface_repeat"] = [reps[0], reps[1], 1]
+    return out

@@ -79,7 +79,11 @@ class StructureSettings(_Frozen):
     slab_layers: int = Field(4, ge=2)
     slab_vacuum: float = Field(7.5, gt=0, description="vacuum on each side, Angstrom")
     slab_fixed_layers: int = Field(2, ge=0)
-    slab_min_area: float = Field(0.0, ge=0, description="minimum in-plane area, Angstrom^2")
+    slab_min_area: float = Field(
+        0.0, ge=0,
+        description="surface cells are repeated in plane to at least this area, Angstrom^2 "
+        "(sets the Li coverage: one Li per cell)",
+    )
     bulk_min_length: float = Field(
         6.0, gt=0, description="minimum supercell edge for bulk interstitials, Angstrom"
     )
@@ -162,8 +166,8 @@ def _laptop() -> CalcSettings:
         relax=RelaxSettings(fmax=0.05, steps=150),
         neb=NEBSettings(n_images=3, fmax=0.05, steps=200),
         structure=StructureSettings(
-            slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, bulk_min_length=6.0,
-            interface_max_atoms=80, interface_layers=1,
+            slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=25.0,
+            bulk_min_length=6.0, interface_max_atoms=80, interface_layers=1,
         ),
         binding=BindingSettings(max_dft_sites=3),
     )
@@ -179,8 +183,8 @@ def _production() -> CalcSettings:
         relax=RelaxSettings(fmax=0.02, steps=400, relax_cell_bulk=True),
         neb=NEBSettings(n_images=7, fmax=0.05, steps=500),
         structure=StructureSettings(
-            slab_layers=6, slab_vacuum=8.0, slab_fixed_layers=2, bulk_min_length=10.0,
-            interface_max_atoms=400, interface_layers=3,
+            slab_layers=6, slab_vacuum=8.0, slab_fixed_layers=2, slab_min_area=60.0,
+            bulk_min_length=10.0, interface_max_atoms=400, interface_layers=3,
         ),
         binding=BindingSettings(max_dft_sites=None),
     )

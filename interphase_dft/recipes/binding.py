@@ -260,16 +260,17 @@ def binding_energy(phase: str, settings: CalcSettings, *,
         host = site_lib.supercell_for(bulk, settings.structure.bulk_min_length)
         found = site_lib.interstitial_sites(host)
     else:
-        from interphase_dft.build.slabs import choose_surface
+        from interphase_dft.build.slabs import choose_surface, repeat_to_area
 
         term = choose_surface(name, settings)
-        host = term.atoms.copy()
-        host.set_constraint([c.copy() for c in term.atoms.constraints])
+        host = repeat_to_area(term.atoms, settings.structure.slab_min_area)
         host.pbc = (True, True, False)
         surface = {
             "miller": list(term.miller), "termination": term.termination,
             "shift": term.shift, "is_symmetric": term.is_symmetric, "is_polar": term.is_polar,
             "n_layers": term.n_layers, "area": term.area,
+            "repeat": host.info.get("surface_repeat", [1, 1, 1]),
+            "min_area": settings.structure.slab_min_area,
             "rule": term.info.get("surface_rule", term.atoms.info.get("surface_rule")),
             "dipole_correction": settings.engine == "gpaw",
         }

@@ -240,3 +240,20 @@ def test_screening_without_surrogate_or_disabled_fails_before_any_work(tmp_path,
         _run(tmp_path, 2)
     with pytest.raises(InputError, match="screen_with_ml=false"):
         _run(tmp_path, 2, screen_with_ml=False)
+
+
+@pytest.mark.ml
+def test_ml_prerelax_is_a_stored_setting_that_prerelaxes(tmp_path):
+    from interphase_dft.recipes.binding import host_binding
+    from interphase_dft.schemas import ReferenceEnergies
+
+    assert preset("laptop").relax.ml_prerelax is True
+    assert preset("test").relax.ml_prerelax is False
+    host, sites = _al_host_and_sites()
+    settings = preset("test", {"relax": {"ml_prerelax": True}})
+    doc = host_binding(host, sites[:1], settings, workdir=tmp_path, phase="Al", mode="bulk",
+                       is_metal=True, calc_factory=_lj, references=ReferenceEnergies(**_REFS))
+    assert doc.settings["relax"]["ml_prerelax"] is True
+    assert doc.calculator["ml_prerelax"] is True
+    assert doc.force_calls["host_ml"] > 0  # the surrogate ran before the DFT-stage relax
+    assert all(s.converged for s in doc.sites)

@@ -51,6 +51,10 @@ class RelaxSettings(_Frozen):
     steps: int = Field(200, gt=0)
     optimizer: Literal["BFGS", "FIRE", "LBFGS", "BFGSLineSearch"] = "BFGS"
     relax_cell_bulk: bool = False
+    ml_prerelax: bool = Field(
+        False, description="pre-relax with the ML surrogate before each DFT relaxation "
+        "(moves the starting geometry only; energies stay DFT)",
+    )
 
 
 class NEBSettings(_Frozen):
@@ -163,7 +167,7 @@ def _laptop() -> CalcSettings:
     return CalcSettings(
         preset="laptop",
         dft=DFTSettings(ecut=300.0, kpt_density=2.0, gamma_only_atoms=60, dispersion="d3"),
-        relax=RelaxSettings(fmax=0.05, steps=150),
+        relax=RelaxSettings(fmax=0.05, steps=150, ml_prerelax=True),
         neb=NEBSettings(n_images=3, fmax=0.05, steps=200),
         structure=StructureSettings(
             slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=25.0,

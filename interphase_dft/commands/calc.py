@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("phase", help="Al, LiAl, LPSC, Li2S, Li3P, LiCl or P2S5")
     p.add_argument("--mode", choices=["surface", "bulk"], default="surface")
     p.add_argument("--ml-prerelax", action="store_true",
-                   help="pre-relax with the ML surrogate before DFT")
+                   help="pre-relax with the ML surrogate before DFT "
+                   "(same as --set relax.ml_prerelax=true)")
     _common(p)
     p.set_defaults(func=run_binding)
 
@@ -101,10 +102,11 @@ def run_binding(args: argparse.Namespace) -> int:
 
     _logging(args)
     settings = _settings(args)
+    if args.ml_prerelax:
+        settings = settings.with_overrides({"relax": {"ml_prerelax": True}})
     phase = resolve_phase(args.phase)
     workdir = args.workdir or Path("runs") / f"binding-{phase}-{args.mode}-{settings.preset}"
-    doc = binding_energy(phase, settings, mode=args.mode, workdir=workdir,
-                         ml_prerelax=args.ml_prerelax)
+    doc = binding_energy(phase, settings, mode=args.mode, workdir=workdir)
     _emit(doc, args.json_file, format_binding(doc))
     return 0
 

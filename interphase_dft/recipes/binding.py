@@ -90,7 +90,6 @@ def host_binding(
     dispersion: bool = False,
     surface: dict[str, Any] | None = None,
     relax_host: bool = True,
-    ml_prerelax: bool = False,
     calc_factory: CalcFactory | None = None,
     references: ReferenceEnergies | None = None,
 ) -> BindingEnergyDoc:
@@ -112,8 +111,6 @@ def host_binding(
         Smearing and DFT-D3 choice of the host (references get the same dispersion).
     relax_host
         Relax the host before inserting Li (positions only; cell fixed).
-    ml_prerelax
-        Pre-relax the host and each host+Li with the ML surrogate before DFT.
     calc_factory, references
         Replace the settings-built calculator and the computed Li references (tests, other
         codes); both must come from the same level of theory.
@@ -137,7 +134,9 @@ def host_binding(
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
                                           moving=True, txt=str(workdir / "gpaw.txt"))
     ml = None
-    if ml_prerelax and settings.engine != "ml":
+    # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
+    # it only moves the DFT starting geometry, every reported energy is DFT
+    if settings.relax.ml_prerelax and settings.engine != "ml":
         ml = factory_for(settings.model_copy(update={"engine": "ml"}), is_metal=is_metal)
 
     t0 = time.perf_counter()
@@ -218,7 +217,7 @@ def host_binding(
 
 def binding_energy(phase: str, settings: CalcSettings, *,
                    mode: Literal["surface", "bulk"] = "surface",
-                   workdir: Path | str, ml_prerelax: bool = False) -> BindingEnergyDoc:
+                   workdir: Path | str) -> BindingEnergyDoc:
     """Li binding energy of ``phase`` (see the module docstring for the procedure).
 
     Parameters
@@ -231,8 +230,6 @@ def binding_energy(phase: str, settings: CalcSettings, *,
         ``'surface'`` (adsorption on the chosen slab) or ``'bulk'`` (interstitial).
     workdir
         Checkpoint directory; rerunning with the same one resumes.
-    ml_prerelax
-        Pre-relax with the ML surrogate before each DFT relaxation.
 
     Returns
     -------
@@ -278,5 +275,4 @@ def binding_energy(phase: str, settings: CalcSettings, *,
     return host_binding(
         host, found, settings, workdir=workdir, phase=name, mode=mode,
         is_metal=info.is_metal, dispersion=info.needs_dispersion, surface=surface,
-        ml_prerelax=ml_prerelax,
     )

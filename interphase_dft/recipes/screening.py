@@ -45,7 +45,7 @@ class Screening:
     record
         What is stored in ``BindingEnergyDoc.screening`` (energies in eV).
     relaxed
-        Surrogate-relaxed host+Li per label (a DFT starting point when ``ml_prerelax``).
+        Surrogate-relaxed host+Li per label (a DFT starting point when ``relax.ml_prerelax``).
     warnings, timings, force_calls
         Merged into the document (seconds, calls per ``ml-site-<label>``).
     """

@@ -141,12 +141,7 @@ def _slab(args: argparse.Namespace) -> int:
         print(f"  [{k}] top={t.termination:<10} atoms={len(t.atoms):<4} shift={t.shift:.4f} "
               f"symmetric={t.is_symmetric} polar={t.is_polar} dipole={t.dipole:+.3f} eA "
               f"stoich={t.stoichiometric} broken_bonds={t.broken_bonds:.4f}/A^2")
-    if args.output:
-        if not 0 <= args.termination < len(terms):
-            raise InputError(f"--termination must be in 0..{len(terms) - 1}")
-        atoms = terms[args.termination].atoms.copy()
-        write_atomic(args.output, atoms)
-        print(f"wrote termination {args.termination} to {args.output}")
+    _write_choice(args.output, [t.atoms for t in terms], args.termination, "termination")
     return 0
 
 
@@ -163,13 +158,18 @@ def _interface(args: argparse.Namespace) -> int:
         print(f"  [{k}] atoms={c.n_atoms:<4} (A {c.n_atoms_a}, B {c.n_atoms_b}) "
               f"strain={100 * c.strain:.2f}% area={c.area:.1f} A^2 "
               f"A{c.miller_a}|B{c.miller_b} terminations {c.termination_a} | {c.termination_b}")
-    if args.output:
-        if not 0 <= args.index < len(cands):
-            raise InputError(f"--index must be in 0..{len(cands) - 1}")
-        atoms = cands[args.index].atoms.copy()
-        write_atomic(args.output, atoms)
-        print(f"wrote candidate {args.index} to {args.output}")
+    _write_choice(args.output, [c.atoms for c in cands], args.index, "index")
     return 0
+
+
+def _write_choice(path: str | None, structures: list, index: int, option: str) -> None:
+    """Write ``structures[index]`` to ``path`` (atomically); ``option`` names the CLI flag."""
+    if not path:
+        return
+    if not 0 <= index < len(structures):
+        raise InputError(f"--{option} must be in 0..{len(structures) - 1}")
+    write_atomic(path, structures[index].copy())
+    print(f"wrote {option} {index} to {path}")
 
 
 def _sites(args: argparse.Namespace) -> int:

@@ -93,9 +93,14 @@ def path_steps(images: list[Atoms]) -> list[float]:
     return out
 
 
-def _max_displacement(a: Atoms, b: Atoms) -> float:
+def _max_displacement(a: Atoms, b: Atoms, mic: bool = True) -> float:
+    """Largest atom displacement between ``a`` and ``b`` (Angstrom), minimum image if ``mic``.
+
+    With ``mic=False`` a hop to a periodic image of the same site counts as a real move,
+    exactly as the band interpolation treats it.
+    """
     d = b.positions - a.positions
-    if a.pbc.any():
+    if mic and a.pbc.any():
         d, _ = find_mic(d, a.cell, a.pbc)
     return float(np.linalg.norm(d, axis=1).max())
 
@@ -180,7 +185,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         warnings += r.warnings
         ends.append(_with_results(atoms, r.atoms))
     timings["endpoints"] = time.perf_counter() - t0
-    separation = _max_displacement(ends[0], ends[1])
+    separation = _max_displacement(ends[0], ends[1], mic=mic)
     if separation < SAME_MINIMUM:
         msg = (f"{label}: the relaxed endpoints are the same minimum (largest atom displacement "
                f"{separation:.2f} A < {SAME_MINIMUM} A); the barrier is meaningless - use sites "

@@ -46,6 +46,7 @@ def test_errors_exit_1_and_leave_no_file(tmp_path: Path, capsys):
     assert main(["build", "bulk", "LiAll", "-o", str(out)]) == 1
     assert "Did you mean 'LiAl'" in capsys.readouterr().err
     assert main(["build", "slab", "Al", "--miller", "0", "0", "0", "-o", str(out)]) == 1
+    assert "does not define a plane" in capsys.readouterr().err
     assert main(["build", "slab", "Al", "--miller", "1", "0.5", "0", "-o", str(out)]) == 1
     assert main(["build", "bulk", "Al", "-o", str(tmp_path / "x.notaformat")]) == 1
     assert main(["build", "interface", "LiAl", "LiCl", "--miller-a", "1", "1", "0",

@@ -75,9 +75,10 @@ def _ints(values: list[str] | None) -> tuple[int, int, int] | None:
     from interphase_dft.build.slabs import validate_miller
 
     try:
-        return validate_miller([float(v) for v in values])
+        numbers = [float(v) for v in values]
     except ValueError as exc:
         raise InputError(f"Miller index must be three integers, got {' '.join(values)}") from exc
+    return validate_miller(numbers)
 
 
 def write_atomic(path: str, atoms: Any) -> None:

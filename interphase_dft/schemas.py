@@ -196,6 +196,10 @@ class BarrierDoc(_Doc):
     reaction_energy: float
     converged: bool
     fmax_final: float
+    band_continuous: bool = Field(
+        True, description="False when an intermediate image lies below both endpoints "
+        "(the band passes through another minimum: not one hop)",
+    )
     climbing_image: int | None = None
     stage: Literal["dft", "ml+dft", "ml"] = Field(description="how the final path was obtained")
     ml_barrier: float | None = Field(None, description="surrogate barrier; never a DFT number")

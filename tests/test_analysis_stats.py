@@ -10,7 +10,7 @@ import pytest
 
 from interphase_dft.analysis.descriptor import load_docs, select_barriers, select_binding
 from interphase_dft.analysis.stats import correlate, correlate_points, pair_barriers
-from tests.test_analysis_factories import campaign_docs
+from tests.test_analysis_factories import campaign_docs, make_barrier_doc
 
 
 def _finite_everywhere(obj: object) -> bool:
@@ -103,3 +103,19 @@ def test_pair_barriers_reports_missing_phase() -> None:
     chosen, _ = select_barriers(loaded.barriers)
     points, unmatched = pair_barriers(chosen.values(), sel)
     assert len(points) == 2 and len(unmatched) == 1 and "LPSC" in unmatched[0]
+
+
+def test_band_through_another_minimum_is_flagged_and_left_out_of_the_fit() -> None:
+    from interphase_dft.recipes.barrier import intermediate_minimum
+
+    # the profile measured on a 1-layer Al|Li2S band: image 3 far below both endpoints
+    assert "image 3" in intermediate_minimum([0.0, -0.002, -0.377, -0.665, -0.261])
+    assert intermediate_minimum([0.0, 0.2, 0.4, 0.2, 0.1]) is None  # one hop
+    assert intermediate_minimum([0.0, -0.03, 0.1]) is None  # within the 0.05 eV tolerance
+    docs = [d for d in campaign_docs() if d.get("interface") != "LiAl|LPSC"]
+    broken = make_barrier_doc("LiAl", "LPSC", 0.35).model_copy(update={"band_continuous": False})
+    loaded = load_docs([*docs, broken.model_dump()])
+    sel = select_binding(loaded.binding)
+    chosen, _ = select_barriers(loaded.barriers)
+    by = {p.interface: p for p in pair_barriers(chosen.values(), sel)[0]}
+    assert not by["LiAl|LPSC"].used and "another minimum" in by["LiAl|LPSC"].note

@@ -5,7 +5,8 @@ so the magnitude is correlated; the signed dE(A, B) in the interface's own order
 every :class:`BarrierPoint`. By default the forward barrier (``barrier_forward``, from the
 A side) is used; ``barrier='max'`` uses max(forward, reverse), the rate-limiting direction.
 ML-only barriers (``stage == 'ml'``) are never used as DFT numbers; non-converged barriers
-are left out of the fit unless ``include_unconverged=True``.
+are left out of the fit unless ``include_unconverged=True``; bands that pass through another
+minimum (``band_continuous=False``) are always left out.
 
 Statistics: Pearson r and Spearman rho (``scipy.stats``), an ordinary least-squares line, and
 a nonparametric bootstrap (``numpy.random.default_rng(seed)``, ``n_boot`` resamples of the
@@ -129,6 +130,8 @@ def pair_barriers(
             used, notes = False, [*notes, "ML-only barrier (not a DFT number)"]
         if not doc.converged and not include_unconverged:
             used, notes = False, [*notes, "NEB not converged"]
+        if not doc.band_continuous:
+            used, notes = False, [*notes, "band passes through another minimum (not one hop)"]
         if not pair.agree:
             notes.append(f"dE differs between references by {pair.reference_gap:+.2e} eV")
         points.append(BarrierPoint(

@@ -54,6 +54,28 @@ SAME_MINIMUM = 0.3
 ML_MIN_DISTANCE = 0.7
 #: ML path rejected when one image step exceeds this multiple of the mean step
 ML_MAX_STEP_RATIO = 3.0
+#: an intermediate image this far below the lower endpoint marks another minimum, eV
+INTERMEDIATE_MINIMUM = 0.05
+
+
+def intermediate_minimum(energies: list[float] | np.ndarray) -> str | None:
+    """Describe an intermediate minimum of a band, or return None for a single hop.
+
+    An image lying more than ``INTERMEDIATE_MINIMUM`` eV below the lower endpoint means the
+    band passes through another minimum: its "barrier" is not that of one hop, and the fix is
+    to relax that image and compute the two hops separately.
+    """
+    e = np.asarray(energies, float)
+    if e.size < 3:
+        return None
+    inner = e[1:-1]
+    lower = min(e[0], e[-1])
+    i = int(np.argmin(inner)) + 1
+    if e[i] < lower - INTERMEDIATE_MINIMUM:
+        return (f"band passes through another minimum: image {i} lies {lower - e[i]:.3f} eV "
+                "below the lower endpoint, so this is not one hop; relax that image and "
+                "compute the two hops separately")
+    return None
 
 
 def idpp_band(initial: Atoms, final: Atoms, n_images: int, mic: bool = True) -> list[Atoms]:
@@ -293,6 +315,10 @@ def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: 
         path = [0.0, *np.cumsum(path_steps(res.images)).tolist()]
         spline = {"x": path, "y": [float(x) for x in e]}
         warnings = [*warnings, "force-curve fit failed (coinciding images); raw profile stored"]
+    jump = intermediate_minimum(e)
+    if jump:
+        log.warning(jump)
+        warnings = [*warnings, jump]
     s_dump = settings.model_dump()
     s_hash = settings_hash(s_dump)
     h = structure_hash(input_structure)
@@ -314,6 +340,7 @@ def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: 
         spline=spline,
         barrier_forward=float(e.max()), barrier_reverse=float(e.max() - e[-1]),
         reaction_energy=float(e[-1]), converged=res.converged, fmax_final=res.fmax,
+        band_continuous=jump is None,
         climbing_image=res.climbing_image, stage=stage, ml_barrier=ml_barrier,
         ml_fallback_reason=fallback, structure_hash=h,
     )

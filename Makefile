@@ -1,11 +1,15 @@
 # The two commands (see README.md): `make demo` and `make test`. Both are idempotent.
 .PHONY: setup demo test bench lint clean-store
 
+# the campaign `make demo` runs; `make demo SPEC=workflows/test.yaml` is a 2-minute smoke run
+SPEC ?= workflows/laptop.yaml
+WORKERS ?= 2
+
 setup:
 	./scripts/bootstrap.sh dev,ml
 
 demo: setup
-	.venv/bin/interphase-dft campaign workflows/laptop.yaml --workers 2 --report report
+	.venv/bin/interphase-dft campaign $(SPEC) --workers $(WORKERS) --report report
 
 test: setup
 	.venv/bin/ruff check interphase_dft tests benchmarks

@@ -78,7 +78,8 @@ def test_campaign_through_qlaunch_records_job_ids(slurm_cluster, tmp_path):
     job_ids = [r["reservation_ids"] for r in rows]
     assert all(len(ids) == 1 and ids[0].isdigit() for ids in job_ids), rows
     assert len({ids[0] for ids in job_ids}) == 3
-    assert all(job_state(ids[0]) in ("COMPLETED", "GONE") for ids in job_ids)
+    # the firework completes before its batch script exits: wait for each job to end
+    assert all(wait_job_end(ids[0]) in ("COMPLETED", "GONE") for ids in job_ids)
     # results visible from a fresh read of the store file
     docs = ResultStore(get_launchpad(cfg.yaml_path).db).find()
     assert sorted(d["kind"] for d in docs) == ["references", "test", "test"]

@@ -118,10 +118,10 @@ class ReferencesTask(FiretaskBase):
     def recipe(self, workdir: Path) -> dict[str, Any]:
         from interphase_dft.calc.references import li_references
 
-        refs = li_references(_settings(self), workdir=workdir)
-        data = refs.model_dump(mode="json") if hasattr(refs, "model_dump") else dict(refs)
-        settings = _settings(self).model_dump(mode="json")
-        return {"kind": "references", "uid": uuid.uuid4().hex, "settings": settings, **data}
+        settings = _settings(self)
+        refs = li_references(settings, workdir=workdir)
+        return {"kind": "references", "uid": uuid.uuid4().hex,
+                "settings": settings.model_dump(mode="json"), **refs.model_dump(mode="json")}
 
 
 @explicit_serialize

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 
+from interphase_dft.calc.checkpoint import write_json
 from interphase_dft.calc.settings import CalcSettings, preset
 from interphase_dft.fw.launchpad import lp_session
 from interphase_dft.store import ResultStore
@@ -200,6 +201,6 @@ class CountdownTask(FiretaskBase):
             fh.write(f"{done}\n")
         for step in range(done, int(self["steps"])):
             time.sleep(float(self.get("seconds", 0.1)))
-            ckpt.write_text(json.dumps({"done": step + 1}))
+            write_json(ckpt, {"done": step + 1})
         return {"kind": "test", "uid": uuid.uuid4().hex, "steps": int(self["steps"]),
                 "resumed_from": done, "settings": {}}

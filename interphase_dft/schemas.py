@@ -201,7 +201,11 @@ class BarrierDoc(_Doc):
         "(the band passes through another minimum: not one hop)",
     )
     climbing_image: int | None = None
-    stage: Literal["dft", "ml+dft", "ml"] = Field(description="how the final path was obtained")
+    stage: Literal["dft", "ml+dft", "dft//ml", "ml"] = Field(
+        description="how the final path was obtained: 'dft' DFT CI-NEB from IDPP, 'ml+dft' "
+        "surrogate path refined by DFT CI-NEB, 'dft//ml' DFT single points on the "
+        "surrogate-converged path (converged refers to the surrogate band; fmax_final is the "
+        "largest DFT force on an intermediate image), 'ml' surrogate only")
     ml_barrier: float | None = Field(None, description="surrogate barrier; never a DFT number")
     ml_fallback_reason: str | None = None
     structure_hash: str

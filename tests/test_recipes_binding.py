@@ -158,7 +158,11 @@ def _run(tmp_path, cap, **kw):
 
 def test_binding_presets_and_overrides():
     assert preset("test").binding.max_dft_sites is None
-    assert preset("laptop").binding.max_dft_sites == 3
+    assert preset("laptop").binding.max_dft_sites == 2
+    laptop = preset("laptop")
+    assert not laptop.relax.dft_relax and laptop.relax.ml_prerelax
+    assert not laptop.neb.dft_refine and laptop.neb.ml_prestage
+    assert preset("production").relax.dft_relax and preset("production").neb.dft_refine
     assert preset("production").binding.max_dft_sites is None
     assert preset("laptop").binding.screen_with_ml is True
     s = preset("production", {"binding": {"max_dft_sites": 5}})
@@ -170,6 +174,11 @@ def test_binding_presets_and_overrides():
         preset("laptop", {"binding": {"max_dft_sites": 0}})
     with pytest.raises(InputError, match="max_sites"):
         preset("laptop", {"binding": {"max_sites": 2}})
+    # single points need the surrogate geometry / path they are taken on
+    with pytest.raises(InputError, match="ml_prerelax=true"):
+        preset("laptop", {"relax": {"ml_prerelax": False}})
+    with pytest.raises(InputError, match="ml_prestage=true"):
+        preset("laptop", {"neb": {"ml_prestage": False}})
 
 
 @pytest.mark.ml

@@ -19,7 +19,8 @@ from interphase_dft.analysis.stats import BarrierPoint, CorrelationResult
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
 
 FORMATS = ("png", "svg")
-STAGE_NAMES = {"dft": "DFT", "ml+dft": "ML path + DFT", "ml": "ML only (not DFT)"}
+STAGE_NAMES = {"dft": "DFT", "ml+dft": "ML path + DFT", "dft//ml": "DFT on ML path",
+               "ml": "ML only (not DFT)"}
 
 
 def safe_name(text: str) -> str:

@@ -337,8 +337,11 @@ def write_report(
         b.ul([i.message for i in issues])
 
     b.h(2, "Migration barriers (climbing-image NEB)")
-    b.p("Barriers in eV; stage 'ml+dft' means an ML surrogate found the path and DFT gave the "
-        "number; ml_barrier_eV is the surrogate's value and never a DFT result.")
+    b.p("Barriers in eV; stage 'ml+dft' means an ML surrogate found the path and DFT "
+        "climbing-image NEB refined it; 'dft//ml' means DFT single points on the surrogate's "
+        "converged path (no DFT refinement: fmax_final is the largest DFT force on an "
+        "intermediate image, a measure of how far the path is from the DFT saddle); "
+        "ml_barrier_eV is the surrogate's value and never a DFT result.")
     b.table(tables["barriers"], "no barriers yet")
     for iface, paths in fig_neb.items():
         for p in paths[:1]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from interphase_dft.errors import InputError
 
@@ -55,6 +55,17 @@ class RelaxSettings(_Frozen):
         False, description="pre-relax with the ML surrogate before each DFT relaxation "
         "(moves the starting geometry only; energies stay DFT)",
     )
+    dft_relax: bool = Field(
+        True, description="relax with DFT; False = one DFT single point at the "
+        "surrogate-relaxed geometry (level 'PBE//CHGNet'; needs ml_prerelax)",
+    )
+
+    @model_validator(mode="after")
+    def _static_needs_surrogate(self) -> RelaxSettings:
+        if not self.dft_relax and not self.ml_prerelax:
+            raise ValueError("relax.dft_relax=false needs relax.ml_prerelax=true (the DFT "
+                             "single point is taken at the surrogate-relaxed geometry)")
+        return self
 
 
 class NEBSettings(_Frozen):
@@ -70,6 +81,18 @@ class NEBSettings(_Frozen):
     ml_max_barrier_gap: float = Field(
         1.0, gt=0, description="surrogate path rejected if its barrier differs by more (eV)"
     )
+    dft_refine: bool = Field(
+        True, description="refine the surrogate path with DFT climbing-image NEB; False = the "
+        "barrier is DFT single points on the surrogate-converged path (stage 'dft//ml'; "
+        "needs ml_prestage; a rejected surrogate path still falls back to DFT NEB)",
+    )
+
+    @model_validator(mode="after")
+    def _single_points_need_surrogate(self) -> NEBSettings:
+        if not self.dft_refine and not self.ml_prestage:
+            raise ValueError("neb.dft_refine=false needs neb.ml_prestage=true (the DFT "
+                             "energies are taken on the surrogate-converged path)")
+        return self
 
 
 class MLSettings(_Frozen):
@@ -164,16 +187,20 @@ def _test() -> CalcSettings:
 
 
 def _laptop() -> CalcSettings:
+    # Level PBE//CHGNet: geometries and NEB paths from the surrogate, energies from GPAW single
+    # points (a DFT relaxation of a 50-80 atom slab takes 30-60 min on 2 cores, a single point
+    # 2-8 min). The error of this level against full DFT is measured in benchmarks/ (accuracy,
+    # neb_cost); the production preset relaxes and refines everything with DFT.
     return CalcSettings(
         preset="laptop",
         dft=DFTSettings(ecut=300.0, kpt_density=2.0, gamma_only_atoms=60, dispersion="d3"),
-        relax=RelaxSettings(fmax=0.05, steps=150, ml_prerelax=True),
-        neb=NEBSettings(n_images=3, fmax=0.05, steps=200),
+        relax=RelaxSettings(fmax=0.05, steps=150, ml_prerelax=True, dft_relax=False),
+        neb=NEBSettings(n_images=3, fmax=0.05, steps=100, dft_refine=False),
         structure=StructureSettings(
             slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=25.0,
             bulk_min_length=6.0, interface_max_atoms=80, interface_layers=1,
         ),
-        binding=BindingSettings(max_dft_sites=3),
+        binding=BindingSettings(max_dft_sites=2),
     )
 
 

@@ -11,7 +11,13 @@
    ``ml_max_barrier_gap`` eV of the surrogate barrier. A rejected path is replaced by the IDPP
    band and the reason is stored in ``ml_fallback_reason``;
 4. DFT climbing-image NEB (climbing from the start, see :mod:`interphase_dft.calc.neb`) to
-   ``settings.neb.fmax``.
+   ``settings.neb.fmax``; or, with ``settings.neb.dft_refine = False`` and an accepted
+   surrogate path, the DFT single points of step 3 are the result (stage ``'dft//ml'``,
+   the cheap level of the laptop preset; its error against full DFT NEB is measured in
+   ``benchmarks/bench_neb_cost.py``).
+
+With ``settings.relax.dft_relax = False`` the endpoints are relaxed by the surrogate and get
+one DFT single point each (constrained atoms stay fixed either way).
 
 Barriers are taken from the images (the climbing image is the saddle point): forward =
 max(E) - E(initial), reverse = max(E) - E(final). The spline is ASE's force-curve fit
@@ -198,11 +204,26 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                                           txt=str(workdir / "gpaw.txt"), extra=calc_extra)
     ends = []
     t0 = time.perf_counter()
+    # relax.dft_relax=false: endpoints relaxed by the surrogate, then one DFT single point
+    surrogate_ends = (relax_endpoints and not settings.relax.dft_relax
+                      and settings.engine != "ml")
+    ml_factory = None
+    if surrogate_ends:
+        from interphase_dft.calc.ml import MLFactory
+
+        ml_factory = MLFactory(settings.ml)
     for name, atoms in (("initial", initial), ("final", final)):
-        if relax_endpoints:
-            r = relax(atoms, factory, workdir / name, settings.relax, label="relax")
+        start = atoms
+        if ml_factory is not None:
+            m = relax(atoms, ml_factory, workdir / name, settings.relax, label="ml")
+            calls[f"endpoint_{name}_ml"] = m.force_calls
+            warnings += m.warnings
+            start = m.atoms
+            start.set_constraint([c.copy() for c in atoms.constraints])
+        if relax_endpoints and not surrogate_ends:
+            r = relax(start, factory, workdir / name, settings.relax, label="relax")
         else:
-            r = static(atoms, factory, workdir / name, label="static")
+            r = static(start, factory, workdir / name, label="static")
         calls[f"endpoint_{name}"] = r.force_calls
         warnings += r.warnings
         ends.append(_with_results(atoms, r.atoms))
@@ -216,11 +237,12 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         warnings.append(msg)
     band = idpp_band(ends[0], ends[1], nset.n_images, mic=mic)
     stage = "dft"
+    ml_converged = False
     ml_barrier = None
     fallback: str | None = None
     if nset.ml_prestage and settings.engine != "ml":
         t0 = time.perf_counter()
-        ml_band, ml_barrier, fallback, dft_check_calls = _ml_prestage(
+        ml_band, ml_barrier, fallback, dft_check_calls, ml_converged = _ml_prestage(
             band, settings, workdir, factory)
         timings["ml_neb"] = time.perf_counter() - t0
         calls["dft_ml_path_check"] = dft_check_calls
@@ -229,12 +251,17 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         else:
             warnings.append(f"ML pre-stage rejected: {fallback}; DFT NEB from the IDPP band")
             log.warning("%s: ML path rejected (%s)", label, fallback)
-    t0 = time.perf_counter()
-    res = run_neb(band, factory, workdir / "neb", nset, label="neb",
-                  describe=getattr(factory, "description", {}))
-    timings["dft_neb"] = time.perf_counter() - t0
-    calls["dft_neb"] = res.force_calls
-    warnings += res.warnings
+    if stage == "ml+dft" and not nset.dft_refine:
+        # DFT single points on the surrogate-converged path are the result (no refinement)
+        res = _single_point_band(band, ml_converged)
+        stage = "dft//ml"
+    else:
+        t0 = time.perf_counter()
+        res = run_neb(band, factory, workdir / "neb", nset, label="neb",
+                      describe=getattr(factory, "description", {}))
+        timings["dft_neb"] = time.perf_counter() - t0
+        calls["dft_neb"] = res.force_calls
+        warnings += res.warnings
     if settings.engine == "ml":
         stage = "ml"
     doc_desc = dict(getattr(factory, "description", {}))
@@ -244,6 +271,9 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                               if settings.engine == "gpaw" and calc_factory is None else "none")
     if calc_extra:
         doc_desc["extra"] = dict(calc_extra)
+    doc_desc["geometry"] = ("surrogate-relaxed endpoints, DFT single points" if surrogate_ends
+                            else "DFT-relaxed endpoints" if relax_endpoints
+                            else "endpoints as given")
     doc_desc["neb"] = {"climb": "from the start" if nset.climb else "off",
                        "method": nset.method, "optimizer": nset.optimizer,
                        "spring_eV_per_A2": nset.spring, "interpolation": "idpp"}
@@ -256,8 +286,12 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
 
 
 def _ml_prestage(band: list[Atoms], settings: CalcSettings, workdir: Path,
-                 dft_factory: Any) -> tuple[list[Atoms], float | None, str | None, int]:
-    """Converge the band with the surrogate; return (band, ML barrier, fallback reason, calls)."""
+                 dft_factory: Any) -> tuple[list[Atoms], float | None, str | None, int, bool]:
+    """Converge the band with the surrogate.
+
+    Returns (band, ML barrier, fallback reason, DFT calls, surrogate NEB converged); the band
+    holds DFT single points on the surrogate path when accepted, else the input band.
+    """
     from interphase_dft.calc.ml import MLFactory
 
     nset = settings.neb
@@ -273,11 +307,11 @@ def _ml_prestage(band: list[Atoms], settings: CalcSettings, workdir: Path,
         res = run_neb(ml_start, ml, workdir / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
                       describe=ml.description)
     except Exception as exc:  # the surrogate failing must not stop the DFT stage
-        return band, None, f"surrogate NEB failed: {exc}", 0
+        return band, None, f"surrogate NEB failed: {exc}", 0, False
     ml_barrier = max(res.energies) - res.energies[0]
     problem = _ml_band_problem(res)
     if problem:
-        return band, ml_barrier, problem, 0
+        return band, ml_barrier, problem, 0, res.converged
     # DFT single points on the surrogate path: they are the first band of the DFT stage
     checked = [band[0]]
     calls = 0
@@ -293,8 +327,24 @@ def _ml_prestage(band: list[Atoms], settings: CalcSettings, workdir: Path,
     if abs(dft_on_ml - ml_barrier) > nset.ml_max_barrier_gap:
         return band, ml_barrier, (
             f"DFT barrier on the surrogate path {dft_on_ml:.3f} eV differs from the surrogate "
-            f"barrier {ml_barrier:.3f} eV by more than {nset.ml_max_barrier_gap} eV"), calls
-    return checked, ml_barrier, None, calls
+            f"barrier {ml_barrier:.3f} eV by more than {nset.ml_max_barrier_gap} eV"), calls, \
+            res.converged
+    return checked, ml_barrier, None, calls, res.converged
+
+
+def _single_point_band(band: list[Atoms], ml_converged: bool) -> NEBResult:
+    """An :class:`NEBResult` of DFT single points (energies and forces attached to ``band``).
+
+    ``converged`` is the surrogate band's; ``fmax``/``image_fmax`` are the DFT forces on the
+    intermediate images (constraints applied), i.e. how far the path is from a DFT saddle.
+    """
+    energies = [float(im.get_potential_energy()) for im in band]
+    image_fmax = [float(np.linalg.norm(im.get_forces(apply_constraint=True), axis=1).max())
+                  for im in band[1:-1]]
+    top = int(np.argmax(energies[1:-1])) + 1
+    return NEBResult(images=band, energies=energies, image_fmax=image_fmax,
+                     fmax=max(image_fmax), steps=0, converged=ml_converged, force_calls=0,
+                     climbing_image=top)
 
 
 def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: str,

@@ -35,7 +35,7 @@ from ase import Atoms
 from interphase_dft.calc.factory import dispersion_applied, factory_for, scf_parameters
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.references import li_references
-from interphase_dft.calc.runners import relax
+from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
 from interphase_dft.recipes.screening import needs_screening, screen_sites
@@ -57,6 +57,20 @@ class SiteLike(Protocol):
     label: str
     kind: str
     position: Any
+
+
+def dft_relaxes(settings: CalcSettings, ml: Any) -> bool:
+    """True when geometries are DFT-relaxed; False = DFT single points at surrogate minima."""
+    return settings.relax.dft_relax or ml is None
+
+
+def geometry_level(settings: CalcSettings, ml: Any) -> str:
+    """Where the geometries come from, stored in ``doc.calculator['geometry']``."""
+    if settings.engine == "ml":
+        return "surrogate-relaxed (surrogate energies)"
+    if dft_relaxes(settings, ml):
+        return "DFT-relaxed" + (" (surrogate pre-relaxation)" if ml is not None else "")
+    return f"{settings.ml.model}-relaxed, DFT single point ({settings.dft.xc}//{settings.ml.model})"
 
 
 def with_li(host: Atoms, position: Sequence[float]) -> Atoms:
@@ -141,17 +155,18 @@ def host_binding(
 
     t0 = time.perf_counter()
     start = host
+    host_ml_converged = True
     if ml is not None and relax_host:
         ml_res = relax(host, ml, workdir / "host", settings.relax, label="host-ml")
         start = ml_res.atoms
         start.set_constraint([c.copy() for c in host.constraints])
         calls["host_ml"] = ml_res.force_calls
-    if relax_host:
+        host_ml_converged = ml_res.converged
+    if relax_host and dft_relaxes(settings, ml):
         host_res = relax(start, factory, workdir / "host", settings.relax, label="host")
     else:
-        from interphase_dft.calc.runners import static
-
         host_res = static(start, factory, workdir / "host", label="host")
+        host_res.converged = host_res.converged and host_ml_converged
     timings["host"] = time.perf_counter() - t0
     calls["host"] = host_res.force_calls
     warnings += host_res.warnings
@@ -173,13 +188,20 @@ def host_binding(
         t0 = time.perf_counter()
         start = with_li(host_final, site.position)
         sdir = workdir / f"site-{label}"
+        ml_converged = True
         if ml is not None and screening is not None:
             start = screening.relaxed[label].copy()  # the same surrogate relaxation
             start.set_constraint([c.copy() for c in host.constraints])
+            ml_converged = bool(screening.record["ml_converged"][label])
         elif ml is not None:
-            start = relax(start, ml, sdir, settings.relax, label="ml").atoms
+            ml_res = relax(start, ml, sdir, settings.relax, label="ml")
+            start, ml_converged = ml_res.atoms, ml_res.converged
             start.set_constraint([c.copy() for c in host.constraints])
-        res = relax(start, factory, sdir, settings.relax, label="relax")
+        if dft_relaxes(settings, ml):
+            res = relax(start, factory, sdir, settings.relax, label="relax")
+        else:  # PBE//surrogate: one DFT single point at the surrogate minimum
+            res = static(start, factory, sdir, label="static")
+            res.converged = res.converged and ml_converged
         timings[f"site-{label}"] = time.perf_counter() - t0
         calls[f"site-{label}"] = res.force_calls
         warnings += res.warnings
@@ -204,6 +226,7 @@ def host_binding(
     desc["dispersion"] = (dispersion_applied(settings, dispersion)
                           if settings.engine == "gpaw" and calc_factory is None else "none")
     desc["ml_prerelax"] = ml is not None
+    desc["geometry"] = geometry_level(settings, ml)
     return BindingEnergyDoc(
         settings=s_dump, settings_hash=s_hash, timings=timings, force_calls=calls,
         warnings=warnings, task_key=f"{h_hash}:{s_hash}", calculator=desc,

@@ -109,3 +109,32 @@ def test_migration_barrier_end_to_end_with_surrogate_engine(tmp_path):
     assert same == (moved.max() < 0.3)
     assert same or int(np.argmax(moved)) == len(first) - 1
     assert doc.images[0].structure.symbols == doc.images[-1].structure.symbols
+
+
+@pytest.mark.ml
+def test_single_points_on_surrogate_path_and_endpoints(tmp_path):
+    """Laptop level (PBE//CHGNet): surrogate endpoints and path, one 'DFT' (EMT) call each."""
+    pytest.importorskip("chgnet")
+    import numpy as np
+
+    settings = preset("test", {"neb": {"fmax": 0.05, "ml_prestage": True, "ml_fmax": 0.1,
+                                       "ml_max_barrier_gap": 5.0, "dft_refine": False},
+                               "relax": {"ml_prerelax": True, "dft_relax": False}})
+    initial, final = al_adatom_hop()
+    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=emt_factory)
+    assert doc.stage == "dft//ml" and doc.ml_fallback_reason is None
+    assert "dft_neb" not in doc.force_calls  # no DFT band optimisation at all
+    assert doc.force_calls["endpoint_initial"] == doc.force_calls["endpoint_final"] == 1
+    assert doc.force_calls["endpoint_initial_ml"] > 1
+    assert doc.force_calls["dft_ml_path_check"] == settings.neb.n_images
+    assert doc.calculator["geometry"].startswith("surrogate-relaxed endpoints")
+    # the stored energies are the reference calculator's on the stored geometries
+    for im in doc.images:
+        atoms = im.structure.to_atoms()
+        atoms.calc = EMT()
+        assert atoms.get_potential_energy() == pytest.approx(im.energy, abs=1e-6)
+    # fmax_final = largest reference force on an intermediate image (distance to its saddle)
+    assert doc.fmax_final == pytest.approx(max(im.fmax for im in doc.images[1:-1]), abs=1e-9)
+    assert doc.climbing_image == int(np.argmax(doc.energies[1:-1])) + 1
+    assert doc.barrier_forward == pytest.approx(doc.barrier_reverse, abs=0.05)
+    assert doc.barrier_forward > 0.1

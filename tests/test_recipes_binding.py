@@ -266,3 +266,44 @@ def test_ml_prerelax_is_a_stored_setting_that_prerelaxes(tmp_path):
     assert doc.calculator["ml_prerelax"] is True
     assert doc.force_calls["host_ml"] > 0  # the surrogate ran before the DFT-stage relax
     assert all(s.converged for s in doc.sites)
+
+
+@pytest.mark.ml
+def test_single_points_at_surrogate_geometries(tmp_path):
+    """relax.dft_relax=false: surrogate relaxes host and sites, one reference call each.
+
+    Lennard-Jones stands in for DFT (EMT has no Li); only bookkeeping is checked.
+    """
+    pytest.importorskip("chgnet")
+    from ase.build import fcc111
+    from ase.calculators.lj import LennardJones
+    from ase.constraints import FixAtoms
+
+    from interphase_dft.build.sites import adsorption_sites
+    from interphase_dft.recipes.binding import host_binding
+    from interphase_dft.schemas import ReferenceEnergies
+
+    slab = fcc111("Al", (2, 2, 3), vacuum=5.0)
+    slab.pbc = (True, True, False)
+    slab.set_constraint(FixAtoms(mask=[a.tag == 3 for a in slab]))
+    sites = adsorption_sites(slab)[:2]
+    settings = preset("test", {"relax": {"ml_prerelax": True, "dft_relax": False}})
+    refs = ReferenceEnergies(li_atom=0.0, li_bcc_per_atom=-1.6, cohesive_energy=1.6)
+    def lj(atoms, attempt=0, label=""):
+        return LennardJones(sigma=2.5, epsilon=0.1, rc=6.0)
+
+    doc = host_binding(slab, sites, settings, workdir=tmp_path, phase="Al", mode="surface",
+                       is_metal=True, calc_factory=lj, references=refs)
+    assert doc.force_calls["host"] == 1 and doc.force_calls["host_ml"] >= 1
+    assert max(s.li_displacement for s in doc.sites) > 0.05  # the surrogate moved Li
+    assert all(doc.force_calls[f"site-{s.label}"] == 1 for s in doc.sites)
+    assert "DFT single point" in doc.calculator["geometry"]
+    host = doc.host_structure.to_atoms()
+    assert host.positions[:4] == pytest.approx(slab.positions[:4], abs=1e-8)  # fixed layer
+    host.calc = LennardJones(sigma=2.5, epsilon=0.1, rc=6.0)
+    assert doc.host_energy == pytest.approx(host.get_potential_energy(), abs=1e-8)
+    for s in doc.sites:
+        atoms = s.final_structure.to_atoms()
+        atoms.calc = LennardJones(sigma=2.5, epsilon=0.1, rc=6.0)
+        assert s.energy == pytest.approx(atoms.get_potential_energy(), abs=1e-8)
+        assert s.binding_energy_bcc == pytest.approx(s.energy - doc.host_energy + 1.6, abs=1e-8)

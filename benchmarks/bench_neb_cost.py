@@ -1,25 +1,28 @@
 """Cost of a converged barrier: plain DFT climbing-image NEB vs the ML-accelerated path.
 
-For every interface hop A|B: the smallest interface cell within the preset's structure limits
-(the same choice as :func:`interphase_dft.recipes.barrier.migration_barrier`), endpoints Li in
-A and Li in B next to the interface, then :func:`interphase_dft.recipes.barrier.neb_barrier`
-twice with identical settings except ``neb.ml_prestage``:
+For every interface hop A|B: the cell and endpoints of
+:func:`interphase_dft.recipes.barrier.interface_hop` (what ``migration_barrier`` computes),
+then :func:`interphase_dft.recipes.barrier.neb_barrier` with the preset's DFT settings in
+three ways:
 
-* ``plain``: DFT climbing-image NEB started from the IDPP band;
-* ``ml``: CHGNet converges the band first, DFT single points check it, then the same DFT
-  climbing-image NEB to the same ``neb.fmax``.
+* ``plain``: DFT-relaxed endpoints, DFT climbing-image NEB started from the IDPP band;
+* ``ml``: the same endpoints, CHGNet converges the band first, DFT single points check it,
+  then the same DFT climbing-image NEB to the same ``neb.fmax``;
+* ``level``: the preset's own level when it is cheaper than full DFT (``laptop``: PBE//CHGNet,
+  surrogate-relaxed endpoints and path, DFT single points only, stage ``dft//ml``); its
+  barrier minus the plain one is the error of that level on this hop.
 
-Both runs start from the *same* relaxed endpoints (the plain run's endpoint checkpoints are
-copied into the ML run's directory), so the endpoint relaxations are counted once and the
-comparison is about the band. Reported per hop: DFT force calls of the band (plain:
-``dft_neb``; ML: ``dft_ml_path_check + dft_neb``), wall time of the band stage, DFT NEB
+``plain`` and ``ml`` start from the *same* relaxed endpoints (the plain run's endpoint
+checkpoints are copied into the ML run's directory), so the endpoint relaxations are counted
+once and the comparison is about the band. Reported per hop: DFT force calls of the band
+(plain: ``dft_neb``; ML: ``dft_ml_path_check + dft_neb``), wall time of the band stage, DFT NEB
 optimizer steps, both barriers and their difference. Goal (issue 6): >= 5x fewer DFT force
 calls with the barrier within 0.03 eV of the plain result; when it is missed the JSON says what
 limits it.
 
 Usage::
 
-    python benchmarks/bench_neb_cost.py                          # laptop, Al|Li2S and Al|LiCl
+    python benchmarks/bench_neb_cost.py                          # laptop, Al|LiCl and LiAl|LiCl
     python benchmarks/bench_neb_cost.py --hops "LiAl|LiCl" --preset laptop
     python benchmarks/bench_neb_cost.py --quick                  # test preset, Al|Li2S, 2 steps
 """
@@ -40,72 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_summary, base_parser, new_result, resolve_dirs, write_result
 
 NAME = "neb_cost"
-#: the two smallest interface cells with the laptop structure limits (10 and 14 atoms + Li)
-DEFAULT_HOPS = "Al|Li2S,Al|LiCl"
+#: two small laptop interface hops whose CHGNet bands are single hops (Al|Li2S passes
+#: through an interface minimum, see README); 14 and 28 atoms + Li
+DEFAULT_HOPS = "Al|LiCl,LiAl|LiCl"
 GOAL_RATIO = 5.0
 GOAL_BARRIER_EV = 0.03
 #: quick mode: two images, two steps (one image + ODE + climb crashes in ASE): a few minutes
 QUICK_OVERRIDES = {"relax": {"steps": 2}, "neb": {"steps": 2, "n_images": 2}}
-
-
-def interface_cell(a: str, b: str, settings: Any) -> Any:
-    """The smallest interface candidate (fewest atoms, then strain), as the recipe picks it."""
-    from interphase_dft.build.interfaces import make_interfaces
-
-    st = settings.structure
-    cands = make_interfaces(a, b, max_strain=st.interface_max_strain,
-                            max_atoms=st.interface_max_atoms, gap=st.interface_gap,
-                            layers_a=st.interface_layers, layers_b=st.interface_layers,
-                            vacuum=st.interface_vacuum)
-    return min(cands, key=lambda c: (c.n_atoms, c.strain))
-
-
-def endpoints(cand: Any) -> tuple[Any, Any, str]:
-    """(initial, final, builder): the project's builder if present, else the fallback below."""
-    try:
-        from interphase_dft.build.neb import interface_endpoints
-    except ImportError:
-        initial, final = fallback_endpoints(cand.atoms)
-        return initial, final, "benchmarks.bench_neb_cost.fallback_endpoints"
-    initial, final = interface_endpoints(cand.atoms)  # defaults, as migration_barrier
-    return initial, final, "interphase_dft.build.neb.interface_endpoints"
-
-
-def fallback_endpoints(atoms: Any) -> tuple[Any, Any]:
-    """Li in the A void nearest the A|B interface and in the nearest B void beyond it.
-
-    The far (bottom) half of the A slab is fixed. Used only while
-    ``interphase_dft.build.neb`` is not available.
-    """
-    import numpy as np
-    from ase.constraints import FixAtoms
-    from ase.geometry import find_mic
-
-    from interphase_dft.build.sites import void_points
-
-    side = atoms.arrays["side"]
-    z = atoms.positions[:, 2]
-    za, zb = z[side == 0], z[side == 1]
-    z_iface = 0.5 * (za.max() + zb.min())
-    voids = void_points(atoms, min_dist=1.6)
-    in_a = voids[(voids[:, 2] < z_iface) & (voids[:, 2] > za.min())]
-    in_b = voids[(voids[:, 2] > z_iface) & (voids[:, 2] < zb.max())]
-    if not len(in_a) or not len(in_b):
-        raise RuntimeError("no Li void on one side of the interface; use a thicker cell")
-    pa = in_a[np.argmin(np.abs(in_a[:, 2] - z_iface))]
-    d, _ = find_mic(in_b - pa, atoms.cell, atoms.pbc)
-    pb = pa + d[np.argmin(np.linalg.norm(d, axis=1))]
-    host = atoms.copy()
-    host.set_constraint(FixAtoms(indices=np.where((side == 0) & (z < 0.5 * (za.min()
-                                                                             + za.max())))[0]))
-    out = []
-    for p in (pa, pb):
-        im = host.copy()
-        im.set_constraint([c.copy() for c in host.constraints])
-        im.append("Li")
-        im.positions[-1] = p
-        out.append(im)
-    return out[0], out[1]
 
 
 def _neb_steps(workdir: Path, sub: str = "neb") -> int | None:
@@ -116,32 +60,46 @@ def _neb_steps(workdir: Path, sub: str = "neb") -> int | None:
         return None
 
 
+#: full-DFT settings of the plain and ML runs (DFT-relaxed endpoints, DFT CI-NEB)
+FULL_DFT = {"relax": {"dft_relax": True}, "neb": {"dft_refine": True}}
+#: (run name, overrides on top of the preset + FULL_DFT; None = the preset's own level)
+RUNS = (("plain", {"neb": {"ml_prestage": False}}), ("ml", {"neb": {"ml_prestage": True}}),
+        ("level", None))
+
+
+def run_settings(settings: Any, extra: dict[str, Any] | None) -> Any:
+    """Settings of one run: ``extra`` on top of full DFT, or the preset's level (None)."""
+    if extra is None:
+        return settings
+    return settings.with_overrides(FULL_DFT).with_overrides(extra)
+
+
 def run_hop(hop: str, settings: Any, workdir: Path,
             fresh: bool) -> Iterator[dict[str, Any]]:
-    """Plain, then ML-accelerated NEB of one hop; yields the (growing) measurements after each."""
+    """Plain DFT, ML-accelerated DFT and the preset's own level for one hop.
+
+    Yields the (growing) measurements after each run.
+    """
     from interphase_dft import phases
-    from interphase_dft.recipes.barrier import neb_barrier
+    from interphase_dft.recipes.barrier import interface_hop, neb_barrier
 
     a, b = (phases.resolve_phase(x.strip()) for x in hop.split("|"))
     hopdir = workdir / f"{a}_{b}"
     if fresh and hopdir.exists():
         shutil.rmtree(hopdir)
     t0 = time.perf_counter()
-    cand = interface_cell(a, b, settings)
-    initial, final, builder = endpoints(cand)
-    out: dict[str, Any] = {
-        "hop": f"{a}|{b}", "n_atoms": len(initial), "endpoint_builder": builder,
-        "interface": {"miller_a": list(cand.miller_a), "miller_b": list(cand.miller_b),
-                      "strain": cand.strain, "cell_A": cand.atoms.cell.lengths().tolist()},
-        "build_s": time.perf_counter() - t0, "runs": {},
-    }
+    initial, final, meta = interface_hop(a, b, settings)
+    out: dict[str, Any] = {"hop": f"{a}|{b}", "n_atoms": len(initial), "interface": meta,
+                           "build_s": time.perf_counter() - t0, "runs": {}}
     ia, ib = phases.phase_info(a), phases.phase_info(b)
     kw = dict(is_metal=ia.is_metal or ib.is_metal,
               dispersion=ia.needs_dispersion or ib.needs_dispersion, phase_a=a, phase_b=b)
-    for mode, ml in (("plain", False), ("ml", True)):
-        s = settings.with_overrides({"neb": {"ml_prestage": ml}})
+    for mode, extra in RUNS:
+        s = run_settings(settings, extra)
+        if mode == "level" and s.neb.dft_refine and s.relax.dft_relax:
+            continue  # the preset is full DFT already: 'ml' is its level
         wd = hopdir / mode
-        if ml:  # same relaxed endpoints as the plain run
+        if mode == "ml":  # same DFT-relaxed endpoints as the plain run
             for end in ("initial", "final"):
                 src, dst = hopdir / "plain" / end, wd / end
                 if src.exists() and not dst.exists():
@@ -151,20 +109,22 @@ def run_hop(hop: str, settings: Any, workdir: Path,
         wall = time.perf_counter() - t0
         calls = dict(doc.force_calls)
         band_calls = calls.get("dft_neb", 0) + calls.get("dft_ml_path_check", 0)
+        dft_total = sum(v for k, v in calls.items() if not k.endswith("_ml"))
         out["runs"][mode] = {
             "wall_s": wall, "timings": dict(doc.timings), "force_calls": calls,
-            "dft_band_calls": band_calls,
-            "dft_total_calls_incl_endpoints": sum(calls.values()),
+            "dft_band_calls": band_calls, "dft_total_calls_incl_endpoints": dft_total,
             "band_wall_s": doc.timings.get("dft_neb", 0.0) + doc.timings.get("ml_neb", 0.0),
             "dft_neb_steps": _neb_steps(wd), "ml_neb_steps": _neb_steps(wd, "neb-ml"),
             "barrier_forward": doc.barrier_forward,
             "barrier_reverse": doc.barrier_reverse, "converged": doc.converged,
+            "band_continuous": doc.band_continuous,
             "fmax_final": doc.fmax_final, "stage": doc.stage, "ml_barrier": doc.ml_barrier,
             "ml_fallback_reason": doc.ml_fallback_reason, "warnings": list(doc.warnings),
-            "energies": list(doc.energies),
+            "energies": list(doc.energies), "geometry": doc.calculator.get("geometry"),
         }
         print(f"{NAME}: {a}|{b} {mode}: barrier {doc.barrier_forward:.3f} eV, "
-              f"{band_calls} DFT band calls, {wall:.0f} s", flush=True)
+              f"{band_calls} DFT band calls ({dft_total} with endpoints), {wall:.0f} s",
+              flush=True)
         yield out
 
 
@@ -212,7 +172,7 @@ def summarise(result: dict[str, Any], hops_out: list[dict[str, Any]], n_images: 
             add_summary(result, f"{hop} ({h['n_atoms']} atoms): DFT band calls plain",
                         pl["dft_band_calls"], "calls")
             add_summary(result, f"{hop}: barrier plain", pl["barrier_forward"], "eV")
-        if "error" in h or len(runs) != 2:
+        if "error" in h or not {"plain", "ml"} <= set(runs):
             continue
         n_ok += 1
         h["assessment"] = a = assess(h, n_images)
@@ -227,6 +187,13 @@ def summarise(result: dict[str, Any], hops_out: list[dict[str, Any]], n_images: 
         add_summary(result, f"{hop}: goal (>= 5x, <= 0.03 eV) met", a["goal_met"], "")
         for limit in a["limits"]:
             result["notes"].append(f"{hop}: limited by: {limit}")
+        if "level" in runs:
+            lv = runs["level"]
+            add_summary(result, f"{hop}: {lv['stage']} level: DFT calls (with endpoints) vs "
+                        "plain", f"{lv['dft_total_calls_incl_endpoints']} / "
+                        f"{pl['dft_total_calls_incl_endpoints']}", "calls")
+            add_summary(result, f"{hop}: {lv['stage']} level: barrier - plain",
+                        lv["barrier_forward"] - pl["barrier_forward"], "eV")
     return n_ok
 
 

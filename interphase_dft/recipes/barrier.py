@@ -396,30 +396,32 @@ def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: 
     )
 
 
-def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
-                      workdir: Path | str) -> BarrierDoc:
-    """Li migration barrier from phase A into phase B across their interface.
+def interface_hop(phase_a: str, phase_b: str,
+                  settings: CalcSettings) -> tuple[Atoms, Atoms, dict[str, Any]]:
+    """The interface cell and NEB endpoints :func:`migration_barrier` computes.
 
-    The smallest interface candidate (fewest atoms) within ``settings.structure`` limits is
-    built by :func:`interphase_dft.build.interfaces.make_interfaces`; the endpoints (Li in A
-    and in B next to the interface, same cell, far layers fixed) come from
-    :func:`interphase_dft.build.neb.interface_endpoints` (atoms farther than ``FIX_BEYOND``
-    = 4 Angstrom from the interface midplane fixed); then :func:`neb_barrier`.
+    The smallest interface candidate (fewest atoms, then lowest strain) within the
+    ``settings.structure`` limits (:func:`interphase_dft.build.interfaces.make_interfaces`);
+    endpoints Li in A and Li in B next to the interface, same cell, atoms farther than
+    ``FIX_BEYOND`` = 4 Angstrom from the interface midplane fixed
+    (:func:`interphase_dft.build.neb.interface_endpoints`).
+
+    Returns
+    -------
+    (initial, final, meta) : ``meta`` is stored as ``BarrierDoc.interface_meta``.
     """
     from interphase_dft import phases
     from interphase_dft.build.interfaces import make_interfaces
     from interphase_dft.build.neb import interface_endpoints
+    from interphase_dft.errors import NoMatchError
 
     a, b = phases.resolve_phase(phase_a), phases.resolve_phase(phase_b)
-    ia, ib = phases.phase_info(a), phases.phase_info(b)
     st = settings.structure
     cands = make_interfaces(a, b, max_strain=st.interface_max_strain,
                             max_atoms=st.interface_max_atoms, gap=st.interface_gap,
                             layers_a=st.interface_layers, layers_b=st.interface_layers,
                             vacuum=st.interface_vacuum)
     if not cands:
-        from interphase_dft.errors import NoMatchError
-
         raise NoMatchError(f"no {a}|{b} interface within strain {st.interface_max_strain} and "
                            f"{st.interface_max_atoms} atoms; raise structure.interface_max_atoms "
                            "or structure.interface_max_strain")
@@ -430,7 +432,24 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
         "miller_a": list(best.miller_a), "miller_b": list(best.miller_b),
         "termination_a": best.termination_a, "termination_b": best.termination_b,
         "strained_side": best.strained_side, "rule": "fewest atoms, then lowest strain",
+        "layers": st.interface_layers, "cell_A": [float(x) for x in best.atoms.cell.lengths()],
+        "hop_A": float(initial.info["li_hop_A"]),
+        "n_fixed": len(initial.constraints[0].index) if initial.constraints else 0,
     }
+    return initial, final, meta
+
+
+def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
+                      workdir: Path | str) -> BarrierDoc:
+    """Li migration barrier from phase A into phase B across their interface.
+
+    Cell and endpoints from :func:`interface_hop`, then :func:`neb_barrier`.
+    """
+    from interphase_dft import phases
+
+    a, b = phases.resolve_phase(phase_a), phases.resolve_phase(phase_b)
+    ia, ib = phases.phase_info(a), phases.phase_info(b)
+    initial, final, meta = interface_hop(a, b, settings)
     return neb_barrier(initial, final, settings, workdir, label=f"{a}|{b}",
                        is_metal=ia.is_metal or ib.is_metal,
                        dispersion=ia.needs_dispersion or ib.needs_dispersion,

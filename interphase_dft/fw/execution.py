@@ -79,6 +79,26 @@ def firework_rows(launchpad: Any) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["fw_id"])
 
 
+#: thread-count variables of the numerical libraries a worker loads (OpenBLAS under GPAW, torch)
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def worker_env(workers: int, base: dict[str, str] | None = None,
+               cores: int | None = None) -> dict[str, str]:
+    """Environment of the worker processes: the cores shared out between ``workers``.
+
+    Without limits every worker's OpenBLAS and torch start one thread per core, so two workers
+    on two cores run four to six busy threads and thrash. Each variable of ``THREAD_VARS`` the
+    user has not set becomes ``max(1, cores // workers)``; set values are kept.
+    """
+    env = dict(os.environ if base is None else base)
+    env.setdefault("PYTHONPATH", str(REPO))
+    n = max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+    for var in THREAD_VARS:
+        env.setdefault(var, str(n))
+    return env
+
+
 def worker_command(config: LaunchPadConfig, mode: str = "rapidfire") -> list[str]:
     cmd = [sys.executable, "-m", "interphase_dft.fw.worker", mode]
     if config.yaml_path:
@@ -102,8 +122,7 @@ def run_workers(config: LaunchPadConfig, workers: int = 1, launch_root: Path | N
         progress(f"note: {stale} firework(s) already RUNNING; if no other worker or job runs "
                  "them, stop with Ctrl-C and requeue them: interphase-dft rerun --lost "
                  "--expiration 0")
-    env = dict(os.environ)
-    env.setdefault("PYTHONPATH", str(REPO))
+    env = worker_env(workers)
     logs = [open(launch_root / f"worker{i}.log", "a") for i in range(workers)]  # noqa: SIM115
     procs = [subprocess.Popen(worker_command(config), cwd=launch_root, env=env, stdout=log,
                               stderr=subprocess.STDOUT) for log in logs]

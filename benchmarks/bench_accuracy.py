@@ -20,6 +20,7 @@ Usage::
 
     python benchmarks/bench_accuracy.py                 # laptop preset (~3-5 min on 2 cores)
     python benchmarks/bench_accuracy.py --quick         # test preset (8 A box, 200 eV)
+    python benchmarks/bench_accuracy.py --level-check Al   # + PBE//CHGNet vs DFT-relaxed E_b
 """
 
 from __future__ import annotations
@@ -95,6 +96,34 @@ def li2s_barrier(preset_name: str, overrides: list[str], workdir: Path) -> dict[
             "wall_time_s": sw.seconds, "command": " ".join(cmd[1:])}
 
 
+def level_check(phase: str, preset_name: str, workdir: Path) -> dict[str, Any]:
+    """Surface binding energy of ``phase`` at the preset's level and with DFT relaxations.
+
+    Both runs use the same slab, references and CHGNet site ranking; the difference of the
+    lowest E_b is the error of the cheaper level (laptop: PBE//CHGNet) on this surface.
+    """
+    from interphase_dft.calc.settings import FULL_DFT_OVERRIDES, preset
+    from interphase_dft.recipes.binding import binding_energy
+
+    out: dict[str, Any] = {"phase": phase, "preset": preset_name, "runs": {}}
+    base = preset(preset_name)
+    for label, settings in (("level", base), ("dft", base.with_overrides(FULL_DFT_OVERRIDES))):
+        with Stopwatch() as sw:
+            doc = binding_energy(phase, settings, mode="surface",
+                                 workdir=workdir / f"level-{phase}-{label}")
+        out["runs"][label] = {
+            "wall_s": sw.seconds, "geometry": doc.calculator.get("geometry"),
+            "binding_energy_bcc": doc.binding_energy_bcc, "lowest_site": doc.lowest_site,
+            "sites": {s.label: s.binding_energy_bcc for s in doc.sites},
+            "force_calls": dict(doc.force_calls), "converged": all(
+                s.converged for s in doc.sites)}
+    lv, dft = out["runs"]["level"], out["runs"]["dft"]
+    out["lowest_difference_eV"] = lv["binding_energy_bcc"] - dft["binding_energy_bcc"]
+    out["site_differences_eV"] = {k: lv["sites"][k] - dft["sites"][k]
+                                  for k in lv["sites"] if k in dft["sites"]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = base_parser(__doc__.splitlines()[0])
     p.add_argument("--preset", default=None, help="settings preset (default laptop; "
@@ -102,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--li2s-barrier", action="store_true",
                    help="also the Li2S charged-vacancy hop barrier (docs/validation_li2s.py, "
                         "laptop preset with dft.kpt_density=1.0; ~10-15 min on 2 cores)")
+    p.add_argument("--level-check", default=None, metavar="PHASE",
+                   help="also the surface E_b of PHASE at the preset's level (laptop: "
+                        "PBE//CHGNet) vs DFT-relaxed (Al: ~15 min on 2 cores)")
     args = p.parse_args(argv)
     outdir, workdir = resolve_dirs(args, NAME)
     name = args.preset or ("test" if args.quick else "laptop")
@@ -128,6 +160,22 @@ def main(argv: list[str] | None = None) -> int:
             add_summary(result, "minus published 0.27 eV (Moradabadi & Kaghazchi 2016)",
                         b["barrier_forward_eV"] - LI2S_BARRIER, "eV")
             add_summary(result, "Li2S hop wall time", b["wall_time_s"], "s")
+    if args.level_check:
+        lc = level_check(args.level_check, name, workdir)
+        m["level_check"] = lc
+        ph = lc["phase"]
+        add_summary(result, f"{ph} surface E_b(bcc), {name} level vs DFT-relaxed",
+                    f"{lc['runs']['level']['binding_energy_bcc']:.3f} / "
+                    f"{lc['runs']['dft']['binding_energy_bcc']:.3f}", "eV")
+        add_summary(result, f"{ph}: level - DFT-relaxed (lowest site)",
+                    lc["lowest_difference_eV"], "eV")
+        add_summary(result, f"{ph}: wall time level / DFT-relaxed",
+                    f"{lc['runs']['level']['wall_s']:.0f} / {lc['runs']['dft']['wall_s']:.0f}",
+                    "s")
+        result["notes"].append(
+            f"level check: {ph} surface binding energy with the {name} preset as is "
+            f"({lc['runs']['level']['geometry']}) and with DFT relaxations "
+            "(FULL_DFT_OVERRIDES); same slab, references and CHGNet site ranking.")
     result["notes"] += [
         f"Li cohesive energy vs experiment {EXP_COHESIVE} eV ({CITATIONS['experiment']}) and "
         f"PBE ~{PBE_COHESIVE} eV ({CITATIONS['pbe']}). Tests the preset's cutoff, box and "

@@ -60,9 +60,7 @@ def _neb_steps(workdir: Path, sub: str = "neb") -> int | None:
         return None
 
 
-#: full-DFT settings of the plain and ML runs (DFT-relaxed endpoints, DFT CI-NEB)
-FULL_DFT = {"relax": {"dft_relax": True}, "neb": {"dft_refine": True}}
-#: (run name, overrides on top of the preset + FULL_DFT; None = the preset's own level)
+#: (run name, overrides on top of the preset + FULL_DFT_OVERRIDES; None = the preset's level)
 RUNS = (("plain", {"neb": {"ml_prestage": False}}), ("ml", {"neb": {"ml_prestage": True}}),
         ("level", None))
 
@@ -71,7 +69,9 @@ def run_settings(settings: Any, extra: dict[str, Any] | None) -> Any:
     """Settings of one run: ``extra`` on top of full DFT, or the preset's level (None)."""
     if extra is None:
         return settings
-    return settings.with_overrides(FULL_DFT).with_overrides(extra)
+    from interphase_dft.calc.settings import FULL_DFT_OVERRIDES
+
+    return settings.with_overrides(FULL_DFT_OVERRIDES).with_overrides(extra)
 
 
 def run_hop(hop: str, settings: Any, workdir: Path,

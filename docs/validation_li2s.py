@@ -1,4 +1,4 @@
-"""Validation run: Li vacancy hop in Li2S (charged vacancy), laptop preset.
+"""Validation run: Li vacancy hop in Li2S (charged vacancy), laptop DFT settings, full DFT.
 
 Usage: .venv/bin/python docs/validation_li2s.py [WORKDIR] [PRESET] [KEY=VALUE ...]
 (overrides as for ``interphase-dft binding --set``, e.g. ``dft.kpt_density=1.0``)
@@ -17,7 +17,7 @@ import numpy as np
 from ase.build import bulk
 
 from interphase_dft.build.neb import vacancy_hop_endpoints
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.settings import FULL_DFT_OVERRIDES, preset
 from interphase_dft.commands.calc import format_barrier
 from interphase_dft.recipes.barrier import neb_barrier
 
@@ -27,8 +27,9 @@ def main() -> None:
     workdir = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/validation-li2s")
     from interphase_dft.commands.calc import parse_overrides
 
+    # full DFT (DFT-relaxed endpoints, DFT CI-NEB) whatever the preset's own level
     settings = preset(sys.argv[2] if len(sys.argv) > 2 else "laptop",
-                      parse_overrides(sys.argv[3:]))
+                      FULL_DFT_OVERRIDES).with_overrides(parse_overrides(sys.argv[3:]))
     # antifluorite: S on the fcc (Ca) site, Li on the tetrahedral (F) sites; a = 5.69 A (exp.)
     cell = bulk("SLi2", "fluorite", a=5.69) * (2, 2, 2)  # 24 atoms, 8.05 A periodicity
     li = [a.index for a in cell if a.symbol == "Li"]

@@ -221,6 +221,9 @@ def _production() -> CalcSettings:
     )
 
 
+#: overrides that lift a cheaper level (laptop: PBE//CHGNet) to DFT geometries and DFT CI-NEB
+FULL_DFT_OVERRIDES: dict[str, Any] = {"relax": {"dft_relax": True}, "neb": {"dft_refine": True}}
+
 PRESETS = {"test": _test, "laptop": _laptop, "production": _production}
 
 

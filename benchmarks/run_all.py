@@ -56,7 +56,7 @@ HOUR: dict[str, tuple[list[str], float]] = {
 }
 FULL: dict[str, tuple[list[str], float]] = {
     "store": ([], 0.0),
-    "accuracy": (["--li2s-barrier"], 0.0),
+    "accuracy": (["--li2s-barrier", "--level-check", "Al"], 0.0),
     "gpaw_scaling": ([], 0.0),
     "neb_cost": ([], 0.0),
     "campaign": (["--spec", str(REPO / "workflows" / "laptop.yaml"), "--timeout", "0"], 0.0),

@@ -91,10 +91,22 @@ def make_barrier_doc(
         barrier_reverse=emax - float(energies[-1]), reaction_energy=float(energies[-1]),
         converged=converged, fmax_final=0.03 if converged else 0.4,
         climbing_image=int(np.argmax(energies)), stage=stage,
-        ml_barrier=emax * 0.8 if stage == "ml+dft" else None, structure_hash=f"b{a}{b}",
+        ml_barrier=emax * 0.8 if stage in ("ml+dft", "dft//ml") else None,
+        structure_hash=f"b{a}{b}",
         settings={**SETTINGS, "preset": preset}, settings_hash="sh-" + preset,
-        force_calls={"dft": 42, "ml": 300} if stage == "ml+dft" else {"dft": 42},
+        force_calls=FORCE_CALLS[stage],
     )
+
+
+#: force-call records as the barrier recipe writes them (42 DFT calls; keys ending _ml: CHGNet)
+FORCE_CALLS = {
+    "dft": {"endpoint_initial": 10, "endpoint_final": 10, "dft_neb": 22},
+    "ml+dft": {"endpoint_initial": 10, "endpoint_final": 10, "dft_ml_path_check": 3,
+               "dft_neb": 19},
+    "dft//ml": {"endpoint_initial_ml": 30, "endpoint_final_ml": 28, "endpoint_initial": 1,
+                "endpoint_final": 1, "dft_ml_path_check": 40},
+    "ml": {"endpoint_initial": 10, "endpoint_final": 10, "dft_neb": 22},
+}
 
 
 def campaign_docs() -> list[dict[str, Any]]:

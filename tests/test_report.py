@@ -43,6 +43,21 @@ def test_full_report(tmp_path: Path) -> None:
     assert "Al|Li2S: not computed" not in md  # present, as Al|Li2S
     assert "too few points to conclude anything" in md
     assert "Consistency check" in md and "passed." in md
+    rows = {r["interface"]: r for r in
+            json.loads((rep / "tables" / "barriers.json").read_text())}
+    assert {r["dft_force_calls"] for r in rows.values()} == {42}  # CHGNet calls not counted
+
+
+def test_report_labels_single_points_on_surrogate_path(tmp_path: Path) -> None:
+    docs = [*campaign_docs(), make_barrier_doc("Al", "LPSC", 0.7, stage="dft//ml").model_dump()]
+    write_report(docs, tmp_path / "rep", campaign=CAMPAIGN, n_boot=50)
+    md = (tmp_path / "rep" / "index.md").read_text()
+    assert "'dft//ml' means DFT single points on the surrogate's converged path" in md
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert data["correlation"]["n"] == 3  # LiAl|LPSC, Al|Li2S and the dft//ml Al|LPSC
+    rows = json.loads((tmp_path / "rep" / "tables" / "barriers.json").read_text())
+    row = next(r for r in rows if r["interface"] == "Al|LPSC")
+    assert row["stage"] == "dft//ml" and row["used_in_fit"] and row["dft_force_calls"] == 42
 
 
 def test_report_with_zero_docs(tmp_path: Path) -> None:

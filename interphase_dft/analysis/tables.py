@@ -42,6 +42,7 @@ def binding_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
             "lowest_site": d.lowest_site, "E_b_atom_eV": d.binding_energy_atom,
             "E_b_bcc_eV": d.binding_energy_bcc, "n_sites": len(d.sites),
             "converged": all(s.converged for s in d.sites), "preset": doc_preset(d) or "-",
+            "geometry": d.calculator.get("geometry", "-"),
             "settings_hash": _settings_hash(d), "uid": d.uid,
         }
         for d in sorted(docs, key=lambda d: (d.mode, d.phase))
@@ -84,6 +85,13 @@ def matrix_rows(pairs: Sequence[DescriptorPair], mode: str = "surface") -> list[
             for a in phases]
 
 
+def dft_force_calls(doc: BarrierDoc) -> int | None:
+    """DFT force calls of a barrier (endpoints, path check, NEB); surrogate calls end in _ml."""
+    if doc.stage == "ml":
+        return None
+    return sum(v for k, v in doc.force_calls.items() if not k.endswith("_ml"))
+
+
 def barrier_rows(
     docs: Iterable[BarrierDoc], points: Sequence[BarrierPoint] = ()
 ) -> list[Row]:
@@ -96,7 +104,7 @@ def barrier_rows(
             "interface": d.interface, "barrier_forward_eV": d.barrier_forward,
             "barrier_reverse_eV": d.barrier_reverse, "reaction_energy_eV": d.reaction_energy,
             "converged": d.converged, "fmax_final_eV_A": d.fmax_final, "stage": d.stage,
-            "dft_force_calls": d.force_calls.get("dft", d.force_calls.get("neb", None)),
+            "dft_force_calls": dft_force_calls(d),
             "ml_barrier_eV": d.ml_barrier,
             "dE_eV": p.delta_e if p else None, "abs_dE_eV": p.abs_delta_e if p else None,
             "used_in_fit": p.used if p else False,

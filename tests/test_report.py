@@ -58,6 +58,16 @@ def test_report_labels_single_points_on_surrogate_path(tmp_path: Path) -> None:
     rows = json.loads((tmp_path / "rep" / "tables" / "barriers.json").read_text())
     row = next(r for r in rows if r["interface"] == "Al|LPSC")
     assert row["stage"] == "dft//ml" and row["used_in_fit"] and row["dft_force_calls"] == 42
+    assert "has no saddle" not in md  # every factory profile has an interior maximum
+
+
+def test_report_flags_a_path_without_saddle(tmp_path: Path) -> None:
+    doc = make_barrier_doc("Al", "LPSC", 0.0, reaction=0.4)  # monotonic uphill
+    write_report([*campaign_docs(), doc.model_dump()], tmp_path / "rep", campaign=CAMPAIGN,
+                 n_boot=50)
+    md = (tmp_path / "rep" / "index.md").read_text()
+    assert ("barrier Al|LPSC: the highest image is an endpoint, so the path has no saddle; "
+            "forward 0.400 eV and reverse 0.000 eV") in md
 
 
 def test_report_with_zero_docs(tmp_path: Path) -> None:

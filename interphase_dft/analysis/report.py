@@ -255,6 +255,11 @@ def write_report(
                         "eV/A); shown but not used in the fit")
         if d.stage == "ml":
             gaps.append(f"barrier {d.interface}: ML-only result, no DFT barrier yet")
+        if d.energies and d.energies.index(max(d.energies)) in (0, len(d.energies) - 1):
+            gaps.append(f"barrier {d.interface}: the highest image is an endpoint, so the path "
+                        f"has no saddle; forward {d.barrier_forward:.3f} eV and reverse "
+                        f"{d.barrier_reverse:.3f} eV are endpoint energy differences (lower "
+                        "bounds of the hop's barriers)")
     gaps += unmatched
     if sel.other_preset:
         gaps.append(f"{len(sel.other_preset)} binding document(s) of other presets ignored "

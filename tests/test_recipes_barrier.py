@@ -138,3 +138,11 @@ def test_single_points_on_surrogate_path_and_endpoints(tmp_path):
     assert doc.climbing_image == int(np.argmax(doc.energies[1:-1])) + 1
     assert doc.barrier_forward == pytest.approx(doc.barrier_reverse, abs=0.05)
     assert doc.barrier_forward > 0.1
+
+
+def test_unconverged_endpoint_makes_the_barrier_unconverged(tmp_path):
+    settings = preset("test", {"relax": {"steps": 1, "fmax": 0.001}, "neb": {"fmax": 0.05}})
+    initial, final = al_adatom_hop()
+    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=emt_factory)
+    assert not doc.converged
+    assert any("endpoint relaxation not converged (initial, final)" in w for w in doc.warnings)

@@ -212,6 +212,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         from interphase_dft.calc.ml import MLFactory
 
         ml_factory = MLFactory(settings.ml)
+    unconverged_ends = []
     for name, atoms in (("initial", initial), ("final", final)):
         start = atoms
         if ml_factory is not None:
@@ -220,8 +221,12 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
             warnings += m.warnings
             start = m.atoms
             start.set_constraint([c.copy() for c in atoms.constraints])
+            if not m.converged:
+                unconverged_ends.append(name)
         if relax_endpoints and not surrogate_ends:
             r = relax(start, factory, workdir / name, settings.relax, label="relax")
+            if not r.converged:
+                unconverged_ends.append(name)
         else:
             r = static(start, factory, workdir / name, label="static")
         calls[f"endpoint_{name}"] = r.force_calls
@@ -264,6 +269,11 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         warnings += res.warnings
     if settings.engine == "ml":
         stage = "ml"
+    if unconverged_ends:
+        # an endpoint that is not a minimum makes the barrier meaningless: not converged
+        res.converged = False
+        warnings.append(f"endpoint relaxation not converged ({', '.join(unconverged_ends)}): "
+                        "the barrier is not used in the fit; raise relax.steps")
     doc_desc = dict(getattr(factory, "description", {}))
     doc_desc.pop("dft", None)
     doc_desc["smearing"] = scf_parameters(settings, is_metal=is_metal)["occupations"]

@@ -276,7 +276,6 @@ def test_single_points_at_surrogate_geometries(tmp_path):
     """
     pytest.importorskip("chgnet")
     from ase.build import fcc111
-    from ase.calculators.lj import LennardJones
     from ase.constraints import FixAtoms
 
     from interphase_dft.build.sites import adsorption_sites
@@ -289,21 +288,55 @@ def test_single_points_at_surrogate_geometries(tmp_path):
     sites = adsorption_sites(slab)[:2]
     settings = preset("test", {"relax": {"ml_prerelax": True, "dft_relax": False}})
     refs = ReferenceEnergies(li_atom=0.0, li_bcc_per_atom=-1.6, cohesive_energy=1.6)
-    def lj(atoms, attempt=0, label=""):
-        return LennardJones(sigma=2.5, epsilon=0.1, rc=6.0)
-
     doc = host_binding(slab, sites, settings, workdir=tmp_path, phase="Al", mode="surface",
-                       is_metal=True, calc_factory=lj, references=refs)
+                       is_metal=True, calc_factory=_lj, references=refs)
     assert doc.force_calls["host"] == 1 and doc.force_calls["host_ml"] >= 1
     assert max(s.li_displacement for s in doc.sites) > 0.05  # the surrogate moved Li
     assert all(doc.force_calls[f"site-{s.label}"] == 1 for s in doc.sites)
     assert "DFT single point" in doc.calculator["geometry"]
     host = doc.host_structure.to_atoms()
     assert host.positions[:4] == pytest.approx(slab.positions[:4], abs=1e-8)  # fixed layer
-    host.calc = LennardJones(sigma=2.5, epsilon=0.1, rc=6.0)
+    host.calc = _lj(host)
     assert doc.host_energy == pytest.approx(host.get_potential_energy(), abs=1e-8)
     for s in doc.sites:
         atoms = s.final_structure.to_atoms()
-        atoms.calc = LennardJones(sigma=2.5, epsilon=0.1, rc=6.0)
+        atoms.calc = _lj(atoms)
         assert s.energy == pytest.approx(atoms.get_potential_energy(), abs=1e-8)
         assert s.binding_energy_bcc == pytest.approx(s.energy - doc.host_energy + 1.6, abs=1e-8)
+
+
+def test_screening_leaves_out_a_site_the_surrogate_cannot_relax(tmp_path):
+    """A site whose surrogate run fails (atoms collapse) is skipped, not fatal."""
+    import numpy as np
+    from ase.calculators.calculator import Calculator, all_changes
+
+    from interphase_dft.recipes.binding import with_li
+    from interphase_dft.recipes.screening import screen_sites
+
+    class Collapses(Calculator):
+        implemented_properties = ("energy", "forces")
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            raise CalculationError("ml AlLi: atoms collapsed (shortest distance 0.200 A)")
+
+    host, sites = _al_host_and_sites()
+    tet = sites[1].position
+
+    def fake_surrogate(atoms, attempt=0, label=""):
+        at_tet = np.linalg.norm(atoms.positions[-1] - tet) < 0.5
+        return Collapses() if at_tet else _lj(atoms)
+
+    settings = preset("test", {"binding": {"max_dft_sites": 1}})
+    out = screen_sites(host, sites, settings, workdir=tmp_path, with_li=with_li,
+                       ml_factory=fake_surrogate)
+    assert list(out.record["failed"]) == ["tet_1"]
+    assert "tet_1" not in out.record["ranking"] and len(out.selected) == 1
+    assert any("site tet_1 failed" in w and "left out" in w for w in out.warnings)
+    assert any("1 failed with the surrogate" in w for w in out.warnings)
+
+    def always(atoms, attempt=0, label=""):
+        return Collapses()
+
+    with pytest.raises(CalculationError, match=r"every Li site.*max_dft_sites=null"):
+        screen_sites(host, sites, settings, workdir=tmp_path / "all", with_li=with_li,
+                     ml_factory=always)

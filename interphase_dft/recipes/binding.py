@@ -170,6 +170,9 @@ def host_binding(
     timings["host"] = time.perf_counter() - t0
     calls["host"] = host_res.force_calls
     warnings += host_res.warnings
+    if not host_res.converged:
+        warnings.append(f"{phase} host relaxation not converged: every site is marked not "
+                        "converged (raise relax.steps)")
     host_final = host_res.atoms
     host_final.set_constraint([c.copy() for c in host.constraints])
 
@@ -211,7 +214,9 @@ def host_binding(
             label=label, site_kind=str(getattr(site, "kind", "")),
             position=[float(x) for x in np.asarray(site.position, float)],
             energy=res.energy, binding_energy_atom=e_b_atom, binding_energy_bcc=e_b_bcc,
-            converged=res.converged, final_structure=StructureData.from_atoms(res.atoms),
+            # E_b needs both minima: a host that did not converge spoils every site
+            converged=res.converged and host_res.converged,
+            final_structure=StructureData.from_atoms(res.atoms),
             li_displacement=_li_displacement(with_li(host_final, site.position), res.atoms),
         ))
         log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode, label,

@@ -8,7 +8,9 @@ up within :data:`MERGE_TOL` of an earlier site's Li (minimum image) are merged i
 earlier site, and the ``k`` lowest surrogate total energies are passed on to DFT (energies
 are compared rounded to 0.1 meV, so float noise between equivalent sites is a tie, and ties
 go to the alphabetically first label). The surrogate energies only rank sites: they are stored in
-``BindingEnergyDoc.screening`` and never reported as binding energies.
+``BindingEnergyDoc.screening`` and never reported as binding energies. A site whose surrogate
+relaxation fails (atoms collapse, NaN forces) is left out with a warning and listed under
+``screening['failed']``; only if every site fails does the recipe stop.
 """
 
 from __future__ import annotations
@@ -141,10 +143,19 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
     kept: list[str] = []
     merged: dict[str, str] = {}
     t_all = time.perf_counter()
+    failed: dict[str, str] = {}
     for site, label in zip(sites, labels, strict=True):
         t0 = time.perf_counter()
-        res = relax(with_li(host, site.position), factory, root / f"site-{label}",
-                    settings.relax, label="ml")
+        try:
+            res = relax(with_li(host, site.position), factory, root / f"site-{label}",
+                        settings.relax, label="ml")
+        except CalculationError as exc:  # e.g. the surrogate collapses atoms at this site
+            failed[label] = str(exc)
+            out.timings[f"ml-site-{label}"] = time.perf_counter() - t0
+            out.warnings.append(f"site screening: surrogate relaxation of site {label} failed "
+                                f"({exc}); the site is left out")
+            log.warning("screening: site %s failed with the surrogate: %s", label, exc)
+            continue
         atoms = res.atoms
         atoms.set_constraint([c.copy() for c in host.constraints])
         out.relaxed[label] = atoms
@@ -165,6 +176,10 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
             merged[label] = twin
             log.info("screening: site %s relaxes onto site %s (surrogate)", label, twin)
     out.timings["ml_screen"] = time.perf_counter() - t_all
+    if not kept:
+        raise CalculationError(
+            f"the surrogate failed on every Li site ({'; '.join(failed.values())}); set "
+            "binding.max_dft_sites=null to compute every site with DFT without screening")
     ranking = sorted(kept, key=lambda lab: (round(energies[lab], 4), lab))
     chosen = ranking[:cap]
     out.selected = [s for s, lab in zip(sites, labels, strict=True) if lab in chosen]
@@ -173,13 +188,14 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
         "method": settings.ml.model, "model": model, "n_sites": len(labels),
         "n_dft": len(chosen), "max_dft_sites": cap, "merge_tol": MERGE_TOL,
         "ml_energies": energies, "ml_converged": converged, "ranking": ranking,
-        "selected": chosen, "merged": merged,
+        "selected": chosen, "merged": merged, "failed": failed,
     }
     n_out = len(labels) - len(chosen)
     out.warnings.append(
         f"site screening: {n_out} of {len(labels)} Li sites got no DFT relaxation "
         f"({len(merged)} relaxed with the {model} surrogate onto another site within "
-        f"{MERGE_TOL} A, {len(kept) - len(chosen)} ranked out by surrogate energy; "
+        f"{MERGE_TOL} A, {len(failed)} failed with the surrogate, "
+        f"{len(kept) - len(chosen)} ranked out by surrogate energy; "
         f"binding.max_dft_sites={cap}); the lowest site is the lowest of the "
         f"{len(chosen)} surrogate-selected sites, which DFT may rank differently"
     )

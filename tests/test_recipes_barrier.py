@@ -92,7 +92,8 @@ def test_migration_barrier_end_to_end_with_surrogate_engine(tmp_path):
 
     from interphase_dft.recipes.barrier import migration_barrier
 
-    settings = preset("test", {"engine": "ml"})
+    # endpoints must converge (else the barrier is marked not converged): 300 surrogate steps
+    settings = preset("test", {"engine": "ml", "relax": {"steps": 300}})
     doc = migration_barrier("Al", "LiCl", settings, workdir=tmp_path)
     assert doc.stage == "ml" and doc.interface == "Al|LiCl"
     assert doc.interface_meta["n_atoms"] <= settings.structure.interface_max_atoms

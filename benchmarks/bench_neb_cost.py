@@ -81,6 +81,7 @@ def run_hop(hop: str, settings: Any, workdir: Path,
     Yields the (growing) measurements after each run.
     """
     from interphase_dft import phases
+    from interphase_dft.analysis.tables import dft_force_calls
     from interphase_dft.recipes.barrier import interface_hop, neb_barrier
 
     a, b = (phases.resolve_phase(x.strip()) for x in hop.split("|"))
@@ -109,7 +110,7 @@ def run_hop(hop: str, settings: Any, workdir: Path,
         wall = time.perf_counter() - t0
         calls = dict(doc.force_calls)
         band_calls = calls.get("dft_neb", 0) + calls.get("dft_ml_path_check", 0)
-        dft_total = sum(v for k, v in calls.items() if not k.endswith("_ml"))
+        dft_total = dft_force_calls(doc)  # the report's count: surrogate calls excluded
         out["runs"][mode] = {
             "wall_s": wall, "timings": dict(doc.timings), "force_calls": calls,
             "dft_band_calls": band_calls, "dft_total_calls_incl_endpoints": dft_total,

@@ -7,10 +7,12 @@ from ase.build import bulk, fcc111
 
 from interphase_dft.calc.factory import (
     GPAWFactory,
+    factory_for,
     gpaw_parameters,
     kpoint_mesh,
     make_calculator,
     scf_parameters,
+    smearing_width,
 )
 from interphase_dft.calc.settings import preset
 from interphase_dft.errors import InputError
@@ -41,6 +43,24 @@ def test_moving_atoms_switch_point_group_off_and_slabs_get_dipole_layer():
     b = gpaw_parameters(s, bulk("Al"), moving=False, is_metal=False)
     assert "symmetry" not in b and "poissonsolver" not in b
     assert b["occupations"]["width"] == s.dft.insulator_smearing
+
+
+def test_li_insertion_cells_get_the_insertion_smearing_host_and_host_plus_li_alike():
+    s = preset("laptop")
+    assert s.dft.insulator_smearing == 0.01 and s.dft.li_insertion_smearing == 0.1
+    slab = fcc111("Al", (1, 1, 3), vacuum=5.0)
+    slab.pbc = (True, True, False)
+    ins = gpaw_parameters(s, slab, moving=True, is_metal=False, li_inserted=True)
+    assert ins["occupations"]["width"] == 0.1
+    assert gpaw_parameters(s, slab, moving=True, is_metal=False)["occupations"]["width"] == 0.01
+    # a wider metal width is never narrowed; None switches the rule off
+    wide = s.with_overrides({"dft": {"smearing_width": 0.2}})
+    assert smearing_width(wide, is_metal=True, li_inserted=True) == 0.2
+    off = s.with_overrides({"dft": {"li_insertion_smearing": None}})
+    assert smearing_width(off, is_metal=False, li_inserted=True) == 0.01
+    f = GPAWFactory(s, is_metal=False, li_inserted=True)
+    assert f.description["li_inserted"] is True
+    assert factory_for(s, is_metal=False, li_inserted=True).li_inserted
 
 
 def test_scf_retry_is_safer():

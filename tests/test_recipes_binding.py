@@ -305,6 +305,35 @@ def test_single_points_at_surrogate_geometries(tmp_path):
         assert s.binding_energy_bcc == pytest.approx(s.energy - doc.host_energy + 1.6, abs=1e-8)
 
 
+@pytest.mark.ml
+def test_surrogate_relaxations_have_their_own_step_budget(tmp_path):
+    """relax.ml_steps caps the surrogate relaxations, not the DFT ones (relax.steps)."""
+    pytest.importorskip("chgnet")
+    from ase.build import fcc111
+    from ase.constraints import FixAtoms
+
+    from interphase_dft.build.sites import adsorption_sites
+    from interphase_dft.recipes.binding import host_binding
+    from interphase_dft.schemas import ReferenceEnergies
+
+    assert preset("laptop").relax.ml_steps == 600 and preset("laptop").relax.steps == 150
+    plain = preset("test").relax
+    assert plain.ml_steps is None and plain.for_surrogate() == plain
+    assert preset("test", {"relax": {"ml_steps": 7}}).relax.for_surrogate().steps == 7
+    slab = fcc111("Al", (2, 2, 3), vacuum=5.0)
+    slab.pbc = (True, True, False)
+    slab.set_constraint(FixAtoms(mask=[a.tag == 3 for a in slab]))
+    settings = preset("test", {"relax": {"ml_prerelax": True, "dft_relax": False,
+                                         "ml_steps": 1, "fmax": 0.001}})
+    refs = ReferenceEnergies(li_atom=0.0, li_bcc_per_atom=-1.6, cohesive_energy=1.6)
+    doc = host_binding(slab, adsorption_sites(slab)[:1], settings, workdir=tmp_path,
+                       phase="Al", mode="surface", is_metal=True, calc_factory=_lj,
+                       references=refs)
+    assert doc.force_calls["host_ml"] <= 2  # one step: the start and at most one more frame
+    assert not any(s.converged for s in doc.sites)
+    assert any("relax.ml_steps" in w for w in doc.warnings)
+
+
 def test_screening_leaves_out_a_site_the_surrogate_cannot_relax(tmp_path):
     """A site whose surrogate run fails (atoms collapse) is skipped, not fatal."""
     import numpy as np

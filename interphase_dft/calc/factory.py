@@ -7,6 +7,8 @@ Conventions (all stored with the result through the settings object):
   per reciprocal Angstrom including the 2 pi), one k-point along non-periodic directions and the
   Gamma point only when the cell has at least ``dft.gamma_only_atoms`` atoms;
 * Fermi-Dirac smearing, ``dft.smearing_width`` for metals and ``dft.insulator_smearing`` else;
+  cells of a Li insertion (``li_inserted``: binding energies, NEB) get at least
+  ``dft.li_insertion_smearing``;
 * point-group symmetry off when atoms move (relaxations, NEB): GPAW >= 25 raises
   ``SymmetryBrokenError`` when a geometry step breaks the symmetry it found at the start;
   time-reversal symmetry is kept (it does not depend on positions and halves the k-points);
@@ -59,10 +61,20 @@ def needs_dipole_correction(atoms: Atoms) -> bool:
     return int(np.sum(atoms.pbc)) == 2
 
 
-def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0) -> dict[str, Any]:
-    """Mixer, smearing and iteration limit for SCF attempt number ``attempt`` (0 = as set)."""
+def smearing_width(settings: CalcSettings, *, is_metal: bool, li_inserted: bool = False) -> float:
+    """Fermi-Dirac width (eV) of the first SCF attempt (see the module docstring)."""
     d = settings.dft
     width = d.smearing_width if is_metal else d.insulator_smearing
+    if li_inserted and d.li_insertion_smearing is not None:
+        width = max(width, d.li_insertion_smearing)
+    return width
+
+
+def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0,
+                   li_inserted: bool = False) -> dict[str, Any]:
+    """Mixer, smearing and iteration limit for SCF attempt number ``attempt`` (0 = as set)."""
+    d = settings.dft
+    width = smearing_width(settings, is_metal=is_metal, li_inserted=li_inserted)
     beta = d.mixer_beta
     maxiter = d.maxiter
     if attempt > 0:
@@ -84,6 +96,7 @@ def gpaw_parameters(
     is_metal: bool,
     spin: bool = False,
     attempt: int = 0,
+    li_inserted: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for ``gpaw.GPAW`` (without ``txt``); see the module docstring."""
     d = settings.dft
@@ -103,7 +116,8 @@ def gpaw_parameters(
         params["h"] = d.h
     if d.mode == "lcao":
         params["basis"] = d.basis
-    params.update(scf_parameters(settings, is_metal=is_metal, attempt=attempt))
+    params.update(scf_parameters(settings, is_metal=is_metal, attempt=attempt,
+                                 li_inserted=li_inserted))
     if moving:
         # point-group symmetry breaks when atoms move; time reversal does not, and keeping it
         # halves the k-points of non-Gamma meshes
@@ -125,6 +139,7 @@ def make_calculator(
     spin: bool = False,
     dispersion: bool = False,
     attempt: int = 0,
+    li_inserted: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> Calculator:
     """Return the ASE calculator for ``atoms`` with ``settings``.
@@ -147,6 +162,9 @@ def make_calculator(
         The phase needs dispersion; D3(BJ) is added when ``settings.dft.dispersion == 'd3'``.
     attempt
         SCF retry number (0 = settings as given, > 0 = safer mixing and smearing).
+    li_inserted
+        The cell belongs to a Li insertion (binding energy, NEB): smearing at least
+        ``dft.li_insertion_smearing``.
     extra
         GPAW keywords that replace the computed ones (e.g. ``{'hund': True}`` for the atom).
     """
@@ -158,7 +176,8 @@ def make_calculator(
     from gpaw import GPAW
 
     params = gpaw_parameters(
-        settings, atoms, moving=moving, is_metal=is_metal, spin=spin, attempt=attempt
+        settings, atoms, moving=moving, is_metal=is_metal, spin=spin, attempt=attempt,
+        li_inserted=li_inserted,
     )
     params.update(extra or {})
     calc: Calculator = GPAW(txt=str(txt) if txt is not None else None, **params)
@@ -203,6 +222,7 @@ class GPAWFactory:
     dispersion: bool = False
     txt: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    li_inserted: bool = False
 
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         txt = self.txt
@@ -216,7 +236,8 @@ class GPAWFactory:
             txt = str(p)
         return make_calculator(
             self.settings, atoms, txt=txt, moving=self.moving, is_metal=self.is_metal,
-            spin=self.spin, dispersion=self.dispersion, attempt=attempt, extra=self.extra,
+            spin=self.spin, dispersion=self.dispersion, attempt=attempt,
+            li_inserted=self.li_inserted, extra=self.extra,
         )
 
     @property
@@ -225,6 +246,7 @@ class GPAWFactory:
         return {
             "engine": "gpaw",
             "is_metal": self.is_metal,
+            "li_inserted": self.li_inserted,
             "spin": self.spin,
             "dispersion": dispersion_applied(self.settings, self.dispersion),
             "symmetry": "time-reversal only" if self.moving else "on",
@@ -235,14 +257,17 @@ class GPAWFactory:
 
 def factory_for(settings: CalcSettings, *, is_metal: bool, dispersion: bool = False,
                 moving: bool = True, spin: bool = False, txt: str | None = None,
-                extra: dict[str, Any] | None = None, ml_model: Any = None) -> Any:
+                extra: dict[str, Any] | None = None, ml_model: Any = None,
+                li_inserted: bool = False) -> Any:
     """The calculator factory for ``settings.engine``: :class:`GPAWFactory` or ``MLFactory``.
 
-    ``ml_model`` shares an already loaded surrogate between factories (engine ``'ml'``).
+    ``ml_model`` shares an already loaded surrogate between factories (engine ``'ml'``);
+    ``li_inserted`` marks the cells of a Li insertion (smearing, see the module docstring).
     """
     if settings.engine == "ml":
         from interphase_dft.calc.ml import MLFactory
 
         return MLFactory(settings.ml, _model=ml_model)
     return GPAWFactory(settings, is_metal=is_metal, moving=moving, spin=spin,
-                       dispersion=dispersion, txt=txt, extra=dict(extra or {}))
+                       dispersion=dispersion, txt=txt, extra=dict(extra or {}),
+                       li_inserted=li_inserted)

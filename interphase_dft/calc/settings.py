@@ -36,6 +36,13 @@ class DFTSettings(_Frozen):
     )
     smearing_width: float = Field(0.1, ge=0, description="Fermi-Dirac width, eV (metals)")
     insulator_smearing: float = Field(0.01, ge=0, description="Fermi-Dirac width, eV (insulators)")
+    li_insertion_smearing: float | None = Field(
+        0.1, ge=0,
+        description="Fermi-Dirac width, eV, at least applied to every cell of a Li insertion "
+        "(binding energies: host and host+Li alike; NEB endpoints and images): one added Li "
+        "puts an odd electron into the host's conduction band, and the insulator width with a "
+        "dipole layer made the SCF diverge (LPSC, P2S5 slabs); None = the phase's own width",
+    )
     scf_energy: float = Field(1e-5, gt=0, description="SCF energy convergence, eV/valence electron")
     scf_density: float = Field(1e-4, gt=0)
     maxiter: int = 200
@@ -49,6 +56,11 @@ class DFTSettings(_Frozen):
 class RelaxSettings(_Frozen):
     fmax: float = Field(0.05, gt=0, description="eV/Angstrom")
     steps: int = Field(200, gt=0)
+    ml_steps: int | None = Field(
+        None, gt=0, description="step budget of surrogate (ML) relaxations; None = steps. "
+        "Surrogate steps cost a fraction of a second, and soft molecular hosts (P2S5) and "
+        "interface endpoints need more of them than a DFT relaxation can afford",
+    )
     optimizer: Literal["BFGS", "FIRE", "LBFGS", "BFGSLineSearch"] = "BFGS"
     relax_cell_bulk: bool = False
     ml_prerelax: bool = Field(
@@ -59,6 +71,10 @@ class RelaxSettings(_Frozen):
         True, description="relax with DFT; False = one DFT single point at the "
         "surrogate-relaxed geometry (level 'PBE//CHGNet'; needs ml_prerelax)",
     )
+
+    def for_surrogate(self) -> RelaxSettings:
+        """These settings with the surrogate's step budget (``ml_steps``)."""
+        return self if self.ml_steps is None else self.model_copy(update={"steps": self.ml_steps})
 
     @model_validator(mode="after")
     def _static_needs_surrogate(self) -> RelaxSettings:
@@ -148,6 +164,13 @@ class CalcSettings(_Frozen):
     structure: StructureSettings = StructureSettings()
     binding: BindingSettings = BindingSettings()
 
+    @property
+    def surrogate_geometry(self) -> bool:
+        """True at the PBE//surrogate level: geometries (relaxed structures, NEB endpoints) come
+        from the surrogate and DFT gives single points (``relax.dft_relax`` False, engine GPAW).
+        """
+        return not self.relax.dft_relax and self.engine != "ml"
+
     def with_overrides(self, overrides: dict[str, Any] | None) -> CalcSettings:
         """Return a copy with nested ``overrides`` applied (unknown keys raise InputError)."""
         if not overrides:
@@ -193,8 +216,12 @@ def _laptop() -> CalcSettings:
     # neb_cost); the production preset relaxes and refines everything with DFT.
     return CalcSettings(
         preset="laptop",
-        dft=DFTSettings(ecut=300.0, kpt_density=2.0, gamma_only_atoms=60, dispersion="d3"),
-        relax=RelaxSettings(fmax=0.05, steps=150, ml_prerelax=True, dft_relax=False),
+        # maxiter 120: converging slab SCFs here need 30-60 iterations; a diverging one fails
+        # over to the safer retry after 120 instead of 200 (about 15 min of a 2-core laptop)
+        dft=DFTSettings(ecut=300.0, kpt_density=2.0, gamma_only_atoms=60, dispersion="d3",
+                        maxiter=120),
+        relax=RelaxSettings(fmax=0.05, steps=150, ml_steps=600, ml_prerelax=True,
+                            dft_relax=False),
         neb=NEBSettings(n_images=3, fmax=0.05, steps=100, dft_refine=False),
         structure=StructureSettings(
             slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=25.0,

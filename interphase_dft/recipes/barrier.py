@@ -201,12 +201,12 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     calls: dict[str, int] = {}
     warnings: list[str] = []
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
-                                          txt=str(workdir / "gpaw.txt"), extra=calc_extra)
+                                          txt=str(workdir / "gpaw.txt"), extra=calc_extra,
+                                          li_inserted=True)
     ends = []
     t0 = time.perf_counter()
     # relax.dft_relax=false: endpoints relaxed by the surrogate, then one DFT single point
-    surrogate_ends = (relax_endpoints and not settings.relax.dft_relax
-                      and settings.engine != "ml")
+    surrogate_ends = relax_endpoints and settings.surrogate_geometry
     ml_factory = None
     if surrogate_ends:
         from interphase_dft.calc.ml import MLFactory
@@ -216,7 +216,8 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     for name, atoms in (("initial", initial), ("final", final)):
         start = atoms
         if ml_factory is not None:
-            m = relax(atoms, ml_factory, workdir / name, settings.relax, label="ml")
+            m = relax(atoms, ml_factory, workdir / name, settings.relax.for_surrogate(),
+                      label="ml")
             calls[f"endpoint_{name}_ml"] = m.force_calls
             warnings += m.warnings
             start = m.atoms
@@ -273,10 +274,12 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         # an endpoint that is not a minimum makes the barrier meaningless: not converged
         res.converged = False
         warnings.append(f"endpoint relaxation not converged ({', '.join(unconverged_ends)}): "
-                        "the barrier is not used in the fit; raise relax.steps")
+                        "the barrier is not used in the fit; raise relax.steps (relax.ml_steps for "
+                        "surrogate relaxations)")
     doc_desc = dict(getattr(factory, "description", {}))
     doc_desc.pop("dft", None)
-    doc_desc["smearing"] = scf_parameters(settings, is_metal=is_metal)["occupations"]
+    doc_desc["smearing"] = scf_parameters(settings, is_metal=is_metal,
+                                          li_inserted=True)["occupations"]
     doc_desc["dispersion"] = (dispersion_applied(settings, dispersion)
                               if settings.engine == "gpaw" and calc_factory is None else "none")
     if calc_extra:

@@ -59,16 +59,11 @@ class SiteLike(Protocol):
     position: Any
 
 
-def dft_relaxes(settings: CalcSettings, ml: Any) -> bool:
-    """True when geometries are DFT-relaxed; False = DFT single points at surrogate minima."""
-    return settings.relax.dft_relax or ml is None
-
-
 def geometry_level(settings: CalcSettings, ml: Any) -> str:
     """Where the geometries come from, stored in ``doc.calculator['geometry']``."""
     if settings.engine == "ml":
         return "surrogate-relaxed (surrogate energies)"
-    if dft_relaxes(settings, ml):
+    if not settings.surrogate_geometry:
         return "DFT-relaxed" + (" (surrogate pre-relaxation)" if ml is not None else "")
     return f"{settings.ml.model}-relaxed, DFT single point ({settings.dft.xc}//{settings.ml.model})"
 
@@ -146,7 +141,8 @@ def host_binding(
     refs = references or li_references(settings, workdir / "references", dispersion=dispersion)
     timings["references"] = time.perf_counter() - t0
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
-                                          moving=True, txt=str(workdir / "gpaw.txt"))
+                                          moving=True, txt=str(workdir / "gpaw.txt"),
+                                          li_inserted=True)
     ml = None
     # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
     # it only moves the DFT starting geometry, every reported energy is DFT
@@ -157,12 +153,13 @@ def host_binding(
     start = host
     host_ml_converged = True
     if ml is not None and relax_host:
-        ml_res = relax(host, ml, workdir / "host", settings.relax, label="host-ml")
+        ml_res = relax(host, ml, workdir / "host", settings.relax.for_surrogate(),
+                       label="host-ml")
         start = ml_res.atoms
         start.set_constraint([c.copy() for c in host.constraints])
         calls["host_ml"] = ml_res.force_calls
         host_ml_converged = ml_res.converged
-    if relax_host and dft_relaxes(settings, ml):
+    if relax_host and not settings.surrogate_geometry:
         host_res = relax(start, factory, workdir / "host", settings.relax, label="host")
     else:
         host_res = static(start, factory, workdir / "host", label="host")
@@ -172,7 +169,8 @@ def host_binding(
     warnings += host_res.warnings
     if not host_res.converged:
         warnings.append(f"{phase} host relaxation not converged: every site is marked not "
-                        "converged (raise relax.steps)")
+                        "converged (raise relax.steps, or relax.ml_steps for surrogate "
+                        "relaxations)")
     host_final = host_res.atoms
     host_final.set_constraint([c.copy() for c in host.constraints])
 
@@ -197,10 +195,10 @@ def host_binding(
             start.set_constraint([c.copy() for c in host.constraints])
             ml_converged = bool(screening.record["ml_converged"][label])
         elif ml is not None:
-            ml_res = relax(start, ml, sdir, settings.relax, label="ml")
+            ml_res = relax(start, ml, sdir, settings.relax.for_surrogate(), label="ml")
             start, ml_converged = ml_res.atoms, ml_res.converged
             start.set_constraint([c.copy() for c in host.constraints])
-        if dft_relaxes(settings, ml):
+        if not settings.surrogate_geometry:
             res = relax(start, factory, sdir, settings.relax, label="relax")
         else:  # PBE//surrogate: one DFT single point at the surrogate minimum
             res = static(start, factory, sdir, label="static")
@@ -227,7 +225,8 @@ def host_binding(
     h_hash = structure_hash(host)
     desc = dict(getattr(factory, "description", {}))
     desc.pop("dft", None)
-    desc["smearing"] = scf_parameters(settings, is_metal=is_metal)["occupations"]
+    desc["smearing"] = scf_parameters(settings, is_metal=is_metal,
+                                      li_inserted=True)["occupations"]
     desc["dispersion"] = (dispersion_applied(settings, dispersion)
                           if settings.engine == "gpaw" and calc_factory is None else "none")
     desc["ml_prerelax"] = ml is not None

@@ -148,7 +148,7 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
         t0 = time.perf_counter()
         try:
             res = relax(with_li(host, site.position), factory, root / f"site-{label}",
-                        settings.relax, label="ml")
+                        settings.relax.for_surrogate(), label="ml")
         except CalculationError as exc:  # e.g. the surrogate collapses atoms at this site
             failed[label] = str(exc)
             out.timings[f"ml-site-{label}"] = time.perf_counter() - t0

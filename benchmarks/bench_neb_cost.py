@@ -82,7 +82,7 @@ def run_hop(hop: str, settings: Any, workdir: Path,
     """
     from interphase_dft import phases
     from interphase_dft.analysis.tables import dft_force_calls
-    from interphase_dft.recipes.barrier import interface_hop, neb_barrier
+    from interphase_dft.recipes.barrier import interface_hop, interface_hop_options, neb_barrier
 
     a, b = (phases.resolve_phase(x.strip()) for x in hop.split("|"))
     hopdir = workdir / f"{a}_{b}"
@@ -92,9 +92,7 @@ def run_hop(hop: str, settings: Any, workdir: Path,
     initial, final, meta = interface_hop(a, b, settings)
     out: dict[str, Any] = {"hop": f"{a}|{b}", "n_atoms": len(initial), "interface": meta,
                            "build_s": time.perf_counter() - t0, "runs": {}}
-    ia, ib = phases.phase_info(a), phases.phase_info(b)
-    kw = dict(is_metal=ia.is_metal or ib.is_metal,
-              dispersion=ia.needs_dispersion or ib.needs_dispersion, phase_a=a, phase_b=b)
+    kw = interface_hop_options(a, b)
     for mode, extra in RUNS:
         s = run_settings(settings, extra)
         if mode == "level" and s.neb.dft_refine and s.relax.dft_relax:

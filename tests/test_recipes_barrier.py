@@ -147,3 +147,20 @@ def test_unconverged_endpoint_makes_the_barrier_unconverged(tmp_path):
     doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=emt_factory)
     assert not doc.converged
     assert any("endpoint relaxation not converged (initial, final)" in w for w in doc.warnings)
+
+
+def test_interface_hops_get_the_li_insertion_smearing_and_vacancy_hops_do_not():
+    """An interface hop moves an added Li (odd electron in an insulator): >= 0.1 eV smearing."""
+    from interphase_dft.calc.factory import scf_parameters
+    from interphase_dft.recipes.barrier import interface_hop_options
+
+    opts = interface_hop_options("li2s", "LiCl")  # aliases resolve; both insulators
+    assert opts == {"is_metal": False, "dispersion": False, "phase_a": "Li2S",
+                    "phase_b": "LiCl", "li_inserted": True}
+    assert interface_hop_options("LiAl", "P2S5")["is_metal"] is True
+    assert interface_hop_options("LiAl", "P2S5")["dispersion"] is True
+    s = preset("laptop")
+    width = scf_parameters(s, is_metal=False, li_inserted=opts["li_inserted"])
+    assert width["occupations"]["width"] == s.dft.li_insertion_smearing == 0.1
+    # neb_barrier's default (a vacancy hop in an insulator) keeps the insulator width
+    assert scf_parameters(s, is_metal=False)["occupations"]["width"] == 0.01

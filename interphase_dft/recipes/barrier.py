@@ -162,7 +162,8 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                 interface_meta: dict[str, Any] | None = None,
                 relax_endpoints: bool = True, mic: bool = True,
                 calc_extra: dict[str, Any] | None = None,
-                calc_factory: CalcFactory | None = None) -> BarrierDoc:
+                calc_factory: CalcFactory | None = None,
+                li_inserted: bool = False) -> BarrierDoc:
     """Climbing-image NEB barrier between ``initial`` and ``final`` (same atom order).
 
     Parameters
@@ -186,6 +187,10 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         document's ``calculator`` field).
     calc_factory
         Use this factory instead of the one built from ``settings`` (tests, other codes).
+    li_inserted
+        The hopping Li is an added (interstitial) Li, as in interface hops: smearing at least
+        ``dft.li_insertion_smearing`` (see :mod:`interphase_dft.calc.factory`); a vacancy hop
+        in an insulator keeps the insulator width.
 
     Returns
     -------
@@ -202,7 +207,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     warnings: list[str] = []
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
                                           txt=str(workdir / "gpaw.txt"), extra=calc_extra,
-                                          li_inserted=True)
+                                          li_inserted=li_inserted)
     ends = []
     t0 = time.perf_counter()
     # relax.dft_relax=false: endpoints relaxed by the surrogate, then one DFT single point
@@ -279,7 +284,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     doc_desc = dict(getattr(factory, "description", {}))
     doc_desc.pop("dft", None)
     doc_desc["smearing"] = scf_parameters(settings, is_metal=is_metal,
-                                          li_inserted=True)["occupations"]
+                                          li_inserted=li_inserted)["occupations"]
     doc_desc["dispersion"] = (dispersion_applied(settings, dispersion)
                               if settings.engine == "gpaw" and calc_factory is None else "none")
     if calc_extra:
@@ -458,12 +463,21 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
 
     Cell and endpoints from :func:`interface_hop`, then :func:`neb_barrier`.
     """
+    initial, final, meta = interface_hop(phase_a, phase_b, settings)
+    kw = interface_hop_options(phase_a, phase_b)
+    return neb_barrier(initial, final, settings, workdir,
+                       label=f"{kw['phase_a']}|{kw['phase_b']}", interface_meta=meta, **kw)
+
+
+def interface_hop_options(phase_a: str, phase_b: str) -> dict[str, Any]:
+    """:func:`neb_barrier` keywords of an A|B interface hop (what :func:`migration_barrier`
+    passes): metal smearing when either side is a metal, D3 when either side needs it, and
+    the Li-insertion smearing (the hopping Li is an added interstitial).
+    """
     from interphase_dft import phases
 
     a, b = phases.resolve_phase(phase_a), phases.resolve_phase(phase_b)
     ia, ib = phases.phase_info(a), phases.phase_info(b)
-    initial, final, meta = interface_hop(a, b, settings)
-    return neb_barrier(initial, final, settings, workdir, label=f"{a}|{b}",
-                       is_metal=ia.is_metal or ib.is_metal,
-                       dispersion=ia.needs_dispersion or ib.needs_dispersion,
-                       phase_a=a, phase_b=b, interface_meta=meta)
+    return {"is_metal": ia.is_metal or ib.is_metal,
+            "dispersion": ia.needs_dispersion or ib.needs_dispersion,
+            "phase_a": a, "phase_b": b, "li_inserted": True}

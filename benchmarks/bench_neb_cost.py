@@ -24,6 +24,7 @@ Usage::
 
     python benchmarks/bench_neb_cost.py                          # laptop, Al|LiCl and LiAl|LiCl
     python benchmarks/bench_neb_cost.py --hops "LiAl|LiCl" --preset laptop
+    python benchmarks/bench_neb_cost.py --hops "Li2S:vacancy"    # the validation hop (saddle)
     python benchmarks/bench_neb_cost.py --quick                  # test preset, Al|Li2S, 2 steps
 """
 
@@ -46,6 +47,8 @@ NAME = "neb_cost"
 #: two small laptop interface hops whose CHGNet bands are single hops (Al|Li2S passes
 #: through an interface minimum, see README); 14 and 28 atoms + Li
 DEFAULT_HOPS = "Al|LiCl,LiAl|LiCl"
+#: the Li2S charged-vacancy hop of docs/validation.md (23 atoms, a real saddle), as a hop name
+VACANCY_HOP = "Li2S:vacancy"
 GOAL_RATIO = 5.0
 GOAL_BARRIER_EV = 0.03
 #: quick mode: two images, two steps (one image + ODE + climb crashes in ASE): a few minutes
@@ -84,15 +87,25 @@ def run_hop(hop: str, settings: Any, workdir: Path,
     from interphase_dft.analysis.tables import dft_force_calls
     from interphase_dft.recipes.barrier import interface_hop, interface_hop_options, neb_barrier
 
-    a, b = (phases.resolve_phase(x.strip()) for x in hop.split("|"))
-    hopdir = workdir / f"{a}_{b}"
+    t0 = time.perf_counter()
+    if hop.strip() == VACANCY_HOP:  # the validation hop (docs/validation.md): has a saddle
+        from interphase_dft.build.neb import li2s_vacancy_hop
+
+        initial, final, meta = li2s_vacancy_hop()
+        name = VACANCY_HOP
+        kw: dict[str, Any] = {"is_metal": False, "dispersion": False, "phase_a": "Li2S",
+                              "phase_b": "Li2S", "calc_extra": {"charge": meta["charge"]},
+                              "interface_meta": meta}
+    else:
+        a, b = (phases.resolve_phase(x.strip()) for x in hop.split("|"))
+        initial, final, meta = interface_hop(a, b, settings)
+        name = f"{a}|{b}"
+        kw = interface_hop_options(a, b)
+    hopdir = workdir / name.replace("|", "_").replace(":", "_")
     if fresh and hopdir.exists():
         shutil.rmtree(hopdir)
-    t0 = time.perf_counter()
-    initial, final, meta = interface_hop(a, b, settings)
-    out: dict[str, Any] = {"hop": f"{a}|{b}", "n_atoms": len(initial), "interface": meta,
+    out: dict[str, Any] = {"hop": name, "n_atoms": len(initial), "interface": meta,
                            "build_s": time.perf_counter() - t0, "runs": {}}
-    kw = interface_hop_options(a, b)
     for mode, extra in RUNS:
         s = run_settings(settings, extra)
         if mode == "level" and s.neb.dft_refine and s.relax.dft_relax:
@@ -104,7 +117,7 @@ def run_hop(hop: str, settings: Any, workdir: Path,
                 if src.exists() and not dst.exists():
                     shutil.copytree(src, dst)
         t0 = time.perf_counter()
-        doc = neb_barrier(initial, final, s, wd, label=f"{a}|{b}-{mode}", **kw)
+        doc = neb_barrier(initial, final, s, wd, label=f"{name}-{mode}", **kw)
         wall = time.perf_counter() - t0
         calls = dict(doc.force_calls)
         band_calls = calls.get("dft_neb", 0) + calls.get("dft_ml_path_check", 0)
@@ -121,7 +134,7 @@ def run_hop(hop: str, settings: Any, workdir: Path,
             "ml_fallback_reason": doc.ml_fallback_reason, "warnings": list(doc.warnings),
             "energies": list(doc.energies), "geometry": doc.calculator.get("geometry"),
         }
-        print(f"{NAME}: {a}|{b} {mode}: barrier {doc.barrier_forward:.3f} eV, "
+        print(f"{NAME}: {name} {mode}: barrier {doc.barrier_forward:.3f} eV, "
               f"{band_calls} DFT band calls ({dft_total} with endpoints), {wall:.0f} s",
               flush=True)
         yield out

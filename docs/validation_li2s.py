@@ -13,10 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-from ase.build import bulk
-
-from interphase_dft.build.neb import vacancy_hop_endpoints
+from interphase_dft.build.neb import li2s_vacancy_hop
 from interphase_dft.calc.settings import FULL_DFT_OVERRIDES, preset
 from interphase_dft.commands.calc import format_barrier
 from interphase_dft.recipes.barrier import neb_barrier
@@ -30,19 +27,11 @@ def main() -> None:
     # full DFT (DFT-relaxed endpoints, DFT CI-NEB) whatever the preset's own level
     settings = preset(sys.argv[2] if len(sys.argv) > 2 else "laptop",
                       FULL_DFT_OVERRIDES).with_overrides(parse_overrides(sys.argv[3:]))
-    # antifluorite: S on the fcc (Ca) site, Li on the tetrahedral (F) sites; a = 5.69 A (exp.)
-    cell = bulk("SLi2", "fluorite", a=5.69) * (2, 2, 2)  # 24 atoms, 8.05 A periodicity
-    li = [a.index for a in cell if a.symbol == "Li"]
-    j = li[0]
-    d = cell.get_distances(j, li, mic=True)
-    i = li[int(np.argsort(d)[1])]  # nearest Li neighbour (a/2 = 2.845 A)
-    initial, final = vacancy_hop_endpoints(cell, i, j)
+    initial, final, meta = li2s_vacancy_hop()
     t0 = time.perf_counter()
     doc = neb_barrier(initial, final, settings, workdir, label="Li2S vacancy hop",
                       is_metal=False, phase_a="Li2S", phase_b="Li2S",
-                      interface_meta={"system": "Li2S 2x2x2 primitive, V_Li^-1 hop",
-                                      "hop_distance_A": initial.info.get("hop_distance_A")},
-                      calc_extra={"charge": -1})
+                      interface_meta=meta, calc_extra={"charge": meta["charge"]})
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "li2s_vacancy_hop.json").write_text(doc.model_dump_json(indent=1))
     print(format_barrier(doc))

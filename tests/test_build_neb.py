@@ -223,3 +223,20 @@ def test_migration_barrier_builds_endpoints_on_both_sides(monkeypatch, tmp_path)
     assert z[side == 0].max() + 0.1 >= ini.positions[-1, 2]
     assert z[side == 1].min() - 0.1 <= fin.positions[-1, 2]
     assert _fixed(ini) == _fixed(fin)
+
+
+def test_li2s_validation_hop_is_a_nearest_neighbour_vacancy_hop():
+    from interphase_dft.build.neb import LI2S_A_EXP, li2s_vacancy_hop, nearest_li_vacancy_hop
+
+    initial, final, meta = li2s_vacancy_hop()
+    assert initial.get_chemical_formula() == final.get_chemical_formula() == "Li15S8"
+    assert meta["charge"] == -1 and meta["hop_distance_A"] == pytest.approx(LI2S_A_EXP / 2)
+    moved = np.linalg.norm(final.positions - initial.positions, axis=1)
+    assert np.count_nonzero(moved > 1e-9) == 1  # only the hopping Li moves
+    assert moved.max() == pytest.approx(LI2S_A_EXP / 2)
+    from ase.build import bulk
+
+    with pytest.raises(InputError, match="not Li"):
+        nearest_li_vacancy_hop(bulk("SLi2", "fluorite", a=5.69), vacancy=0)
+    with pytest.raises(InputError, match="two Li"):
+        nearest_li_vacancy_hop(bulk("Al"))

@@ -244,6 +244,45 @@ def vacancy_hop_endpoints(bulk_supercell: Atoms, i: int, j: int) -> tuple[Atoms,
     return initial, final
 
 
+def nearest_li_vacancy_hop(supercell: Atoms, vacancy: int | None = None) -> tuple[Atoms, Atoms]:
+    """Vacancy hop of the Li nearest to Li ``vacancy`` (default: the first Li) into its site.
+
+    See :func:`vacancy_hop_endpoints`; the nearest neighbour uses the minimum image.
+    """
+    li = [a.index for a in supercell if a.symbol == "Li"]
+    if len(li) < 2:
+        raise InputError(f"{supercell.get_chemical_formula()} needs at least two Li for a "
+                         "vacancy hop; use a larger supercell")
+    j = li[0] if vacancy is None else int(vacancy)
+    if j not in li:
+        raise InputError(f"atom {j} is not Li; pass the index of a Li atom as vacancy")
+    others = [k for k in li if k != j]
+    d = supercell.get_distances(j, others, mic=True)
+    return vacancy_hop_endpoints(supercell, others[int(np.argmin(d))], j)
+
+
+#: experimental antifluorite Li2S lattice constant used by the validation hop, Angstrom
+LI2S_A_EXP = 5.69
+
+
+def li2s_vacancy_hop() -> tuple[Atoms, Atoms, dict[str, object]]:
+    """The validation hop: charged Li vacancy in a 2x2x2 primitive Li2S supercell (Li15S8).
+
+    Antifluorite (S on the fcc site, Li on the tetrahedral sites) at the experimental
+    a = 5.69 Angstrom; nearest-neighbour hop (a/2 = 2.845 Angstrom). Compute it with GPAW
+    ``charge=-1`` (the V_Li^- of Moradabadi and Kaghazchi, APL 108, 213906 (2016), 0.27 eV;
+    see docs/validation.md). Returns (initial, final, meta).
+    """
+    from ase.build import bulk
+
+    cell = bulk("SLi2", "fluorite", a=LI2S_A_EXP) * (2, 2, 2)  # 24 atoms, 8.05 A images
+    initial, final = nearest_li_vacancy_hop(cell)
+    meta: dict[str, object] = {"system": "Li2S 2x2x2 primitive, V_Li^-1 hop",
+                               "hop_distance_A": initial.info.get("hop_distance_A"),
+                               "charge": -1, "a_A": LI2S_A_EXP}
+    return initial, final, meta
+
+
 def interpolate_images(
     initial: Atoms,
     final: Atoms,

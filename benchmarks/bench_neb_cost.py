@@ -162,6 +162,12 @@ def assess(hop: dict[str, Any], n_images: int) -> dict[str, Any]:
             f"saddle); the cheapest possible ML run costs {2 * n_images} DFT calls (check + "
             f"one step), so a 5x saving needs a plain "
             f"run of >= {10 * n_images} calls")
+    e = p.get("energies") or []
+    if len(e) > 2 and max(e[1:-1]) <= max(e[0], e[-1]):
+        limits.append(f"the plain DFT band has no saddle (no intermediate image above both "
+                      f"endpoints: {', '.join(f'{x:.3f}' for x in e)} eV), so it converged "
+                      f"in {p['dft_band_calls']} DFT band calls and a surrogate path has "
+                      "little to save")
     if abs(diff) > GOAL_BARRIER_EV:
         limits.append(f"barriers differ by {diff:+.3f} eV: the two bands converged to "
                       "different saddles or fmax is too loose for 0.03 eV agreement")

@@ -101,3 +101,28 @@ def test_store_benchmark_quick(tmp_path: Path) -> None:
     assert quantities["insert, total"] == pytest.approx(m["insert_s"])
     table = common.markdown_table(common.load_results(out))
     assert common.format_value(m["insert_s"]) in table
+
+
+def _run(calls: int, energies: list[float], converged: bool = True,
+         fallback: str | None = None, steps: int | None = 2) -> dict:
+    return {"dft_band_calls": calls, "barrier_forward": max(energies) - energies[0],
+            "converged": converged, "ml_fallback_reason": fallback, "energies": energies,
+            "dft_neb_steps": steps}
+
+
+def test_neb_cost_assessment_states_what_limits_the_saving() -> None:
+    import bench_neb_cost
+
+    saddle = [0.0, 0.12, 0.244, 0.12, 0.0]
+    hop = {"runs": {"plain": _run(21, saddle), "ml": _run(3, [0.0, 0.12, 0.25, 0.12, 0.0])}}
+    a = bench_neb_cost.assess(hop, n_images=3)
+    assert a["dft_call_ratio"] == pytest.approx(7.0) and a["goal_met"] is True
+    assert a["limits"] == []
+    # a band without a saddle, a small ratio and a large barrier difference: all named
+    downhill = [0.0, -0.02, -0.05, -0.07, -0.09]
+    hop = {"runs": {"plain": _run(12, downhill), "ml": _run(15, [0.0, 0.1, 0.0, -0.05, -0.09])}}
+    a = bench_neb_cost.assess(hop, n_images=3)
+    assert a["goal_met"] is False and a["dft_call_ratio"] == pytest.approx(0.8)
+    text = " ".join(a["limits"])
+    assert "no saddle" in text and "12 DFT band calls" in text
+    assert "barriers differ by +0.100 eV" in text and ">= 30 calls" in text

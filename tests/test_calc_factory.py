@@ -63,6 +63,27 @@ def test_li_insertion_cells_get_the_insertion_smearing_host_and_host_plus_li_ali
     assert factory_for(s, is_metal=False, li_inserted=True).li_inserted
 
 
+def test_insertion_spin_only_for_non_metals_and_seeds_one_moment():
+    import numpy as np
+    from ase.constraints import FixAtoms
+
+    from interphase_dft.calc.factory import insertion_spin, seed_moment
+
+    s = preset("laptop")
+    assert insertion_spin(s, is_metal=False) and not insertion_spin(s, is_metal=True)
+    assert not insertion_spin(s.with_overrides({"dft": {"li_insertion_spin": False}}),
+                              is_metal=False)
+    assert not insertion_spin(s.with_overrides({"engine": "ml"}), is_metal=False)
+    atoms = bulk("LiCl", "rocksalt", a=5.14) * (2, 1, 1)
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    seeded = seed_moment(atoms, 3)
+    assert seeded.get_initial_magnetic_moments().tolist() == [0, 0, 0, 1.0]
+    assert seeded.constraints and not atoms.has("initial_magmoms")  # input untouched
+    assert np.allclose(seeded.positions, atoms.positions)
+    p = gpaw_parameters(s, seeded, moving=True, is_metal=False, spin=True)
+    assert p["spinpol"] is True
+
+
 def test_scf_retry_is_safer():
     s = preset("laptop")
     p0 = scf_parameters(s, is_metal=True)

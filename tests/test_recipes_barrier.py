@@ -164,3 +164,25 @@ def test_interface_hops_get_the_li_insertion_smearing_and_vacancy_hops_do_not():
     assert width["occupations"]["width"] == s.dft.li_insertion_smearing == 0.1
     # neb_barrier's default (a vacancy hop in an insulator) keeps the insulator width
     assert scf_parameters(s, is_metal=False)["occupations"]["width"] == 0.01
+
+
+def test_an_added_li_hopping_through_non_metals_gets_a_seeded_moment(tmp_path):
+    """li_inserted + non-metal: every calculation sees 1 mu_B on the hopping atom only."""
+    seen = []
+
+    def spy(atoms, attempt=0, label=""):
+        seen.append(atoms.get_initial_magnetic_moments().copy())
+        return EMT()
+
+    settings = preset("test", {"neb": {"steps": 3}, "relax": {"steps": 2}})
+    initial, final = al_adatom_hop()
+    initial.info["li_index"] = len(initial) - 1
+    doc = neb_barrier(initial, final, settings, tmp_path / "spin", calc_factory=spy,
+                      is_metal=False, li_inserted=True)
+    assert doc.calculator["spin"].startswith("spin-polarised")
+    assert seen and all(m[-1] == 1.0 and not m[:-1].any() for m in seen)
+    assert not initial.has("initial_magmoms")  # the caller's endpoints are not modified
+    seen.clear()
+    doc = neb_barrier(initial, final, settings, tmp_path / "metal", calc_factory=spy,
+                      is_metal=True, li_inserted=True)
+    assert doc.calculator["spin"] == "spin-paired" and not any(m.any() for m in seen)

@@ -369,3 +369,29 @@ def test_screening_leaves_out_a_site_the_surrogate_cannot_relax(tmp_path):
     with pytest.raises(CalculationError, match=r"every Li site.*max_dft_sites=null"):
         screen_sites(host, sites, settings, workdir=tmp_path / "all", with_li=with_li,
                      ml_factory=always)
+
+
+@pytest.mark.slow
+def test_li_in_an_insulator_is_spin_polarised_and_not_higher_than_spin_paired(settings,
+                                                                              refs_dir,
+                                                                              tmp_path):
+    """Li interstitial in LiCl (odd electron, wide gap): the spin-polarised host + Li energy
+    is variationally at or below the spin-paired one, and the document says which was used."""
+    from interphase_dft.build.sites import interstitial_sites
+    from interphase_dft.recipes.binding import host_binding
+
+    host = bulk("LiCl", "rocksalt", a=5.14)
+    site = interstitial_sites(host)[0]
+    refs = li_references(settings, refs_dir)
+    docs = {}
+    for spin in (True, False):
+        s = settings.with_overrides({"dft": {"li_insertion_spin": spin}})
+        docs[spin] = host_binding(host, [site], s, workdir=tmp_path / str(spin), phase="LiCl",
+                                  mode="bulk", is_metal=False, relax_host=False,
+                                  references=refs)
+    assert docs[True].calculator["spin"].startswith("host + Li spin-polarised")
+    assert docs[False].calculator["spin"] == "spin-paired"
+    assert docs[True].host_energy == pytest.approx(docs[False].host_energy, abs=1e-6)
+    assert docs[True].calculator["smearing"]["width"] == settings.dft.li_insertion_smearing
+    e_pol, e_paired = docs[True].sites[0].energy, docs[False].sites[0].energy
+    assert e_pol <= e_paired + 2e-3

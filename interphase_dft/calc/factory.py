@@ -9,6 +9,9 @@ Conventions (all stored with the result through the settings object):
 * Fermi-Dirac smearing, ``dft.smearing_width`` for metals and ``dft.insulator_smearing`` else;
   cells of a Li insertion (``li_inserted``: binding energies, NEB) get at least
   ``dft.li_insertion_smearing``;
+* spin: the host + Li cells of an insertion into a non-metal are spin-polarised with 1 mu_B
+  on the inserted Li (:func:`insertion_spin`, :func:`seed_moment`); everything else is
+  spin-paired except the isolated Li atom reference;
 * point-group symmetry off when atoms move (relaxations, NEB): GPAW >= 25 raises
   ``SymmetryBrokenError`` when a geometry step breaks the symmetry it found at the start;
   time-reversal symmetry is kept (it does not depend on positions and halves the k-points);
@@ -68,6 +71,22 @@ def smearing_width(settings: CalcSettings, *, is_metal: bool, li_inserted: bool 
     if li_inserted and d.li_insertion_smearing is not None:
         width = max(width, d.li_insertion_smearing)
     return width
+
+
+def insertion_spin(settings: CalcSettings, *, is_metal: bool) -> bool:
+    """True when the cells of a Li insertion into this host are spin-polarised
+    (``dft.li_insertion_spin``, non-metallic host, GPAW engine)."""
+    return settings.dft.li_insertion_spin and not is_metal and settings.engine == "gpaw"
+
+
+def seed_moment(atoms: Atoms, index: int, moment: float = 1.0) -> Atoms:
+    """Copy of ``atoms`` (constraints kept) whose only initial magnetic moment is ``moment``
+    (mu_B) on atom ``index``: the inserted Li of a spin-polarised insertion cell."""
+    out = atoms.copy()
+    moments = np.zeros(len(out))
+    moments[index] = moment
+    out.set_initial_magnetic_moments(moments)
+    return out
 
 
 def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0,

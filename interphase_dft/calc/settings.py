@@ -43,6 +43,14 @@ class DFTSettings(_Frozen):
         "puts an odd electron into the host's conduction band, and the insulator width with a "
         "dipole layer made the SCF diverge (LPSC, P2S5 slabs); None = the phase's own width",
     )
+    li_insertion_spin: bool = Field(
+        True,
+        description="spin-polarise the cells of a Li insertion into a non-metallic host "
+        "(host + Li, interface-hop endpoints and images) with an initial moment of 1 mu_B on "
+        "the inserted Li: on an insulator its odd electron stays localised, and a spin-paired "
+        "calculation would put a half-filled level at the Fermi energy; the closed-shell host "
+        "is computed without spin (same energy)",
+    )
     scf_energy: float = Field(1e-5, gt=0, description="SCF energy convergence, eV/valence electron")
     scf_density: float = Field(1e-4, gt=0)
     maxiter: int = 200

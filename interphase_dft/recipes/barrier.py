@@ -36,7 +36,13 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
-from interphase_dft.calc.factory import dispersion_applied, factory_for, scf_parameters
+from interphase_dft.calc.factory import (
+    dispersion_applied,
+    factory_for,
+    insertion_spin,
+    scf_parameters,
+    seed_moment,
+)
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.neb import NEBResult, run_neb
 from interphase_dft.calc.runners import relax, static
@@ -189,8 +195,9 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         Use this factory instead of the one built from ``settings`` (tests, other codes).
     li_inserted
         The hopping Li is an added (interstitial) Li, as in interface hops: smearing at least
-        ``dft.li_insertion_smearing`` (see :mod:`interphase_dft.calc.factory`); a vacancy hop
-        in an insulator keeps the insulator width.
+        ``dft.li_insertion_smearing``, and spin-polarised with 1 mu_B seeded on the hopping Li
+        (``info['li_index']``, else the last atom) when neither side is a metal (see
+        :mod:`interphase_dft.calc.factory`); a vacancy hop in an insulator stays as it is.
 
     Returns
     -------
@@ -205,9 +212,14 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     timings: dict[str, float] = {}
     calls: dict[str, int] = {}
     warnings: list[str] = []
+    # an added Li hopping through non-metals: spin-polarised, 1 mu_B seeded on the hopping Li
+    spin = li_inserted and insertion_spin(settings, is_metal=is_metal)
+    if spin:
+        li = int(initial.info.get("li_index", len(initial) - 1))
+        initial, final = seed_moment(initial, li), seed_moment(final, li)
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
                                           txt=str(workdir / "gpaw.txt"), extra=calc_extra,
-                                          li_inserted=li_inserted)
+                                          li_inserted=li_inserted, spin=spin)
     ends = []
     t0 = time.perf_counter()
     # relax.dft_relax=false: endpoints relaxed by the surrogate, then one DFT single point
@@ -289,6 +301,8 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                               if settings.engine == "gpaw" and calc_factory is None else "none")
     if calc_extra:
         doc_desc["extra"] = dict(calc_extra)
+    doc_desc["spin"] = ("spin-polarised (1 mu_B seeded on the hopping Li)" if spin
+                        else "spin-paired")
     doc_desc["geometry"] = ("surrogate-relaxed endpoints, DFT single points" if surrogate_ends
                             else "DFT-relaxed endpoints" if relax_endpoints
                             else "endpoints as given")

@@ -32,7 +32,13 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.calc.factory import dispersion_applied, factory_for, scf_parameters
+from interphase_dft.calc.factory import (
+    dispersion_applied,
+    factory_for,
+    insertion_spin,
+    scf_parameters,
+    seed_moment,
+)
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.references import li_references
 from interphase_dft.calc.runners import relax, static
@@ -143,6 +149,14 @@ def host_binding(
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
                                           moving=True, txt=str(workdir / "gpaw.txt"),
                                           li_inserted=True)
+    # host + Li of a non-metal: spin-polarised, 1 mu_B seeded on the Li (the host stays
+    # closed-shell and spin-paired); calc_factory replaces both factories
+    spin = insertion_spin(settings, is_metal=is_metal)
+    site_factory = factory
+    if spin and calc_factory is None:
+        site_factory = factory_for(settings, is_metal=is_metal, dispersion=dispersion,
+                                   moving=True, txt=str(workdir / "gpaw.txt"),
+                                   li_inserted=True, spin=True)
     ml = None
     # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
     # it only moves the DFT starting geometry, every reported energy is DFT
@@ -198,10 +212,12 @@ def host_binding(
             ml_res = relax(start, ml, sdir, settings.relax.for_surrogate(), label="ml")
             start, ml_converged = ml_res.atoms, ml_res.converged
             start.set_constraint([c.copy() for c in host.constraints])
+        if spin:
+            start = seed_moment(start, len(start) - 1)
         if not settings.surrogate_geometry:
-            res = relax(start, factory, sdir, settings.relax, label="relax")
+            res = relax(start, site_factory, sdir, settings.relax, label="relax")
         else:  # PBE//surrogate: one DFT single point at the surrogate minimum
-            res = static(start, factory, sdir, label="static")
+            res = static(start, site_factory, sdir, label="static")
             res.converged = res.converged and ml_converged
         timings[f"site-{label}"] = time.perf_counter() - t0
         calls[f"site-{label}"] = res.force_calls
@@ -229,6 +245,8 @@ def host_binding(
                                       li_inserted=True)["occupations"]
     desc["dispersion"] = (dispersion_applied(settings, dispersion)
                           if settings.engine == "gpaw" and calc_factory is None else "none")
+    desc["spin"] = ("host + Li spin-polarised (1 mu_B seeded on Li), host spin-paired" if spin
+                    else "spin-paired")
     desc["ml_prerelax"] = ml is not None
     desc["geometry"] = geometry_level(settings, ml)
     return BindingEnergyDoc(

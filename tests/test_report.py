@@ -161,3 +161,18 @@ def test_report_command_reads_the_embedded_store(
     assert main(["report", "-o", str(out)]) == 0
     data = json.loads((out / "results.json").read_text())
     assert len(data["binding_energies"]) == 4 and len(data["barriers"]) == 3
+
+
+def test_tables_state_spin_and_smearing_of_each_result() -> None:
+    from interphase_dft.analysis.tables import barrier_rows, binding_rows
+
+    pol = make_binding_doc("LiCl", [-0.5]).model_copy(update={"calculator": {
+        "spin": "host + Li spin-polarised (1 mu_B seeded on Li), host spin-paired",
+        "smearing": {"name": "fermi-dirac", "width": 0.1}}})
+    old = make_binding_doc("Al", [-1.0]).model_copy(update={"calculator": {"spin": False}})
+    rows = {r["phase"]: r for r in binding_rows([pol, old])}
+    assert rows["LiCl"]["spin"] == "polarised" and rows["LiCl"]["smearing_eV"] == 0.1
+    assert rows["Al"]["spin"] == "paired" and rows["Al"]["smearing_eV"] is None
+    bar = make_barrier_doc("LiAl", "LiCl", 0.4).model_copy(
+        update={"calculator": {"spin": "spin-paired"}})
+    assert barrier_rows([bar])[0]["spin"] == "paired"

@@ -34,6 +34,18 @@ def _settings_hash(doc: BindingEnergyDoc | BarrierDoc) -> str:
     return (doc.settings_hash or settings_hash(doc.settings))[:12]
 
 
+def _spin_text(doc: BindingEnergyDoc | BarrierDoc) -> str:
+    """'polarised' or 'paired' from ``calculator.spin`` (a text, or a flag in old documents)."""
+    v = doc.calculator.get("spin")
+    return ("polarised" if "polarised" in v else "paired") if isinstance(v, str) else (
+        "polarised" if v else "paired")
+
+
+def _smearing_width(doc: BindingEnergyDoc | BarrierDoc) -> float | None:
+    smearing = doc.calculator.get("smearing")
+    return smearing.get("width") if isinstance(smearing, dict) else None
+
+
 def binding_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
     """One row per chosen binding document (lowest site under both references)."""
     return [
@@ -42,7 +54,8 @@ def binding_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
             "lowest_site": d.lowest_site, "E_b_atom_eV": d.binding_energy_atom,
             "E_b_bcc_eV": d.binding_energy_bcc, "n_sites": len(d.sites),
             "converged": all(s.converged for s in d.sites), "preset": doc_preset(d) or "-",
-            "geometry": d.calculator.get("geometry", "-"),
+            "geometry": d.calculator.get("geometry", "-"), "spin": _spin_text(d),
+            "smearing_eV": _smearing_width(d),
             "settings_hash": _settings_hash(d), "uid": d.uid,
         }
         for d in sorted(docs, key=lambda d: (d.mode, d.phase))
@@ -104,7 +117,7 @@ def barrier_rows(
             "interface": d.interface, "barrier_forward_eV": d.barrier_forward,
             "barrier_reverse_eV": d.barrier_reverse, "reaction_energy_eV": d.reaction_energy,
             "converged": d.converged, "fmax_final_eV_A": d.fmax_final, "stage": d.stage,
-            "dft_force_calls": dft_force_calls(d),
+            "dft_force_calls": dft_force_calls(d), "spin": _spin_text(d),
             "ml_barrier_eV": d.ml_barrier,
             "dE_eV": p.delta_e if p else None, "abs_dE_eV": p.abs_delta_e if p else None,
             "used_in_fit": p.used if p else False,

@@ -11,6 +11,10 @@ Li and the upper layers relax; slabs are computed with ``pbc=(T, T, F)`` and a d
 correction (the Li-covered slab is always asymmetric, and the clean slab gets the same
 correction so both energies are computed alike).
 
+Every calculation of the recipe uses at least ``dft.li_insertion_smearing`` (host and host+Li
+alike); on a non-metallic host, host+Li is spin-polarised with 1 mu_B seeded on the Li
+(``dft.li_insertion_spin``; see :mod:`interphase_dft.calc.factory`).
+
 The host is relaxed first (optionally pre-relaxed with the ML surrogate, which only moves the
 starting geometry; every reported energy is DFT). Each site is relaxed in its own checkpointed
 sub-directory of ``workdir``, so an interrupted recipe resumes site by site.

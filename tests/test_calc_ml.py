@@ -35,3 +35,27 @@ def test_surrogate_loads_offline_and_relaxes(tmp_path, no_network):
     assert r.converged and r.fmax <= 0.05
     assert r.energy < e0
     assert MLFactory(MLSettings()).description["model"].startswith("chgnet-")
+
+
+def test_surrogate_gets_d3_exactly_where_dft_does():
+    """P2S5 (vdW-bound): CHGNet + D3(BJ) holds two P4S10-like S2 dimers together where
+    CHGNet alone gives no dispersion; metals and the test preset stay plain CHGNet."""
+    from ase import Atoms
+    from ase.calculators.mixing import SumCalculator
+
+    from interphase_dft.calc.factory import surrogate_factory
+    from interphase_dft.calc.settings import preset
+
+    laptop = preset("laptop")  # dft.dispersion = 'd3'
+    f = surrogate_factory(laptop, dispersion=True)
+    assert f.d3_xc == "PBE" and f.description["dispersion"] == "d3(PBE)"
+    assert surrogate_factory(laptop, dispersion=False).d3_xc is None
+    assert surrogate_factory(preset("test"), dispersion=True).d3_xc is None  # no D3 there
+    two = Atoms("S2S2", positions=[(0, 0, 0), (0, 0, 1.9), (4.0, 0, 0), (4.0, 0, 1.9)],
+                cell=[12, 12, 12], pbc=True)
+    calc = f(two)
+    assert isinstance(calc, SumCalculator)
+    two.calc = calc
+    e_d3 = two.get_potential_energy()
+    two.calc = surrogate_factory(laptop, dispersion=False)(two)
+    assert e_d3 < two.get_potential_energy()  # dispersion only adds attraction

@@ -286,3 +286,22 @@ def test_cell_relaxation_records_stress(tmp_path):
                  cell=True)
     assert full.converged and full.atoms.cell.lengths()[0] < 4.15
     assert "stress" in full.atoms.calc.results
+
+
+def test_atom_at_the_vacuum_boundary_of_a_slab_is_refused():
+    """A molecule that left the slab during a surrogate relaxation must not reach GPAW."""
+    from interphase_dft.calc.guard import check_geometry, edge_distance
+
+    slab = fcc111("Al", (1, 1, 3), vacuum=5.0)
+    slab.pbc = (True, True, False)
+    d, _, axis = edge_distance(slab)
+    assert d == pytest.approx(5.0) and axis == 2
+    check_geometry(slab)  # fine
+    slab.positions[-1, 2] = slab.cell[2, 2] - 0.3  # 0.3 A below the top of the cell
+    with pytest.raises(CalculationError, match=r"atom 2 \(Al\) is 0.30 A from the cell "
+                                               r"boundary.*slab_vacuum"):
+        check_geometry(slab)
+    bulk_al = slab.copy()
+    bulk_al.pbc = True
+    check_geometry(bulk_al)  # periodic along z: no boundary
+    assert edge_distance(Atoms("Li"))[0] == float("inf")  # no cell at all

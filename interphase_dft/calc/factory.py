@@ -284,9 +284,21 @@ def factory_for(settings: CalcSettings, *, is_metal: bool, dispersion: bool = Fa
     ``li_inserted`` marks the cells of a Li insertion (smearing, see the module docstring).
     """
     if settings.engine == "ml":
-        from interphase_dft.calc.ml import MLFactory
-
-        return MLFactory(settings.ml, _model=ml_model)
+        return surrogate_factory(settings, dispersion=dispersion, ml_model=ml_model)
     return GPAWFactory(settings, is_metal=is_metal, moving=moving, spin=spin,
                        dispersion=dispersion, txt=txt, extra=dict(extra or {}),
                        li_inserted=li_inserted)
+
+
+def surrogate_factory(settings: CalcSettings, *, dispersion: bool = False,
+                      ml_model: Any = None) -> Any:
+    """The ML surrogate's factory (``interphase_dft.calc.ml.MLFactory``) for a phase.
+
+    It gets DFT-D3(BJ) on top of CHGNet exactly when the DFT calculations of the phase do
+    (``dispersion`` requested and ``dft.dispersion == 'd3'``), so surrogate geometries of
+    vdW-bound phases (P2S5) hold together. PBE D3 parameters: CHGNet is trained on PBE.
+    """
+    from interphase_dft.calc.ml import MLFactory
+
+    d3 = "PBE" if dispersion_applied(settings, dispersion) == "d3" else None
+    return MLFactory(settings.ml, _model=ml_model, d3_xc=d3)

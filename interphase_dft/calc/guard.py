@@ -3,7 +3,8 @@
 :class:`GuardedCalculator` sits between ASE (optimizers, NEB) and the real calculator built by a
 factory ``factory(atoms, attempt, label)``. It
 
-* refuses geometries with two atoms closer than ``min_distance`` (collapsed structures),
+* refuses geometries with two atoms closer than ``min_distance`` (collapsed structures) or
+  an atom at the cell boundary along a non-periodic axis (:func:`edge_distance`),
 * raises :class:`CalculationError` for NaN/inf energies or forces and for forces above
   ``max_force`` (eV/Angstrom), naming the formula and the setting,
 * turns a missing PAW setup into a :class:`CalculationError`,
@@ -41,8 +42,45 @@ def min_distance(atoms: Atoms) -> float:
     return float(d.min())
 
 
+#: atoms closer than this to the cell boundary along a non-periodic axis are refused, Angstrom
+EDGE_MARGIN = 1.0
+
+
+def edge_distance(atoms: Atoms) -> tuple[float, int, int]:
+    """(distance, atom, axis): the atom closest to the cell boundary along a non-periodic axis
+    with a cell vector (slab vacuum, boxed atom), in Angstrom; (inf, -1, -1) when none.
+
+    Negative when the atom lies outside the cell along that axis.
+    """
+    best = (float("inf"), -1, -1)
+    cell = atoms.cell
+    for axis in range(3):
+        if atoms.pbc[axis] or cell.lengths()[axis] == 0 or not len(atoms):
+            continue
+        # height of the cell along this axis: volume / area of the other two vectors
+        others = [cell[i] for i in range(3) if i != axis]
+        height = abs(float(np.linalg.det(cell[:]))) / float(np.linalg.norm(np.cross(*others)))
+        frac = cell.scaled_positions(atoms.positions)[:, axis]
+        dist = np.minimum(frac, 1.0 - frac) * height
+        i = int(np.argmin(dist))
+        if dist[i] < best[0]:
+            best = (float(dist[i]), i, axis)
+    return best
+
+
 def check_geometry(atoms: Atoms, min_dist: float = 0.5, what: str = "") -> None:
-    """Raise :class:`CalculationError` when two atoms are closer than ``min_dist`` Angstrom."""
+    """Raise :class:`CalculationError` for a collapsed structure (two atoms closer than
+    ``min_dist`` Angstrom) or an atom within ``EDGE_MARGIN`` of the cell boundary along a
+    non-periodic axis (a molecule that left a slab; GPAW's zero boundary would cut it)."""
+    edge, i, axis = edge_distance(atoms)
+    if edge < EDGE_MARGIN:
+        raise CalculationError(
+            f"{what or 'structure'} {atoms.get_chemical_formula()}: atom {i} "
+            f"({atoms[i].symbol}) is {edge:.2f} A from the cell boundary along the "
+            f"non-periodic axis {axis} (< {EDGE_MARGIN} A): an atom or molecule left the "
+            "slab (a surrogate relaxation without the dispersion the phase needs?) or the "
+            "vacuum is too thin; check the geometry or raise structure.slab_vacuum"
+        )
     dmin = min_distance(atoms)
     if dmin < min_dist:
         raise CalculationError(

@@ -65,16 +65,29 @@ def ml_calculator(settings: MLSettings, model: Any = None) -> Calculator:
 
 @dataclass
 class MLFactory:
-    """Factory ``factory(atoms, attempt=0, label='')`` for CHGNet calculators (shared model)."""
+    """Factory ``factory(atoms, attempt=0, label='')`` for CHGNet calculators (shared model).
+
+    ``d3_xc``: add DFT-D3(BJ) with that functional's parameters (``'PBE'``: CHGNet is trained
+    on PBE energies without dispersion), for phases whose DFT calculations get D3. Without it
+    the surrogate lets vdW-bound molecules drift apart (a P4S10 molecule left a P2S5 slab by
+    5.6 Angstrom in a CHGNet relaxation; with D3 the slab stays intact).
+    """
 
     settings: MLSettings
     _model: Any = field(default=None, repr=False)
+    d3_xc: str | None = None
 
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         if self._model is None:
             self._model = load_model(self.settings)
-        return ml_calculator(self.settings, self._model)
+        calc = ml_calculator(self.settings, self._model)
+        if self.d3_xc:
+            from interphase_dft.calc.factory import add_d3
+
+            calc = add_d3(calc, self.d3_xc)
+        return calc
 
     @property
     def description(self) -> dict[str, Any]:
-        return {"engine": "ml", "model": f"chgnet-{CHGNET_MODEL}", "device": self.settings.device}
+        return {"engine": "ml", "model": f"chgnet-{CHGNET_MODEL}", "device": self.settings.device,
+                "dispersion": f"d3({self.d3_xc})" if self.d3_xc else "none"}

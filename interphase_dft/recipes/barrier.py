@@ -42,6 +42,7 @@ from interphase_dft.calc.factory import (
     insertion_spin,
     scf_parameters,
     seed_moment,
+    surrogate_factory,
 )
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.neb import NEBResult, run_neb
@@ -226,9 +227,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     surrogate_ends = relax_endpoints and settings.surrogate_geometry
     ml_factory = None
     if surrogate_ends:
-        from interphase_dft.calc.ml import MLFactory
-
-        ml_factory = MLFactory(settings.ml)
+        ml_factory = surrogate_factory(settings, dispersion=dispersion)
     unconverged_ends = []
     for name, atoms in (("initial", initial), ("final", final)):
         start = atoms
@@ -266,7 +265,8 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     if nset.ml_prestage and settings.engine != "ml":
         t0 = time.perf_counter()
         ml_band, ml_barrier, fallback, dft_check_calls, ml_converged = _ml_prestage(
-            band, settings, workdir, factory)
+            band, settings, workdir, factory,
+            ml_factory or surrogate_factory(settings, dispersion=dispersion))
         timings["ml_neb"] = time.perf_counter() - t0
         calls["dft_ml_path_check"] = dft_check_calls
         if fallback is None:
@@ -317,17 +317,14 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                        calculator=doc_desc, input_structure=initial)
 
 
-def _ml_prestage(band: list[Atoms], settings: CalcSettings, workdir: Path,
-                 dft_factory: Any) -> tuple[list[Atoms], float | None, str | None, int, bool]:
-    """Converge the band with the surrogate.
+def _ml_prestage(band: list[Atoms], settings: CalcSettings, workdir: Path, dft_factory: Any,
+                 ml: Any) -> tuple[list[Atoms], float | None, str | None, int, bool]:
+    """Converge the band with the surrogate factory ``ml``.
 
     Returns (band, ML barrier, fallback reason, DFT calls, surrogate NEB converged); the band
     holds DFT single points on the surrogate path when accepted, else the input band.
     """
-    from interphase_dft.calc.ml import MLFactory
-
     nset = settings.neb
-    ml = MLFactory(settings.ml)
     ml_ends = []
     for name, im in (("initial", band[0]), ("final", band[-1])):
         r = static(im, ml, workdir / "ml-endpoints", label=name)

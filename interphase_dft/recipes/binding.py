@@ -42,6 +42,7 @@ from interphase_dft.calc.factory import (
     insertion_spin,
     scf_parameters,
     seed_moment,
+    surrogate_factory,
 )
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.references import li_references
@@ -165,7 +166,7 @@ def host_binding(
     # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
     # it only moves the DFT starting geometry, every reported energy is DFT
     if settings.relax.ml_prerelax and settings.engine != "ml":
-        ml = factory_for(settings.model_copy(update={"engine": "ml"}), is_metal=is_metal)
+        ml = surrogate_factory(settings, dispersion=dispersion)
 
     t0 = time.perf_counter()
     start = host
@@ -195,7 +196,8 @@ def host_binding(
     screening = None
     if screen:
         screening = screen_sites(host_final, sites, settings, workdir=workdir, with_li=with_li,
-                                 ml_factory=ml)
+                                 ml_factory=ml or surrogate_factory(settings,
+                                                                    dispersion=dispersion))
         timings.update(screening.timings)
         calls.update(screening.force_calls)
         warnings += screening.warnings
@@ -252,6 +254,8 @@ def host_binding(
     desc["spin"] = ("host + Li spin-polarised (1 mu_B seeded on Li), host spin-paired" if spin
                     else "spin-paired")
     desc["ml_prerelax"] = ml is not None
+    if ml is not None:
+        desc["surrogate"] = ml.description
     desc["geometry"] = geometry_level(settings, ml)
     return BindingEnergyDoc(
         settings=s_dump, settings_hash=s_hash, timings=timings, force_calls=calls,

@@ -183,12 +183,29 @@ def _as_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def demo_passes(project: Path) -> dict[str, float]:
+    """Wall time of each ``make demo`` pass run in ``project``, seconds, by pass name.
+
+    A pass ``NAME`` is a pair of files ``NAME.start``/``NAME.end`` holding Unix times
+    (``demo.start``/``demo.end``, then ``demo2.*``, ... when a run was stopped and resumed);
+    a pass without its end file is skipped.
+    """
+    out = {}
+    for start in sorted(project.glob("demo*.start")):
+        end = start.with_suffix(".end")
+        try:
+            out[start.stem] = float(end.read_text()) - float(start.read_text())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
 def from_project(project: Path, spec_path: Path) -> dict[str, Any]:
     """Measurements of a campaign already run in ``project`` (e.g. a finished ``make demo``).
 
     The embedded store ``project/.interphase`` gives the launch records and documents; the
-    total wall time is the span of ``project/demo.start`` and ``demo.end`` (Unix seconds,
-    written around ``make demo``) when present, else the span of the FireWorks launches.
+    total wall time is the sum of the ``make demo`` passes (:func:`demo_passes`) when present,
+    else the span of the FireWorks launches.
     """
     from interphase_dft.campaign import load_spec
     from interphase_dft.fw.launchpad import init_embedded, lp_session, open_launchpad
@@ -211,11 +228,13 @@ def from_project(project: Path, spec_path: Path) -> dict[str, Any]:
     ends = [_as_time(t) for _, t in times if t]
     if starts and ends:
         m["launch_span_s"] = (max(ends) - min(starts)).total_seconds()
-    try:
-        m["wall_s"] = float((project / "demo.end").read_text()) - float(
-            (project / "demo.start").read_text())
-        m["wall_source"] = "demo.start/demo.end around `make demo` (includes the bootstrap)"
-    except (OSError, ValueError):
+    passes = demo_passes(project)
+    if passes:
+        m["passes_s"] = passes
+        m["wall_s"] = float(sum(passes.values()))
+        m["wall_source"] = (f"sum of {len(passes)} `make demo` pass(es) "
+                            f"({', '.join(passes)}: start/end files, bootstrap included)")
+    else:
         m["wall_s"] = m.get("launch_span_s", 0.0)
         m["wall_source"] = "first launch start to last launch end"
     m["stages_s"] = stage_split(docs, m)

@@ -126,3 +126,15 @@ def test_neb_cost_assessment_states_what_limits_the_saving() -> None:
     text = " ".join(a["limits"])
     assert "no saddle" in text and "12 DFT band calls" in text
     assert "barriers differ by +0.100 eV" in text and ">= 30 calls" in text
+
+
+def test_campaign_wall_time_sums_the_demo_passes(tmp_path: Path) -> None:
+    import bench_campaign
+
+    (tmp_path / "demo.start").write_text("1000\n")
+    (tmp_path / "demo.end").write_text("3020\n")
+    (tmp_path / "demo2.start").write_text("5000")
+    (tmp_path / "demo2.end").write_text("5500")
+    (tmp_path / "demo3.start").write_text("9000")  # still running: no end file
+    assert bench_campaign.demo_passes(tmp_path) == {"demo": 2020.0, "demo2": 500.0}
+    assert bench_campaign.demo_passes(tmp_path / "missing") == {}

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -159,9 +160,7 @@ def host_binding(
     spin = insertion_spin(settings, is_metal=is_metal)
     site_factory = factory
     if spin and calc_factory is None:
-        site_factory = factory_for(settings, is_metal=is_metal, dispersion=dispersion,
-                                   moving=True, txt=str(workdir / "gpaw.txt"),
-                                   li_inserted=True, spin=True)
+        site_factory = replace(factory, spin=True)  # the host's GPAWFactory, spin-polarised
     ml = None
     # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
     # it only moves the DFT starting geometry, every reported energy is DFT

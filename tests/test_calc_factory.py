@@ -91,6 +91,20 @@ def test_scf_retry_is_safer():
     assert p1["mixer"]["beta"] < p0["mixer"]["beta"]
     assert p1["occupations"]["width"] > p0["occupations"]["width"]
     assert p1["maxiter"] > p0["maxiter"]
+    assert p1["mixer"]["backend"] == p0["mixer"]["backend"] == "msr1"
+
+
+def test_spin_polarised_runs_mix_with_pulay():
+    """MSR1 diverged on a spin-polarised LPSC slab with one Li; spin runs use Pulay."""
+    s = preset("laptop")
+    assert scf_parameters(s, is_metal=False, spin=True)["mixer"]["backend"] == "pulay"
+    p = gpaw_parameters(s, bulk("Al"), moving=False, is_metal=False, spin=True)
+    assert p["spinpol"] and p["mixer"]["backend"] == "pulay"
+    assert gpaw_parameters(s, bulk("Al"), moving=False, is_metal=True)["mixer"]["backend"] == (
+        "msr1")
+    plain = s.with_overrides({"dft": {"dispersion": "none"}})  # the bare GPAW calculator
+    calc = make_calculator(plain, bulk("Al"), txt=None, moving=False, is_metal=False, spin=True)
+    assert type(calc.parameters.mixer).__name__ == "Pulay"  # GPAW took the backend
 
 
 def test_lcao_and_fd_modes():
@@ -113,6 +127,24 @@ def test_make_calculator_gpaw_and_d3():
     assert f.description["dispersion"] == "d3"
     assert GPAWFactory(preset("test"), is_metal=False, dispersion=True).description[
         "dispersion"] == "none"
+
+
+def test_dispersion_scope_all_puts_every_phase_on_one_hamiltonian():
+    """ΔE compares phases: with scope 'all' (default) a metal that does not need D3 gets it
+    too, as do the Li references; scope 'phase' restricts D3 to phases that need it."""
+    from interphase_dft.calc.factory import dispersion_applied
+    from interphase_dft.calc.references import references_key
+
+    laptop = preset("laptop")
+    assert laptop.dft.dispersion_scope == "all"
+    assert GPAWFactory(laptop, is_metal=True, dispersion=False).description["dispersion"] == "d3"
+    assert references_key(laptop, False) == references_key(laptop, True)
+    per_phase = laptop.with_overrides({"dft": {"dispersion_scope": "phase"}})
+    assert dispersion_applied(per_phase, False) == "none"
+    assert dispersion_applied(per_phase, True) == "d3"
+    assert references_key(per_phase, False) != references_key(per_phase, True)
+    with pytest.raises(ValueError, match="dispersion_scope"):
+        laptop.with_overrides({"dft": {"dispersion_scope": "some"}})
 
 
 def test_engine_ml_is_refused_by_gpaw_factory():

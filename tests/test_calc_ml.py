@@ -39,17 +39,19 @@ def test_surrogate_loads_offline_and_relaxes(tmp_path, no_network):
 
 def test_surrogate_gets_d3_exactly_where_dft_does():
     """P2S5 (vdW-bound): CHGNet + D3(BJ) holds two P4S10-like S2 dimers together where
-    CHGNet alone gives no dispersion; metals and the test preset stay plain CHGNet."""
+    CHGNet alone gives no dispersion; without D3 in the DFT settings it stays plain CHGNet."""
     from ase import Atoms
     from ase.calculators.mixing import SumCalculator
 
     from interphase_dft.calc.factory import surrogate_factory
     from interphase_dft.calc.settings import preset
 
-    laptop = preset("laptop")  # dft.dispersion = 'd3'
+    laptop = preset("laptop")  # dft.dispersion = 'd3', scope 'all'
     f = surrogate_factory(laptop, dispersion=True)
     assert f.d3_xc == "PBE" and f.description["dispersion"] == "d3(PBE)"
-    assert surrogate_factory(laptop, dispersion=False).d3_xc is None
+    assert surrogate_factory(laptop, dispersion=False).d3_xc == "PBE"  # every phase
+    plain = laptop.with_overrides({"dft": {"dispersion": "none"}})
+    assert surrogate_factory(plain, dispersion=True).d3_xc is None
     assert surrogate_factory(preset("test"), dispersion=True).d3_xc is None  # no D3 there
     two = Atoms("S2S2", positions=[(0, 0, 0), (0, 0, 1.9), (4.0, 0, 0), (4.0, 0, 1.9)],
                 cell=[12, 12, 12], pbc=True)
@@ -57,5 +59,5 @@ def test_surrogate_gets_d3_exactly_where_dft_does():
     assert isinstance(calc, SumCalculator)
     two.calc = calc
     e_d3 = two.get_potential_energy()
-    two.calc = surrogate_factory(laptop, dispersion=False)(two)
+    two.calc = surrogate_factory(plain, dispersion=False)(two)
     assert e_d3 < two.get_potential_energy()  # dispersion only adds attraction

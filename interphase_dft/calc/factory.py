@@ -18,7 +18,9 @@ Conventions (all stored with the result through the settings object):
 * dipole-layer correction along the non-periodic axis of slabs (``pbc`` = (T, T, F));
   GPAW's new code supports it in PW mode as well;
 * DFT-D3(BJ) added through :class:`ase.calculators.mixing.SumCalculator` and
-  ``dftd3.ase.DFTD3`` when ``dispersion`` is requested and ``dft.dispersion == 'd3'``.
+  ``dftd3.ase.DFTD3`` when ``dft.dispersion == 'd3'``: on every calculation with the default
+  ``dft.dispersion_scope == 'all'``, only where ``dispersion`` is requested (P2S5) with
+  ``'phase'`` (see :func:`dispersion_applied`).
 
 SCF retries: ``attempt`` > 0 returns a "safer" calculator (mixer beta halved per attempt,
 smearing doubled, more iterations); runners call it after a ``ConvergenceError``.
@@ -90,8 +92,11 @@ def seed_moment(atoms: Atoms, index: int, moment: float = 1.0) -> Atoms:
 
 
 def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0,
-                   li_inserted: bool = False) -> dict[str, Any]:
-    """Mixer, smearing and iteration limit for SCF attempt number ``attempt`` (0 = as set)."""
+                   li_inserted: bool = False, spin: bool = False) -> dict[str, Any]:
+    """Mixer, smearing and iteration limit for SCF attempt number ``attempt`` (0 = as set).
+
+    Spin-polarised runs use ``dft.spin_mixer`` (Pulay), spin-paired ones ``dft.mixer``.
+    """
     d = settings.dft
     width = smearing_width(settings, is_metal=is_metal, li_inserted=li_inserted)
     beta = d.mixer_beta
@@ -101,7 +106,8 @@ def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0,
         width = max(width, 0.05) * 2**attempt
         maxiter = d.maxiter * (1 + attempt)
     return {
-        "mixer": {"beta": beta, "nmaxold": 5 + 3 * attempt, "weight": 50.0},
+        "mixer": {"backend": d.spin_mixer if spin else d.mixer, "beta": beta,
+                  "nmaxold": 5 + 3 * attempt, "weight": 50.0},
         "occupations": {"name": "fermi-dirac", "width": width},
         "maxiter": maxiter,
     }
@@ -136,7 +142,7 @@ def gpaw_parameters(
     if d.mode == "lcao":
         params["basis"] = d.basis
     params.update(scf_parameters(settings, is_metal=is_metal, attempt=attempt,
-                                 li_inserted=li_inserted))
+                                 li_inserted=li_inserted, spin=spin))
     if moving:
         # point-group symmetry breaks when atoms move; time reversal does not, and keeping it
         # halves the k-points of non-Gamma meshes
@@ -178,7 +184,8 @@ def make_calculator(
     spin
         Spin-polarised calculation (initial moments from ``atoms``).
     dispersion
-        The phase needs dispersion; D3(BJ) is added when ``settings.dft.dispersion == 'd3'``.
+        The phase needs dispersion (P2S5); see :func:`dispersion_applied` for when D3(BJ) is
+        added.
     attempt
         SCF retry number (0 = settings as given, > 0 = safer mixing and smearing).
     li_inserted
@@ -206,8 +213,15 @@ def make_calculator(
 
 
 def dispersion_applied(settings: CalcSettings, requested: bool) -> str:
-    """Name of the dispersion correction actually applied: ``'d3(bj)'``-style or ``'none'``."""
-    return "d3" if requested and settings.dft.dispersion == "d3" else "none"
+    """Dispersion correction actually applied: ``'d3'`` or ``'none'``.
+
+    ``requested`` says the phase needs dispersion (P2S5); it only matters with
+    ``dft.dispersion_scope == 'phase'``. With the default scope ``'all'`` every calculation of
+    the settings gets the same correction, so energies of different phases can be compared.
+    """
+    if settings.dft.dispersion != "d3":
+        return "none"
+    return "d3" if requested or settings.dft.dispersion_scope == "all" else "none"
 
 
 def add_d3(calc: Calculator, xc: str) -> Calculator:
@@ -295,7 +309,7 @@ def surrogate_factory(settings: CalcSettings, *, dispersion: bool = False,
     """The ML surrogate's factory (``interphase_dft.calc.ml.MLFactory``) for a phase.
 
     It gets DFT-D3(BJ) on top of CHGNet exactly when the DFT calculations of the phase do
-    (``dispersion`` requested and ``dft.dispersion == 'd3'``), so surrogate geometries of
+    (:func:`dispersion_applied`), so surrogate geometries of
     vdW-bound phases (P2S5) hold together. PBE D3 parameters: CHGNet is trained on PBE.
     """
     from interphase_dft.calc.ml import MLFactory

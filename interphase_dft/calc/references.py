@@ -8,8 +8,9 @@
   ``settings.dft.kpt_density``.
 
 Both are cached in ``workdir/li_references-<hash>.json``, keyed by the DFT (and relax) settings and
-the dispersion flag, so repeated calls cost nothing. With ``dispersion=True`` (hosts that get
-DFT-D3) the references get D3 too, so E_b never mixes corrected and uncorrected energies.
+the dispersion applied, so repeated calls cost nothing. The references get DFT-D3 exactly when
+the host does (:func:`interphase_dft.calc.factory.dispersion_applied`), so E_b never mixes
+corrected and uncorrected energies.
 """
 
 from __future__ import annotations

@@ -55,8 +55,22 @@ class DFTSettings(_Frozen):
     scf_density: float = Field(1e-4, gt=0)
     maxiter: int = 200
     mixer_beta: float = 0.05
+    mixer: Literal["msr1", "pulay"] = Field(
+        "msr1", description="GPAW density-mixer backend of spin-paired runs (GPAW's default)")
+    spin_mixer: Literal["msr1", "pulay"] = Field(
+        "pulay", description="mixer backend of spin-polarised runs. Measured on the laptop "
+        "preset: an LPSC slab with one Li (76 atoms, Li insertion spin on) diverged with "
+        "MSR1 (energies swinging by 1e4 eV over 48 iterations) and converged in 33 "
+        "iterations with Pulay; a Li3P slab with one Li needed 59 MSR1 iterations",
+    )
     dispersion: Literal["none", "d3"] = Field(
-        "none", description="'d3' adds DFT-D3(BJ) where the phase needs it (P2S5)"
+        "none", description="'d3' adds DFT-D3(BJ); where is set by dispersion_scope"
+    )
+    dispersion_scope: Literal["all", "phase"] = Field(
+        "all", description="'all': D3 on every calculation (every phase, interface and Li "
+        "reference), so that binding energies of different phases and their difference ΔE "
+        "come from one Hamiltonian; 'phase': D3 only on phases that need it (P2S5) and their "
+        "interfaces, which mixes PBE and PBE-D3 in a ΔE between P2S5 and another phase",
     )
     atom_box: float = Field(12.0, ge=8, description="vacuum box edge for the isolated Li atom, A")
 

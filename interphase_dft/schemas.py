@@ -191,8 +191,11 @@ class BarrierDoc(_Doc):
     energies: list[float] = Field(description="image energies relative to the initial state, eV")
     path_coordinate: list[float] = Field(description="cumulative path length, Angstrom")
     spline: dict[str, list[float]] = Field(description="{'x': [...], 'y': [...]} NEBTools-like fit")
-    barrier_forward: float
-    barrier_reverse: float
+    barrier_forward: float = Field(
+        description="largest energy rise walking the path forward (energetic span): "
+        "max(E) - E(initial) for one hop; for a path joined at an intermediate minimum the "
+        "highest saddle above the lowest minimum before it")
+    barrier_reverse: float = Field(description="the same, walking from the final state back")
     reaction_energy: float
     converged: bool
     fmax_final: float
@@ -200,6 +203,9 @@ class BarrierDoc(_Doc):
         True, description="False when an intermediate image lies below both endpoints "
         "(the band passes through another minimum: not one hop)",
     )
+    segments: list[dict[str, Any]] = Field(
+        default_factory=list, description="hops of a path split at an intermediate minimum: "
+        "image range in this path, per-hop barriers, stage, convergence; empty for one hop")
     climbing_image: int | None = None
     stage: Literal["dft", "ml+dft", "dft//ml", "ml"] = Field(
         description="how the final path was obtained: 'dft' DFT CI-NEB from IDPP, 'ml+dft' "

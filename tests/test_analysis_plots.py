@@ -45,6 +45,18 @@ def test_neb_plot_converged_and_not(tmp_path: Path) -> None:
     assert "NOT CONVERGED" in svg
 
 
+def test_neb_plot_of_a_path_joined_at_an_intermediate_minimum(tmp_path: Path) -> None:
+    """The barrier arrow starts at the intermediate minimum (energetic span), not at image 0."""
+    doc = make_barrier_doc("LiAl", "Li2S", 0.7, n_images=9)
+    e = [0.0, 0.5, 0.7, 0.2, -0.5, 0.1, 0.4, 0.2, 0.3]
+    doc = doc.model_copy(update={
+        "energies": e, "barrier_forward": 0.9, "barrier_reverse": 1.2,
+        "segments": [{"images": [0, 4]}, {"images": [4, 8]}]})
+    paths = plots.plot_neb_profile(doc, tmp_path)
+    _check(paths)
+    assert "0.900 eV" in paths[1].read_text()
+
+
 def test_correlation_plot_with_fit_and_with_warning(tmp_path: Path) -> None:
     pts = [_point(f"A{i}|B", x, 0.1 + 0.3 * x + 0.02 * (-1) ** i)
            for i, x in enumerate([0.2, 0.5, 0.7, 1.0, 1.4])]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from ase import Atoms
 from ase.build import add_adsorbate, fcc100
+from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
@@ -186,3 +189,81 @@ def test_an_added_li_hopping_through_non_metals_gets_a_seeded_moment(tmp_path):
     doc = neb_barrier(initial, final, settings, tmp_path / "metal", calc_factory=spy,
                       is_metal=True, li_inserted=True)
     assert doc.calculator["spin"] == "spin-paired" and not any(m.any() for m in seen)
+
+
+class ThreeWells(Calculator):
+    """Last atom in three Gaussian wells along x (harmonic in y, z); other atoms feel nothing.
+
+    Wells at x = 0, 2, 4 Angstrom from the box centre (10, 10, 10) with depths 1.0, 1.3,
+    0.9 eV: a hop from the first well to the last passes through a deeper intermediate minimum.
+    """
+
+    implemented_properties = ("energy", "forces")
+    centres = np.array([0.0, 2.0, 4.0])
+    depths = np.array([1.0, 1.3, 0.9])
+    width = 0.5
+    kappa = 2.0
+    origin = 10.0
+
+    def potential(self, x: np.ndarray) -> np.ndarray:
+        g = np.exp(-((x[..., None] - self.centres) ** 2) / (2 * self.width**2))
+        return -(self.depths * g).sum(-1)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x, y, z = self.atoms.positions[-1] - self.origin
+        g = np.exp(-((x - self.centres) ** 2) / (2 * self.width**2))
+        forces = np.zeros((len(self.atoms), 3))
+        forces[-1] = [-(self.depths * g * (x - self.centres)).sum() / self.width**2,
+                      -self.kappa * y, -self.kappa * z]
+        self.results = {"energy": float(self.potential(np.array(x)) +
+                                        0.5 * self.kappa * (y * y + z * z)),
+                        "forces": forces}
+
+
+def three_wells_factory(atoms, attempt=0, label=""):
+    return ThreeWells()
+
+
+def three_wells_hop():
+    """A 'Li' from the first well to the last; two fixed spectators give IDPP its distances."""
+    s = Atoms("HeHeLi", positions=[(7.0, 14.0, 10.0), (17.0, 14.0, 10.0), (10.0, 10.0, 10.0)],
+              cell=[24, 24, 24])
+    s.set_constraint(FixAtoms(indices=[0, 1]))
+    f = s.copy()
+    f.positions[-1, 0] += 4.0
+    return s, f
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_band_through_an_intermediate_minimum_is_split_into_two_hops(tmp_path, split):
+    """The barriers of the joined path are its energetic spans, checked against the exact
+    saddles of the potential; without the split the band is flagged as not one hop."""
+    settings = preset("test", {"neb": {"fmax": 0.02}})
+    initial, final = three_wells_hop()
+    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=three_wells_factory,
+                      phase_a="A", phase_b="B", split_minimum=split)
+    if not split:
+        assert not doc.band_continuous and doc.segments == []
+        assert any("another minimum" in w for w in doc.warnings)
+        return
+    wells = ThreeWells()
+    x = np.linspace(0.0, 4.0, 4001)
+    v = wells.potential(x)
+    e_a, e_m, e_b = (float(v[np.argmin(np.abs(x - c))]) for c in (0.0, 2.0, 4.0))
+    s1, s2 = float(v[x < 2].max()), float(v[x > 2].max())
+    assert doc.band_continuous and doc.converged and len(doc.segments) == 2
+    n = settings.neb.n_images + 2
+    assert len(doc.images) == 2 * n - 1
+    assert [sg["images"] for sg in doc.segments] == [[0, n - 1], [n - 1, 2 * n - 2]]
+    assert doc.energies[n - 1] == pytest.approx(e_m - e_a, abs=0.01)  # the relaxed minimum
+    assert doc.segments[0]["barrier_forward"] == pytest.approx(s1 - e_a, abs=0.02)
+    assert doc.segments[1]["barrier_forward"] == pytest.approx(s2 - e_m, abs=0.02)
+    # energetic span: the second saddle above the intermediate minimum, not above the start
+    assert doc.barrier_forward == pytest.approx(s2 - e_m, abs=0.02)
+    assert doc.barrier_forward > max(doc.energies)
+    assert doc.barrier_reverse == pytest.approx(s1 - e_m, abs=0.02)
+    assert doc.reaction_energy == pytest.approx(e_b - e_a, abs=0.01)
+    assert any("energetic span" in w for w in doc.warnings)
+    assert doc.force_calls["intermediate"] >= 1 and doc.force_calls["seg2_dft_neb"] > 0
+    assert BarrierDoc.model_validate_json(doc.model_dump_json()).segments == doc.segments

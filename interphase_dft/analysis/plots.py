@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from interphase_dft.analysis.stats import BarrierPoint, CorrelationResult
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
+from interphase_dft.span import span_points
 
 FORMATS = ("png", "svg")
 STAGE_NAMES = {"dft": "DFT", "ml+dft": "ML path + DFT", "dft//ml": "DFT on ML path",
@@ -95,14 +96,17 @@ def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None) -> 
     marker_face = "tab:blue" if doc.converged else "none"
     if len(xi) == len(ei) and len(ei):
         ax.plot(xi, ei, "o", color="tab:blue", mfc=marker_face, ms=7, label="images")
-        top = int(np.argmax(ei))
-        x_top = float(xi[top])
+        # the barrier is the energetic span: from the lowest point before the highest rise
+        low, top = span_points(ei) if doc.segments else (0, int(np.argmax(ei)))
+        x_top, e_low = float(xi[top]), float(ei[low])
         ax.annotate(
-            "", xy=(x_top, ei[0] + doc.barrier_forward), xytext=(x_top, ei[0]),
+            "", xy=(x_top, e_low + doc.barrier_forward), xytext=(x_top, e_low),
             arrowprops={"arrowstyle": "<->", "color": "tab:red"},
         )
-        ax.axhline(ei[0], color="0.6", lw=0.8, ls="--")
-        ax.text(x_top, ei[0] + 0.5 * doc.barrier_forward,
+        ax.axhline(e_low, color="0.6", lw=0.8, ls="--")
+        for sg in doc.segments[1:]:  # where the joined hops meet (the intermediate minimum)
+            ax.axvline(float(xi[sg["images"][0]]), color="0.6", lw=0.8, ls=":")
+        ax.text(x_top, e_low + 0.5 * doc.barrier_forward,
                 f"  $E_a$ = {doc.barrier_forward:.3f} eV\n  reverse {doc.barrier_reverse:.3f} eV",
                 color="tab:red", va="center", fontsize=9)
     if doc.ml_barrier is not None:

@@ -118,6 +118,7 @@ def barrier_rows(
             "barrier_reverse_eV": d.barrier_reverse, "reaction_energy_eV": d.reaction_energy,
             "converged": d.converged, "fmax_final_eV_A": d.fmax_final, "stage": d.stage,
             "dft_force_calls": dft_force_calls(d), "spin": _spin_text(d),
+            "hops": max(1, len(d.segments)),
             "ml_barrier_eV": d.ml_barrier,
             "dE_eV": p.delta_e if p else None, "abs_dE_eV": p.abs_delta_e if p else None,
             "used_in_fit": p.used if p else False,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from interphase_dft.calc.neb import NEBResult, run_neb
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
+from interphase_dft.recipes.segments import join_bands, segment_summary
 from interphase_dft.schemas import (
     BarrierDoc,
     NEBImageData,
@@ -56,6 +58,7 @@ from interphase_dft.schemas import (
     settings_hash,
     structure_hash,
 )
+from interphase_dft.span import span_barriers
 
 log = logging.getLogger("interphase_dft.recipes")
 
@@ -69,6 +72,8 @@ ML_MIN_DISTANCE = 0.7
 ML_MAX_STEP_RATIO = 3.0
 #: an intermediate image this far below the lower endpoint marks another minimum, eV
 INTERMEDIATE_MINIMUM = 0.05
+#: path stages from the cheapest level to the most complete one (a joined path gets the lowest)
+STAGE_RANK = ("ml", "dft//ml", "ml+dft", "dft")
 
 
 def intermediate_minimum(energies: list[float] | np.ndarray) -> str | None:
@@ -170,7 +175,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                 relax_endpoints: bool = True, mic: bool = True,
                 calc_extra: dict[str, Any] | None = None,
                 calc_factory: CalcFactory | None = None,
-                li_inserted: bool = False) -> BarrierDoc:
+                li_inserted: bool = False, split_minimum: bool = True) -> BarrierDoc:
     """Climbing-image NEB barrier between ``initial`` and ``final`` (same atom order).
 
     Parameters
@@ -199,6 +204,13 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         ``dft.li_insertion_smearing``, and spin-polarised with 1 mu_B seeded on the hopping Li
         (``info['li_index']``, else the last atom) when neither side is a metal (see
         :mod:`interphase_dft.calc.factory`); a vacancy hop in an insulator stays as it is.
+    split_minimum
+        When the converged band passes through another minimum (an image more than
+        ``INTERMEDIATE_MINIMUM`` eV below the lower endpoint), relax that image at the
+        endpoints' level and converge the hops initial -> minimum -> final separately
+        (work directories ``intermediate/``, ``seg1/``, ``seg2/``). The document then holds
+        the joined path, its ``segments`` and, as barriers, the energetic spans
+        (:mod:`interphase_dft.recipes.segments`).
 
     Returns
     -------
@@ -221,34 +233,19 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
                                           txt=str(workdir / "gpaw.txt"), extra=calc_extra,
                                           li_inserted=li_inserted, spin=spin)
-    ends = []
     t0 = time.perf_counter()
     # relax.dft_relax=false: endpoints relaxed by the surrogate, then one DFT single point
     surrogate_ends = relax_endpoints and settings.surrogate_geometry
-    ml_factory = None
-    if surrogate_ends:
-        ml_factory = surrogate_factory(settings, dispersion=dispersion)
+    ml_factory = surrogate_factory(settings, dispersion=dispersion) if surrogate_ends else None
+    ends = []
     unconverged_ends = []
     for name, atoms in (("initial", initial), ("final", final)):
-        start = atoms
-        if ml_factory is not None:
-            m = relax(atoms, ml_factory, workdir / name, settings.relax.for_surrogate(),
-                      label="ml")
-            calls[f"endpoint_{name}_ml"] = m.force_calls
-            warnings += m.warnings
-            start = m.atoms
-            start.set_constraint([c.copy() for c in atoms.constraints])
-            if not m.converged:
-                unconverged_ends.append(name)
-        if relax_endpoints and not surrogate_ends:
-            r = relax(start, factory, workdir / name, settings.relax, label="relax")
-            if not r.converged:
-                unconverged_ends.append(name)
-        else:
-            r = static(start, factory, workdir / name, label="static")
-        calls[f"endpoint_{name}"] = r.force_calls
-        warnings += r.warnings
-        ends.append(_with_results(atoms, r.atoms))
+        end, ok = _relax_point(atoms, settings, workdir / name, factory, ml_factory,
+                               relax_it=relax_endpoints, key=f"endpoint_{name}", calls=calls,
+                               warnings=warnings)
+        ends.append(end)
+        if not ok:
+            unconverged_ends.append(name)
     timings["endpoints"] = time.perf_counter() - t0
     separation = _max_displacement(ends[0], ends[1], mic=mic)
     if separation < SAME_MINIMUM:
@@ -257,34 +254,27 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
                "farther apart (thicker interface layers)")
         log.warning(msg)
         warnings.append(msg)
-    band = idpp_band(ends[0], ends[1], nset.n_images, mic=mic)
-    stage = "dft"
-    ml_converged = False
-    ml_barrier = None
-    fallback: str | None = None
-    if nset.ml_prestage and settings.engine != "ml":
-        t0 = time.perf_counter()
-        ml_band, ml_barrier, fallback, dft_check_calls, ml_converged = _ml_prestage(
-            band, settings, workdir, factory,
-            ml_factory or surrogate_factory(settings, dispersion=dispersion))
-        timings["ml_neb"] = time.perf_counter() - t0
-        calls["dft_ml_path_check"] = dft_check_calls
-        if fallback is None:
-            band, stage = ml_band, "ml+dft"
-        else:
-            warnings.append(f"ML pre-stage rejected: {fallback}; DFT NEB from the IDPP band")
-            log.warning("%s: ML path rejected (%s)", label, fallback)
-    if stage == "ml+dft" and not nset.dft_refine:
-        # DFT single points on the surrogate-converged path are the result (no refinement)
-        res = _single_point_band(band, ml_converged)
-        stage = "dft//ml"
-    else:
-        t0 = time.perf_counter()
-        res = run_neb(band, factory, workdir / "neb", nset, label="neb",
-                      describe=getattr(factory, "description", {}))
-        timings["dft_neb"] = time.perf_counter() - t0
-        calls["dft_neb"] = res.force_calls
-        warnings += res.warnings
+
+    path_ml = ml_factory
+    if path_ml is None and nset.ml_prestage and settings.engine != "ml":
+        path_ml = surrogate_factory(settings, dispersion=dispersion)
+
+    def converge(pair: list[Atoms], sub: Path, prefix: str) -> _Band:
+        return _converge_band(pair, settings, sub, factory, path_ml, mic=mic, label=label,
+                              prefix=prefix, timings=timings, calls=calls, warnings=warnings)
+
+    band = converge(ends, workdir, "")
+    res, stage, ml_barrier, fallback = band.res, band.stage, band.ml_barrier, band.fallback
+    segments: list[dict[str, Any]] = []
+    if split_minimum and intermediate_minimum(np.asarray(res.energies) - res.energies[0]):
+        joined = _split_at_minimum(band, settings, workdir, factory, ml_factory, converge,
+                                   mic=mic, label=label, calls=calls, warnings=warnings)
+        if joined is not None:
+            res, segments = joined
+            ml_barrier = None
+            fallback = "; ".join(str(sg["ml_fallback_reason"]) for sg in segments
+                                 if sg["ml_fallback_reason"]) or None
+            stage = min((str(sg["stage"]) for sg in segments), key=STAGE_RANK.index)
     if settings.engine == "ml":
         stage = "ml"
     if unconverged_ends:
@@ -314,7 +304,128 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     return barrier_doc(res, settings, stage=stage, phase_a=pa, phase_b=pb, timings=timings,
                        calls=calls, warnings=warnings, ml_barrier=ml_barrier,
                        fallback=fallback, interface_meta=interface_meta or {},
-                       calculator=doc_desc, input_structure=initial)
+                       calculator=doc_desc, input_structure=initial, segments=segments)
+
+
+@dataclass
+class _Band:
+    """A converged band and how it was obtained."""
+
+    res: NEBResult
+    stage: str
+    ml_barrier: float | None
+    fallback: str | None
+
+
+def _relax_point(atoms: Atoms, settings: CalcSettings, workdir: Path, factory: Any,
+                 ml_factory: Any, *, relax_it: bool, key: str, calls: dict[str, int],
+                 warnings: list[str]) -> tuple[Atoms, bool]:
+    """Relax one minimum of the path (an endpoint or an intermediate minimum).
+
+    With a surrogate factory: surrogate relaxation, then one DFT single point; else a DFT
+    relaxation (``relax_it``) or a single point. Returns the atoms with their DFT results and
+    whether the relaxation converged; force calls go to ``calls[key]`` (``key + '_ml'``).
+    """
+    start = atoms
+    converged = True
+    if ml_factory is not None:
+        m = relax(atoms, ml_factory, workdir, settings.relax.for_surrogate(), label="ml")
+        calls[f"{key}_ml"] = m.force_calls
+        warnings += m.warnings
+        start = m.atoms
+        start.set_constraint([c.copy() for c in atoms.constraints])
+        converged = m.converged
+    if relax_it and ml_factory is None:
+        r = relax(start, factory, workdir, settings.relax, label="relax")
+        converged = converged and r.converged
+    else:
+        r = static(start, factory, workdir, label="static")
+    calls[key] = r.force_calls
+    warnings += r.warnings
+    return _with_results(atoms, r.atoms), converged
+
+
+def _converge_band(ends: list[Atoms], settings: CalcSettings, workdir: Path, factory: Any,
+                   ml_factory: Any, *, mic: bool, label: str, prefix: str,
+                   timings: dict[str, float], calls: dict[str, int],
+                   warnings: list[str]) -> _Band:
+    """IDPP band between two relaxed minima, then the ML pre-stage and the DFT stage."""
+    nset = settings.neb
+    band = idpp_band(ends[0], ends[1], nset.n_images, mic=mic)
+    stage = "dft"
+    ml_converged = False
+    ml_barrier = None
+    fallback: str | None = None
+    if nset.ml_prestage and settings.engine != "ml":
+        t0 = time.perf_counter()
+        ml_band, ml_barrier, fallback, dft_check_calls, ml_converged = _ml_prestage(
+            band, settings, workdir, factory, ml_factory)
+        timings[f"{prefix}ml_neb"] = time.perf_counter() - t0
+        calls[f"{prefix}dft_ml_path_check"] = dft_check_calls
+        if fallback is None:
+            band, stage = ml_band, "ml+dft"
+        else:
+            warnings.append(f"ML pre-stage rejected: {fallback}; DFT NEB from the IDPP band")
+            log.warning("%s: ML path rejected (%s)", label, fallback)
+    if stage == "ml+dft" and not nset.dft_refine:
+        # DFT single points on the surrogate-converged path are the result (no refinement)
+        res = _single_point_band(band, ml_converged)
+        stage = "dft//ml"
+    else:
+        t0 = time.perf_counter()
+        res = run_neb(band, factory, workdir / "neb", nset, label="neb",
+                      describe=getattr(factory, "description", {}))
+        timings[f"{prefix}dft_neb"] = time.perf_counter() - t0
+        calls[f"{prefix}dft_neb"] = res.force_calls
+        warnings += res.warnings
+    if settings.engine == "ml":
+        stage = "ml"
+    return _Band(res, stage, ml_barrier, fallback)
+
+
+def _split_at_minimum(band: _Band, settings: CalcSettings, workdir: Path, factory: Any,
+                      ml_factory: Any, converge: Any, *, mic: bool, label: str,
+                      calls: dict[str, int],
+                      warnings: list[str]) -> tuple[NEBResult, list[dict[str, Any]]] | None:
+    """Relax the lowest intermediate image of ``band`` and converge the two hops through it.
+
+    Returns the joined path and its segments, or None (with a warning) when the image relaxes
+    back into an endpoint, so the band stays one (flagged) hop.
+    """
+    res = band.res
+    i = int(np.argmin(res.energies[1:-1])) + 1
+    guess = res.images[i].copy()
+    guess.set_constraint([c.copy() for c in res.images[0].constraints])
+    mid, ok = _relax_point(guess, settings, workdir / "intermediate", factory, ml_factory,
+                           relax_it=True, key="intermediate", calls=calls, warnings=warnings)
+    if not ok:
+        warnings.append("relaxation of the intermediate minimum not converged; raise "
+                        "relax.steps (relax.ml_steps for surrogate relaxations)")
+    ends = (res.images[0], res.images[-1])
+    closest = min(_max_displacement(mid, end, mic=mic) for end in ends)
+    if closest < SAME_MINIMUM:
+        msg = (f"{label}: image {i} relaxed back into an endpoint (largest displacement "
+               f"{closest:.2f} A); the band is kept as one hop")
+        log.warning(msg)
+        warnings.append(msg)
+        return None
+    log.info("%s: band passes through a minimum at image %d; converging the two hops", label, i)
+    first = converge([res.images[0], mid], workdir / "seg1", "seg1_")
+    second = converge([mid, res.images[-1]], workdir / "seg2", "seg2_")
+    mid_fmax = float(np.linalg.norm(mid.get_forces(apply_constraint=True), axis=1).max())
+    joined = join_bands(first.res, second.res, mid_fmax)
+    joined.converged = joined.converged and ok
+    segments = [segment_summary(first.res, 0, first.stage, ml_barrier=first.ml_barrier,
+                                fallback=first.fallback),
+                segment_summary(second.res, len(first.res.images) - 1, second.stage,
+                                ml_barrier=second.ml_barrier, fallback=second.fallback)]
+    e0 = res.energies[0]
+    warnings.append(
+        f"the first band passed through another minimum (image {i}, "
+        f"{res.energies[i] - e0:+.3f} eV); it was relaxed "
+        f"({mid.get_potential_energy() - e0:+.3f} eV) and the two hops were converged "
+        "separately; the barriers are the energetic span of the joined path")
+    return joined, segments
 
 
 def _ml_prestage(band: list[Atoms], settings: CalcSettings, workdir: Path, dft_factory: Any,
@@ -380,8 +491,13 @@ def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: 
                 phase_b: str, timings: dict[str, float], calls: dict[str, int],
                 warnings: list[str], ml_barrier: float | None, fallback: str | None,
                 interface_meta: dict[str, Any], calculator: dict[str, Any],
-                input_structure: Atoms) -> BarrierDoc:
-    """Assemble the :class:`BarrierDoc` of a finished NEB (energies relative to image 0)."""
+                input_structure: Atoms,
+                segments: list[dict[str, Any]] | None = None) -> BarrierDoc:
+    """Assemble the :class:`BarrierDoc` of a finished NEB (energies relative to image 0).
+
+    With ``segments`` (a path joined at an intermediate minimum) the barriers are the
+    energetic spans of the joined path and each segment is checked for minima of its own.
+    """
     from ase.utils.forcecurve import fit_images
 
     e = np.array(res.energies) - res.energies[0]
@@ -394,7 +510,14 @@ def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: 
         path = [0.0, *np.cumsum(path_steps(res.images)).tolist()]
         spline = {"x": path, "y": [float(x) for x in e]}
         warnings = [*warnings, "force-curve fit failed (coinciding images); raw profile stored"]
-    jump = intermediate_minimum(e)
+    segments = list(segments or [])
+    if segments:
+        jumps = [intermediate_minimum(e[sg["images"][0]:sg["images"][1] + 1]) for sg in segments]
+        jump = next((j for j in jumps if j), None)
+        forward, reverse = span_barriers(e)
+    else:
+        jump = intermediate_minimum(e)
+        forward, reverse = float(e.max()), float(e.max() - e[-1])
     if jump:
         log.warning(jump)
         warnings = [*warnings, jump]
@@ -417,7 +540,7 @@ def barrier_doc(res: NEBResult, settings: CalcSettings, *, stage: str, phase_a: 
         energies=[float(x) for x in e],
         path_coordinate=path,
         spline=spline,
-        barrier_forward=float(e.max()), barrier_reverse=float(e.max() - e[-1]),
+        barrier_forward=forward, barrier_reverse=reverse, segments=segments,
         reaction_energy=float(e[-1]), converged=res.converged, fmax_final=res.fmax,
         band_continuous=jump is None,
         climbing_image=res.climbing_image, stage=stage, ml_barrier=ml_barrier,

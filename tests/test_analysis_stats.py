@@ -119,3 +119,9 @@ def test_band_through_another_minimum_is_flagged_and_left_out_of_the_fit() -> No
     chosen, _ = select_barriers(loaded.barriers)
     by = {p.interface: p for p in pair_barriers(chosen.values(), sel)[0]}
     assert not by["LiAl|LPSC"].used and "another minimum" in by["LiAl|LPSC"].note
+    joined = broken.model_copy(update={"band_continuous": True, "segments": [
+        {"images": [0, 2]}, {"images": [2, 4]}]})
+    loaded = load_docs([*docs, joined.model_dump()])
+    chosen, _ = select_barriers(loaded.barriers)
+    by = {p.interface: p for p in pair_barriers(chosen.values(), sel)[0]}
+    assert by["LiAl|LPSC"].used and "energetic span" in by["LiAl|LPSC"].note

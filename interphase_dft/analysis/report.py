@@ -346,7 +346,10 @@ def write_report(
         "climbing-image NEB refined it; 'dft//ml' means DFT single points on the surrogate's "
         "converged path (no DFT refinement: fmax_final is the largest DFT force on an "
         "intermediate image, a measure of how far the path is from the DFT saddle); "
-        "ml_barrier_eV is the surrogate's value and never a DFT result.")
+        "ml_barrier_eV is the surrogate's value and never a DFT result. A path with 'hops' "
+        "> 1 passed through an intermediate minimum: the recipe relaxed it and converged the "
+        "hops separately, and the barriers are the energetic spans of the joined path (the "
+        "highest saddle above the lowest minimum before it).")
     b.table(tables["barriers"], "no barriers yet")
     for iface, paths in fig_neb.items():
         for p in paths[:1]:

@@ -6,7 +6,8 @@ every :class:`BarrierPoint`. By default the forward barrier (``barrier_forward``
 A side) is used; ``barrier='max'`` uses max(forward, reverse), the rate-limiting direction.
 ML-only barriers (``stage == 'ml'``) are never used as DFT numbers; non-converged barriers
 are left out of the fit unless ``include_unconverged=True``; bands that pass through another
-minimum (``band_continuous=False``) are always left out.
+minimum (``band_continuous=False``) are always left out; a path the recipe split at that
+minimum (``segments``) is used with its energetic span as the barrier.
 
 Statistics: Pearson r and Spearman rho (``scipy.stats``), an ordinary least-squares line, and
 a nonparametric bootstrap (``numpy.random.default_rng(seed)``, ``n_boot`` resamples of the
@@ -132,6 +133,9 @@ def pair_barriers(
             used, notes = False, [*notes, "NEB not converged"]
         if not doc.band_continuous:
             used, notes = False, [*notes, "band passes through another minimum (not one hop)"]
+        elif doc.segments:
+            notes.append(f"{len(doc.segments)} hops through an intermediate minimum; barrier = "
+                         "energetic span of the joined path")
         if not pair.agree:
             notes.append(f"dE differs between references by {pair.reference_gap:+.2e} eV")
         points.append(BarrierPoint(

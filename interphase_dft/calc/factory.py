@@ -23,7 +23,9 @@ Conventions (all stored with the result through the settings object):
   ``'phase'`` (see :func:`dispersion_applied`).
 
 SCF retries: ``attempt`` > 0 returns a "safer" calculator (mixer beta halved per attempt,
-smearing doubled, more iterations); runners call it after a ``ConvergenceError``.
+more history, more iterations; the smearing stays as set, so a retried energy stays comparable
+with the energies it is subtracted from: a retry of a Li2S site at twice the width had moved
+its energy by -47 meV against its host); runners call it after a ``ConvergenceError``.
 """
 
 from __future__ import annotations
@@ -103,7 +105,6 @@ def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0,
     maxiter = d.maxiter
     if attempt > 0:
         beta = d.mixer_beta / 2**attempt
-        width = max(width, 0.05) * 2**attempt
         maxiter = d.maxiter * (1 + attempt)
     return {
         "mixer": {"backend": d.spin_mixer if spin else d.mixer, "beta": beta,

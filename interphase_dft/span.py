@@ -14,21 +14,19 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def energetic_span(energies: Sequence[float]) -> float:
-    """Largest rise E[j] - E[i] with i <= j along ``energies`` (0 for a downhill path), eV."""
-    e = np.asarray(energies, float)
-    if e.size == 0:
-        raise ValueError("energetic_span of an empty path")
-    lowest_so_far = np.minimum.accumulate(e)
-    return float(np.max(e - lowest_so_far))
-
-
 def span_points(energies: Sequence[float]) -> tuple[int, int]:
     """Indices (low, high) of the energetic span: ``E[high] - E[low]`` is the largest rise."""
     e = np.asarray(energies, float)
-    lowest_at = [int(np.argmin(e[: j + 1])) for j in range(e.size)]
-    high = int(np.argmax([e[j] - e[lowest_at[j]] for j in range(e.size)]))
-    return lowest_at[high], high
+    if e.size == 0:
+        raise ValueError("energetic_span of an empty path")
+    high = int(np.argmax(e - np.minimum.accumulate(e)))
+    return int(np.argmin(e[: high + 1])), high
+
+
+def energetic_span(energies: Sequence[float]) -> float:
+    """Largest rise E[j] - E[i] with i <= j along ``energies`` (0 for a downhill path), eV."""
+    low, high = span_points(energies)
+    return float(energies[high] - energies[low])
 
 
 def span_barriers(energies: Sequence[float]) -> tuple[float, float]:

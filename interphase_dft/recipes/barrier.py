@@ -210,7 +210,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
         endpoints' level and converge the hops initial -> minimum -> final separately
         (work directories ``intermediate/``, ``seg1/``, ``seg2/``). The document then holds
         the joined path, its ``segments`` and, as barriers, the energetic spans
-        (:mod:`interphase_dft.recipes.segments`).
+        (:mod:`interphase_dft.span`).
 
     Returns
     -------
@@ -266,7 +266,7 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
     band = converge(ends, workdir, "")
     res, stage, ml_barrier, fallback = band.res, band.stage, band.ml_barrier, band.fallback
     segments: list[dict[str, Any]] = []
-    if split_minimum and intermediate_minimum(np.asarray(res.energies) - res.energies[0]):
+    if split_minimum and intermediate_minimum(res.energies):
         joined = _split_at_minimum(band, settings, workdir, factory, ml_factory, converge,
                                    mic=mic, label=label, calls=calls, warnings=warnings)
         if joined is not None:
@@ -275,8 +275,6 @@ def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: P
             fallback = "; ".join(str(sg["ml_fallback_reason"]) for sg in segments
                                  if sg["ml_fallback_reason"]) or None
             stage = min((str(sg["stage"]) for sg in segments), key=STAGE_RANK.index)
-    if settings.engine == "ml":
-        stage = "ml"
     if unconverged_ends:
         # an endpoint that is not a minimum makes the barrier meaningless: not converged
         res.converged = False

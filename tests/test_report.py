@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interphase_dft.analysis.report import write_report
+from interphase_dft.analysis.report import no_saddle_notes, write_report
 from interphase_dft.cli import main
 from tests.test_analysis_factories import campaign_docs, make_barrier_doc, make_binding_doc
 
@@ -176,3 +176,20 @@ def test_tables_state_spin_and_smearing_of_each_result() -> None:
     bar = make_barrier_doc("LiAl", "LiCl", 0.4).model_copy(
         update={"calculator": {"spin": "spin-paired"}})
     assert barrier_rows([bar])[0]["spin"] == "paired"
+
+
+def test_no_saddle_note_of_a_joined_path_names_the_hop() -> None:
+    """LiAl|Li2S of the laptop campaign: hop 1 has a saddle, hop 2 rises to the final state."""
+    e = [0.0, 0.49, -0.18, -0.23, 0.52]
+    doc = make_barrier_doc("LiAl", "Li2S", 0.5).model_copy(update={
+        "energies": e, "segments": [
+            {"images": [0, 2], "barrier_forward": 0.49, "barrier_reverse": 0.67},
+            {"images": [2, 4], "barrier_forward": 0.70, "barrier_reverse": 0.0}]})
+    notes = no_saddle_notes(doc)
+    assert notes == ["barrier LiAl|Li2S: hop 2 of 2 (images 2-4) has no saddle (its highest "
+                     "image is an endpoint); its barriers 0.700 eV forward and 0.000 eV reverse "
+                     "are endpoint energy differences (lower bounds)"]
+    # the whole path's maximum is its final image, but the path as a whole is not flagged
+    assert not any("the path has no saddle" in n for n in notes)
+    # one hop with an interior maximum: nothing to say
+    assert no_saddle_notes(make_barrier_doc("LiAl", "Li2S", 0.5)) == []

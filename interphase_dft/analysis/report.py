@@ -43,6 +43,7 @@ from interphase_dft.analysis.stats import (
     correlate_points,
     pair_barriers,
 )
+from interphase_dft.schemas import BarrierDoc
 
 DEFAULT_TITLE = "interphase-dft: Li binding energies, dE descriptor and migration barriers"
 
@@ -114,6 +115,35 @@ class _Blocks:
             + "\n".join(out) + "\n</body>\n</html>\n"
         )
 
+
+def no_saddle_notes(doc: BarrierDoc) -> list[str]:
+    """One line per hop whose highest image is one of its endpoints (no saddle on the band).
+
+    A single hop is judged on the whole path. A path joined at an intermediate minimum is
+    judged hop by hop (``doc.segments`` image ranges): its joined maximum may sit at an
+    endpoint while each hop has its own saddle, or one hop may be monotonic.
+    """
+    e = list(doc.energies)
+    if not e:
+        return []
+    if not doc.segments:
+        if e.index(max(e)) not in (0, len(e) - 1):
+            return []
+        return [f"barrier {doc.interface}: the highest image is an endpoint, so the path has no "
+                f"saddle; forward {doc.barrier_forward:.3f} eV and reverse "
+                f"{doc.barrier_reverse:.3f} eV are endpoint energy differences (lower bounds "
+                "of the hop's barriers)"]
+    notes = []
+    for k, seg in enumerate(doc.segments, 1):
+        lo, hi = seg["images"]
+        part = e[lo: hi + 1]
+        if part.index(max(part)) in (0, len(part) - 1):
+            notes.append(
+                f"barrier {doc.interface}: hop {k} of {len(doc.segments)} (images {lo}-{hi}) "
+                f"has no saddle (its highest image is an endpoint); its barriers "
+                f"{seg['barrier_forward']:.3f} eV forward and {seg['barrier_reverse']:.3f} eV "
+                "reverse are endpoint energy differences (lower bounds)")
+    return notes
 
 def campaign_dict(campaign: Any) -> dict[str, Any] | None:
     """Normalise a campaign spec (mapping or ``interphase_dft.campaign.CampaignSpec``)."""
@@ -255,11 +285,7 @@ def write_report(
                         "eV/A); shown but not used in the fit")
         if d.stage == "ml":
             gaps.append(f"barrier {d.interface}: ML-only result, no DFT barrier yet")
-        if d.energies and d.energies.index(max(d.energies)) in (0, len(d.energies) - 1):
-            gaps.append(f"barrier {d.interface}: the highest image is an endpoint, so the path "
-                        f"has no saddle; forward {d.barrier_forward:.3f} eV and reverse "
-                        f"{d.barrier_reverse:.3f} eV are endpoint energy differences (lower "
-                        "bounds of the hop's barriers)")
+        gaps += no_saddle_notes(d)
     gaps += unmatched
     if sel.other_preset:
         gaps.append(f"{len(sel.other_preset)} binding document(s) of other presets ignored "

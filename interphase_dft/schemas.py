@@ -150,6 +150,12 @@ class SiteResult(BaseModel):
     converged: bool
     final_structure: StructureData
     li_displacement: float = Field(0.0, description="Li moved this far on relaxation, A")
+    spin: Literal["paired", "polarised", "paired (moment collapsed)"] = Field(
+        "paired", description="spin treatment of host + Li: 'polarised' (1 mu_B seeded on the "
+        "Li), 'paired', or 'paired (moment collapsed)' when the spin-polarised SCF's moment "
+        "collapsed and the site was recomputed spin-paired (dft.spin_collapse_moment)")
+    magnetic_moment: float | None = Field(
+        None, description="total magnetic moment of host + Li, mu_B (spin-polarised runs)")
 
 
 class BindingEnergyDoc(_Doc):

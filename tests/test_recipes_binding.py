@@ -395,3 +395,9 @@ def test_li_in_an_insulator_is_spin_polarised_and_not_higher_than_spin_paired(se
     assert docs[True].calculator["smearing"]["width"] == settings.dft.li_insertion_smearing
     e_pol, e_paired = docs[True].sites[0].energy, docs[False].sites[0].energy
     assert e_pol <= e_paired + 2e-3
+    # the site records its spin treatment and, when spin-polarised, the moment it kept
+    pol, paired = docs[True].sites[0], docs[False].sites[0]
+    assert paired.spin == "paired" and paired.magnetic_moment is None
+    assert pol.spin in ("polarised", "paired (moment collapsed)")
+    assert (pol.magnetic_moment is not None) == (pol.spin == "polarised")
+    print(f"LiCl + Li: {pol.spin}, moment {pol.magnetic_moment}")

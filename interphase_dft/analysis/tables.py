@@ -68,7 +68,8 @@ def site_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
         {
             "phase": d.phase, "mode": d.mode, "site": s.label, "site_kind": s.site_kind,
             "E_b_atom_eV": s.binding_energy_atom, "E_b_bcc_eV": s.binding_energy_bcc,
-            "li_displacement_A": s.li_displacement, "converged": s.converged,
+            "li_displacement_A": s.li_displacement, "spin": s.spin,
+            "magmom_muB": s.magnetic_moment, "converged": s.converged,
             "lowest": "*" if s.label == d.lowest_site else "",
         }
         for d in sorted(docs, key=lambda d: (d.mode, d.phase))

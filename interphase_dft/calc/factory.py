@@ -11,7 +11,9 @@ Conventions (all stored with the result through the settings object):
   ``dft.li_insertion_smearing``;
 * spin: the host + Li cells of an insertion into a non-metal are spin-polarised with 1 mu_B
   on the inserted Li (:func:`insertion_spin`, :func:`seed_moment`); everything else is
-  spin-paired except the isolated Li atom reference;
+  spin-paired except the isolated Li atom reference. A spin-polarised insertion SCF whose
+  moment collapses is stopped and recomputed spin-paired (:mod:`interphase_dft.calc.spin`,
+  ``dft.spin_collapse_moment``);
 * point-group symmetry off when atoms move (relaxations, NEB): GPAW >= 25 raises
   ``SymmetryBrokenError`` when a geometry step breaks the symmetry it found at the start;
   time-reversal symmetry is kept (it does not depend on positions and halves the k-points);
@@ -30,7 +32,7 @@ its energy by -47 meV against its host); runners call it after a ``ConvergenceEr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ from ase.calculators.calculator import Calculator, kptdensity2monkhorstpack
 from ase.parallel import world
 
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.calc.spin import attach_collapse_watch
 from interphase_dft.errors import CalculationError, InputError
 
 MAX_SCF_ATTEMPTS = 3
@@ -152,6 +155,11 @@ def gpaw_parameters(
         params["poissonsolver"] = {"dipolelayer": "xy"}
     if spin:
         params["spinpol"] = True
+    else:
+        # spin-paired even when the atoms carry initial moments: GPAW switches spin polarisation
+        # on for any non-zero initial moment, and a geometry recomputed after a collapsed
+        # moment still has the 1 mu_B seeded on its Li
+        params["magmoms"] = [0.0] * len(atoms)
     return params
 
 
@@ -208,6 +216,9 @@ def make_calculator(
     )
     params.update(extra or {})
     calc: Calculator = GPAW(txt=str(txt) if txt is not None else None, **params)
+    if spin and li_inserted:
+        attach_collapse_watch(calc, settings.dft.spin_collapse_moment,
+                              settings.dft.spin_collapse_window)
     if dispersion_applied(settings, dispersion) == "d3":
         calc = add_d3(calc, settings.dft.xc)
     return calc
@@ -273,6 +284,11 @@ class GPAWFactory:
             spin=self.spin, dispersion=self.dispersion, attempt=attempt,
             li_inserted=self.li_inserted, extra=self.extra,
         )
+
+    def paired(self) -> GPAWFactory:
+        """The same recipe spin-paired (after a collapsed moment, see
+        :mod:`interphase_dft.calc.spin`)."""
+        return replace(self, spin=False)
 
     @property
     def description(self) -> dict[str, Any]:

@@ -9,7 +9,12 @@ factory ``factory(atoms, attempt, label)``. It
   ``max_force`` (eV/Angstrom), naming the formula and the setting,
 * turns a missing PAW setup into a :class:`CalculationError`,
 * on an SCF ``ConvergenceError`` rebuilds the calculator with ``attempt + 1`` (safer mixing,
-  larger smearing; see :func:`interphase_dft.calc.factory.scf_parameters`) and records a warning,
+  longer iteration limit, same smearing; see :func:`interphase_dft.calc.factory.scf_parameters`)
+  and records a warning,
+* when a spin-polarised SCF's moment collapses (:class:`interphase_dft.calc.spin.SpinCollapsed`)
+  switches to the factory's spin-paired variant (``factory.paired()``) for this and every later
+  geometry, records a warning and sets ``spin_collapsed``,
+* adds the total magnetic moment of spin-polarised runs to the results (``magmom``),
 * serves a stored result (``seed``) for the geometry a resumed run starts from, so a restart
   does not recompute the last checkpointed step.
 """
@@ -25,11 +30,14 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from interphase_dft.calc.checkpoint import same_geometry
+from interphase_dft.calc.spin import SpinCollapsed, total_moment
 from interphase_dft.errors import CalculationError
 
 log = logging.getLogger("interphase_dft.calc")
 
 CalcFactory = Callable[..., Calculator]
+#: the warning text that marks a geometry recomputed spin-paired after a collapsed moment
+COLLAPSE_NOTE = "recomputed spin-paired (dft.spin_collapse_moment)"
 MAX_SCF_ATTEMPTS = 3
 
 
@@ -139,6 +147,7 @@ class GuardedCalculator(Calculator):
         self.min_dist = min_dist
         self.calls = 0
         self.attempt = 0
+        self.spin_collapsed = False
         self.warnings: list[str] = []
         self._inner: Calculator | None = None
 
@@ -170,17 +179,23 @@ class GuardedCalculator(Calculator):
                     results["free_energy"] = energy
                 if want_stress:
                     results["stress"] = np.array(work.get_stress())
+                moment = total_moment(self._inner)
+                if moment is not None:
+                    results["magmom"] = moment
                 break
             except CalculationError:
                 raise
+            except SpinCollapsed as exc:
+                self._switch_to_paired(atoms, exc)
+                continue
             except Exception as exc:
                 wrap_setup_errors(exc, atoms, self.setting)
                 if not _is_convergence_error(exc):
                     raise
                 self.attempt += 1
                 msg = (f"{atoms.get_chemical_formula()} {self.label}: SCF not converged; "
-                       f"retry {self.attempt} with safer mixing (beta/{2**self.attempt}) and "
-                       f"smearing x{2**self.attempt}")
+                       f"retry {self.attempt} with safer mixing (beta/{2**self.attempt}, "
+                       "longer history and iteration limit, same smearing)")
                 if self.attempt >= MAX_SCF_ATTEMPTS:
                     raise CalculationError(
                         f"{atoms.get_chemical_formula()}: SCF did not converge after "
@@ -193,6 +208,23 @@ class GuardedCalculator(Calculator):
         self.calls += 1
         check_results(atoms, results["energy"], results["forces"], self.max_force, self.setting)
         self.results = results
+
+    def _switch_to_paired(self, atoms: Atoms, exc: SpinCollapsed) -> None:
+        """Continue with the factory's spin-paired variant after a collapsed moment."""
+        paired = getattr(self.factory, "paired", None)
+        if paired is None:
+            raise CalculationError(
+                f"{atoms.get_chemical_formula()} {self.label}: {exc}, but the calculator "
+                "factory has no spin-paired variant (paired()); set dft.spin_collapse_moment "
+                "= 0 to keep spin-polarised SCFs running"
+            ) from exc
+        msg = f"{atoms.get_chemical_formula()} {self.label}: {exc}; {COLLAPSE_NOTE}"
+        log.warning(msg)
+        self.warnings.append(msg)
+        self.factory = paired()
+        self.spin_collapsed = True
+        self.attempt = 0
+        self._inner = None
 
     def _build(self, atoms: Atoms) -> Calculator:
         try:

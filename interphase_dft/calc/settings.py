@@ -51,6 +51,16 @@ class DFTSettings(_Frozen):
         "calculation would put a half-filled level at the Fermi energy; the closed-shell host "
         "is computed without spin (same energy)",
     )
+    spin_collapse_moment: float = Field(
+        0.1, ge=0, description="a spin-polarised SCF of a Li insertion whose total moment "
+        "stays below this (mu_B) for spin_collapse_window iterations, after at least twice "
+        "that many, is stopped and the geometry recomputed spin-paired (the inserted Li's "
+        "electron is delocalised; measured on a Li2S slab + Li: the spin run stalled for "
+        "hundreds of iterations at 0.03-0.05 mu_B, the paired one converged in 29 to the same "
+        "energy within 0.1 meV); 0 = never",
+    )
+    spin_collapse_window: int = Field(
+        15, ge=1, description="iterations of the spin-collapse rule (spin_collapse_moment)")
     scf_energy: float = Field(1e-5, gt=0, description="SCF energy convergence, eV/valence electron")
     scf_density: float = Field(1e-4, gt=0)
     maxiter: int = 200

@@ -45,7 +45,7 @@ from interphase_dft.calc.factory import (
     seed_moment,
     surrogate_factory,
 )
-from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.guard import COLLAPSE_NOTE, CalcFactory
 from interphase_dft.calc.references import li_references
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
@@ -227,6 +227,8 @@ def host_binding(
         timings[f"site-{label}"] = time.perf_counter() - t0
         calls[f"site-{label}"] = res.force_calls
         warnings += res.warnings
+        collapsed = spin and any(COLLAPSE_NOTE in w for w in res.warnings)
+        moment = res.atoms.calc.results.get("magmom") if res.atoms.calc is not None else None
         e_b_atom = res.energy - host_res.energy - refs.li_atom
         e_b_bcc = res.energy - host_res.energy - refs.li_bcc_per_atom
         results.append(SiteResult(
@@ -237,6 +239,9 @@ def host_binding(
             converged=res.converged and host_res.converged,
             final_structure=StructureData.from_atoms(res.atoms),
             li_displacement=_li_displacement(with_li(host_final, site.position), res.atoms),
+            spin=("paired (moment collapsed)" if collapsed else "polarised" if spin
+                  else "paired"),
+            magnetic_moment=None if moment is None else float(moment),
         ))
         log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode, label,
                  e_b_atom, e_b_bcc)
@@ -250,7 +255,8 @@ def host_binding(
                                       li_inserted=True)["occupations"]
     desc["dispersion"] = (dispersion_applied(settings, dispersion)
                           if settings.engine == "gpaw" and calc_factory is None else "none")
-    desc["spin"] = ("host + Li spin-polarised (1 mu_B seeded on Li), host spin-paired" if spin
+    desc["spin"] = ("host + Li spin-polarised (1 mu_B seeded on Li), host spin-paired; a site "
+                    "whose moment collapsed is recomputed spin-paired (sites[].spin)" if spin
                     else "spin-paired")
     desc["ml_prerelax"] = ml is not None
     if ml is not None:

@@ -83,13 +83,13 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def git_commit() -> str:
-    """``git rev-parse HEAD`` of the repository (``+dirty`` when files are modified)."""
+def git_commit(repo: Path = REPO) -> str:
+    """``git rev-parse HEAD`` of ``repo`` (``+dirty`` when files are modified)."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO, capture_output=True, text=True, timeout=10).stdout
+                               cwd=repo, capture_output=True, text=True, timeout=10).stdout
         return head + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -132,11 +132,11 @@ def add_summary(result: dict[str, Any], quantity: str, value: Any, unit: str = "
     result["summary"].append({"quantity": quantity, "value": value, "unit": unit})
 
 
-def write_result(result: dict[str, Any], outdir: str | Path) -> Path:
-    """Write ``result`` to ``outdir/<benchmark>.json`` atomically; return the path."""
+def write_result(result: dict[str, Any], outdir: str | Path, stem: str | None = None) -> Path:
+    """Write ``result`` to ``outdir/<stem or benchmark>.json`` atomically; return the path."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    path = outdir / f"{result['benchmark']}.json"
+    path = outdir / f"{stem or result['benchmark']}.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, default=_json_default) + "\n")
     os.replace(tmp, path)

@@ -256,10 +256,12 @@ def markdown_table(results: Iterable[dict[str, Any]]) -> str:
 
 def notes_block(results: Iterable[dict[str, Any]]) -> str:
     """Bullet list of every benchmark's notes (limits, how to reproduce)."""
-    out = []
+    out: list[str] = []
     for res in results:
         for note in res.get("notes") or []:
-            out.append(f"- **{res['benchmark']}**: {note}")
+            line = f"- **{res['benchmark']}**: {note}"
+            if line not in out:  # two result files of one benchmark share their notes
+                out.append(line)
     return "\n".join(out) + ("\n" if out else "")
 
 

@@ -287,8 +287,13 @@ class GPAWFactory:
 
     def paired(self) -> GPAWFactory:
         """The same recipe spin-paired (after a collapsed moment, see
-        :mod:`interphase_dft.calc.spin`)."""
-        return replace(self, spin=False)
+        :mod:`interphase_dft.calc.spin`); its GPAW log gets a ``-paired`` suffix, so the
+        stopped spin-polarised log is kept."""
+        txt = self.txt
+        if txt is not None:
+            p = Path(txt)
+            txt = str(p.with_name(f"{p.stem}-paired{p.suffix}"))
+        return replace(self, spin=False, txt=txt)
 
     @property
     def description(self) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from interphase_dft.calc.factory import GPAWFactory, seed_moment
+from interphase_dft.calc.factory import GPAWFactory, gpaw_parameters, seed_moment
 from interphase_dft.calc.guard import COLLAPSE_NOTE, GuardedCalculator
 from interphase_dft.calc.settings import preset
 from interphase_dft.calc.spin import CollapseWatch, SpinCollapsed, attach_collapse_watch
@@ -91,7 +91,15 @@ def test_watch_is_attached_to_insertion_spin_runs_only():
     assert "scf_step" not in GPAWFactory(s, is_metal=False, li_inserted=True)(li).hooks
     off = s.with_overrides({"dft": {"spin_collapse_moment": 0.0}})
     assert not attach_collapse_watch(GPAWFactory(off, is_metal=False)(li), 0.0, 15)
-    assert GPAWFactory(s, is_metal=False, spin=True).paired().spin is False
+    paired = GPAWFactory(s, is_metal=False, spin=True, li_inserted=True,
+                         txt="/tmp/x/gpaw-static.txt").paired()
+    assert paired.spin is False and paired.txt == "/tmp/x/gpaw-static-paired.txt"
+    # the recomputation keeps the spin runs' mixer (Pulay) and is really spin-paired
+    assert paired.mixer == s.dft.spin_mixer == "pulay"
+    params = gpaw_parameters(s, seed_moment(li, 1), moving=True, is_metal=False,
+                             li_inserted=True, mixer=paired.mixer)
+    assert params["mixer"]["backend"] == "pulay" and params["magmoms"] == [0.0, 0.0]
+    assert "spinpol" not in params
 
 
 @pytest.mark.slow

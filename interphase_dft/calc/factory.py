@@ -97,10 +97,12 @@ def seed_moment(atoms: Atoms, index: int, moment: float = 1.0) -> Atoms:
 
 
 def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0,
-                   li_inserted: bool = False, spin: bool = False) -> dict[str, Any]:
+                   li_inserted: bool = False, spin: bool = False,
+                   mixer: str | None = None) -> dict[str, Any]:
     """Mixer, smearing and iteration limit for SCF attempt number ``attempt`` (0 = as set).
 
-    Spin-polarised runs use ``dft.spin_mixer`` (Pulay), spin-paired ones ``dft.mixer``.
+    Spin-polarised runs use ``dft.spin_mixer`` (Pulay), spin-paired ones ``dft.mixer``;
+    ``mixer`` overrides the backend (the spin-paired recomputation of a collapsed moment).
     """
     d = settings.dft
     width = smearing_width(settings, is_metal=is_metal, li_inserted=li_inserted)
@@ -110,7 +112,7 @@ def scf_parameters(settings: CalcSettings, *, is_metal: bool, attempt: int = 0,
         beta = d.mixer_beta / 2**attempt
         maxiter = d.maxiter * (1 + attempt)
     return {
-        "mixer": {"backend": d.spin_mixer if spin else d.mixer, "beta": beta,
+        "mixer": {"backend": mixer or (d.spin_mixer if spin else d.mixer), "beta": beta,
                   "nmaxold": 5 + 3 * attempt, "weight": 50.0},
         "occupations": {"name": "fermi-dirac", "width": width},
         "maxiter": maxiter,
@@ -126,6 +128,7 @@ def gpaw_parameters(
     spin: bool = False,
     attempt: int = 0,
     li_inserted: bool = False,
+    mixer: str | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for ``gpaw.GPAW`` (without ``txt``); see the module docstring."""
     d = settings.dft
@@ -146,7 +149,7 @@ def gpaw_parameters(
     if d.mode == "lcao":
         params["basis"] = d.basis
     params.update(scf_parameters(settings, is_metal=is_metal, attempt=attempt,
-                                 li_inserted=li_inserted, spin=spin))
+                                 li_inserted=li_inserted, spin=spin, mixer=mixer))
     if moving:
         # point-group symmetry breaks when atoms move; time reversal does not, and keeping it
         # halves the k-points of non-Gamma meshes
@@ -175,6 +178,7 @@ def make_calculator(
     attempt: int = 0,
     li_inserted: bool = False,
     extra: dict[str, Any] | None = None,
+    mixer: str | None = None,
 ) -> Calculator:
     """Return the ASE calculator for ``atoms`` with ``settings``.
 
@@ -202,6 +206,9 @@ def make_calculator(
         ``dft.li_insertion_smearing``.
     extra
         GPAW keywords that replace the computed ones (e.g. ``{'hund': True}`` for the atom).
+    mixer
+        Density-mixer backend instead of the one ``spin`` selects (``dft.mixer`` or
+        ``dft.spin_mixer``).
     """
     if settings.engine != "gpaw":
         raise InputError(
@@ -212,7 +219,7 @@ def make_calculator(
 
     params = gpaw_parameters(
         settings, atoms, moving=moving, is_metal=is_metal, spin=spin, attempt=attempt,
-        li_inserted=li_inserted,
+        li_inserted=li_inserted, mixer=mixer,
     )
     params.update(extra or {})
     calc: Calculator = GPAW(txt=str(txt) if txt is not None else None, **params)
@@ -268,6 +275,7 @@ class GPAWFactory:
     txt: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     li_inserted: bool = False
+    mixer: str | None = None
 
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         txt = self.txt
@@ -282,18 +290,23 @@ class GPAWFactory:
         return make_calculator(
             self.settings, atoms, txt=txt, moving=self.moving, is_metal=self.is_metal,
             spin=self.spin, dispersion=self.dispersion, attempt=attempt,
-            li_inserted=self.li_inserted, extra=self.extra,
+            li_inserted=self.li_inserted, extra=self.extra, mixer=self.mixer,
         )
 
     def paired(self) -> GPAWFactory:
         """The same recipe spin-paired (after a collapsed moment, see
         :mod:`interphase_dft.calc.spin`); its GPAW log gets a ``-paired`` suffix, so the
-        stopped spin-polarised log is kept."""
+        stopped spin-polarised log is kept.
+
+        It keeps the spin-polarised runs' mixer (``dft.spin_mixer``): the odd-electron cells
+        that need Pulay spin-polarised diverge with MSR1 spin-paired as well (measured on an
+        LPSC slab + Li: energies -141, -365, -314 eV at iterations 21-23).
+        """
         txt = self.txt
         if txt is not None:
             p = Path(txt)
             txt = str(p.with_name(f"{p.stem}-paired{p.suffix}"))
-        return replace(self, spin=False, txt=txt)
+        return replace(self, spin=False, txt=txt, mixer=self.mixer or self.settings.dft.spin_mixer)
 
     @property
     def description(self) -> dict[str, Any]:
@@ -307,6 +320,7 @@ class GPAWFactory:
             "symmetry": "time-reversal only" if self.moving else "on",
             "dft": self.settings.dft.model_dump(),
             "extra": dict(self.extra),
+            **({"mixer": self.mixer} if self.mixer else {}),
         }
 
 

@@ -145,6 +145,7 @@ def no_saddle_notes(doc: BarrierDoc) -> list[str]:
                 "reverse are endpoint energy differences (lower bounds)")
     return notes
 
+
 def campaign_dict(campaign: Any) -> dict[str, Any] | None:
     """Normalise a campaign spec (mapping or ``interphase_dft.campaign.CampaignSpec``)."""
     if campaign is None:

@@ -90,7 +90,7 @@ def run_hop(hop: str, settings: Any, workdir: Path,
 
     t0 = time.perf_counter()
     if hop.strip() == VACANCY_HOP:  # the validation hop (docs/validation.md): has a saddle
-        from interphase_dft.build.neb import li2s_vacancy_hop
+        from interphase_dft.builders.neb import li2s_vacancy_hop
 
         initial, final, meta = li2s_vacancy_hop()
         name = VACANCY_HOP

@@ -1,7 +1,7 @@
 """interphase-dft: Li binding energies and migration barriers at the Al-anode/LPSC interphase.
 
 Data flows one way: campaign spec -> builders (:mod:`interphase_dft.phases`,
-:mod:`interphase_dft.build`) -> recipes (:mod:`interphase_dft.recipes`) -> documents
+:mod:`interphase_dft.builders`) -> recipes (:mod:`interphase_dft.recipes`) -> documents
 (:mod:`interphase_dft.schemas`) -> store -> analysis/report (:mod:`interphase_dft.analysis`).
 Only :mod:`interphase_dft.fw` imports FireWorks.
 """

@@ -225,7 +225,7 @@ def _build_cached(name: str, variant: str) -> Atoms:
     elif name == "P2S5":
         atoms = _p4s10_crystal(cellpar)
     else:  # argyrodites
-        from interphase_dft.build.argyrodite import ordered_argyrodite
+        from interphase_dft.builders.argyrodite import ordered_argyrodite
 
         composition = "Li6PS5Cl" if name == "Li6PS5Cl" else "Li5.5PS4.5Cl1.5"
         atoms, extra = ordered_argyrodite(composition, a=_A_LPSC, cell=variant)

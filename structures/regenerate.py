@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from interphase_dft.build.reference import write_reference_structures
+from interphase_dft.builders.reference import write_reference_structures
 
 if __name__ == "__main__":
     for path in write_reference_structures(Path(__file__).resolve().parent):

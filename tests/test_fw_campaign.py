@@ -38,7 +38,7 @@ def test_campaign_with_all_results_stored_recomputes_nothing(tmp_path, capsys):
 
 def _recipes_ready() -> bool:
     try:
-        from interphase_dft.build import sites  # noqa: F401
+        from interphase_dft.builders import sites  # noqa: F401
         from interphase_dft.recipes.binding import binding_energy  # noqa: F401
     except ImportError:
         return False

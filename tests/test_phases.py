@@ -174,7 +174,7 @@ def test_bad_variant():
 
 def test_committed_structures_match_builders(tmp_path):
     """Drift test: structures/*.extxyz equal a fresh build."""
-    from interphase_dft.build.reference import REFERENCE_FILES, write_reference_structures
+    from interphase_dft.builders.reference import REFERENCE_FILES, write_reference_structures
 
     fresh = {p.stem: p for p in write_reference_structures(tmp_path)}
     for stem in REFERENCE_FILES:

@@ -278,7 +278,7 @@ def test_single_points_at_surrogate_geometries(tmp_path):
     from ase.build import fcc111
     from ase.constraints import FixAtoms
 
-    from interphase_dft.build.sites import adsorption_sites
+    from interphase_dft.builders.sites import adsorption_sites
     from interphase_dft.recipes.binding import host_binding
     from interphase_dft.schemas import ReferenceEnergies
 
@@ -312,7 +312,7 @@ def test_surrogate_relaxations_have_their_own_step_budget(tmp_path):
     from ase.build import fcc111
     from ase.constraints import FixAtoms
 
-    from interphase_dft.build.sites import adsorption_sites
+    from interphase_dft.builders.sites import adsorption_sites
     from interphase_dft.recipes.binding import host_binding
     from interphase_dft.schemas import ReferenceEnergies
 
@@ -377,7 +377,7 @@ def test_li_in_an_insulator_is_spin_polarised_and_not_higher_than_spin_paired(se
                                                                               tmp_path):
     """Li interstitial in LiCl (odd electron, wide gap): the spin-polarised host + Li energy
     is variationally at or below the spin-paired one, and the document says which was used."""
-    from interphase_dft.build.sites import interstitial_sites
+    from interphase_dft.builders.sites import interstitial_sites
     from interphase_dft.recipes.binding import host_binding
 
     host = bulk("LiCl", "rocksalt", a=5.14)

@@ -72,7 +72,7 @@ def _out(p: argparse.ArgumentParser, help_text: str = "output file (any ASE form
 def _ints(values: list[str] | None) -> tuple[int, int, int] | None:
     if values is None:
         return None
-    from interphase_dft.build.slabs import validate_miller
+    from interphase_dft.builders.slabs import validate_miller
 
     try:
         numbers = [float(v) for v in values]
@@ -130,7 +130,7 @@ def _bulk(args: argparse.Namespace) -> int:
 
 
 def _slab(args: argparse.Namespace) -> int:
-    from interphase_dft.build.slabs import make_slabs
+    from interphase_dft.builders.slabs import make_slabs
     from interphase_dft.phases import get_bulk, resolve_phase
 
     name = resolve_phase(args.phase)
@@ -147,7 +147,7 @@ def _slab(args: argparse.Namespace) -> int:
 
 
 def _interface(args: argparse.Namespace) -> int:
-    from interphase_dft.build.interfaces import make_interfaces
+    from interphase_dft.builders.interfaces import make_interfaces
 
     cands = make_interfaces(
         args.phase_a, args.phase_b, miller_a=_ints(args.miller_a), miller_b=_ints(args.miller_b),
@@ -174,8 +174,8 @@ def _write_choice(path: str | None, structures: list, index: int, option: str) -
 
 
 def _sites(args: argparse.Namespace) -> int:
-    from interphase_dft.build.sites import adsorption_sites, interstitial_sites
-    from interphase_dft.build.slabs import make_slabs
+    from interphase_dft.builders.sites import adsorption_sites, interstitial_sites
+    from interphase_dft.builders.slabs import make_slabs
     from interphase_dft.phases import get_bulk, resolve_phase
 
     name = resolve_phase(args.phase)

@@ -103,7 +103,7 @@ def idpp_band(initial: Atoms, final: Atoms, n_images: int, mic: bool = True) -> 
     initial one translated by a lattice vector, e.g. a hop into the next cell).
     """
     try:
-        from interphase_dft.build.neb import interpolate_images
+        from interphase_dft.builders.neb import interpolate_images
     except ImportError:
         interpolate_images = None
     if interpolate_images is not None:
@@ -551,18 +551,18 @@ def interface_hop(phase_a: str, phase_b: str,
     """The interface cell and NEB endpoints :func:`migration_barrier` computes.
 
     The smallest interface candidate (fewest atoms, then lowest strain) within the
-    ``settings.structure`` limits (:func:`interphase_dft.build.interfaces.make_interfaces`);
+    ``settings.structure`` limits (:func:`interphase_dft.builders.interfaces.make_interfaces`);
     endpoints Li in A and Li in B next to the interface, same cell, atoms farther than
     ``FIX_BEYOND`` = 4 Angstrom from the interface midplane fixed
-    (:func:`interphase_dft.build.neb.interface_endpoints`).
+    (:func:`interphase_dft.builders.neb.interface_endpoints`).
 
     Returns
     -------
     (initial, final, meta) : ``meta`` is stored as ``BarrierDoc.interface_meta``.
     """
     from interphase_dft import phases
-    from interphase_dft.build.interfaces import make_interfaces
-    from interphase_dft.build.neb import interface_endpoints
+    from interphase_dft.builders.interfaces import make_interfaces
+    from interphase_dft.builders.neb import interface_endpoints
     from interphase_dft.errors import NoMatchError
 
     a, b = phases.resolve_phase(phase_a), phases.resolve_phase(phase_b)

@@ -2,10 +2,10 @@
 
 ``mode='bulk'``: Li interstitial in a supercell of the phase (every edge at least
 ``settings.structure.bulk_min_length`` Angstrom), one calculation per symmetry-distinct
-interstitial site (:func:`interphase_dft.build.sites.interstitial_sites`).
+interstitial site (:func:`interphase_dft.builders.sites.interstitial_sites`).
 
 ``mode='surface'``: Li adsorbed on the slab chosen by
-:func:`interphase_dft.build.slabs.choose_surface` (its rule is stored in the document), one
+:func:`interphase_dft.builders.slabs.choose_surface` (its rule is stored in the document), one
 calculation per symmetry-distinct adsorption site; the bottom ``slab_fixed_layers`` stay fixed,
 Li and the upper layers relax; slabs are computed with ``pbc=(T, T, F)`` and a dipole-layer
 correction (the Li-covered slab is always asymmetric, and the clean slab gets the same
@@ -64,7 +64,7 @@ log = logging.getLogger("interphase_dft.recipes")
 
 
 class SiteLike(Protocol):
-    """What the recipe needs from a site (``interphase_dft.build.sites.Site``)."""
+    """What the recipe needs from a site (``interphase_dft.builders.sites.Site``)."""
 
     label: str
     kind: str
@@ -297,7 +297,7 @@ def binding_energy(phase: str, settings: CalcSettings, *,
         both references.
     """
     from interphase_dft import phases
-    from interphase_dft.build import sites as site_lib
+    from interphase_dft.builders import sites as site_lib
 
     name = phases.resolve_phase(phase)
     info = phases.phase_info(name)
@@ -315,7 +315,7 @@ def binding_energy(phase: str, settings: CalcSettings, *,
         host = site_lib.supercell_for(bulk, settings.structure.bulk_min_length)
         found = site_lib.interstitial_sites(host)
     else:
-        from interphase_dft.build.slabs import choose_surface, repeat_to_area
+        from interphase_dft.builders.slabs import choose_surface, repeat_to_area
 
         term = choose_surface(name, settings)
         host = repeat_to_area(term.atoms, settings.structure.slab_min_area)

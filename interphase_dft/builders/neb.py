@@ -10,7 +10,7 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
-from interphase_dft.build.sites import MERGE_TOL, insert_li
+from interphase_dft.builders.sites import MERGE_TOL, insert_li
 from interphase_dft.errors import InputError, StructureError
 
 #: default minimum distance between the A and the B Li site of an interface hop, Angstrom
@@ -44,7 +44,7 @@ def interface_plane(interface: Atoms) -> tuple[float, float, float]:
     """
     if "side" not in interface.arrays:
         raise InputError("interface Atoms need arrays['side'] (0 = A, 1 = B); build them "
-                         "with interphase_dft.build.interfaces.make_interfaces")
+                         "with interphase_dft.builders.interfaces.make_interfaces")
     side = interface.arrays["side"]
     if not (side == 0).any() or not (side == 1).any():
         raise InputError("interface must contain atoms of both sides (side 0 and 1)")
@@ -57,7 +57,7 @@ def interface_plane(interface: Atoms) -> tuple[float, float, float]:
 def _voids(atoms: Atoms, min_dist: float) -> tuple[np.ndarray, np.ndarray]:
     """Unmerged Voronoi vertices in the cell >= ``min_dist`` from every atom, and clearances.
 
-    Same construction as :func:`interphase_dft.build.sites.void_points`, but merging is left
+    Same construction as :func:`interphase_dft.builders.sites.void_points`, but merging is left
     to the caller: merging before selecting a region can replace a vertex inside a thin slab
     by a slightly farther one just outside it.
     """
@@ -136,7 +136,7 @@ def interface_endpoints(
     -----
     Rule. Heights h are measured along the A -> B normal; top(A) and bottom(B) are the A and
     B atoms facing each other across the interface, mid = (top(A) + bottom(B)) / 2.
-    Candidates are Voronoi void points (:func:`~interphase_dft.build.sites.void_points`) at
+    Candidates are Voronoi void points (:func:`~interphase_dft.builders.sites.void_points`) at
     least ``min_dist`` from every atom.
 
     * The A site lies inside A's slab: bottom(A) - 0.1 <= h <= top(A) + 0.1 (0.1 Angstrom

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from ase.constraints import FixAtoms
 
-from interphase_dft.build.interfaces import make_interfaces
-from interphase_dft.build.neb import (
+from interphase_dft.builders.interfaces import make_interfaces
+from interphase_dft.builders.neb import (
     interface_endpoints,
     interface_plane,
     interpolate_images,
     vacancy_hop_endpoints,
 )
-from interphase_dft.build.sites import supercell_for
+from interphase_dft.builders.sites import supercell_for
 from interphase_dft.errors import InputError, StructureError
 from interphase_dft.phases import get_bulk
 
@@ -226,7 +226,7 @@ def test_migration_barrier_builds_endpoints_on_both_sides(monkeypatch, tmp_path)
 
 
 def test_li2s_validation_hop_is_a_nearest_neighbour_vacancy_hop():
-    from interphase_dft.build.neb import LI2S_A_EXP, li2s_vacancy_hop, nearest_li_vacancy_hop
+    from interphase_dft.builders.neb import LI2S_A_EXP, li2s_vacancy_hop, nearest_li_vacancy_hop
 
     initial, final, meta = li2s_vacancy_hop()
     assert initial.get_chemical_formula() == final.get_chemical_formula() == "Li15S8"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase.constraints import FixAtoms
 
-from interphase_dft.build.slabs import SURFACE_RULE, choose_surface, make_slabs
+from interphase_dft.builders.slabs import SURFACE_RULE, choose_surface, make_slabs
 from interphase_dft.errors import InputError
 from interphase_dft.phases import get_bulk
 
@@ -110,7 +110,7 @@ def test_lpsc_slab_keeps_ps4_whole():
 
 
 def test_repeat_to_area_sets_coverage_and_keeps_constraints():
-    from interphase_dft.build.slabs import repeat_to_area
+    from interphase_dft.builders.slabs import repeat_to_area
 
     al = get_bulk("Al")
     term = make_slabs(al, (1, 1, 1), layers=3, vacuum=6.0, fixed_layers=1)[0]

@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
-from interphase_dft.build.units import is_flip_symmetric
+from interphase_dft.builders.units import is_flip_symmetric
 from interphase_dft.errors import InputError
 
 SURFACE_RULE = (
@@ -154,7 +154,7 @@ def make_slabs(
     fixed_layers : bottom d_hkl units held by FixAtoms (0 = none)
     phase : canonical phase name stored in ``atoms.info['phase']``
     keep_units : keep P4S10 molecules / PS4 tetrahedra whole (cut between units, see
-        :mod:`interphase_dft.build.units`); default: True when the bulk has P-S bonds
+        :mod:`interphase_dft.builders.units`); default: True when the bulk has P-S bonds
 
     Returns
     -------
@@ -177,7 +177,7 @@ def make_slabs(
     if fixed_layers < 0 or (layers is not None and fixed_layers >= layers):
         raise InputError(f"fixed_layers={fixed_layers} must be >= 0 and below layers={layers}")
 
-    from interphase_dft.build.units import expand_units, has_units, pseudo_structure, rigid_units
+    from interphase_dft.builders.units import expand_units, has_units, pseudo_structure, rigid_units
 
     structure = AseAtomsAdaptor.get_structure(bulk)
     d_hkl = float(structure.lattice.d_hkl(hkl))

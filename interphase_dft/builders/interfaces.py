@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.build.slabs import default_millers, validate_miller
-from interphase_dft.build.units import (
+from interphase_dft.builders.slabs import default_millers, validate_miller
+from interphase_dft.builders.units import (
     count_atoms,
     placeholder_names,
     pseudo_structure,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from ase.constraints import FixAtoms
 
-from interphase_dft.build.sites import (
+from interphase_dft.builders.sites import (
     Site,
     adsorption_sites,
     insert_li,
@@ -15,7 +15,7 @@ from interphase_dft.build.sites import (
     supercell_for,
     vacancy_sites,
 )
-from interphase_dft.build.slabs import make_slabs
+from interphase_dft.builders.slabs import make_slabs
 from interphase_dft.errors import InputError, StructureError
 from interphase_dft.phases import get_bulk
 

@@ -4,25 +4,44 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from interphase_dft.analysis.report import no_saddle_notes, write_report
+from interphase_dft.analysis.missing import doc_work_key, missing_results, no_saddle_notes
+from interphase_dft.analysis.report import write_report
+from interphase_dft.campaign import CampaignSpec, parse_spec
 from interphase_dft.cli import main
 from tests.test_analysis_factories import campaign_docs, make_barrier_doc, make_binding_doc
 
-CAMPAIGN = {
-    "preset": "test",
-    "binding": {"phases": ["Al", "LiAl", "LPSC", "Li2S", "LiCl", "Li3P"], "modes": ["surface"]},
-    "barriers": [{"a": "LiAl", "b": "LPSC"}, {"a": "LPSC", "b": "Li3P"}, "Al|Li2S"],
-}
+CAMPAIGN = parse_spec(
+    "name: report-test\npreset: test\n"
+    "binding: {phases: [Al, LiAl, LPSC, Li2S, LiCl, Li3P], modes: [surface]}\n"
+    "barriers: [{a: LiAl, b: LPSC}, {a: LPSC, b: Li3P}, {a: Al, b: Li2S}]\n"
+)
+
+
+def stored(docs: list[Any], spec: CampaignSpec = CAMPAIGN, preset: str = "test") -> list[Any]:
+    """``docs`` as the store returns them: a document of ``preset`` that answers one of the
+    campaign's work items carries that item's key (as ``_key``, like documents stored before
+    the ``work_key`` field existed)."""
+    keys = {w.name: w.work_key for w in spec.results()}
+    out = []
+    for doc in docs:
+        d = doc.model_dump() if hasattr(doc, "model_dump") else dict(doc)
+        name = (f"barrier:{d.get('phase_a')}|{d.get('phase_b')}" if d.get("kind") == "barrier"
+                else f"binding:{d.get('phase')}:{d.get('mode')}")
+        if name in keys and d.get("settings", {}).get("preset") == preset:
+            d["_key"] = keys[name]
+        out.append(d)
+    return out
 
 
 def test_full_report(tmp_path: Path) -> None:
     docs = campaign_docs()
     docs += [make_barrier_doc("Al", "LPSC", 0.7).model_dump(),
              make_barrier_doc("Al", "LiAl", 0.2).model_dump()]
-    index = write_report(docs, tmp_path / "rep", campaign=CAMPAIGN, n_boot=200)
+    index = write_report(stored(docs), tmp_path / "rep", campaign=CAMPAIGN, n_boot=200)
     rep = tmp_path / "rep"
     assert index == rep / "index.html"
     md = (rep / "index.md").read_text()
@@ -37,10 +56,10 @@ def test_full_report(tmp_path: Path) -> None:
     data = json.loads((rep / "results.json").read_text())
     assert data["correlation"]["n"] == 4  # LiAl|Li2S is not converged -> left out
     assert data["correlation"]["pearson_r"] is not None
-    assert "binding energy of LiCl (surface mode): not computed" in md
-    assert "barrier LPSC|Li3P: not computed" in md
+    assert "binding:LiCl:surface: not computed" in md
+    assert "barrier:LPSC|Li3P: not computed" in md
     assert "LiAl|Li2S: NEB not converged" in md
-    assert "Al|Li2S: not computed" not in md  # present, as Al|Li2S
+    assert "barrier:Al|Li2S" not in md  # stored under its work key
     assert "too few points to conclude anything" in md
     assert "Consistency check" in md and "passed." in md
     rows = {r["interface"]: r for r in
@@ -50,7 +69,7 @@ def test_full_report(tmp_path: Path) -> None:
 
 def test_report_labels_single_points_on_surrogate_path(tmp_path: Path) -> None:
     docs = [*campaign_docs(), make_barrier_doc("Al", "LPSC", 0.7, stage="dft//ml").model_dump()]
-    write_report(docs, tmp_path / "rep", campaign=CAMPAIGN, n_boot=50)
+    write_report(stored(docs), tmp_path / "rep", campaign=CAMPAIGN, n_boot=50)
     md = (tmp_path / "rep" / "index.md").read_text()
     assert "'dft//ml' means DFT single points on the surrogate's converged path" in md
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
@@ -63,7 +82,7 @@ def test_report_labels_single_points_on_surrogate_path(tmp_path: Path) -> None:
 
 def test_report_flags_a_path_without_saddle(tmp_path: Path) -> None:
     doc = make_barrier_doc("Al", "LPSC", 0.0, reaction=0.4)  # monotonic uphill
-    write_report([*campaign_docs(), doc.model_dump()], tmp_path / "rep", campaign=CAMPAIGN,
+    write_report(stored([*campaign_docs(), doc]), tmp_path / "rep", campaign=CAMPAIGN,
                  n_boot=50)
     md = (tmp_path / "rep" / "index.md").read_text()
     assert ("barrier Al|LPSC: the highest image is an endpoint, so the path has no saddle; "
@@ -87,11 +106,12 @@ def test_report_lists_missing_instead_of_crashing(tmp_path: Path) -> None:
     broken = make_binding_doc("Li2S", [-2.9, -2.5])
     broken.sites[1].binding_energy_bcc += 0.1
     docs.append(broken.model_dump())
-    write_report(docs, tmp_path / "part", campaign=CAMPAIGN)
+    write_report(stored(docs), tmp_path / "part", campaign=CAMPAIGN)
     md = (tmp_path / "part" / "index.md").read_text()
-    for phase in ("LiAl", "LPSC", "LiCl", "Li3P"):
-        assert f"binding energy of {phase} (surface mode): not computed" in md
-    assert "barrier LiAl|LPSC: not computed" in md
+    for phase in ("LiAl", "LPSC", "LiCl", "Li3P"):  # LPSC: only a production result
+        assert f"binding:{phase}:surface: not computed" in md
+    assert "binding:Al:surface" not in md and "binding:Li2S:surface" not in md
+    assert "barrier:LiAl|LPSC: not computed" in md
     assert "other presets ignored" in md
     assert "is not valid" in md
     assert "FAILED" in md and "site s1" in md
@@ -120,13 +140,17 @@ def test_report_command_with_campaign_spec_file(tmp_path: Path) -> None:
         "barriers:\n  - {a: Al, b: LiCl}\n"
     )
     src = tmp_path / "docs.json"
-    src.write_text(make_binding_doc("Al", [-1.0]).model_dump_json())
+    (al,) = stored([make_binding_doc("Al", [-1.0])], parse_spec(spec.read_text()))
+    src.write_text(json.dumps(al, default=str))
     out = tmp_path / "rep"
     assert main(["report", "-o", str(out), "--from-json", str(src),
                  "--campaign", str(spec)]) == 0
     md = (out / "index.md").read_text()
-    assert "binding energy of LiCl (surface mode): not computed" in md
-    assert "barrier Al|LiCl: not computed" in md
+    assert "binding:LiCl:surface: not computed" in md
+    assert "barrier:Al|LiCl: not computed" in md
+    assert "binding:Al:surface" not in md
+    assert main(["report", "-o", str(out), "--from-json", str(src),
+                 "--campaign", str(tmp_path / "nope.yaml")]) == 1
 
 
 def test_report_survives_nan_results(tmp_path: Path) -> None:
@@ -193,3 +217,40 @@ def test_no_saddle_note_of_a_joined_path_names_the_hop() -> None:
     assert not any("the path has no saddle" in n for n in notes)
     # one hop with an interior maximum: nothing to say
     assert no_saddle_notes(make_barrier_doc("LiAl", "Li2S", 0.5)) == []
+
+
+TWO_BINDINGS = "name: two\npreset: test\nbinding: {phases: [Al, LiCl], modes: [surface]}\n"
+
+
+@pytest.mark.parametrize("field", ["work_key", "_key"])
+def test_missing_comes_from_the_work_items(field: str) -> None:
+    """Two binding items, one document stored with its key: the other item is missing."""
+    spec = parse_spec(TWO_BINDINGS)
+    al, licl = spec.results()
+    assert (al.name, licl.name) == ("binding:Al:surface", "binding:LiCl:surface")
+    doc = {**make_binding_doc("Al", [-1.0]).model_dump(), field: al.work_key}
+    assert doc_work_key(doc) == al.work_key
+    assert missing_results(spec, [doc]) == [
+        f"binding:LiCl:surface: not computed (no result with work key {licl.work_key[:12]})"]
+    assert missing_results(None, [doc]) == []
+    # same phase and mode, other settings (another work key): still missing
+    other = {**doc, field: "0" * 64}
+    assert [m.split(":")[1] for m in missing_results(spec, [other])] == ["Al", "LiCl"]
+
+
+def test_report_lists_the_item_without_a_document(tmp_path: Path) -> None:
+    spec = parse_spec(TWO_BINDINGS)
+    docs = stored([make_binding_doc("Al", [-1.0])], spec)
+    index = write_report(docs, tmp_path / "rep", campaign=spec, n_boot=20)
+    md = (tmp_path / "rep" / "index.md").read_text()
+    assert "binding:LiCl:surface: not computed" in md and "binding:Al:surface" not in md
+    assert "Preset: test." in md and "1 binding-energy and 0 barrier result(s) used" in md
+    assert "binding:LiCl:surface" in index.read_text()
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert data["preset"] == "test"
+    assert [m.split(":")[1] for m in data["missing_or_not_converged"]] == ["LiCl"]
+
+
+def test_report_takes_only_a_campaign_spec(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="CampaignSpec"):
+        write_report([], tmp_path / "rep", campaign={"preset": "test"})  # type: ignore[arg-type]

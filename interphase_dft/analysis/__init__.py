@@ -1,14 +1,14 @@
 """Analysis layer: the dE descriptor, statistics, figures, tables and the report.
 
 Data flow: stored documents -> :mod:`.descriptor` (selection, dE, consistency checks) ->
-:mod:`.stats` (barrier vs |dE|) -> :mod:`.plots` / :mod:`.tables` -> :mod:`.report`.
-Matplotlib is imported only by :mod:`.plots` (Agg backend, no pyplot state).
+:mod:`.stats` (barrier vs |dE|) -> :mod:`.plots` / :mod:`.tables` -> :mod:`.report`
+(:func:`interphase_dft.analysis.report.write_report`; sections in :mod:`.sections`, the
+missing list in :mod:`.missing`, Markdown/HTML rendering in :mod:`.blocks`).
+Matplotlib is imported only by :mod:`.plots` (Agg backend, no pyplot state), which the
+report imports when it draws the figures.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
 
 from interphase_dft.analysis.descriptor import (
     ConsistencyIssue,
@@ -44,12 +44,5 @@ __all__ = [
     "pair_barriers",
     "select_barriers",
     "select_binding",
-    "write_report",
 ]
 
-
-def write_report(*args: Any, **kwargs: Any) -> Path:
-    """Lazy wrapper of :func:`interphase_dft.analysis.report.write_report` (imports matplotlib)."""
-    from interphase_dft.analysis.report import write_report as _write_report
-
-    return _write_report(*args, **kwargs)

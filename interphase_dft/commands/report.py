@@ -28,7 +28,8 @@ def register(subparsers: Any) -> None:
                    help="LaunchPad YAML (default: $INTERPHASE_LAUNCHPAD, else the embedded "
                         "store in ./.interphase)")
     p.add_argument("--campaign", default=None,
-                   help="campaign spec YAML: lists expected results that are still missing")
+                   help="campaign spec YAML: its results without a stored document (by work "
+                        "key) are listed as missing; its preset is the default")
     p.add_argument("--from-json", nargs="+", default=None, metavar="FILE",
                    help="read documents from JSON files (one document, a list, or JSON lines) "
                         "instead of the LaunchPad")
@@ -74,13 +75,7 @@ def store_docs(launchpad: str | None) -> list[dict[str, Any]]:
     :func:`interphase_dft.fw.launchpad.resolve_launchpad` (``$INTERPHASE_LAUNCHPAD``, else the
     embedded store of the project).
     """
-    try:
-        from interphase_dft.fw.launchpad import lp_session, open_launchpad, resolve_launchpad
-    except ModuleNotFoundError as exc:
-        raise StoreError(
-            f"cannot open the LaunchPad ({exc}); pass documents with --from-json FILE... "
-            "or install the FireWorks support"
-        ) from exc
+    from interphase_dft.fw.launchpad import lp_session, open_launchpad, resolve_launchpad
     from interphase_dft.store import ResultStore
 
     lp = open_launchpad(resolve_launchpad(launchpad))
@@ -96,25 +91,12 @@ def store_docs(launchpad: str | None) -> list[dict[str, Any]]:
         ) from exc
 
 
-def load_campaign(path: str) -> Any:
-    """The validated campaign spec (falls back to plain YAML when the parser is unavailable)."""
-    try:
-        from interphase_dft.campaign import load_spec
-    except ModuleNotFoundError:
-        import yaml
-
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"campaign spec {p} does not exist; check the path") from None
-        return yaml.safe_load(p.read_text())
-    return load_spec(path)
-
-
 def handler(args: argparse.Namespace) -> int:
     from interphase_dft.analysis.report import DEFAULT_TITLE, write_report
+    from interphase_dft.campaign import load_spec
 
     docs = read_json_docs(args.from_json) if args.from_json else store_docs(args.launchpad)
-    campaign = load_campaign(args.campaign) if args.campaign else None
+    campaign = load_spec(args.campaign) if args.campaign else None
     index = write_report(
         docs, Path(args.outdir), campaign=campaign, title=args.title or DEFAULT_TITLE,
         preset=args.preset, barrier=args.barrier,

@@ -1,0 +1,161 @@
+"""The sections of the report, written as :class:`~interphase_dft.analysis.blocks.Blocks`.
+
+:class:`ReportContent` holds everything the report shows (selected documents, dE pairs,
+the correlation, tables, figure paths, the missing list); :func:`render` lays it out.
+Nothing here computes, draws or writes files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from interphase_dft import __version__
+from interphase_dft.analysis import tables as tb
+from interphase_dft.analysis.blocks import Blocks
+from interphase_dft.analysis.descriptor import (
+    AGREEMENT_TOL,
+    MODE_RULE,
+    SELECTION_RULE,
+    ConsistencyIssue,
+    DescriptorPair,
+    Selection,
+)
+from interphase_dft.analysis.stats import BarrierChoice, CorrelationResult
+from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
+
+
+@dataclass
+class Figures:
+    """Figure files, as paths relative to the report directory (PNG first, then SVG)."""
+
+    binding: list[str] = field(default_factory=list)
+    neb: dict[str, list[str]] = field(default_factory=dict)
+    correlation: list[str] = field(default_factory=list)
+
+    def all(self) -> list[str]:
+        """Every figure file, binding first, then NEB profiles, then the correlation."""
+        return [*self.binding, *[p for paths in self.neb.values() for p in paths],
+                *self.correlation]
+
+
+@dataclass
+class ReportContent:
+    """What the report shows (energies in eV)."""
+
+    title: str
+    generated: str
+    preset: str | None
+    barrier: BarrierChoice
+    n_boot: int
+    seed: int
+    selection: Selection
+    n_superseded_barriers: int
+    binding: list[BindingEnergyDoc]
+    barriers: list[BarrierDoc]
+    pairs: list[DescriptorPair]
+    issues: list[ConsistencyIssue]
+    correlation: CorrelationResult
+    correlation_rows: list[tb.Row]
+    gaps: list[str]
+    figure_problems: list[str]
+    tables: dict[str, list[tb.Row]]
+    figures: Figures
+
+
+def render(c: ReportContent) -> Blocks:
+    """The whole report, section by section."""
+    b = Blocks()
+    _summary(b, c)
+    _binding(b, c)
+    _descriptor(b, c)
+    _barriers(b, c)
+    _correlation(b, c)
+    _provenance(b, c)
+    return b
+
+
+def _summary(b: Blocks, c: ReportContent) -> None:
+    b.h(1, c.title)
+    b.p(f"Generated {c.generated} by interphase-dft "
+        f"{__version__}. Preset: {c.preset or 'all (newest per phase/mode)'}. "
+        f"{len(c.binding)} binding-energy and {len(c.barriers)} barrier result(s) used.")
+    if not c.binding and not c.barriers:
+        b.p("Nothing computed yet: no valid binding-energy or barrier documents were found. "
+            "Run the campaign (interphase-dft campaign SPEC) and regenerate this report.")
+    b.h(2, "Summary")
+    b.p(c.correlation.verdict)
+    b.h(2, "Missing or not converged")
+    b.ul(c.gaps + c.figure_problems)
+
+
+def _binding(b: Blocks, c: ReportContent) -> None:
+    b.h(2, "Li binding energies")
+    b.p("E_b = E(host+Li) - E(host) - E_ref (eV), lowest site per phase. Atom reference: "
+        "isolated spin-polarised Li atom; bcc reference: bcc Li per atom (E_b(bcc) is the "
+        "insertion energy, -e x voltage vs Li/Li+). E_b(atom) = E_b(bcc) - E_coh.")
+    b.table(c.tables["binding_energies"], "no binding energies yet")
+    for p in c.figures.binding[:1]:
+        b.img(p, "Binding energy per phase, both references; points are sites")
+    b.h(3, "All sites")
+    b.table(c.tables["sites"], "no sites")
+
+
+def _descriptor(b: Blocks, c: ReportContent) -> None:
+    b.h(2, "Descriptor dE(A, B) = E_b(A) - E_b(B)")
+    b.p(f"Computed for every pair of phases in the same mode under both references; they must "
+        f"agree to {AGREEMENT_TOL:g} eV (a difference means mixed settings). Barriers are "
+        "correlated with |dE| because interfaces are unordered; the signed value is kept.")
+    b.table(c.tables["delta_e_pairs"], "fewer than two phases computed in one mode")
+    for m in ("surface", "bulk"):
+        if c.tables[f"delta_e_matrix_{m}"]:
+            b.h(3, f"dE matrix, {m} mode (eV, dE(row, column), atom reference)")
+            b.table(c.tables[f"delta_e_matrix_{m}"])
+    disagree = [p for p in c.pairs if not p.agree]
+    b.p("Reference agreement: " + ("all pairs agree." if not disagree else
+        "DISAGREE for " + ", ".join(f"{p.phase_a}/{p.phase_b} ({p.reference_gap:+.2e} eV)"
+                                    for p in disagree) + ": mixed settings."))
+    b.p("Consistency check (E_b(atom) - E_b(bcc) = E(Li bcc) - E(Li atom) = -E_coh for every "
+        "site; lowest-site values match): " + ("passed." if not c.issues else "FAILED:"))
+    if c.issues:
+        b.ul([i.message for i in c.issues])
+
+
+def _barriers(b: Blocks, c: ReportContent) -> None:
+    b.h(2, "Migration barriers (climbing-image NEB)")
+    b.p("Barriers in eV; stage 'ml+dft' means an ML surrogate found the path and DFT "
+        "climbing-image NEB refined it; 'dft//ml' means DFT single points on the surrogate's "
+        "converged path (no DFT refinement: fmax_final is the largest DFT force on an "
+        "intermediate image, a measure of how far the path is from the DFT saddle); "
+        "ml_barrier_eV is the surrogate's value and never a DFT result. A path with 'hops' "
+        "> 1 passed through an intermediate minimum: the recipe relaxed it and converged the "
+        "hops separately, and the barriers are the energetic spans of the joined path (the "
+        "highest saddle above the lowest minimum before it).")
+    b.table(c.tables["barriers"], "no barriers yet")
+    for iface, paths in c.figures.neb.items():
+        for p in paths[:1]:
+            b.img(p, f"NEB energy profile of {iface}")
+
+
+def _correlation(b: Blocks, c: ReportContent) -> None:
+    b.h(2, "Barrier versus |dE|")
+    used = "barrier_forward" if c.barrier == "forward" else "max(forward, reverse)"
+    b.p(f"Barrier used: {used}. Pairing rule: {MODE_RULE}. Pearson and Spearman from "
+        f"scipy.stats; linear fit by least squares; {c.n_boot} bootstrap resamples (seed "
+        f"{c.seed}) give the 95 % intervals.")
+    for p in c.figures.correlation[:1]:
+        b.img(p, "Barrier versus |dE| with bootstrap bands")
+    b.table(c.correlation_rows)
+    if c.correlation.warnings:
+        b.ul(c.correlation.warnings)
+
+
+def _provenance(b: Blocks, c: ReportContent) -> None:
+    b.h(2, "Settings and provenance")
+    b.p(f"Selection rule: {SELECTION_RULE}. Superseded documents: "
+        f"{len(c.selection.superseded) + c.n_superseded_barriers}.")
+    b.table(c.tables["settings"], "no settings (no documents)")
+    b.h(3, "Package versions")
+    b.table(c.tables["versions"], "no versions (no documents)")
+    b.h(2, "Files")
+    b.ul(["results.json", *[f"tables/{n}.csv (also .md, .json)" for n in c.tables],
+          *c.figures.all()])

@@ -1,10 +1,10 @@
-"""Run every benchmark, write ``benchmarks/results/*.json`` and regenerate the README tables.
+"""Run every benchmark, write ``benchmarks/results/*.json`` and regenerate the benchmark table.
 
 Entry point of ``make bench``. Each benchmark runs as its own process (own process group)
 with a wall-time limit; a benchmark that hits its limit is stopped and its JSON is marked
 ``status: timeout`` (keeping whatever partial measurements it had written). Then the table
-is written between the ``<!-- bench:start -->``/``<!-- bench:end -->`` markers of
-``benchmarks/README.md`` and of the top-level ``README.md`` (if it has them), and printed.
+is written between the ``bench:start``/``bench:end`` markers of ``benchmarks/README.md``
+(the only file that carries it; the top-level README links there) and printed.
 
 Profiles
     ``hour`` (default, what ``make bench`` runs): sized for <= 60 min on an idle 2-core
@@ -129,15 +129,34 @@ def run_one(name: str, args: list[str], limit: float, outdir: Path,
     return data
 
 
+def publish(outdir: Path, *, to_readme: bool) -> str:
+    """Write the table of ``outdir``'s results; return it.
+
+    ``to_readme``: into ``benchmarks/README.md`` (the only file that carries the table);
+    otherwise (quick runs, ``--out``, ``--no-readme``) into ``outdir/README.md``.
+    """
+    import update_readme
+
+    if to_readme:
+        table = update_readme.update(update_readme.BENCH_README, outdir)
+        print(f"run_all: table written into {update_readme.BENCH_README}")
+        return table
+    table = update_readme.render(outdir)
+    (outdir / "README.md").write_text("# Benchmark results (not for benchmarks/README.md)"
+                                      "\n\n" + table)
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes; results go to "
-                   "benchmarks/results/quick/ and the READMEs are left alone")
+                   "benchmarks/results/quick/ and benchmarks/README.md is left alone")
     p.add_argument("--profile", choices=("hour", "full"), default="hour")
     p.add_argument("--only", nargs="+", choices=ORDER, default=None)
     p.add_argument("--skip", nargs="+", choices=ORDER, default=[])
     p.add_argument("--out", default=None, help="results directory")
-    p.add_argument("--no-readme", action="store_true", help="do not touch the README files")
+    p.add_argument("--no-readme", action="store_true",
+                   help="do not touch benchmarks/README.md")
     args = p.parse_args(argv)
     outdir = Path(args.out).resolve() if args.out else default_outdir(args.quick)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -156,20 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         statuses[name] = run_one(name, [] if args.quick else extra,
                                  QUICK_LIMIT if args.quick else limit, outdir,
                                  args.quick)["status"]
-    from update_readme import render, update
-
-    if args.quick or args.no_readme or args.out:
-        table = render(outdir)
-        (outdir / "README.md").write_text("# Benchmark results (quick mode, not for the "
-                                          "README)\n\n" + table)
-    else:
-        table = update(BENCH_DIR / "README.md", outdir)
-        top = REPO / "README.md"
-        try:
-            update(top, outdir)
-            print(f"run_all: table written into {top}")
-        except (OSError, ValueError) as exc:
-            print(f"run_all: {top} not updated ({exc})")
+    table = publish(outdir, to_readme=not (args.quick or args.no_readme or args.out))
     print(table, end="")
     bad = {k: v for k, v in statuses.items() if v not in ("complete",)}
     if bad:

@@ -1,13 +1,14 @@
-"""Write the benchmark table (from ``benchmarks/results/*.json``) into README files.
+"""Write the benchmark table (from ``benchmarks/results/*.json``) into ``benchmarks/README.md``.
 
-The table replaces whatever lies between ``<!-- bench:start -->`` and ``<!-- bench:end -->``;
-nothing else in the file changes. ``run_all.py`` calls :func:`update` for
-``benchmarks/README.md`` and for the top-level ``README.md``.
+The table replaces whatever lies between the ``bench:start`` and ``bench:end`` HTML-comment
+markers; nothing else in the file changes. ``benchmarks/README.md`` is the only file the
+table is written into (``run_all.py`` calls :func:`update` for it); the top-level README
+links there instead of carrying a copy.
 
 Usage::
 
-    python benchmarks/update_readme.py                     # top-level README.md
-    python benchmarks/update_readme.py --readme benchmarks/README.md --results DIR
+    python benchmarks/update_readme.py                     # benchmarks/README.md
+    python benchmarks/update_readme.py --readme OTHER.md --results DIR
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    REPO,
+    BENCH_DIR,
     RESULTS,
     load_results,
     markdown_table,
@@ -39,7 +40,11 @@ def render(results_dir: str | Path = RESULTS, *, notes: bool = True) -> str:
     return text
 
 
-def update(readme: str | Path = REPO / "README.md", results_dir: str | Path = RESULTS, *,
+#: the one file that carries the generated table
+BENCH_README = BENCH_DIR / "README.md"
+
+
+def update(readme: str | Path = BENCH_README, results_dir: str | Path = RESULTS, *,
            notes: bool = True) -> str:
     """Replace the marked block of ``readme`` with the table; return the block written.
 
@@ -58,7 +63,8 @@ def update(readme: str | Path = REPO / "README.md", results_dir: str | Path = RE
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--readme", default=str(REPO / "README.md"))
+    p.add_argument("--readme", default=str(BENCH_README),
+                   help="Markdown file with the markers (default benchmarks/README.md)")
     p.add_argument("--results", default=str(RESULTS), help="directory of the result JSON")
     p.add_argument("--no-notes", action="store_true", help="table only")
     args = p.parse_args(argv)

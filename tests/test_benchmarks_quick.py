@@ -1,4 +1,4 @@
-"""Fast checks of the benchmark tooling: the README table and the store benchmark's quick mode."""
+"""Fast checks of the benchmark tooling: the table in benchmarks/README.md and the quick modes."""
 
 from __future__ import annotations
 
@@ -76,6 +76,36 @@ def test_update_readme_replaces_only_the_block(tmp_path: Path) -> None:
     assert update_readme.main(["--readme", str(bad), "--results", str(results)]) == 1
 
 
+def test_table_goes_only_into_benchmarks_readme(tmp_path: Path, monkeypatch) -> None:
+    import run_all
+
+    results = tmp_path / "results"
+    _fake_results(results)
+    assert update_readme.BENCH_README == BENCH / "README.md"
+    target = tmp_path / "bench_README.md"
+    target.write_text(f"# Benchmarks\n{common.TABLE_START}\nold\n{common.TABLE_END}\n")
+    monkeypatch.setattr(update_readme, "BENCH_README", target)
+    top = BENCH.parent / "README.md"
+    top_before = top.read_text()
+    table = run_all.publish(results, to_readme=True)
+    assert table in target.read_text() and "old" not in target.read_text()
+    assert top.read_text() == top_before  # the top-level README links, it has no copy
+    assert not (results / "README.md").exists()
+    # quick runs, --out and --no-readme: the table goes next to their results only
+    target_before = target.read_text()
+    run_all.publish(results, to_readme=False)
+    assert table in (results / "README.md").read_text()
+    assert target.read_text() == target_before
+
+
+def test_committed_readmes_have_the_markers_where_the_table_goes() -> None:
+    bench = (BENCH / "README.md").read_text()
+    assert bench.count(common.TABLE_START) == 1 and bench.count(common.TABLE_END) == 1
+    assert bench.index(common.TABLE_START) < bench.index(common.TABLE_END)
+    top = (BENCH.parent / "README.md").read_text()
+    assert common.TABLE_START not in top and common.TABLE_END not in top
+
+
 def test_store_benchmark_quick(tmp_path: Path) -> None:
     import bench_store
 
@@ -93,7 +123,7 @@ def test_store_benchmark_quick(tmp_path: Path) -> None:
     assert q["find_kind_binding"]["result_size"] == 150
     assert q["find_kind_barrier"]["result_size"] == 150
     assert q["count"]["result_size"] == 300
-    assert q["get_by_task_key"]["result_size"] == 1
+    assert q["get_by_work_key"]["result_size"] == 1
     assert m["report_load"]["result_size"] == 300  # every stored document validates
     assert m["store_file_mb"] > 0.1
     quantities = {r["quantity"]: r["value"] for r in data["summary"]}

@@ -2,9 +2,9 @@
 report.
 
 The spec is submitted to a fresh embedded store in a scratch directory and run by the
-project's own execution API (:func:`interphase_dft.fw.execution.submit_campaign` and
+project's own execution API (:func:`interphase_dft.fw.workflows.submit_campaign` and
 :func:`run_workers`, i.e. what ``interphase-dft campaign`` does), then the report is written
-with :func:`interphase_dft.fw.execution.write_report`. Stages:
+with :func:`interphase_dft.analysis.report.write_report`. Stages:
 
 * ``build``: spec validation, workflow construction and submission, plus the interface cells
   of every barrier (:func:`make_interfaces` + :func:`interface_endpoints`), measured here;
@@ -121,18 +121,17 @@ def measure_store(lp: Any, spec: Any, m: dict[str, Any], *,
     recomputing them from ``spec``.
     """
     from interphase_dft.fw.launchpad import lp_session
-    from interphase_dft.fw.workflows import campaign_keys
     from interphase_dft.store import ResultStore
 
     m["fireworks"] = launch_times(lp)
     with lp_session(lp) as s:
         store = ResultStore(s.db)
         if queued_keys:
-            keys = sorted({fw["spec"]["_task_key"] for fw in s.fireworks.find(
+            keys = sorted({fw["spec"]["work_key"] for fw in s.fireworks.find(
                 {"spec.kind": {"$in": ["binding", "barrier"]}}, {"spec": 1})})
         else:
-            keys = campaign_keys(spec)
-        docs = [d for k in keys if (d := store.get_by_task_key(k))]
+            keys = [item.work_key for item in spec.results()]
+        docs = [d for k in keys if (d := store.get(k))]
         m["n_results"] = len(docs)
         m["n_expected"] = len(keys)
     m["doc_timings"] = [{"kind": d.get("kind"), "name": d.get("phase") or d.get("interface"),
@@ -156,9 +155,11 @@ def stage_split(docs: list[dict[str, Any]], m: dict[str, Any]) -> dict[str, floa
 
 def run(spec_path: Path, workdir: Path, workers: int, timeout: float | None) -> dict[str, Any]:
     """Submit and run the campaign in a fresh store under ``workdir``; raw measurements."""
+    from interphase_dft.analysis.report import write_report
     from interphase_dft.campaign import load_spec
-    from interphase_dft.fw.execution import run_workers, submit_campaign, write_report
     from interphase_dft.fw.launchpad import init_embedded, open_launchpad
+    from interphase_dft.fw.pool import run_workers
+    from interphase_dft.fw.workflows import submit_campaign
 
     root = workdir / time.strftime("run-%Y%m%d-%H%M%S")
     root.mkdir(parents=True)
@@ -184,7 +185,7 @@ def run(spec_path: Path, workdir: Path, workers: int, timeout: float | None) -> 
     m["run_workers_s"] = sw.seconds
     docs = measure_store(lp, spec, m)
     with Stopwatch() as sw:
-        m["report_path"] = write_report(docs, root / "report", campaign=spec)
+        m["report_path"] = str(write_report(docs, root / "report", campaign=spec))
     m["write_report_s"] = sw.seconds
     m["stages_s"] = stage_split(docs, m)
     return m

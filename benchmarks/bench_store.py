@@ -12,7 +12,7 @@ check). Timed:
 * ``save``: writing the store file at the end of the session; ``load``: opening a new
   session on the file (read + parse);
 * queries: ``find(kind=...)``, ``find(phase=...)``, ``find(interface=...)``,
-  ``get_by_task_key``, ``keys()``, ``count()``;
+  ``get`` (by work key), ``keys()``, ``count()``;
 * ``report_load``: what ``interphase-dft report`` does before plotting
   (:func:`interphase_dft.commands.report.store_docs` + :func:`analysis.descriptor.load_docs`).
 
@@ -131,7 +131,7 @@ def make_docs(n: int, seed: int = 0) -> list[dict[str, Any]]:
             d.update(interface=f"{a}|{b}", phase_a=a, phase_b=b)
             d["barrier_forward"] = 0.1 + 0.8 * rng.random()
         d["uid"] = uuid.uuid4().hex
-        d["task_key"] = f"{uuid.uuid4().hex}:{i}"
+        d["work_key"] = f"{uuid.uuid4().hex}{i:06d}"
         d["created"] = f"2026-01-01T00:00:{i % 60:02d}+00:00#{i:06d}"
         out.append(d)
     return out
@@ -228,7 +228,7 @@ def run(n_docs: int, launchpad_file: str | None, workdir: Path) -> dict[str, Any
 
 
 def _queries(store: Any, docs: list[dict[str, Any]]) -> dict[str, Any]:
-    key = docs[len(docs) // 2]["task_key"]
+    key = docs[len(docs) // 2]["work_key"]
     return {
         "find_kind_binding": _time(lambda: store.find(kind="binding")),
         "find_kind_barrier": _time(lambda: store.find(kind="barrier")),
@@ -236,7 +236,7 @@ def _queries(store: Any, docs: list[dict[str, Any]]) -> dict[str, Any]:
         "find_binding_phase_Al": _time(lambda: store.find(kind="binding", phase="Al")),
         "find_interface": _time(lambda: store.find(interface="LiAl|LPSC")),
         "find_all": _time(lambda: store.find()),
-        "get_by_task_key": _time(lambda: [store.get_by_task_key(key)], repeat=5),
+        "get_by_work_key": _time(lambda: [store.get(key)], repeat=5),
         "keys": _time(lambda: store.keys()),
         "count": _time(lambda: store.count(), repeat=5),
     }
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         add_summary(result, "file load (open session)", m["load_s"], "s")
     add_summary(result, "find(kind='binding')", q["find_kind_binding"]["median_s"], "s")
     add_summary(result, "find(phase='LPSC')", q["find_phase_LPSC"]["median_s"], "s")
-    add_summary(result, "get_by_task_key", q["get_by_task_key"]["median_s"], "s")
+    add_summary(result, "get_by_work_key", q["get_by_work_key"]["median_s"], "s")
     add_summary(result, "report load (store_docs + load_docs)",
                 m["report_load"]["median_s"], "s")
     result["notes"] += [

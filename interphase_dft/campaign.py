@@ -13,7 +13,10 @@ submitted::
       - {a: LiAl, b: LPSC}
     analysis: true
 
-No FireWorks import here: the spec, its settings and the work keys are engine-agnostic.
+:meth:`CampaignSpec.work` turns a spec into its list of :class:`WorkItem` (kind, parameters,
+the exact :class:`CalcSettings`, one ``work_key``), computed once; submission, status, results
+and the report's "missing" list all read that list. No FireWorks import here: the spec, its
+settings and the work keys are engine-agnostic.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +37,9 @@ from interphase_dft.errors import InputError
 from interphase_dft.schemas import settings_hash
 
 MODES = ("surface", "bulk")
+WorkKind = Literal["references", "binding", "barrier"]
+#: kinds of work whose document is a result of the campaign (the references are a prerequisite)
+RESULT_KINDS: tuple[WorkKind, ...] = ("binding", "barrier")
 TOP_KEYS = {"name": True, "preset": True, "overrides": False, "binding": False,
             "barriers": False, "analysis": False}
 
@@ -49,6 +56,39 @@ class BarrierSpec:
         return f"{self.a}|{self.b}"
 
 
+@dataclass(frozen=True, eq=False)
+class WorkItem:
+    """One unit of work of a campaign: what to compute, with exactly which settings.
+
+    ``work_key`` identifies it everywhere: the firework that computes it, the document that
+    stores its result, the report's list of missing results.
+    """
+
+    kind: WorkKind
+    params: dict[str, str]
+    settings: CalcSettings
+    work_key: str
+
+    @classmethod
+    def create(cls, kind: WorkKind, settings: CalcSettings, **params: str) -> WorkItem:
+        """The item of ``kind`` with ``params``; its key from :func:`work_key`."""
+        return cls(kind, dict(params), settings, work_key(kind, settings, **params))
+
+    @property
+    def name(self) -> str:
+        """Name: ``binding:Al:bulk``, ``barrier:LiAl|LPSC``, ``prepare:references``."""
+        if self.kind == "binding":
+            return f"binding:{self.params['phase']}:{self.params['mode']}"
+        if self.kind == "barrier":
+            return f"barrier:{self.params['phase_a']}|{self.params['phase_b']}"
+        return "prepare:references"
+
+    @property
+    def is_result(self) -> bool:
+        """True for the campaign's results (binding, barrier), False for prerequisites."""
+        return self.kind in RESULT_KINDS
+
+
 @dataclass(frozen=True)
 class CampaignSpec:
     """A validated campaign (see module docstring)."""
@@ -61,14 +101,48 @@ class CampaignSpec:
     barriers: tuple[BarrierSpec, ...] = ()
     analysis: bool = True
     source: str = "<spec>"
+    pinned_settings: dict[str, Any] | None = field(default=None, repr=False)
 
     def settings(self) -> CalcSettings:
-        """The :class:`CalcSettings` every calculation of this campaign uses."""
+        """The :class:`CalcSettings` every calculation of this campaign uses: the preset with
+        the overrides, or the settings pinned when the campaign was submitted."""
+        if self.pinned_settings is not None:
+            return CalcSettings.model_validate(self.pinned_settings)
         return preset(self.preset, self.overrides)
 
-    def binding_jobs(self) -> list[tuple[str, str]]:
-        """(phase, mode) pairs, in spec order."""
-        return [(p, m) for p in self.phases for m in self.modes]
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form with the settings pinned (what a queued job carries)."""
+        return {"name": self.name, "preset": self.preset, "overrides": self.overrides,
+                "phases": list(self.phases), "modes": list(self.modes),
+                "barriers": [[b.a, b.b] for b in self.barriers], "analysis": self.analysis,
+                "source": self.source, "settings": self.settings().model_dump(mode="json")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CampaignSpec:
+        """The spec of :meth:`to_dict`, computing with its pinned settings."""
+        return cls(name=data["name"], preset=data["preset"], overrides=data["overrides"],
+                   phases=tuple(data["phases"]), modes=tuple(data["modes"]),
+                   barriers=tuple(BarrierSpec(a, b) for a, b in data["barriers"]),
+                   analysis=data["analysis"], source=data["source"],
+                   pinned_settings=data["settings"])
+
+    def work(self) -> tuple[WorkItem, ...]:
+        """Every unit of work of the campaign: the Li references first, then the binding
+        energies (phase x mode, spec order), then the barriers (spec order). Computed once."""
+        return self._work
+
+    @cached_property
+    def _work(self) -> tuple[WorkItem, ...]:
+        s = self.settings()
+        items = [WorkItem.create("references", s)]
+        items += [WorkItem.create("binding", s, phase=p, mode=m)
+                  for p in self.phases for m in self.modes]
+        items += [WorkItem.create("barrier", s, phase_a=b.a, phase_b=b.b) for b in self.barriers]
+        return tuple(items)
+
+    def results(self) -> tuple[WorkItem, ...]:
+        """The work items whose documents are the campaign's results (no references)."""
+        return tuple(w for w in self._work if w.is_result)
 
 
 def work_key(kind: str, settings: CalcSettings, **params: str) -> str:

@@ -3,9 +3,11 @@
 The collection lives next to FireWorks' collections in the LaunchPad database, so one
 database holds the workflows and their results. No FireWorks import here.
 
-Store-only metadata is kept under keys starting with ``_`` (``_key`` = the work key of
-:func:`interphase_dft.campaign.work_key`, ``_fw_id``); :func:`interphase_dft.schemas.doc_from_dict`
-drops them when a document is rebuilt.
+Every document is found by its ``work_key`` (the key of the campaign work item that produced
+it, :class:`interphase_dft.campaign.WorkItem`). Store-only metadata is kept under keys starting
+with ``_`` (``_fw_id``); :func:`interphase_dft.schemas.doc_from_dict` drops them when a
+document is rebuilt. Documents stored before the work key was a document field (under
+``_key``) are upgraded in place by :meth:`ResultStore.ensure_indexes`.
 """
 
 from __future__ import annotations
@@ -37,31 +39,31 @@ class ResultStore:
         self.coll = db[collection]
 
     def ensure_indexes(self) -> None:
-        """Create the lookup indexes (idempotent)."""
+        """Create the lookup indexes and upgrade documents stored under ``_key`` (idempotent)."""
+        for legacy in self.coll.find({"_key": {"$exists": True}, "work_key": {"$exists": False}},
+                                     {"_id": True, "_key": True}):
+            self.coll.update_one({"_id": legacy["_id"]}, {"$set": {"work_key": legacy["_key"]},
+                                                          "$unset": {"_key": ""}})
         self.coll.create_index("kind")
         self.coll.create_index("phase")
         self.coll.create_index("interface")
-        self.coll.create_index("task_key")
-        self.coll.create_index("_key")
+        self.coll.create_index("work_key")
 
-    def insert(self, doc: BaseModel | dict[str, Any], *, key: str = "",
+    def insert(self, doc: BaseModel | dict[str, Any], *,
                meta: dict[str, Any] | None = None) -> str:
         """Store ``doc`` and return its ``uid``.
 
-        A document whose work ``key`` (or ``task_key``) is already stored is not stored
-        twice: the existing ``uid`` is returned.
+        A document whose ``work_key`` is already stored is not stored twice: the existing
+        ``uid`` is returned. ``meta`` entries are stored as ``_name``.
         """
         data = doc.model_dump(mode="json") if isinstance(doc, BaseModel) else dict(doc)
         if "kind" not in data:
             raise StoreError("a result document needs a 'kind' field; build it with the "
                              "schemas in interphase_dft.schemas")
         data.setdefault("uid", uuid.uuid4().hex)
-        key = key or data.get("_key", "")
-        if key:
-            data["_key"] = key
         for name, value in (meta or {}).items():
             data[f"_{name.lstrip('_')}"] = value
-        existing = self.get_by_task_key(key or data.get("task_key", ""))
+        existing = self.get(data.get("work_key", ""))
         if existing is not None:
             return str(existing.get("uid", ""))
         self.coll.insert_one(data)
@@ -83,15 +85,16 @@ class ResultStore:
         docs = list(self.coll.find(query, {"_id": False}))
         return sorted(docs, key=lambda d: str(d.get("created", "")))
 
-    def get_by_task_key(self, key: str) -> dict[str, Any] | None:
-        """The document stored under work key or ``task_key`` ``key`` (None if absent)."""
-        if not key:
+    def get(self, work_key: str) -> dict[str, Any] | None:
+        """The document stored under ``work_key`` (None if absent or empty)."""
+        if not work_key:
             return None
-        return self.coll.find_one({"$or": [{"_key": key}, {"task_key": key}]}, {"_id": False})
+        return self.coll.find_one({"work_key": work_key}, {"_id": False})
 
     def keys(self) -> set[str]:
         """All work keys stored."""
-        return {d["_key"] for d in self.coll.find({"_key": {"$exists": True}}, {"_key": True})}
+        return {d["work_key"] for d in self.coll.find({"work_key": {"$nin": [None, ""]}},
+                                                      {"work_key": True})}
 
     def count(self) -> int:
         return int(self.coll.count_documents({}))

@@ -29,7 +29,7 @@ def test_valid_spec_is_parsed_with_canonical_names():
     assert [b.interface for b in spec.barriers] == ["LiAl|LPSC"]
     assert spec.analysis is False
     assert spec.settings().dft.ecut == 250
-    assert len(spec.binding_jobs()) == 6
+    assert len([w for w in spec.work() if w.kind == "binding"]) == 6
 
 
 @pytest.mark.parametrize("name", ["test.yaml", "laptop.yaml", "paper.yaml"])

@@ -13,13 +13,6 @@ from pathlib import Path
 import pytest
 
 from interphase_dft.cli import main
-from interphase_dft.fw.execution import (
-    detect_and_rerun,
-    firework_rows,
-    run_workers,
-    state_counts,
-    submit_campaign,
-)
 from interphase_dft.fw.launchpad import (
     get_launchpad,
     init_embedded,
@@ -27,6 +20,9 @@ from interphase_dft.fw.launchpad import (
     open_launchpad,
     resolve_launchpad,
 )
+from interphase_dft.fw.pool import run_workers
+from interphase_dft.fw.status import detect_and_rerun, firework_rows, state_counts
+from interphase_dft.fw.workflows import submit_campaign
 from interphase_dft.store import ResultStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,7 +43,7 @@ def countdown_wf(runs: Path, n: int, steps: int, seconds: float):
 
     from interphase_dft.fw.tasks import CountdownTask
 
-    fws = [Firework([CountdownTask(key=f"{i:02d}" * 32, runs_dir=str(runs), steps=steps,
+    fws = [Firework([CountdownTask(work_key=f"{i:02d}" * 32, runs_dir=str(runs), steps=steps,
                                    seconds=seconds)],
                     spec={"_add_launchpad_and_fw_id": True}, name=f"countdown{i}")
            for i in range(n)]
@@ -71,7 +67,6 @@ def test_embedded_store_files_and_fireworks_lpad(tmp_path):
 
 def test_submit_is_deduplicated_against_queue_and_store(tmp_path):
     from interphase_dft.campaign import parse_spec
-    from interphase_dft.fw.workflows import campaign_keys
 
     lp = open_launchpad(init_embedded(tmp_path / ".interphase"))
     spec = parse_spec(SPEC)
@@ -85,8 +80,9 @@ def test_submit_is_deduplicated_against_queue_and_store(tmp_path):
     # results stored, fireworks gone (e.g. another LaunchPad was reset): nothing recomputed
     with lp_session(lp) as real:
         real.reset("", require_password=False)
-        for key in campaign_keys(spec)[:2]:
-            ResultStore(real.db).insert({"kind": "binding", "phase": "x"}, key=key)
+        for item in spec.results()[:2]:
+            ResultStore(real.db).insert({"kind": "binding", "phase": "x",
+                                         "work_key": item.work_key})
     third = submit_campaign(lp, spec, tmp_path / "runs")
     assert third.skipped_stored == 2
     assert {r["name"] for r in firework_rows(lp)} == {
@@ -176,7 +172,7 @@ def test_cli_status_results_and_reruns(tmp_path, capsys):
     with lp_session(lp) as real:
         ResultStore(real.db).insert({"kind": "binding", "phase": "Al", "mode": "bulk",
                                      "binding_energy_atom": -1.23456, "settings":
-                                     {"preset": "test"}}, key="k" * 64)
+                                     {"preset": "test"}, "work_key": "k" * 64})
     lp.add_wf(countdown_wf(tmp_path / "runs", 1, 1, 0.0))
     assert main(["status"]) == 0
     out = capsys.readouterr().out
@@ -212,8 +208,8 @@ def test_real_prepare_firework_end_to_end(tmp_path, capsys):
     docs = json.loads(capsys.readouterr().out)
     assert len(docs) == 1
     assert 1.0 < docs[0]["cohesive_energy"] < 2.5  # PBE ~1.6 eV; loose test preset
-    assert docs[0]["task_key"] == prepare.spec["_task_key"]
-    assert (tmp_path / "runs" / prepare.spec["_task_key"][:12]).is_dir()
+    assert docs[0]["work_key"] == prepare.spec["work_key"]
+    assert (tmp_path / "runs" / prepare.spec["work_key"][:12]).is_dir()
 
 
 @pytest.mark.mpi
@@ -223,17 +219,18 @@ def test_prepare_firework_under_mpi(tmp_path, monkeypatch):
     from fireworks import Workflow
 
     from interphase_dft.calc.settings import preset
-    from interphase_dft.fw.workflows import references_firework
+    from interphase_dft.campaign import WorkItem
+    from interphase_dft.fw.workflows import work_firework
 
     for k, v in {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
                  "OMPI_MCA_rmaps_base_oversubscribe": "1"}.items():
         monkeypatch.setenv(k, v)
     cfg = init_embedded(tmp_path / ".interphase")
-    fw = references_firework(preset("test"), None, tmp_path / "runs")
+    fw = work_firework(WorkItem.create("references", preset("test")), tmp_path / "runs")
     fw.spec["_mpi_command"] = "mpiexec -n 2"
     open_launchpad(cfg).add_wf(Workflow([fw]))
     assert run_workers(cfg, 1, tmp_path / "l", progress=None, poll=0.5) == {"COMPLETED": 1}
     (doc,) = ResultStore(get_launchpad(cfg.yaml_path).db).find(kind="references")
     assert 1.0 < doc["cohesive_energy"] < 2.5
-    workdir = tmp_path / "runs" / fw.spec["_task_key"][:12]
+    workdir = tmp_path / "runs" / fw.spec["work_key"][:12]
     assert (workdir / "fw_result.json").exists() and (workdir / "fw_task.json").exists()

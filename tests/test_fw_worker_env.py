@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from interphase_dft.fw.execution import THREAD_VARS, worker_env
+from interphase_dft.fw.pool import THREAD_VARS, worker_env
 
 
 def test_two_workers_on_two_cores_get_one_thread_each():

@@ -9,15 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from interphase_dft.fw.execution import (
-    detect_and_rerun,
-    drive_queue,
-    firework_rows,
-    make_qadapter,
-    qlaunch,
-    state_counts,
-)
 from interphase_dft.fw.launchpad import get_launchpad, init_embedded, open_launchpad
+from interphase_dft.fw.queue import drive_queue, make_qadapter, qlaunch
+from interphase_dft.fw.status import detect_and_rerun, firework_rows, state_counts
 from interphase_dft.store import ResultStore
 
 pytestmark = pytest.mark.slurm
@@ -55,11 +49,12 @@ def _countdown_campaign(runs: Path, n: int, steps: int, seconds: float):
     from fireworks import Firework, Workflow
 
     from interphase_dft.calc.settings import preset
+    from interphase_dft.campaign import WorkItem
     from interphase_dft.fw.tasks import CountdownTask
-    from interphase_dft.fw.workflows import references_firework
+    from interphase_dft.fw.workflows import work_firework
 
-    prepare = references_firework(preset("test"), None, runs, "slurm")
-    work = [Firework([CountdownTask(key=f"{i:02d}" * 32, runs_dir=str(runs), steps=steps,
+    prepare = work_firework(WorkItem.create("references", preset("test")), runs, "slurm")
+    work = [Firework([CountdownTask(work_key=f"{i:02d}" * 32, runs_dir=str(runs), steps=steps,
                                     seconds=seconds)],
                      spec={"_add_launchpad_and_fw_id": True}, name=f"countdown{i}")
             for i in range(n)]
@@ -94,7 +89,7 @@ def test_scancel_is_lost_rerun_and_resumes_from_checkpoint(slurm_cluster, tmp_pa
     lp = open_launchpad(cfg)
     runs = tmp_path / "runs"
     key = "ab" * 32
-    lp.add_wf(Workflow([Firework([CountdownTask(key=key, runs_dir=str(runs), steps=16,
+    lp.add_wf(Workflow([Firework([CountdownTask(work_key=key, runs_dir=str(runs), steps=16,
                                                 seconds=0.5)],
                                  spec={"_add_launchpad_and_fw_id": True}, name="long")]))
     qadapter = make_qadapter(cfg, walltime="00:10:00")

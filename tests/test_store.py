@@ -15,15 +15,15 @@ def store():
 
 
 def _doc(kind="binding", phase="Al", uid="u1", created="2026-01-01", **kw):
-    return {"kind": kind, "phase": phase, "uid": uid, "created": created, "task_key": "",
+    return {"kind": kind, "phase": phase, "uid": uid, "created": created,
             "settings": {"preset": "test"}, **kw}
 
 
 def test_insert_find_and_filters(store):
-    store.insert(_doc(uid="a", created="2026-01-02"), key="k1")
-    store.insert(_doc(phase="LiAl", uid="b", created="2026-01-01"), key="k2")
+    store.insert({**_doc(uid="a", created="2026-01-02"), "work_key": "k1"})
+    store.insert({**_doc(phase="LiAl", uid="b", created="2026-01-01"), "work_key": "k2"})
     store.insert({"kind": "barrier", "interface": "LiAl|LPSC", "phase_a": "LiAl",
-                  "phase_b": "LPSC", "uid": "c", "created": "2026-01-03"}, key="k3")
+                  "phase_b": "LPSC", "uid": "c", "created": "2026-01-03", "work_key": "k3"})
     assert [d["uid"] for d in store.find()] == ["b", "a", "c"]
     assert [d["uid"] for d in store.find(kind="binding")] == ["b", "a"]
     assert [d["uid"] for d in store.find(phase="LiAl")] == ["b", "c"]
@@ -33,18 +33,28 @@ def test_insert_find_and_filters(store):
 
 
 def test_same_key_is_stored_once(store):
-    assert store.insert(_doc(uid="first"), key="same") == "first"
-    assert store.insert(_doc(uid="second"), key="same") == "first"
+    assert store.insert({**_doc(uid="first"), "work_key": "same"}) == "first"
+    assert store.insert({**_doc(uid="second"), "work_key": "same"}) == "first"
     assert store.count() == 1
-    assert store.get_by_task_key("same")["uid"] == "first"
-    assert store.get_by_task_key("other") is None
-    assert store.get_by_task_key("") is None
+    assert store.get("same")["uid"] == "first"
+    assert store.get("other") is None
+    assert store.get("") is None
 
 
-def test_task_key_lookup_and_metadata(store):
-    store.insert(_doc(uid="x", task_key="tk"), meta={"fw_id": 7})
-    found = store.get_by_task_key("tk")
+def test_work_key_lookup_and_metadata(store):
+    store.insert(_doc(uid="x", work_key="wk"), meta={"fw_id": 7})
+    found = store.get("wk")
     assert found["_fw_id"] == 7
+
+
+def test_documents_stored_under_the_old_key_are_upgraded():
+    s = ResultStore(mongomock.MongoClient().db)
+    s.coll.insert_one(_doc(uid="old", _key="legacy"))
+    assert s.get("legacy") is None
+    s.ensure_indexes()
+    assert s.get("legacy")["uid"] == "old"
+    assert "_key" not in s.coll.find_one({"uid": "old"})
+    assert s.keys() == {"legacy"}
 
 
 def test_document_round_trip_drops_store_keys(store):
@@ -55,8 +65,8 @@ def test_document_round_trip_drops_store_keys(store):
             "path_coordinate": [0.0, 1.0, 2.0], "spline": {"x": [], "y": []},
             "barrier_forward": 0.3, "barrier_reverse": 0.2, "reaction_energy": 0.1,
             "converged": True, "fmax_final": 0.04, "stage": "dft", "structure_hash": "h"}
-    uid = store.insert(data, key="kb", meta={"fw_id": 3})
-    doc = doc_from_dict(store.get_by_task_key("kb"))
+    uid = store.insert({**data, "work_key": "kb"}, meta={"fw_id": 3})
+    doc = doc_from_dict(store.get("kb"))
     assert doc.barrier_forward == 0.3
     assert doc.uid == uid
 

@@ -16,7 +16,7 @@ from typing import Any
 
 RESULT_COLUMNS = ("kind", "phase", "mode", "interface", "binding_energy_atom",
                   "binding_energy_bcc", "barrier_forward", "barrier_reverse", "converged",
-                  "preset", "task_key", "uid")
+                  "preset", "work_key", "uid")
 
 
 def register(sub: Any) -> None:
@@ -44,8 +44,8 @@ def register(sub: Any) -> None:
     p = add("qlaunch", "submit queue (Slurm) jobs for READY fireworks (reservation mode)",
             _qlaunch)
     p.add_argument("--njobs", type=int, default=1, help="maximum number of jobs to submit")
-    p.add_argument("--qadapter", default=None, help="queue adapter YAML "
-                   "(default: hpc/my_qadapter.yaml)")
+    p.add_argument("--qadapter", default=None, help="queue adapter YAML (default: the "
+                   "template shipped with the package, a copy of hpc/my_qadapter.yaml)")
     p.add_argument("--launch-dir", default="launches", help="job directories (default ./launches)")
     p.add_argument("--wait", action="store_true",
                    help="keep --njobs jobs busy until every firework has finished")
@@ -81,7 +81,7 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 def _do_submit(args: argparse.Namespace, report: str | None) -> tuple[Any, Any]:
     from interphase_dft.campaign import load_spec
-    from interphase_dft.fw.execution import submit_campaign
+    from interphase_dft.fw.workflows import submit_campaign
 
     spec = load_spec(args.spec)  # validated before the LaunchPad is touched
     config, lp = _open(args)
@@ -102,7 +102,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.execution import run_workers
+    from interphase_dft.fw.pool import run_workers
 
     config, _ = _open(args)
     print(f"LaunchPad: {config.describe()}")
@@ -111,7 +111,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.execution import firework_rows
+    from interphase_dft.fw.status import firework_rows
 
     config, lp = _open(args)
     print(f"LaunchPad: {config.describe()}")
@@ -125,7 +125,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _qlaunch(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.execution import drive_queue, make_qadapter, qlaunch
+    from interphase_dft.fw.queue import drive_queue, make_qadapter, qlaunch
 
     config, lp = _open(args)
     print(f"LaunchPad: {config.describe()}")
@@ -140,7 +140,7 @@ def _qlaunch(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.execution import detect_and_rerun
+    from interphase_dft.fw.status import detect_and_rerun
 
     _, lp = _open(args)
     lost = args.lost or not args.fizzled
@@ -150,22 +150,21 @@ def _rerun(args: argparse.Namespace) -> int:
 
 
 def _campaign(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.execution import run_workers, write_report
+    from interphase_dft.analysis.report import write_report
     from interphase_dft.fw.launchpad import lp_session
-    from interphase_dft.fw.workflows import campaign_keys
+    from interphase_dft.fw.pool import run_workers
     from interphase_dft.store import ResultStore
 
     config, spec = _do_submit(args, None)
     counts = run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir))
+    items = spec.results()
     with lp_session(_open(args)[1]) as lp:
         store = ResultStore(lp.db)
-        docs = [d for k in campaign_keys(spec) if (d := store.get_by_task_key(k))]
-    missing = len(campaign_keys(spec)) - len(docs)
+        docs = [d for item in items if (d := store.get(item.work_key))]
+    missing = len(items) - len(docs)
     print(f"{len(docs)} results stored, {missing} missing")
     if args.report:
-        where = write_report(docs, args.report, campaign=spec)
-        if where:
-            print(f"report: {where}")
+        print(f"report: {write_report(docs, Path(args.report), campaign=spec)}")
     return 1 if counts.get("FIZZLED") or missing else 0
 
 
@@ -209,6 +208,6 @@ def _cell(doc: dict[str, Any], col: str) -> Any:
     value = doc.get(col, "")
     if isinstance(value, float):
         return f"{value:.4f}"
-    if col in ("task_key", "uid") and value:
+    if col in ("work_key", "uid") and value:
         return str(value)[:12]
     return "" if value is None else value

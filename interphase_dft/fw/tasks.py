@@ -1,12 +1,14 @@
 """FireTasks. FireWorks stores ``{{interphase_dft.fw.tasks.<Name>}}`` in the database:
 never move or rename these classes.
 
-Each task: load its parameters, return the stored document if the work key is already in
-the results store, else call a recipe in the deterministic work directory
-``<runs_dir>/<key[:12]>`` (a rerun finds the calculation's checkpoint there), store the
-document and return an :class:`FWAction` with a small summary. Parameters hold the preset
-name and overrides only (never credentials); the LaunchPad comes from FireWorks
-(``_add_launchpad_and_fw_id`` in the spec).
+A task carries the full settings it was submitted with (``settings``: the
+``CalcSettings.model_dump``), its work parameters and its ``work_key``; it runs with exactly
+those settings, whatever the presets of the installed package say by then. Each task returns
+the stored document if its work key is already in the results store, else calls its recipe in
+the deterministic work directory ``<runs_dir>/<work_key[:12]>`` (a rerun finds the
+calculation's checkpoint there), stores the document under its work key and returns an
+:class:`FWAction` with a small summary. The LaunchPad comes from FireWorks
+(``_add_launchpad_and_fw_id`` in the spec); parameters never hold credentials.
 """
 
 from __future__ import annotations
@@ -25,33 +27,55 @@ from typing import Any, ClassVar
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 
 from interphase_dft.calc.checkpoint import write_json
-from interphase_dft.calc.settings import CalcSettings, preset
+from interphase_dft.campaign import CampaignSpec, WorkItem
+from interphase_dft.errors import InputError
 from interphase_dft.fw.launchpad import lp_session
 from interphase_dft.store import ResultStore
 
-COMMON: list[str] = ["preset", "key", "runs_dir"]
+COMMON: list[str] = ["settings", "work_key", "runs_dir"]
+SUMMARY = ("kind", "uid", "phase", "interface", "binding_energy_atom", "binding_energy_bcc",
+           "barrier_forward")
 
 
-def _settings(task: FiretaskBase) -> CalcSettings:
-    return preset(task["preset"], task.get("overrides") or None)
+class WorkTask(FiretaskBase):
+    """Base of the tasks that compute one :class:`WorkItem` (not stored itself)."""
 
+    kind: ClassVar[str] = ""
+    params: ClassVar[tuple[str, ...]] = ()
 
-def _workdir(task: FiretaskBase) -> Path:
-    path = Path(task["runs_dir"]) / task["key"][:12]
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    def item(self) -> WorkItem:
+        """The work item this task computes, with the settings it carries.
 
+        Raises
+        ------
+        InputError
+            The task carries no settings (queued by an older interphase-dft) or its settings
+            do not give its work key.
+        """
+        from interphase_dft.calc.settings import CalcSettings
 
-def _seed_references(task: FiretaskBase, workdir: Path) -> None:
-    """Copy the prepare step's Li reference cache into ``workdir/references`` (if computed)."""
-    from interphase_dft.campaign import work_key
+        if "settings" not in self or "work_key" not in self:
+            raise InputError(f"firework task {type(self).__name__} carries no settings (queued "
+                             "by an older interphase-dft); resubmit the campaign: "
+                             "interphase-dft submit SPEC")
+        item = WorkItem.create(self.kind, CalcSettings.model_validate(self["settings"]),  # type: ignore[arg-type]
+                               **{p: self[p] for p in self.params})
+        if item.work_key != self["work_key"]:
+            raise InputError(f"{item.name}: the settings carried by the task do not give its "
+                             f"work key {self['work_key'][:12]}; the firework was altered, "
+                             "resubmit the campaign")
+        return item
 
-    source = Path(task["runs_dir"]) / work_key("references", _settings(task))[:12]
-    target = workdir / "references"
-    for cache in source.glob("li_references-*.json"):
-        if not (target / cache.name).exists():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(cache, target / cache.name)
+    def workdir(self) -> Path:
+        path = Path(self["runs_dir"]) / self["work_key"][:12]
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def recipe(self, workdir: Path) -> Any:
+        raise NotImplementedError
+
+    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        return _run_cached(self, fw_spec)
 
 
 def _mpi_command(fw_spec: dict[str, Any]) -> str:
@@ -67,7 +91,7 @@ def _mpi_command(fw_spec: dict[str, Any]) -> str:
     return command if command and int(os.environ.get("SLURM_NTASKS", "1")) > 1 else ""
 
 
-def _compute(task: FiretaskBase, fw_spec: dict[str, Any], workdir: Path) -> Any:
+def _compute(task: WorkTask, fw_spec: dict[str, Any], workdir: Path) -> Any:
     """``task.recipe(workdir)`` here, or on all MPI ranks (``interphase_dft.fw.mpirun``)."""
     command = _mpi_command(fw_spec)
     if not command:
@@ -83,116 +107,125 @@ def _compute(task: FiretaskBase, fw_spec: dict[str, Any], workdir: Path) -> Any:
     return json.loads(out_file.read_text())
 
 
-def _run_cached(task: FiretaskBase, fw_spec: dict[str, Any]) -> FWAction:
-    """Return the stored result of ``task['key']`` or compute, store and summarise it."""
+def _run_cached(task: WorkTask, fw_spec: dict[str, Any]) -> FWAction:
+    """Return the stored result of the task's work key or compute, store and summarise it."""
+    key = task["work_key"]
     launchpad = getattr(task, "launchpad", None)
     if launchpad is not None:
         with lp_session(launchpad) as lp:
-            found = ResultStore(lp.db).get_by_task_key(task["key"])
+            found = ResultStore(lp.db).get(key)
         if found is not None:
-            return FWAction(stored_data={"key": task["key"], "uid": found.get("uid"),
+            return FWAction(stored_data={"work_key": key, "uid": found.get("uid"),
                                          "reused": True})
-    doc = _compute(task, fw_spec, _workdir(task))
+    doc = _compute(task, fw_spec, task.workdir())
     data = doc.model_dump(mode="json") if hasattr(doc, "model_dump") else dict(doc)
-    data.setdefault("task_key", task["key"])
-    data["task_key"] = data["task_key"] or task["key"]
+    data["work_key"] = key
     if launchpad is not None:
         with lp_session(launchpad) as lp:
             store = ResultStore(lp.db)
             store.ensure_indexes()
-            store.insert(data, key=task["key"], meta={"fw_id": getattr(task, "fw_id", None)})
-    summary = {k: data[k] for k in ("kind", "uid", "phase", "interface", "binding_energy_atom",
-                                    "binding_energy_bcc", "barrier_forward") if k in data}
-    return FWAction(stored_data={"key": task["key"], "reused": False, **summary})
+            store.insert(data, meta={"fw_id": getattr(task, "fw_id", None)})
+    summary = {k: data[k] for k in SUMMARY if k in data}
+    return FWAction(stored_data={"work_key": key, "reused": False, **summary})
 
 
 @explicit_serialize
-class ReferencesTask(FiretaskBase):
+class ReferencesTask(WorkTask):
     """Li references (isolated atom, bcc Li) with the campaign settings."""
 
-    required_params: ClassVar[list[str]] = COMMON
-    optional_params: ClassVar[list[str]] = ["overrides"]
-
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        return _run_cached(self, fw_spec)
+    required_params: ClassVar[list[str]] = ["runs_dir"]
+    optional_params: ClassVar[list[str]] = ["settings", "work_key"]
+    kind: ClassVar[str] = "references"
 
     def recipe(self, workdir: Path) -> dict[str, Any]:
-        from interphase_dft.calc.references import li_references
+        from interphase_dft.recipes.references import li_references
 
-        settings = _settings(self)
+        settings = self.item().settings
         refs = li_references(settings, workdir=workdir)
         return {"kind": "references", "uid": uuid.uuid4().hex,
                 "settings": settings.model_dump(mode="json"), **refs.model_dump(mode="json")}
 
 
 @explicit_serialize
-class BindingEnergyTask(FiretaskBase):
+class BindingEnergyTask(WorkTask):
     """Li binding energy of one phase (``mode`` surface or bulk)."""
 
-    required_params: ClassVar[list[str]] = [*COMMON, "phase", "mode"]
-    optional_params: ClassVar[list[str]] = ["overrides"]
-
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        return _run_cached(self, fw_spec)
+    required_params: ClassVar[list[str]] = ["runs_dir", "phase", "mode"]
+    optional_params: ClassVar[list[str]] = ["settings", "work_key"]
+    kind: ClassVar[str] = "binding"
+    params: ClassVar[tuple[str, ...]] = ("phase", "mode")
 
     def recipe(self, workdir: Path) -> Any:
         from interphase_dft.recipes.binding import binding_energy
 
-        _seed_references(self, workdir)
-        return binding_energy(self["phase"], _settings(self), mode=self["mode"],
-                              workdir=workdir)
+        settings = self.item().settings
+        _seed_references(settings, Path(self["runs_dir"]), workdir)
+        return binding_energy(self["phase"], settings, mode=self["mode"], workdir=workdir)
 
 
 @explicit_serialize
-class MigrationBarrierTask(FiretaskBase):
+class MigrationBarrierTask(WorkTask):
     """Climbing-image NEB Li migration barrier across the interface ``phase_a|phase_b``."""
 
-    required_params: ClassVar[list[str]] = [*COMMON, "phase_a", "phase_b"]
-    optional_params: ClassVar[list[str]] = ["overrides"]
-
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        return _run_cached(self, fw_spec)
+    required_params: ClassVar[list[str]] = ["runs_dir", "phase_a", "phase_b"]
+    optional_params: ClassVar[list[str]] = ["settings", "work_key"]
+    kind: ClassVar[str] = "barrier"
+    params: ClassVar[tuple[str, ...]] = ("phase_a", "phase_b")
 
     def recipe(self, workdir: Path) -> Any:
         from interphase_dft.recipes.barrier import migration_barrier
 
-        return migration_barrier(self["phase_a"], self["phase_b"], _settings(self),
+        return migration_barrier(self["phase_a"], self["phase_b"], self.item().settings,
                                  workdir=workdir)
+
+
+def _seed_references(settings: Any, runs_dir: Path, workdir: Path) -> None:
+    """Copy the prepare step's Li reference cache into ``workdir/references`` (if computed)."""
+    source = runs_dir / WorkItem.create("references", settings).work_key[:12]
+    target = workdir / "references"
+    for cache in source.glob("li_references-*.json"):
+        if not (target / cache.name).exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(cache, target / cache.name)
 
 
 @explicit_serialize
 class AnalysisTask(FiretaskBase):
-    """Collect the campaign's documents and write the report to ``report_dir`` (if given)."""
+    """Collect the campaign's documents and write the report to ``report_dir`` (if given).
 
-    required_params: ClassVar[list[str]] = ["keys"]
-    optional_params: ClassVar[list[str]] = ["report_dir", "campaign"]
+    ``campaign`` is :meth:`CampaignSpec.to_dict` (the spec with its settings pinned), so the
+    documents are found by the work keys they were submitted with.
+    """
+
+    required_params: ClassVar[list[str]] = ["campaign"]
+    optional_params: ClassVar[list[str]] = ["report_dir"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
+        spec = CampaignSpec.from_dict(self["campaign"])
+        items = spec.results()
         with lp_session(self.launchpad) as lp:
-            docs = [d for k in self["keys"] if (d := ResultStore(lp.db).get_by_task_key(k))]
+            store = ResultStore(lp.db)
+            docs = [d for item in items if (d := store.get(item.work_key))]
         written = None
         if self.get("report_dir"):
-            from interphase_dft.fw.execution import write_report
+            from interphase_dft.analysis.report import write_report
 
-            written = write_report(docs, self["report_dir"])
+            written = str(write_report(docs, Path(self["report_dir"]), campaign=spec))
         return FWAction(stored_data={"n_docs": len(docs), "report": written,
-                                     "missing": len(self["keys"]) - len(docs)})
+                                     "missing": len(items) - len(docs)})
 
 
 @explicit_serialize
-class CountdownTask(FiretaskBase):
+class CountdownTask(WorkTask):
     """Cheap stand-in used by tests/Slurm checks: ``steps`` x ``seconds`` of sleep.
 
-    Progress is checkpointed to ``<runs_dir>/<key[:12]>/checkpoint.json`` after every step;
-    a rerun resumes from there (like the calculation runners do). Every start is logged in
-    ``starts.txt`` and the stored document records the step it resumed from.
+    Progress is checkpointed to ``<runs_dir>/<work_key[:12]>/checkpoint.json`` after every
+    step; a rerun resumes from there (like the calculation runners do). Every start is logged
+    in ``starts.txt`` and the stored document records the step it resumed from.
     """
 
-    required_params: ClassVar[list[str]] = ["key", "runs_dir", "steps"]
-    optional_params: ClassVar[list[str]] = ["seconds", "preset"]
-
-    def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        return _run_cached(self, fw_spec)
+    required_params: ClassVar[list[str]] = ["work_key", "runs_dir", "steps"]
+    optional_params: ClassVar[list[str]] = ["seconds"]
 
     def recipe(self, workdir: Path) -> dict[str, Any]:
         ckpt = workdir / "checkpoint.json"

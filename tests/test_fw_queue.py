@@ -1,0 +1,33 @@
+"""The queue adapter works from the installed package (no source checkout needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from interphase_dft.fw.launchpad import init_embedded
+from interphase_dft.fw.queue import default_qadapter_template, make_qadapter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_packaged_template_is_the_documented_one():
+    assert default_qadapter_template() == (REPO / "hpc" / "my_qadapter.yaml").read_text()
+
+
+def test_default_qadapter_runs_the_interphase_worker_on_the_store(tmp_path):
+    config = init_embedded(tmp_path / ".interphase")
+    adapter = make_qadapter(config, walltime="00:05:00")
+    assert adapter["rocket_launch"].startswith("exec ")
+    assert "interphase_dft.fw.worker singleshot" in adapter["rocket_launch"]
+    assert str(config.yaml_path) in adapter["rocket_launch"]
+    assert f"MONGOMOCK_SERVERSTORE_FILE={config.store_file}" in adapter["pre_rocket"]
+    assert adapter["walltime"] == "00:05:00" and adapter.q_type == "SLURM"
+
+
+def test_every_fw_module_imports_first_in_a_fresh_interpreter():
+    """An import cycle shows up as an ImportError when the module is the first one loaded."""
+    import subprocess
+    import sys
+
+    for name in ("tasks", "workflows", "status", "pool", "queue", "launchpad", "worker"):
+        subprocess.run([sys.executable, "-c", f"import interphase_dft.fw.{name}"], check=True)

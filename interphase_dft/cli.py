@@ -30,13 +30,7 @@ def make_parser() -> argparse.ArgumentParser:
     import importlib
 
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"interphase_dft.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"interphase_dft.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"interphase_dft.commands.{name}").register(sub)
     return parser
 
 

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from interphase_dft.builders.interfaces import check_overlaps, make_interfaces, principal_strain
+from interphase_dft.builders.interfaces import check_overlaps, make_interfaces
+from interphase_dft.builders.lattice_match import principal_strain
 from interphase_dft.errors import NoMatchError, StructureError
 from interphase_dft.phases import get_bulk
 

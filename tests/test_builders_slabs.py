@@ -125,3 +125,18 @@ def test_repeat_to_area_sets_coverage_and_keeps_constraints():
     assert len(repeat_to_area(term.atoms, 0.0)) == len(term.atoms)
     with pytest.raises(InputError):
         repeat_to_area(term.atoms, -1.0)
+
+
+def test_surface_properties_match_the_termination():
+    """The slab's stored descriptors are those of :func:`surface_properties` on its atoms."""
+    from interphase_dft.builders.slab_properties import BulkReference, surface_properties
+
+    bulk = get_bulk("Li2S")
+    ref = BulkReference.of(bulk, (1, 1, 1))
+    assert ref.d_hkl > 0 and not ref.metallic and ref.cutoffs
+    for t in make_slabs(bulk, (1, 1, 1), layers=2, vacuum=5.0):
+        surf = surface_properties(t.atoms, ref)
+        assert (surf.termination, surf.is_polar, surf.n_layers, surf.stoichiometric) == (
+            t.termination, t.is_polar, t.n_layers, t.stoichiometric)
+        assert np.isclose(surf.dipole, t.dipole) and np.isclose(surf.area, t.area)
+        assert np.isclose(surf.broken_bonds, t.broken_bonds)

@@ -4,10 +4,8 @@ Atoms in, Atoms out. Phase A is the unstrained "substrate" side at the bottom of
 unless ``strained_side='a'``; the strained side is always the pymatgen "film". Lengths in
 Angstrom, areas in Angstrom^2, strains dimensionless (0.05 = 5 %).
 
-Strain measure: the largest absolute principal stretch minus one of the in-plane deformation
-that maps the strained side's supercell onto the other side's (rotation removed), i.e.
-``max |lambda_i - 1|`` with ``lambda_i^2`` the eigenvalues of ``G_strained^-1 G_fixed``
-(G = Gram matrix of the two in-plane supercell vectors).
+The search (planes, terminations, ZSL supercells, the strain measure) is in
+:mod:`interphase_dft.builders.lattice_match`; this module builds and checks the cells.
 """
 
 from __future__ import annotations
@@ -19,14 +17,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.builders.slabs import default_millers, validate_miller
-from interphase_dft.builders.units import (
-    count_atoms,
-    placeholder_names,
-    pseudo_structure,
-    rigid_units,
-)
-from interphase_dft.errors import InputError, NoMatchError, StructureError
+from interphase_dft.builders.lattice_match import Plan, Side, no_match_error, search
+from interphase_dft.errors import InputError, StructureError
 
 MIN_DISTANCE = 0.7  # Angstrom: closer atoms -> StructureError
 
@@ -67,14 +59,6 @@ def check_overlaps(atoms: Atoms, min_dist: float = MIN_DISTANCE) -> None:
         )
 
 
-def principal_strain(strained_vecs: np.ndarray, fixed_vecs: np.ndarray) -> float:
-    """max |lambda - 1| of the in-plane map strained -> fixed (see module docstring)."""
-    f = np.asarray(strained_vecs, float)[:2, :3]
-    s = np.asarray(fixed_vecs, float)[:2, :3]
-    ev = np.linalg.eigvals(np.linalg.solve(f @ f.T, s @ s.T)).real
-    return float(np.max(np.abs(np.sqrt(ev) - 1.0)))
-
-
 def _as_bulk(phase: str | Atoms) -> tuple[Atoms, str]:
     from interphase_dft.phases import get_bulk, resolve_phase
 
@@ -85,11 +69,6 @@ def _as_bulk(phase: str | Atoms) -> tuple[Atoms, str]:
         return phase, str(phase.info.get("phase", phase.get_chemical_formula()))
     name = resolve_phase(phase)
     return get_bulk(name), name
-
-
-def _area(vecs: np.ndarray) -> float:
-    v = np.asarray(vecs, float)
-    return float(np.linalg.norm(np.cross(v[0], v[1])))
 
 
 def make_interfaces(
@@ -130,101 +109,54 @@ def make_interfaces(
         best strain found.
     StructureError : every matching cell had overlapping atoms.
     """
-    from pymatgen.analysis.interfaces import CoherentInterfaceBuilder, ZSLGenerator
-    from pymatgen.core.surface import SlabGenerator
+    _check_interface_args(strained_side, max_strain, max_atoms, layers_a, layers_b, gap, vacuum)
+    bulk_a, bulk_b = _as_bulk(phase_a), _as_bulk(phase_b)
+    a = Side.of(*bulk_a, miller_a, layers_a)
+    b = Side.of(*bulk_b, miller_b, layers_b)
+    found = search(a, b, strained_side == "b", max_strain=max_strain, max_atoms=max_atoms,
+                   max_area=max_area)
+    if not found.plans:
+        raise no_match_error(found, a, b, max_strain=max_strain, max_atoms=max_atoms,
+                             max_area=max_area)
+    found.plans.sort(key=lambda p: (p.n_atoms, p.strain, str(p.miller_a), str(p.miller_b),
+                                    str(p.term)))
+    return _candidates(found.plans, a, b, strained_side=strained_side, gap=gap, vacuum=vacuum,
+                       max_candidates=max_candidates)
 
+
+def _check_interface_args(strained_side: str, max_strain: float, max_atoms: int,
+                          layers_a: int, layers_b: int, gap: float, vacuum: float) -> None:
+    """Raise :class:`InputError` for arguments outside their allowed range."""
     if strained_side not in ("a", "b"):
         raise InputError(f"strained_side must be 'a' or 'b', got {strained_side!r}")
     if not 0 < max_strain < 0.5:
         raise InputError(f"max_strain={max_strain} must be between 0 and 0.5 (e.g. 0.05)")
     if max_atoms < 2 or layers_a < 1 or layers_b < 1 or gap <= 0 or vacuum < 0:
         raise InputError("need max_atoms >= 2, layers >= 1, gap > 0 and vacuum >= 0")
-    bulk_a, name_a = _as_bulk(phase_a)
-    bulk_b, name_b = _as_bulk(phase_b)
-    millers_a = [validate_miller(miller_a)] if miller_a is not None else default_millers(bulk_a)
-    millers_b = [validate_miller(miller_b)] if miller_b is not None else default_millers(bulk_b)
-    # rigid units (P4S10, PS4) become pseudo-atoms so that no slab cuts through them
-    sa, table_a = pseudo_structure(bulk_a, rigid_units(bulk_a))
-    sb, table_b = pseudo_structure(bulk_b, rigid_units(bulk_b))
-    names_a, names_b = placeholder_names(table_a, sa), placeholder_names(table_b, sb)
-    kw = dict(min_vacuum_size=3, in_unit_planes=True, center_slab=True, primitive=True,
-              reorient_lattice=False)
 
-    def sigma(struct: Any, hkl: tuple[int, int, int], layers: int) -> float:
-        """Atoms per Angstrom^2 of a ``layers``-thick slab (shift 0)."""
-        slab = SlabGenerator(struct, hkl, min_slab_size=layers, **kw).get_slab()
-        return count_atoms(slab, table_a if struct is sa else table_b) / _area(
-            slab.lattice.matrix)
 
-    # (substrate = unstrained, film = strained) in pymatgen language
+def _candidates(plans: list[Plan], a: Side, b: Side, *, strained_side: str, gap: float,
+                vacuum: float, max_candidates: int) -> list[InterfaceCandidate]:
+    """Build the sorted ``plans`` into interface cells, at most ``max_candidates``.
+
+    Symmetry-equivalent plans (same size, strain, planes, termination and area) are built
+    once; a cell with overlapping atoms is skipped, and :class:`StructureError` is raised
+    when every cell overlaps. The result is sorted by (n_atoms, strain).
+    """
     strained_b = strained_side == "b"
-    tables = {"substrate": table_a, "film": table_b} if strained_b else {
-        "substrate": table_b, "film": table_a}
-    plans = []  # (n_atoms, strain, ...)
-    best_strain, best_strain_atoms = np.inf, 0
-    probes = []  # (film lattice, substrate lattice, area cap) for the no-match message
-    for ha in millers_a:
-        for hb in millers_b:
-            sub, film = (sa, sb) if strained_b else (sb, sa)
-            h_sub, h_film = (ha, hb) if strained_b else (hb, ha)
-            l_sub, l_film = (layers_a, layers_b) if strained_b else (layers_b, layers_a)
-            # bound the search: atoms = (sigma_a + sigma_b) * area
-            area_cap = 1.1 * max_atoms / (sigma(sa, ha, layers_a) + sigma(sb, hb, layers_b))
-            if max_area is not None:
-                area_cap = min(area_cap, max_area)
-            zsl = ZSLGenerator(max_area_ratio_tol=max_strain * 2, max_area=area_cap,
-                               max_length_tol=max_strain, max_angle_tol=max_strain,
-                               bidirectional=True)
-            builder = CoherentInterfaceBuilder(sub, film, film_miller=h_film,
-                                               substrate_miller=h_sub, zslgen=zsl,
-                                               label_index=True)
-            if not builder.zsl_matches:
-                probes.append((film, h_film, sub, h_sub, area_cap))
-                continue
-            f_gen = SlabGenerator(film, h_film, min_slab_size=l_film, **kw)
-            s_gen = SlabGenerator(sub, h_sub, min_slab_size=l_sub, **kw)
-            for term in builder.terminations:
-                f_shift, s_shift = builder._terminations[term]
-                f_slab, s_slab = f_gen.get_slab(shift=f_shift), s_gen.get_slab(shift=s_shift)
-                f_area, s_area = _area(f_slab.lattice.matrix), _area(s_slab.lattice.matrix)
-                for match in builder.zsl_matches:
-                    strain = principal_strain(match.film_sl_vectors, match.substrate_sl_vectors)
-                    n_f = count_atoms(f_slab, tables["film"]) * round(
-                        _area(match.film_sl_vectors) / f_area)
-                    n_s = count_atoms(s_slab, tables["substrate"]) * round(
-                        _area(match.substrate_sl_vectors) / s_area)
-                    if strain < best_strain:
-                        best_strain, best_strain_atoms = strain, n_f + n_s
-                    if strain > max_strain + 1e-9 or n_f + n_s > max_atoms:
-                        continue
-                    plans.append((n_f + n_s, round(strain, 6), str(ha), str(hb), term, match,
-                                  (s_slab, f_slab), ha, hb, n_s, n_f,
-                                  _area(match.substrate_sl_vectors)))
-    if not plans:
-        if not np.isfinite(best_strain):
-            loose = _probe_best_strain(probes, min(0.3, 4 * max_strain), kw)
-            found = (f"best strain found {loose:.4f} (within the same area)" if np.isfinite(loose)
-                     else "best strain found: none below 0.3 within the same area")
-            limit = "max_strain" if np.isfinite(loose) else "max_atoms/max_area"
-            raise NoMatchError(
-                f"no lattice match for {name_a}|{name_b} within max_strain={max_strain} and "
-                f"max_atoms={max_atoms} (max_area={max_area}); {found}: relax {limit} or "
-                "try other Miller indices")
-        limit = "max_strain" if best_strain > max_strain else "max_atoms"
-        raise NoMatchError(
-            f"no {name_a}|{name_b} interface within max_strain={max_strain} and "
-            f"max_atoms={max_atoms}; best strain found {best_strain:.4f} with "
-            f"{best_strain_atoms} atoms: relax {limit} (or reduce layers_a/layers_b)")
-    plans.sort(key=lambda p: (p[0], p[1], p[2], p[3], str(p[4])))
+    sub, film = (a, b) if strained_b else (b, a)
+    tables = {"substrate": sub.table, "film": film.table}
     out: list[InterfaceCandidate] = []
     seen: set[tuple] = set()
     overlaps: list[str] = []
-    for n, strain, _, _, term, match, slabs, ha, hb, _n_s, _n_f, area in plans:
-        key = (n, strain, ha, hb, term, round(area, 2))
+    for plan in plans:
+        key = (plan.n_atoms, plan.strain, plan.miller_a, plan.miller_b, plan.term,
+               round(plan.area, 2))
         if key in seen:  # symmetry-equivalent ZSL matches give identical key values
             continue
         seen.add(key)
-        iface, map_sub, map_film = _join(slabs[0], slabs[1], match, term, gap=gap,
+        iface, map_sub, map_film = _join(plan.substrate_slab, plan.film_slab, plan.match,
+                                         plan.term, gap=gap,
                                          vacuum=vacuum if vacuum > 0 else gap)
         atoms = _to_ase(iface, strained_b, tables, {"substrate": map_sub, "film": map_film},
                         gap=gap, vacuum=vacuum)
@@ -233,30 +165,38 @@ def make_interfaces(
         except StructureError as exc:
             overlaps.append(str(exc))
             continue
-        names_sub, names_film = (names_a, names_b) if strained_b else (names_b, names_a)
-        term_sub, term_film = _readable(term[1], names_sub), _readable(term[0], names_film)
+        term_sub = _readable(plan.term[1], sub.names)
+        term_film = _readable(plan.term[0], film.names)
         ta, tb = (term_sub, term_film) if strained_b else (term_film, term_sub)
-        na = int((atoms.arrays["side"] == 0).sum())
-        meta = {
-            "phase_a": name_a, "phase_b": name_b, "miller_a": list(ha), "miller_b": list(hb),
-            "termination_a": ta, "termination_b": tb, "strain": float(strain),
-            "area_A2": round(float(area), 4), "n_atoms": len(atoms), "n_atoms_a": na,
-            "n_atoms_b": len(atoms) - na, "strained_side": strained_side, "gap_A": float(gap),
-            "vacuum_A": float(vacuum), "periodic": vacuum == 0, "layers_a": layers_a,
-            "layers_b": layers_b,
-        }
-        atoms.info.update(meta)
-        out.append(InterfaceCandidate(
-            atoms=atoms, strain=float(strain), area=float(area), miller_a=ha, miller_b=hb,
-            termination_a=ta, termination_b=tb, n_atoms=len(atoms), n_atoms_a=na,
-            n_atoms_b=len(atoms) - na, strained_side=strained_side, info=meta))
+        out.append(_candidate(atoms, plan, a, b, (ta, tb), strained_side=strained_side,
+                              gap=gap, vacuum=vacuum))
         if len(out) >= max_candidates:
             break
     if not out:
-        raise StructureError(f"every {name_a}|{name_b} candidate has overlapping atoms "
+        raise StructureError(f"every {a.name}|{b.name} candidate has overlapping atoms "
                              f"({overlaps[0]})")
     out.sort(key=lambda c: (c.n_atoms, c.strain))
     return out
+
+
+def _candidate(atoms: Atoms, plan: Plan, a: Side, b: Side, terms: tuple[str, str], *,
+               strained_side: str, gap: float, vacuum: float) -> InterfaceCandidate:
+    """The :class:`InterfaceCandidate` of ``atoms``; its fields are mirrored in ``atoms.info``."""
+    ta, tb = terms
+    na = int((atoms.arrays["side"] == 0).sum())
+    meta = {
+        "phase_a": a.name, "phase_b": b.name, "miller_a": list(plan.miller_a),
+        "miller_b": list(plan.miller_b), "termination_a": ta, "termination_b": tb,
+        "strain": float(plan.strain), "area_A2": round(float(plan.area), 4),
+        "n_atoms": len(atoms), "n_atoms_a": na, "n_atoms_b": len(atoms) - na,
+        "strained_side": strained_side, "gap_A": float(gap), "vacuum_A": float(vacuum),
+        "periodic": vacuum == 0, "layers_a": a.layers, "layers_b": b.layers,
+    }
+    atoms.info.update(meta)
+    return InterfaceCandidate(
+        atoms=atoms, strain=float(plan.strain), area=float(plan.area), miller_a=plan.miller_a,
+        miller_b=plan.miller_b, termination_a=ta, termination_b=tb, n_atoms=len(atoms),
+        n_atoms_a=na, n_atoms_b=len(atoms) - na, strained_side=strained_side, info=meta)
 
 
 def _readable(label: str, names: dict[str, str]) -> str:
@@ -264,22 +204,6 @@ def _readable(label: str, names: dict[str, str]) -> str:
     for placeholder, formula in names.items():
         label = label.replace(placeholder, f"[{formula}]")
     return label
-
-
-def _probe_best_strain(probes: list, tol: float, kw: dict) -> float:
-    """Smallest principal strain of any ZSL match with loose tolerance ``tol`` (or inf)."""
-    from pymatgen.analysis.interfaces import ZSLGenerator
-    from pymatgen.core.surface import SlabGenerator
-
-    best = np.inf
-    for film, h_film, sub, h_sub, area_cap in probes:
-        f_vec = SlabGenerator(film, h_film, min_slab_size=1, **kw).get_slab().lattice.matrix
-        s_vec = SlabGenerator(sub, h_sub, min_slab_size=1, **kw).get_slab().lattice.matrix
-        zsl = ZSLGenerator(max_area_ratio_tol=2 * tol, max_area=area_cap, max_length_tol=tol,
-                           max_angle_tol=tol, bidirectional=True)
-        for match in zsl(f_vec[:2], s_vec[:2], lowest=False):
-            best = min(best, principal_strain(match.film_sl_vectors, match.substrate_sl_vectors))
-    return best
 
 
 def _join(sub_slab: Any, film_slab: Any, match: Any, term: tuple[str, str], *, gap: float,

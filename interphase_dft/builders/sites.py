@@ -178,7 +178,8 @@ def adsorption_sites(slab: Atoms, *, bond: float = 2.5, layer_tol: float = 0.6,
     from scipy.spatial import Delaunay
 
     if not slab.cell[2, 2] > 0 or abs(slab.cell[2, 0]) + abs(slab.cell[2, 1]) > 1e-6:
-        raise InputError("slab must have its c axis along +z (use build.slabs.make_slabs)")
+        raise InputError("slab must have its c axis along +z (build it with "
+                         "interphase_dft.builders.slabs.make_slabs)")
     z = slab.positions[:, 2]
     ztop = z.max()
     top = np.flatnonzero(z > ztop - layer_tol)

@@ -15,6 +15,12 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
+from interphase_dft.builders.slab_properties import (
+    BulkReference,
+    Surface,
+    area_of,
+    surface_properties,
+)
 from interphase_dft.builders.units import is_flip_symmetric
 from interphase_dft.errors import InputError
 
@@ -85,50 +91,6 @@ def validate_miller(miller: Sequence[Any]) -> tuple[int, int, int]:
     return (out[0], out[1], out[2])
 
 
-def formal_charges(symbols: Sequence[str]) -> np.ndarray:
-    """Formal oxidation states: Li+1, Cl-1, S-2, P+5 with S present else P-3; Al 0."""
-    has_s = "S" in symbols
-    table = {"Li": 1.0, "Cl": -1.0, "S": -2.0, "P": 5.0 if has_s else -3.0, "Al": 0.0}
-    return np.array([table.get(s, 0.0) for s in symbols])
-
-
-def _is_metallic(symbols: Sequence[str]) -> bool:
-    return set(symbols) <= {"Li", "Al"}
-
-
-def _bond_cutoffs(bulk: Atoms) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
-    """Bond rule and mean bulk coordination per species.
-
-    A pair X-Y is bonded up to 1.15 x its shortest bulk distance, for pairs whose shortest
-    distance is within 1.25 x the shortest distance of X or of Y (first shells only).
-    """
-    from ase.neighborlist import neighbor_list
-
-    sym = np.array(bulk.get_chemical_symbols())
-    i, j, d = neighbor_list("ijd", bulk, 4.5)
-    pair_min: dict[tuple[str, str], float] = {}
-    for a, b, dist in zip(sym[i], sym[j], d, strict=True):
-        key = (str(a), str(b))
-        pair_min[key] = min(pair_min.get(key, np.inf), float(dist))
-    atom_min = {el: min(v for (x, _), v in pair_min.items() if x == el) for el in set(sym)}
-    cutoffs = {k: 1.15 * v for k, v in pair_min.items()
-               if v <= 1.25 * min(atom_min[k[0]], atom_min[k[1]])}
-    counts = _neighbour_counts(bulk, cutoffs)
-    return cutoffs, {str(el): float(counts[sym == el].mean()) for el in set(sym)}
-
-
-def _neighbour_counts(atoms: Atoms, cutoffs: dict[tuple[str, str], float]) -> np.ndarray:
-    from ase.neighborlist import neighbor_list
-
-    sym = np.array(atoms.get_chemical_symbols())
-    if not cutoffs:
-        return np.zeros(len(atoms))
-    i, j, d = neighbor_list("ijd", atoms, max(cutoffs.values()))
-    ok = np.array([d[k] <= cutoffs.get((sym[i[k]], sym[j[k]]), -1.0) for k in range(len(d))],
-                  dtype=bool)
-    return np.bincount(i[ok], minlength=len(atoms)).astype(float)
-
-
 def make_slabs(
     bulk: Atoms,
     miller: Sequence[int],
@@ -160,9 +122,32 @@ def make_slabs(
     -------
     list of :class:`SlabTermination`, sorted by shift. No termination is dropped.
     """
-    from pymatgen.core.surface import SlabGenerator
-    from pymatgen.io.ase import AseAtomsAdaptor
+    from interphase_dft.builders.units import has_units
 
+    hkl, layers = _check_slab_args(miller, layers, thickness, vacuum, fixed_layers)
+    use_units = has_units(bulk) if keep_units is None else bool(keep_units)
+    slabs, table = _pymatgen_slabs(bulk, hkl, layers, thickness, vacuum, use_units)
+    ref = BulkReference.of(bulk, hkl)
+    name = phase or str(bulk.info.get("phase", bulk.get_chemical_formula()))
+    out: list[SlabTermination] = []
+    for slab in sorted(slabs, key=lambda s: round(float(s.shift), 6)):
+        atoms, symmetric = _slab_atoms(slab, table, vacuum)
+        if fixed_layers:
+            _fix_bottom(atoms, fixed_layers, ref.d_hkl)
+        out.append(_termination(atoms, surface_properties(atoms, ref), phase=name, hkl=hkl,
+                                shift=float(slab.shift), symmetric=symmetric, vacuum=vacuum,
+                                use_units=use_units))
+    return out
+
+
+def _check_slab_args(
+    miller: Sequence[Any], layers: int | None, thickness: float | None, vacuum: float,
+    fixed_layers: int,
+) -> tuple[tuple[int, int, int], int | None]:
+    """Validated Miller index and layer count (4 when neither layers nor thickness is given).
+
+    Raises :class:`InputError` naming the bad argument.
+    """
     hkl = validate_miller(miller)
     if layers is not None and thickness is not None:
         raise InputError("give either layers or thickness, not both")
@@ -176,19 +161,30 @@ def make_slabs(
         raise InputError(f"vacuum must be >= 0 Angstrom, got {vacuum}")
     if fixed_layers < 0 or (layers is not None and fixed_layers >= layers):
         raise InputError(f"fixed_layers={fixed_layers} must be >= 0 and below layers={layers}")
+    return hkl, layers
 
-    from interphase_dft.builders.units import expand_units, has_units, pseudo_structure, rigid_units
 
-    structure = AseAtomsAdaptor.get_structure(bulk)
-    d_hkl = float(structure.lattice.d_hkl(hkl))
-    use_units = has_units(bulk) if keep_units is None else bool(keep_units)
+def _pymatgen_slabs(
+    bulk: Atoms, hkl: tuple[int, int, int], layers: int | None, thickness: float | None,
+    vacuum: float, use_units: bool,
+) -> tuple[list[Any], Any]:
+    """All symmetry-distinct pymatgen slabs of (hkl) and the rigid-unit table (or None).
+
+    With ``use_units`` the slabs are cut from a structure whose rigid units are pseudo-atoms
+    (lattice kept as given, not reduced to primitive), so no unit is cut.
+    """
+    from pymatgen.core.surface import SlabGenerator
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from interphase_dft.builders.units import pseudo_structure, rigid_units
+
     table = None
     if use_units:
-        structure_gen, table = pseudo_structure(bulk, rigid_units(bulk))
+        structure, table = pseudo_structure(bulk, rigid_units(bulk))
     else:
-        structure_gen = structure
+        structure = AseAtomsAdaptor.get_structure(bulk)
     gen = SlabGenerator(
-        structure_gen, hkl,
+        structure, hkl,
         min_slab_size=float(layers if layers is not None else thickness),
         min_vacuum_size=2.0 * vacuum if vacuum > 0 else 10.0,
         in_unit_planes=layers is not None, center_slab=True, primitive=not use_units,
@@ -198,75 +194,62 @@ def make_slabs(
     slabs = gen.get_slabs(symmetrize=False, filter_out_sym_slabs=True)
     if not slabs:
         raise InputError(f"no slab could be generated for {hkl}; try another Miller index")
-    symbols = bulk.get_chemical_symbols()
-    metallic = _is_metallic(symbols)
-    cutoffs, bulk_cn = _bond_cutoffs(bulk)
-    bulk_comp = structure.composition.reduced_composition
-    name = phase or str(bulk.info.get("phase", bulk.get_chemical_formula()))
-    out: list[SlabTermination] = []
-    for slab in sorted(slabs, key=lambda s: round(float(s.shift), 6)):
-        ortho = slab.get_orthogonal_c_slab()
-        if table is not None:
-            atoms = expand_units(ortho, table)
-            symmetric = is_flip_symmetric(atoms)
-        else:
-            atoms = AseAtomsAdaptor.get_atoms(ortho)
-            atoms = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions,
-                          cell=atoms.cell, pbc=True)
-            symmetric = bool(slab.is_symmetric())
-        if vacuum > 0:
-            atoms.center(vacuum=vacuum, axis=2)
-        atoms.pbc = True
-        order = np.lexsort((atoms.numbers, atoms.positions[:, 2]))
-        atoms = atoms[order]
-        z = atoms.positions[:, 2]
-        per_layer = len(bulk) / bulk.get_volume() * _area_of(atoms) * d_hkl
-        n_layers = max(1, round(len(atoms) / per_layer))
-        if fixed_layers:
-            fixed = np.flatnonzero(z < z.min() + fixed_layers * d_hkl - 0.1)
-            atoms.set_constraint(FixAtoms(indices=fixed))
-        area = float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
-        q = np.zeros(len(atoms)) if metallic else formal_charges(atoms.get_chemical_symbols())
-        dipole = float(np.sum(q * (z - z.mean())))
-        is_polar = bool(abs(dipole) / area > 1e-3)
-        top = z > z.max() - 0.6
-        top_symbols = np.array(atoms.get_chemical_symbols())[top].tolist()
-        termination = Atoms(top_symbols).get_chemical_formula("hill")
-        from pymatgen.core import Composition
-
-        comp = Composition(atoms.get_chemical_formula())
-        stoich = comp.reduced_composition.almost_equals(bulk_comp)
-        broken = _broken_bonds(atoms, cutoffs, bulk_cn) / (2.0 * area)
-        meta = {
-            "phase": name, "miller": list(hkl), "shift": round(float(slab.shift), 6),
-            "termination": termination, "is_symmetric": symmetric,
-            "is_polar": is_polar, "dipole_eA": round(dipole, 6),
-            "dipole_density_e_per_A": round(dipole / area, 6), "n_layers": n_layers,
-            "stoichiometric": bool(stoich), "broken_bonds_per_A2": round(broken, 6),
-            "area_A2": round(area, 6), "vacuum_A": float(vacuum),
-            "top_atom_density_per_A2": round(float(top.sum()) / area, 6),
-            "units_kept_whole": use_units,
-        }
-        atoms.info.update(meta)
-        out.append(SlabTermination(
-            atoms=atoms, miller=hkl, shift=meta["shift"], termination=termination,
-            is_symmetric=meta["is_symmetric"], is_polar=is_polar, dipole=dipole,
-            dipole_density=dipole / area, n_layers=n_layers, stoichiometric=bool(stoich),
-            broken_bonds=broken, area=area, info=meta,
-        ))
-    return out
+    return slabs, table
 
 
-def _area_of(atoms: Atoms) -> float:
-    return float(np.linalg.norm(np.cross(atoms.cell[0], atoms.cell[1])))
+def _slab_atoms(slab: Any, table: Any, vacuum: float) -> tuple[Atoms, bool]:
+    """A pymatgen slab as Atoms (c perpendicular, ``vacuum`` on each side when > 0, atoms
+    sorted by height then atomic number) and whether its two surfaces are equivalent."""
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from interphase_dft.builders.units import expand_units
+
+    ortho = slab.get_orthogonal_c_slab()
+    if table is not None:
+        atoms = expand_units(ortho, table)
+        symmetric = is_flip_symmetric(atoms)
+    else:
+        atoms = AseAtomsAdaptor.get_atoms(ortho)
+        atoms = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions,
+                      cell=atoms.cell, pbc=True)
+        symmetric = bool(slab.is_symmetric())
+    if vacuum > 0:
+        atoms.center(vacuum=vacuum, axis=2)
+    atoms.pbc = True
+    order = np.lexsort((atoms.numbers, atoms.positions[:, 2]))
+    return atoms[order], symmetric
 
 
-def _broken_bonds(slab: Atoms, cutoffs: dict[tuple[str, str], float],
-                  bulk_cn: dict[str, float]) -> float:
-    """Bulk bonds missing in the slab: 0.5 * (sum of mean bulk coordinations - neighbours)."""
-    expected = sum(bulk_cn[s] for s in slab.get_chemical_symbols())
-    actual = float(_neighbour_counts(slab, cutoffs).sum())
-    return round(max(0.0, 0.5 * (expected - actual)), 9)
+def _fix_bottom(atoms: Atoms, fixed_layers: int, d_hkl: float) -> None:
+    """Hold the atoms below ``fixed_layers`` d_hkl units (less 0.1 A) from the bottom."""
+    z = atoms.positions[:, 2]
+    fixed = np.flatnonzero(z < z.min() + fixed_layers * d_hkl - 0.1)
+    atoms.set_constraint(FixAtoms(indices=fixed))
+
+
+def _termination(
+    atoms: Atoms, surf: Surface, *, phase: str, hkl: tuple[int, int, int], shift: float,
+    symmetric: bool, vacuum: float, use_units: bool,
+) -> SlabTermination:
+    """The :class:`SlabTermination` of ``atoms``; its fields are mirrored in ``atoms.info``."""
+    meta = {
+        "phase": phase, "miller": list(hkl), "shift": round(shift, 6),
+        "termination": surf.termination, "is_symmetric": symmetric,
+        "is_polar": surf.is_polar, "dipole_eA": round(surf.dipole, 6),
+        "dipole_density_e_per_A": round(surf.dipole / surf.area, 6), "n_layers": surf.n_layers,
+        "stoichiometric": surf.stoichiometric, "broken_bonds_per_A2": round(surf.broken_bonds, 6),
+        "area_A2": round(surf.area, 6), "vacuum_A": float(vacuum),
+        "top_atom_density_per_A2": round(surf.top_atom_density, 6),
+        "units_kept_whole": use_units,
+    }
+    atoms.info.update(meta)
+    return SlabTermination(
+        atoms=atoms, miller=hkl, shift=meta["shift"], termination=surf.termination,
+        is_symmetric=symmetric, is_polar=surf.is_polar, dipole=surf.dipole,
+        dipole_density=surf.dipole / surf.area, n_layers=surf.n_layers,
+        stoichiometric=surf.stoichiometric, broken_bonds=surf.broken_bonds, area=surf.area,
+        info=meta,
+    )
 
 
 def default_millers(bulk: Atoms) -> list[tuple[int, int, int]]:
@@ -359,7 +342,7 @@ def repeat_to_area(slab: Atoms, min_area: float) -> Atoms:
         raise InputError(f"min_area must be >= 0 Angstrom^2, got {min_area}")
     reps = [1, 1]
     lengths = slab.cell.lengths()[:2]
-    area = _area_of(slab)
+    area = area_of(slab)
     if area <= 0:
         raise InputError("slab has no in-plane area: check its cell")
     while area * reps[0] * reps[1] < min_area:

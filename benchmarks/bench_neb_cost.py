@@ -86,7 +86,12 @@ def run_hop(hop: str, settings: Any, workdir: Path,
     """
     from interphase_dft import phases
     from interphase_dft.analysis.tables import dft_force_calls
-    from interphase_dft.recipes.barrier import interface_hop, interface_hop_options, neb_barrier
+    from interphase_dft.recipes.barrier import (
+        HopOptions,
+        interface_hop,
+        interface_hop_options,
+        neb_barrier,
+    )
 
     t0 = time.perf_counter()
     if hop.strip() == VACANCY_HOP:  # the validation hop (docs/validation.md): has a saddle
@@ -94,14 +99,14 @@ def run_hop(hop: str, settings: Any, workdir: Path,
 
         initial, final, meta = li2s_vacancy_hop()
         name = VACANCY_HOP
-        kw: dict[str, Any] = {"is_metal": False, "dispersion": False, "phase_a": "Li2S",
-                              "phase_b": "Li2S", "calc_extra": {"charge": meta["charge"]},
-                              "interface_meta": meta}
+        options = HopOptions(is_metal=False, dispersion=False,
+                             calc_extra={"charge": meta["charge"]})
+        phase_a = phase_b = "Li2S"
     else:
-        a, b = (phases.resolve_phase(x.strip()) for x in hop.split("|"))
-        initial, final, meta = interface_hop(a, b, settings)
-        name = f"{a}|{b}"
-        kw = interface_hop_options(a, b)
+        phase_a, phase_b = (phases.resolve_phase(x.strip()) for x in hop.split("|"))
+        initial, final, meta = interface_hop(phase_a, phase_b, settings)
+        name = f"{phase_a}|{phase_b}"
+        options = interface_hop_options(phase_a, phase_b)
     hopdir = workdir / name.replace("|", "_").replace(":", "_")
     if fresh and hopdir.exists():
         shutil.rmtree(hopdir)
@@ -118,7 +123,8 @@ def run_hop(hop: str, settings: Any, workdir: Path,
                 if src.exists() and not dst.exists():
                     shutil.copytree(src, dst)
         t0 = time.perf_counter()
-        doc = neb_barrier(initial, final, s, wd, label=f"{name}-{mode}", **kw)
+        doc = neb_barrier(initial, final, s, wd, options, label=f"{name}-{mode}",
+                          phase_a=phase_a, phase_b=phase_b, interface_meta=meta)
         wall = time.perf_counter() - t0
         calls = dict(doc.force_calls)
         band_calls = calls.get("dft_neb", 0) + calls.get("dft_ml_path_check", 0)

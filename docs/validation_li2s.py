@@ -16,7 +16,7 @@ from pathlib import Path
 from interphase_dft.builders.neb import li2s_vacancy_hop
 from interphase_dft.calc.settings import FULL_DFT_OVERRIDES, preset
 from interphase_dft.commands.calc import format_barrier
-from interphase_dft.recipes.barrier import neb_barrier
+from interphase_dft.recipes.barrier import HopOptions, neb_barrier
 
 
 def main() -> None:
@@ -29,9 +29,10 @@ def main() -> None:
                       FULL_DFT_OVERRIDES).with_overrides(parse_overrides(sys.argv[3:]))
     initial, final, meta = li2s_vacancy_hop()
     t0 = time.perf_counter()
-    doc = neb_barrier(initial, final, settings, workdir, label="Li2S vacancy hop",
-                      is_metal=False, phase_a="Li2S", phase_b="Li2S",
-                      interface_meta=meta, calc_extra={"charge": meta["charge"]})
+    doc = neb_barrier(initial, final, settings, workdir,
+                      HopOptions(is_metal=False, calc_extra={"charge": meta["charge"]}),
+                      label="Li2S vacancy hop", phase_a="Li2S", phase_b="Li2S",
+                      interface_meta=meta)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "li2s_vacancy_hop.json").write_text(doc.model_dump_json(indent=1))
     print(format_barrier(doc))

@@ -1,9 +1,14 @@
 """Pydantic documents: what is stored for every result.
 
 Every document carries the settings it was computed with, package versions, input and final
-structures and a structure hash (so identical work is not repeated). Energies in eV,
-lengths in Angstrom. All documents round-trip through JSON (``model_dump_json`` /
-``model_validate_json``).
+structures, the structure hash of its input and the input hash (structure + settings), so
+identical work is recognised. The recipes fill this common header with
+:meth:`ResultDocBase.from_run`. Energies in eV, lengths in Angstrom. All documents round-trip
+through JSON (``model_dump_json`` / ``model_validate_json``); :func:`doc_from_dict` also reads
+documents stored by earlier schema versions.
+
+Schema versions: 1 stored ``task_key`` (= ``input_hash``); 2 renamed it to ``input_hash`` and
+added ``work_key``.
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ import platform
 import uuid
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from interphase_dft.calc.runlog import RunLog
+    from interphase_dft.calc.settings import CalcSettings
+
+SCHEMA_VERSION = 2
 
 
 class StructureData(BaseModel):
@@ -92,6 +101,7 @@ def structure_hash(atoms: Atoms, decimals: int = 4) -> str:
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
+    """Stable SHA-256 of a settings dict (JSON with sorted keys)."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -111,23 +121,60 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class _Doc(BaseModel):
+class ResultDocBase(BaseModel):
+    """Fields every result document carries (the common header)."""
+
     model_config = ConfigDict(extra="forbid")
 
     schema_version: int = SCHEMA_VERSION
     uid: str = Field(default_factory=lambda: uuid.uuid4().hex)
     created: str = Field(default_factory=_now)
     settings: dict[str, Any] = Field(description="CalcSettings.model_dump() of the run")
-    settings_hash: str = ""
+    settings_hash: str = Field("", description="settings_hash() of settings")
     versions: dict[str, str] = Field(default_factory=package_versions)
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     force_calls: dict[str, int] = Field(default_factory=dict, description="calls per stage")
     warnings: list[str] = Field(default_factory=list)
-    task_key: str = Field("", description="structure hash + settings hash; identical work key")
+    input_hash: str = Field(
+        "", description="structure_hash + ':' + settings_hash: the same input structure "
+        "computed with the same settings has the same input_hash (not the work key)")
+    work_key: str = Field(
+        "", description="key of the campaign work item that produced this document (set when "
+        "run by a workflow); see interphase_dft.campaign")
     calculator: dict[str, Any] = Field(
         default_factory=dict,
         description="what the calculator applied (engine, dispersion, spin, symmetry, smearing)",
     )
+    structure_hash: str = Field(description="structure_hash() of the input structure")
+
+    @classmethod
+    def from_run(cls, settings: CalcSettings, run: RunLog, *, calculator: dict[str, Any],
+                 input_structure: Atoms, **fields: Any) -> Self:
+        """A document whose header comes from the run and the remaining ``fields``.
+
+        Parameters
+        ----------
+        settings
+            Settings of the run (stored in full, with their hash).
+        run
+            The run's :class:`interphase_dft.calc.runlog.RunLog` (timings, force calls,
+            warnings).
+        calculator
+            What the calculator applied (stored as ``calculator``).
+        input_structure
+            The structure the recipe started from (``structure_hash``, ``input_hash``).
+        fields
+            The document's own fields.
+        """
+        s_dump = settings.model_dump()
+        s_hash = settings_hash(s_dump)
+        h = structure_hash(input_structure)
+        return cls(
+            settings=s_dump, settings_hash=s_hash, versions=package_versions(),
+            timings=dict(run.timings), force_calls=dict(run.force_calls),
+            warnings=list(run.warnings), input_hash=f"{h}:{s_hash}", calculator=calculator,
+            structure_hash=h, **fields,
+        )
 
 
 class ReferenceEnergies(BaseModel):
@@ -158,7 +205,7 @@ class SiteResult(BaseModel):
         None, description="total magnetic moment of host + Li, mu_B (spin-polarised runs)")
 
 
-class BindingEnergyDoc(_Doc):
+class BindingEnergyDoc(ResultDocBase):
     kind: Literal["binding"] = "binding"
     phase: str
     mode: Literal["surface", "bulk"]
@@ -172,7 +219,6 @@ class BindingEnergyDoc(_Doc):
     lowest_site: str
     binding_energy_atom: float = Field(description="lowest site, atom reference, eV")
     binding_energy_bcc: float = Field(description="lowest site, bcc reference, eV")
-    structure_hash: str
     screening: dict[str, Any] | None = Field(
         None,
         description="ML pre-screening of the sites when binding.max_dft_sites cut the list: "
@@ -187,7 +233,7 @@ class NEBImageData(BaseModel):
     structure: StructureData
 
 
-class BarrierDoc(_Doc):
+class BarrierDoc(ResultDocBase):
     kind: Literal["barrier"] = "barrier"
     interface: str = Field(description="'A|B'")
     phase_a: str
@@ -220,15 +266,21 @@ class BarrierDoc(_Doc):
         "largest DFT force on an intermediate image), 'ml' surrogate only")
     ml_barrier: float | None = Field(None, description="surrogate barrier; never a DFT number")
     ml_fallback_reason: str | None = None
-    structure_hash: str
 
 
 ResultDoc = BindingEnergyDoc | BarrierDoc
 
 
 def doc_from_dict(data: dict[str, Any]) -> BindingEnergyDoc | BarrierDoc:
-    """Rebuild a document from its stored dict (``_id`` and unknown store keys dropped)."""
+    """Rebuild a document from its stored dict.
+
+    Keys starting with ``_`` (store metadata such as ``_id``, ``_fw_id``) are dropped. The
+    ``task_key`` of schema version 1 is read as ``input_hash`` (it held the same value).
+    """
     data = {k: v for k, v in data.items() if not k.startswith("_")}
+    legacy = data.pop("task_key", None)
+    if legacy is not None and "input_hash" not in data:
+        data["input_hash"] = legacy
     if data.get("kind") == "barrier":
         return BarrierDoc.model_validate(data)
     return BindingEnergyDoc.model_validate(data)

@@ -209,14 +209,17 @@ def test_migration_barrier_builds_endpoints_on_both_sides(monkeypatch, tmp_path)
 
     seen = {}
 
-    def fake_neb_barrier(initial, final, settings, workdir, **kw):
-        seen.update(initial=initial, final=final, label=kw.get("label"))
+    def fake_neb_barrier(initial, final, settings, workdir, options=None, **kw):
+        seen.update(initial=initial, final=final, options=options, **kw)
         return "stub"
 
     monkeypatch.setattr(barrier, "neb_barrier", fake_neb_barrier)
     assert barrier.migration_barrier("Al", "LiCl", preset("test"), workdir=tmp_path) == "stub"
     ini, fin = seen["initial"], seen["final"]
-    assert seen["label"] == "Al|LiCl"
+    assert seen["label"] == "Al|LiCl" and (seen["phase_a"], seen["phase_b"]) == ("Al", "LiCl")
+    assert seen["options"] == barrier.interface_hop_options("Al", "LiCl")
+    assert seen["options"].li_inserted and seen["options"].is_metal
+    assert seen["interface_meta"]["n_atoms"] == len(ini) - 1
     assert ini.get_chemical_symbols() == fin.get_chemical_symbols() and ini[-1].symbol == "Li"
     assert np.linalg.norm(_mic(ini, fin.positions[-1] - ini.positions[-1])) >= 2.0
     side, z = ini.arrays["side"][:-1], ini.positions[:-1, 2]

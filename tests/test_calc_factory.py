@@ -133,8 +133,8 @@ def test_make_calculator_gpaw_and_d3():
 def test_dispersion_scope_all_puts_every_phase_on_one_hamiltonian():
     """ΔE compares phases: with scope 'all' (default) a metal that does not need D3 gets it
     too, as do the Li references; scope 'phase' restricts D3 to phases that need it."""
-    from interphase_dft.calc.factory import dispersion_applied
-    from interphase_dft.calc.references import references_key
+    from interphase_dft.calc.dispersion import dispersion_applied
+    from interphase_dft.recipes.references import references_key
 
     laptop = preset("laptop")
     assert laptop.dft.dispersion_scope == "all"

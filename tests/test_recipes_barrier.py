@@ -11,7 +11,7 @@ from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
 from interphase_dft.calc.settings import preset
-from interphase_dft.recipes.barrier import neb_barrier
+from interphase_dft.recipes.barrier import HopOptions, neb_barrier
 from interphase_dft.schemas import BarrierDoc
 
 
@@ -78,7 +78,7 @@ def test_gpaw_climbing_neb_symmetric_hop(tmp_path):
     s.set_constraint(FixAtoms(indices=[0, 1]))
     f = s.copy()
     f.positions[-1] += s.cell[0]
-    doc = neb_barrier(s, f, settings, tmp_path, is_metal=True, mic=False)
+    doc = neb_barrier(s, f, settings, tmp_path, HopOptions(is_metal=True, mic=False))
     assert doc.converged and doc.fmax_final <= settings.neb.fmax
     assert doc.barrier_forward == pytest.approx(doc.barrier_reverse, abs=0.02)
     assert doc.barrier_forward > 0.05
@@ -158,12 +158,11 @@ def test_interface_hops_get_the_li_insertion_smearing_and_vacancy_hops_do_not():
     from interphase_dft.recipes.barrier import interface_hop_options
 
     opts = interface_hop_options("li2s", "LiCl")  # aliases resolve; both insulators
-    assert opts == {"is_metal": False, "dispersion": False, "phase_a": "Li2S",
-                    "phase_b": "LiCl", "li_inserted": True}
-    assert interface_hop_options("LiAl", "P2S5")["is_metal"] is True
-    assert interface_hop_options("LiAl", "P2S5")["dispersion"] is True
+    assert opts == HopOptions(is_metal=False, dispersion=False, li_inserted=True)
+    assert interface_hop_options("LiAl", "P2S5").is_metal is True
+    assert interface_hop_options("LiAl", "P2S5").dispersion is True
     s = preset("laptop")
-    width = scf_parameters(s, is_metal=False, li_inserted=opts["li_inserted"])
+    width = scf_parameters(s, is_metal=False, li_inserted=opts.li_inserted)
     assert width["occupations"]["width"] == s.dft.li_insertion_smearing == 0.1
     # neb_barrier's default (a vacancy hop in an insulator) keeps the insulator width
     assert scf_parameters(s, is_metal=False)["occupations"]["width"] == 0.01
@@ -180,14 +179,14 @@ def test_an_added_li_hopping_through_non_metals_gets_a_seeded_moment(tmp_path):
     settings = preset("test", {"neb": {"steps": 3}, "relax": {"steps": 2}})
     initial, final = al_adatom_hop()
     initial.info["li_index"] = len(initial) - 1
-    doc = neb_barrier(initial, final, settings, tmp_path / "spin", calc_factory=spy,
-                      is_metal=False, li_inserted=True)
+    doc = neb_barrier(initial, final, settings, tmp_path / "spin",
+                      HopOptions(is_metal=False, li_inserted=True), calc_factory=spy)
     assert doc.calculator["spin"].startswith("spin-polarised")
     assert seen and all(m[-1] == 1.0 and not m[:-1].any() for m in seen)
     assert not initial.has("initial_magmoms")  # the caller's endpoints are not modified
     seen.clear()
-    doc = neb_barrier(initial, final, settings, tmp_path / "metal", calc_factory=spy,
-                      is_metal=True, li_inserted=True)
+    doc = neb_barrier(initial, final, settings, tmp_path / "metal",
+                      HopOptions(is_metal=True, li_inserted=True), calc_factory=spy)
     assert doc.calculator["spin"] == "spin-paired" and not any(m.any() for m in seen)
 
 
@@ -241,8 +240,8 @@ def test_band_through_an_intermediate_minimum_is_split_into_two_hops(tmp_path, s
     saddles of the potential; without the split the band is flagged as not one hop."""
     settings = preset("test", {"neb": {"fmax": 0.02}})
     initial, final = three_wells_hop()
-    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=three_wells_factory,
-                      phase_a="A", phase_b="B", split_minimum=split)
+    doc = neb_barrier(initial, final, settings, tmp_path, HopOptions(split_minimum=split),
+                      calc_factory=three_wells_factory, phase_a="A", phase_b="B")
     if not split:
         assert not doc.band_continuous and doc.segments == []
         assert any("another minimum" in w for w in doc.warnings)

@@ -7,12 +7,12 @@ import json
 import pytest
 from ase.build import bulk
 
-from interphase_dft.calc import references as refmod
 from interphase_dft.calc.factory import GPAWFactory
-from interphase_dft.calc.references import li_references
 from interphase_dft.calc.runners import static
 from interphase_dft.calc.settings import preset
 from interphase_dft.errors import CalculationError
+from interphase_dft.recipes import references as refmod
+from interphase_dft.recipes.references import li_references
 from interphase_dft.schemas import BindingEnergyDoc
 
 pytestmark = pytest.mark.gpaw
@@ -66,7 +66,8 @@ def test_bulk_binding_energy_document(settings, tmp_path):
     assert doc.binding_energy_bcc == lowest.binding_energy_bcc
     assert doc.calculator["dispersion"] == "none"
     assert doc.calculator["smearing"]["width"] == settings.dft.smearing_width  # Al is a metal
-    assert doc.task_key.startswith(doc.structure_hash) and doc.settings["preset"] == "test"
+    assert doc.input_hash == f"{doc.structure_hash}:{doc.settings_hash}"
+    assert doc.settings["preset"] == "test" and doc.work_key == ""
     assert set(doc.force_calls) >= {"host"} | {f"site-{s.label}" for s in doc.sites}
     back = BindingEnergyDoc.model_validate_json(doc.model_dump_json())
     assert back.binding_energy_atom == doc.binding_energy_atom
@@ -360,8 +361,9 @@ def test_screening_leaves_out_a_site_the_surrogate_cannot_relax(tmp_path):
                        ml_factory=fake_surrogate)
     assert list(out.record["failed"]) == ["tet_1"]
     assert "tet_1" not in out.record["ranking"] and len(out.selected) == 1
-    assert any("site tet_1 failed" in w and "left out" in w for w in out.warnings)
-    assert any("1 failed with the surrogate" in w for w in out.warnings)
+    assert any("site tet_1 failed" in w and "left out" in w for w in out.run.warnings)
+    assert any("1 failed with the surrogate" in w for w in out.run.warnings)
+    assert "ml-site-tet_1" in out.run.timings and "ml-site-tet_1" not in out.run.force_calls
 
     def always(atoms, attempt=0, label=""):
         return Collapses()

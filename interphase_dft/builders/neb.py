@@ -6,6 +6,8 @@ Lengths in Angstrom.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
@@ -151,13 +153,56 @@ def interface_endpoints(
       (top(A) - h(A)) + (h(B) - bottom(B)) rounded to 0.1 Angstrom; then the shortest hop
       (0.01 Angstrom); then the largest clearance to the nearest atom.
     """
-    from ase.geometry import find_mic
-
     depth = 3.0 if depth is None else float(depth)
     if depth <= 0 or min_dist <= 0 or min_separation <= 0 or margin < 0:
         raise InputError(f"need depth > 0, min_dist > 0, min_separation > 0 and margin >= 0 "
                          f"(Angstrom), got {depth}, {min_dist}, {min_separation}, {margin}")
-    name = _interface_name(interface)
+    cand = _candidates(interface, depth=depth, min_dist=min_dist, margin=margin)
+    pos_a, pos_b, hop = _best_pair(interface, cand, min_separation)
+    base = interface.copy()
+    if fix_beyond is not None:
+        far = np.flatnonzero(np.abs(cand.sgn * base.positions[:, 2] - cand.z_mid) > fix_beyond)
+        fixed = sorted(_fixed_indices(base) | {int(i) for i in far})
+        base.set_constraint(FixAtoms(indices=fixed))
+    initial, final = insert_li(base, pos_a), insert_li(base, pos_b)
+    for atoms, s in ((initial, 0), (final, 1)):
+        atoms.arrays["side"][-1] = s
+        atoms.info["li_index"] = len(atoms) - 1
+        atoms.info["li_side"] = "A" if s == 0 else "B"
+        atoms.info["li_hop_A"] = hop
+    return initial, final
+
+
+@dataclass
+class _Candidates:
+    """Li site candidates of an interface hop (see :func:`interface_endpoints`).
+
+    ``pts``/``clearance``: void points and their distance to the nearest atom (Angstrom);
+    ``h``: their heights along the A -> B normal; ``ia``/``ib``: merged candidate indices in
+    A and B; ``z_a``, ``z_b``, ``z_mid``: top(A), bottom(B) and the midplane along the normal;
+    ``sgn``: +1 when B sits above A.
+    """
+
+    pts: np.ndarray
+    clearance: np.ndarray
+    h: np.ndarray
+    ia: np.ndarray
+    ib: np.ndarray
+    z_a: float
+    z_b: float
+    z_mid: float
+    sgn: float
+
+
+def _hint(interface: Atoms) -> str:
+    return (f"increase the layers of each side (structure.interface_layers, i.e. layers_a/"
+            f"layers_b of make_interfaces; now {interface.info.get('layers_a', '?')}/"
+            f"{interface.info.get('layers_b', '?')})")
+
+
+def _candidates(interface: Atoms, *, depth: float, min_dist: float,
+                margin: float) -> _Candidates:
+    """Void points inside each slab next to the interface (the rule of interface_endpoints)."""
     sgn = _direction(interface)
     z_a, z_b, z_mid = (sgn * v for v in interface_plane(interface))  # heights along A -> B
     side = interface.arrays["side"]
@@ -171,15 +216,21 @@ def interface_endpoints(
             & (h <= z_b + depth))
     cell = np.asarray(interface.cell[:])
     ia, ib = _merge(pts, clearance, in_a, cell), _merge(pts, clearance, in_b, cell)
-    hint = (f"increase the layers of each side (structure.interface_layers, i.e. layers_a/"
-            f"layers_b of make_interfaces; now {interface.info.get('layers_a', '?')}/"
-            f"{interface.info.get('layers_b', '?')})")
     if not len(ia) or not len(ib):
         missing = " and ".join(s for s, i in (("A", ia), ("B", ib)) if not len(i))
         raise StructureError(
-            f"{name} interface: no Li void >= {min_dist} A from all atoms inside the slab of "
-            f"side {missing} within depth={depth} A of the interface and >= {margin} A from "
-            f"its midplane; {hint}, or lower min_dist")
+            f"{_interface_name(interface)} interface: no Li void >= {min_dist} A from all "
+            f"atoms inside the slab of side {missing} within depth={depth} A of the interface "
+            f"and >= {margin} A from its midplane; {_hint(interface)}, or lower min_dist")
+    return _Candidates(pts, clearance, h, ia, ib, z_a, z_b, z_mid, sgn)
+
+
+def _best_pair(interface: Atoms, cand: _Candidates,
+               min_separation: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """(A site, B site at its minimum image from the A site, hop length), Angstrom."""
+    from ase.geometry import find_mic
+
+    pts, h, ia, ib = cand.pts, cand.h, cand.ia, cand.ib
     vec = pts[ib][None, :, :] - pts[ia][:, None, :]
     mic, dist = find_mic(vec.reshape(-1, 3), interface.cell, interface.pbc)
     mic, dist = mic.reshape(vec.shape), dist.reshape(vec.shape[:2])
@@ -187,32 +238,21 @@ def interface_endpoints(
     ok = same_side & (dist >= min_separation)
     if not ok.any():
         raise StructureError(
-            f"{name} interface: no Li site in A and in B (inside their slabs, next to the same "
-            f"interface) at least min_separation={min_separation} A apart (closest pair "
+            f"{_interface_name(interface)} interface: no Li site in A and in B (inside their "
+            f"slabs, next to the same interface) at least min_separation={min_separation} A "
+            f"apart (closest pair "
             f"{float(dist[same_side].min()) if same_side.any() else float('nan'):.2f} A); "
-            f"{hint}")
+            f"{_hint(interface)}")
     ka, kb = np.nonzero(ok)
     best = min(range(len(ka)), key=lambda n: (
-        round(float((z_a - h[ia[ka[n]]]) + (h[ib[kb[n]]] - z_b)), 1),
+        round(float((cand.z_a - h[ia[ka[n]]]) + (h[ib[kb[n]]] - cand.z_b)), 1),
         round(float(dist[ka[n], kb[n]]), 2),
-        -min(clearance[ia[ka[n]]], clearance[ib[kb[n]]])))
+        -min(cand.clearance[ia[ka[n]]], cand.clearance[ib[kb[n]]])))
     # B site placed at its minimum image seen from the A site (only an in-plane lattice
     # shift), so even raw-position (mic=False) interpolation takes the short hop
     pos_a = pts[ia[ka[best]]]
     pos_b = pos_a + mic[ka[best], kb[best]]
-    hop = round(float(dist[ka[best], kb[best]]), 6)
-    base = interface.copy()
-    if fix_beyond is not None:
-        far = np.flatnonzero(np.abs(sgn * base.positions[:, 2] - z_mid) > fix_beyond)
-        fixed = sorted(_fixed_indices(base) | {int(i) for i in far})
-        base.set_constraint(FixAtoms(indices=fixed))
-    initial, final = insert_li(base, pos_a), insert_li(base, pos_b)
-    for atoms, s in ((initial, 0), (final, 1)):
-        atoms.arrays["side"][-1] = s
-        atoms.info["li_index"] = len(atoms) - 1
-        atoms.info["li_side"] = "A" if s == 0 else "B"
-        atoms.info["li_hop_A"] = hop
-    return initial, final
+    return pos_a, pos_b, round(float(dist[ka[best], kb[best]]), 6)
 
 
 def vacancy_hop_endpoints(bulk_supercell: Atoms, i: int, j: int) -> tuple[Atoms, Atoms]:

@@ -1,5 +1,21 @@
 """Checkpoint files: an ASE trajectory of evaluated geometries plus a small JSON state file.
 
+:class:`Checkpoint` is the protocol the runners share (static, relax, NEB). Files in
+``workdir`` for a run called ``label``:
+
+``{label}.traj``
+    every recorded geometry with its results in a SinglePointCalculator; a record is one
+    structure (static, relax) or one whole band (NEB, ``band_size`` frames);
+``{label}.json``
+    state: ``kind``, ``status`` (``running`` while the optimizer works, ``done`` at the end),
+    ``fingerprint`` of the input and settings, plus the runner's own fields;
+``{label}-opt.json``
+    the optimizer's own restart file (BFGS Hessian, FIRE velocities, ...).
+
+A state written for a different fingerprint is refused (:class:`InputError`); a ``done``
+state with at least one complete record is the stored result; otherwise the run resumes
+from the last complete record, and an optimizer restart file without any record is removed.
+
 All writes happen on MPI rank 0 only (``ase.parallel.world``) and are followed by a barrier,
 so a run started with ``gpaw -P N python ...`` or ``mpiexec`` writes each file once. JSON files
 are written atomically (temporary file + rename), so a run killed at any moment leaves either
@@ -20,6 +36,8 @@ from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io.trajectory import Trajectory
 from ase.parallel import world
+
+from interphase_dft.errors import InputError
 
 
 def is_master() -> bool:
@@ -114,3 +132,102 @@ def same_geometry(a: Atoms, b: Atoms, tol: float = 1e-8) -> bool:
         and np.allclose(a.positions, b.positions, atol=tol, rtol=0)
         and np.allclose(a.cell[:], b.cell[:], atol=tol, rtol=0)
     )
+
+
+class Checkpoint:
+    """Checkpoint files of one run (see the module docstring).
+
+    Parameters
+    ----------
+    workdir
+        Directory of the files.
+    label
+        Stem of the file names.
+    kind
+        Stored as ``state['kind']`` (``'static'``, ``'relax'``, ``'neb'``).
+    fingerprint
+        Identity of the input and settings; a stored state with another one is refused.
+    band_size
+        Frames per record (1 for one structure, the number of images for a NEB band).
+    what
+        What the fingerprint identifies, for the error message (``'structure'``, ``'band'``).
+    """
+
+    def __init__(self, workdir: Path | str, label: str, *, kind: str, fingerprint: str,
+                 band_size: int = 1, what: str = "structure") -> None:
+        workdir = Path(workdir)
+        self.traj = workdir / f"{label}.traj"
+        self.state_path = workdir / f"{label}.json"
+        self.opt_path = workdir / f"{label}-opt.json"
+        self.kind = kind
+        self.fingerprint = fingerprint
+        self.band_size = band_size
+        self.what = what
+        self.state: dict[str, Any] | None = None
+        self.last: list[Atoms] | None = None
+        self.n = 0  # complete records in the trajectory
+
+    def load(self) -> dict[str, Any] | None:
+        """Read the state and the complete records; return the state (None without one).
+
+        Raises
+        ------
+        InputError
+            The stored state belongs to another fingerprint.
+        """
+        state = read_json(self.state_path)
+        if state and state.get("fingerprint") not in (None, self.fingerprint):
+            raise InputError(
+                f"{self.state_path} belongs to a different {self.what} or settings "
+                f"({state.get('fingerprint')} != {self.fingerprint}); use a fresh workdir or "
+                "delete it"
+            )
+        frames = read_frames(self.traj)
+        size = self.band_size
+        self.n = len(frames) // size
+        self.last = frames[(self.n - 1) * size: self.n * size] if self.n else None
+        self.state = state
+        return state
+
+    @property
+    def done(self) -> bool:
+        """The loaded state says the run finished and its last record is readable."""
+        return bool(self.state and self.state.get("status") == "done" and self.n)
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps of the records so far (the first record is the start)."""
+        return max(self.n - 1, 0)
+
+    def prior(self, key: str, default: Any) -> Any:
+        """``state[key]`` of the loaded state (what earlier runs accumulated), else ``default``."""
+        return self.state.get(key, default) if self.state else default
+
+    def reset_optimizer(self) -> None:
+        """Remove the optimizer restart file (it belongs to nothing without a record)."""
+        remove_file(self.opt_path)
+
+    def is_new(self, images: list[Atoms]) -> bool:
+        """True unless ``images`` have the geometry of the last record."""
+        if self.last is None:
+            return True
+        return not all(same_geometry(a, b) for a, b in zip(self.last, images, strict=True))
+
+    def record(self, frames: list[Atoms]) -> None:
+        """Append one record (``band_size`` frames with their results) to the trajectory."""
+        for frame in frames:
+            append_frame(self.traj, frame)
+        self.n += 1
+        self.last = list(frames)
+
+    def update(self, fields: dict[str, Any]) -> None:
+        """Write the state of a running optimization."""
+        self._write("running", fields)
+
+    def finish(self, fields: dict[str, Any]) -> None:
+        """Write the final state; a later :meth:`load` returns it as the stored result."""
+        self._write("done", fields)
+
+    def _write(self, status: str, fields: dict[str, Any]) -> None:
+        write_json(self.state_path, {"kind": self.kind, "status": status,
+                                     "fingerprint": self.fingerprint, **fields})

@@ -19,15 +19,14 @@ Conventions (all stored with the result through the settings object):
   time-reversal symmetry is kept (it does not depend on positions and halves the k-points);
 * dipole-layer correction along the non-periodic axis of slabs (``pbc`` = (T, T, F));
   GPAW's new code supports it in PW mode as well;
-* DFT-D3(BJ) added through :class:`ase.calculators.mixing.SumCalculator` and
-  ``dftd3.ase.DFTD3`` when ``dft.dispersion == 'd3'``: on every calculation with the default
+* DFT-D3(BJ) when ``dft.dispersion == 'd3'``: on every calculation with the default
   ``dft.dispersion_scope == 'all'``, only where ``dispersion`` is requested (P2S5) with
-  ``'phase'`` (see :func:`dispersion_applied`).
+  ``'phase'`` (:mod:`interphase_dft.calc.dispersion`).
 
 SCF retries: ``attempt`` > 0 returns a "safer" calculator (mixer beta halved per attempt,
-more history, more iterations; the smearing stays as set, so a retried energy stays comparable
-with the energies it is subtracted from: a retry of a Li2S site at twice the width had moved
-its energy by -47 meV against its host); runners call it after a ``ConvergenceError``.
+more history, more iterations); the smearing stays as set, so a retried energy stays
+comparable with the energies it is subtracted from. Runners call it after a
+``ConvergenceError`` (:class:`interphase_dft.calc.guard.GuardedCalculator`).
 """
 
 from __future__ import annotations
@@ -41,11 +40,11 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, kptdensity2monkhorstpack
 from ase.parallel import world
 
+from interphase_dft.calc.dispersion import add_d3, dispersion_applied, surrogate_d3_xc
+from interphase_dft.calc.ml import MLFactory
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.calc.spin import attach_collapse_watch
-from interphase_dft.errors import CalculationError, InputError
-
-MAX_SCF_ATTEMPTS = 3
+from interphase_dft.errors import InputError
 
 
 def kpoint_mesh(atoms: Atoms, kpt_density: float, gamma_only_atoms: int) -> tuple[int, int, int]:
@@ -197,10 +196,10 @@ def make_calculator(
     spin
         Spin-polarised calculation (initial moments from ``atoms``).
     dispersion
-        The phase needs dispersion (P2S5); see :func:`dispersion_applied` for when D3(BJ) is
-        added.
+        The phase needs dispersion (P2S5); see
+        :func:`interphase_dft.calc.dispersion.dispersion_applied` for when D3(BJ) is added.
     attempt
-        SCF retry number (0 = settings as given, > 0 = safer mixing and smearing).
+        SCF retry number (0 = settings as given, > 0 = safer mixing, same smearing).
     li_inserted
         The cell belongs to a Li insertion (binding energy, NEB): smearing at least
         ``dft.li_insertion_smearing``.
@@ -229,33 +228,6 @@ def make_calculator(
     if dispersion_applied(settings, dispersion) == "d3":
         calc = add_d3(calc, settings.dft.xc)
     return calc
-
-
-def dispersion_applied(settings: CalcSettings, requested: bool) -> str:
-    """Dispersion correction actually applied: ``'d3'`` or ``'none'``.
-
-    ``requested`` says the phase needs dispersion (P2S5); it only matters with
-    ``dft.dispersion_scope == 'phase'``. With the default scope ``'all'`` every calculation of
-    the settings gets the same correction, so energies of different phases can be compared.
-    """
-    if settings.dft.dispersion != "d3":
-        return "none"
-    return "d3" if requested or settings.dft.dispersion_scope == "all" else "none"
-
-
-def add_d3(calc: Calculator, xc: str) -> Calculator:
-    """Wrap ``calc`` in a SumCalculator with DFT-D3(BJ) for functional ``xc``."""
-    try:
-        from dftd3.ase import DFTD3
-    except ImportError as exc:
-        raise CalculationError(
-            "dispersion='d3' was requested but the 'dftd3' package is not installed; "
-            "install the d3 extra (pip install 'interphase-dft[d3]', a manylinux wheel) or set "
-            "dft.dispersion='none' and accept plain-PBE under-binding of P2S5"
-        ) from exc
-    from ase.calculators.mixing import SumCalculator
-
-    return SumCalculator([calc, DFTD3(method=xc, damping="d3bj")])
 
 
 @dataclass(frozen=True)
@@ -298,9 +270,8 @@ class GPAWFactory:
         :mod:`interphase_dft.calc.spin`); its GPAW log gets a ``-paired`` suffix, so the
         stopped spin-polarised log is kept.
 
-        It keeps the spin-polarised runs' mixer (``dft.spin_mixer``): the odd-electron cells
-        that need Pulay spin-polarised diverge with MSR1 spin-paired as well (measured on an
-        LPSC slab + Li: energies -141, -365, -314 eV at iterations 21-23).
+        It keeps the spin-polarised runs' mixer (``dft.spin_mixer``): a cell that needs it
+        spin-polarised needs it spin-paired as well.
         """
         txt = self.txt
         if txt is not None:
@@ -342,13 +313,10 @@ def factory_for(settings: CalcSettings, *, is_metal: bool, dispersion: bool = Fa
 
 def surrogate_factory(settings: CalcSettings, *, dispersion: bool = False,
                       ml_model: Any = None) -> Any:
-    """The ML surrogate's factory (``interphase_dft.calc.ml.MLFactory``) for a phase.
+    """The ML surrogate's factory (:class:`interphase_dft.calc.ml.MLFactory`) for a phase.
 
     It gets DFT-D3(BJ) on top of CHGNet exactly when the DFT calculations of the phase do
-    (:func:`dispersion_applied`), so surrogate geometries of
-    vdW-bound phases (P2S5) hold together. PBE D3 parameters: CHGNet is trained on PBE.
+    (:func:`interphase_dft.calc.dispersion.surrogate_d3_xc`), so surrogate geometries of
+    vdW-bound phases (P2S5) hold together.
     """
-    from interphase_dft.calc.ml import MLFactory
-
-    d3 = "PBE" if dispersion_applied(settings, dispersion) == "d3" else None
-    return MLFactory(settings.ml, _model=ml_model, d3_xc=d3)
+    return MLFactory(settings.ml, _model=ml_model, d3_xc=surrogate_d3_xc(settings, dispersion))

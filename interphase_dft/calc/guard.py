@@ -38,6 +38,7 @@ log = logging.getLogger("interphase_dft.calc")
 CalcFactory = Callable[..., Calculator]
 #: the warning text that marks a geometry recomputed spin-paired after a collapsed moment
 COLLAPSE_NOTE = "recomputed spin-paired (dft.spin_collapse_moment)"
+#: SCF attempts per geometry (the first one and its safer retries) before CalculationError
 MAX_SCF_ATTEMPTS = 3
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from interphase_dft.calc.dispersion import add_d3
 from interphase_dft.calc.settings import MLSettings
 from interphase_dft.errors import CalculationError
 
@@ -68,9 +69,9 @@ class MLFactory:
     """Factory ``factory(atoms, attempt=0, label='')`` for CHGNet calculators (shared model).
 
     ``d3_xc``: add DFT-D3(BJ) with that functional's parameters (``'PBE'``: CHGNet is trained
-    on PBE energies without dispersion), for phases whose DFT calculations get D3. Without it
-    the surrogate lets vdW-bound molecules drift apart (a P4S10 molecule left a P2S5 slab by
-    5.6 Angstrom in a CHGNet relaxation; with D3 the slab stays intact).
+    on PBE energies without dispersion), for phases whose DFT calculations get D3 (see
+    :mod:`interphase_dft.calc.dispersion`), so vdW-bound molecules stay bound in surrogate
+    geometries.
     """
 
     settings: MLSettings
@@ -82,8 +83,6 @@ class MLFactory:
             self._model = load_model(self.settings)
         calc = ml_calculator(self.settings, self._model)
         if self.d3_xc:
-            from interphase_dft.calc.factory import add_d3
-
             calc = add_d3(calc, self.d3_xc)
         return calc
 

@@ -1,14 +1,9 @@
 """Static and relaxation runners with checkpoints that survive a kill at any point.
 
-Files in ``workdir`` for a run called ``label``:
-
-``{label}.traj``
-    every evaluated geometry, with energy/forces(/stress) in a SinglePointCalculator;
-``{label}.json``
-    state: ``status`` (running/done), steps, energy, fmax, converged, force calls, warnings,
-    and a fingerprint of the input structure and settings;
-``{label}-opt.json``
-    the optimizer's own restart file (BFGS Hessian, FIRE velocities, ...).
+Files in ``workdir`` for a run called ``label``: ``{label}.traj`` (every evaluated geometry,
+with energy/forces(/stress)), ``{label}.json`` (state: steps, energy, fmax, converged, force
+calls, warnings, wall time, formula) and ``{label}-opt.json`` (the optimizer's restart file);
+see :class:`interphase_dft.calc.checkpoint.Checkpoint`.
 
 Calling the same runner again with the same arguments and ``workdir`` resumes from the last
 trajectory frame (its stored energy and forces are reused, so no step is recomputed) with the
@@ -27,16 +22,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
-from interphase_dft.calc.checkpoint import (
-    append_frame,
-    info,
-    read_frames,
-    read_json,
-    remove_file,
-    same_geometry,
-    snapshot,
-    write_json,
-)
+from interphase_dft.calc.checkpoint import Checkpoint, info, snapshot
 from interphase_dft.calc.guard import CalcFactory, GuardedCalculator
 from interphase_dft.calc.settings import RelaxSettings
 from interphase_dft.errors import CalculationError, InputError
@@ -82,14 +68,6 @@ def _fingerprint(atoms: Atoms, extra: dict[str, Any]) -> str:
     return structure_hash(atoms)[:16] + "-" + settings_hash(extra)[:16]
 
 
-def _check_fingerprint(state: dict[str, Any] | None, fingerprint: str, path: Path) -> None:
-    if state and state.get("fingerprint") not in (None, fingerprint):
-        raise InputError(
-            f"{path} belongs to a different structure or settings "
-            f"({state.get('fingerprint')} != {fingerprint}); use a fresh workdir or delete it"
-        )
-
-
 def _fmax(forces: np.ndarray) -> float:
     return float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
 
@@ -101,6 +79,15 @@ def _result_from_state(state: dict[str, Any], atoms: Atoms) -> RunResult:
         warnings=list(state.get("warnings", [])), wall_time=state.get("wall_time", 0.0),
         resumed=True,
     )
+
+
+def _state(r: RunResult) -> dict[str, Any]:
+    """The runner's fields of the checkpoint state."""
+    return {
+        "steps": r.steps, "energy": r.energy, "fmax": r.fmax, "converged": r.converged,
+        "force_calls": r.force_calls, "warnings": r.warnings, "wall_time": r.wall_time,
+        "formula": r.atoms.get_chemical_formula(),
+    }
 
 
 def static(atoms: Atoms, calc: Calculator | CalcFactory, workdir: Path | str,
@@ -115,15 +102,19 @@ def static(atoms: Atoms, calc: Calculator | CalcFactory, workdir: Path | str,
         A calculator or a factory ``factory(atoms, attempt=0, label='')``.
     workdir
         Directory for ``{label}.traj`` and ``{label}.json``.
+    label
+        Stem of the checkpoint file names.
+
+    Returns
+    -------
+    RunResult
+        Energy (eV) and largest force (eV/Angstrom); ``steps`` 0, ``converged`` True.
     """
-    workdir = Path(workdir)
-    traj, state_path = workdir / f"{label}.traj", workdir / f"{label}.json"
-    fingerprint = _fingerprint(atoms, {"kind": "static", **_describe(calc)})
-    state = read_json(state_path)
-    _check_fingerprint(state, fingerprint, state_path)
-    frames = read_frames(traj)
-    if state and state.get("status") == "done" and frames:
-        return _result_from_state(state, frames[-1])
+    ckpt = Checkpoint(workdir, label, kind="static",
+                      fingerprint=_fingerprint(atoms, {"kind": "static", **_describe(calc)}))
+    ckpt.load()
+    if ckpt.done:
+        return _result_from_state(ckpt.state or {}, ckpt.last[-1])
     t0 = time.perf_counter()
     work = atoms.copy()
     guard = GuardedCalculator(_factory_of(calc), label=label)
@@ -131,23 +122,14 @@ def static(atoms: Atoms, calc: Calculator | CalcFactory, workdir: Path | str,
     energy = float(work.get_potential_energy())
     forces = work.get_forces()
     frame = snapshot(work, guard.results)
-    append_frame(traj, frame)
+    ckpt.record([frame])
     result = RunResult(atoms=frame, energy=energy, fmax=_fmax(forces), steps=0, converged=True,
                        force_calls=guard.calls, warnings=guard.warnings,
                        wall_time=time.perf_counter() - t0)
-    _write_state(state_path, result, fingerprint, "done", kind="static")
+    ckpt.finish(_state(result))
     info(log, "static %s %s: E = %.6f eV (%.1f s)", label, atoms.get_chemical_formula(), energy,
-             result.wall_time)
+         result.wall_time)
     return result
-
-
-def _write_state(path: Path, r: RunResult, fingerprint: str, status: str, kind: str) -> None:
-    write_json(path, {
-        "kind": kind, "status": status, "fingerprint": fingerprint, "steps": r.steps,
-        "energy": r.energy, "fmax": r.fmax, "converged": r.converged,
-        "force_calls": r.force_calls, "warnings": r.warnings, "wall_time": r.wall_time,
-        "formula": r.atoms.get_chemical_formula(),
-    })
 
 
 def _optimizer_class(name: str) -> type:
@@ -177,6 +159,8 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         ``fmax`` (eV/Angstrom), ``steps`` (total over all restarts) and ``optimizer``.
     cell
         Also relax the cell (``FrechetCellFilter``; needs a calculator with stress).
+    label
+        Stem of the checkpoint file names.
 
     Returns
     -------
@@ -186,75 +170,67 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
     """
     from ase.filters import FrechetCellFilter
 
-    workdir = Path(workdir)
-    traj = workdir / f"{label}.traj"
-    state_path = workdir / f"{label}.json"
-    opt_path = workdir / f"{label}-opt.json"
     fingerprint = _fingerprint(atoms, {"kind": "relax", "cell": cell,
                                        **settings.model_dump(), **_describe(calc_factory)})
-    state = read_json(state_path)
-    _check_fingerprint(state, fingerprint, state_path)
-    frames = read_frames(traj)
-    if state and state.get("status") == "done" and frames:
+    ckpt = Checkpoint(workdir, label, kind="relax", fingerprint=fingerprint)
+    ckpt.load()
+    if ckpt.done:
         info(log, "relax %s: finished earlier, returning the stored result", label)
-        return _result_from_state(state, frames[-1])
+        return _result_from_state(ckpt.state or {}, ckpt.last[-1])
 
     work = atoms.copy()
     seed: Atoms | None = None
-    prior_calls = int(state.get("force_calls", 0)) if state else 0
-    prior_warnings = list(state.get("warnings", [])) if state else []
-    prior_time = float(state.get("wall_time", 0.0)) if state else 0.0
-    if frames:
-        last = frames[-1]
+    resumed = ckpt.n > 0
+    if resumed:
+        last = ckpt.last[-1]
         work.positions = last.positions
         work.cell = last.cell
         seed = last
-        info(log, "relax %s: resuming from step %d", label, len(frames) - 1)
+        info(log, "relax %s: resuming from step %d", label, ckpt.steps)
     else:
-        remove_file(opt_path)  # optimizer state without any frame belongs to nothing
+        ckpt.reset_optimizer()
+    prior_calls = int(ckpt.prior("force_calls", 0))
+    prior_warnings = list(ckpt.prior("warnings", []))
+    prior_time = float(ckpt.prior("wall_time", 0.0))
     guard = GuardedCalculator(_factory_of(calc_factory), label=label, seed=seed)
     work.calc = guard
     target = FrechetCellFilter(work) if cell else work
     t0 = time.perf_counter()
-    opt = _optimizer_class(settings.optimizer)(target, restart=str(opt_path), logfile=None)
-    written = {"n": len(frames), "last": frames[-1] if frames else None}
+    opt = _optimizer_class(settings.optimizer)(target, restart=str(ckpt.opt_path), logfile=None)
 
     def current() -> RunResult:
         forces = target.get_forces()
         return RunResult(
             atoms=snapshot(work, guard.results), energy=float(work.get_potential_energy()),
-            fmax=_fmax(np.asarray(forces)), steps=max(written["n"] - 1, 0), converged=False,
+            fmax=_fmax(np.asarray(forces)), steps=ckpt.steps, converged=False,
             force_calls=prior_calls + guard.calls, warnings=prior_warnings + guard.warnings,
             wall_time=prior_time + time.perf_counter() - t0,
         )
 
     def observe() -> None:
-        if written["last"] is not None and same_geometry(written["last"], work):
+        if not ckpt.is_new([work]):
             return
-        frame = snapshot(work, guard.results)
-        append_frame(traj, frame)
-        written["n"] += 1
-        written["last"] = frame
+        ckpt.record([snapshot(work, guard.results)])
         r = current()
-        _write_state(state_path, r, fingerprint, "running", kind="relax")
+        ckpt.update(_state(r))
         info(log, "relax %s %s step %d: E = %.6f eV fmax = %.4f eV/A", label,
-                 work.get_chemical_formula(), r.steps, r.energy, r.fmax)
+             work.get_chemical_formula(), r.steps, r.energy, r.fmax)
 
     opt.attach(observe, interval=1)
-    remaining = settings.steps - max(len(frames) - 1, 0)
+    remaining = settings.steps - ckpt.steps
     converged = False
     if remaining > 0:
         converged = bool(opt.run(fmax=settings.fmax, steps=remaining))
     observe()
     result = current()
     result.converged = converged or result.fmax <= settings.fmax
-    result.resumed = bool(frames)
+    result.resumed = resumed
     if not result.converged:
         msg = (f"relax {label} {work.get_chemical_formula()}: not converged after "
                f"{result.steps} steps (fmax {result.fmax:.3f} > {settings.fmax} eV/A)")
         log.warning(msg)
         result.warnings.append(msg)
-    _write_state(state_path, result, fingerprint, "done", kind="relax")
+    ckpt.finish(_state(result))
     return result
 
 

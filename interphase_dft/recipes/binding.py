@@ -28,17 +28,16 @@ is first relaxed with the surrogate and only the lowest ones get DFT
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.calc.dispersion import dispersion_applied
 from interphase_dft.calc.factory import (
-    dispersion_applied,
     factory_for,
     insertion_spin,
     scf_parameters,
@@ -46,18 +45,17 @@ from interphase_dft.calc.factory import (
     surrogate_factory,
 )
 from interphase_dft.calc.guard import COLLAPSE_NOTE, CalcFactory
-from interphase_dft.calc.references import li_references
-from interphase_dft.calc.runners import relax, static
+from interphase_dft.calc.runlog import RunLog
+from interphase_dft.calc.runners import RunResult, relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
-from interphase_dft.recipes.screening import needs_screening, screen_sites
+from interphase_dft.recipes.references import li_references
+from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
 from interphase_dft.schemas import (
     BindingEnergyDoc,
     ReferenceEnergies,
     SiteResult,
     StructureData,
-    settings_hash,
-    structure_hash,
 )
 
 log = logging.getLogger("interphase_dft.recipes")
@@ -99,6 +97,130 @@ def _li_displacement(initial: Atoms, final: Atoms) -> float:
     return float(np.linalg.norm(d))
 
 
+def _constrained(atoms: Atoms, like: Atoms) -> Atoms:
+    """``atoms`` with the constraints of ``like`` (in place; returned for chaining)."""
+    atoms.set_constraint([c.copy() for c in like.constraints])
+    return atoms
+
+
+@dataclass
+class _Calculators:
+    """The calculators of one binding recipe run.
+
+    ``host``: host cells; ``site``: host + Li (spin-polarised when ``spin``); ``ml``: the
+    surrogate pre-relaxing host and sites (``relax.ml_prerelax``), else None.
+    """
+
+    host: CalcFactory
+    site: CalcFactory
+    ml: CalcFactory | None
+    spin: bool
+
+
+def _calculators(settings: CalcSettings, workdir: Path, *, is_metal: bool, dispersion: bool,
+                 calc_factory: CalcFactory | None) -> _Calculators:
+    factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
+                                          moving=True, txt=str(workdir / "gpaw.txt"),
+                                          li_inserted=True)
+    # host + Li of a non-metal: spin-polarised, 1 mu_B seeded on the Li (the host stays
+    # closed-shell and spin-paired); calc_factory replaces both factories
+    spin = insertion_spin(settings, is_metal=is_metal)
+    site_factory = factory
+    if spin and calc_factory is None:
+        site_factory = replace(factory, spin=True)  # the host's GPAWFactory, spin-polarised
+    ml = None
+    # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
+    # it only moves the DFT starting geometry, every reported energy is DFT
+    if settings.relax.ml_prerelax and settings.engine != "ml":
+        ml = surrogate_factory(settings, dispersion=dispersion)
+    return _Calculators(factory, site_factory, ml, spin)
+
+
+def _relax_host(host: Atoms, settings: CalcSettings, workdir: Path, calcs: _Calculators,
+                run: RunLog, *, relax_host: bool, phase: str) -> RunResult:
+    """Host relaxation (or single point) in ``workdir/host``; result atoms keep constraints."""
+    with run.stage("host"):
+        start = host
+        ml_converged = True
+        if calcs.ml is not None and relax_host:
+            ml_res = relax(host, calcs.ml, workdir / "host", settings.relax.for_surrogate(),
+                           label="host-ml")
+            start = _constrained(ml_res.atoms, host)
+            run.count("host_ml", ml_res.force_calls)
+            ml_converged = ml_res.converged
+        if relax_host and not settings.surrogate_geometry:
+            res = relax(start, calcs.host, workdir / "host", settings.relax, label="host")
+        else:
+            res = static(start, calcs.host, workdir / "host", label="host")
+            res.converged = res.converged and ml_converged
+    run.add("host", res)
+    if not res.converged:
+        run.warn(f"{phase} host relaxation not converged: every site is marked not "
+                 "converged (raise relax.steps, or relax.ml_steps for surrogate relaxations)")
+    _constrained(res.atoms, host)
+    return res
+
+
+def _relax_site(site: SiteLike, host: Atoms, host_final: Atoms, settings: CalcSettings,
+                workdir: Path, calcs: _Calculators, screening: Screening | None) -> RunResult:
+    """Host + Li at ``site`` relaxed (or a single point at the surrogate minimum)."""
+    label = str(site.label)
+    start = with_li(host_final, site.position)
+    sdir = workdir / f"site-{label}"
+    ml_converged = True
+    if calcs.ml is not None and screening is not None:
+        start = _constrained(screening.relaxed[label].copy(), host)  # the same relaxation
+        ml_converged = bool(screening.record["ml_converged"][label])
+    elif calcs.ml is not None:
+        ml_res = relax(start, calcs.ml, sdir, settings.relax.for_surrogate(), label="ml")
+        start, ml_converged = _constrained(ml_res.atoms, host), ml_res.converged
+    if calcs.spin:
+        start = seed_moment(start, len(start) - 1)
+    if not settings.surrogate_geometry:
+        return relax(start, calcs.site, sdir, settings.relax, label="relax")
+    res = static(start, calcs.site, sdir, label="static")  # PBE//surrogate: one single point
+    res.converged = res.converged and ml_converged
+    return res
+
+
+def _site_result(site: SiteLike, res: RunResult, host_res: RunResult, host_final: Atoms,
+                 refs: ReferenceEnergies, spin: bool) -> SiteResult:
+    """The stored result of one site (binding energies against both references, eV)."""
+    collapsed = spin and any(COLLAPSE_NOTE in w for w in res.warnings)
+    moment = res.atoms.calc.results.get("magmom") if res.atoms.calc is not None else None
+    return SiteResult(
+        label=str(site.label), site_kind=str(getattr(site, "kind", "")),
+        position=[float(x) for x in np.asarray(site.position, float)],
+        energy=res.energy, binding_energy_atom=res.energy - host_res.energy - refs.li_atom,
+        binding_energy_bcc=res.energy - host_res.energy - refs.li_bcc_per_atom,
+        # E_b needs both minima: a host that did not converge spoils every site
+        converged=res.converged and host_res.converged,
+        final_structure=StructureData.from_atoms(res.atoms),
+        li_displacement=_li_displacement(with_li(host_final, site.position), res.atoms),
+        spin="paired (moment collapsed)" if collapsed else "polarised" if spin else "paired",
+        magnetic_moment=None if moment is None else float(moment),
+    )
+
+
+def _description(settings: CalcSettings, calcs: _Calculators, *, is_metal: bool,
+                 dispersion: bool, custom: bool) -> dict[str, Any]:
+    """What the calculators applied (``BindingEnergyDoc.calculator``)."""
+    desc = dict(getattr(calcs.host, "description", {}))
+    desc.pop("dft", None)
+    desc["smearing"] = scf_parameters(settings, is_metal=is_metal,
+                                      li_inserted=True)["occupations"]
+    desc["dispersion"] = (dispersion_applied(settings, dispersion)
+                          if settings.engine == "gpaw" and not custom else "none")
+    desc["spin"] = ("host + Li spin-polarised (1 mu_B seeded on Li), host spin-paired; a site "
+                    "whose moment collapsed is recomputed spin-paired (sites[].spin)"
+                    if calcs.spin else "spin-paired")
+    desc["ml_prerelax"] = calcs.ml is not None
+    if calcs.ml is not None:
+        desc["surrogate"] = calcs.ml.description
+    desc["geometry"] = geometry_level(settings, calcs.ml)
+    return desc
+
+
 def host_binding(
     host: Atoms,
     sites: Sequence[SiteLike],
@@ -130,11 +252,18 @@ def host_binding(
         Stored in the document.
     is_metal, dispersion
         Smearing and DFT-D3 choice of the host (references get the same dispersion).
+    surface
+        Stored as ``doc.surface`` (surface mode).
     relax_host
         Relax the host before inserting Li (positions only; cell fixed).
     calc_factory, references
         Replace the settings-built calculator and the computed Li references (tests, other
         codes); both must come from the same level of theory.
+
+    Returns
+    -------
+    BindingEnergyDoc
+        Binding energies (eV) of every computed site and of the lowest one.
 
     Notes
     -----
@@ -146,129 +275,39 @@ def host_binding(
         raise InputError(f"no Li sites for {phase} ({mode}); check the site finder")
     screen = needs_screening(len(sites), settings)  # fails before any expensive work
     workdir = Path(workdir)
-    timings: dict[str, float] = {}
-    calls: dict[str, int] = {}
-    warnings: list[str] = []
-    t0 = time.perf_counter()
-    refs = references or li_references(settings, workdir / "references", dispersion=dispersion)
-    timings["references"] = time.perf_counter() - t0
-    factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
-                                          moving=True, txt=str(workdir / "gpaw.txt"),
-                                          li_inserted=True)
-    # host + Li of a non-metal: spin-polarised, 1 mu_B seeded on the Li (the host stays
-    # closed-shell and spin-paired); calc_factory replaces both factories
-    spin = insertion_spin(settings, is_metal=is_metal)
-    site_factory = factory
-    if spin and calc_factory is None:
-        site_factory = replace(factory, spin=True)  # the host's GPAWFactory, spin-polarised
-    ml = None
-    # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
-    # it only moves the DFT starting geometry, every reported energy is DFT
-    if settings.relax.ml_prerelax and settings.engine != "ml":
-        ml = surrogate_factory(settings, dispersion=dispersion)
-
-    t0 = time.perf_counter()
-    start = host
-    host_ml_converged = True
-    if ml is not None and relax_host:
-        ml_res = relax(host, ml, workdir / "host", settings.relax.for_surrogate(),
-                       label="host-ml")
-        start = ml_res.atoms
-        start.set_constraint([c.copy() for c in host.constraints])
-        calls["host_ml"] = ml_res.force_calls
-        host_ml_converged = ml_res.converged
-    if relax_host and not settings.surrogate_geometry:
-        host_res = relax(start, factory, workdir / "host", settings.relax, label="host")
-    else:
-        host_res = static(start, factory, workdir / "host", label="host")
-        host_res.converged = host_res.converged and host_ml_converged
-    timings["host"] = time.perf_counter() - t0
-    calls["host"] = host_res.force_calls
-    warnings += host_res.warnings
-    if not host_res.converged:
-        warnings.append(f"{phase} host relaxation not converged: every site is marked not "
-                        "converged (raise relax.steps, or relax.ml_steps for surrogate "
-                        "relaxations)")
+    run = RunLog()
+    with run.stage("references"):
+        refs = references or li_references(settings, workdir / "references",
+                                           dispersion=dispersion)
+    calcs = _calculators(settings, workdir, is_metal=is_metal, dispersion=dispersion,
+                         calc_factory=calc_factory)
+    host_res = _relax_host(host, settings, workdir, calcs, run, relax_host=relax_host,
+                           phase=phase)
     host_final = host_res.atoms
-    host_final.set_constraint([c.copy() for c in host.constraints])
-
     screening = None
     if screen:
         screening = screen_sites(host_final, sites, settings, workdir=workdir, with_li=with_li,
-                                 ml_factory=ml or surrogate_factory(settings,
-                                                                    dispersion=dispersion))
-        timings.update(screening.timings)
-        calls.update(screening.force_calls)
-        warnings += screening.warnings
+                                 ml_factory=calcs.ml or surrogate_factory(settings,
+                                                                          dispersion=dispersion))
+        run.merge(screening.run)
         sites = screening.selected
-
     results: list[SiteResult] = []
     for site in sites:
-        label = str(site.label)
-        t0 = time.perf_counter()
-        start = with_li(host_final, site.position)
-        sdir = workdir / f"site-{label}"
-        ml_converged = True
-        if ml is not None and screening is not None:
-            start = screening.relaxed[label].copy()  # the same surrogate relaxation
-            start.set_constraint([c.copy() for c in host.constraints])
-            ml_converged = bool(screening.record["ml_converged"][label])
-        elif ml is not None:
-            ml_res = relax(start, ml, sdir, settings.relax.for_surrogate(), label="ml")
-            start, ml_converged = ml_res.atoms, ml_res.converged
-            start.set_constraint([c.copy() for c in host.constraints])
-        if spin:
-            start = seed_moment(start, len(start) - 1)
-        if not settings.surrogate_geometry:
-            res = relax(start, site_factory, sdir, settings.relax, label="relax")
-        else:  # PBE//surrogate: one DFT single point at the surrogate minimum
-            res = static(start, site_factory, sdir, label="static")
-            res.converged = res.converged and ml_converged
-        timings[f"site-{label}"] = time.perf_counter() - t0
-        calls[f"site-{label}"] = res.force_calls
-        warnings += res.warnings
-        collapsed = spin and any(COLLAPSE_NOTE in w for w in res.warnings)
-        moment = res.atoms.calc.results.get("magmom") if res.atoms.calc is not None else None
-        e_b_atom = res.energy - host_res.energy - refs.li_atom
-        e_b_bcc = res.energy - host_res.energy - refs.li_bcc_per_atom
-        results.append(SiteResult(
-            label=label, site_kind=str(getattr(site, "kind", "")),
-            position=[float(x) for x in np.asarray(site.position, float)],
-            energy=res.energy, binding_energy_atom=e_b_atom, binding_energy_bcc=e_b_bcc,
-            # E_b needs both minima: a host that did not converge spoils every site
-            converged=res.converged and host_res.converged,
-            final_structure=StructureData.from_atoms(res.atoms),
-            li_displacement=_li_displacement(with_li(host_final, site.position), res.atoms),
-            spin=("paired (moment collapsed)" if collapsed else "polarised" if spin
-                  else "paired"),
-            magnetic_moment=None if moment is None else float(moment),
-        ))
-        log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode, label,
-                 e_b_atom, e_b_bcc)
+        with run.stage(f"site-{site.label}"):
+            res = _relax_site(site, host, host_final, settings, workdir, calcs, screening)
+        run.add(f"site-{site.label}", res)
+        results.append(_site_result(site, res, host_res, host_final, refs, calcs.spin))
+        log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode,
+                 site.label, results[-1].binding_energy_atom, results[-1].binding_energy_bcc)
     lowest = min(results, key=lambda r: r.energy)
-    s_dump = settings.model_dump()
-    s_hash = settings_hash(s_dump)
-    h_hash = structure_hash(host)
-    desc = dict(getattr(factory, "description", {}))
-    desc.pop("dft", None)
-    desc["smearing"] = scf_parameters(settings, is_metal=is_metal,
-                                      li_inserted=True)["occupations"]
-    desc["dispersion"] = (dispersion_applied(settings, dispersion)
-                          if settings.engine == "gpaw" and calc_factory is None else "none")
-    desc["spin"] = ("host + Li spin-polarised (1 mu_B seeded on Li), host spin-paired; a site "
-                    "whose moment collapsed is recomputed spin-paired (sites[].spin)" if spin
-                    else "spin-paired")
-    desc["ml_prerelax"] = ml is not None
-    if ml is not None:
-        desc["surrogate"] = ml.description
-    desc["geometry"] = geometry_level(settings, ml)
-    return BindingEnergyDoc(
-        settings=s_dump, settings_hash=s_hash, timings=timings, force_calls=calls,
-        warnings=warnings, task_key=f"{h_hash}:{s_hash}", calculator=desc,
+    return BindingEnergyDoc.from_run(
+        settings, run, input_structure=host,
+        calculator=_description(settings, calcs, is_metal=is_metal, dispersion=dispersion,
+                                custom=calc_factory is not None),
         phase=phase, mode=mode, surface=surface, host_energy=host_res.energy,
         host_structure=StructureData.from_atoms(host_final), references=refs, sites=results,
         lowest_site=lowest.label, binding_energy_atom=lowest.binding_energy_atom,
-        binding_energy_bcc=lowest.binding_energy_bcc, structure_hash=h_hash,
+        binding_energy_bcc=lowest.binding_energy_bcc,
         screening=screening.record if screening is not None else None,
     )
 

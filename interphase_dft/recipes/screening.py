@@ -1,22 +1,20 @@
 """ML pre-screening of Li sites: pick which symmetry-distinct sites get a DFT relaxation.
 
-Low-symmetry hosts (the ordered LPSC approximant has ~80 distinct interstitial sites) are
-unaffordable site by site with DFT on a laptop. With ``settings.binding.max_dft_sites = k``
-and more than ``k`` sites, every site is relaxed with the CHGNet surrogate in
-``workdir/ml_screen/site-<label>`` (checkpointed like every other run), sites whose Li ends
-up within :data:`MERGE_TOL` of an earlier site's Li (minimum image) are merged into that
-earlier site, and the ``k`` lowest surrogate total energies are passed on to DFT (energies
-are compared rounded to 0.1 meV, so float noise between equivalent sites is a tie, and ties
-go to the alphabetically first label). The surrogate energies only rank sites: they are stored in
-``BindingEnergyDoc.screening`` and never reported as binding energies. A site whose surrogate
-relaxation fails (atoms collapse, NaN forces) is left out with a warning and listed under
-``screening['failed']``; only if every site fails does the recipe stop.
+For low-symmetry hosts with many distinct interstitial sites. With
+``settings.binding.max_dft_sites = k`` and more than ``k`` sites, every site is relaxed with
+the CHGNet surrogate in ``workdir/ml_screen/site-<label>`` (checkpointed like every other
+run), sites whose Li ends up within :data:`MERGE_TOL` of an earlier site's Li (minimum image)
+are merged into that earlier site, and the ``k`` lowest surrogate total energies are passed on
+to DFT (energies are compared rounded to 0.1 meV, so float noise between equivalent sites is a
+tie, and ties go to the alphabetically first label). The surrogate energies only rank sites:
+they are stored in ``BindingEnergyDoc.screening`` and never reported as binding energies. A
+site whose surrogate relaxation fails (atoms collapse, NaN forces) is left out with a warning
+and listed under ``screening['failed']``; only if every site fails does the recipe stop.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
+from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import CalculationError, InputError
@@ -48,16 +47,15 @@ class Screening:
         What is stored in ``BindingEnergyDoc.screening`` (energies in eV).
     relaxed
         Surrogate-relaxed host+Li per label (a DFT starting point when ``relax.ml_prerelax``).
-    warnings, timings, force_calls
-        Merged into the document (seconds, calls per ``ml-site-<label>``).
+    run
+        Timings (``ml-site-<label>``, ``ml_screen``), force calls (``ml-site-<label>``) and
+        warnings, merged into the document's run log.
     """
 
     selected: list[Any]
     record: dict[str, Any]
     relaxed: dict[str, Atoms] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    force_calls: dict[str, int] = field(default_factory=dict)
+    run: RunLog = field(default_factory=RunLog)
 
 
 def needs_screening(n_sites: int, settings: CalcSettings) -> bool:
@@ -138,44 +136,41 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
     factory = ml_factory if ml_factory is not None else MLFactory(settings.ml)
     root = Path(workdir) / "ml_screen"
     out = Screening(selected=[], record={})
+    run = out.run
     energies: dict[str, float] = {}
     converged: dict[str, bool] = {}
     kept: list[str] = []
     merged: dict[str, str] = {}
-    t_all = time.perf_counter()
     failed: dict[str, str] = {}
-    for site, label in zip(sites, labels, strict=True):
-        t0 = time.perf_counter()
-        try:
-            res = relax(with_li(host, site.position), factory, root / f"site-{label}",
-                        settings.relax.for_surrogate(), label="ml")
-        except CalculationError as exc:  # e.g. the surrogate collapses atoms at this site
-            failed[label] = str(exc)
-            out.timings[f"ml-site-{label}"] = time.perf_counter() - t0
-            out.warnings.append(f"site screening: surrogate relaxation of site {label} failed "
-                                f"({exc}); the site is left out")
-            log.warning("screening: site %s failed with the surrogate: %s", label, exc)
-            continue
-        atoms = res.atoms
-        atoms.set_constraint([c.copy() for c in host.constraints])
-        out.relaxed[label] = atoms
-        out.timings[f"ml-site-{label}"] = time.perf_counter() - t0
-        out.force_calls[f"ml-site-{label}"] = res.force_calls
-        out.warnings += res.warnings
-        if not np.isfinite(res.energy):
-            raise CalculationError(f"surrogate energy of site {label} is {res.energy}; "
-                                   "set binding.max_dft_sites=null to skip the screening")
-        energies[label] = float(res.energy)
-        converged[label] = bool(res.converged)
-        li = _li_position(atoms)
-        twin = next((k for k in kept
-                     if _mic_distance(li, _li_position(out.relaxed[k]), host) < MERGE_TOL), None)
-        if twin is None:
-            kept.append(label)
-        else:
-            merged[label] = twin
-            log.info("screening: site %s relaxes onto site %s (surrogate)", label, twin)
-    out.timings["ml_screen"] = time.perf_counter() - t_all
+    with run.stage("ml_screen"):
+        for site, label in zip(sites, labels, strict=True):
+            with run.stage(f"ml-site-{label}"):
+                try:
+                    res = relax(with_li(host, site.position), factory, root / f"site-{label}",
+                                settings.relax.for_surrogate(), label="ml")
+                except CalculationError as exc:  # e.g. the surrogate collapses atoms here
+                    failed[label] = str(exc)
+                    run.warn(f"site screening: surrogate relaxation of site {label} failed "
+                             f"({exc}); the site is left out")
+                    log.warning("screening: site %s failed with the surrogate: %s", label, exc)
+                    continue
+                atoms = res.atoms
+                atoms.set_constraint([c.copy() for c in host.constraints])
+                out.relaxed[label] = atoms
+            run.add(f"ml-site-{label}", res)
+            if not np.isfinite(res.energy):
+                raise CalculationError(f"surrogate energy of site {label} is {res.energy}; "
+                                       "set binding.max_dft_sites=null to skip the screening")
+            energies[label] = float(res.energy)
+            converged[label] = bool(res.converged)
+            li = _li_position(atoms)
+            twin = next((k for k in kept if _mic_distance(li, _li_position(out.relaxed[k]),
+                                                          host) < MERGE_TOL), None)
+            if twin is None:
+                kept.append(label)
+            else:
+                merged[label] = twin
+                log.info("screening: site %s relaxes onto site %s (surrogate)", label, twin)
     if not kept:
         raise CalculationError(
             f"the surrogate failed on every Li site ({'; '.join(failed.values())}); set "
@@ -190,11 +185,10 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
         "ml_energies": energies, "ml_converged": converged, "ranking": ranking,
         "selected": chosen, "merged": merged, "failed": failed,
     }
-    n_out = len(labels) - len(chosen)
-    out.warnings.append(
-        f"site screening: {n_out} of {len(labels)} Li sites got no DFT relaxation "
-        f"({len(merged)} relaxed with the {model} surrogate onto another site within "
-        f"{MERGE_TOL} A, {len(failed)} failed with the surrogate, "
+    run.warn(
+        f"site screening: {len(labels) - len(chosen)} of {len(labels)} Li sites got no DFT "
+        f"relaxation ({len(merged)} relaxed with the {model} surrogate onto another site "
+        f"within {MERGE_TOL} A, {len(failed)} failed with the surrogate, "
         f"{len(kept) - len(chosen)} ranked out by surrogate energy; "
         f"binding.max_dft_sites={cap}); the lowest site is the lowest of the "
         f"{len(chosen)} surrogate-selected sites, which DFT may rank differently"

@@ -40,8 +40,8 @@ class DFTSettings(_Frozen):
         0.1, ge=0,
         description="Fermi-Dirac width, eV, at least applied to every cell of a Li insertion "
         "(binding energies: host and host+Li alike; NEB endpoints and images): one added Li "
-        "puts an odd electron into the host's conduction band, and the insulator width with a "
-        "dipole layer made the SCF diverge (LPSC, P2S5 slabs); None = the phase's own width",
+        "puts an odd electron into the host's conduction band, whose SCF needs more than the "
+        "insulator width; None = the phase's own width",
     )
     li_insertion_spin: bool = Field(
         True,
@@ -55,9 +55,7 @@ class DFTSettings(_Frozen):
         0.1, ge=0, description="a spin-polarised SCF of a Li insertion whose total moment "
         "stays below this (mu_B) for spin_collapse_window iterations, after at least twice "
         "that many, is stopped and the geometry recomputed spin-paired (the inserted Li's "
-        "electron is delocalised; measured on a Li2S slab + Li: the spin run stalled for "
-        "hundreds of iterations at 0.03-0.05 mu_B, the paired one converged in 29 to the same "
-        "energy within 0.1 meV); 0 = never",
+        "electron is delocalised, so the spin-paired state is the same state); 0 = never",
     )
     spin_collapse_window: int = Field(
         15, ge=1, description="iterations of the spin-collapse rule (spin_collapse_moment)")
@@ -68,10 +66,8 @@ class DFTSettings(_Frozen):
     mixer: Literal["msr1", "pulay"] = Field(
         "msr1", description="GPAW density-mixer backend of spin-paired runs (GPAW's default)")
     spin_mixer: Literal["msr1", "pulay"] = Field(
-        "pulay", description="mixer backend of spin-polarised runs. Measured on the laptop "
-        "preset: an LPSC slab with one Li (76 atoms, Li insertion spin on) diverged with "
-        "MSR1 (energies swinging by 1e4 eV over 48 iterations) and converged in 33 "
-        "iterations with Pulay; a Li3P slab with one Li needed 59 MSR1 iterations",
+        "pulay", description="mixer backend of spin-polarised runs (the odd-electron cells "
+        "of a Li insertion)",
     )
     dispersion: Literal["none", "d3"] = Field(
         "none", description="'d3' adds DFT-D3(BJ); where is set by dispersion_scope"

@@ -4,10 +4,8 @@ A Li inserted into a non-metal is computed spin-polarised with 1 mu_B seeded on 
 (``dft.li_insertion_spin``): if its electron localises, the moment stays near 1 mu_B. If it
 delocalises (into the host's conduction band or a surface state, broadened by the insertion
 smearing), the total moment collapses towards zero and the state is the spin-paired one. Such
-runs can stall: on the laptop campaign a Li2S slab + Li (subsurface site) kept its density
-error at 1.5e-4 e/electron for hundreds of Pulay iterations with the moment at 0.03-0.05 mu_B,
-while the spin-paired SCF of the same geometry converged in 29 iterations to the same energy
-(-187.4238 vs -187.4239 eV).
+spin-polarised SCFs can stall without converging, while the spin-paired SCF of the same
+geometry converges to the same energy.
 
 :class:`CollapseWatch` is a GPAW ``scf_step`` hook. It raises :class:`SpinCollapsed` once the
 SCF has run ``2 * window`` iterations and the total moment stayed below ``moment`` over the last

@@ -190,3 +190,23 @@ def test_committed_structures_match_builders(tmp_path):
     readme = (REPO / "structures" / "README.md").read_text()
     for name in PHASE_NAMES:
         assert name in readme
+
+
+def test_argyrodite_ordering_is_canonical_under_the_parent_symmetry():
+    """Any symmetry image of an ordering maps to the same representative (the committed
+    structure does not depend on which equivalent minimum the annealer found)."""
+    from interphase_dft.builders.argyrodite import argyrodite_parent, canonical_ordering
+
+    parent, groups = argyrodite_parent(cell="tetragonal")
+    rng = np.random.default_rng(7)
+    q = np.zeros(len(parent))
+    q[rng.choice(groups["48h"], 11, replace=False)] = 1.0
+    shift = parent.copy()
+    shift.positions += parent.cell[:].T @ np.array([0.5, 0.5, 0.5])  # a lattice-site map
+    frac = parent.get_scaled_positions()
+    moved = (shift.get_scaled_positions() - frac[:, None, :] + 0.5) % 1.0 - 0.5
+    target = np.linalg.norm(moved, axis=2).argmin(axis=0)
+    image = np.empty_like(q)
+    image[target] = q
+    assert not np.array_equal(image, q)
+    assert np.array_equal(canonical_ordering(parent, q), canonical_ordering(parent, image))

@@ -7,8 +7,10 @@ with x = 0.3172, z = 0.016 (half occupied; the 48 sites form 24 close pairs ~1.8
 Ordering rule (deterministic): formal charges Li+1, P+5, S-2, Cl-1; the arrangement with the
 lowest Ewald energy (pymatgen ``EwaldSummation`` pair matrix) found by simulated annealing
 from four fixed seeds, subject to: at most one Li per 48h pair, no Li-Li distance below
-``MIN_LI_LI``. Li6PS5Cl keeps Cl on 4a and S on 4c; the Cl-rich cell distributes the extra Cl
-over the 8 free-anion sites (4a + 4c) and removes Li from whole pairs.
+``MIN_LI_LI``; of its symmetry-equivalent images the canonical one
+(:func:`canonical_ordering`). Li6PS5Cl keeps Cl on 4a and S on 4c; the Cl-rich cell
+distributes the extra Cl over the 8 free-anion sites (4a + 4c) and removes Li from whole
+pairs.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ def ordered_argyrodite(
         if best is None or e < best[0] - 1e-8:
             best = (e, q)
     assert best is not None
-    q = best[1]
+    q = canonical_ordering(parent, best[1])
     keep = np.flatnonzero(q != 0)
     atoms = parent[keep]
     symbols = ["Cl" if q[i] == -1 else parent[i].symbol if q[i] != -2 else "S" for i in keep]
@@ -165,6 +167,31 @@ def ordered_argyrodite(
                      "one Li per 48h pair; Li-Li >= 1.9 A"),
     }
     return atoms, extra
+
+
+def canonical_ordering(parent: Atoms, q: np.ndarray) -> np.ndarray:
+    """The representative of the ordering ``q`` (charge per parent site) that is smallest
+    lexicographically among its images under the parent cell's symmetry operations.
+
+    Symmetry-equivalent orderings are the same structure; the annealer may end in any of them
+    (which one depends on floating-point details of the Ewald matrix), so the committed
+    structures use this representative.
+    """
+    import spglib
+
+    kinds = parent.get_array("spacegroup_kinds")
+    frac = parent.get_scaled_positions()
+    sym = spglib.get_symmetry((parent.cell[:], frac, kinds), symprec=1e-4)
+    best = q
+    for rot, trans in zip(sym["rotations"], sym["translations"], strict=True):
+        image = (frac @ rot.T + trans) % 1.0
+        diff = (image[:, None, :] - frac[None, :, :] + 0.5) % 1.0 - 0.5
+        target = np.linalg.norm(diff, axis=2).argmin(axis=1)  # site i goes to site target[i]
+        moved = np.empty_like(q)
+        moved[target] = q
+        if tuple(moved) < tuple(best):
+            best = moved
+    return best
 
 
 def _anneal(matrix: np.ndarray, fixed_q: np.ndarray, free: np.ndarray, pairs: np.ndarray,

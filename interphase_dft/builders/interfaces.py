@@ -143,9 +143,6 @@ def _candidates(plans: list[Plan], a: Side, b: Side, *, strained_side: str, gap:
     once; a cell with overlapping atoms is skipped, and :class:`StructureError` is raised
     when every cell overlaps. The result is sorted by (n_atoms, strain).
     """
-    strained_b = strained_side == "b"
-    sub, film = (a, b) if strained_b else (b, a)
-    tables = {"substrate": sub.table, "film": film.table}
     out: list[InterfaceCandidate] = []
     seen: set[tuple] = set()
     overlaps: list[str] = []
@@ -155,21 +152,12 @@ def _candidates(plans: list[Plan], a: Side, b: Side, *, strained_side: str, gap:
         if key in seen:  # symmetry-equivalent ZSL matches give identical key values
             continue
         seen.add(key)
-        iface, map_sub, map_film = _join(plan.substrate_slab, plan.film_slab, plan.match,
-                                         plan.term, gap=gap,
-                                         vacuum=vacuum if vacuum > 0 else gap)
-        atoms = _to_ase(iface, strained_b, tables, {"substrate": map_sub, "film": map_film},
-                        gap=gap, vacuum=vacuum)
         try:
-            check_overlaps(atoms)
+            out.append(build_plan(plan, a, b, strained_side=strained_side, gap=gap,
+                                  vacuum=vacuum))
         except StructureError as exc:
             overlaps.append(str(exc))
             continue
-        term_sub = _readable(plan.term[1], sub.names)
-        term_film = _readable(plan.term[0], film.names)
-        ta, tb = (term_sub, term_film) if strained_b else (term_film, term_sub)
-        out.append(_candidate(atoms, plan, a, b, (ta, tb), strained_side=strained_side,
-                              gap=gap, vacuum=vacuum))
         if len(out) >= max_candidates:
             break
     if not out:
@@ -177,6 +165,38 @@ def _candidates(plans: list[Plan], a: Side, b: Side, *, strained_side: str, gap:
                              f"({overlaps[0]})")
     out.sort(key=lambda c: (c.n_atoms, c.strain))
     return out
+
+
+def build_plan(plan: Plan, a: Side, b: Side, *, strained_side: str, gap: float,
+               vacuum: float) -> InterfaceCandidate:
+    """The interface cell of one lattice-match ``plan`` (A first, then B, bottom to top).
+
+    Parameters
+    ----------
+    plan : a :class:`~interphase_dft.builders.lattice_match.Plan` of ``search(a, b, ...)``
+    a, b : the two sides the plan was found for
+    strained_side : 'a' or 'b', as in the search
+    gap : distance between the two slabs, Angstrom
+    vacuum : 0 = periodic (two interfaces, both with ``gap``); > 0 = that much vacuum above
+        the top side, Angstrom
+
+    Raises
+    ------
+    StructureError : two atoms closer than ``MIN_DISTANCE``.
+    """
+    strained_b = strained_side == "b"
+    sub, film = (a, b) if strained_b else (b, a)
+    tables = {"substrate": sub.table, "film": film.table}
+    iface, map_sub, map_film = _join(plan.substrate_slab, plan.film_slab, plan.match, plan.term,
+                                     gap=gap, vacuum=vacuum if vacuum > 0 else gap)
+    atoms = _to_ase(iface, strained_b, tables, {"substrate": map_sub, "film": map_film},
+                    gap=gap, vacuum=vacuum)
+    check_overlaps(atoms)
+    term_sub = _readable(plan.term[1], sub.names)
+    term_film = _readable(plan.term[0], film.names)
+    ta, tb = (term_sub, term_film) if strained_b else (term_film, term_sub)
+    return _candidate(atoms, plan, a, b, (ta, tb), strained_side=strained_side, gap=gap,
+                      vacuum=vacuum)
 
 
 def _candidate(atoms: Atoms, plan: Plan, a: Side, b: Side, terms: tuple[str, str], *,

@@ -163,6 +163,27 @@ class StructureSettings(_Frozen):
     interface_layers: int = Field(2, ge=1, description="layers of each phase in interfaces")
     interface_gap: float = Field(2.2, gt=0, description="Angstrom")
     interface_vacuum: float = Field(0.0, ge=0, description="0 = periodic (two interfaces)")
+    interface_min_thickness: float = Field(
+        6.0, gt=0, description="migration cells: smallest extent along z of each side, Angstrom")
+    interface_min_planes: int = Field(
+        3, ge=3, description="migration cells: fewest atomic planes of each side")
+    interface_migration_vacuum: float = Field(
+        10.0, ge=10, description="migration cells: vacuum above the one interface, Angstrom "
+        "(the DFT runs use a dipole correction)")
+    interface_migration_max_atoms: int = Field(
+        200, gt=0, description="migration cells: largest cell built")
+    interface_fixed_fraction: float = Field(
+        1.0 / 3.0, ge=0, lt=1, description="migration cells: outer fraction of each side's "
+        "thickness fixed at bulk positions")
+    interface_strained_side: Literal["a", "b"] = Field(
+        "b", description="migration cells: the side strained to fit the other")
+    interface_registry_grid: int = Field(
+        3, ge=1, description="registry scan: n x n rigid in-plane shifts of side B")
+    interface_gap_offsets: tuple[float, ...] = Field(
+        (-0.2, 0.0, 0.2, 0.4), min_length=1, description="registry scan: gaps tried at each "
+        "shift, Angstrom, added to that shift's contact gap")
+    interface_max_hop: float = Field(
+        3.5, gt=0, description="vacancy crossing: longest Li hop between lattice sites, Angstrom")
 
 
 class BindingSettings(_Frozen):
@@ -231,7 +252,8 @@ def _test() -> CalcSettings:
         neb=NEBSettings(n_images=3, fmax=0.1, steps=60, ml_prestage=False),
         structure=StructureSettings(
             slab_layers=2, slab_vacuum=4.0, slab_fixed_layers=1, bulk_min_length=3.0,
-            interface_max_atoms=40, interface_layers=1,
+            interface_max_atoms=40, interface_layers=1, interface_min_thickness=3.0,
+            interface_migration_max_atoms=120,
         ),
         binding=BindingSettings(max_dft_sites=None),
     )
@@ -254,6 +276,7 @@ def _laptop() -> CalcSettings:
         structure=StructureSettings(
             slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=25.0,
             bulk_min_length=6.0, interface_max_atoms=80, interface_layers=1,
+            interface_min_thickness=6.0, interface_migration_max_atoms=200,
         ),
         binding=BindingSettings(max_dft_sites=2),
     )
@@ -271,6 +294,8 @@ def _production() -> CalcSettings:
         structure=StructureSettings(
             slab_layers=6, slab_vacuum=8.0, slab_fixed_layers=2, slab_min_area=60.0,
             bulk_min_length=10.0, interface_max_atoms=400, interface_layers=3,
+            interface_min_thickness=10.0, interface_migration_max_atoms=600,
+            interface_migration_vacuum=12.0,
         ),
         binding=BindingSettings(max_dft_sites=None),
     )

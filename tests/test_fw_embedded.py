@@ -148,8 +148,9 @@ def test_killed_worker_is_lost_rerun_and_resumes(tmp_path):
     ckpt = tmp_path / "runs" / ("00" * 6) / "checkpoint.json"
     (tmp_path / "l").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "interphase_dft.fw.worker", "singleshot",
-                             "--launchpad", str(cfg.yaml_path)], cwd=tmp_path / "l",
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--launchpad", str(cfg.yaml_path), "--ping-secs", "0.3"],
+                            cwd=tmp_path / "l", stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     for _ in range(600):
         if ckpt.exists() and json.loads(ckpt.read_text())["done"] >= 3:
             break
@@ -157,8 +158,8 @@ def test_killed_worker_is_lost_rerun_and_resumes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert state_counts(lp) == {"RUNNING": 1}
-    time.sleep(1.5)
-    assert detect_and_rerun(lp, expiration_secs=1)["lost"] == [1]
+    time.sleep(1.5)  # three missed heartbeats of 0.3 s: lost, no expiration to give
+    assert detect_and_rerun(lp)["lost"] == [1]
     assert state_counts(lp) == {"READY": 1}
     assert run_workers(cfg, 1, tmp_path / "l", progress=None, poll=0.3) == {"COMPLETED": 1}
     doc = ResultStore(get_launchpad(cfg.yaml_path).db).find(kind="test")[0]

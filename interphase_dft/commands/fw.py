@@ -1,18 +1,24 @@
 """Workflow commands: submit, run, status, qlaunch, rerun, campaign, results.
 
 The LaunchPad is ``--launchpad FILE``, else ``$INTERPHASE_LAUNCHPAD``, else the embedded store
-in ``./.interphase`` (see :mod:`interphase_dft.fw.launchpad`). Every message is redacted.
+in ``./.interphase`` (see :mod:`interphase_dft.fw.launchpad`); only ``submit`` and ``campaign``
+create a store. Every error message is redacted (:func:`interphase_dft.fw.secrets.redact`).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from interphase_dft.errors import InterphaseError
 
 RESULT_COLUMNS = ("kind", "phase", "mode", "interface", "binding_energy_atom",
                   "binding_energy_bcc", "barrier_forward", "barrier_reverse", "converged",
@@ -25,7 +31,7 @@ def register(sub: Any) -> None:
         p.add_argument("--launchpad", default=None, metavar="FILE",
                        help="FireWorks my_launchpad.yaml (default: $INTERPHASE_LAUNCHPAD, else "
                             "the embedded store in ./.interphase)")
-        p.set_defaults(func=handler)
+        p.set_defaults(func=_redacted(handler))
         return p
 
     def run_opts(p: argparse.ArgumentParser) -> None:
@@ -52,8 +58,11 @@ def register(sub: Any) -> None:
     p = add("rerun", "detect lost runs and/or rerun fizzled fireworks", _rerun)
     p.add_argument("--fizzled", action="store_true", help="rerun FIZZLED fireworks")
     p.add_argument("--lost", action="store_true", help="rerun lost RUNNING fireworks")
-    p.add_argument("--expiration", type=float, default=4 * 3600.0,
-                   help="seconds without a ping after which a RUNNING launch is lost")
+    p.add_argument("--expiration", type=float, default=None, metavar="S",
+                   help="seconds without a heartbeat after which a RUNNING launch is lost. "
+                        "Default: three heartbeat intervals of the launch's worker (recorded "
+                        "in the launch; 4 h for workers that recorded none); never shorter "
+                        "than that, so a firework whose worker still pings is kept")
     p = add("campaign", "submit a campaign, run it locally with progress and write the report",
             _campaign)
     p.add_argument("spec", help="campaign YAML (see workflows/)")
@@ -66,10 +75,29 @@ def register(sub: Any) -> None:
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
 
 
-def _open(args: argparse.Namespace) -> tuple[Any, Any]:
+def _redacted(handler: Any) -> Any:
+    """``handler`` whose errors carry no secret (values read from LaunchPad files or the
+    environment, URI credentials, ``password: ...``)."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except InterphaseError as exc:
+            from interphase_dft.fw.secrets import redact
+
+            clean = redact(str(exc))
+            if clean == str(exc):
+                raise
+            raise type(exc)(clean) from None
+
+    return run
+
+
+def _open(args: argparse.Namespace, create: bool = False) -> tuple[Any, Any]:
     from interphase_dft.fw.launchpad import open_launchpad, resolve_launchpad
 
-    config = resolve_launchpad(args.launchpad)
+    config = resolve_launchpad(args.launchpad, create=create)
     return config, open_launchpad(config)
 
 
@@ -84,7 +112,7 @@ def _do_submit(args: argparse.Namespace, report: str | None) -> tuple[Any, Any]:
     from interphase_dft.fw.workflows import submit_campaign
 
     spec = load_spec(args.spec)  # validated before the LaunchPad is touched
-    config, lp = _open(args)
+    config, lp = _open(args, create=True)
     print(f"LaunchPad: {config.describe()}")
     rep = submit_campaign(lp, spec, _runs_dir(args), Path(report) if report else None)
     if rep.n_fireworks:
@@ -101,26 +129,70 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.pool import run_workers
+def _continue_command(args: argparse.Namespace) -> str:
+    """The command that continues an interrupted ``run`` or ``campaign``."""
+    spec = getattr(args, "spec", None)
+    cmd = f"interphase-dft campaign {spec}" if spec else "interphase-dft run"
+    if args.launchpad:
+        cmd += f" --launchpad {args.launchpad}"
+    if args.workers != 1:
+        cmd += f" --workers {args.workers}"
+    return cmd
 
+
+def _work(args: argparse.Namespace, config: Any) -> Counter[str] | int:
+    """Run the local workers; a signal stops them (fireworks requeued): exit 128 + signal."""
+    from interphase_dft.fw.pool import RunStopped, run_workers
+
+    try:
+        return run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir))
+    except RunStopped as exc:
+        print(f"{exc}; continue with `{_continue_command(args)}`", file=sys.stderr)
+        return 128 + exc.signum
+
+
+def _unfinished(counts: Counter[str], args: argparse.Namespace) -> int:
+    """0 if every firework finished, else 1 with what is left and what to do."""
+    from interphase_dft.fw.status import progress_line
+
+    left = Counter({s: n for s, n in counts.items()
+                    if s not in ("COMPLETED", "DEFUSED", "ARCHIVED", "PAUSED")})
+    if not left:
+        return 0
+    hints = []
+    if left.get("FIZZLED"):
+        hints.append("FIZZLED: fix the cause (launch directories, worker logs), then "
+                     "`interphase-dft rerun --fizzled`")
+    if left.get("RUNNING") or left.get("RESERVED"):
+        hints.append("RUNNING/RESERVED: held by a worker or job elsewhere (`interphase-dft "
+                     "status` shows its last heartbeat); lost after three missed heartbeats: "
+                     "`interphase-dft rerun --lost`")
+    if left.get("READY") or left.get("WAITING"):
+        hints.append(f"READY/WAITING: `{_continue_command(args)}`")
+    print(f"not finished: {progress_line(left)}. " + "; ".join(hints), file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     config, _ = _open(args)
     print(f"LaunchPad: {config.describe()}")
-    counts = run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir))
-    return 1 if counts.get("FIZZLED") else 0
+    counts = _work(args, config)
+    return counts if isinstance(counts, int) else _unfinished(counts, args)
 
 
 def _status(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.status import firework_rows
+    from interphase_dft.fw.status import firework_rows, heartbeats
 
     config, lp = _open(args)
     print(f"LaunchPad: {config.describe()}")
     rows = firework_rows(lp)
+    beats = heartbeats(lp)
     if not rows:
         print("no fireworks; submit a campaign with `interphase-dft submit SPEC`")
     for r in rows:
         jobs = f"  jobs {','.join(r['reservation_ids'])}" if r["reservation_ids"] else ""
-        print(f"{r['fw_id']:5d}  {r['state']:10s} {r['name']}{jobs}")
+        beat = f"  [{beats[r['fw_id']]}]" if r["fw_id"] in beats else ""
+        print(f"{r['fw_id']:5d}  {r['state']:10s} {r['name']}{jobs}{beat}")
     return 0
 
 
@@ -146,17 +218,21 @@ def _rerun(args: argparse.Namespace) -> int:
     lost = args.lost or not args.fizzled
     out = detect_and_rerun(lp, args.expiration, lost=lost, fizzled=args.fizzled)
     print(f"rerun: lost {out['lost'] or '-'}, fizzled {out['fizzled'] or '-'}")
+    if out["lost"] or out["fizzled"]:
+        print("requeued (READY); they resume from their checkpoints: `interphase-dft run` "
+              "or `interphase-dft qlaunch`")
     return 0
 
 
 def _campaign(args: argparse.Namespace) -> int:
     from interphase_dft.analysis.report import write_report
     from interphase_dft.fw.launchpad import lp_session
-    from interphase_dft.fw.pool import run_workers
     from interphase_dft.store import ResultStore
 
     config, spec = _do_submit(args, None)
-    counts = run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir))
+    counts = _work(args, config)
+    if isinstance(counts, int):
+        return counts
     items = spec.results()
     with lp_session(_open(args)[1]) as lp:
         store = ResultStore(lp.db)
@@ -165,7 +241,7 @@ def _campaign(args: argparse.Namespace) -> int:
     print(f"{len(docs)} results stored, {missing} missing")
     if args.report:
         print(f"report: {write_report(docs, Path(args.report), campaign=spec)}")
-    return 1 if counts.get("FIZZLED") or missing else 0
+    return 1 if _unfinished(counts, args) or missing else 0
 
 
 def _results(args: argparse.Namespace) -> int:

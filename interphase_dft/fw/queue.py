@@ -1,18 +1,24 @@
 """The queue (Slurm): a FireWorks queue adapter running the interphase worker, and qlaunch.
 
 The default queue-adapter template ships with the package (``interphase_dft/data/
-my_qadapter.yaml``, identical to ``hpc/my_qadapter.yaml``, the copy users edit).
+my_qadapter.yaml``, identical to ``hpc/my_qadapter.yaml``, the copy users edit). The job's
+worker pings its launch every heartbeat interval (``--ping-secs``, from
+``$INTERPHASE_PING_SECS`` or 60 s) and records the interval, so a job that ``scancel`` or the
+walltime killed is detected as lost after three missed heartbeats by ``interphase-dft rerun
+--lost`` (no expiration to guess) and requeued by ``qlaunch --wait`` on its own.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from interphase_dft.fw.launchpad import ENV_MONGOMOCK, LaunchPadConfig
+from interphase_dft.fw.heartbeat import MAX_REQUEUES, ping_secs, requeue_silent
+from interphase_dft.fw.launchpad import ENV_MONGOMOCK, LaunchPadConfig, lp_session
 from interphase_dft.fw.pool import PACKAGE_ROOT, worker_command
 from interphase_dft.fw.status import ACTIVE, progress_line, state_counts
 
@@ -23,10 +29,10 @@ def default_qadapter_template() -> str:
 
 
 def make_qadapter(config: LaunchPadConfig, template: Path | None = None,
-                  **overrides: Any) -> Any:
+                  ping: float | None = None, **overrides: Any) -> Any:
     """A FireWorks ``CommonAdapter`` (SLURM) from the template (default: the packaged
     ``my_qadapter.yaml``) whose jobs run the interphase worker on ``config`` (singleshot; the
-    queue launcher appends ``--fw_id``)."""
+    queue launcher appends ``--fw_id``), pinging every ``ping`` s (default: the setting)."""
     import yaml
     from fireworks.user_objects.queue_adapters.common_adapter import CommonAdapter
 
@@ -35,7 +41,8 @@ def make_qadapter(config: LaunchPadConfig, template: Path | None = None,
     data.pop("_fw_name", None)
     q_type = data.pop("_fw_q_type", None) or data.pop("q_type", None) or "SLURM"
     # exec: the worker replaces the batch shell, so scancel/--signal=B:USR1 reach it directly
-    data["rocket_launch"] = "exec " + " ".join(worker_command(config, "singleshot"))
+    data["rocket_launch"] = "exec " + " ".join(
+        worker_command(config, "singleshot", ping_secs(ping)))
     pre = [str(data.get("pre_rocket") or "").strip(),
            f"export PYTHONPATH={PACKAGE_ROOT}:$PYTHONPATH"]
     if config.kind == "embedded":
@@ -74,11 +81,22 @@ def drive_queue(launchpad: Any, qadapter: Any, launcher_dir: Path, njobs: int = 
                 progress: Callable[[str], None] | None = print) -> Any:
     """Keep up to ``njobs`` queue jobs busy with READY fireworks until none is active.
 
-    Jobs that die without reporting leave RUNNING launches: use
-    :func:`interphase_dft.fw.status.detect_and_rerun`. Returns the final state counts.
+    A job that dies without reporting (``scancel``, walltime, node failure) leaves a RUNNING
+    launch that stops pinging: after three missed heartbeats it is requeued here (with a
+    warning) and a new job resumes it from its checkpoint, at most ``MAX_REQUEUES + 1`` times
+    per firework. Returns the final state counts.
     """
     start, last = time.monotonic(), ""
+    requeued: dict[int, int] = {}
     while True:
+        with lp_session(launchpad) as lp:
+            too_often = frozenset(f for f, n in requeued.items() if n > MAX_REQUEUES)
+            lost = requeue_silent(lp, skip_fws=too_often)  # those wait for `rerun --lost`
+        for fw_id in lost:
+            requeued[fw_id] = requeued.get(fw_id, 0) + 1
+            print(f"warning: firework {fw_id} was RUNNING but its job stopped sending "
+                  "heartbeats (scancel, walltime, node failure): marked lost and requeued",
+                  file=sys.stderr, flush=True)
         counts = state_counts(launchpad)
         busy = counts.get("RESERVED", 0) + counts.get("RUNNING", 0)
         if counts.get("READY") and busy < njobs:
@@ -93,3 +111,4 @@ def drive_queue(launchpad: Any, qadapter: Any, launcher_dir: Path, njobs: int = 
         if time.monotonic() - start > timeout:
             raise TimeoutError(f"queue still busy after {timeout:.0f} s: {line}")
         time.sleep(poll)
+

@@ -46,18 +46,39 @@ def queued_work_keys(lp: Any) -> set[str]:
         {"spec.work_key": True})}
 
 
-def detect_and_rerun(launchpad: Any, expiration_secs: float = 60, lost: bool = True,
+def detect_and_rerun(launchpad: Any, expiration_secs: float | None = None, lost: bool = True,
                      fizzled: bool = False) -> dict[str, list[int]]:
-    """Mark RUNNING launches silent for ``expiration_secs`` as lost and rerun them (and/or
-    rerun FIZZLED fireworks). Returns the fw_ids per reason."""
+    """Rerun lost RUNNING fireworks and/or FIZZLED ones. Returns the fw_ids per reason.
+
+    A RUNNING launch is lost when silent for :data:`~interphase_dft.fw.heartbeat.MISSED_PINGS`
+    of its worker's heartbeat interval (recorded in the launch): a firework whose worker still
+    pings is never rerun. ``expiration_secs`` only applies to launches without a recorded
+    interval (FireWorks' ``rlaunch``; default 4 h) and can lengthen, never shorten, the window
+    of the others.
+    """
+    from interphase_dft.fw.heartbeat import requeue_silent
+
     out: dict[str, list[int]] = {"lost": [], "fizzled": []}
-    if lost:
-        _, lost_fws, _ = launchpad.detect_lostruns(expiration_secs=expiration_secs, rerun=True)
-        out["lost"] = sorted(lost_fws)
-    if fizzled:
-        with lp_session(launchpad) as lp:
+    with lp_session(launchpad) as lp:
+        if lost:
+            out["lost"] = requeue_silent(lp, expiration_secs)
+        if fizzled:
             ids = [d["fw_id"] for d in lp.fireworks.find({"state": "FIZZLED"}, {"fw_id": 1})]
             for fw_id in ids:
                 lp.rerun_fw(fw_id)
-        out["fizzled"] = sorted(ids)
+            out["fizzled"] = sorted(ids)
+    return out
+
+
+def heartbeats(launchpad: Any) -> dict[int, str]:
+    """fw_id -> ``worker W, last ping N s ago (lost after M s)`` for RUNNING fireworks."""
+    from interphase_dft.fw.heartbeat import running_launches
+
+    with lp_session(launchpad) as lp:
+        runs = running_launches(lp)
+    out = {}
+    for run in runs:
+        who = run.worker or "a worker without heartbeat setting"
+        silent = "never pinged" if run.silent == float("inf") else f"{run.silent:.0f} s ago"
+        out[run.fw_id] = f"worker {who}, last ping {silent} (lost after {run.expiration():.0f} s)"
     return out

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from interphase_dft.errors import InputError
 from interphase_dft.fw.launchpad import init_embedded
 from interphase_dft.fw.queue import default_qadapter_template, make_qadapter
 
@@ -22,6 +25,17 @@ def test_default_qadapter_runs_the_interphase_worker_on_the_store(tmp_path):
     assert str(config.yaml_path) in adapter["rocket_launch"]
     assert f"MONGOMOCK_SERVERSTORE_FILE={config.store_file}" in adapter["pre_rocket"]
     assert adapter["walltime"] == "00:05:00" and adapter.q_type == "SLURM"
+    assert "--ping-secs 60 " in adapter["rocket_launch"] + " "  # the default heartbeat
+
+
+def test_the_job_worker_pings_at_the_configured_interval(tmp_path, monkeypatch):
+    config = init_embedded(tmp_path / ".interphase")
+    monkeypatch.setenv("INTERPHASE_PING_SECS", "30")
+    assert "--ping-secs 30" in make_qadapter(config)["rocket_launch"]
+    assert "--ping-secs 5" in make_qadapter(config, ping=5)["rocket_launch"]
+    monkeypatch.setenv("INTERPHASE_PING_SECS", "0")
+    with pytest.raises(InputError, match="INTERPHASE_PING_SECS"):
+        make_qadapter(config)
 
 
 def test_every_fw_module_imports_first_in_a_fresh_interpreter():
@@ -29,5 +43,6 @@ def test_every_fw_module_imports_first_in_a_fresh_interpreter():
     import subprocess
     import sys
 
-    for name in ("tasks", "workflows", "status", "pool", "queue", "launchpad", "worker"):
+    for name in ("tasks", "workflows", "status", "pool", "queue", "launchpad", "worker",
+                 "embedded", "heartbeat", "secrets"):
         subprocess.run([sys.executable, "-c", f"import interphase_dft.fw.{name}"], check=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -80,30 +81,48 @@ def test_campaign_through_qlaunch_records_job_ids(slurm_cluster, tmp_path):
     assert sorted(d["kind"] for d in docs) == ["references", "test", "test"]
 
 
-def test_scancel_is_lost_rerun_and_resumes_from_checkpoint(slurm_cluster, tmp_path):
+def _long_firework(lp, runs: Path, key: str, steps: int = 16) -> Path:
     from fireworks import Firework, Workflow
 
     from interphase_dft.fw.tasks import CountdownTask
 
-    cfg = init_embedded(tmp_path / ".interphase")
-    lp = open_launchpad(cfg)
-    runs = tmp_path / "runs"
-    key = "ab" * 32
-    lp.add_wf(Workflow([Firework([CountdownTask(work_key=key, runs_dir=str(runs), steps=16,
+    lp.add_wf(Workflow([Firework([CountdownTask(work_key=key, runs_dir=str(runs), steps=steps,
                                                 seconds=0.5)],
                                  spec={"_add_launchpad_and_fw_id": True}, name="long")]))
-    qadapter = make_qadapter(cfg, walltime="00:10:00")
-    (first,) = qlaunch(lp, qadapter, tmp_path / "launches", njobs=1)
-    ckpt = runs / key[:12] / "checkpoint.json"
+    return runs / key[:12] / "checkpoint.json"
+
+
+def _wait_step(ckpt: Path, job: str, step: int) -> None:
     end = time.monotonic() + 120
-    while not (ckpt.exists() and json.loads(ckpt.read_text())["done"] >= 3):
-        assert time.monotonic() < end, f"job {first} never progressed ({job_state(first)})"
+    while not (ckpt.exists() and json.loads(ckpt.read_text())["done"] >= step):
+        assert time.monotonic() < end, f"job {job} never progressed ({job_state(job)})"
         time.sleep(0.2)
+
+
+def test_scancel_is_lost_rerun_and_resumes_from_checkpoint(slurm_cluster, tmp_path):
+    """The job's worker pings every second (the adapter passes --ping-secs): the running job
+    is never found lost; after scancel, `rerun --lost` finds it within three missed
+    heartbeats, with no expiration to guess."""
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    key = "ab" * 32
+    ckpt = _long_firework(lp, tmp_path / "runs", key)
+    qadapter = make_qadapter(cfg, ping=1.0, walltime="00:10:00")
+    assert "--ping-secs 1" in qadapter["rocket_launch"]
+    (first,) = qlaunch(lp, qadapter, tmp_path / "launches", njobs=1)
+    _wait_step(ckpt, first, 3)
+    assert detect_and_rerun(lp, expiration_secs=0)["lost"] == []  # it pings: never lost
     subprocess.run(["scancel", first], check=True)
     wait_job_end(first)
     assert state_counts(lp) == {"RUNNING": 1}
-    time.sleep(1.5)
-    assert detect_and_rerun(lp, expiration_secs=1)["lost"] == [1]
+    start, lost = time.monotonic(), ""
+    while "lost [1]" not in lost:
+        assert time.monotonic() - start < 3 * 1.0 + 20, lost
+        time.sleep(0.5)
+        lost = subprocess.run([sys.executable, "-m", "interphase_dft.cli", "rerun", "--lost",
+                               "--launchpad", str(cfg.yaml_path)], capture_output=True,
+                              text=True, check=True).stdout
+    assert state_counts(lp) == {"READY": 1}
     counts = drive_queue(lp, qadapter, tmp_path / "launches", njobs=1, poll=1, timeout=300,
                          progress=None)
     assert counts == {"COMPLETED": 1}
@@ -113,3 +132,22 @@ def test_scancel_is_lost_rerun_and_resumes_from_checkpoint(slurm_cluster, tmp_pa
     assert doc["resumed_from"] >= 3  # the rerun continued from the checkpoint
     starts = [int(x) for x in (ckpt.parent / "starts.txt").read_text().split()]
     assert starts[0] == 0 and starts[-1] >= 3
+
+
+def test_qlaunch_wait_requeues_a_cancelled_job_on_its_own(slurm_cluster, tmp_path, capfd):
+    """`qlaunch --wait` (drive_queue) notices the silent launch and submits a new job."""
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    ckpt = _long_firework(lp, tmp_path / "runs", "cd" * 32, steps=12)
+    qadapter = make_qadapter(cfg, ping=1.0, walltime="00:10:00")
+    (first,) = qlaunch(lp, qadapter, tmp_path / "launches", njobs=1)
+    _wait_step(ckpt, first, 2)
+    subprocess.run(["scancel", first], check=True)
+    counts = drive_queue(lp, qadapter, tmp_path / "launches", njobs=1, poll=1, timeout=300,
+                         progress=None)
+    assert counts == {"COMPLETED": 1}
+    assert "marked lost and requeued" in capfd.readouterr().err
+    (row,) = firework_rows(lp)
+    assert len(row["reservation_ids"]) == 2
+    doc = next(iter(ResultStore(get_launchpad(cfg.yaml_path).db).find(kind="test")))
+    assert doc["resumed_from"] >= 2

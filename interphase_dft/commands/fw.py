@@ -89,7 +89,11 @@ def _redacted(handler: Any) -> Any:
             clean = redact(str(exc))
             if clean == str(exc):
                 raise
-            raise type(exc)(clean) from None
+            try:
+                masked = type(exc)(clean)
+            except TypeError:  # an error class with other constructor arguments
+                masked = InterphaseError(clean)
+            raise masked from None
 
     return run
 

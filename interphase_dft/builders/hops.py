@@ -253,8 +253,11 @@ def _hop(mechanism: str, initial: Atoms, final: Atoms, li: int, distance: float,
          meta: dict[str, Any]) -> Hop:
     """The :class:`Hop`; ``meta`` and ``li_index`` go into both endpoints' ``info``."""
     fixed = _fixed(initial)
+    meta = {**meta, "n_atoms": len(initial)}
     for k, at in enumerate((initial, final)):
         at.info = {key: v for key, v in at.info.items() if not isinstance(v, dict)}
+        side = at.arrays["side"]
         at.info.update(mechanism=mechanism, li_index=li, endpoint=("initial", "final")[k],
-                       n_atoms=len(at), fixed=fixed, n_fixed=len(fixed))
+                       n_atoms=len(at), n_atoms_a=int((side == 0).sum()),
+                       n_atoms_b=int((side == 1).sum()), fixed=fixed, n_fixed=len(fixed))
     return Hop(mechanism, initial, final, li, float(distance), dict(meta))

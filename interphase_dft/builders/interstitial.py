@@ -9,9 +9,10 @@ Rules
   atoms is kept), in three regions along z: ``A`` = from the lowest atom of A's second
   atomic plane from the interface up to ``EDGE`` above A's highest atom, ``B`` likewise
   mirrored, ``interface`` = between the two.
-- Symmetry-distinct candidates: same region and the same neighbour shell within 3.5 A
-  (species, distances rounded to 0.1 A); the first in clearance order is kept with its
-  multiplicity. Each region is ranked by clearance (largest first).
+- Symmetry-distinct candidates: same region and the same first neighbour shell (atoms up
+  to clearance + ``SHELL_WIDTH``; species, distances rounded to 0.1 A); the first in
+  clearance order is kept with its multiplicity. Each region is ranked by clearance
+  (largest first).
 - A candidate is not a site: the recipe relaxes every candidate at the barrier's level and
   hops between minima (:func:`interphase_dft.recipes.interstitial.interstitial_path`).
   Without relaxation, :func:`guess_hop` joins the largest-clearance candidate of A to that
@@ -34,6 +35,7 @@ from interphase_dft.errors import StructureError
 
 EDGE = 0.3  # Angstrom
 MIN_CLEARANCE = 1.5  # Angstrom
+SHELL_WIDTH = 0.6  # Angstrom: neighbours up to clearance + this form the first shell
 REGIONS = ("A", "interface", "B")
 GUESS_RULE = "largest-clearance candidate of A -> largest-clearance candidate of B (unrelaxed)"
 
@@ -108,12 +110,15 @@ def _merge(atoms: Atoms, pts: np.ndarray, clearance: np.ndarray) -> list[int]:
     return kept
 
 
-def _shell(atoms: Atoms, point: np.ndarray) -> tuple:
+def _shell(atoms: Atoms, point: np.ndarray, clearance: float) -> tuple:
+    """First neighbour shell of ``point``: (species, distance / 0.1 A) up to clearance +
+    SHELL_WIDTH."""
     from ase.geometry import get_distances
 
     _, d = get_distances(point, atoms.positions, cell=atoms.cell, pbc=[True, True, False])
     sym = atoms.get_chemical_symbols()
-    return tuple(sorted((sym[k], round(float(x) / 0.1)) for k, x in enumerate(d[0]) if x < 3.5))
+    return tuple(sorted((sym[k], round(float(x) / 0.1)) for k, x in enumerate(d[0])
+                        if x < clearance + SHELL_WIDTH))
 
 
 def interstitial_candidates(cell: MigrationCell, *, min_clearance: float = MIN_CLEARANCE,
@@ -142,7 +147,7 @@ def interstitial_candidates(cell: MigrationCell, *, min_clearance: float = MIN_C
         sel = np.flatnonzero((pts[:, 2] >= lo) & (pts[:, 2] < hi))
         groups: dict[tuple, list[int]] = {}
         for k in sel[_merge(atoms, pts[sel], clr[sel])]:
-            groups.setdefault(_shell(atoms, pts[k]), []).append(int(k))
+            groups.setdefault(_shell(atoms, pts[k], clr[k]), []).append(int(k))
         reps = sorted(groups.values(), key=lambda g: (-clr[g[0]], g[0]))
         for n, g in enumerate(reps[:max_per_region], start=1):
             k = g[0]

@@ -1,7 +1,9 @@
-"""``interphase-dft build {bulk,slab,interface,sites}``: structures to files, summaries to stdout.
+"""``interphase-dft build {bulk,slab,interface,sites,hop}``: structures to files, summaries
+to stdout.
 
 Files are written to a temporary file in the target directory and renamed, so an error never
-leaves a partial file. Any ASE format works (by extension); extxyz keeps ``atoms.info``.
+leaves a partial file; ``build hop`` writes its directory the same way. Any ASE format works
+(by extension); extxyz keeps ``atoms.info``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ def register(subparsers: Any) -> None:
     p.add_argument("--min-dist", type=float, default=1.5, help="Angstrom (1.5)")
     _out(p, help_text="write the host with every site as an X atom (extxyz keeps labels)")
     p.set_defaults(func=_sites)
+
+    p = sub.add_parser("hop", help="endpoints of a Li hop across an A|B migration cell")
+    p.add_argument("phase_a")
+    p.add_argument("phase_b")
+    p.add_argument("--mechanism", required=True, help="vacancy or interstitial")
+    p.add_argument("--preset", default="laptop", help="settings preset (laptop)")
+    p.add_argument("--max-atoms", type=int,
+                   help="largest cell (default: structure.interface_migration_max_atoms)")
+    p.add_argument("--max-strain", type=float,
+                   help="largest strain (default: structure.interface_max_strain)")
+    p.add_argument("--miller-a", nargs=3, metavar=("H", "K", "L"))
+    p.add_argument("--miller-b", nargs=3, metavar=("H", "K", "L"))
+    p.add_argument("-o", "--output", required=True,
+                   help="new directory for initial.extxyz, final.extxyz and hop.json")
+    p.set_defaults(func=_hop)
 
 
 def _out(p: argparse.ArgumentParser, help_text: str = "output file (any ASE format)") -> None:
@@ -201,3 +218,105 @@ def _sites(args: argparse.Namespace) -> int:
         write_atomic(args.output, marked)
         print(f"wrote host + {len(sites)} X markers to {args.output}")
     return 0
+
+
+MECHANISMS = ("vacancy", "interstitial")
+
+
+def _hop(args: argparse.Namespace) -> int:
+    """Build the hop, then write DIR through a temporary sibling directory and a rename."""
+    from interphase_dft.builders.migration import migration_cell_for
+    from interphase_dft.calc.settings import preset
+    from interphase_dft.phases import get_bulk, resolve_phase
+
+    if args.mechanism not in MECHANISMS:
+        raise InputError(f"unknown mechanism {args.mechanism!r}; use --mechanism vacancy or "
+                         "--mechanism interstitial")
+    settings = preset(args.preset)
+    names = [resolve_phase(args.phase_a), resolve_phase(args.phase_b)]
+    if args.mechanism == "vacancy":
+        for name in names:
+            if "Li" not in get_bulk(name).get_chemical_symbols():
+                raise InputError(f"{name} has no Li lattice sites, so there is no vacancy "
+                                 f"crossing of {names[0]}|{names[1]}: use --mechanism "
+                                 "interstitial")
+    if args.max_atoms is not None and args.max_atoms < 2:
+        raise InputError(f"--max-atoms {args.max_atoms} must be >= 2")
+    target = _new_dir(args.output)
+    kw: dict[str, Any] = {"miller_a": _ints(args.miller_a), "miller_b": _ints(args.miller_b)}
+    if args.max_atoms is not None:
+        kw["max_atoms"] = args.max_atoms
+    if args.max_strain is not None:
+        kw["max_strain"] = args.max_strain
+    cell = migration_cell_for(names[0], names[1], settings, **kw)
+    hop = _build_hop(cell, args.mechanism, settings)
+    meta = {**hop.meta, "preset": settings.preset,
+            "structure_settings": settings.structure.model_dump(mode="json")}
+    _write_hop_dir(target, hop.initial, hop.final, meta)
+    _print_hop(names, meta, target)
+    return 0
+
+
+def _build_hop(cell: Any, mechanism: str, settings: Any) -> Any:
+    from interphase_dft.builders.hops import vacancy_hop
+    from interphase_dft.builders.interstitial import guess_hop, interstitial_candidates
+
+    if mechanism == "vacancy":
+        return vacancy_hop(cell, max_hop=settings.structure.interface_max_hop)
+    return guess_hop(interstitial_candidates(cell))
+
+
+def _new_dir(path: str) -> str:
+    """Absolute ``path``; it must not exist (or be an empty directory) and its parent must."""
+    target = os.path.abspath(path)
+    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
+        raise InputError(f"{path} exists and is not an empty directory; choose a new -o "
+                         "directory or remove it")
+    if not os.path.isdir(os.path.dirname(target)):
+        raise InputError(f"parent directory of {path} does not exist; create it first")
+    return target
+
+
+def _write_hop_dir(target: str, initial: Any, final: Any, meta: dict[str, Any]) -> None:
+    """initial.extxyz, final.extxyz and hop.json written to a temporary sibling directory
+    that is renamed to ``target`` (nothing is left behind on error)."""
+    import shutil
+
+    from ase.io import write
+
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.",
+                           dir=os.path.dirname(target))
+    try:
+        write(os.path.join(tmp, "initial.extxyz"), initial, format="extxyz")
+        write(os.path.join(tmp, "final.extxyz"), final, format="extxyz")
+        with open(os.path.join(tmp, "hop.json"), "w") as fh:
+            json.dump(meta, fh, indent=1)
+        os.chmod(tmp, 0o755)
+        if os.path.isdir(target):
+            os.rmdir(target)  # empty (checked by _new_dir)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _print_hop(names: list[str], meta: dict[str, Any], target: str) -> None:
+    a, b = names
+    refs = meta["bulk_li_host_A"]
+    print(f"{a}|{b} {meta['mechanism']} hop: {meta['n_atoms']} atoms, "
+          f"A{tuple(meta['miller_a'])}|B{tuple(meta['miller_b'])}, strain "
+          f"{100 * meta['strain']:.2f}% on side {meta['strained_side'].upper()} "
+          f"(limit {100 * meta['max_strain']:.1f}%)")
+    print(f"  thickness A {meta['thickness_a_A']:.2f} A ({meta['planes_a']} planes), "
+          f"B {meta['thickness_b_A']:.2f} A ({meta['planes_b']} planes); vacuum "
+          f"{meta['vacuum_A']:.1f} A, dipole correction; {meta['n_fixed']} atoms fixed")
+    print(f"  hop {meta['hop_distance_A']:.2f} A; shortest Li-host distance: initial "
+          f"{meta['li_host_initial_A']:.2f} A ({meta['nearest_initial']}), final "
+          f"{meta['li_host_final_A']:.2f} A ({meta['nearest_final']})")
+    for name, ref in refs.items():
+        print(f"  bulk {name}: nearest non-Li {ref['nearest_non_li']} A, nearest Li "
+              f"{ref['nearest_li']} A")
+    if not meta.get("relaxed", False) and meta["mechanism"] == "interstitial":
+        print("  endpoints are UNRELAXED guesses (largest-clearance candidates): relax them at "
+              "the barrier's level (interphase_dft.recipes.interstitial.interstitial_path)")
+    print(f"wrote {target}/initial.extxyz, final.extxyz, hop.json")

@@ -372,3 +372,17 @@ def test_backups_rotate_and_reads_write_nothing(tmp_path, monkeypatch):
     state_counts(lp)
     assert store.stat().st_mtime_ns == before  # a read is not a write
     assert not list(store.parent.glob(".*.tmp"))
+
+
+def test_a_failed_transaction_writes_nothing(tmp_path):
+    from interphase_dft.fw.launchpad import lp_session
+
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    lp.add_wf(countdown_wf(tmp_path / "runs", 1, 1, 0.0))
+    before = cfg.store_file.read_text()
+    with pytest.raises(KeyboardInterrupt), lp_session(lp) as real:
+        real.rerun_fw(1)
+        real.fireworks.delete_many({})
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of an operation
+    assert cfg.store_file.read_text() == before and state_counts(lp) == {"READY": 1}

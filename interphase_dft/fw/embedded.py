@@ -284,7 +284,8 @@ class EmbeddedLaunchPad:
     @contextlib.contextmanager
     def session(self) -> Iterator[Any]:
         """Yield a real LaunchPad on a fresh copy of the file, holding the lock; save on exit
-        (only when something changed, keeping the replaced version as backup ``.1``)."""
+        (only when something changed, keeping the replaced version as backup ``.1``). An
+        exception (or a signal) inside the session discards its changes: a transaction."""
         if getattr(self._local, "depth", 0):
             raise StoreError("nested embedded LaunchPad session (would deadlock); reuse the "
                              "LaunchPad yielded by the outer session")
@@ -294,14 +295,12 @@ class EmbeddedLaunchPad:
                 lp, before = load_store(self.store_file, self.config.settings,
                                         self.restore_command)
                 initialise_ids(lp)
-                try:
-                    yield lp
-                finally:
-                    import bson.json_util
+                yield lp  # an exception from the caller ends here: nothing is written
+                import bson.json_util
 
-                    after = bson.json_util.dumps(lp.connection._store.to_dict())
-                    if after != before:
-                        write_store(self.store_file, after)
+                after = bson.json_util.dumps(lp.connection._store.to_dict())
+                if after != before:
+                    write_store(self.store_file, after)
         finally:
             self._local.depth = 0
 

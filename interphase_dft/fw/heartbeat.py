@@ -128,11 +128,14 @@ def _time(value: Any) -> datetime.datetime | None:
 
 
 def running_launches(lp: Any) -> list[Running]:
-    """Every RUNNING launch of the (real, session) LaunchPad ``lp`` with its heartbeat."""
+    """The RUNNING launches of RUNNING fireworks of the (real, session) LaunchPad ``lp``, with
+    their heartbeats (a launch left RUNNING by a firework rerun by hand is not one of them)."""
     now = datetime.datetime.now(datetime.UTC)
+    current = [i for d in lp.fireworks.find({"state": "RUNNING"}, {"launches": 1})
+               for i in d.get("launches", [])]
     out = []
-    for d in lp.launches.find({"state": "RUNNING"}, {"launch_id": 1, "fw_id": 1,
-                                                     "state_history": 1, "fworker": 1}):
+    for d in lp.launches.find({"state": "RUNNING", "launch_id": {"$in": current}},
+                              {"launch_id": 1, "fw_id": 1, "state_history": 1, "fworker": 1}):
         beats = [_time(h.get("updated_on") or h.get("created_on"))
                  for h in d.get("state_history", []) if h.get("state") == "RUNNING"]
         beats = [b for b in beats if b is not None]

@@ -197,13 +197,13 @@ class WorkerPool:
                       "stopped sending heartbeats: marked lost and requeued")
 
     def stale_elsewhere(self) -> list[Running]:
-        """RUNNING launches of other workers that missed a heartbeat (requeued when their
-        window has passed: worth waiting for)."""
+        """RUNNING launches of other workers that missed a heartbeat but are not past their
+        window yet (:meth:`check_silent` requeues them then: worth waiting for)."""
         with lp_session(self.lp) as lp:
             runs = running_launches(lp)
         mine = {w.token for w in self.live}
         return [r for r in runs if r.worker not in mine and r.ping is not None
-                and r.silent > 1.5 * r.ping]
+                and 1.5 * r.ping < r.silent <= r.expiration() + 2 * max(r.ping, self.ping)]
 
     def stop(self) -> list[int]:
         """Stop every live worker (SIGTERM, then SIGKILL) and requeue what they held."""

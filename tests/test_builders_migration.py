@@ -160,6 +160,9 @@ def test_registry_scan_with_lj(cell):
     assert scan.work_of_adhesion_J_m2 > 0  # LJ sides attract
     assert scan.cell.info["registry_rule"].startswith("lowest energy")
     json.dumps(scan.to_dict())
+    # confirmation of given points (e.g. the best surrogate points with DFT)
+    again = scan_cell(c, factory, points=[p[:3] for p in scan.points[:3]])
+    assert again.points == scan.points[:3] and again.meta["scan_rule"] == "given points"
 
 
 def test_li_host_reference():

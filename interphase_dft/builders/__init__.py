@@ -8,6 +8,12 @@ interfaces  lattice-matched A|B cells (pymatgen ZSL + Interface), sorted by (ato
 sites       bulk interstitials, surface adsorption sites, vacancies, ``insert_li``,
             ``remove_atom``, ``supercell_for``
 neb         interface / vacancy-hop endpoints and order-preserving IDPP interpolation
+migration   migration cells: one A|B interface, vacuum, sides >= a thickness, outer thirds
+            fixed, registry (shift, gap) as parameters
+thickness   lattice-match plans ranked by atoms at a required side thickness; atomic planes
+contact     bulk Li-host reference distances, geometric contact gap and registry
+hops        vacancy crossing between Li lattice sites of A and B (``Hop`` endpoints)
+interstitial  interstitial candidates of the interfacial layers and the gap; unrelaxed guess
 units       rigid units (P4S10 molecules, PS4 tetrahedra) kept whole by slabs and interfaces
 reference   regenerate the files in ``structures/``
 """

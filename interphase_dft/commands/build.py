@@ -316,6 +316,10 @@ def _print_hop(names: list[str], meta: dict[str, Any], target: str) -> None:
     for name, ref in refs.items():
         print(f"  bulk {name}: nearest non-Li {ref['nearest_non_li']} A, nearest Li "
               f"{ref['nearest_li']} A")
+    for key in ("initial", "final"):
+        if meta.get(f"bulk_like_{key}") is False:
+            print(f"  WARNING: the {key} Li's shortest Li-host distance is not within "
+                  f"{100 * meta['bulk_tolerance']:.0f} % of a bulk value of its phase")
     if not meta.get("relaxed", False) and meta["mechanism"] == "interstitial":
         print("  endpoints are UNRELAXED guesses (largest-clearance candidates): relax them at "
               "the barrier's level (interphase_dft.recipes.interstitial.interstitial_path)")

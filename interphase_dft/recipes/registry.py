@@ -100,7 +100,8 @@ def scan_points(cell: MigrationCell, *, grid: int, gap_offsets: Sequence[float] 
 
 def scan_cell(cell: MigrationCell, factory: Factory, *, grid: int = 3,
               gap_offsets: Sequence[float] = (-0.2, 0.0, 0.2, 0.4),
-              gaps: Sequence[float] | None = None) -> RegistryScan:
+              gaps: Sequence[float] | None = None,
+              points: Sequence[tuple[float, float, float]] | None = None) -> RegistryScan:
     """Scan the registry of ``cell`` with ``factory`` (module rules).
 
     Parameters
@@ -110,21 +111,26 @@ def scan_cell(cell: MigrationCell, factory: Factory, *, grid: int = 3,
     grid : n of the n x n shift grid
     gap_offsets : added to each shift's contact gap, Angstrom
     gaps : absolute gaps instead, Angstrom
+    points : explicit (shift_1, shift_2, gap) to evaluate instead of the grid, e.g. the
+        lowest surrogate points confirmed with DFT
     """
-    points = []
-    for s1, s2, g in scan_points(cell, grid=grid, gap_offsets=gap_offsets, gaps=gaps):
+    todo = points if points is not None else scan_points(cell, grid=grid,
+                                                         gap_offsets=gap_offsets, gaps=gaps)
+    done = []
+    for s1, s2, g in todo:
         trial = set_registry(cell, (s1, s2), g)
-        points.append((s1, s2, g, _energy(trial.atoms, factory)))
-    k = int(np.argmin([p[3] for p in points]))
-    s1, s2, g, e_ab = points[k]
+        done.append((float(s1), float(s2), float(g), _energy(trial.atoms, factory)))
+    k = int(np.argmin([p[3] for p in done]))
+    s1, s2, g, e_ab = done[k]
     best = set_registry(cell, (s1, s2), g, rule=f"lowest energy of the registry scan: {SCAN_RULE}")
     e_a, e_b = _energy(side_alone(cell, 0), factory), _energy(side_alone(cell, 1), factory)
     w = (e_a + e_b - e_ab) / best.area
-    meta = {"scan_rule": SCAN_RULE, "grid": grid, "gap_offsets_A": list(gap_offsets),
-            "gaps_A": None if gaps is None else list(gaps), "n_points": len(points)}
+    meta = {"scan_rule": SCAN_RULE if points is None else "given points",
+            "grid": grid, "gap_offsets_A": list(gap_offsets),
+            "gaps_A": None if gaps is None else list(gaps), "n_points": len(done)}
     best.info["work_of_adhesion_J_m2"] = round(w * EV_PER_A2_TO_J_PER_M2, 6)
     best.atoms.info["work_of_adhesion_J_m2"] = best.info["work_of_adhesion_J_m2"]
-    return RegistryScan(points=points, best_shift=(s1, s2), best_gap=g, energy_ab=e_ab,
+    return RegistryScan(points=done, best_shift=(s1, s2), best_gap=g, energy_ab=e_ab,
                         energy_a=e_a, energy_b=e_b, area=best.area,
                         work_of_adhesion_eV_A2=w, work_of_adhesion_J_m2=w * EV_PER_A2_TO_J_PER_M2,
                         cell=best, meta=meta)

@@ -235,3 +235,42 @@ def test_prepare_firework_under_mpi(tmp_path, monkeypatch):
     assert 1.0 < doc["cohesive_energy"] < 2.5
     workdir = tmp_path / "runs" / fw.spec["work_key"][:12]
     assert (workdir / "fw_result.json").exists() and (workdir / "fw_task.json").exists()
+
+
+def test_backups_rotate_and_reads_write_nothing(tmp_path, monkeypatch):
+    from interphase_dft.fw import embedded
+
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    store = cfg.store_file
+    monkeypatch.setattr(embedded, "BACKUP_SPACING_S", 3600.0)
+    for i in range(5):
+        lp.add_wf(countdown_wf(tmp_path / f"r{i}", 1, 1, 0.0))
+    # writes close together: .1 is the last good copy, .2 keeps the oldest, no .3 yet
+    checks = embedded.backups(store)
+    assert [c.path.name for c in checks] == ["launchpad.json.1", "launchpad.json.2"]
+    assert [sum(c.states.values()) for c in checks] == [4, 1]
+    monkeypatch.setattr(embedded, "BACKUP_SPACING_S", 0.0)
+    for i in range(5, 9):
+        lp.add_wf(countdown_wf(tmp_path / f"r{i}", 1, 1, 0.0))
+    checks = embedded.backups(store)
+    assert [c.path.name for c in checks] == [f"launchpad.json.{n}" for n in (1, 2, 3)]
+    assert [sum(c.states.values()) for c in checks] == [8, 7, 6]
+    before = store.stat().st_mtime_ns
+    state_counts(lp)
+    assert store.stat().st_mtime_ns == before  # a read is not a write
+    assert not list(store.parent.glob(".*.tmp"))
+
+
+def test_a_failed_transaction_writes_nothing(tmp_path):
+    from interphase_dft.fw.launchpad import lp_session
+
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    lp.add_wf(countdown_wf(tmp_path / "runs", 1, 1, 0.0))
+    before = cfg.store_file.read_text()
+    with pytest.raises(KeyboardInterrupt), lp_session(lp) as real:
+        real.rerun_fw(1)
+        real.fireworks.delete_many({})
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of an operation
+    assert cfg.store_file.read_text() == before and state_counts(lp) == {"READY": 1}

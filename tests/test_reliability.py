@@ -57,23 +57,20 @@ def start_run(home: Path, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _stat(pid: int | str) -> list[str]:
+    """Fields of /proc/PID/stat after the command name (state, ppid, ...); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def children(pid: int) -> list[int]:
-    """Child processes of ``pid`` (Linux /proc)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                out.append(int(stat.parent.name))
-    return out
+    return [int(p.name) for p in Path("/proc").glob("[0-9]*") if _stat(p.name)[1:2] == [str(pid)]]
 
 
 def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    return _stat(pid)[:1] not in ([], ["Z"])
 
 
 def wait_progress(runs: Path, done: int, timeout: float = 120) -> Path:
@@ -95,14 +92,22 @@ def wait_gone(pids: list[int], timeout: float = 10) -> list[int]:
     return [p for p in pids if alive(p)]
 
 
+def kill_all(pids: list[int]) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def long_run(tmp_path: Path):
+    """A store with one 10 s countdown and `interphase-dft run` started on it."""
+    cfg = init_embedded(tmp_path / ".interphase")
+    lp = open_launchpad(cfg)
+    lp.add_wf(countdown_wf(tmp_path / "runs", 1, steps=40, seconds=0.25))
+    return cfg, lp, start_run(tmp_path)
+
+
 def results(cfg) -> list[dict]:
     return ResultStore(get_launchpad(cfg.yaml_path).db).find(kind="test")
-
-
-def launches_per_fw(cfg) -> dict[str, int]:
-    lp = get_launchpad(cfg.yaml_path)
-    return {d["name"]: len(d["launches"]) + len(d["archived_launches"])
-            for d in lp.fireworks.find({}, {"name": 1, "launches": 1, "archived_launches": 1})}
 
 
 # --- 1. workers that are watched -----------------------------------------------------------
@@ -118,8 +123,7 @@ def test_kill_9_of_a_worker_is_requeued_at_once_and_run_finishes(tmp_path):
         os.kill(worker, signal.SIGKILL)
         out, err = run.communicate(timeout=300)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            run.kill()
+        kill_all([run.pid])
     assert run.returncode == 0, out + err
     assert "marked lost and requeued" in err and "SIGKILL" in err, err
     assert "COMPLETED 2" in out
@@ -128,16 +132,14 @@ def test_kill_9_of_a_worker_is_requeued_at_once_and_run_finishes(tmp_path):
     killed = next(d for d in docs if d["work_key"][:12] == ckpt.parent.name)
     assert killed["resumed_from"] >= 2  # the requeued firework resumed from its checkpoint
     assert (ckpt.parent / "starts.txt").read_text().split()[0] == "0"
-    assert sorted(launches_per_fw(cfg).values()) == [1, 2]
+    fws = get_launchpad(cfg.yaml_path).fireworks.find({}, {"launches": 1, "archived_launches": 1})
+    assert sorted(len(d["launches"]) + len(d["archived_launches"]) for d in fws) == [1, 2]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_to_run_stops_its_workers_and_requeues_their_fireworks(tmp_path, sig):
     """Before: SIGTERM killed `run` only; its worker ran on, re-parented to PID 1."""
-    cfg = init_embedded(tmp_path / ".interphase")
-    lp = open_launchpad(cfg)
-    lp.add_wf(countdown_wf(tmp_path / "runs", 1, steps=40, seconds=0.25))
-    run = start_run(tmp_path)
+    cfg, lp, run = long_run(tmp_path)
     workers: list[int] = []
     try:
         wait_progress(tmp_path / "runs", 2)
@@ -150,9 +152,7 @@ def test_a_signal_to_run_stops_its_workers_and_requeues_their_fireworks(tmp_path
         assert "requeued" in err and "continue with `interphase-dft run`" in err, err
         assert state_counts(lp) == {"READY": 1}  # resumable at once
     finally:
-        for pid in [run.pid, *workers]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all([run.pid, *workers])
     from interphase_dft.fw.pool import run_workers
 
     assert run_workers(cfg, 1, tmp_path / "l", progress=None, poll=0.3,
@@ -162,10 +162,7 @@ def test_a_signal_to_run_stops_its_workers_and_requeues_their_fireworks(tmp_path
 
 def test_kill_9_of_run_leaves_no_orphan_and_the_next_run_recovers(tmp_path):
     """Before: the worker ran on; the next `run` waited or ended with the firework RUNNING."""
-    cfg = init_embedded(tmp_path / ".interphase")
-    lp = open_launchpad(cfg)
-    lp.add_wf(countdown_wf(tmp_path / "runs", 1, steps=40, seconds=0.25))
-    run = start_run(tmp_path)
+    cfg, lp, run = long_run(tmp_path)
     workers: list[int] = []
     try:
         wait_progress(tmp_path / "runs", 2)
@@ -174,9 +171,7 @@ def test_kill_9_of_run_leaves_no_orphan_and_the_next_run_recovers(tmp_path):
         run.communicate(timeout=60)
         assert wait_gone(workers) == []  # the workers notice their parent is gone
     finally:
-        for pid in workers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        kill_all(workers)
     assert state_counts(lp) == {"RUNNING": 1}
     again = cli("run", home=tmp_path, timeout=120)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -349,40 +344,33 @@ def test_a_missing_interphase_home_is_an_error_unless_a_store_is_made(tmp_path):
     assert (home / ".interphase" / "launchpad.json").stat().st_size > 2
 
 
-def test_backups_rotate_and_reads_write_nothing(tmp_path, monkeypatch):
-    from interphase_dft.fw import embedded
+def test_heartbeat_windows_on_a_plain_launchpad(monkeypatch):
+    """The MongoDB code path (a fireworks.LaunchPad, here on in-memory mongomock): a launch
+    is lost after three of its own heartbeats; one without a recorded interval after
+    --expiration (default 4 h)."""
+    import datetime
 
-    cfg = init_embedded(tmp_path / ".interphase")
-    lp = open_launchpad(cfg)
-    store = cfg.store_file
-    monkeypatch.setattr(embedded, "BACKUP_SPACING_S", 3600.0)
-    for i in range(5):
-        lp.add_wf(countdown_wf(tmp_path / f"r{i}", 1, 1, 0.0))
-    # writes close together: .1 is the last good copy, .2 keeps the oldest, no .3 yet
-    checks = embedded.backups(store)
-    assert [c.path.name for c in checks] == ["launchpad.json.1", "launchpad.json.2"]
-    assert [sum(c.states.values()) for c in checks] == [4, 1]
-    monkeypatch.setattr(embedded, "BACKUP_SPACING_S", 0.0)
-    for i in range(5, 9):
-        lp.add_wf(countdown_wf(tmp_path / f"r{i}", 1, 1, 0.0))
-    checks = embedded.backups(store)
-    assert [c.path.name for c in checks] == [f"launchpad.json.{n}" for n in (1, 2, 3)]
-    assert [sum(c.states.values()) for c in checks] == [8, 7, 6]
-    before = store.stat().st_mtime_ns
-    state_counts(lp)
-    assert store.stat().st_mtime_ns == before  # a read is not a write
-    assert not list(store.parent.glob(".*.tmp"))
+    from fireworks import FWorker
 
+    from interphase_dft.fw.embedded import new_fireworks_launchpad
+    from interphase_dft.fw.heartbeat import worker_env
 
-def test_a_failed_transaction_writes_nothing(tmp_path):
-    from interphase_dft.fw.launchpad import lp_session
+    monkeypatch.setenv("MONGOMOCK_SERVERSTORE_FILE", "")  # in memory
+    lp = new_fireworks_launchpad({"host": "localhost", "name": "hb", "strm_lvl": "ERROR"},
+                                 embedded=True)
+    lp.reset("", require_password=False)
+    lp.add_wf(countdown_wf(Path("runs"), 2, 1, 0.0))
+    lp.checkout_fw(FWorker(env=worker_env(10.0, "w1")), "l1")
+    lp.checkout_fw(FWorker(), "l2")  # FireWorks' own rlaunch: no interval recorded
 
-    cfg = init_embedded(tmp_path / ".interphase")
-    lp = open_launchpad(cfg)
-    lp.add_wf(countdown_wf(tmp_path / "runs", 1, 1, 0.0))
-    before = cfg.store_file.read_text()
-    with pytest.raises(KeyboardInterrupt), lp_session(lp) as real:
-        real.rerun_fw(1)
-        real.fireworks.delete_many({})
-        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of an operation
-    assert cfg.store_file.read_text() == before and state_counts(lp) == {"READY": 1}
+    def silent_for(launch_id: int, secs: float) -> None:
+        when = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=secs)
+        lp.launches.update_one({"launch_id": launch_id},
+                               {"$set": {"state_history.0.updated_on": when.isoformat()}})
+
+    silent_for(1, 25)  # missed two heartbeats of 10 s: alive
+    silent_for(2, 3000)
+    assert detect_and_rerun(lp, expiration_secs=0)["lost"] == [2]  # only the legacy one
+    silent_for(1, 35)  # three missed: lost
+    assert detect_and_rerun(lp)["lost"] == [1]
+    assert state_counts(lp) == {"READY": 2}

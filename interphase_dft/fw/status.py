@@ -78,7 +78,7 @@ def heartbeats(launchpad: Any) -> dict[int, str]:
         runs = running_launches(lp)
     out = {}
     for run in runs:
-        who = run.worker or "a worker without heartbeat setting"
+        who = run.worker or "(no heartbeat interval recorded)"
         silent = "never pinged" if run.silent == float("inf") else f"{run.silent:.0f} s ago"
         out[run.fw_id] = f"worker {who}, last ping {silent} (lost after {run.expiration():.0f} s)"
     return out

@@ -114,7 +114,10 @@ def json_problem(text: str, size: int) -> str:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        truncated = "" if text.rstrip().endswith("}") else ", probably truncated"
+        end = len(text.rstrip())
+        cut = (exc.pos >= end - 16 or exc.msg.startswith("Unterminated")
+               or not text.rstrip().endswith("}"))  # the parser ran into the end of the file
+        truncated = ", probably truncated" if cut else ""
         return (f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}"
                 f"{truncated})")
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):

@@ -1,7 +1,7 @@
 """Accuracy benchmark: the Li cohesive energy with the preset's settings vs published values.
 
 E_coh = E(Li atom, spin-polarised, in a box) - E(bcc Li per atom), computed by
-:func:`interphase_dft.calc.references.li_references` exactly as the binding-energy recipes
+:func:`interphase_dft.recipes.references.li_references` exactly as the binding-energy recipes
 use it (so it also checks the difference between the ``atom`` and ``bcc`` binding-energy
 references). Plain PBE (no D3: the references only get D3 when the host needs it).
 
@@ -56,8 +56,8 @@ def run(preset_name: str, workdir: Path, dispersion: str = "none") -> dict[str, 
     """
     import shutil
 
-    from interphase_dft.calc.references import li_references
     from interphase_dft.calc.settings import preset
+    from interphase_dft.recipes.references import li_references
 
     settings = preset(preset_name).with_overrides({"dft": {"dispersion": dispersion}})
     sub = workdir / f"{preset_name}-{dispersion}"

@@ -106,7 +106,7 @@ def test_pair_barriers_reports_missing_phase() -> None:
 
 
 def test_band_through_another_minimum_is_flagged_and_left_out_of_the_fit() -> None:
-    from interphase_dft.recipes.barrier import intermediate_minimum
+    from interphase_dft.recipes.neb_path import intermediate_minimum
 
     # the profile measured on a 1-layer Al|Li2S band: image 3 far below both endpoints
     assert "image 3" in intermediate_minimum([0.0, -0.002, -0.377, -0.665, -0.261])

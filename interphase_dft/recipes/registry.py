@@ -9,7 +9,8 @@ Rules
   geometric contact gap (:func:`~interphase_dft.builders.contact.contact_gaps`) plus each of
   ``gap_offsets`` (or the absolute ``gaps`` when given).
 - Every point is a single point of the rigid cell (no relaxation); the registry is the
-  lowest-energy point.
+  lowest-energy point. When it is the smallest or largest gap of its shift, points one gap
+  step further out are added until it is interior (at most 4).
 - Work of adhesion: W_ad = (E_A + E_B - E_AB) / area with E_A, E_B the energies of each side
   alone in the same cell (the other side's atoms removed) and E_AB the lowest scan energy.
   Positive W_ad = the sides bind.
@@ -98,6 +99,31 @@ def scan_points(cell: MigrationCell, *, grid: int, gap_offsets: Sequence[float] 
     return [(float(s[0]), float(s[1]), float(g)) for s in shifts for g in gaps]
 
 
+def _point(cell: MigrationCell, factory: Factory, s1: float, s2: float,
+           gap: float) -> tuple[float, float, float, float]:
+    """(shift_1, shift_2, gap, energy) of one registry."""
+    trial = set_registry(cell, (s1, s2), gap)
+    return float(s1), float(s2), float(gap), _energy(trial.atoms, factory)
+
+
+def _extend_gap(cell: MigrationCell, factory: Factory,
+                done: list[tuple[float, float, float, float]], max_extra: int = 4) -> None:
+    """While the lowest point is the smallest or largest gap of its shift, add a point one
+    gap step (the smallest spacing scanned, else 0.2 A) further out (at most ``max_extra``;
+    never below 0.5 A)."""
+    for _ in range(max_extra):
+        s1, s2, g, _e = min(done, key=lambda p: p[3])
+        gaps = sorted(p[2] for p in done if (p[0], p[1]) == (s1, s2))
+        steps = np.diff(gaps)
+        step = float(steps[steps > 1e-6].min()) if (steps > 1e-6).any() else 0.2
+        if g == gaps[-1]:
+            done.append(_point(cell, factory, s1, s2, round(g + step, 4)))
+        elif g == gaps[0] and g - step >= 0.5:
+            done.append(_point(cell, factory, s1, s2, round(g - step, 4)))
+        else:
+            return
+
+
 def scan_cell(cell: MigrationCell, factory: Factory, *, grid: int = 3,
               gap_offsets: Sequence[float] = (-0.2, 0.0, 0.2, 0.4),
               gaps: Sequence[float] | None = None,
@@ -116,10 +142,9 @@ def scan_cell(cell: MigrationCell, factory: Factory, *, grid: int = 3,
     """
     todo = points if points is not None else scan_points(cell, grid=grid,
                                                          gap_offsets=gap_offsets, gaps=gaps)
-    done = []
-    for s1, s2, g in todo:
-        trial = set_registry(cell, (s1, s2), g)
-        done.append((float(s1), float(s2), float(g), _energy(trial.atoms, factory)))
+    done = [_point(cell, factory, s1, s2, g) for s1, s2, g in todo]
+    if points is None:
+        _extend_gap(cell, factory, done)
     k = int(np.argmin([p[3] for p in done]))
     s1, s2, g, e_ab = done[k]
     best = set_registry(cell, (s1, s2), g, rule=f"lowest energy of the registry scan: {SCAN_RULE}")

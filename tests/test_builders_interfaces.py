@@ -135,3 +135,19 @@ def test_rigid_units_stay_whole_and_gap_is_real():
             assert np.sum((i == p) & (sym[j] == "S")) == 4
         z, side = at.positions[:, 2], at.arrays["side"]
         assert np.isclose(z[side == 1].min() - z[side == 0].max(), 2.2, atol=1e-6)
+
+
+def test_build_plan_gives_the_candidate_of_make_interfaces():
+    """build_plan (used by the migration cells) is the builder of make_interfaces."""
+    from interphase_dft.builders.interfaces import build_plan
+    from interphase_dft.builders.lattice_match import Side, search
+
+    kw = dict(miller_a=(1, 1, 0), miller_b=(1, 1, 0), layers_a=1, layers_b=1, max_atoms=40)
+    first = make_interfaces("LiAl", "LiCl", max_candidates=1, **kw)[0]
+    a = Side.of(get_bulk("LiAl"), "LiAl", (1, 1, 0), 1)
+    b = Side.of(get_bulk("LiCl"), "LiCl", (1, 1, 0), 1)
+    found = search(a, b, True, max_strain=0.05, max_atoms=40, max_area=None)
+    plan = min(found.plans, key=lambda p: (p.n_atoms, p.strain, str(p.term)))
+    built = build_plan(plan, a, b, strained_side="b", gap=2.2, vacuum=0.0)
+    assert built.info == first.info
+    assert np.allclose(built.atoms.positions, first.atoms.positions)

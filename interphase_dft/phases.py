@@ -12,6 +12,7 @@ Public API
 ``resolve_phase(name)``    case-insensitive name -> canonical name (``InputError`` otherwise)
 ``get_bulk(name)``         a fresh conventional-cell :class:`ase.Atoms`
 ``is_metal(name)``         True for Al, LiAl, Li
+``relax_cell_in_bulk``     True when bulk mode relaxes the cell (molecular crystals always)
 
 ``structures/README.md`` lists the provenance of every number used below.
 """
@@ -48,6 +49,9 @@ class PhaseInfo:
     is_metal : metals need Fermi-Dirac smearing and denser k-point meshes
     needs_dispersion : van der Waals bound (P4S10 molecular crystal) -> DFT-D3
     ordered_approximant : True when the cell is an ordered model of a disordered phase
+    molecular : molecular crystal (P4S10 cages held by van der Waals forces): its cell is
+        the least certain part of the model, so bulk mode relaxes the cell as well (see
+        :func:`relax_cell_in_bulk`)
     """
 
     name: str
@@ -59,6 +63,7 @@ class PhaseInfo:
     is_metal: bool = False
     needs_dispersion: bool = False
     ordered_approximant: bool = False
+    molecular: bool = False
 
 
 def _cub(a: float) -> tuple[float, float, float, float, float, float]:
@@ -118,9 +123,10 @@ _INFO: dict[str, PhaseInfo] = {
         "P2S5", "P2S5", 2, _P4S10_CELL,
         "P4S10 molecular crystal, P-1, Z = 2 molecules; cell after A. Vos, E. H. Wiebenga, "
         "Acta Cryst. 8, 217 (1955) (values not verifiable offline, see structures/README.md); "
-        "molecule BUILT here (adamantane-like P4S6 cage, P-S(bridge) 2.09 A, P=S 1.91 A) and "
-        "packed as a centrosymmetric pair: NOT the refined experimental coordinates",
-        "molecular crystal (P4S10 cages)", needs_dispersion=True,
+        "molecule BUILT here (adamantane-like P4S6 cage, P-S(bridge) 2.09 A, P=S 1.91 A), "
+        "packed as an inversion pair with the widest contacts (S...S 3.48 A): NOT the refined "
+        "experimental coordinates",
+        "molecular crystal (P4S10 cages)", needs_dispersion=True, molecular=True,
     ),
     "Li": PhaseInfo(
         "Li", "Li", 229, _cub(3.51),
@@ -171,6 +177,13 @@ def phase_info(name: str) -> PhaseInfo:
 def is_metal(name: str) -> bool:
     """True for the metallic phases (Al, LiAl, Li)."""
     return phase_info(name).is_metal
+
+
+def relax_cell_in_bulk(name: str, relax_cell_bulk: bool) -> bool:
+    """True when the bulk-mode recipe relaxes the cell of ``name`` before building the
+    supercell: always for molecular crystals (:attr:`PhaseInfo.molecular`, P2S5), else as
+    ``settings.relax.relax_cell_bulk`` says."""
+    return relax_cell_bulk or phase_info(name).molecular
 
 
 VARIANTS = ("conventional", "tetragonal")
@@ -275,43 +288,24 @@ def p4s10_molecule() -> Atoms:
     return Atoms("P4S10", positions=np.vstack([p_pos, s_bridge, s_term]))
 
 
-def _rotation(phi: float, theta: float, psi: float) -> np.ndarray:
-    """ZYZ Euler rotation matrix (radians)."""
-
-    def rz(t: float) -> np.ndarray:
-        c, s = np.cos(t), np.sin(t)
-        return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-
-    def ry(t: float) -> np.ndarray:
-        c, s = np.cos(t), np.sin(t)
-        return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
-
-    return rz(phi) @ ry(theta) @ rz(psi)
+#: packing of the two P4S10 molecules in the experimental cell, found once by
+#: ``builders.molecular.pack_inversion_pair(p4s10_molecule(), cell)`` (seed 0, 300 starts, 8
+#: refined; about 30 s, so stored here): fractional centre of the first molecule (the second
+#: is its inversion image) and its rotation vector (radians)
+_P4S10_CENTRE = (0.16286767, 0.26048451, 0.31818776)
+_P4S10_ROTVEC = (0.66412224, -0.0240943, 1.51155874)
 
 
 def _p4s10_crystal(cellpar: list[float]) -> Atoms:
-    """Two P4S10 molecules related by inversion in a P-1 cell.
+    """Two P4S10 molecules related by inversion in the P-1 cell ``cellpar``.
 
-    Deterministic rule: molecule centres at +-(1/4, 1/4, 1/4) (fractional); the orientation is
-    the one on a 15-degree ZYZ Euler grid that maximises the shortest intermolecular distance
-    (all periodic images included).
+    The molecule centre and orientation are :data:`_P4S10_CENTRE` / :data:`_P4S10_ROTVEC`:
+    the packing with the widest intermolecular contacts in this cell
+    (:func:`interphase_dft.builders.molecular.pack_inversion_pair`); shortest S...S between
+    molecules 3.48 A (van der Waals contact 3.3-3.6 A).
     """
-    cell = crystal(["H"], [(0, 0, 0)], spacegroup=1, cellpar=cellpar).cell
-    mol = p4s10_molecule().positions
-    centre = cell.cartesian_positions([0.25, 0.25, 0.25])
-    shifts = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
-    trans = shifts @ cell[:]
-    nonzero = trans[np.any(shifts != 0, axis=1)]
-    best_d, best_pos = -1.0, None
-    grid = np.radians(np.arange(0, 360, 15))
-    for phi in grid:
-        for theta in np.radians(np.arange(0, 181, 15)):
-            for psi in grid[:8]:
-                m1 = mol @ _rotation(phi, theta, psi).T + centre
-                m2 = -m1
-                others = np.vstack([(m1[None] + nonzero[:, None]).reshape(-1, 3),
-                                    (m2[None] + trans[:, None]).reshape(-1, 3)])
-                d = np.sqrt(((m1[:, None, :] - others[None]) ** 2).sum(-1)).min()
-                if d > best_d + 1e-9:
-                    best_d, best_pos = d, np.vstack([m1, m2])
-    return Atoms("P4S10P4S10", positions=best_pos, cell=cell, pbc=True)
+    from interphase_dft.builders.molecular import inversion_pair
+
+    cell = crystal(["H"], [(0, 0, 0)], spacegroup=1, cellpar=cellpar).cell[:]
+    return inversion_pair(p4s10_molecule(), cell, np.array(_P4S10_CENTRE),
+                          np.array(_P4S10_ROTVEC))

@@ -43,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except InterphaseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from interphase_dft.secrets import redact
+
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume from the checkpoint", file=sys.stderr)

@@ -44,5 +44,25 @@ def test_every_fw_module_imports_first_in_a_fresh_interpreter():
     import sys
 
     for name in ("tasks", "workflows", "status", "pool", "queue", "launchpad", "worker",
-                 "embedded", "heartbeat", "secrets"):
+                 "embedded", "heartbeat"):
         subprocess.run([sys.executable, "-c", f"import interphase_dft.fw.{name}"], check=True)
+
+
+def test_a_worker_uses_the_fireworker_file_with_its_heartbeat(tmp_path):
+    """mpi_command from my_fworker.yaml reaches the tasks (FireWorks passes fworker.env as
+    fw_spec['_fw_env']); the heartbeat entries are added, the file's query is kept."""
+    import pytest
+
+    from interphase_dft.errors import InputError
+    from interphase_dft.fw.worker import load_fworker
+
+    shutil_copy = (REPO / "hpc" / "my_fworker.yaml").read_text()
+    path = tmp_path / "my_fworker.yaml"
+    path.write_text(shutil_copy)
+    fworker = load_fworker(str(path), {"interphase_ping_secs": 5.0})
+    assert fworker.env["mpi_command"] == "srun"
+    assert fworker.env["interphase_ping_secs"] == 5.0
+    assert fworker.name == "interphase-slurm"
+    assert load_fworker(None, {"x": 1}).env == {"x": 1}
+    with pytest.raises(InputError, match="not found"):
+        load_fworker(str(tmp_path / "missing.yaml"), {})

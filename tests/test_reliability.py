@@ -260,7 +260,7 @@ def test_a_malformed_launchpad_file_never_echoes_its_password(tmp_path, shape):
 
 
 def test_redaction_works_on_values_from_files_and_the_environment(monkeypatch):
-    from interphase_dft.fw.secrets import redact, register_secrets, secrets_in_text
+    from interphase_dft.secrets import redact, register_secrets, secrets_in_text
 
     for text, _ in BAD_LAUNCHPADS.values():
         assert SECRET in secrets_in_text(text)

@@ -2,7 +2,7 @@
 
 The LaunchPad is ``--launchpad FILE``, else ``$INTERPHASE_LAUNCHPAD``, else the embedded store
 in ``./.interphase`` (see :mod:`interphase_dft.fw.launchpad`); only ``submit`` and ``campaign``
-create a store. Every error message is redacted (:func:`interphase_dft.fw.secrets.redact`).
+create a store. Every error message is redacted (:func:`interphase_dft.secrets.redact`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def _redacted(handler: Any) -> Any:
         try:
             return handler(args)
         except InterphaseError as exc:
-            from interphase_dft.fw.secrets import redact
+            from interphase_dft.secrets import redact
 
             clean = redact(str(exc))
             if clean == str(exc):

@@ -88,7 +88,7 @@ def install(ping: float) -> None:
         try:
             original(launchpad, launch_id)
         except Exception as exc:
-            from interphase_dft.fw.secrets import redact
+            from interphase_dft.secrets import redact
 
             sys.stderr.write(f"worker: heartbeat of launch {launch_id} failed "
                              f"({type(exc).__name__}: {redact(exc)[:200]}); retrying\n")

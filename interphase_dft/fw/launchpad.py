@@ -28,7 +28,7 @@ MongoDB
 Credentials are never printed: every secret read from a LaunchPad file (its raw text, so a
 malformed file too) or the environment is registered and masked by :func:`redact`; errors
 about a LaunchPad file name the file, line and column, never its content
-(:mod:`interphase_dft.fw.secrets`).
+(:mod:`interphase_dft.secrets`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from interphase_dft.fw.embedded import (
     initialise_ids,
     new_fireworks_launchpad,
 )
-from interphase_dft.fw.secrets import (
+from interphase_dft.secrets import (
     redact,
     register_secrets,
     secrets_in_mapping,

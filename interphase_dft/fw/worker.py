@@ -20,8 +20,10 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-from interphase_dft.errors import InterphaseError
+from interphase_dft.errors import InputError, InterphaseError
 from interphase_dft.fw.launchpad import open_launchpad, redact, resolve_launchpad
 
 
@@ -46,6 +48,26 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
         time.sleep(interval)
 
 
+#: environment variable naming the FireWorker file of every worker (local and Slurm jobs)
+ENV_FWORKER = "INTERPHASE_FWORKER"
+
+
+def load_fworker(path: str | None, heartbeat_env: dict[str, Any]) -> Any:
+    """The FireWorker of this process: ``path`` (a ``my_fworker.yaml``) if given, with the
+    heartbeat entries added to its ``env``; else a default FireWorker with those entries."""
+    from fireworks import FWorker
+
+    if not path:
+        return FWorker(env=heartbeat_env)
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise InputError(f"FireWorker file {file} not found; give a my_fworker.yaml (see "
+                         f"hpc/my_fworker.yaml) or unset {ENV_FWORKER}")
+    base = FWorker.from_file(str(file))
+    return FWorker(name=base.name, category=base.category, query=base.query,
+                   env={**(base.env or {}), **heartbeat_env})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m interphase_dft.fw.worker")
     parser.add_argument("mode", choices=["rapidfire", "singleshot"])
@@ -58,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="heartbeat interval in s (default $INTERPHASE_PING_SECS, else 60)")
     parser.add_argument("--worker-id", default=None,
                         help="recorded in the launch (default slurm-<job> or host:pid)")
+    parser.add_argument("--fworker", default=None, metavar="FILE",
+                        help=f"FireWorks my_fworker.yaml: name, category, query and env (e.g. "
+                        f"mpi_command) of this worker (default: ${ENV_FWORKER})")
     parser.add_argument("--parent-pid", type=int, default=None,
                         help="stop when this process (the `run` that started us) is gone")
     args = parser.parse_args(argv)
@@ -76,11 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ping = heartbeat.ping_secs(args.ping_secs)
         config = resolve_launchpad(args.launchpad)
         lp = open_launchpad(config)
-        from fireworks import FWorker
         from fireworks.core.rocket_launcher import launch_rocket, rapidfire
 
         heartbeat.install(ping)
-        fworker = FWorker(env=heartbeat.worker_env(ping, args.worker_id))
+        fworker = load_fworker(args.fworker or os.environ.get(ENV_FWORKER),
+                               heartbeat.worker_env(ping, args.worker_id))
         if args.mode == "singleshot":
             launch_rocket(lp, fworker, fw_id=args.fw_id, strm_lvl="INFO")
         else:

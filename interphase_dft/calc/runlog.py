@@ -10,6 +10,12 @@ Example::
     with run.stage("host"):
         res = relax(host, factory, workdir / "host", settings.relax, label="host")
     run.add("host", res)        # force calls under 'host', the run's warnings appended
+
+Frames: a run log created with a frame sink (``RunLog(frames=sink, work_key=key)``, see
+:mod:`interphase_dft.calc.frames`) hands it to the reference factories through
+:meth:`RunLog.recorded`; without a sink that returns the factory unchanged. The sink is
+passed explicitly by whoever creates the run log (a FireTask, the CLI), never read from
+global state.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from interphase_dft.calc.frames import FrameSink
 
 
 class RunOutcome(Protocol):
@@ -40,11 +49,26 @@ class RunLog:
         Calculator evaluations per run name (the last record of a name counts).
     warnings
         Messages for the document, in order.
+    frames
+        Where the reference (DFT) single points of this run go, or None (not stored).
+    work_key
+        Work key of the run, stored with its frames (None when unknown).
     """
 
     timings: dict[str, float] = field(default_factory=dict)
     force_calls: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    frames: FrameSink | None = field(default=None, repr=False, compare=False)
+    work_key: str | None = None
+
+    def recorded(self, factory: Any) -> Any:
+        """``factory`` whose evaluations go to ``frames`` (unchanged without a sink).
+
+        Wrap the reference (DFT) factory only, never the surrogate's.
+        """
+        from interphase_dft.calc.frames import recording
+
+        return recording(factory, self.frames, self.work_key)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

@@ -10,13 +10,19 @@ submitted::
       phases: [Al, LiAl, LPSC]
       modes: [surface]          # surface | bulk
     barriers:
-      - {a: LiAl, b: LPSC}
+      - {a: LiAl, b: LPSC, mechanism: vacancy}   # vacancy (default) | interstitial
     analysis: true
 
 :meth:`CampaignSpec.work` turns a spec into its list of :class:`WorkItem` (kind, parameters,
 the exact :class:`CalcSettings`, one ``work_key``), computed once; submission, status, results
-and the report's "missing" list all read that list. No FireWorks import here: the spec, its
-settings and the work keys are engine-agnostic.
+and the report's "missing" list all read that list. Every phase of a barrier also gets its
+bulk reference hop (kind ``bulk_barrier``, once per phase). No FireWorks import here: the
+spec, its settings and the work keys are engine-agnostic.
+
+Work keys hash the kind, the parameters and :meth:`CalcSettings.physics` (the settings
+without ``budget``): a larger cost ceiling is the same work and continues it. A barrier's
+parameters always include its mechanism: the default (vacancy) is not the interface model
+computed before mechanisms existed, so its key must differ from that model's key.
 """
 
 from __future__ import annotations
@@ -37,19 +43,21 @@ from interphase_dft.errors import InputError
 from interphase_dft.schemas import settings_hash
 
 MODES = ("surface", "bulk")
-WorkKind = Literal["references", "binding", "barrier"]
+WorkKind = Literal["references", "binding", "barrier", "bulk_barrier"]
 #: kinds of work whose document is a result of the campaign (the references are a prerequisite)
-RESULT_KINDS: tuple[WorkKind, ...] = ("binding", "barrier")
+RESULT_KINDS: tuple[WorkKind, ...] = ("binding", "barrier", "bulk_barrier")
+DEFAULT_MECHANISM = "vacancy"
 TOP_KEYS = {"name": True, "preset": True, "overrides": False, "binding": False,
             "barriers": False, "analysis": False}
 
 
 @dataclass(frozen=True)
 class BarrierSpec:
-    """One interface A|B whose Li migration barrier is computed."""
+    """One interface A|B whose Li migration barrier is computed by ``mechanism``."""
 
     a: str
     b: str
+    mechanism: str = DEFAULT_MECHANISM
 
     @property
     def interface(self) -> str:
@@ -80,12 +88,15 @@ class WorkItem:
         if self.kind == "binding":
             return f"binding:{self.params['phase']}:{self.params['mode']}"
         if self.kind == "barrier":
-            return f"barrier:{self.params['phase_a']}|{self.params['phase_b']}"
+            p = self.params
+            return f"barrier:{p['phase_a']}|{p['phase_b']}:{p['mechanism']}"
+        if self.kind == "bulk_barrier":
+            return f"bulk_barrier:{self.params['phase']}"
         return "prepare:references"
 
     @property
     def is_result(self) -> bool:
-        """True for the campaign's results (binding, barrier), False for prerequisites."""
+        """True for the campaign's results (binding, barriers), False for prerequisites."""
         return self.kind in RESULT_KINDS
 
 
@@ -114,7 +125,8 @@ class CampaignSpec:
         """JSON-safe form with the settings pinned (what a queued job carries)."""
         return {"name": self.name, "preset": self.preset, "overrides": self.overrides,
                 "phases": list(self.phases), "modes": list(self.modes),
-                "barriers": [[b.a, b.b] for b in self.barriers], "analysis": self.analysis,
+                "barriers": [[b.a, b.b, b.mechanism] for b in self.barriers],
+                "analysis": self.analysis,
                 "source": self.source, "settings": self.settings().model_dump(mode="json")}
 
     @classmethod
@@ -122,13 +134,14 @@ class CampaignSpec:
         """The spec of :meth:`to_dict`, computing with its pinned settings."""
         return cls(name=data["name"], preset=data["preset"], overrides=data["overrides"],
                    phases=tuple(data["phases"]), modes=tuple(data["modes"]),
-                   barriers=tuple(BarrierSpec(a, b) for a, b in data["barriers"]),
+                   barriers=tuple(BarrierSpec(*b) for b in data["barriers"]),
                    analysis=data["analysis"], source=data["source"],
                    pinned_settings=data["settings"])
 
     def work(self) -> tuple[WorkItem, ...]:
         """Every unit of work of the campaign: the Li references first, then the binding
-        energies (phase x mode, spec order), then the barriers (spec order). Computed once."""
+        energies (phase x mode, spec order), the barriers (spec order) and the bulk reference
+        hops of the barriers' phases (first appearance order). Computed once."""
         return self._work
 
     @cached_property
@@ -137,8 +150,14 @@ class CampaignSpec:
         items = [WorkItem.create("references", s)]
         items += [WorkItem.create("binding", s, phase=p, mode=m)
                   for p in self.phases for m in self.modes]
-        items += [WorkItem.create("barrier", s, phase_a=b.a, phase_b=b.b) for b in self.barriers]
+        items += [WorkItem.create("barrier", s, phase_a=b.a, phase_b=b.b, mechanism=b.mechanism)
+                  for b in self.barriers]
+        items += [WorkItem.create("bulk_barrier", s, phase=p) for p in self.bulk_phases()]
         return tuple(items)
+
+    def bulk_phases(self) -> tuple[str, ...]:
+        """The phases of the barriers, each once (their bulk reference hops)."""
+        return tuple(dict.fromkeys(p for b in self.barriers for p in (b.a, b.b)))
 
     def results(self) -> tuple[WorkItem, ...]:
         """The work items whose documents are the campaign's results (no references)."""
@@ -149,10 +168,10 @@ def work_key(kind: str, settings: CalcSettings, **params: str) -> str:
     """Deterministic key of one unit of work: kind + inputs + settings hash (hex, 64 chars).
 
     Identical work (same phase/interface, same physics settings) has the same key, so a
-    resubmitted campaign finds finished results instead of recomputing them.
+    resubmitted campaign finds finished results instead of recomputing them. The cost
+    ceilings (``settings.budget``) are not part of it (:meth:`CalcSettings.physics`).
     """
-    payload = {"kind": kind, "params": params,
-               "settings": settings_hash(settings.model_dump(mode="json"))}
+    payload = {"kind": kind, "params": params, "settings": settings_hash(settings.physics())}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -216,12 +235,7 @@ def parse_spec(text: str, source: str = "<spec>") -> CampaignSpec:
                 modes.append(mode)
     barriers: list[BarrierSpec] = []
     if "barriers" in top:
-        for node in v.sequence(top["barriers"], "barriers"):
-            pair = v.mapping(node, {"a": True, "b": True}, "barrier")
-            a, b = v.phase(pair["a"], "barriers.a"), v.phase(pair["b"], "barriers.b")
-            if a == b:
-                raise v.error(node, f"barrier {a}|{b} needs two different phases")
-            barriers.append(BarrierSpec(a, b))
+        barriers = [v.barrier(node) for node in v.sequence(top["barriers"], "barriers")]
     analysis = True
     if "analysis" in top:
         analysis = v.value(top["analysis"])
@@ -280,6 +294,25 @@ class _Validator:
         if not isinstance(node, ScalarNode) or not str(node.value).strip():
             raise self.error(node, f"{what} must be a non-empty string")
         return str(node.value).strip()
+
+    def barrier(self, node: Node) -> BarrierSpec:
+        """One ``{a: A, b: B, mechanism: M}`` entry (mechanism default vacancy)."""
+        from interphase_dft.recipes.hop_setup import MECHANISMS, check_mechanism
+
+        pair = self.mapping(node, {"a": True, "b": True, "mechanism": False}, "barrier")
+        a, b = self.phase(pair["a"], "barriers.a"), self.phase(pair["b"], "barriers.b")
+        mechanism = DEFAULT_MECHANISM
+        if "mechanism" in pair:
+            mechanism = self.string(pair["mechanism"], "barriers.mechanism")
+            if mechanism not in MECHANISMS:
+                raise self.error(pair["mechanism"], f"unknown mechanism {mechanism!r}"
+                                 f"{_hint(mechanism, MECHANISMS)}; use "
+                                 f"{' or '.join(MECHANISMS)}")
+        try:
+            check_mechanism(a, b, mechanism)
+        except InputError as exc:
+            raise self.error(pair.get("mechanism", node), str(exc)) from exc
+        return BarrierSpec(a, b, mechanism)
 
     def phase(self, node: Node, what: str) -> str:
         from interphase_dft.phases import resolve_phase

@@ -8,7 +8,8 @@ through JSON (``model_dump_json`` / ``model_validate_json``); :func:`doc_from_di
 documents stored by earlier schema versions.
 
 Schema versions: 1 stored ``task_key`` (= ``input_hash``); 2 renamed it to ``input_hash`` and
-added ``work_key``.
+added ``work_key``; 3 added the barrier certification (``saddle``, ``mechanism``, ``e_kra``,
+endpoint and saddle forces, ``budget``) and made the barriers of an uncertified band None.
 """
 
 from __future__ import annotations
@@ -30,7 +31,27 @@ if TYPE_CHECKING:
     from interphase_dft.calc.runlog import RunLog
     from interphase_dft.calc.settings import CalcSettings
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+#: ``BarrierDoc.saddle``: the band's maximum is an interior climbing image converged at the
+#: barrier's level, between endpoints that are minima at that level (a barrier)
+SADDLE = "saddle"
+#: the band's highest image is an endpoint: its numbers are a reaction energy, not a barrier
+NO_SADDLE = "no saddle: reaction energy"
+#: interior maximum whose force is above neb.fmax at the barrier's level
+NOT_CONVERGED = "not converged"
+#: a cost ceiling (settings.budget) stopped the run; rerun with a larger budget to continue
+OVER_BUDGET = "not certified: over budget"
+#: an endpoint force above relax.fmax at the barrier's level
+UNRELAXED = "not certified: unrelaxed endpoints"
+#: surrogate energies only (engine 'ml'): never a DFT barrier
+SURROGATE_ONLY = "not certified: surrogate only"
+#: the band passes through another minimum and was not split there
+NOT_ONE_HOP = "not certified: not one hop"
+#: a document stored before the certification rule (schema version < 3)
+LEGACY = "not certified: computed before the saddle rule"
+SADDLE_STATUSES = (SADDLE, NO_SADDLE, NOT_CONVERGED, OVER_BUDGET, UNRELAXED, SURROGATE_ONLY,
+                   NOT_ONE_HOP, LEGACY)
 
 
 class StructureData(BaseModel):
@@ -130,7 +151,8 @@ class ResultDocBase(BaseModel):
     uid: str = Field(default_factory=lambda: uuid.uuid4().hex)
     created: str = Field(default_factory=_now)
     settings: dict[str, Any] = Field(description="CalcSettings.model_dump() of the run")
-    settings_hash: str = Field("", description="settings_hash() of settings")
+    settings_hash: str = Field("", description="settings_hash() of the settings without the "
+                               "cost ceilings (CalcSettings.physics())")
     versions: dict[str, str] = Field(default_factory=package_versions)
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     force_calls: dict[str, int] = Field(default_factory=dict, description="calls per stage")
@@ -167,7 +189,7 @@ class ResultDocBase(BaseModel):
             The document's own fields.
         """
         s_dump = settings.model_dump()
-        s_hash = settings_hash(s_dump)
+        s_hash = settings_hash(settings.physics())
         h = structure_hash(input_structure)
         return cls(
             settings=s_dump, settings_hash=s_hash, versions=package_versions(),
@@ -234,30 +256,67 @@ class NEBImageData(BaseModel):
 
 
 class BarrierDoc(ResultDocBase):
+    """A Li hop computed by climbing-image NEB and its certification (``saddle``).
+
+    Energies in eV relative to the initial state, forces in eV/Angstrom, lengths in Angstrom.
+    The barriers are only given (not None) when ``saddle == 'saddle'``; the analysis fits
+    only those documents.
+    """
+
     kind: Literal["barrier"] = "barrier"
-    interface: str = Field(description="'A|B'")
+    interface: str = Field(description="'A|B' ('P|P' for a bulk hop in phase P)")
     phase_a: str
     phase_b: str
+    mechanism: str = Field(
+        "unspecified", description="'vacancy' or 'interstitial' (across an interface), "
+        "'bulk-vacancy' or 'bulk-interstitial' (bulk reference hops), 'unspecified'")
+    saddle: str = Field(
+        description="certification: 'saddle' (a barrier), 'no saddle: reaction energy', "
+        "'not converged', or 'not certified: ...' (over budget, unrelaxed endpoints, surrogate "
+        "only, not one hop); see interphase_dft.recipes.saddle")
+    saddle_note: str = Field("", description="why the band got its status, with the numbers")
     interface_meta: dict[str, Any] = Field(default_factory=dict)
     images: list[NEBImageData]
     energies: list[float] = Field(description="image energies relative to the initial state, eV")
     path_coordinate: list[float] = Field(description="cumulative path length, Angstrom")
     spline: dict[str, list[float]] = Field(description="{'x': [...], 'y': [...]} NEBTools-like fit")
-    barrier_forward: float = Field(
+    barrier_forward: float | None = Field(
         description="largest energy rise walking the path forward (energetic span): "
         "max(E) - E(initial) for one hop; for a path joined at an intermediate minimum the "
-        "highest saddle above the lowest minimum before it")
-    barrier_reverse: float = Field(description="the same, walking from the final state back")
-    reaction_energy: float
+        "highest saddle above the lowest minimum before it; None unless saddle == 'saddle'")
+    barrier_reverse: float | None = Field(
+        description="the same, walking from the final state back; None unless saddle")
+    reaction_energy: float | None = Field(description="E(final) - E(initial); None without a band")
+    e_kra: float | None = Field(
+        None, description="kinetically resolved barrier E_saddle - (E_initial + E_final)/2, eV "
+        "(Van der Ven et al., PRB 64, 184307 (2001)); None unless saddle")
+    hop_distance: float | None = Field(
+        None, description="displacement of the hopping Li between the relaxed endpoints, A")
+    thickness_a: float | None = Field(None, description="side A along z, Angstrom (interface)")
+    thickness_b: float | None = Field(None, description="side B along z, Angstrom (interface)")
+    strain: float | None = Field(None, description="in-plane strain of the strained side")
+    strained_side: str | None = Field(None, description="'a' or 'b': the side strained to fit")
+    work_of_adhesion: float | None = Field(
+        None, description="(E_A + E_B - E_AB) / area at the reported level, J/m^2, when "
+        "computed (a surrogate value is only in interface_meta['registry'])")
+    endpoint_fmax: dict[str, float] = Field(
+        default_factory=dict, description="largest force on the free atoms of each endpoint "
+        "('initial', 'final') at the barrier's level, eV/Angstrom")
+    saddle_fmax: float | None = Field(
+        None, description="force on the climbing image (the band's interior maximum) at the "
+        "barrier's level, eV/Angstrom; for a joined path the largest over its hops")
     converged: bool
-    fmax_final: float
+    fmax_final: float | None = Field(
+        description="largest force on an intermediate image of the final band, eV/Angstrom "
+        "(None when no band was reached)")
     band_continuous: bool = Field(
         True, description="False when an intermediate image lies below both endpoints "
         "(the band passes through another minimum: not one hop)",
     )
     segments: list[dict[str, Any]] = Field(
-        default_factory=list, description="hops of a path split at an intermediate minimum: "
-        "image range in this path, per-hop barriers, stage, convergence; empty for one hop")
+        default_factory=list, description="hops of a path split at an intermediate minimum "
+        "or joined through one: image range in this path, per-hop barriers, saddle status, "
+        "stage, convergence; empty for one hop")
     climbing_image: int | None = None
     stage: Literal["dft", "ml+dft", "dft//ml", "ml"] = Field(
         description="how the final path was obtained: 'dft' DFT CI-NEB from IDPP, 'ml+dft' "
@@ -266,21 +325,65 @@ class BarrierDoc(ResultDocBase):
         "largest DFT force on an intermediate image), 'ml' surrogate only")
     ml_barrier: float | None = Field(None, description="surrogate barrier; never a DFT number")
     ml_fallback_reason: str | None = None
+    budget: dict[str, Any] = Field(
+        default_factory=dict, description="cost ceilings and what was used: max_dft_calls, "
+        "max_dft_hours, dft_calls, dft_hours (over all restarts); over budget also the stage "
+        "and the unfinished runs (steps, fmax) reached")
+
+    @property
+    def certified(self) -> bool:
+        """True when the band is a barrier (``saddle == 'saddle'``)."""
+        return self.saddle == SADDLE
+
+    def certified_barrier(self, direction: Literal["forward", "reverse", "max"] = "forward"
+                          ) -> float:
+        """The barrier in eV; :class:`~interphase_dft.errors.CalculationError` unless certified.
+
+        ``'max'`` is max(forward, reverse), the rate-limiting direction.
+        """
+        from interphase_dft.errors import CalculationError
+
+        if not self.certified or self.barrier_forward is None or self.barrier_reverse is None:
+            raise CalculationError(
+                f"{self.interface} ({self.mechanism}) has no barrier: {self.saddle}"
+                + (f" ({self.saddle_note})" if self.saddle_note else "")
+                + "; only a band whose maximum is a converged interior climbing image between "
+                "relaxed endpoints is a barrier")
+        if direction == "forward":
+            return self.barrier_forward
+        if direction == "reverse":
+            return self.barrier_reverse
+        return max(self.barrier_forward, self.barrier_reverse)
 
 
 ResultDoc = BindingEnergyDoc | BarrierDoc
+
+
+#: Mongo filter of the stored documents :func:`continuable` accepts
+CONTINUABLE_QUERY: dict[str, Any] = {"saddle": OVER_BUDGET}
+
+
+def continuable(doc: Any) -> bool:
+    """True for a stored result a larger budget continues (a barrier over budget): it does
+    not count as finished work (dict or document)."""
+    saddle = doc.get("saddle") if isinstance(doc, dict) else getattr(doc, "saddle", None)
+    return saddle == OVER_BUDGET
 
 
 def doc_from_dict(data: dict[str, Any]) -> BindingEnergyDoc | BarrierDoc:
     """Rebuild a document from its stored dict.
 
     Keys starting with ``_`` (store metadata such as ``_id``, ``_fw_id``) are dropped. The
-    ``task_key`` of schema version 1 is read as ``input_hash`` (it held the same value).
+    ``task_key`` of schema version 1 is read as ``input_hash`` (it held the same value); a
+    barrier document without ``saddle`` (schema < 3) is read with the status ``LEGACY``, so
+    the analysis never fits it.
     """
     data = {k: v for k, v in data.items() if not k.startswith("_")}
     legacy = data.pop("task_key", None)
     if legacy is not None and "input_hash" not in data:
         data["input_hash"] = legacy
     if data.get("kind") == "barrier":
+        if "saddle" not in data:  # schema < 3: stored before the certification rule
+            data["saddle"] = LEGACY
         return BarrierDoc.model_validate(data)
     return BindingEnergyDoc.model_validate(data)

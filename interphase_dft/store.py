@@ -69,6 +69,15 @@ class ResultStore:
         self.coll.insert_one(data)
         return str(data.get("uid", ""))
 
+    def replace(self, doc: BaseModel | dict[str, Any], *,
+                meta: dict[str, Any] | None = None) -> str:
+        """Store ``doc`` in place of every document under its ``work_key`` (a continued
+        result, e.g. a barrier rerun with a larger budget) and return its ``uid``."""
+        data = doc.model_dump(mode="json") if isinstance(doc, BaseModel) else dict(doc)
+        if data.get("work_key"):
+            self.coll.delete_many({"work_key": data["work_key"]})
+        return self.insert(data, meta=meta)
+
     def find(self, kind: str | None = None, phase: str | None = None,
              interface: str | None = None) -> list[dict[str, Any]]:
         """Documents matching all given filters, oldest first (Mongo ``_id`` removed).
@@ -91,10 +100,10 @@ class ResultStore:
             return None
         return self.coll.find_one({"work_key": work_key}, {"_id": False})
 
-    def keys(self) -> set[str]:
-        """All work keys stored."""
-        return {d["work_key"] for d in self.coll.find({"work_key": {"$nin": [None, ""]}},
-                                                      {"work_key": True})}
+    def keys(self, where: dict[str, Any] | None = None) -> set[str]:
+        """All work keys stored (of the documents matching the Mongo filter ``where``)."""
+        query = {"work_key": {"$nin": [None, ""]}, **(where or {})}
+        return {d["work_key"] for d in self.coll.find(query, {"work_key": True})}
 
     def count(self) -> int:
         return int(self.coll.count_documents({}))

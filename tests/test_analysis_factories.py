@@ -12,6 +12,10 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.schemas import (
+    NO_SADDLE,
+    NOT_CONVERGED,
+    SADDLE,
+    SURROGATE_ONLY,
     BarrierDoc,
     BindingEnergyDoc,
     NEBImageData,
@@ -74,8 +78,10 @@ def make_barrier_doc(
     stage: str = "dft",
     preset: str = "test",
     n_images: int = 5,
+    mechanism: str = "vacancy",
 ) -> BarrierDoc:
-    """A barrier document with a smooth single-hump profile of height ``barrier`` (eV)."""
+    """A barrier document with a smooth single-hump profile of height ``barrier`` (eV),
+    certified by the saddle rule's order (ML only, no saddle, not converged, saddle)."""
     s = np.linspace(0.0, 1.0, n_images)
     energies = barrier * np.sin(np.pi * s) ** 2 + reaction * s
     path = (s * 3.0).tolist()
@@ -84,11 +90,20 @@ def make_barrier_doc(
     images = [NEBImageData(energy=float(e), fmax=0.03, structure=tiny_structure("Li"))
               for e in energies]
     emax = float(energies.max())
+    top = int(np.argmax(energies))
+    saddle = (SURROGATE_ONLY if stage == "ml" else NO_SADDLE if top in (0, n_images - 1)
+              else SADDLE if converged else NOT_CONVERGED)
+    ok = saddle == SADDLE
     return BarrierDoc(
-        interface=f"{a}|{b}", phase_a=a, phase_b=b, images=images,
-        energies=energies.tolist(), path_coordinate=path,
-        spline={"x": xs.tolist(), "y": ys.tolist()}, barrier_forward=emax,
-        barrier_reverse=emax - float(energies[-1]), reaction_energy=float(energies[-1]),
+        interface=f"{a}|{b}", phase_a=a, phase_b=b, mechanism=mechanism, saddle=saddle,
+        images=images, energies=energies.tolist(), path_coordinate=path,
+        spline={"x": xs.tolist(), "y": ys.tolist()},
+        barrier_forward=emax if ok else None,
+        barrier_reverse=emax - float(energies[-1]) if ok else None,
+        reaction_energy=float(energies[-1]),
+        e_kra=emax - 0.5 * float(energies[-1]) if ok else None, hop_distance=3.0,
+        endpoint_fmax={"initial": 0.02, "final": 0.03},
+        saddle_fmax=0.03 if converged else 0.4,
         converged=converged, fmax_final=0.03 if converged else 0.4,
         climbing_image=int(np.argmax(energies)), stage=stage,
         ml_barrier=emax * 0.8 if stage in ("ml+dft", "dft//ml") else None,
@@ -117,7 +132,7 @@ def campaign_docs() -> list[dict[str, Any]]:
         make_binding_doc("LPSC", [-2.4, -2.0]),
         make_binding_doc("Li2S", [-2.9]),
         make_barrier_doc("LiAl", "LPSC", 0.35),
-        make_barrier_doc("Al", "Li2S", 0.55, stage="ml+dft"),
+        make_barrier_doc("Al", "Li2S", 0.55, stage="ml+dft", mechanism="interstitial"),
         make_barrier_doc("LiAl", "Li2S", 0.48, converged=False),
     ]
     return [{"_id": i, **d.model_dump()} for i, d in enumerate(docs)]

@@ -91,9 +91,11 @@ def test_pair_barriers_uses_abs_delta_e_and_skips_unconverged() -> None:
     assert not by["LiAl|Li2S"].used and "not converged" in by["LiAl|Li2S"].note
     res = correlate_points(points)
     assert res.n == 2 and res.pearson_r is None
+    # only certified barriers are fitted, whatever include_unconverged says
+    assert by["LiAl|Li2S"].barrier is None
     pts_max, _ = pair_barriers(chosen.values(), sel, barrier="max", include_unconverged=True)
-    assert all(p.used for p in pts_max)
-    assert all(p.barrier >= by[p.interface].barrier - 1e-12 for p in pts_max)
+    assert [p.used for p in pts_max] == [p.used for p in points]
+    assert all(p.barrier >= by[p.interface].barrier - 1e-12 for p in pts_max if p.used)
     assert not math.isnan(pts_max[0].barrier)
 
 

@@ -11,6 +11,7 @@ from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
 from interphase_dft.calc.settings import preset
+from interphase_dft.errors import InputError
 from interphase_dft.recipes.barrier import HopOptions, neb_barrier
 from interphase_dft.schemas import BarrierDoc
 
@@ -152,19 +153,27 @@ def test_unconverged_endpoint_makes_the_barrier_unconverged(tmp_path):
     assert any("endpoint relaxation not converged (initial, final)" in w for w in doc.warnings)
 
 
-def test_interface_hops_get_the_li_insertion_smearing_and_vacancy_hops_do_not():
-    """An interface hop moves an added Li (odd electron in an insulator): >= 0.1 eV smearing."""
+def test_hop_options_state_the_charge_of_each_mechanism():
+    """Interstitial: an added Li (insertion smearing); vacancy: neutral with a metal side (the
+    metal supplies the charge), V_Li^- (charge -1) between insulators."""
     from interphase_dft.calc.factory import scf_parameters
-    from interphase_dft.recipes.barrier import interface_hop_options
+    from interphase_dft.recipes.barrier import hop_options
 
-    opts = interface_hop_options("li2s", "LiCl")  # aliases resolve; both insulators
-    assert opts == HopOptions(is_metal=False, dispersion=False, li_inserted=True)
-    assert interface_hop_options("LiAl", "P2S5").is_metal is True
-    assert interface_hop_options("LiAl", "P2S5").dispersion is True
+    opts = hop_options("li2s", "LiCl", "interstitial")  # aliases resolve; both insulators
+    assert (opts.is_metal, opts.li_inserted, opts.calc_extra) == (False, True, None)
+    vac = hop_options("Li2S", "LiCl", "vacancy")
+    assert not vac.li_inserted and vac.calc_extra == {"charge": -1} and "V_Li^-" in vac.charge_note
+    metal = hop_options("LiAl", "LiCl", "vacancy")
+    assert metal.is_metal and metal.calc_extra is None and "metal supplies" in metal.charge_note
+    assert hop_options("LiAl", "P2S5", "interstitial").dispersion is True
+    assert hop_options("Al", "Al", "bulk-interstitial").li_inserted
+    assert hop_options("Li2S", "Li2S", "bulk-vacancy").calc_extra == {"charge": -1}
+    with pytest.raises(InputError, match="unknown mechanism"):
+        hop_options("LiAl", "LiCl", "knock-off")
     s = preset("laptop")
     width = scf_parameters(s, is_metal=False, li_inserted=opts.li_inserted)
     assert width["occupations"]["width"] == s.dft.li_insertion_smearing == 0.1
-    # neb_barrier's default (a vacancy hop in an insulator) keeps the insulator width
+    # a vacancy hop in an insulator keeps the insulator width
     assert scf_parameters(s, is_metal=False)["occupations"]["width"] == 0.01
 
 

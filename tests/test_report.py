@@ -17,7 +17,8 @@ from tests.test_analysis_factories import campaign_docs, make_barrier_doc, make_
 CAMPAIGN = parse_spec(
     "name: report-test\npreset: test\n"
     "binding: {phases: [Al, LiAl, LPSC, Li2S, LiCl, Li3P], modes: [surface]}\n"
-    "barriers: [{a: LiAl, b: LPSC}, {a: LPSC, b: Li3P}, {a: Al, b: Li2S}]\n"
+    "barriers: [{a: LiAl, b: LPSC}, {a: LPSC, b: Li3P}, "
+    "{a: Al, b: Li2S, mechanism: interstitial}]\n"
 )
 
 
@@ -29,8 +30,8 @@ def stored(docs: list[Any], spec: CampaignSpec = CAMPAIGN, preset: str = "test")
     out = []
     for doc in docs:
         d = doc.model_dump() if hasattr(doc, "model_dump") else dict(doc)
-        name = (f"barrier:{d.get('phase_a')}|{d.get('phase_b')}" if d.get("kind") == "barrier"
-                else f"binding:{d.get('phase')}:{d.get('mode')}")
+        name = (f"barrier:{d.get('phase_a')}|{d.get('phase_b')}:{d.get('mechanism')}"
+                if d.get("kind") == "barrier" else f"binding:{d.get('phase')}:{d.get('mode')}")
         if name in keys and d.get("settings", {}).get("preset") == preset:
             d["_key"] = keys[name]
         out.append(d)
@@ -46,19 +47,21 @@ def test_full_report(tmp_path: Path) -> None:
     assert index == rep / "index.html"
     md = (rep / "index.md").read_text()
     html = index.read_text()
-    for fig in ("binding_energies", "barrier_vs_delta_e", "neb_LiAl__LPSC"):
+    for fig in ("binding_energies", "barrier_vs_delta_e", "neb_LiAl__LPSC_vacancy"):
         for ext in ("png", "svg"):
             assert (rep / "figures" / f"{fig}.{ext}").stat().st_size > 1000
         assert f"figures/{fig}.png" in md and f'src="figures/{fig}.png"' in html
-    for name in ("binding_energies", "delta_e_pairs", "barriers", "settings", "versions"):
+    for name in ("binding_energies", "delta_e_pairs", "barriers", "bulk_barriers",
+                 "barrier_status", "settings", "versions"):
         for ext in ("csv", "md", "json"):
             assert (rep / "tables" / f"{name}.{ext}").is_file()
     data = json.loads((rep / "results.json").read_text())
     assert data["correlation"]["n"] == 4  # LiAl|Li2S is not converged -> left out
     assert data["correlation"]["pearson_r"] is not None
     assert "binding:LiCl:surface: not computed" in md
-    assert "barrier:LPSC|Li3P: not computed" in md
-    assert "LiAl|Li2S: NEB not converged" in md
+    assert "barrier:LPSC|Li3P:vacancy: not computed" in md
+    assert "bulk_barrier:LiAl: not computed" in md  # every phase of a barrier gets one
+    assert "barrier LiAl|Li2S (vacancy): not converged" in md
     assert "barrier:Al|Li2S" not in md  # stored under its work key
     assert "too few points to conclude anything" in md
     assert "Consistency check" in md and "passed." in md
@@ -71,7 +74,7 @@ def test_report_labels_single_points_on_surrogate_path(tmp_path: Path) -> None:
     docs = [*campaign_docs(), make_barrier_doc("Al", "LPSC", 0.7, stage="dft//ml").model_dump()]
     write_report(stored(docs), tmp_path / "rep", campaign=CAMPAIGN, n_boot=50)
     md = (tmp_path / "rep" / "index.md").read_text()
-    assert "'dft//ml' means DFT single points on the surrogate's converged path" in md
+    assert "'dft//ml': DFT single points on the surrogate's path (not a DFT saddle" in md
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert data["correlation"]["n"] == 3  # LiAl|LPSC, Al|Li2S and the dft//ml Al|LPSC
     rows = json.loads((tmp_path / "rep" / "tables" / "barriers.json").read_text())
@@ -85,8 +88,12 @@ def test_report_flags_a_path_without_saddle(tmp_path: Path) -> None:
     write_report(stored([*campaign_docs(), doc]), tmp_path / "rep", campaign=CAMPAIGN,
                  n_boot=50)
     md = (tmp_path / "rep" / "index.md").read_text()
-    assert ("barrier Al|LPSC: the highest image is an endpoint, so the path has no saddle; "
-            "forward 0.400 eV and reverse 0.000 eV") in md
+    assert ("barrier Al|LPSC (vacancy): no saddle: reaction energy (+0.400 eV); a reaction "
+            "energy, not a barrier: left out of the barrier fit") in md
+    rows = json.loads((tmp_path / "rep" / "tables" / "barriers.json").read_text())
+    row = next(r for r in rows if r["interface"] == "Al|LPSC")
+    assert row["saddle"] == "no saddle: reaction energy" and row["barrier_forward_eV"] is None
+    assert row["reaction_energy_eV"] == pytest.approx(0.4) and not row["used_in_fit"]
 
 
 def test_report_with_zero_docs(tmp_path: Path) -> None:
@@ -111,7 +118,7 @@ def test_report_lists_missing_instead_of_crashing(tmp_path: Path) -> None:
     for phase in ("LiAl", "LPSC", "LiCl", "Li3P"):  # LPSC: only a production result
         assert f"binding:{phase}:surface: not computed" in md
     assert "binding:Al:surface" not in md and "binding:Li2S:surface" not in md
-    assert "barrier:LiAl|LPSC: not computed" in md
+    assert "barrier:LiAl|LPSC:vacancy: not computed" in md
     assert "other presets ignored" in md
     assert "is not valid" in md
     assert "FAILED" in md and "site s1" in md
@@ -137,7 +144,7 @@ def test_report_command_with_campaign_spec_file(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         "name: t\npreset: test\nbinding:\n  phases: [Al, LiCl]\n"
-        "barriers:\n  - {a: Al, b: LiCl}\n"
+        "barriers:\n  - {a: Al, b: LiCl, mechanism: interstitial}\n"
     )
     src = tmp_path / "docs.json"
     (al,) = stored([make_binding_doc("Al", [-1.0])], parse_spec(spec.read_text()))
@@ -147,7 +154,7 @@ def test_report_command_with_campaign_spec_file(tmp_path: Path) -> None:
                  "--campaign", str(spec)]) == 0
     md = (out / "index.md").read_text()
     assert "binding:LiCl:surface: not computed" in md
-    assert "barrier:Al|LiCl: not computed" in md
+    assert "barrier:Al|LiCl:interstitial: not computed" in md
     assert "binding:Al:surface" not in md
     assert main(["report", "-o", str(out), "--from-json", str(src),
                  "--campaign", str(tmp_path / "nope.yaml")]) == 1

@@ -36,12 +36,17 @@ MODE_RULE = (
 
 @dataclass
 class LoadedDocs:
-    """Documents split by kind; ``invalid`` holds a message per unreadable input."""
+    """Documents split by kind; ``invalid`` holds a message per unreadable input.
+
+    ``barriers`` are interface hops, ``bulk`` the bulk reference hops (barrier documents whose
+    mechanism starts with ``bulk``).
+    """
 
     binding: list[BindingEnergyDoc] = field(default_factory=list)
     barriers: list[BarrierDoc] = field(default_factory=list)
     invalid: list[str] = field(default_factory=list)
     skipped: int = 0  # documents of other kinds (references, analysis, ...)
+    bulk: list[BarrierDoc] = field(default_factory=list)
 
 
 def load_docs(docs: Iterable[Mapping[str, Any] | BaseModel]) -> LoadedDocs:
@@ -79,10 +84,20 @@ def load_docs(docs: Iterable[Mapping[str, Any] | BaseModel]) -> LoadedDocs:
             out.invalid.append(f"document #{i} ({name or 'unknown'}) is not valid: {first}")
             continue
         if isinstance(doc, BarrierDoc):
-            out.barriers.append(doc)
+            (out.bulk if is_bulk_hop(doc) else out.barriers).append(doc)
         else:
             out.binding.append(doc)
     return out
+
+
+def is_bulk_hop(doc: BarrierDoc) -> bool:
+    """True for a bulk reference hop (mechanism ``bulk-vacancy``/``bulk-interstitial``)."""
+    return doc.mechanism.startswith("bulk")
+
+
+def barrier_label(doc: BarrierDoc) -> str:
+    """``'A|B (mechanism)'``: one hop of an interface."""
+    return f"{doc.interface} ({doc.mechanism})"
 
 
 def doc_preset(doc: BindingEnergyDoc | BarrierDoc) -> str | None:
@@ -134,25 +149,45 @@ def select_binding(docs: Iterable[BindingEnergyDoc], preset: str | None = None) 
 def select_barriers(
     docs: Iterable[BarrierDoc], preset: str | None = None
 ) -> tuple[dict[str, BarrierDoc], list[BarrierDoc]]:
-    """One barrier document per unordered interface (same rule as :func:`select_binding`).
+    """One barrier document per unordered interface and mechanism (same rule as
+    :func:`select_binding`).
 
     Returns
     -------
     (chosen, superseded)
-        ``chosen`` maps the interface string of the chosen document to it.
+        ``chosen`` maps :func:`barrier_label` of the chosen document to it.
     """
-    groups: dict[frozenset[str], list[BarrierDoc]] = {}
+    groups: dict[tuple[frozenset[str], str], list[BarrierDoc]] = {}
     for doc in docs:
         if preset is not None and doc_preset(doc) != preset:
             continue
-        groups.setdefault(frozenset((doc.phase_a, doc.phase_b)), []).append(doc)
+        groups.setdefault((frozenset((doc.phase_a, doc.phase_b)), doc.mechanism),
+                          []).append(doc)
     chosen: dict[str, BarrierDoc] = {}
     superseded: list[BarrierDoc] = []
     for group in groups.values():
         best, rest = _newest(group)
-        chosen[best.interface] = best
+        chosen[barrier_label(best)] = best
         superseded.extend(rest)
     return dict(sorted(chosen.items())), superseded
+
+
+def select_bulk(docs: Iterable[BarrierDoc], preset: str | None = None) -> dict[str, BarrierDoc]:
+    """The newest bulk reference hop per phase (of ``preset`` when given)."""
+    groups: dict[str, list[BarrierDoc]] = {}
+    for doc in docs:
+        if preset is None or doc_preset(doc) == preset:
+            groups.setdefault(doc.phase_a, []).append(doc)
+    return {phase: _newest(group)[0] for phase, group in sorted(groups.items())}
+
+
+def excess_barrier(doc: BarrierDoc, bulk: Mapping[str, BarrierDoc]) -> float | None:
+    """Interface barrier minus the bulk barrier of the phase the Li leaves (``phase_a``), eV;
+    None unless both are certified."""
+    ref = bulk.get(doc.phase_a)
+    if not doc.certified or ref is None or not ref.certified:
+        return None
+    return doc.certified_barrier() - ref.certified_barrier("max")
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 Expected results come from the campaign's own list of work items
 (:meth:`interphase_dft.campaign.CampaignSpec.results`): an item is missing when no document
 carries its ``work_key``. Nothing here re-derives the campaign's jobs. The other notes flag
-results that exist but are not (fully) trustworthy: sites or NEB bands that did not
-converge, ML-only barriers and paths without a saddle.
+results that exist but are not (fully) trustworthy: sites that did not converge and every
+hop that is not a certified barrier (its ``saddle`` status: no saddle, not converged, over
+budget with what was reached and how to continue, unrelaxed endpoints, ML-only).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
+from interphase_dft.schemas import NO_SADDLE, OVER_BUDGET, BarrierDoc, BindingEnergyDoc
 
 if TYPE_CHECKING:
     from interphase_dft.campaign import CampaignSpec
@@ -32,8 +33,9 @@ def doc_work_key(doc: Any) -> str | None:
 def missing_results(campaign: CampaignSpec | None, docs: Iterable[Any]) -> list[str]:
     """One line per result work item of ``campaign`` whose key no document in ``docs`` has.
 
-    The line starts with the item's name (``binding:Al:surface``, ``barrier:LiAl|LPSC``) and
-    gives the first 12 characters of its work key (the name of its run directory).
+    The line starts with the item's name (``binding:Al:surface``,
+    ``barrier:LiAl|LPSC:vacancy``, ``bulk_barrier:LiAl``) and gives the first 12 characters
+    of its work key (the name of its run directory).
     """
     if campaign is None:
         return []
@@ -56,8 +58,8 @@ def no_saddle_notes(doc: BarrierDoc) -> list[str]:
         if e.index(max(e)) not in (0, len(e) - 1):
             return []
         return [f"barrier {doc.interface}: the highest image is an endpoint, so the path has no "
-                f"saddle; forward {doc.barrier_forward:.3f} eV and reverse "
-                f"{doc.barrier_reverse:.3f} eV are endpoint energy differences (lower bounds "
+                f"saddle; forward {max(e) - e[0]:.3f} eV and reverse "
+                f"{max(e) - e[-1]:.3f} eV are endpoint energy differences (lower bounds "
                 "of the hop's barriers)"]
     notes = []
     for k, seg in enumerate(doc.segments, 1):
@@ -72,20 +74,39 @@ def no_saddle_notes(doc: BarrierDoc) -> list[str]:
     return notes
 
 
-def quality_notes(binding: Sequence[BindingEnergyDoc], barriers: Sequence[BarrierDoc]) -> list[str]:
-    """Results that exist but are doubtful: unconverged sites or bands, ML-only barriers,
-    paths without a saddle."""
+def status_note(doc: BarrierDoc) -> str | None:
+    """One line for a hop that is not a certified barrier (None for a certified one)."""
+    if doc.certified:
+        return None
+    what = f"{'bulk hop' if doc.phase_a == doc.phase_b else 'barrier'} {doc.interface} " \
+        f"({doc.mechanism})"
+    if doc.saddle == NO_SADDLE:
+        energy = "-" if doc.reaction_energy is None else f"{doc.reaction_energy:+.3f} eV"
+        return (f"{what}: {doc.saddle} ({energy}); a reaction energy, not a barrier: left out "
+                "of the barrier fit")
+    line = f"{what}: {doc.saddle}" + (f" - {doc.saddle_note}" if doc.saddle_note else "")
+    if doc.saddle == OVER_BUDGET:
+        line += ("; to continue, raise budget.max_dft_calls / budget.max_dft_hours in the "
+                 "spec's overrides and submit it again (same work key and run directory)")
+    return line + "; left out of the barrier fit"
+
+
+def quality_notes(binding: Sequence[BindingEnergyDoc], barriers: Sequence[BarrierDoc],
+                  bulk: Sequence[BarrierDoc] = ()) -> list[str]:
+    """Results that exist but are doubtful: unconverged sites, hops that are not certified
+    barriers, ML-only barriers."""
     notes: list[str] = []
     for d in binding:
         bad = [s.label for s in d.sites if not s.converged]
         if bad:
             notes.append(f"binding energy of {d.phase} ({d.mode}): sites not converged: "
                          + ", ".join(bad))
-    for d in barriers:
-        if not d.converged:
-            notes.append(f"barrier {d.interface}: NEB not converged (fmax {d.fmax_final:.3f} "
-                         "eV/A); shown but not used in the fit")
+    for d in [*barriers, *bulk]:
+        note = status_note(d)
+        if note:
+            notes.append(note)
         if d.stage == "ml":
             notes.append(f"barrier {d.interface}: ML-only result, no DFT barrier yet")
-        notes += no_saddle_notes(d)
+        if d.saddle == NO_SADDLE and d.segments:  # which hop of a joined path has none
+            notes += no_saddle_notes(d)
     return notes

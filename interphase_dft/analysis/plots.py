@@ -93,8 +93,8 @@ def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None) -> 
     sx, sy = doc.spline.get("x", []), doc.spline.get("y", [])
     if len(sx) and len(sx) == len(sy):
         ax.plot(sx, sy, "-", color="tab:blue", lw=1.5, label="spline")
-    marker_face = "tab:blue" if doc.converged else "none"
-    if len(xi) == len(ei) and len(ei):
+    marker_face = "tab:blue" if doc.certified else "none"
+    if len(xi) == len(ei) and len(ei) and doc.barrier_forward is not None:
         ax.plot(xi, ei, "o", color="tab:blue", mfc=marker_face, ms=7, label="images")
         # the barrier is the energetic span: from the lowest point before the highest rise
         low, top = span_points(ei) if doc.segments else (0, int(np.argmax(ei)))
@@ -109,12 +109,18 @@ def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None) -> 
         ax.text(x_top, e_low + 0.5 * doc.barrier_forward,
                 f"  $E_a$ = {doc.barrier_forward:.3f} eV\n  reverse {doc.barrier_reverse:.3f} eV",
                 color="tab:red", va="center", fontsize=9)
+    elif len(xi) == len(ei) and len(ei):  # no certified barrier: the profile only
+        ax.plot(xi, ei, "o", color="tab:blue", mfc=marker_face, ms=7, label="images")
+        if doc.reaction_energy is not None:
+            ax.plot([], [], " ", label=f"reaction energy {doc.reaction_energy:.3f} eV")
     if doc.ml_barrier is not None:
         ax.plot([], [], " ", label=f"ML barrier {doc.ml_barrier:.3f} eV (not DFT)")
     stage = STAGE_NAMES.get(doc.stage, doc.stage)
-    status = "" if doc.converged else f" - NOT CONVERGED (fmax {doc.fmax_final:.3f} eV/A)"
-    ax.set_title(f"{doc.interface}  [{stage}]{status}", fontsize=10,
-                 color="k" if doc.converged else "tab:red")
+    status = "" if doc.certified else f" - {doc.saddle.upper()}"
+    if not doc.converged and doc.fmax_final is not None:
+        status += f" - NOT CONVERGED (fmax {doc.fmax_final:.3f} eV/A)"
+    ax.set_title(f"{doc.interface} {doc.mechanism} [{stage}]{status}", fontsize=9,
+                 color="k" if doc.certified else "tab:red")
     ax.set_xlabel("reaction coordinate (Angstrom)")
     ax.set_ylabel("energy relative to initial state (eV)")
     ax.legend(fontsize=8, loc="best")
@@ -135,6 +141,7 @@ def plot_correlation(
     """
     fig = Figure(figsize=(5.8, 4.4))
     ax = fig.subplots()
+    points = [p for p in points if p.barrier is not None]  # certified barriers only
     used = [p for p in points if p.used]
     unused = [p for p in points if not p.used]
     if result.band is not None and result.pearson_r is not None:

@@ -30,11 +30,13 @@ from interphase_dft.analysis.descriptor import (
     MODE_RULE,
     SELECTION_RULE,
     DescriptorPair,
+    barrier_label,
     consistency_check,
     descriptor_pairs,
     load_docs,
     select_barriers,
     select_binding,
+    select_bulk,
 )
 from interphase_dft.analysis.missing import missing_results, quality_notes
 from interphase_dft.analysis.sections import Figures, ReportContent, render
@@ -99,6 +101,7 @@ def write_report(
     loaded = load_docs(docs)
     sel = select_binding(loaded.binding, preset)
     chosen_b, superseded_b = select_barriers(loaded.barriers, preset)
+    bulk = select_bulk(loaded.bulk, preset)
     binding_docs = list(sel.chosen.values())
     barrier_docs = list(chosen_b.values())
     pairs = descriptor_pairs(sel)
@@ -106,7 +109,7 @@ def write_report(
     corr = correlate_points(points, n_boot=n_boot, seed=seed)
 
     gaps = [*missing_results(campaign, docs), *loaded.invalid,
-            *quality_notes(binding_docs, barrier_docs), *unmatched]
+            *quality_notes(binding_docs, barrier_docs, list(bulk.values())), *unmatched]
     if sel.other_preset:
         gaps.append(f"{len(sel.other_preset)} binding document(s) of other presets ignored "
                     f"(report restricted to preset {preset!r})")
@@ -117,8 +120,9 @@ def write_report(
         n_superseded_barriers=len(superseded_b), binding=binding_docs, barriers=barrier_docs,
         pairs=pairs, issues=consistency_check(binding_docs), correlation=corr,
         correlation_rows=_correlation_rows(corr), gaps=gaps, figure_problems=problems,
-        tables=_tables(binding_docs, barrier_docs, pairs, points),
+        tables=_tables(binding_docs, barrier_docs, pairs, points, bulk),
         figures=_draw_figures(binding_docs, barrier_docs, points, corr, outdir, problems),
+        bulk=list(bulk.values()),
     )
     tb.write_tables(content.tables, tabdir)
     tb.write_json(_results(content, points), outdir / "results.json")
@@ -157,8 +161,10 @@ def _draw_figures(
     return Figures(
         binding=rel(_safe_plot(plots.plot_binding_energies, binding, figdir,
                                problems=problems, what="binding energies")),
-        neb={d.interface: rel(_safe_plot(plots.plot_neb_profile, d, figdir, problems=problems,
-                                         what=f"NEB {d.interface}")) for d in barriers},
+        neb={barrier_label(d): rel(_safe_plot(
+            plots.plot_neb_profile, d, figdir,
+            f"neb_{plots.safe_name(d.interface)}_{d.mechanism}", problems=problems,
+            what=f"NEB {barrier_label(d)}")) for d in barriers if len(d.energies) > 1},
         correlation=rel(_safe_plot(plots.plot_correlation, points, corr, figdir,
                                    problems=problems, what="barrier vs |dE|")) if points else [],
     )
@@ -169,16 +175,19 @@ def _tables(
     barriers: list[BarrierDoc],
     pairs: list[DescriptorPair],
     points: list[BarrierPoint],
+    bulk: Mapping[str, BarrierDoc],
 ) -> dict[str, list[tb.Row]]:
     """Every table of the report, by file stem."""
-    docs = [*binding, *barriers]
+    docs = [*binding, *barriers, *bulk.values()]
     return {
         "binding_energies": tb.binding_rows(binding),
         "sites": tb.site_rows(binding),
         "delta_e_pairs": tb.pair_rows(pairs),
         "delta_e_matrix_surface": tb.matrix_rows(pairs, "surface"),
         "delta_e_matrix_bulk": tb.matrix_rows(pairs, "bulk"),
-        "barriers": tb.barrier_rows(barriers, points),
+        "barriers": tb.barrier_rows(barriers, points, bulk),
+        "bulk_barriers": tb.bulk_rows(bulk.values()),
+        "barrier_status": tb.status_rows([*barriers, *bulk.values()]),
         "settings": tb.settings_rows(docs),
         "versions": tb.version_rows(docs),
     }
@@ -199,5 +208,6 @@ def _results(c: ReportContent, points: list[BarrierPoint]) -> dict[str, Any]:
         "correlation": c.correlation.model_dump(), "points": [p.model_dump() for p in points],
         "consistency_issues": [i.message for i in c.issues],
         "missing_or_not_converged": c.gaps, "figure_problems": c.figure_problems, **c.tables,
-        "settings_full": {tb._settings_hash(d): d.settings for d in [*c.binding, *c.barriers]},
+        "settings_full": {tb._settings_hash(d): d.settings
+                          for d in [*c.binding, *c.barriers, *c.bulk]},
     }

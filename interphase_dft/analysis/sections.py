@@ -60,6 +60,7 @@ class ReportContent:
     figure_problems: list[str]
     tables: dict[str, list[tb.Row]]
     figures: Figures
+    bulk: list[BarrierDoc] = field(default_factory=list)
 
 
 def render(c: ReportContent) -> Blocks:
@@ -122,18 +123,29 @@ def _descriptor(b: Blocks, c: ReportContent) -> None:
 
 def _barriers(b: Blocks, c: ReportContent) -> None:
     b.h(2, "Migration barriers (climbing-image NEB)")
-    b.p("Barriers in eV; stage 'ml+dft' means an ML surrogate found the path and DFT "
-        "climbing-image NEB refined it; 'dft//ml' means DFT single points on the surrogate's "
-        "converged path (no DFT refinement: fmax_final is the largest DFT force on an "
-        "intermediate image, a measure of how far the path is from the DFT saddle); "
-        "ml_barrier_eV is the surrogate's value and never a DFT result. A path with 'hops' "
-        "> 1 passed through an intermediate minimum: the recipe relaxed it and converged the "
-        "hops separately, and the barriers are the energetic spans of the joined path (the "
-        "highest saddle above the lowest minimum before it).")
+    b.p("A band counts as a barrier only when its highest image is an interior climbing image "
+        "converged at the barrier's level (force <= neb.fmax) between endpoints that are "
+        "minima at that level (force <= relax.fmax): status 'saddle'. Only those fill the "
+        "barrier columns (barrier_forward_eV, barrier_reverse_eV, e_kra_eV = E_saddle - "
+        "(E_initial + E_final)/2) and enter the fit. reaction_energy_eV is given for every "
+        "band: a band whose highest image is an endpoint ('no saddle: reaction energy') "
+        "measures a reaction energy, not a barrier. bulk_barrier_eV is the bulk reference hop "
+        "of the phase the Li leaves (phase A) with the same settings; excess_barrier_eV = "
+        "interface barrier - bulk barrier. Stage 'ml+dft': surrogate path refined by DFT "
+        "climbing-image NEB; 'dft//ml': DFT single points on the surrogate's path (not a DFT "
+        "saddle: its DFT forces decide the status); ml_barrier_eV is the surrogate's value "
+        "and never a DFT result. A path with 'hops' > 1 passed through an intermediate "
+        "minimum; its barriers are the energetic spans of the joined path.")
     b.table(c.tables["barriers"], "no barriers yet")
-    for iface, paths in c.figures.neb.items():
+    b.h(3, "Bulk reference hops")
+    b.table(c.tables["bulk_barriers"], "no bulk reference hops yet")
+    b.h(3, "Hops without a barrier")
+    b.p("Why each of these bands is not a barrier; an over-budget run continues when the spec "
+        "is submitted again with a larger budget in its overrides.")
+    b.table(c.tables["barrier_status"], "every computed hop is a certified barrier")
+    for label, paths in c.figures.neb.items():
         for p in paths[:1]:
-            b.img(p, f"NEB energy profile of {iface}")
+            b.img(p, f"NEB energy profile of {label}")
 
 
 def _correlation(b: Blocks, c: ReportContent) -> None:

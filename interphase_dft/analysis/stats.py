@@ -39,10 +39,10 @@ BarrierChoice = Literal["forward", "max"]
 
 
 class BarrierPoint(BaseModel):
-    """One interface: its barrier (eV) and its descriptor dE (eV)."""
+    """One hop of an interface: its barrier (eV; None when not certified) and dE (eV)."""
 
     interface: str
-    barrier: float
+    barrier: float | None
     barrier_choice: str
     delta_e: float = Field(description="signed dE(A, B) in the interface's order, eV")
     abs_delta_e: float
@@ -51,6 +51,8 @@ class BarrierPoint(BaseModel):
     mode: str
     converged: bool
     stage: str
+    mechanism: str = "unspecified"
+    saddle: str = "saddle"
     used: bool = True
     note: str = ""
 
@@ -101,7 +103,7 @@ def pair_barriers(
     mode
         Force ``'surface'`` or ``'bulk'`` descriptors; ``None`` follows :data:`MODE_RULE`.
     include_unconverged
-        Use non-converged NEB barriers in the fit (they are always listed).
+        Ignored: only certified barriers are fitted (kept for callers).
 
     Returns
     -------
@@ -119,18 +121,16 @@ def pair_barriers(
                 f"{doc.phase_b} in one mode ({MODE_RULE})"
             )
             continue
-        value = (
-            doc.barrier_forward if barrier == "forward"
-            else max(doc.barrier_forward, doc.barrier_reverse)
-        )
+        value = (doc.certified_barrier("forward" if barrier == "forward" else "max")
+                 if doc.certified else None)
         notes = []
-        used = True
-        if not (np.isfinite(value) and np.isfinite(pair.delta_e_atom)):
+        used = doc.certified
+        if not doc.certified:
+            notes.append(f"{doc.saddle}: not a barrier")
+        if value is not None and not (np.isfinite(value) and np.isfinite(pair.delta_e_atom)):
             used, notes = False, [*notes, "barrier or dE is not a finite number"]
         if doc.stage == "ml":
             used, notes = False, [*notes, "ML-only barrier (not a DFT number)"]
-        if not doc.converged and not include_unconverged:
-            used, notes = False, [*notes, "NEB not converged"]
         if not doc.band_continuous:
             used, notes = False, [*notes, "band passes through another minimum (not one hop)"]
         elif doc.segments:
@@ -142,9 +142,29 @@ def pair_barriers(
             interface=doc.interface, barrier=value, barrier_choice=barrier,
             delta_e=pair.delta_e_atom, abs_delta_e=pair.abs_delta_e,
             delta_e_bcc=pair.delta_e_bcc, references_agree=pair.agree, mode=pair.mode,
-            converged=doc.converged, stage=doc.stage, used=used, note="; ".join(notes),
+            converged=doc.converged, stage=doc.stage, mechanism=doc.mechanism,
+            saddle=doc.saddle, used=used, note="; ".join(notes),
         ))
-    return points, unmatched
+    return _fastest_mechanism(points), unmatched
+
+
+def _fastest_mechanism(points: list[BarrierPoint]) -> list[BarrierPoint]:
+    """Of several used points of one interface keep the lowest barrier in the fit."""
+    best: dict[frozenset[str], BarrierPoint] = {}
+    for p in points:
+        key = frozenset(p.interface.split("|"))
+        low = best.get(key)
+        if p.used and p.barrier is not None and (low is None or p.barrier < (low.barrier or 0)):
+            best[key] = p
+    out = []
+    for p in points:
+        keep = best.get(frozenset(p.interface.split("|")))
+        if p.used and keep is not None and keep is not p:
+            p = p.model_copy(update={"used": False, "note": "; ".join(filter(None, [
+                p.note, f"a lower certified barrier of this interface ({keep.mechanism}) is "
+                "used"]))})
+        out.append(p)
+    return out
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

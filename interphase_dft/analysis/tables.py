@@ -14,7 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from interphase_dft.analysis.descriptor import DescriptorPair, doc_preset
+from interphase_dft.analysis.descriptor import (
+    DescriptorPair,
+    barrier_label,
+    doc_preset,
+    excess_barrier,
+)
 from interphase_dft.analysis.stats import BarrierPoint
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc, settings_hash
 
@@ -106,27 +111,65 @@ def dft_force_calls(doc: BarrierDoc) -> int | None:
     return sum(v for k, v in doc.force_calls.items() if not k.endswith("_ml"))
 
 
+def _largest(values: Mapping[str, float]) -> float | None:
+    return max(values.values()) if values else None
+
+
 def barrier_rows(
-    docs: Iterable[BarrierDoc], points: Sequence[BarrierPoint] = ()
+    docs: Iterable[BarrierDoc], points: Sequence[BarrierPoint] = (),
+    bulk: Mapping[str, BarrierDoc] | None = None,
 ) -> list[Row]:
-    """One row per chosen barrier document, with |dE| and fit usage where paired."""
-    by_iface = {p.interface: p for p in points}
+    """One row per chosen barrier document: its status, the barriers (certified only), the
+    reaction energy (every band), the bulk barrier of the phase the Li leaves and the excess,
+    |dE| and fit usage where paired."""
+    by_hop = {(p.interface, p.mechanism): p for p in points}
+    bulk = bulk or {}
     rows = []
     for d in docs:
-        p = by_iface.get(d.interface)
+        p = by_hop.get((d.interface, d.mechanism))
+        ref = bulk.get(d.phase_a)
         rows.append({
-            "interface": d.interface, "barrier_forward_eV": d.barrier_forward,
-            "barrier_reverse_eV": d.barrier_reverse, "reaction_energy_eV": d.reaction_energy,
-            "converged": d.converged, "fmax_final_eV_A": d.fmax_final, "stage": d.stage,
+            "interface": d.interface, "mechanism": d.mechanism, "saddle": d.saddle,
+            "barrier_forward_eV": d.barrier_forward, "barrier_reverse_eV": d.barrier_reverse,
+            "e_kra_eV": d.e_kra, "reaction_energy_eV": d.reaction_energy,
+            "bulk_barrier_eV": ref.barrier_forward if ref is not None else None,
+            "excess_barrier_eV": excess_barrier(d, bulk),
+            "hop_distance_A": d.hop_distance, "endpoint_fmax_eV_A": _largest(d.endpoint_fmax),
+            "saddle_fmax_eV_A": d.saddle_fmax, "stage": d.stage,
             "dft_force_calls": dft_force_calls(d), "spin": _spin_text(d),
-            "hops": max(1, len(d.segments)),
-            "ml_barrier_eV": d.ml_barrier,
+            "hops": max(1, len(d.segments)), "ml_barrier_eV": d.ml_barrier,
             "dE_eV": p.delta_e if p else None, "abs_dE_eV": p.abs_delta_e if p else None,
             "used_in_fit": p.used if p else False,
             "note": p.note if p else "no descriptor (binding energies missing)",
             "preset": doc_preset(d) or "-", "settings_hash": _settings_hash(d),
         })
     return rows
+
+
+def bulk_rows(docs: Iterable[BarrierDoc]) -> list[Row]:
+    """One row per bulk reference hop: status, barrier (certified only), cell."""
+    return [
+        {
+            "phase": d.phase_a, "mechanism": d.mechanism, "saddle": d.saddle,
+            "barrier_eV": d.barrier_forward, "e_kra_eV": d.e_kra,
+            "reaction_energy_eV": d.reaction_energy, "hop_distance_A": d.hop_distance,
+            "n_atoms": d.interface_meta.get("n_atoms"),
+            "endpoint_fmax_eV_A": _largest(d.endpoint_fmax),
+            "saddle_fmax_eV_A": d.saddle_fmax, "stage": d.stage,
+            "dft_force_calls": dft_force_calls(d), "preset": doc_preset(d) or "-",
+        }
+        for d in sorted(docs, key=lambda d: d.phase_a)
+    ]
+
+
+def status_rows(docs: Iterable[BarrierDoc]) -> list[Row]:
+    """Hops without a barrier: their status, why, and the budget used."""
+    return [
+        {"hop": barrier_label(d), "saddle": d.saddle, "why": d.saddle_note,
+         "dft_calls": d.budget.get("dft_calls"), "max_dft_calls": d.budget.get("max_dft_calls"),
+         "dft_hours": d.budget.get("dft_hours")}
+        for d in docs if not d.certified
+    ]
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -112,11 +112,21 @@ def _working_band(images: list[Atoms], ckpt: Checkpoint, calc_factory: CalcFacto
     return band, guards
 
 
+def _band_residual(forces: Any = None, positions: Any = None) -> float:
+    """Largest atom force of a band's NEB force vector, eV/Angstrom (climbing image included)."""
+    return float(np.linalg.norm(np.asarray(forces).reshape(-1, 3), axis=1).max())
+
+
 def _optimizer(neb: Any, settings: NEBSettings, opt_path: Path) -> Any:
     if settings.optimizer == "ode":
         from ase.mep.neb import NEBOptimizer
 
-        return NEBOptimizer(neb, method="ode", logfile=None)
+        opt = NEBOptimizer(neb, method="ode", logfile=None)
+        # ASE's NEB residual leaves out the climbing image, so its ODE solver can stop with an
+        # unconverged climbing image; converge on every image's force instead
+        opt.get_residual = lambda F=None, X=None: (
+            neb.get_residual() if F is None else _band_residual(F))
+        return opt
     from ase import optimize
 
     return getattr(optimize, settings.optimizer)(neb, restart=str(opt_path), logfile=None)
@@ -197,16 +207,17 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
 
     opt.attach(observe, interval=1)
     remaining = settings.steps - ckpt.steps
-    converged = False
     if remaining > 0:
         # the ODE optimizer evaluates the band before its first callback: make sure step 0
         # is checkpointed even if the first step fails
         neb.get_forces()
         observe()
-        converged = bool(opt.run(fmax=fmax, steps=remaining))
+        opt.run(fmax=fmax, steps=remaining)
     observe()
     result = current(steps=ckpt.steps)
-    result.converged = converged or result.fmax <= fmax
+    # every image, the climbing image included, at or below fmax (the optimizer's own flag
+    # is not enough: see _optimizer)
+    result.converged = result.fmax <= fmax
     result.resumed = resumed
     if not result.converged:
         result.warnings.append(f"neb {label}: not converged after {result.steps} steps "

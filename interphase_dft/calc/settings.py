@@ -139,6 +139,25 @@ class NEBSettings(_Frozen):
         return self
 
 
+class BudgetSettings(_Frozen):
+    """Cost ceilings of one barrier work item. Not physics: they are left out of the work key
+    and of the settings hash (:meth:`CalcSettings.physics`), so a rerun with a larger budget
+    continues the same work from its checkpoints.
+
+    Counted over all restarts of the work item (``budget.json`` in its work directory): the
+    calls of the reported level (DFT; not the surrogate) for endpoints, path checks and NEB
+    bands. A call is refused when a ceiling is reached; a call that starts below the ceiling
+    finishes. The run then ends with the status ``'not certified: over budget'``.
+    """
+
+    max_dft_calls: int | None = Field(
+        None, ge=1, description="DFT force calls (one SCF with forces each) of one barrier, "
+        "summed over restarts; None = no ceiling")
+    max_dft_hours: float | None = Field(
+        None, gt=0, description="wall-clock hours spent in DFT calls of one barrier, summed "
+        "over restarts; None = no ceiling")
+
+
 class MLSettings(_Frozen):
     model: Literal["chgnet"] = "chgnet"
     device: str = "cpu"
@@ -212,6 +231,15 @@ class CalcSettings(_Frozen):
     ml: MLSettings = MLSettings()
     structure: StructureSettings = StructureSettings()
     binding: BindingSettings = BindingSettings()
+    budget: BudgetSettings = BudgetSettings()
+
+    def physics(self) -> dict[str, Any]:
+        """The settings that change results (JSON-safe): everything except ``COST_FIELDS``.
+
+        Work keys and document settings hashes are computed from this dict, so the cost
+        ceilings (``budget``) never change which work an item is.
+        """
+        return self.model_dump(mode="json", exclude=set(COST_FIELDS))
 
     @property
     def surrogate_geometry(self) -> bool:
@@ -231,6 +259,10 @@ class CalcSettings(_Frozen):
             raise InputError(f"invalid settings override {overrides!r}: {exc}") from exc
 
 
+#: settings groups that bound the cost of a run and never change its result
+COST_FIELDS = ("budget",)
+
+
 def _deep_merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in new.items():
@@ -239,6 +271,12 @@ def _deep_merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+#: laptop wall-time ceiling of one barrier, hours: the 5 planned DFT single points of the
+#: 129-atom LiAl|LPSC migration cell at about 18 min each on one core (the 76-atom Gamma-only
+#: LPSC slab took 312 s serial; cost ~ N^2.3), with a margin
+LAPTOP_BARRIER_HOURS = 2.0
 
 
 def _test() -> CalcSettings:
@@ -256,6 +294,7 @@ def _test() -> CalcSettings:
             interface_migration_max_atoms=120,
         ),
         binding=BindingSettings(max_dft_sites=None),
+        budget=BudgetSettings(max_dft_calls=2000),
     )
 
 
@@ -279,6 +318,10 @@ def _laptop() -> CalcSettings:
             interface_min_thickness=6.0, interface_migration_max_atoms=200,
         ),
         binding=BindingSettings(max_dft_sites=2),
+        # the PBE//CHGNet plan of one barrier: 2 endpoint single points + 3 path checks, and
+        # 7 more when the band is split at an intermediate minimum (1 + 3 + 3): a rejected
+        # surrogate path ends over budget instead of falling back to an unbounded DFT NEB
+        budget=BudgetSettings(max_dft_calls=12, max_dft_hours=LAPTOP_BARRIER_HOURS),
     )
 
 
@@ -298,6 +341,8 @@ def _production() -> CalcSettings:
             interface_migration_vacuum=12.0,
         ),
         binding=BindingSettings(max_dft_sites=None),
+        # 2 relaxations (<= 100 steps each) + a 7-image CI-NEB of <= 250 band evaluations
+        budget=BudgetSettings(max_dft_calls=2000),
     )
 
 

@@ -1,12 +1,19 @@
-"""``interphase-dft binding`` and ``interphase-dft barrier``: one calculation, run locally.
+"""``interphase-dft binding``, ``barrier`` and ``bulk-barrier``: one calculation, run locally.
 
 Examples::
 
     interphase-dft binding LiCl --mode bulk --preset test --workdir runs/licl
     interphase-dft binding Al --preset laptop --set dft.ecut=400 --json al.json
-    interphase-dft barrier LiAl Li2S --preset laptop --json barrier.json
+    interphase-dft barrier LiAl Li2S --mechanism vacancy --preset laptop --json barrier.json
+    interphase-dft bulk-barrier Li2S --preset laptop
 
-Rerunning the same command with the same ``--workdir`` resumes from the checkpoints.
+Rerunning the same command with the same ``--workdir`` resumes from the checkpoints; a
+barrier that ended over budget continues with a larger one, e.g.
+``--set budget.max_dft_calls=40`` (the budget is not part of the work).
+
+Exit status of ``barrier``/``bulk-barrier``: 0 when the band is certified ('saddle') or has
+no saddle (its reaction energy is the result), 1 for bad input (nothing written) and for an
+uncertified band (not converged, unrelaxed endpoints, over budget; the document is written).
 """
 
 from __future__ import annotations
@@ -65,8 +72,16 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("barrier", help="Li migration barrier across the A|B interface")
     p.add_argument("phase_a")
     p.add_argument("phase_b")
+    p.add_argument("--mechanism", default="vacancy",
+                   help="vacancy (Li lattice site of A -> vacant site of B; default) or "
+                   "interstitial (relaxed minima A -> interface -> B)")
     _common(p)
     p.set_defaults(func=run_barrier)
+
+    p = subparsers.add_parser("bulk-barrier", help="bulk reference Li hop of one phase")
+    p.add_argument("phase")
+    _common(p)
+    p.set_defaults(func=run_bulk_barrier)
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -114,14 +129,42 @@ def run_binding(args: argparse.Namespace) -> int:
 def run_barrier(args: argparse.Namespace) -> int:
     from interphase_dft.phases import resolve_phase
     from interphase_dft.recipes.barrier import migration_barrier
+    from interphase_dft.recipes.hop_setup import check_mechanism
 
-    _logging(args)
-    settings = _settings(args)
     a, b = resolve_phase(args.phase_a), resolve_phase(args.phase_b)
-    workdir = args.workdir or Path("runs") / f"barrier-{a}-{b}-{settings.preset}"
-    doc = migration_barrier(a, b, settings, workdir=workdir)
+    check_mechanism(a, b, args.mechanism)  # bad input: InputError before anything is written
+    settings = _settings(args)
+    _logging(args)
+    workdir = args.workdir or Path("runs") / f"barrier-{a}-{b}-{args.mechanism}-{settings.preset}"
+    doc = migration_barrier(a, b, settings, workdir=workdir, mechanism=args.mechanism)
     _emit(doc, args.json_file, format_barrier(doc))
-    return 0
+    return _barrier_status(doc)
+
+
+def run_bulk_barrier(args: argparse.Namespace) -> int:
+    from interphase_dft.phases import resolve_phase
+    from interphase_dft.recipes.barrier import bulk_reference_barrier
+
+    phase = resolve_phase(args.phase)
+    settings = _settings(args)
+    _logging(args)
+    workdir = args.workdir or Path("runs") / f"bulk-barrier-{phase}-{settings.preset}"
+    doc = bulk_reference_barrier(phase, settings, workdir=workdir)
+    _emit(doc, args.json_file, format_barrier(doc))
+    return _barrier_status(doc)
+
+
+def _barrier_status(doc: Any) -> int:
+    """0 for a certified band or a reaction energy, 1 (with the reason on stderr) else."""
+    import sys
+
+    from interphase_dft.schemas import NO_SADDLE, SADDLE
+
+    if doc.saddle in (SADDLE, NO_SADDLE):
+        return 0
+    print(f"interphase-dft: no barrier reported for {doc.interface} ({doc.mechanism}): "
+          f"{doc.saddle}; {doc.saddle_note}", file=sys.stderr)
+    return 1
 
 
 def format_binding(doc: Any) -> str:
@@ -145,16 +188,30 @@ def format_binding(doc: Any) -> str:
     return "\n".join(lines)
 
 
+def _ev(value: float | None, unit: str = "eV") -> str:
+    return "-" if value is None else f"{value:.3f} {unit}"
+
+
 def format_barrier(doc: Any) -> str:
-    """Readable summary of a :class:`BarrierDoc`."""
+    """Readable summary of a :class:`BarrierDoc`: its status first, barriers only when
+    certified."""
     lines = [
-        f"Li migration {doc.interface} (stage {doc.stage}, preset {doc.settings['preset']})",
-        f"  barrier forward {doc.barrier_forward:.3f} eV, reverse {doc.barrier_reverse:.3f} eV, "
-        f"reaction energy {doc.reaction_energy:.3f} eV",
-        f"  converged {doc.converged} (fmax {doc.fmax_final:.3f} eV/A), climbing image "
+        f"Li migration {doc.interface}, mechanism {doc.mechanism} (stage {doc.stage}, preset "
+        f"{doc.settings['preset']})",
+        f"  status: {doc.saddle}" + (f" ({doc.saddle_note})" if doc.saddle_note else ""),
+        f"  barrier forward {_ev(doc.barrier_forward)}, reverse {_ev(doc.barrier_reverse)}, "
+        f"E_KRA {_ev(doc.e_kra)}, reaction energy {_ev(doc.reaction_energy)}",
+        f"  hop {_ev(doc.hop_distance, 'A')}; endpoint forces "
+        + (", ".join(f"{k} {v:.3f}" for k, v in doc.endpoint_fmax.items()) or "-")
+        + f" eV/A; saddle force {_ev(doc.saddle_fmax, 'eV/A')}",
+        f"  converged {doc.converged} (fmax {_ev(doc.fmax_final, 'eV/A')}), climbing image "
         f"{doc.climbing_image}, force calls {doc.force_calls}",
-        "  profile (eV): " + " ".join(f"{e:.3f}" for e in doc.energies),
+        "  profile (eV): " + (" ".join(f"{e:.3f}" for e in doc.energies) or "-"),
     ]
+    if doc.budget:
+        b = doc.budget
+        lines.append(f"  budget: {b.get('dft_calls')} of {b.get('max_dft_calls')} DFT calls, "
+                     f"{b.get('dft_hours')} of {b.get('max_dft_hours')} h")
     if doc.ml_barrier is not None:
         lines.append(f"  ML surrogate barrier {doc.ml_barrier:.3f} eV (not a DFT number)")
     if doc.ml_fallback_reason:

@@ -7,7 +7,10 @@ those settings, whatever the presets of the installed package say by then. Each 
 the stored document if its work key is already in the results store, else calls its recipe in
 the deterministic work directory ``<runs_dir>/<work_key[:12]>`` (a rerun finds the
 calculation's checkpoint there), stores the document under its work key and returns an
-:class:`FWAction` with a small summary. The LaunchPad comes from FireWorks
+:class:`FWAction` with a small summary. A stored document that a larger budget can continue
+(:func:`interphase_dft.schemas.continuable`: a barrier over budget) is not reused: the task
+computes again in the same work directory (continuing from the checkpoints, with the budget
+it carries) and replaces it. The LaunchPad comes from FireWorks
 (``_add_launchpad_and_fw_id`` in the spec); parameters never hold credentials.
 """
 
@@ -30,11 +33,12 @@ from interphase_dft.calc.checkpoint import write_json
 from interphase_dft.campaign import CampaignSpec, WorkItem
 from interphase_dft.errors import InputError
 from interphase_dft.fw.launchpad import lp_session
+from interphase_dft.schemas import continuable
 from interphase_dft.store import ResultStore
 
 COMMON: list[str] = ["settings", "work_key", "runs_dir"]
-SUMMARY = ("kind", "uid", "phase", "interface", "binding_energy_atom", "binding_energy_bcc",
-           "barrier_forward")
+SUMMARY = ("kind", "uid", "phase", "interface", "mechanism", "binding_energy_atom",
+           "binding_energy_bcc", "barrier_forward", "saddle")
 
 
 class WorkTask(FiretaskBase):
@@ -111,10 +115,11 @@ def _run_cached(task: WorkTask, fw_spec: dict[str, Any]) -> FWAction:
     """Return the stored result of the task's work key or compute, store and summarise it."""
     key = task["work_key"]
     launchpad = getattr(task, "launchpad", None)
+    found = None
     if launchpad is not None:
         with lp_session(launchpad) as lp:
             found = ResultStore(lp.db).get(key)
-        if found is not None:
+        if found is not None and not continuable(found):
             return FWAction(stored_data={"work_key": key, "uid": found.get("uid"),
                                          "reused": True})
     doc = _compute(task, fw_spec, task.workdir())
@@ -124,7 +129,11 @@ def _run_cached(task: WorkTask, fw_spec: dict[str, Any]) -> FWAction:
         with lp_session(launchpad) as lp:
             store = ResultStore(lp.db)
             store.ensure_indexes()
-            store.insert(data, meta={"fw_id": getattr(task, "fw_id", None)})
+            meta = {"fw_id": getattr(task, "fw_id", None)}
+            if found is not None:  # the continued run replaces the over-budget document
+                store.replace(data, meta=meta)
+            else:
+                store.insert(data, meta=meta)
     summary = {k: data[k] for k in SUMMARY if k in data}
     return FWAction(stored_data={"work_key": key, "reused": False, **summary})
 
@@ -165,18 +174,47 @@ class BindingEnergyTask(WorkTask):
 
 @explicit_serialize
 class MigrationBarrierTask(WorkTask):
-    """Climbing-image NEB Li migration barrier across the interface ``phase_a|phase_b``."""
+    """Climbing-image NEB Li migration barrier across ``phase_a|phase_b`` by ``mechanism``.
+
+    ``mechanism`` is optional for FireWorks (tasks queued before it existed still load) but
+    required by :meth:`item`: such a task computed the earlier interface model and is
+    refused with the fix (resubmit).
+    """
 
     required_params: ClassVar[list[str]] = ["runs_dir", "phase_a", "phase_b"]
-    optional_params: ClassVar[list[str]] = ["settings", "work_key"]
+    optional_params: ClassVar[list[str]] = ["settings", "work_key", "mechanism"]
     kind: ClassVar[str] = "barrier"
-    params: ClassVar[tuple[str, ...]] = ("phase_a", "phase_b")
+    params: ClassVar[tuple[str, ...]] = ("phase_a", "phase_b", "mechanism")
+
+    def item(self) -> WorkItem:
+        if "mechanism" not in self:
+            raise InputError(f"barrier {self['phase_a']}|{self['phase_b']}: the task carries no "
+                             "mechanism (queued by an older interphase-dft for the earlier "
+                             "interface model); resubmit the campaign: interphase-dft submit "
+                             "SPEC")
+        return super().item()
 
     def recipe(self, workdir: Path) -> Any:
         from interphase_dft.recipes.barrier import migration_barrier
 
-        return migration_barrier(self["phase_a"], self["phase_b"], self.item().settings,
-                                 workdir=workdir)
+        item = self.item()
+        return migration_barrier(self["phase_a"], self["phase_b"], item.settings,
+                                 workdir=workdir, mechanism=item.params["mechanism"])
+
+
+@explicit_serialize
+class BulkBarrierTask(WorkTask):
+    """Bulk reference hop of ``phase`` (vacancy, or interstitial without Li lattice sites)."""
+
+    required_params: ClassVar[list[str]] = ["runs_dir", "phase"]
+    optional_params: ClassVar[list[str]] = ["settings", "work_key"]
+    kind: ClassVar[str] = "bulk_barrier"
+    params: ClassVar[tuple[str, ...]] = ("phase",)
+
+    def recipe(self, workdir: Path) -> Any:
+        from interphase_dft.recipes.barrier import bulk_reference_barrier
+
+        return bulk_reference_barrier(self["phase"], self.item().settings, workdir=workdir)
 
 
 def _seed_references(settings: Any, runs_dir: Path, workdir: Path) -> None:

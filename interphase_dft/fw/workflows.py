@@ -1,9 +1,15 @@
 """Fireworks and workflows from a campaign's work items, and their submission.
 
-Campaign graph: ``prepare`` (Li references) -> binding fireworks and barrier fireworks ->
-``analysis``. Every firework is built from one :class:`interphase_dft.campaign.WorkItem`: its
-task carries the item's full settings, its spec the item's ``work_key``. Work whose key is
+Campaign graph: ``prepare`` (Li references) -> binding, barrier and bulk-barrier fireworks
+-> ``analysis``. Every firework is built from one :class:`interphase_dft.campaign.WorkItem`:
+its task carries the item's full settings, its spec the item's ``work_key``. Work whose key is
 stored or queued is left out, so submitting the same spec twice adds nothing new.
+
+Continuing over-budget work: a barrier stopped by its cost ceiling is stored with the status
+``'not certified: over budget'`` and its firework COMPLETES. Submitting the spec again with a
+larger ``budget`` in its ``overrides`` (the budget is not part of the work key) adds a new
+firework for exactly those items; it runs in the same work directory, continues from the
+checkpoints and replaces the stored document.
 """
 
 from __future__ import annotations
@@ -16,18 +22,20 @@ from fireworks import FiretaskBase, Firework, Workflow
 
 from interphase_dft.campaign import CampaignSpec, WorkItem
 from interphase_dft.fw.launchpad import lp_session
-from interphase_dft.fw.status import queued_work_keys
+from interphase_dft.fw.status import DEAD
 from interphase_dft.fw.tasks import (
     AnalysisTask,
     BindingEnergyTask,
+    BulkBarrierTask,
     MigrationBarrierTask,
     ReferencesTask,
 )
+from interphase_dft.schemas import CONTINUABLE_QUERY
 from interphase_dft.store import ResultStore
 
 TASKS: dict[str, type[FiretaskBase]] = {
     "references": ReferencesTask, "binding": BindingEnergyTask,
-    "barrier": MigrationBarrierTask,
+    "barrier": MigrationBarrierTask, "bulk_barrier": BulkBarrierTask,
 }
 
 
@@ -79,26 +87,50 @@ def campaign_workflow(spec: CampaignSpec, runs_dir: Path, skip: set[str] | None 
 
 @dataclass
 class SubmitReport:
-    """What :func:`submit_campaign` added and left out."""
+    """What :func:`submit_campaign` added and left out (``continued``: over-budget results
+    resubmitted to continue)."""
 
     workflow_ids: list[int]
     n_fireworks: int
     skipped_stored: int
     skipped_queued: int
+    continued: int = 0
+
+
+def _firework_keys(lp: Any) -> tuple[set[str], set[str]]:
+    """Work keys of the fireworks that are active (not COMPLETED, FIZZLED or DEFUSED) and of
+    the COMPLETED ones."""
+    active: set[str] = set()
+    completed: set[str] = set()
+    for d in lp.fireworks.find({"spec.work_key": {"$exists": True},
+                                "state": {"$nin": list(DEAD)}},
+                               {"spec.work_key": True, "state": True}):
+        (completed if d["state"] == "COMPLETED" else active).add(d["spec"]["work_key"])
+    return active, completed
 
 
 def submit_campaign(launchpad: Any, spec: CampaignSpec, runs_dir: Path,
                     report_dir: Path | None = None) -> SubmitReport:
-    """Add the fireworks of ``spec`` whose results are neither stored nor queued."""
+    """Add the fireworks of ``spec`` whose results are neither stored nor queued.
+
+    A stored over-budget result (:data:`interphase_dft.schemas.CONTINUABLE_QUERY`) whose firework is
+    not active counts as neither: it is resubmitted with the settings (and budget) of
+    ``spec`` and continues in the same work directory.
+    """
     with lp_session(launchpad) as lp:
         store = ResultStore(lp.db)
         store.ensure_indexes()
         stored = store.keys()
-        queued = queued_work_keys(lp)
-        wf = campaign_workflow(spec, runs_dir, skip=stored | queued, report_dir=report_dir)
+        open_ = store.keys(where=CONTINUABLE_QUERY)
+        active, completed = _firework_keys(lp)
+        final = stored - open_
+        skip = final | active | (completed - open_)
+        wf = campaign_workflow(spec, runs_dir, skip=skip, report_dir=report_dir)
         mine = {item.work_key for item in spec.results()}
-        n_stored, n_queued = len(mine & stored), len((mine & queued) - stored)
+        n_stored = len(mine & final)
+        n_queued = len((mine & (active | completed)) - stored)
+        n_continued = len((mine & open_) - active)
         if wf is None:
-            return SubmitReport([], 0, n_stored, n_queued)
+            return SubmitReport([], 0, n_stored, n_queued, n_continued)
         id_map = lp.add_wf(wf)
-    return SubmitReport(sorted(id_map.values()), len(wf.fws), n_stored, n_queued)
+    return SubmitReport(sorted(id_map.values()), len(wf.fws), n_stored, n_queued, n_continued)

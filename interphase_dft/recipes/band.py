@@ -7,21 +7,29 @@ and does the steps of :func:`interphase_dft.recipes.barrier.neb_barrier`:
    minimum); with a surrogate factory for geometries (PBE//surrogate level) the surrogate
    relaxes it and DFT gives one single point;
 2. :meth:`BandRunner.converge`: IDPP band (:func:`~interphase_dft.recipes.neb_path.idpp_band`),
-   the optional surrogate pre-stage (:func:`surrogate_path`), then the DFT climbing-image NEB
+   the optional surrogate pre-stage
+   (:func:`~interphase_dft.recipes.surrogate_path.surrogate_path`), then the DFT
+   climbing-image NEB
    (:func:`interphase_dft.calc.neb.run_neb`) or, with ``neb.dft_refine`` False and an accepted
    surrogate path, the DFT single points on that path (stage ``'dft//ml'``);
 3. :meth:`BandRunner.split_at_minimum`: a band that passes through another minimum
    (:func:`~interphase_dft.recipes.neb_path.intermediate_minimum`) is split there: the
    minimum is relaxed and the two hops are converged separately and joined; the barriers of
-   a joined path are its energetic spans (:mod:`interphase_dft.span`).
+   a joined path are its energetic spans (:mod:`interphase_dft.span`);
+4. :meth:`BandRunner.converge_path`: a path through given minima (an interstitial path
+   A -> interface -> B) is converged hop by hop (``hop1/``, ``hop2/``, ...) and joined.
 
-Work directories of one band (prefix ``''``, ``'seg1_'``, ``'seg2_'`` in the run log):
-``neb/`` (DFT NEB), ``ml-endpoints/``, ``neb-ml/`` and ``ml-check/`` (surrogate pre-stage).
-Energies in eV, lengths in Angstrom.
+Every DFT call is charged to the work item's :class:`~interphase_dft.calc.budget.Ledger`
+(``ledger``; its ``stage`` names the step running), which stops the run at a cost ceiling.
+
+Work directories of one band (prefix ``''``, ``'seg1_'``, ``'seg2_'``, ``'hop1_'`` in the
+run log): ``neb/`` (DFT NEB), ``ml-endpoints/``, ``neb-ml/`` and ``ml-check/`` (surrogate
+pre-stage). Energies in eV, lengths in Angstrom.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +38,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.calc.guard import CalcFactory, min_distance
+from interphase_dft.calc.budget import Ledger
+from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.neb import NEBResult, run_neb
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax, static
@@ -39,19 +48,15 @@ from interphase_dft.recipes.neb_path import (
     idpp_band,
     join_bands,
     max_displacement,
-    path_steps,
     single_point_band,
     with_results,
 )
+from interphase_dft.recipes.surrogate_path import surrogate_path
 
 log = logging.getLogger("interphase_dft.recipes")
 
 #: relaxed endpoints closer than this (largest atom displacement, Angstrom) are one minimum
 SAME_MINIMUM = 0.3
-#: surrogate path rejected when any two atoms come closer than this, Angstrom
-ML_MIN_DISTANCE = 0.7
-#: surrogate path rejected when one image step exceeds this multiple of the mean step
-ML_MAX_STEP_RATIO = 3.0
 #: path stages from the cheapest level to the most complete one (a joined path gets the lowest)
 STAGE_RANK = ("ml", "dft//ml", "ml+dft", "dft")
 
@@ -102,6 +107,8 @@ class BandRunner:
         (see :func:`interphase_dft.recipes.neb_path.idpp_band`).
     label
         Name of the hop in log messages and warnings.
+    ledger
+        Cost ledger charged by ``factory`` (its ``stage`` is set here), or None.
     """
 
     settings: CalcSettings
@@ -111,6 +118,12 @@ class BandRunner:
     path_ml: CalcFactory | None = None
     mic: bool = True
     label: str = "neb"
+    ledger: Ledger | None = None
+
+    def at(self, stage: str) -> None:
+        """Name the stage now running (for the over-budget record)."""
+        if self.ledger is not None:
+            self.ledger.stage = stage
 
     def relax_minimum(self, atoms: Atoms, workdir: Path, *, relax_it: bool,
                       key: str) -> tuple[Atoms, bool]:
@@ -143,26 +156,34 @@ class BandRunner:
 
     def relax_endpoints(self, initial: Atoms, final: Atoms, workdir: Path, *,
                         relax_it: bool) -> tuple[list[Atoms], list[str]]:
-        """Both endpoints relaxed in ``workdir/initial`` and ``workdir/final``.
+        """Both endpoints relaxed in ``workdir/initial`` and ``workdir/final``."""
+        return self.relax_states([initial, final], workdir, relax_it=relax_it)
 
-        Returns the relaxed endpoints and the names of those that did not converge; a pair
-        that relaxed into one minimum (closer than ``SAME_MINIMUM``) gets a warning.
+    def relax_states(self, states: list[Atoms], workdir: Path, *,
+                     relax_it: bool) -> tuple[list[Atoms], list[str]]:
+        """Relax the minima of a path: ``initial/``, ``minimum{k}/`` ..., ``final/``.
+
+        Returns the relaxed minima and the names of those that did not converge; two
+        consecutive minima that relaxed into one (closer than ``SAME_MINIMUM``) get a warning.
         """
+        names = ["initial", *[f"minimum{k}" for k in range(1, len(states) - 1)], "final"]
         ends, unconverged = [], []
         with self.run.stage("endpoints"):
-            for name, atoms in (("initial", initial), ("final", final)):
+            for name, atoms in zip(names, states, strict=True):
+                self.at(f"endpoint {name}")
                 end, ok = self.relax_minimum(atoms, workdir / name, relax_it=relax_it,
                                              key=f"endpoint_{name}")
                 ends.append(end)
                 if not ok:
                     unconverged.append(name)
-        separation = max_displacement(ends[0], ends[1], mic=self.mic)
-        if separation < SAME_MINIMUM:
-            msg = (f"{self.label}: the relaxed endpoints are the same minimum (largest atom "
-                   f"displacement {separation:.2f} A < {SAME_MINIMUM} A); the barrier is "
-                   "meaningless - use sites farther apart (thicker interface layers)")
-            log.warning(msg)
-            self.run.warn(msg)
+        for a, b in itertools.pairwise(ends):
+            separation = max_displacement(a, b, mic=self.mic)
+            if separation < SAME_MINIMUM:
+                msg = (f"{self.label}: the relaxed endpoints are the same minimum (largest atom "
+                       f"displacement {separation:.2f} A < {SAME_MINIMUM} A); the barrier is "
+                       "meaningless - use sites farther apart (thicker interface layers)")
+                log.warning(msg)
+                self.run.warn(msg)
         return ends, unconverged
 
     def converge(self, ends: list[Atoms], workdir: Path, prefix: str = "") -> Band:
@@ -178,6 +199,7 @@ class BandRunner:
         ml_barrier = None
         fallback: str | None = None
         if nset.ml_prestage and settings.engine != "ml":
+            self.at(f"{prefix}ml_neb and DFT path check")
             with self.run.stage(f"{prefix}ml_neb"):
                 sp = surrogate_path(band, settings, workdir, self.factory, self.path_ml)
             self.run.count(f"{prefix}dft_ml_path_check", sp.dft_calls)
@@ -192,6 +214,7 @@ class BandRunner:
             res = single_point_band(band, ml_converged)
             stage = "dft//ml"
         else:
+            self.at(f"{prefix}dft_neb")
             with self.run.stage(f"{prefix}dft_neb"):
                 res = run_neb(band, self.factory, workdir / "neb", nset, label="neb",
                               describe=getattr(self.factory, "description", {}))
@@ -211,6 +234,7 @@ class BandRunner:
         i = int(np.argmin(res.energies[1:-1])) + 1
         guess = res.images[i].copy()
         guess.set_constraint([c.copy() for c in res.images[0].constraints])
+        self.at("intermediate minimum")
         mid, ok = self.relax_minimum(guess, workdir / "intermediate", relax_it=True,
                                      key="intermediate")
         if not ok:
@@ -244,6 +268,26 @@ class BandRunner:
         stage = min((str(sg["stage"]) for sg in segments), key=STAGE_RANK.index)
         return Band(joined, stage, None, fallback, segments)
 
+    def converge_path(self, minima: list[Atoms], workdir: Path) -> Band:
+        """The path through relaxed ``minima`` (>= 3): hop k converged in ``hop{k}/`` and
+        the hops joined; its barriers are the energetic spans of the joined path."""
+        bands = []
+        for k in range(1, len(minima)):
+            bands.append(self.converge([minima[k - 1], minima[k]], workdir / f"hop{k}",
+                                       f"hop{k}_"))
+        joined = bands[0].res
+        segments = [segment_summary(bands[0], 0)]
+        for k, band in enumerate(bands[1:], start=1):
+            first = len(joined.images) - 1
+            mid = minima[k]
+            mid_fmax = float(np.linalg.norm(mid.get_forces(apply_constraint=True), axis=1).max())
+            joined = join_bands(joined, band.res, mid_fmax)
+            segments.append(segment_summary(band, first))
+        fallback = "; ".join(str(sg["ml_fallback_reason"]) for sg in segments
+                             if sg["ml_fallback_reason"]) or None
+        stage = min((str(sg["stage"]) for sg in segments), key=STAGE_RANK.index)
+        return Band(joined, stage, None, fallback, segments)
+
 
 def segment_summary(band: Band, first: int) -> dict[str, Any]:
     """What one hop of a joined path stores (image indices refer to the joined path)."""
@@ -260,90 +304,3 @@ def segment_summary(band: Band, first: int) -> dict[str, Any]:
         "ml_barrier": band.ml_barrier,
         "ml_fallback_reason": band.fallback,
     }
-
-
-@dataclass
-class SurrogatePath:
-    """Outcome of :func:`surrogate_path`.
-
-    Attributes
-    ----------
-    band
-        DFT single points on the surrogate path when accepted, else the input band.
-    ml_barrier
-        Surrogate barrier max(E) - E(initial), eV (None when the surrogate NEB failed).
-    fallback
-        Why the path was rejected; None when accepted.
-    dft_calls
-        DFT force calls of the single points.
-    converged
-        The surrogate NEB converged.
-    """
-
-    band: list[Atoms]
-    ml_barrier: float | None
-    fallback: str | None
-    dft_calls: int = 0
-    converged: bool = False
-
-
-def _band_problem(res: NEBResult) -> str | None:
-    """Why a surrogate band cannot be used (not converged, collapsing, discontinuous) or None."""
-    if not res.converged:
-        return f"surrogate NEB not converged (fmax {res.fmax:.3f} eV/A after {res.steps} steps)"
-    for i, im in enumerate(res.images):
-        if min_distance(im) < ML_MIN_DISTANCE:
-            return f"atoms collapsing in surrogate image {i} (< {ML_MIN_DISTANCE} A)"
-    steps = path_steps(res.images)
-    if max(steps) > ML_MAX_STEP_RATIO * float(np.mean(steps)):
-        return (f"surrogate band discontinuous (largest image step {max(steps):.2f} A > "
-                f"{ML_MAX_STEP_RATIO} x mean {np.mean(steps):.2f} A)")
-    return None
-
-
-def surrogate_path(band: list[Atoms], settings: CalcSettings, workdir: Path,
-                   dft_factory: CalcFactory, ml: Any) -> SurrogatePath:
-    """Converge ``band`` with the surrogate factory ``ml`` and check it with DFT single points.
-
-    The surrogate NEB (climbing image as ``neb.climb``) runs to ``neb.ml_fmax`` in
-    ``workdir/neb-ml`` from surrogate single points of the endpoints (``ml-endpoints/``). The
-    path is rejected when the surrogate NEB fails or does not converge, two atoms come closer
-    than ``ML_MIN_DISTANCE``, one image step exceeds ``ML_MAX_STEP_RATIO`` times the mean, or
-    the DFT barrier on the path (single points in ``ml-check/``) differs from the surrogate
-    barrier by more than ``neb.ml_max_barrier_gap`` eV.
-    """
-    nset = settings.neb
-    ml_ends = []
-    for name, im in (("initial", band[0]), ("final", band[-1])):
-        r = static(im, ml, workdir / "ml-endpoints", label=name)
-        ml_ends.append(with_results(im, r.atoms))
-    ml_start = [ml_ends[0]] + [im.copy() for im in band[1:-1]] + [ml_ends[1]]
-    for im, src in zip(ml_start[1:-1], band[1:-1], strict=True):
-        im.set_constraint([c.copy() for c in src.constraints])
-    try:
-        res = run_neb(ml_start, ml, workdir / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
-                      describe=ml.description)
-    except Exception as exc:  # the surrogate failing must not stop the DFT stage
-        return SurrogatePath(band, None, f"surrogate NEB failed: {exc}")
-    ml_barrier = max(res.energies) - res.energies[0]
-    problem = _band_problem(res)
-    if problem:
-        return SurrogatePath(band, ml_barrier, problem, 0, res.converged)
-    # DFT single points on the surrogate path: they are the first band of the DFT stage
-    checked = [band[0]]
-    calls = 0
-    for i, im in enumerate(res.images[1:-1], start=1):
-        geo = im.copy()
-        geo.set_constraint([c.copy() for c in band[i].constraints])
-        r = static(geo, dft_factory, workdir / "ml-check", label=f"img{i}")
-        calls += r.force_calls
-        checked.append(with_results(geo, r.atoms))
-    checked.append(band[-1])
-    e = [im.get_potential_energy() for im in checked]
-    dft_on_ml = max(e) - e[0]
-    if abs(dft_on_ml - ml_barrier) > nset.ml_max_barrier_gap:
-        return SurrogatePath(band, ml_barrier, (
-            f"DFT barrier on the surrogate path {dft_on_ml:.3f} eV differs from the surrogate "
-            f"barrier {ml_barrier:.3f} eV by more than {nset.ml_max_barrier_gap} eV"), calls,
-            res.converged)
-    return SurrogatePath(checked, ml_barrier, None, calls, res.converged)

@@ -1,0 +1,185 @@
+"""Cost ceilings of one work item: a ledger of DFT calls and hours, and a metered factory.
+
+Rules
+-----
+- One ledger per work directory (``budget.json``: ``dft_calls``, ``dft_seconds``), summed over
+  every restart of the work item, so a rerun continues the count.
+- :class:`MeteredFactory` wraps the factory of the reported level (DFT): each calculator it
+  returns charges one call and its wall time to the ledger per evaluation (energy and forces
+  of one geometry). Surrogate factories are not metered.
+- A call is refused (:class:`BudgetExceeded`) when ``dft_calls >= max_dft_calls`` or
+  ``dft_seconds >= 3600 * max_dft_hours``; a call that starts below the ceilings finishes.
+  Under MPI the decision of rank 0 is broadcast, so every rank stops at the same call.
+- The runners' checkpoints hold every completed step, so a rerun with larger ceilings
+  continues from there (:func:`unfinished_runs` says what was reached).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.parallel import broadcast
+
+from interphase_dft.calc.checkpoint import read_json, write_json
+from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.settings import BudgetSettings
+from interphase_dft.errors import CalculationError
+
+LEDGER = "budget.json"
+
+
+class BudgetExceeded(CalculationError):
+    """A cost ceiling of ``settings.budget`` was reached; ``used`` says how much was spent."""
+
+    def __init__(self, message: str, used: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.used = used
+
+
+@dataclass
+class Ledger:
+    """DFT calls and seconds of one work item against its ceilings (see module rules).
+
+    Attributes
+    ----------
+    path
+        The ledger file (``<workdir>/budget.json``).
+    limits
+        The ceilings.
+    calls, seconds
+        Spent so far, over all restarts.
+    """
+
+    path: Path
+    limits: BudgetSettings
+    calls: int = 0
+    seconds: float = 0.0
+    stage: str = field(default="", compare=False)
+
+    @classmethod
+    def open(cls, workdir: Path | str, limits: BudgetSettings) -> Ledger:
+        """The ledger of ``workdir`` (zero when new)."""
+        path = Path(workdir) / LEDGER
+        data = read_json(path) or {}
+        return cls(path, limits, int(data.get("dft_calls", 0)),
+                   float(data.get("dft_seconds", 0.0)))
+
+    def reason(self) -> str | None:
+        """Which ceiling is reached, or None."""
+        lim = self.limits
+        if lim.max_dft_calls is not None and self.calls >= lim.max_dft_calls:
+            return f"{self.calls} of max_dft_calls={lim.max_dft_calls} DFT calls used"
+        if lim.max_dft_hours is not None and self.seconds >= 3600.0 * lim.max_dft_hours:
+            return (f"{self.seconds / 3600:.2f} h of max_dft_hours={lim.max_dft_hours} h "
+                    "of DFT used")
+        return None
+
+    def check(self) -> None:
+        """Raise :class:`BudgetExceeded` when a ceiling is reached (rank 0 decides)."""
+        reason = broadcast(self.reason(), root=0)
+        if reason is not None:
+            raise BudgetExceeded(
+                f"over budget in stage {self.stage or '?'}: {reason}; continue with a larger "
+                "budget (settings.budget) in the same work directory", self.summary())
+
+    def charge(self, seconds: float) -> None:
+        """Add one call of ``seconds`` wall time and write the ledger."""
+        self.calls += 1
+        self.seconds += float(seconds)
+        write_json(self.path, {"dft_calls": self.calls, "dft_seconds": self.seconds})
+
+    def summary(self) -> dict[str, Any]:
+        """Ceilings and use (``BarrierDoc.budget``)."""
+        return {"max_dft_calls": self.limits.max_dft_calls,
+                "max_dft_hours": self.limits.max_dft_hours, "dft_calls": self.calls,
+                "dft_hours": round(self.seconds / 3600.0, 4)}
+
+
+class MeteredCalculator(Calculator):
+    """Energy and forces of ``inner``, each evaluation checked against and charged to the
+    ledger. ``mixer.calcs`` exposes the inner calculator's parts, so
+    :func:`interphase_dft.calc.spin.total_moment` still finds the GPAW part."""
+
+    implemented_properties = ("energy", "free_energy", "forces", "stress")
+
+    def __init__(self, inner: Calculator, ledger: Ledger) -> None:
+        super().__init__()
+        self.inner = inner
+        self.ledger = ledger
+
+    @property
+    def mixer(self) -> SimpleNamespace:
+        parts = getattr(getattr(self.inner, "mixer", None), "calcs", None) or [self.inner]
+        return SimpleNamespace(calcs=list(parts))
+
+    def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
+                  system_changes: Any = all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self.ledger.check()
+        t0 = time.perf_counter()
+        work = self.atoms.copy()
+        work.calc = self.inner
+        results: dict[str, Any] = {"energy": float(work.get_potential_energy()),
+                                   "forces": work.get_forces()}
+        try:
+            results["free_energy"] = float(work.get_potential_energy(force_consistent=True))
+        except Exception:
+            results["free_energy"] = results["energy"]
+        if "stress" in properties:
+            results["stress"] = work.get_stress()
+        self.ledger.charge(time.perf_counter() - t0)
+        self.results = results
+
+
+@dataclass(frozen=True)
+class MeteredFactory:
+    """``factory(atoms, attempt, label)`` whose calculators charge ``ledger``.
+
+    ``description`` and ``paired()`` are those of the wrapped factory, so checkpoint
+    fingerprints and the spin-collapse fallback are unchanged.
+    """
+
+    inner: CalcFactory
+    ledger: Ledger
+
+    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
+        return MeteredCalculator(self.inner(atoms, attempt=attempt, label=label), self.ledger)
+
+    @property
+    def description(self) -> dict[str, Any]:
+        return dict(getattr(self.inner, "description", {}) or {})
+
+    def paired(self) -> MeteredFactory:
+        """The wrapped factory's spin-paired variant, metered by the same ledger."""
+        return replace(self, inner=self.inner.paired())  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "paired" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+def unfinished_runs(workdir: Path | str) -> dict[str, dict[str, Any]]:
+    """Checkpoint states under ``workdir`` still ``running``: relative path -> kind, steps,
+    fmax (eV/Angstrom) and, for a band, the energies of its last step (eV)."""
+    root = Path(workdir)
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(root.rglob("*.json")):
+        try:
+            state = read_json(path) or {}
+        except ValueError:
+            continue
+        if not isinstance(state, dict) or state.get("status") != "running":
+            continue
+        entry = {"kind": state.get("kind"), "steps": state.get("steps"),
+                 "fmax": state.get("fmax")}
+        if state.get("kind") == "neb":
+            entry["energies"] = state.get("energies")
+        out[str(path.relative_to(root).with_suffix(""))] = entry
+    return out

@@ -1,0 +1,188 @@
+"""The :class:`~interphase_dft.schemas.BarrierDoc` of a finished band, or of a run stopped by
+its cost ceiling.
+
+Barriers are taken from the images (the climbing image is the saddle point): forward =
+max(E) - E(initial), reverse = max(E) - E(final); for a joined path the energetic spans
+(:mod:`interphase_dft.span`). They are stored only when the band is certified
+(:func:`interphase_dft.recipes.saddle.certify` gives ``'saddle'``). The spline is ASE's
+force-curve fit (:func:`ase.utils.forcecurve.fit_images`), stored for plots only. Energies in
+eV relative to the initial state, forces in eV/Angstrom, lengths in Angstrom.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic
+
+from interphase_dft.calc.budget import BudgetExceeded, Ledger, unfinished_runs
+from interphase_dft.calc.runlog import RunLog
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.recipes.band import Band
+from interphase_dft.recipes.neb_path import intermediate_minimum, path_steps
+from interphase_dft.recipes.saddle import certify, e_kra
+from interphase_dft.schemas import SADDLE, BarrierDoc, NEBImageData, StructureData
+from interphase_dft.span import span_barriers
+
+__all__ = ["HopRecord", "barrier_doc", "over_budget_doc"]
+
+log = logging.getLogger("interphase_dft.recipes")
+
+#: interface_meta keys copied into the document's own fields
+_META_FIELDS = {"thickness_a": "thickness_a_A", "thickness_b": "thickness_b_A",
+                "strain": "strain", "strained_side": "strained_side"}
+
+
+@dataclass(frozen=True)
+class HopRecord:
+    """What a barrier document says about the hop besides its band.
+
+    ``work_of_adhesion`` (J/m^2) only when computed at the reported level.
+    """
+
+    phase_a: str
+    phase_b: str
+    mechanism: str
+    interface_meta: dict[str, Any]
+    calculator: dict[str, Any]
+    input_structure: Atoms
+    work_of_adhesion: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The document fields of the hop (interface, phases, mechanism, cell geometry)."""
+        meta = self.interface_meta
+        out: dict[str, Any] = {
+            "interface": f"{self.phase_a}|{self.phase_b}", "phase_a": self.phase_a,
+            "phase_b": self.phase_b, "mechanism": self.mechanism, "interface_meta": meta,
+            "work_of_adhesion": self.work_of_adhesion}
+        out.update({k: meta.get(v) for k, v in _META_FIELDS.items()})
+        return out
+
+
+def _fmax(atoms: Atoms) -> float:
+    """Largest force on ``atoms`` (constraints applied), eV/Angstrom."""
+    return float(np.linalg.norm(atoms.get_forces(apply_constraint=True), axis=1).max())
+
+
+def hop_distance(initial: Atoms, final: Atoms) -> float:
+    """Displacement of the hopping Li (``info['li_index']``, else the atom that moves most)
+    between two endpoints, minimum image along periodic directions, Angstrom."""
+    d = final.positions - initial.positions
+    if initial.pbc.any():
+        d, _ = find_mic(d, initial.cell, initial.pbc)
+    norms = np.linalg.norm(d, axis=1)
+    li = initial.info.get("li_index")
+    return float(norms[int(li)] if li is not None else norms.max())
+
+
+def _profile(res: Any, e: np.ndarray, run: RunLog) -> tuple[list[float], dict[str, list[float]]]:
+    """(path coordinate, spline) of a band; the raw profile when the fit fails."""
+    from ase.utils.forcecurve import fit_images
+
+    try:
+        fit = fit_images(res.images)
+        return ([float(x) for x in fit.path],
+                {"x": [float(x) for x in fit.fit_path],
+                 "y": [float(y) for y in fit.fit_energies]})  # relative to image 0
+    except np.linalg.LinAlgError:  # coinciding images: no cubic fit, keep the raw profile
+        path = [0.0, *np.cumsum(path_steps(res.images)).tolist()]
+        run.warn("force-curve fit failed (coinciding images); raw profile stored")
+        return path, {"x": path, "y": [float(x) for x in e]}
+
+
+def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord, *,
+                ledger: Ledger | None = None, n_minima: int = 2) -> BarrierDoc:
+    """Assemble and certify the :class:`BarrierDoc` of a finished band.
+
+    With ``band.segments`` (a path joined at intermediate minima) the barriers are the
+    energetic spans of the joined path and each hop is certified on its own. The minima of
+    the path are its endpoints and, for a path joined through given minima (``n_minima`` >
+    2), the segment boundaries; their largest forces go to ``endpoint_fmax``.
+    """
+    res = band.res
+    e = np.array(res.energies) - res.energies[0]
+    path, spline = _profile(res, e, run)
+    segments = list(band.segments)
+    bounds = [tuple(sg["images"]) for sg in segments]
+    if segments:
+        jumps = [intermediate_minimum(e[lo:hi + 1]) for lo, hi in bounds]
+        jump = next((j for j in jumps if j), None)
+        forward, reverse = span_barriers(e)
+    else:
+        jump = intermediate_minimum(e)
+        forward, reverse = float(e.max()), float(e.max() - e[-1])
+    if jump:
+        log.warning(jump)
+        run.warn(jump)
+    image_fmax = [_fmax(res.images[0]), *res.image_fmax, _fmax(res.images[-1])]
+    minima = {"initial": image_fmax[0], "final": image_fmax[-1]}
+    if n_minima > 2:
+        for k, (_, hi) in enumerate(bounds[:-1], start=1):
+            minima[f"minimum{k}"] = image_fmax[hi]
+    cert = certify(e, image_fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
+                   endpoint_fmax=minima, segments=bounds, stage=band.stage,
+                   continuous=jump is None)
+    ok = cert.status == SADDLE
+    return BarrierDoc.from_run(
+        settings, run, calculator=hop.calculator, input_structure=hop.input_structure,
+        **hop.fields(), saddle=cert.status, saddle_note=cert.note,
+        images=[NEBImageData(energy=float(im.get_potential_energy()), fmax=fm,
+                             structure=StructureData.from_atoms(im))
+                for im, fm in zip(res.images, image_fmax, strict=True)],
+        energies=[float(x) for x in e], path_coordinate=path, spline=spline,
+        barrier_forward=forward if ok else None, barrier_reverse=reverse if ok else None,
+        reaction_energy=float(e[-1]), e_kra=e_kra(e) if ok else None,
+        hop_distance=hop_distance(res.images[0], res.images[-1]),
+        endpoint_fmax={k: float(v) for k, v in minima.items()},
+        saddle_fmax=cert.saddle_fmax, segments=segments, converged=res.converged,
+        fmax_final=res.fmax, band_continuous=jump is None, climbing_image=res.climbing_image,
+        stage=band.stage, ml_barrier=band.ml_barrier, ml_fallback_reason=band.fallback,
+        budget=ledger.summary() if ledger is not None else {},
+    )
+
+
+def planned_stage(settings: CalcSettings) -> str:
+    """The stage a band of ``settings`` is computed at when nothing is rejected."""
+    if settings.engine == "ml":
+        return "ml"
+    if settings.neb.ml_prestage:
+        return "ml+dft" if settings.neb.dft_refine else "dft//ml"
+    return "dft"
+
+
+def over_budget_doc(exc: BudgetExceeded, ledger: Ledger, settings: CalcSettings, run: RunLog,
+                    hop: HopRecord) -> BarrierDoc:
+    """The document of a run stopped by its cost ceiling: no barrier, what was reached.
+
+    ``budget`` holds the ceilings, the DFT calls and hours used, the stage that was running
+    and every unfinished run (steps, fmax; the last band's energies for a NEB); ``energies``
+    are the last band's (relative to its first image) when a NEB was running.
+    """
+    unfinished = unfinished_runs(ledger.path.parent)
+    bands = [u for u in unfinished.values() if u["kind"] == "neb" and u.get("energies")]
+    energies: list[float] = []
+    fmax = None
+    if bands:
+        last = [float(x) for x in bands[-1]["energies"]]
+        energies = [x - last[0] for x in last]
+        fmax = bands[-1].get("fmax")
+    reached = "; ".join(f"{name}: {u['kind']} {u['steps']} steps, fmax "
+                        f"{u['fmax'] if u['fmax'] is None else round(float(u['fmax']), 3)} eV/A"
+                        for name, u in unfinished.items()) or "no run started"
+    note = (f"stopped in stage {ledger.stage or '?'} after {ledger.calls} DFT calls "
+            f"({ledger.seconds / 3600:.2f} h): {exc}; reached: {reached}")
+    run.warn(note)
+    return BarrierDoc.from_run(
+        settings, run, calculator=hop.calculator, input_structure=hop.input_structure,
+        **hop.fields(), saddle=certify([], [], neb_fmax=0, relax_fmax=0, endpoint_fmax={},
+                                       over_budget=True).status,
+        saddle_note=note, images=[], energies=energies, path_coordinate=[],
+        spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
+        reaction_energy=energies[-1] if energies else None, converged=False,
+        fmax_final=None if fmax is None else float(fmax), stage=planned_stage(settings),
+        budget={**ledger.summary(), "stage": ledger.stage, "unfinished": unfinished},
+    )

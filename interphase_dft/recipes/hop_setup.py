@@ -1,0 +1,240 @@
+"""The minima of a hop's path: an interface hop (vacancy or interstitial) or a bulk reference hop.
+
+Structures come from the builders (:mod:`interphase_dft.builders.migration`,
+:mod:`~interphase_dft.builders.hops`, :mod:`~interphase_dft.builders.interstitial`,
+:mod:`interphase_dft.builders.sites`); energies from the surrogate (registry scan, interstitial
+candidates) only choose geometries. Lengths in Angstrom, energies in eV.
+
+Rules
+-----
+- Mechanisms across A|B: ``vacancy`` (a Li lattice site of A -> a vacant Li lattice site of
+  B; needs Li in both phases) and ``interstitial`` (relaxed minima of A -> the interface ->
+  B). The two phases must differ.
+- Registry of the migration cell: with a surrogate (engine 'ml', ``relax.ml_prerelax`` or
+  ``neb.ml_prestage``) the lowest-energy point of the surrogate registry scan
+  (:func:`interphase_dft.recipes.registry.scan_cell`); without one the geometric contact
+  registry. The choice is cached in ``<workdir>/registry.json``, so a rerun builds the same cell.
+- Interface cells are computed with ``pbc = (T, T, F)``: GPAW then applies the dipole-layer
+  correction along z (:func:`interphase_dft.calc.factory.needs_dipole_correction`).
+- Interstitial candidates are relaxed with the surrogate when there is one (at most
+  ``ML_CANDIDATES`` per region), else at the reported level (at most ``DFT_CANDIDATES``).
+- Bulk reference hop of a phase (:func:`bulk_states`): the smaller of the conventional and the
+  primitive cell repeated to ``structure.bulk_min_length``; with Li a vacancy hop of the
+  nearest Li into the vacancy at the first Li site (``bulk-vacancy``), without Li the
+  largest-clearance interstitial void to its nearest equivalent void (``bulk-interstitial``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atom, Atoms
+
+from interphase_dft.calc.checkpoint import read_json, write_json
+from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.errors import InputError
+
+MECHANISMS = ("vacancy", "interstitial")
+ML_CANDIDATES = 6
+DFT_CANDIDATES = 2
+#: voids within this of the largest clearance are the same kind of site, Angstrom
+SAME_VOID = 0.05
+
+
+@dataclass
+class HopStates:
+    """The minima of a path (same atoms and order; 2 for one hop) and what to record."""
+
+    mechanism: str
+    states: list[Atoms]
+    meta: dict[str, Any] = field(default_factory=dict)
+    work_of_adhesion: float | None = None
+
+
+def has_li(phase: str) -> bool:
+    """True when the bulk of ``phase`` has Li lattice sites."""
+    from interphase_dft.phases import get_bulk
+
+    return "Li" in get_bulk(phase).get_chemical_symbols()
+
+
+def check_mechanism(phase_a: str, phase_b: str, mechanism: str) -> None:
+    """Raise :class:`InputError` naming the fix for an impossible interface hop."""
+    if mechanism not in MECHANISMS:
+        raise InputError(f"unknown mechanism {mechanism!r}; use {' or '.join(MECHANISMS)}")
+    if phase_a == phase_b:
+        raise InputError(f"barrier {phase_a}|{phase_b} needs two different phases (the bulk "
+                         "hop of one phase is its bulk reference hop, computed automatically)")
+    if mechanism == "vacancy":
+        for name in (phase_a, phase_b):
+            if not has_li(name):
+                raise InputError(f"{name} has no Li lattice sites, so {phase_a}|{phase_b} has "
+                                 "no vacancy crossing: use mechanism interstitial")
+
+
+def registry_cell(phase_a: str, phase_b: str, settings: CalcSettings, workdir: Path,
+                  surrogate: CalcFactory | None) -> tuple[Any, dict[str, Any]]:
+    """The migration cell at its registry (module rules) and the registry record."""
+    from interphase_dft.builders.migration import migration_cell_for, set_registry
+    from interphase_dft.recipes.registry import scan_cell
+
+    cell = migration_cell_for(phase_a, phase_b, settings)
+    cache = workdir / "registry.json"
+    stored = read_json(cache)
+    if stored:
+        rule = stored.get("rule", "cached")
+        return set_registry(cell, stored["best_shift"], stored["best_gap_A"], rule=rule), stored
+    if surrogate is None:
+        record = {"level": "geometric", "rule": cell.info["registry_rule"],
+                  "best_shift": list(cell.shift), "best_gap_A": cell.gap}
+    else:
+        st = settings.structure
+        scan = scan_cell(cell, lambda atoms: surrogate(atoms), grid=st.interface_registry_grid,
+                         gap_offsets=st.interface_gap_offsets)
+        cell = scan.cell
+        record = {"level": "surrogate", "rule": cell.info["registry_rule"], **scan.to_dict()}
+    write_json(cache, record)
+    return cell, record
+
+
+def _slab(atoms: Atoms) -> Atoms:
+    out = atoms.copy()
+    out.pbc = (True, True, False)  # vacuum along z: dipole-layer correction in GPAW
+    return out
+
+
+def interface_states(phase_a: str, phase_b: str, settings: CalcSettings, mechanism: str,
+                     workdir: Path, *, surrogate: CalcFactory | None,
+                     relaxer: CalcFactory) -> HopStates:
+    """The minima of the ``mechanism`` hop from A into B (module rules).
+
+    ``relaxer`` relaxes the interstitial candidates when there is no ``surrogate``.
+    """
+    from interphase_dft.builders.hops import vacancy_hop
+
+    check_mechanism(phase_a, phase_b, mechanism)
+    cell, registry = registry_cell(phase_a, phase_b, settings, workdir, surrogate)
+    w_ad = registry.get("work_of_adhesion_J_m2") if settings.engine == "ml" else None
+    if mechanism == "vacancy":
+        hop = vacancy_hop(cell, max_hop=settings.structure.interface_max_hop)
+        meta = {**hop.meta, "registry": registry}
+        return HopStates("vacancy", [_slab(hop.initial), _slab(hop.final)], meta, w_ad)
+    states, meta = _interstitial(cell, settings, workdir, surrogate, relaxer)
+    return HopStates("interstitial", [_slab(s) for s in states],
+                     {**meta, "registry": registry}, w_ad)
+
+
+def _interstitial(cell: Any, settings: CalcSettings, workdir: Path,
+                  surrogate: CalcFactory | None,
+                  relaxer: CalcFactory) -> tuple[list[Atoms], dict[str, Any]]:
+    """Relaxed interstitial minima A -> (interface ->) B and the path record."""
+    from interphase_dft.builders.interstitial import interstitial_candidates
+    from interphase_dft.calc.runners import relax
+    from interphase_dft.recipes.interstitial import interstitial_path
+
+    cands = interstitial_candidates(cell)
+    factory = surrogate or relaxer
+    rs = settings.relax.for_surrogate() if surrogate is not None else settings.relax
+
+    def relax_one(atoms: Atoms) -> tuple[Atoms, float]:
+        slab = _slab(atoms)
+        r = relax(slab, factory, workdir / "candidates" / str(atoms.info["site_label"]), rs,
+                  label="relax")
+        out = r.atoms.copy()
+        out.pbc = atoms.pbc
+        out.calc = r.atoms.calc
+        return out, r.energy
+
+    per_region = ML_CANDIDATES if surrogate is not None else DFT_CANDIDATES
+    path = interstitial_path(cands, relax_one, max_per_region=per_region)
+    states = [hop.initial for hop in path.hops] + [path.hops[-1].final]
+    first = dict(path.hops[0].meta)
+    meta = {**first, "path": path.meta, "candidate_level": "surrogate" if surrogate is not None
+            else "reported level", "hops": [{k: v for k, v in h.meta.items()
+                                             if k.endswith(("_A", "_eV", "_eV_A")) or k in (
+                                                 "region_initial", "region_final", "hop")}
+                                            for h in path.hops]}
+    return states, meta
+
+
+def bulk_cell(phase: str, min_length: float) -> Atoms:
+    """The smaller of the conventional and the primitive cell of ``phase`` repeated to
+    ``min_length`` Angstrom (perpendicular widths)."""
+    import spglib
+
+    from interphase_dft.builders.sites import supercell_for
+    from interphase_dft.phases import get_bulk
+
+    bulk = get_bulk(phase)
+    lattice, frac, numbers = spglib.standardize_cell(
+        (bulk.cell[:], bulk.get_scaled_positions(), bulk.numbers), to_primitive=True,
+        symprec=1e-3)
+    prim = Atoms(numbers=numbers, cell=lattice, scaled_positions=frac, pbc=True)
+    cells = [supercell_for(bulk, min_length), supercell_for(prim, min_length)]
+    best = min(cells, key=len)
+    best.info = {"phase": phase, "supercell": best.info.get("supercell"),
+                 "primitive": best is cells[1]}
+    return best
+
+
+def bulk_states(phase: str, settings: CalcSettings) -> HopStates:
+    """The bulk reference hop of ``phase`` (module rules)."""
+    from interphase_dft.builders.neb import nearest_li_vacancy_hop
+    from interphase_dft.builders.sites import void_points
+    from interphase_dft.recipes.barrier_doc import hop_distance
+
+    cell = bulk_cell(phase, settings.structure.bulk_min_length)
+    meta: dict[str, Any] = {"phase": phase, "n_atoms_host": len(cell),
+                            "supercell": cell.info["supercell"],
+                            "primitive": cell.info["primitive"],
+                            "cell_A": [round(float(x), 4) for x in cell.cell.lengths()]}
+    if has_li(phase):
+        initial, final = nearest_li_vacancy_hop(cell)
+        for atoms in (initial, final):
+            atoms.info["li_index"] = atoms.info["hop_index"]
+        meta.update(rule="nearest Li hops into a vacancy at the first Li site")
+        mechanism = "bulk-vacancy"
+    else:
+        voids = void_points(cell)
+        clearance = [_clearance(cell, p) for p in voids]
+        best = max(clearance)
+        same = [p for p, c in zip(voids, clearance, strict=True) if c >= best - SAME_VOID]
+        if len(same) < 2:
+            raise InputError(f"{phase}: fewer than two equivalent interstitial voids in the "
+                             "bulk cell; raise structure.bulk_min_length")
+        start = same[0]
+        d = [_mic(cell, start, p) for p in same[1:]]
+        end = same[1 + int(np.argmin(d))]
+        initial, final = cell.copy(), cell.copy()
+        initial.append(Atom("Li", start))
+        final.append(Atom("Li", start + _mic_vector(cell, start, end)))
+        for atoms in (initial, final):
+            atoms.info = {**cell.info, "li_index": len(atoms) - 1}
+        meta.update(rule="largest-clearance void to its nearest equivalent void",
+                    clearance_A=round(best, 4))
+        mechanism = "bulk-interstitial"
+    meta.update(mechanism=mechanism, n_atoms=len(initial),
+                hop_distance_A=round(hop_distance(initial, final), 4))
+    return HopStates(mechanism, [initial, final], meta)
+
+
+def _mic_vector(cell: Atoms, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    from ase.geometry import find_mic
+
+    vec, _ = find_mic(np.atleast_2d(q - p), cell.cell, cell.pbc)
+    return vec[0]
+
+
+def _mic(cell: Atoms, p: np.ndarray, q: np.ndarray) -> float:
+    return float(np.linalg.norm(_mic_vector(cell, p, q)))
+
+
+def _clearance(cell: Atoms, point: np.ndarray) -> float:
+    from ase.geometry import get_distances
+
+    _, d = get_distances([point], cell.positions, cell=cell.cell, pbc=cell.pbc)
+    return float(d.min())

@@ -247,6 +247,31 @@ class BindingEnergyDoc(ResultDocBase):
         "method, model, n_sites, n_dft, ml_energies {label: E(host+Li) eV, surrogate only}, "
         "selected, merged {label: kept label}; None = every site got DFT",
     )
+    charge_state: str | None = Field(
+        None, description="charge of the cells: 'neutral' (the Li's electron, or the "
+        "vacancy's hole, stays in the cell); None in documents before issue 15")
+    charge_note: str | None = Field(
+        None, description="which electronic state the neutral cell measures and the "
+        "metal-contact alternative (not computed)")
+    supercell: dict[str, Any] | None = Field(
+        None, description="bulk mode: matrix (rows: supercell vectors in conventional-cell "
+        "units), n_atoms, lengths and perpendicular widths (Angstrom), min_length, rule")
+    vacancy: dict[str, Any] | None = Field(
+        None, description="bulk mode, hosts with Li: Li vacancy formation energy "
+        "E(host - Li) + E_ref(Li) - E(host), eV: formation_energy_atom, "
+        "formation_energy_bcc (lowest vacancy), lowest, sites [per vacancy], screening")
+    coexistence: dict[str, Any] | None = Field(
+        None, description="bulk mode of Al: Li chemical potential at Al/LiAl coexistence "
+        "mu_li = E(LiAl) - E(Al) - E(Li bcc) per Li, eV; voltage = -mu_li/e, V vs Li/Li+")
+    coverage: dict[str, Any] | None = Field(
+        None, description="surface mode: li_per_cell (1), area_per_li and min_area_per_li, "
+        "Angstrom^2, repeat")
+    termination: dict[str, Any] | None = Field(
+        None, description="surface mode: rule, chosen, candidates [miller, shift, "
+        "termination, surface_energy eV/A^2 and J/m^2, kind], bulk energy per atom")
+    slab_convergence: dict[str, Any] | None = Field(
+        None, description="surface mode: layers, n_atoms, thickness (A), "
+        "binding_energy_bcc (eV) per thickness, delta, tol, converged, stop_reason")
 
 
 class NEBImageData(BaseModel):

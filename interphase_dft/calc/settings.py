@@ -170,13 +170,29 @@ class StructureSettings(_Frozen):
     slab_vacuum: float = Field(7.5, gt=0, description="vacuum on each side, Angstrom")
     slab_fixed_layers: int = Field(2, ge=0)
     slab_min_area: float = Field(
-        0.0, ge=0,
+        60.0, ge=0,
         description="surface cells are repeated in plane to at least this area, Angstrom^2 "
-        "(sets the Li coverage: one Li per cell)",
+        "(sets the Li coverage: one Li per cell, the same bound for every phase)",
     )
+    slab_max_layers: int = Field(
+        8, ge=2, description="slab thickness convergence: thickest slab tried, d_hkl units "
+        "(from slab_layers in steps of slab_layers_step)")
+    slab_layers_step: int = Field(
+        1, ge=1, description="slab thickness convergence: d_hkl units added per step")
+    slab_max_atoms: int = Field(
+        400, gt=0, description="slab thickness convergence: a thicker slab (repeated to "
+        "slab_min_area) with more atoms is not computed (the first thickness always is)")
+    slab_convergence_tol: float = Field(
+        0.05, gt=0, description="slab thickness convergence: converged when the lowest "
+        "site's E_b changes by less than this between consecutive thicknesses, eV")
+    surface_energy_candidates: int = Field(
+        3, ge=1, description="terminations, first in the structural ranking, that get a DFT "
+        "surface energy; the adsorption slab is the one with the lowest")
     bulk_min_length: float = Field(
-        6.0, gt=0, description="minimum supercell edge for bulk interstitials, Angstrom"
-    )
+        10.0, gt=0, description="bulk supercells: smallest perpendicular width, Angstrom")
+    bulk_supercell: Literal["compact", "diagonal"] = Field(
+        "compact", description="bulk supercells: 'compact' = fewest atoms over all "
+        "supercell lattices, 'diagonal' = repeats of the conventional cell")
     interface_max_strain: float = Field(0.05, gt=0, lt=0.5)
     interface_max_atoms: int = Field(120, gt=0)
     interface_layers: int = Field(2, ge=1, description="layers of each phase in interfaces")
@@ -217,6 +233,11 @@ class BindingSettings(_Frozen):
         True,
         description="rank sites with the ML surrogate when max_dft_sites cuts the list; "
         "False with max_dft_sites set is an error (no blind truncation)",
+    )
+    max_dft_vacancies: int | None = Field(
+        None, ge=1,
+        description="bulk mode: DFT for at most this many symmetry-distinct Li vacancies, "
+        "chosen by surrogate energy (screen_with_ml); None = every one gets DFT",
     )
 
 
@@ -290,6 +311,7 @@ def _test() -> CalcSettings:
         neb=NEBSettings(n_images=3, fmax=0.1, steps=60, ml_prestage=False),
         structure=StructureSettings(
             slab_layers=2, slab_vacuum=4.0, slab_fixed_layers=1, bulk_min_length=3.0,
+            slab_max_layers=3, slab_max_atoms=60, surface_energy_candidates=2,
             interface_max_atoms=40, interface_layers=1, interface_min_thickness=3.0,
             interface_migration_max_atoms=120,
         ),
@@ -313,11 +335,12 @@ def _laptop() -> CalcSettings:
                             dft_relax=False),
         neb=NEBSettings(n_images=3, fmax=0.05, steps=100, dft_refine=False),
         structure=StructureSettings(
-            slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=25.0,
-            bulk_min_length=6.0, interface_max_atoms=80, interface_layers=1,
+            slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=60.0,
+            slab_max_layers=5, slab_max_atoms=160, surface_energy_candidates=2,
+            bulk_min_length=8.0, interface_max_atoms=80, interface_layers=1,
             interface_min_thickness=6.0, interface_migration_max_atoms=200,
         ),
-        binding=BindingSettings(max_dft_sites=2),
+        binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1),
         # the PBE//CHGNet plan of one barrier: 2 endpoint single points + 3 path checks, and
         # 7 more when the band is split at an intermediate minimum (1 + 3 + 3): a rejected
         # surrogate path ends over budget instead of falling back to an unbounded DFT NEB
@@ -336,6 +359,7 @@ def _production() -> CalcSettings:
         neb=NEBSettings(n_images=7, fmax=0.05, steps=500),
         structure=StructureSettings(
             slab_layers=6, slab_vacuum=8.0, slab_fixed_layers=2, slab_min_area=60.0,
+            slab_max_layers=10, slab_max_atoms=600, surface_energy_candidates=4,
             bulk_min_length=10.0, interface_max_atoms=400, interface_layers=3,
             interface_min_thickness=10.0, interface_migration_max_atoms=600,
             interface_migration_vacuum=12.0,

@@ -202,32 +202,6 @@ def test_endpoints_reject_bad_parameters(thin_interface):
             interface_endpoints(thin_interface, **kw)
 
 
-def test_migration_barrier_builds_endpoints_on_both_sides(monkeypatch, tmp_path):
-    """migration_barrier's own call of interface_endpoints (test preset), DFT stubbed out."""
-    from interphase_dft.calc.settings import preset
-    from interphase_dft.recipes import barrier
-
-    seen = {}
-
-    def fake_neb_barrier(initial, final, settings, workdir, options=None, **kw):
-        seen.update(initial=initial, final=final, options=options, **kw)
-        return "stub"
-
-    monkeypatch.setattr(barrier, "neb_barrier", fake_neb_barrier)
-    assert barrier.migration_barrier("Al", "LiCl", preset("test"), workdir=tmp_path) == "stub"
-    ini, fin = seen["initial"], seen["final"]
-    assert seen["label"] == "Al|LiCl" and (seen["phase_a"], seen["phase_b"]) == ("Al", "LiCl")
-    assert seen["options"] == barrier.interface_hop_options("Al", "LiCl")
-    assert seen["options"].li_inserted and seen["options"].is_metal
-    assert seen["interface_meta"]["n_atoms"] == len(ini) - 1
-    assert ini.get_chemical_symbols() == fin.get_chemical_symbols() and ini[-1].symbol == "Li"
-    assert np.linalg.norm(_mic(ini, fin.positions[-1] - ini.positions[-1])) >= 2.0
-    side, z = ini.arrays["side"][:-1], ini.positions[:-1, 2]
-    assert z[side == 0].max() + 0.1 >= ini.positions[-1, 2]
-    assert z[side == 1].min() - 0.1 <= fin.positions[-1, 2]
-    assert _fixed(ini) == _fixed(fin)
-
-
 def test_li2s_validation_hop_is_a_nearest_neighbour_vacancy_hop():
     from interphase_dft.builders.neb import LI2S_A_EXP, li2s_vacancy_hop, nearest_li_vacancy_hop
 

@@ -47,3 +47,55 @@ def test_barrier_summary(tmp_path):
                       calc_factory=lambda a, attempt=0, label="": EMT())
     text = format_barrier(doc)
     assert "barrier forward" in text and f"{doc.barrier_forward:.3f}" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["LiAl", "LPSC", "--mechanism", "knockoff"], ["unknown mechanism 'knockoff'",
+                                                       "vacancy or interstitial"]),
+        (["Al", "LiCl"], ["Al has no Li lattice sites", "use mechanism interstitial"]),
+        (["LiCl", "licl", "--mechanism", "interstitial"], ["two different phases"]),
+        (["LiAl", "Unobtainium"], ["Unobtainium"]),
+    ],
+)
+def test_bad_barrier_input_exits_nonzero_and_writes_nothing(tmp_path, capsys, argv, words):
+    out = tmp_path / "out.json"
+    code = main(["barrier", *argv, "--preset", "test", "--workdir", str(tmp_path / "wd"),
+                 "--json", str(out), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    for w in words:
+        assert w in err, err
+    assert not out.exists() and not (tmp_path / "wd").exists()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_barrier_cli_passes_the_mechanism_and_reports_the_status(tmp_path, capsys,
+                                                                  monkeypatch):
+    from interphase_dft.recipes import barrier
+    from tests.test_analysis_factories import make_barrier_doc
+
+    seen = {}
+
+    def fake(a, b, settings, *, workdir, mechanism):
+        seen.update(a=a, b=b, mechanism=mechanism, workdir=workdir)
+        doc = make_barrier_doc(a, b, 0.0, reaction=0.4, mechanism=mechanism)  # monotonic
+        return doc.model_copy(update={"settings": settings.model_dump()})
+
+    monkeypatch.setattr(barrier, "migration_barrier", fake)
+    assert main(["barrier", "LiAl", "LiCl", "--mechanism", "interstitial", "--preset",
+                 "test", "-q"]) == 0  # a reaction energy is a result
+    assert seen["mechanism"] == "interstitial"
+    assert str(seen["workdir"]).endswith("barrier-LiAl-LiCl-interstitial-test")
+    text = capsys.readouterr().out
+    assert "status: no saddle: reaction energy" in text and "barrier forward -" in text
+
+    def unconverged(a, b, settings, *, workdir, mechanism):
+        doc = make_barrier_doc(a, b, 0.4, converged=False, mechanism=mechanism)
+        return doc.model_copy(update={"settings": settings.model_dump()})
+
+    monkeypatch.setattr(barrier, "migration_barrier", unconverged)
+    out = tmp_path / "doc.json"
+    assert main(["barrier", "LiAl", "LiCl", "--preset", "test", "--json", str(out), "-q"]) == 1
+    assert "no barrier reported" in capsys.readouterr().err and out.exists()

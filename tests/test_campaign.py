@@ -73,3 +73,61 @@ def test_work_key_depends_on_inputs_and_settings():
     assert k != work_key("binding", s, phase="Al", mode="surface")
     s2 = s.with_overrides({"dft": {"ecut": 260}})
     assert k != work_key("binding", s2, phase="Al", mode="bulk")
+
+
+MECH = """\
+name: m
+preset: test
+barriers:
+  - {a: LiAl, b: LPSC}
+  - {a: Al, b: LiCl, mechanism: interstitial}
+  - {a: LiAl, b: LiCl, mechanism: vacancy}
+"""
+
+
+def test_barriers_carry_their_mechanism_and_every_phase_gets_a_bulk_hop():
+    spec = parse_spec(MECH)
+    assert [(b.interface, b.mechanism) for b in spec.barriers] == [
+        ("LiAl|LPSC", "vacancy"), ("Al|LiCl", "interstitial"), ("LiAl|LiCl", "vacancy")]
+    names = [w.name for w in spec.results()]
+    assert names == ["barrier:LiAl|LPSC:vacancy", "barrier:Al|LiCl:interstitial",
+                     "barrier:LiAl|LiCl:vacancy", "bulk_barrier:LiAl", "bulk_barrier:LPSC",
+                     "bulk_barrier:Al", "bulk_barrier:LiCl"]  # each phase once
+    first = spec.results()[0]
+    assert first.params == {"phase_a": "LiAl", "phase_b": "LPSC", "mechanism": "vacancy"}
+    # the default mechanism is part of the key: not the key of the earlier interface model
+    s = spec.settings()
+    assert first.work_key == work_key("barrier", s, phase_a="LiAl", phase_b="LPSC",
+                                      mechanism="vacancy")
+    assert first.work_key != work_key("barrier", s, phase_a="LiAl", phase_b="LPSC")
+    again = type(spec).from_dict(spec.to_dict())
+    assert [w.work_key for w in again.work()] == [w.work_key for w in spec.work()]
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("{a: LiAl, b: LPSC, mechanism: knockoff}", ["unknown mechanism", "vacancy"]),
+        ("{a: LiAl, b: LPSC, mechanism: vacancyy}", ["did you mean 'vacancy'"]),
+        ("{a: Al, b: LiCl}", ["Al has no Li lattice sites", "interstitial"]),
+        ("{a: P2S5, b: LiCl, mechanism: vacancy}", ["P2S5 has no Li lattice sites"]),
+        ("{a: LiCl, b: licl}", ["two different phases"]),
+        ("{a: LiAl, b: LPSC, mechanism: [vacancy]}", ["non-empty string"]),
+    ],
+)
+def test_bad_barrier_entries_name_the_line(entry, words):
+    text = f"name: m\npreset: test\nbarriers:\n  - {{a: LiAl, b: LiCl}}\n  - {entry}\n"
+    with pytest.raises(InputError) as err:
+        parse_spec(text, source="spec.yaml")
+    msg = str(err.value)
+    assert "spec.yaml:5:" in msg, msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_a_larger_budget_is_the_same_work():
+    plain = parse_spec(MECH)
+    bigger = parse_spec(MECH.replace("preset: test\n", "preset: test\noverrides: "
+                                     "{budget: {max_dft_calls: 5000}}\n"))
+    assert bigger.settings().budget.max_dft_calls == 5000
+    assert [w.work_key for w in bigger.work()] == [w.work_key for w in plain.work()]

@@ -275,3 +275,100 @@ def test_band_through_an_intermediate_minimum_is_split_into_two_hops(tmp_path, s
     assert any("energetic span" in w for w in doc.warnings)
     assert doc.force_calls["intermediate"] >= 1 and doc.force_calls["seg2_dft_neb"] > 0
     assert BarrierDoc.model_validate_json(doc.model_dump_json()).segments == doc.segments
+
+
+def _captured_path(monkeypatch):
+    """Stub path_barrier: migration_barrier's minima and options without any band."""
+    from interphase_dft.recipes import barrier
+
+    seen = {}
+
+    def fake_path_barrier(states, settings, workdir, options=None, **kw):
+        seen.update(states=states, options=options, **kw)
+        return "stub"
+
+    monkeypatch.setattr(barrier, "path_barrier", fake_path_barrier)
+    return barrier, seen
+
+
+def _fixed(atoms):
+    return sorted(int(i) for c in atoms.constraints if isinstance(c, FixAtoms)
+                  for i in c.get_indices())
+
+
+def test_vacancy_migration_barrier_builds_a_thick_cell_with_a_dipole_correction(monkeypatch,
+                                                                                 tmp_path):
+    barrier, seen = _captured_path(monkeypatch)
+    settings = preset("test")
+    assert barrier.migration_barrier("lial", "LiCl", settings, workdir=tmp_path) == "stub"
+    ini, fin = seen["states"]
+    assert seen["mechanism"] == "vacancy" and (seen["phase_a"], seen["phase_b"]) == ("LiAl",
+                                                                                     "LiCl")
+    assert seen["options"] == barrier.hop_options("LiAl", "LiCl", "vacancy")
+    assert "metal supplies" in seen["options"].charge_note and not seen["options"].li_inserted
+    assert ini.pbc.tolist() == fin.pbc.tolist() == [True, True, False]  # dipole correction
+    from interphase_dft.calc.factory import needs_dipole_correction
+
+    assert needs_dipole_correction(ini)
+    assert ini.get_chemical_symbols() == fin.get_chemical_symbols()
+    li = ini.info["li_index"]
+    moved = np.linalg.norm(fin.positions - ini.positions, axis=1)
+    assert np.flatnonzero(moved > 1e-9).tolist() == [li] and _fixed(ini) == _fixed(fin)
+    meta = seen["interface_meta"]
+    assert meta["thickness_a_A"] >= settings.structure.interface_min_thickness
+    assert meta["thickness_b_A"] >= settings.structure.interface_min_thickness
+    assert meta["registry"]["level"] == "geometric"  # the test preset has no surrogate
+    assert (tmp_path / "registry.json").is_file()
+    again = barrier.migration_barrier("LiAl", "LiCl", settings, workdir=tmp_path)
+    assert again == "stub" and np.allclose(seen["states"][0].positions, ini.positions)
+
+
+def test_interstitial_migration_barrier_joins_relaxed_minima(monkeypatch, tmp_path):
+    """Al has no Li lattice: interstitial minima relaxed with the given (cheap) calculator."""
+    barrier, seen = _captured_path(monkeypatch)
+    settings = preset("test", {"relax": {"steps": 5}})
+
+    class Flat(Calculator):
+        """No forces (every candidate is its own minimum); energy = the Li's clearance."""
+
+        implemented_properties = ("energy", "forces")
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            li = self.atoms.info.get("li_index", len(self.atoms) - 1)
+            d = self.atoms.get_distances(li, range(len(self.atoms) - 1), mic=True)
+            self.results = {"energy": -float(d.min()),
+                            "forces": np.zeros((len(self.atoms), 3))}
+
+    barrier.migration_barrier("Al", "LiCl", settings, workdir=tmp_path,
+                              mechanism="interstitial",
+                              calc_factory=lambda atoms, attempt=0, label="": Flat())
+    states = seen["states"]
+    assert 2 <= len(states) <= 3 and seen["mechanism"] == "interstitial"
+    assert seen["options"].li_inserted
+    meta = seen["interface_meta"]
+    assert meta["path"]["regions"][0] == "A" and meta["path"]["regions"][-1] == "B"
+    assert meta["candidate_level"] == "reported level"
+    assert all(s.get_chemical_symbols() == states[0].get_chemical_symbols() for s in states)
+    assert all(s.pbc.tolist() == [True, True, False] for s in states)
+    with pytest.raises(InputError, match="no Li lattice sites"):
+        barrier.migration_barrier("Al", "LiCl", settings, workdir=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+
+
+def test_bulk_reference_hops():
+    from interphase_dft.builders.sites import supercell_for
+    from interphase_dft.phases import get_bulk
+    from interphase_dft.recipes.hop_setup import bulk_states
+
+    s = preset("laptop")
+    li2s = bulk_states("Li2S", s)
+    host = supercell_for(get_bulk("Li2S"), s.structure.bulk_min_length)
+    assert li2s.mechanism == "bulk-vacancy" and len(li2s.states[0]) <= len(host) - 1
+    assert li2s.states[0].get_chemical_formula() != host.get_chemical_formula()  # vacancy
+    a = get_bulk("Li2S").cell.lengths()[0]
+    assert li2s.meta["hop_distance_A"] == pytest.approx(a / 2, abs=0.01)  # nearest Li-Li
+    al = bulk_states("Al", s)
+    assert al.mechanism == "bulk-interstitial" and al.states[0][-1].symbol == "Li"
+    a = get_bulk("Al").cell.lengths()[0]
+    assert al.meta["hop_distance_A"] == pytest.approx(a / np.sqrt(2), abs=0.02)  # oct-oct

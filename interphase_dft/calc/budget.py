@@ -155,14 +155,18 @@ class MeteredFactory:
     def description(self) -> dict[str, Any]:
         return dict(getattr(self.inner, "description", {}) or {})
 
-    def paired(self) -> MeteredFactory:
-        """The wrapped factory's spin-paired variant, metered by the same ledger."""
-        return replace(self, inner=self.inner.paired())  # type: ignore[attr-defined]
-
     def __getattr__(self, name: str) -> Any:
-        if name == "paired" or name.startswith("__"):
+        inner = self.__dict__.get("inner")
+        if inner is None or name.startswith("__"):
             raise AttributeError(name)
-        return getattr(self.inner, name)
+        if name == "paired":  # the spin-paired variant, metered by the same ledger
+            paired = inner.paired  # AttributeError when the wrapped factory has none
+
+            def metered_paired() -> MeteredFactory:
+                return replace(self, inner=paired())
+
+            return metered_paired
+        return getattr(inner, name)
 
 
 def unfinished_runs(workdir: Path | str) -> dict[str, dict[str, Any]]:

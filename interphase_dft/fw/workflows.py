@@ -8,8 +8,9 @@ stored or queued is left out, so submitting the same spec twice adds nothing new
 Continuing over-budget work: a barrier stopped by its cost ceiling is stored with the status
 ``'not certified: over budget'`` and its firework COMPLETES. Submitting the spec again with a
 larger ``budget`` in its ``overrides`` (the budget is not part of the work key) adds a new
-firework for exactly those items; it runs in the same work directory, continues from the
-checkpoints and replaces the stored document.
+firework for exactly those items whose spent DFT calls and hours the new budget exceeds; it
+runs in the same work directory, continues from the checkpoints and replaces the stored
+document. With a budget that leaves no room the item is left as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from fireworks import FiretaskBase, Firework, Workflow
 
+from interphase_dft.calc.settings import BudgetSettings
 from interphase_dft.campaign import CampaignSpec, WorkItem
 from interphase_dft.fw.launchpad import lp_session
 from interphase_dft.fw.status import DEAD
@@ -109,19 +111,29 @@ def _firework_keys(lp: Any) -> tuple[set[str], set[str]]:
     return active, completed
 
 
+def has_room(budget: BudgetSettings, used: dict[str, Any]) -> bool:
+    """True when ``budget`` allows more than the DFT calls and hours ``used`` (a stored
+    ``BarrierDoc.budget``) spent."""
+    calls, hours = used.get("dft_calls", 0) or 0, used.get("dft_hours", 0.0) or 0.0
+    return ((budget.max_dft_calls is None or budget.max_dft_calls > calls)
+            and (budget.max_dft_hours is None or budget.max_dft_hours > hours))
+
+
 def submit_campaign(launchpad: Any, spec: CampaignSpec, runs_dir: Path,
                     report_dir: Path | None = None) -> SubmitReport:
     """Add the fireworks of ``spec`` whose results are neither stored nor queued.
 
-    A stored over-budget result (:data:`interphase_dft.schemas.CONTINUABLE_QUERY`) whose firework is
-    not active counts as neither: it is resubmitted with the settings (and budget) of
-    ``spec`` and continues in the same work directory.
+    A stored over-budget result (:data:`interphase_dft.schemas.CONTINUABLE_QUERY`) whose
+    firework is not active and for which the budget of ``spec`` has room (:func:`has_room`)
+    counts as neither: it is resubmitted with the settings (and budget) of ``spec`` and
+    continues in the same work directory.
     """
     with lp_session(launchpad) as lp:
         store = ResultStore(lp.db)
         store.ensure_indexes()
         stored = store.keys()
-        open_ = store.keys(where=CONTINUABLE_QUERY)
+        open_ = {k for k in store.keys(where=CONTINUABLE_QUERY)
+                 if has_room(spec.settings().budget, (store.get(k) or {}).get("budget", {}))}
         active, completed = _firework_keys(lp)
         final = stored - open_
         skip = final | active | (completed - open_)

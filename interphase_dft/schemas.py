@@ -225,6 +225,18 @@ class SiteResult(BaseModel):
         "collapsed and the site was recomputed spin-paired (dft.spin_collapse_moment)")
     magnetic_moment: float | None = Field(
         None, description="total magnetic moment of host + Li, mu_B (spin-polarised runs)")
+    reactive: bool | None = Field(
+        None, description="True when the Li broke a host bond or changed a host atom's "
+        "coordination on relaxation (interphase_dft.recipes.reaction.REACTION_RULE): the "
+        "number is a reaction energy, not a binding energy, and the fits leave it out; None = "
+        "not checked")
+    reaction_note: str = Field("", description="the host bonds and coordinations that changed")
+    li_charge: float | None = Field(
+        None, description="Hirshfeld charge of the inserted Li, e (+1 = fully ionised); see "
+        "interphase_dft.calc.charges; None = not computed (li_charge_note says why)")
+    li_charge_note: str = Field("", description="charge method, or why there is no charge")
+    li_magnetic_moment: float | None = Field(
+        None, description="magnetic moment in the Li augmentation sphere, mu_B (GPAW magmoms)")
 
 
 class BindingEnergyDoc(ResultDocBase):

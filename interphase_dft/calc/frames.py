@@ -10,7 +10,8 @@ Backends
 --------
 - :class:`AseDbFrames`: an ASE database (SQLite), e.g. ``<project>/.interphase/frames.db``
   next to the embedded LaunchPad file (which never holds frames); ``ase db frames.db`` and its
-  web view work on it. Key-value pairs: ``settings_hash``, ``elements``, ``work_key``,
+  web view work on it. Key-value pairs: ``settings_hash`` (stored as ``'sha256:<hex>'``),
+  ``elements``, ``work_key`` (``'key:<hex>'``; ASE refuses strings that read as numbers),
   ``frame_key``, ``engine``; ``data``: ``calculator``, ``versions``.
 - :class:`MongoFrames`: the collection ``interphase_frames`` of the LaunchPad's MongoDB;
   arrays are stored compactly as little-endian float64 bytes (a 200-atom frame is about
@@ -49,6 +50,8 @@ log = logging.getLogger("interphase_dft.calc")
 FRAMES_COLLECTION = "interphase_frames"
 #: file name of the ASE database next to the embedded LaunchPad file or in a work directory
 FRAMES_DB = "frames.db"
+#: prefixes of the hashes in the ASE database (its key-value pairs refuse number-like strings)
+SHA, KEY = "sha256:", "key:"
 #: description keys that do not change energies or forces (left out of the settings hash)
 NOT_PHYSICS = ("symmetry",)
 
@@ -145,10 +148,10 @@ class AseDbFrames:
         key = frame.frame_key
         for row in db.select(frame_key=key, limit=1):
             return str(row.id)
-        kvp = {"settings_hash": frame.settings_hash, "elements": frame.elements,
+        kvp = {"settings_hash": SHA + frame.settings_hash, "elements": frame.elements,
                "frame_key": key, "engine": str(frame.calculator.get("engine", ""))}
         if frame.work_key:
-            kvp["work_key"] = frame.work_key
+            kvp["work_key"] = KEY + frame.work_key
         data = {"calculator": frame.calculator, "versions": frame.versions}
         return str(db.write(frame.atoms, key_value_pairs=kvp, data=data))
 
@@ -157,7 +160,7 @@ class AseDbFrames:
         if elements:
             q["elements"] = element_key(elements.replace(",", "-").split("-"))
         if settings_hash:
-            q["settings_hash"] = settings_hash
+            q["settings_hash"] = SHA + settings_hash
         return q
 
     def select(self, elements: str | None = None,
@@ -168,8 +171,11 @@ class AseDbFrames:
         for row in self._db().select(**self._query(elements, settings_hash)):
             atoms = row.toatoms()
             data = row.get("data", {}) or {}
-            out.append(Frame(atoms, row.settings_hash, dict(data.get("calculator", {})),
-                             row.get("work_key"), dict(data.get("versions", {})), str(row.id)))
+            work_key = row.get("work_key")
+            out.append(Frame(atoms, row.settings_hash.removeprefix(SHA),
+                             dict(data.get("calculator", {})),
+                             work_key.removeprefix(KEY) if work_key else None,
+                             dict(data.get("versions", {})), str(row.id)))
         return out
 
     def count(self, elements: str | None = None, settings_hash: str | None = None) -> int:

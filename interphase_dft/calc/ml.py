@@ -72,11 +72,16 @@ class MLFactory:
     on PBE energies without dispersion), for phases whose DFT calculations get D3 (see
     :mod:`interphase_dft.calc.dispersion`), so vdW-bound molecules stay bound in surrogate
     geometries.
+
+    ``weights``: hash of fine-tuned weights in ``_model`` (:mod:`interphase_dft.calc.finetune`),
+    None for the pretrained model; it is part of the description, so checkpoints of a
+    fine-tuned surrogate never match those of another model.
     """
 
     settings: MLSettings
     _model: Any = field(default=None, repr=False)
     d3_xc: str | None = None
+    weights: str | None = None
 
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         if self._model is None:
@@ -88,5 +93,16 @@ class MLFactory:
 
     @property
     def description(self) -> dict[str, Any]:
-        return {"engine": "ml", "model": f"chgnet-{CHGNET_MODEL}", "device": self.settings.device,
+        desc = {"engine": "ml", "model": f"chgnet-{CHGNET_MODEL}",
+                "device": self.settings.device,
                 "dispersion": f"d3({self.d3_xc})" if self.d3_xc else "none"}
+        if self.weights:
+            desc["weights"] = self.weights
+        return desc
+
+    @property
+    def model(self) -> Any:
+        """The CHGNet model (loaded on first use)."""
+        if self._model is None:
+            self._model = load_model(self.settings)
+        return self._model

@@ -1,0 +1,335 @@
+"""Certified saddles at surrogate cost: the active-learning loop of one hop (issue 17, item 1).
+
+:func:`active_learning_band` repeats, in ``workdir/round{k}/``:
+
+1. the surrogate relaxes both endpoints (``initial-ml/``, ``final-ml/``) and converges the
+   climbing-image band to ``neb.ml_fmax`` (``neb-ml/``; round 0 starts from IDPP, later rounds
+   from the previous surrogate band);
+2. reference ("DFT") single points on the images and endpoints, the climbing image first
+   (``ref/``); every one goes to the frame store through the reference factory;
+3. certified when the reference force on the climbing image is <= ``neb.fmax`` (its NEB force
+   has the same norm: the climbing image feels no springs and only the tangential component
+   is inverted), the reference forces on both endpoints are <= ``relax.fmax`` and the
+   reference barrier changed by < ``neb.al_barrier_tol`` since the previous round;
+4. else the pretrained surrogate is fine-tuned (:func:`interphase_dft.calc.finetune.finetune`)
+   on every reference frame of this hop plus the stored frames of the same elements and
+   settings hash, and the next round starts from the current band.
+
+After ``neb.al_max_rounds`` rounds, or when fine-tuning fails (a warning), the band is
+finished by the reference: endpoints whose reference force exceeds ``relax.fmax`` are relaxed
+(``final/initial``, ``final/final``) and a reference CI-NEB runs from the current band
+(``final/neb``; its images' reference single points are reused). Every reference call is
+counted. Energies in eV, forces in eV/Angstrom.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from interphase_dft.calc.finetune import FineTuned, finetune, surrogate_errors
+from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, frame_settings_hash
+from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.ml import MLFactory
+from interphase_dft.calc.neb import run_neb
+from interphase_dft.calc.runners import relax, static
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.recipes.neb_path import idpp_band, with_results
+
+log = logging.getLogger("interphase_dft.recipes")
+
+CERTIFIED = "dft-certified"
+
+
+@dataclass
+class ALResult:
+    """Outcome of :func:`active_learning_band`.
+
+    Attributes
+    ----------
+    stage
+        ``'dft-certified'`` or ``'not certified: <reason>'``.
+    images, energies
+        The final band with reference results (absolute energies, eV).
+    barrier_forward, barrier_reverse, reaction_energy
+        From the reference energies, eV.
+    ci_force, endpoint_forces
+        Largest reference force on the climbing image and on each endpoint, eV/Angstrom.
+    rounds
+        Rounds of the loop run (a final reference CI-NEB counts as one more).
+    reference_calls
+        Reference (DFT) force calls of the hop, endpoints and final CI-NEB included.
+    finetune_seconds
+        Wall time of each fine-tuning, s.
+    errors_before, errors_after
+        Errors of the pretrained and the fine-tuned surrogate on the reference frames of the
+        last round that the fine-tuned surrogate was not trained on
+        (:func:`~interphase_dft.calc.finetune.surrogate_errors`); empty before a fine-tuning.
+    weights_hash, frame_ids
+        SHA-256 of the last fine-tuned weights and the frames they were trained on.
+    fallback
+        Why the reference CI-NEB finished the band (None when the loop certified).
+    """
+
+    stage: str
+    images: list[Atoms]
+    energies: list[float]
+    barrier_forward: float
+    barrier_reverse: float
+    reaction_energy: float
+    ci_force: float
+    endpoint_forces: list[float]
+    rounds: int
+    reference_calls: int
+    finetune_seconds: list[float] = field(default_factory=list)
+    errors_before: dict[str, float] = field(default_factory=dict)
+    errors_after: dict[str, float] = field(default_factory=dict)
+    weights_hash: str | None = None
+    frame_ids: list[str] = field(default_factory=list)
+    fallback: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def certified(self) -> bool:
+        return self.stage == CERTIFIED
+
+
+class HopFrames:
+    """Sink of the hop's reference frames: kept in memory (in order) and passed on to
+    ``store`` (the frame store, or None); a frame not stored gets the id ``'hop:<n>'``."""
+
+    def __init__(self, store: FrameStore | None) -> None:
+        self.store = store
+        self.frames: list[Frame] = []
+
+    def add(self, frame: Frame) -> str:
+        key = frame.frame_key
+        known = next((f for f in self.frames if f.frame_key == key), None)
+        if known is not None and self.store is None:
+            return str(known.id)
+        fid = self.store.add(frame) if self.store is not None else f"hop:{len(self.frames)}"
+        if known is None:
+            self.frames.append(replace(frame, id=fid))
+        return fid
+
+
+def _fmax(atoms: Atoms) -> float:
+    f = atoms.get_forces(apply_constraint=True)
+    return float(np.linalg.norm(f, axis=1).max()) if len(f) else 0.0
+
+
+@dataclass
+class _Loop:
+    """State shared by the steps of one hop (see :func:`active_learning_band`)."""
+
+    settings: CalcSettings
+    reference: RecordingFactory
+    base: MLFactory
+    hop: HopFrames
+    workdir: Path
+    mic: bool
+    tune: Callable[..., FineTuned]
+    calls: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def surrogate_band(self, ends: list[Atoms], band: list[Atoms] | None,
+                       ml: MLFactory, wd: Path) -> tuple[list[Atoms], int]:
+        """Surrogate-relaxed endpoints and climbing band; returns it and the top image."""
+        rs = self.settings.relax.for_surrogate()
+        new_ends = []
+        for name, end in zip(("initial", "final"), ends, strict=True):
+            r = relax(end, ml, wd / f"{name}-ml", rs, label="ml")
+            new_ends.append(with_results(end, r.atoms))
+        if band is None:
+            start = idpp_band(new_ends[0], new_ends[1], self.settings.neb.n_images, mic=self.mic)
+        else:
+            start = [new_ends[0], *[_bare(im) for im in band[1:-1]], new_ends[1]]
+        nset = self.settings.neb
+        res = run_neb(start, ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
+                      climb=True, describe=ml.description)
+        if not res.converged:
+            self.warnings.append(f"{wd.name}: surrogate band not converged "
+                                 f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
+        top = int(np.argmax(res.energies[1:-1])) + 1
+        return [_bare(im) for im in res.images], top
+
+    def reference_points(self, band: list[Atoms], top: int, wd: Path) -> list[Atoms]:
+        """Reference single points: climbing image first, then endpoints, then the rest."""
+        n = len(band)
+        order = [top, 0, n - 1, *[i for i in range(1, n - 1) if i != top]]
+        out: list[Atoms | None] = [None] * n
+        for i in order:
+            r = static(band[i], self.reference, wd / "ref", label=f"img{i}")
+            self.calls += r.force_calls
+            if r.resumed:  # a rerun: the stored single point is a frame of this hop too
+                self.reference.store(r.atoms, r.atoms.calc.results)
+            out[i] = with_results(band[i], r.atoms)
+        return [a for a in out if a is not None]
+
+    def training_frames(self) -> list[Frame]:
+        """This hop's frames plus stored frames of the same elements and settings hash."""
+        frames = list(self.hop.frames)
+        store = self.hop.store
+        if store is not None and frames:
+            seen = {f.id for f in frames}
+            shash = frame_settings_hash(self.reference.description)
+            for f in store.select(elements=frames[0].elements, settings_hash=shash):
+                if f.id not in seen:
+                    frames.append(f)
+                    seen.add(f.id)
+        return frames
+
+    def finish(self, ref_band: list[Atoms], wd: Path) -> tuple[list[Atoms], bool]:
+        """Relax endpoints with too large reference forces, then a reference CI-NEB from
+        ``ref_band`` (its interior reference results are reused)."""
+        ends = []
+        for name, end in (("initial", ref_band[0]), ("final", ref_band[-1])):
+            if _fmax(end) > self.settings.relax.fmax:
+                r = relax(end, self.reference, wd / name, self.settings.relax, label="relax")
+                self.calls += r.force_calls
+                end = with_results(end, r.atoms)
+            ends.append(end)
+        band = [ends[0], *ref_band[1:-1], ends[1]]
+        res = run_neb(band, self.reference, wd / "neb", self.settings.neb, label="neb",
+                      climb=True, describe=self.reference.description)
+        self.calls += res.force_calls
+        self.warnings.extend(res.warnings)
+        return [with_results(im, im) for im in res.images], res.converged
+
+
+def _bare(atoms: Atoms) -> Atoms:
+    out = atoms.copy()
+    out.calc = None
+    out.set_constraint([c.copy() for c in atoms.constraints])
+    return out
+
+
+def _barrier(band: list[Atoms]) -> float:
+    e = [float(im.get_potential_energy()) for im in band]
+    return max(e) - e[0]
+
+
+def _check(settings: CalcSettings, band: list[Atoms], top: int,
+           previous: float | None) -> str | None:
+    """Why ``band`` (reference results) is not yet certified, or None."""
+    ci = _fmax(band[top])
+    ends = [_fmax(band[0]), _fmax(band[-1])]
+    if ci > settings.neb.fmax:
+        return f"reference force on the climbing image {ci:.3f} > neb.fmax {settings.neb.fmax}"
+    if max(ends) > settings.relax.fmax:
+        return f"reference endpoint force {max(ends):.3f} > relax.fmax {settings.relax.fmax}"
+    if previous is None:
+        return "no previous round to compare the barrier with"
+    change = abs(_barrier(band) - previous)
+    if change >= settings.neb.al_barrier_tol:
+        return f"barrier changed by {change:.3f} eV >= neb.al_barrier_tol"
+    return None
+
+
+def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
+                         surrogate: MLFactory, settings: CalcSettings, workdir: Path | str,
+                         *, frames: FrameStore | None = None, work_key: str | None = None,
+                         mic: bool = True,
+                         tune: Callable[..., FineTuned] = finetune) -> ALResult:
+    """Certified reference saddle of the hop ``initial`` -> ``final`` (module docstring).
+
+    Parameters
+    ----------
+    initial, final
+        Endpoint guesses (constraints kept); relaxed here.
+    reference
+        Factory of the reference level (DFT; the frames and the certificate are its).
+    surrogate
+        The pretrained surrogate factory (D3 on top where DFT has it).
+    settings
+        ``neb`` (n_images, fmax, ml_fmax, al_*), ``relax`` (fmax, ml_steps).
+    workdir
+        Checkpoint directory of the hop; a rerun resumes every finished step.
+    frames
+        Frame store: the hop's reference frames go there and stored frames of the same
+        elements and settings hash are used for fine-tuning (None: this hop's frames only).
+    work_key
+        Stored with the frames.
+    mic
+        Interpolate with the minimum-image convention.
+    tune
+        The fine-tuning function (:func:`~interphase_dft.calc.finetune.finetune`).
+    """
+    wd = Path(workdir)
+    nset = settings.neb
+    hop = HopFrames(frames)
+    loop = _Loop(settings, RecordingFactory(reference, hop, work_key), surrogate, hop, wd, mic,
+                 tune)
+    ml, ends, band = surrogate, [initial, final], None
+    tuned: FineTuned | None = None
+    seconds: list[float] = []
+    before: dict[str, float] = {}
+    after: dict[str, float] = {}
+    previous: float | None = None
+    reason: str | None = None
+    fallback: str | None = None
+    rounds = 0
+    for k in range(nset.al_max_rounds):
+        rwd = wd / f"round{k}"
+        rounds = k + 1
+        band, top = loop.surrogate_band(ends, band, ml, rwd)
+        n_old = len(hop.frames)
+        ref_band = loop.reference_points(band, top, rwd)
+        if tuned is not None:  # frames of this round: not in the training set
+            held_out = [f.atoms for f in hop.frames[n_old:]] or ref_band
+            before = surrogate_errors(surrogate, held_out, ref_band[0])
+            after = surrogate_errors(ml, held_out, ref_band[0])
+        reason = _check(settings, ref_band, top, previous)
+        log.info("active learning round %d: reference barrier %.4f eV, %s", k,
+                 _barrier(ref_band), reason or "certified")
+        if reason is None:
+            return _result(CERTIFIED, ref_band, top, rounds, loop, seconds, before, after,
+                           tuned, None)
+        previous = _barrier(ref_band)
+        ends = [ref_band[0], ref_band[-1]]
+        if k == nset.al_max_rounds - 1:
+            fallback = f"not certified after {nset.al_max_rounds} rounds ({reason})"
+            break
+        try:
+            tuned = tune(surrogate.model, loop.training_frames(), epochs=nset.al_epochs,
+                         learning_rate=nset.al_learning_rate)
+        except Exception as exc:
+            fallback = f"fine-tuning failed ({type(exc).__name__}: {exc})"
+            msg = f"active learning: {fallback}; finishing with a reference CI-NEB"
+            log.warning(msg)
+            loop.warnings.append(msg)
+            tuned = None
+            break
+        seconds.append(tuned.seconds)
+        ml = replace(surrogate, _model=tuned.model, weights=tuned.weights_hash)
+    assert band is not None
+    final_band, converged = loop.finish(ref_band, wd / "final")
+    top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1
+    stage = CERTIFIED if converged and _check_ends(settings, final_band) else (
+        f"not certified: reference CI-NEB not converged after {fallback}")
+    return _result(stage, final_band, top, rounds + 1, loop, seconds, before, after, tuned,
+                   fallback)
+
+
+def _check_ends(settings: CalcSettings, band: list[Atoms]) -> bool:
+    return max(_fmax(band[0]), _fmax(band[-1])) <= settings.relax.fmax
+
+
+def _result(stage: str, band: list[Atoms], top: int, rounds: int, loop: _Loop,
+            seconds: list[float], before: dict[str, float], after: dict[str, float],
+            tuned: FineTuned | None, fallback: str | None) -> ALResult:
+    e = [float(im.get_potential_energy()) for im in band]
+    return ALResult(
+        stage=stage, images=band, energies=e, barrier_forward=max(e) - e[0],
+        barrier_reverse=max(e) - e[-1], reaction_energy=e[-1] - e[0],
+        ci_force=_fmax(band[top]), endpoint_forces=[_fmax(band[0]), _fmax(band[-1])],
+        rounds=rounds, reference_calls=loop.calls, finetune_seconds=seconds,
+        errors_before=before, errors_after=after,
+        weights_hash=tuned.weights_hash if tuned else None,
+        frame_ids=list(tuned.frame_ids) if tuned else [], fallback=fallback,
+        warnings=list(loop.warnings))

@@ -1,0 +1,167 @@
+"""Active-learning loop (issue 17, items 1 and 3): EMT stands in for DFT on an Al vacancy hop,
+the real CHGNet surrogate is fine-tuned on its frames."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.mep import NEB
+from ase.mep.neb import NEBOptimizer
+from ase.optimize import BFGS
+
+from interphase_dft.builders.neb import interpolate_images
+from interphase_dft.calc.finetune import FineTuned
+from interphase_dft.calc.frames import AseDbFrames, Frame
+from interphase_dft.calc.ml import MLFactory
+from interphase_dft.calc.settings import CalcSettings, MLSettings, preset
+from interphase_dft.recipes.active_learning import CERTIFIED, active_learning_band
+
+torch.set_num_threads(1)
+
+
+class EMTFactory:
+    """The reference level of these tests (a description like GPAWFactory's)."""
+
+    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> EMT:
+        return EMT()
+
+    @property
+    def description(self) -> dict[str, Any]:
+        return {"engine": "emt"}
+
+
+class CountingEMT(EMT):
+    calls = 0
+
+    def calculate(self, *args: Any, **kwargs: Any) -> None:
+        CountingEMT.calls += 1
+        super().calculate(*args, **kwargs)
+
+
+def vacancy_hop(neighbour: int = 0) -> tuple[Atoms, Atoms]:
+    """Al 2x2x2 cubic cell (31 atoms) with a vacancy at the origin; the ``neighbour``-th
+    nearest atom hops into it (fcc nearest-neighbour hop, 2.86 A)."""
+    a = bulk("Al", "fcc", a=4.05, cubic=True).repeat(2)
+    site = a.positions[0].copy()
+    del a[0]
+    d = np.linalg.norm(a.positions - site, axis=1)
+    j = int(np.argsort(d)[neighbour])
+    final = a.copy()
+    final.positions[j] = site
+    return a, final
+
+
+def plain_neb(initial: Atoms, final: Atoms, fmax: float, n_images: int = 3) -> tuple[int, float]:
+    """Reference calls and barrier (eV) of plain ASE: BFGS endpoints, IDPP, CI-NEB (ODE)."""
+    CountingEMT.calls = 0
+    ends = []
+    for x in (initial, final):
+        x = x.copy()
+        x.calc = CountingEMT()
+        BFGS(x, logfile=None).run(fmax=0.05)
+        ends.append(x)
+    band = interpolate_images(ends[0], ends[1], n_images, method="idpp", mic=True)
+    band = [ends[0], *band[1:-1], ends[1]]
+    for im in band[1:-1]:
+        im.calc = CountingEMT()
+    neb = NEB(band, climb=True, method="improvedtangent")
+    NEBOptimizer(neb, method="ode", logfile=None).run(fmax=fmax, steps=500)
+    e = [im.get_potential_energy() for im in band]
+    return CountingEMT.calls, max(e) - e[0]
+
+
+def settings(**neb: Any) -> CalcSettings:
+    return preset("test", {"neb": {"n_images": 3, "fmax": 0.05, "ml_fmax": 0.03, "steps": 200,
+                                   **neb},
+                           "relax": {"fmax": 0.05, "steps": 100, "ml_steps": 200}})
+
+
+@pytest.fixture(scope="module")
+def surrogate() -> MLFactory:
+    ml = MLFactory(MLSettings())
+    ml.model  # noqa: B018 - load once for the module
+    return ml
+
+
+@pytest.mark.slow
+def test_converges_to_reference_saddle_with_fewer_calls(tmp_path: Path,
+                                                        surrogate: MLFactory) -> None:
+    initial, final = vacancy_hop()
+    s = settings()
+    plain_calls, plain_barrier = plain_neb(initial, final, s.neb.fmax)
+    store = AseDbFrames(tmp_path / "frames.db")
+    r = active_learning_band(initial, final, EMTFactory(), surrogate, s, tmp_path / "hop",
+                             frames=store, work_key="a" * 64)
+    print(f"AL: {r.stage}, rounds {r.rounds}, reference calls {r.reference_calls} "
+          f"(plain NEB {plain_calls}), barrier {r.barrier_forward:.4f} eV (plain "
+          f"{plain_barrier:.4f}), fine-tuning {r.finetune_seconds} s, errors before "
+          f"{r.errors_before} after {r.errors_after}")
+    assert r.stage == CERTIFIED and r.fallback is None
+    assert r.ci_force <= s.neb.fmax and max(r.endpoint_forces) <= s.relax.fmax
+    assert abs(r.barrier_forward - plain_barrier) < 0.02
+    assert r.reference_calls < plain_calls
+    assert store.count() == r.reference_calls  # every reference single point, once (certified
+    # within the loop: single points only, no optimizer revisiting a geometry)
+    assert r.weights_hash and len(r.weights_hash) == 64 and r.frame_ids
+    assert r.errors_after["force_mae"] < r.errors_before["force_mae"]
+
+
+def _fake_tune(seen: list[list[Frame]]) -> Any:
+    """A fine-tuning stand-in that records its frames and returns the pretrained model."""
+    def tune(model: Any, frames: list[Frame], **kwargs: Any) -> FineTuned:
+        seen.append(list(frames))
+        return FineTuned(model, "0" * 64, [str(f.id) for f in frames], 0.0)
+    return tune
+
+
+@pytest.mark.slow
+def test_frames_stored_and_reused_on_a_second_hop(tmp_path: Path,
+                                                  surrogate: MLFactory) -> None:
+    store = AseDbFrames(tmp_path / "frames.db")
+    first = active_learning_band(*vacancy_hop(0), EMTFactory(), surrogate,
+                                 settings(al_max_rounds=1), tmp_path / "hop1", frames=store,
+                                 work_key="1" * 64)
+    assert first.fallback and first.rounds == 2  # one loop round + the reference CI-NEB
+    n_first = store.count()
+    # the ODE optimizer of the reference CI-NEB may evaluate one geometry twice: stored once
+    assert 5 < n_first <= first.reference_calls
+    seen: list[list[Frame]] = []
+    second = active_learning_band(*vacancy_hop(5), EMTFactory(), surrogate,
+                                  settings(al_max_rounds=2), tmp_path / "hop2", frames=store,
+                                  work_key="2" * 64, tune=_fake_tune(seen))
+    assert len(seen) == 1
+    ids = [str(f.id) for f in seen[0]]
+    stored_first = {f.id for f in store.select() if f.work_key == "1" * 64}
+    assert len(stored_first) == n_first and stored_first <= set(ids)  # the first hop reused
+    assert len(set(ids)) == len(ids) >= n_first + 4  # and the second hop's own first round
+    # (its relaxed initial endpoint may be the first hop's: the same vacancy, one frame)
+    assert second.frame_ids == [str(f.id) for f in seen[0]]
+    assert n_first + 5 < store.count() <= n_first + second.reference_calls
+
+
+@pytest.mark.slow
+def test_finetuning_failure_falls_back_to_reference_neb(tmp_path: Path, surrogate: MLFactory,
+                                                        caplog: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> FineTuned:
+        raise RuntimeError("injected")
+
+    initial, final = vacancy_hop()
+    s = settings(al_max_rounds=3)
+    with caplog.at_level(logging.WARNING, logger="interphase_dft.recipes"):
+        r = active_learning_band(initial, final, EMTFactory(), surrogate, s, tmp_path / "hop",
+                                 tune=broken)
+    assert "fine-tuning failed" in (r.fallback or "")
+    assert any("fine-tuning failed (RuntimeError: injected)" in w for w in r.warnings)
+    assert "fine-tuning failed" in caplog.text
+    assert r.rounds == 2 and r.finetune_seconds == [] and r.weights_hash is None
+    assert r.stage == CERTIFIED and r.ci_force <= s.neb.fmax
+    _, plain_barrier = plain_neb(initial, final, s.neb.fmax)
+    assert abs(r.barrier_forward - plain_barrier) < 0.02

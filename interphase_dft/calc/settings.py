@@ -130,6 +130,17 @@ class NEBSettings(_Frozen):
         "barrier is DFT single points on the surrogate-converged path (stage 'dft//ml'; "
         "needs ml_prestage; a rejected surrogate path still falls back to DFT NEB)",
     )
+    al_max_rounds: int = Field(
+        4, ge=1, description="active-learning loop (recipes.active_learning): rounds of "
+        "surrogate band + DFT single points + fine-tuning before the band is finished with a "
+        "DFT climbing-image NEB")
+    al_barrier_tol: float = Field(
+        0.01, gt=0, description="active-learning loop: the DFT barrier may change by less "
+        "than this between rounds to certify, eV")
+    al_epochs: int = Field(
+        8, ge=1, description="active-learning loop: fine-tuning epochs per round")
+    al_learning_rate: float = Field(
+        1e-3, gt=0, description="active-learning loop: fine-tuning learning rate (Adam)")
 
     @model_validator(mode="after")
     def _single_points_need_surrogate(self) -> NEBSettings:

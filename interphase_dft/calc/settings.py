@@ -159,6 +159,11 @@ class BudgetSettings(_Frozen):
     calls of the reported level (DFT; not the surrogate) for endpoints, path checks and NEB
     bands. A call is refused when a ceiling is reached; a call that starts below the ceiling
     finishes. The run then ends with the status ``'not certified: over budget'``.
+
+    The ``build_*`` ceilings bound the structure builders (slabs, interfaces, migration cells)
+    and the limits users give them (``--max-atoms``, ``--max-area``, ``--max-strain``): a build
+    whose estimated size is above a ceiling is refused before it starts
+    (:mod:`interphase_dft.validation`).
     """
 
     max_dft_calls: int | None = Field(
@@ -167,6 +172,20 @@ class BudgetSettings(_Frozen):
     max_dft_hours: float | None = Field(
         None, gt=0, description="wall-clock hours spent in DFT calls of one barrier, summed "
         "over restarts; None = no ceiling")
+    build_max_atoms: int = Field(
+        1000, ge=2, description="largest cell a builder may be asked for (max_atoms of "
+        "interfaces and migration cells) or make (a slab, estimated from its oriented cell "
+        "before it is cut)")
+    build_max_area: float = Field(
+        3000.0, gt=0, description="largest in-plane area an interface search may be given "
+        "(max_area), Angstrom^2")
+    build_max_strain: float = Field(
+        0.15, gt=0, lt=0.5, description="largest max_strain of a lattice-match search: beyond "
+        "it the strained side is no longer its phase and the ZSL matches multiply")
+    build_max_search: int = Field(
+        100_000_000, ge=1, description="largest lattice-match search, in ZSL supercell-pair "
+        "comparisons summed over the plane pairs, estimated before the search (its time is "
+        "proportional, builders.lattice_match.SECONDS_PER_COMPARISON)")
 
 
 class MLSettings(_Frozen):

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.calc.checkpoint import same_geometry
 from interphase_dft.calc.finetune import FineTuned, finetune, surrogate_errors
 from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, frame_settings_hash
 from interphase_dft.calc.guard import CalcFactory
@@ -136,6 +137,7 @@ class _Loop:
     tune: Callable[..., FineTuned]
     calls: int = 0
     warnings: list[str] = field(default_factory=list)
+    known: list[Atoms] = field(default_factory=list)
 
     def surrogate_band(self, ends: list[Atoms], band: list[Atoms] | None,
                        ml: MLFactory, wd: Path) -> tuple[list[Atoms], int]:
@@ -164,11 +166,16 @@ class _Loop:
         order = [top, 0, n - 1, *[i for i in range(1, n - 1) if i != top]]
         out: list[Atoms | None] = [None] * n
         for i in order:
+            known = next((a for a in self.known if same_geometry(a, band[i])), None)
+            if known is not None:  # e.g. an endpoint the surrogate did not move: no new call
+                out[i] = with_results(band[i], known)
+                continue
             r = static(band[i], self.reference, wd / "ref", label=f"img{i}")
             self.calls += r.force_calls
             if r.resumed:  # a rerun: the stored single point is a frame of this hop too
                 self.reference.store(r.atoms, r.atoms.calc.results)
             out[i] = with_results(band[i], r.atoms)
+            self.known.append(r.atoms)
         return [a for a in out if a is not None]
 
     def training_frames(self) -> list[Frame]:

@@ -168,7 +168,9 @@ def test_binding_presets_and_overrides():
     assert preset("laptop").binding.screen_with_ml is True
     s = preset("production", {"binding": {"max_dft_sites": 5}})
     assert s.binding.max_dft_sites == 5 and s.dft.ecut == preset("production").dft.ecut
-    assert s.model_dump()["binding"] == {"max_dft_sites": 5, "screen_with_ml": True}
+    dumped = s.model_dump()["binding"]
+    assert dumped["max_dft_sites"] == 5 and dumped["screen_with_ml"] is True
+    assert dumped["max_dft_vacancies"] is None
     from interphase_dft.errors import InputError
 
     with pytest.raises(InputError, match="max_dft_sites"):
@@ -368,7 +370,7 @@ def test_screening_leaves_out_a_site_the_surrogate_cannot_relax(tmp_path):
     def always(atoms, attempt=0, label=""):
         return Collapses()
 
-    with pytest.raises(CalculationError, match=r"every Li site.*max_dft_sites=null"):
+    with pytest.raises(CalculationError, match=r"every one of the Li sites.*max_dft_sites=null"):
         screen_sites(host, sites, settings, workdir=tmp_path / "all", with_li=with_li,
                      ml_factory=always)
 

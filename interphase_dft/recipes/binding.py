@@ -1,15 +1,19 @@
 """Li binding energy recipe: E_b = E(host + Li) - E(host) - E_ref, with both references.
 
-``mode='bulk'``: Li interstitial in a supercell of the phase (every edge at least
-``settings.structure.bulk_min_length`` Angstrom), one calculation per symmetry-distinct
-interstitial site (:func:`interphase_dft.builders.sites.interstitial_sites`).
+``mode='bulk'`` (:mod:`interphase_dft.recipes.bulk_mode`): Li interstitial in a supercell of the
+phase (every perpendicular width at least ``structure.bulk_min_length``), one calculation per
+symmetry-distinct interstitial site; the Li vacancy formation energy of hosts with Li; the
+Al/LiAl coexistence potential in the Al document.
 
-``mode='surface'``: Li adsorbed on the slab chosen by
-:func:`interphase_dft.builders.slabs.choose_surface` (its rule is stored in the document), one
-calculation per symmetry-distinct adsorption site; the bottom ``slab_fixed_layers`` stay fixed,
-Li and the upper layers relax; slabs are computed with ``pbc=(T, T, F)`` and a dipole-layer
-correction (the Li-covered slab is always asymmetric, and the clean slab gets the same
-correction so both energies are computed alike).
+``mode='surface'`` (:mod:`interphase_dft.recipes.surface_mode`): Li adsorbed on the
+termination with the lowest DFT surface energy among the structurally ranked candidates, one Li
+per at least ``structure.slab_min_area`` A^2, thickness converged
+(:mod:`interphase_dft.recipes.slab_convergence`); one calculation per symmetry-distinct
+adsorption site, the bottom ``slab_fixed_layers`` fixed, Li and the upper layers relaxed; slabs
+are computed with ``pbc=(T, T, F)`` and a dipole-layer correction (the Li-covered slab is always
+asymmetric, and the clean slab gets the same correction so both energies are computed alike).
+
+Both modes use neutral cells; the document states the charge state and what it measures.
 
 Every calculation of the recipe uses at least ``dft.li_insertion_smearing`` (host and host+Li
 alike); on a non-metallic host, host+Li is spin-polarised with 1 mu_B seeded on the Li
@@ -49,6 +53,7 @@ from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import RunResult, relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
+from interphase_dft.recipes.reaction import check_site
 from interphase_dft.recipes.references import li_references
 from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
 from interphase_dft.schemas import (
@@ -59,6 +64,9 @@ from interphase_dft.schemas import (
 )
 
 log = logging.getLogger("interphase_dft.recipes")
+
+#: the run-log warning of a host relaxation that did not converge (spoils every site)
+HOST_NOT_CONVERGED = "host relaxation not converged"
 
 
 class SiteLike(Protocol):
@@ -155,7 +163,7 @@ def _relax_host(host: Atoms, settings: CalcSettings, workdir: Path, calcs: _Calc
             res.converged = res.converged and ml_converged
     run.add("host", res)
     if not res.converged:
-        run.warn(f"{phase} host relaxation not converged: every site is marked not "
+        run.warn(f"{phase} {HOST_NOT_CONVERGED}: every site is marked not "
                  "converged (raise relax.steps, or relax.ml_steps for surrogate relaxations)")
     _constrained(res.atoms, host)
     return res
@@ -296,7 +304,9 @@ def host_binding(
         with run.stage(f"site-{site.label}"):
             res = _relax_site(site, host, host_final, settings, workdir, calcs, screening)
         run.add(f"site-{site.label}", res)
-        results.append(_site_result(site, res, host_res, host_final, refs, calcs.spin))
+        results.append(check_site(  # reactive flag, Li charge and moment (recipes.reaction)
+            _site_result(site, res, host_res, host_final, refs, calcs.spin), res.atoms,
+            host_final, factory=calcs.site, workdir=workdir / f"site-{site.label}"))
         log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode,
                  site.label, results[-1].binding_energy_atom, results[-1].binding_energy_bcc)
     lowest = min(results, key=lambda r: r.energy)
@@ -314,7 +324,8 @@ def host_binding(
 
 def binding_energy(phase: str, settings: CalcSettings, *,
                    mode: Literal["surface", "bulk"] = "surface",
-                   workdir: Path | str) -> BindingEnergyDoc:
+                   workdir: Path | str, calc_factory: CalcFactory | None = None,
+                   references: ReferenceEnergies | None = None) -> BindingEnergyDoc:
     """Li binding energy of ``phase`` (see the module docstring for the procedure).
 
     Parameters
@@ -324,52 +335,33 @@ def binding_energy(phase: str, settings: CalcSettings, *,
     settings
         Calculation settings (preset plus overrides).
     mode
-        ``'surface'`` (adsorption on the chosen slab) or ``'bulk'`` (interstitial).
+        ``'surface'`` (adsorption on a converged slab) or ``'bulk'`` (interstitial, vacancy).
     workdir
         Checkpoint directory; rerunning with the same one resumes.
+    calc_factory, references
+        Replace every settings-built calculator and the computed Li references (tests, other
+        codes); both must come from the same level of theory.
 
     Returns
     -------
     BindingEnergyDoc
         Every DFT site (all symmetry-distinct sites, or the surrogate-selected
         ``settings.binding.max_dft_sites`` of them, see ``doc.screening``), the lowest one,
-        both references.
+        both references, and the records of the mode (bulk: ``supercell``, ``vacancy``,
+        ``coexistence``; surface: ``surface``, ``coverage``, ``termination``,
+        ``slab_convergence``; both: ``charge_state``, ``charge_note``).
     """
     from interphase_dft import phases
-    from interphase_dft.builders import sites as site_lib
 
     name = phases.resolve_phase(phase)
-    info = phases.phase_info(name)
     if mode not in ("surface", "bulk"):
         raise InputError(f"mode must be 'surface' or 'bulk', got {mode!r}")
-    workdir = Path(workdir)
-    surface: dict[str, Any] | None = None
     if mode == "bulk":
-        bulk = phases.get_bulk(name)
-        if settings.relax.relax_cell_bulk:
-            f = factory_for(settings, is_metal=info.is_metal, dispersion=info.needs_dispersion,
-                            txt=str(workdir / "gpaw.txt"))
-            bulk = relax(bulk, f, workdir / "bulk-cell", settings.relax, cell=True,
-                         label="bulk-cell").atoms
-        host = site_lib.supercell_for(bulk, settings.structure.bulk_min_length)
-        found = site_lib.interstitial_sites(host)
-    else:
-        from interphase_dft.builders.slabs import choose_surface, repeat_to_area
+        from interphase_dft.recipes.bulk_mode import bulk_binding
 
-        term = choose_surface(name, settings)
-        host = repeat_to_area(term.atoms, settings.structure.slab_min_area)
-        host.pbc = (True, True, False)
-        surface = {
-            "miller": list(term.miller), "termination": term.termination,
-            "shift": term.shift, "is_symmetric": term.is_symmetric, "is_polar": term.is_polar,
-            "n_layers": term.n_layers, "area": term.area,
-            "repeat": host.info.get("surface_repeat", [1, 1, 1]),
-            "min_area": settings.structure.slab_min_area,
-            "rule": term.info.get("surface_rule", term.atoms.info.get("surface_rule")),
-            "dipole_correction": settings.engine == "gpaw",
-        }
-        found = site_lib.adsorption_sites(host)
-    return host_binding(
-        host, found, settings, workdir=workdir, phase=name, mode=mode,
-        is_metal=info.is_metal, dispersion=info.needs_dispersion, surface=surface,
-    )
+        return bulk_binding(name, settings, workdir=Path(workdir), calc_factory=calc_factory,
+                            references=references)
+    from interphase_dft.recipes.surface_mode import surface_binding
+
+    return surface_binding(name, settings, workdir=Path(workdir), calc_factory=calc_factory,
+                           references=references)

@@ -10,6 +10,8 @@ tie, and ties go to the alphabetically first label). The surrogate energies only
 they are stored in ``BindingEnergyDoc.screening`` and never reported as binding energies. A
 site whose surrogate relaxation fails (atoms collapse, NaN forces) is left out with a warning
 and listed under ``screening['failed']``; only if every site fails does the recipe stop.
+Li vacancies of bulk hosts are ranked the same way (``binding.max_dft_vacancies``, the cells
+built by removing a Li, no merging).
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ class Screening:
     run: RunLog = field(default_factory=RunLog)
 
 
-def needs_screening(n_sites: int, settings: CalcSettings) -> bool:
-    """True when ``settings.binding.max_dft_sites`` is set and smaller than ``n_sites``.
+def needs_screening(n_sites: int, settings: CalcSettings, cap_name: str = "max_dft_sites") -> bool:
+    """True when ``settings.binding.<cap_name>`` is set and smaller than ``n_sites``.
+
+    ``cap_name`` is ``'max_dft_sites'`` (Li sites) or ``'max_dft_vacancies'`` (Li vacancies).
 
     Raises
     ------
@@ -68,22 +72,22 @@ def needs_screening(n_sites: int, settings: CalcSettings) -> bool:
     CalculationError
         The list must be cut but the surrogate (chgnet) is not installed.
     """
-    cap = settings.binding.max_dft_sites
+    cap = getattr(settings.binding, cap_name)
     if cap is None or n_sites <= cap:
         return False
     if not settings.binding.screen_with_ml:
         raise InputError(
-            f"{n_sites} Li sites but binding.max_dft_sites={cap} and "
+            f"{n_sites} Li sites but binding.{cap_name}={cap} and "
             "binding.screen_with_ml=false: sites would be dropped without any ranking; set "
-            "binding.screen_with_ml=true or binding.max_dft_sites=null (DFT for every site)"
+            f"binding.screen_with_ml=true or binding.{cap_name}=null (DFT for every site)"
         )
     try:
         import chgnet.model  # noqa: F401
     except ImportError as exc:
         raise CalculationError(
-            f"screening {n_sites} Li sites down to binding.max_dft_sites={cap} needs the "
+            f"screening {n_sites} Li sites down to binding.{cap_name}={cap} needs the "
             "CHGNet surrogate, which is not importable: install the ml extra "
-            "(scripts/bootstrap.sh dev,ml) or set binding.max_dft_sites=null to run DFT "
+            f"(scripts/bootstrap.sh dev,ml) or set binding.{cap_name}=null to run DFT "
             "for every site"
         ) from exc
     return True
@@ -101,7 +105,9 @@ def _mic_distance(a: np.ndarray, b: np.ndarray, host: Atoms) -> float:
 
 
 def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
-                 workdir: Path | str, with_li: Any, ml_factory: Any = None) -> Screening:
+                 workdir: Path | str, with_li: Any, ml_factory: Any = None,
+                 cap_name: str = "max_dft_sites", merge: bool = True,
+                 what: str = "Li sites") -> Screening:
     """Relax Li at every site with the surrogate, merge coincident sites, keep the best ones.
 
     Parameters
@@ -111,7 +117,7 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
     sites
         Objects with ``label`` and Cartesian ``position`` (Angstrom); labels must be unique.
     settings
-        ``binding.max_dft_sites`` (how many to keep), ``relax`` (surrogate fmax/steps),
+        ``binding.<cap_name>`` (how many to keep), ``relax`` (surrogate fmax/steps),
         ``ml`` (model, device).
     workdir
         The recipe's workdir; runs go to ``workdir/ml_screen/site-<label>``.
@@ -119,6 +125,13 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
         ``with_li(host, position) -> Atoms`` (host copy with Li appended, constraints kept).
     ml_factory
         A surrogate factory to reuse (shares the loaded model); default ``MLFactory``.
+    cap_name
+        The ``settings.binding`` field that caps the DFT list.
+    merge
+        Merge sites whose last atom (the Li) relaxes onto an earlier site's; False for cells
+        built otherwise (a removed Li: vacancies).
+    what
+        What the sites are, in warnings (``'Li sites'``, ``'Li vacancies'``).
 
     Returns
     -------
@@ -127,9 +140,9 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
     """
     from interphase_dft.calc.ml import MLFactory
 
-    cap = settings.binding.max_dft_sites
+    cap = getattr(settings.binding, cap_name)
     if cap is None:
-        raise InputError("screen_sites needs binding.max_dft_sites; check needs_screening first")
+        raise InputError(f"screen_sites needs binding.{cap_name}; check needs_screening first")
     labels = [str(s.label) for s in sites]
     if len(set(labels)) != len(labels):
         raise InputError(f"duplicate site labels {labels}; the site finder must label uniquely")
@@ -164,8 +177,9 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
             energies[label] = float(res.energy)
             converged[label] = bool(res.converged)
             li = _li_position(atoms)
-            twin = next((k for k in kept if _mic_distance(li, _li_position(out.relaxed[k]),
-                                                          host) < MERGE_TOL), None)
+            twin = None if not merge else next(
+                (k for k in kept if _mic_distance(li, _li_position(out.relaxed[k]), host)
+                 < MERGE_TOL), None)
             if twin is None:
                 kept.append(label)
             else:
@@ -173,24 +187,24 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
                 log.info("screening: site %s relaxes onto site %s (surrogate)", label, twin)
     if not kept:
         raise CalculationError(
-            f"the surrogate failed on every Li site ({'; '.join(failed.values())}); set "
-            "binding.max_dft_sites=null to compute every site with DFT without screening")
+            f"the surrogate failed on every one of the {what} ({'; '.join(failed.values())}); "
+            f"set binding.{cap_name}=null to compute every site with DFT without screening")
     ranking = sorted(kept, key=lambda lab: (round(energies[lab], 4), lab))
     chosen = ranking[:cap]
     out.selected = [s for s, lab in zip(sites, labels, strict=True) if lab in chosen]
     model = dict(getattr(factory, "description", {})).get("model", settings.ml.model)
     out.record = {
         "method": settings.ml.model, "model": model, "n_sites": len(labels),
-        "n_dft": len(chosen), "max_dft_sites": cap, "merge_tol": MERGE_TOL,
+        "n_dft": len(chosen), cap_name: cap, "merge_tol": MERGE_TOL if merge else None,
         "ml_energies": energies, "ml_converged": converged, "ranking": ranking,
         "selected": chosen, "merged": merged, "failed": failed,
     }
     run.warn(
-        f"site screening: {len(labels) - len(chosen)} of {len(labels)} Li sites got no DFT "
+        f"site screening: {len(labels) - len(chosen)} of {len(labels)} {what} got no DFT "
         f"relaxation ({len(merged)} relaxed with the {model} surrogate onto another site "
         f"within {MERGE_TOL} A, {len(failed)} failed with the surrogate, "
         f"{len(kept) - len(chosen)} ranked out by surrogate energy; "
-        f"binding.max_dft_sites={cap}); the lowest site is the lowest of the "
+        f"binding.{cap_name}={cap}); the lowest site is the lowest of the "
         f"{len(chosen)} surrogate-selected sites, which DFT may rank differently"
     )
     log.info("screening: %d sites -> DFT for %s", len(labels), ", ".join(chosen))

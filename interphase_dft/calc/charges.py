@@ -171,7 +171,7 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
         if stored.get("key") == key:
             return stored.get("charge"), stored.get("note", METHOD)
     work = atoms.copy()
-    work.calc = factory(work)
+    work.calc = factory(work, 0, "charge")  # its own GPAW log (label)
     try:
         work.get_potential_energy()
         charge: float | None = float(hirshfeld_charges(work.calc, work, [index % len(work)])[0])

@@ -47,6 +47,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.filename is None:  # not about a path: a real failure, keep its traceback
+            raise
+        # a path that changed after the arguments were checked (interphase_dft.validation)
+        from interphase_dft.secrets import redact
+
+        print(f"error: {redact(f'{exc.strerror or exc}: {exc.filename}')}; check the path "
+              "and its permissions", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume from the checkpoint", file=sys.stderr)
         return 130

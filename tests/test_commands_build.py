@@ -43,17 +43,33 @@ def test_build_interface(tmp_path: Path):
     assert atoms.info["strain"] <= 0.05
 
 
-def test_errors_exit_1_and_leave_no_file(tmp_path: Path, capsys):
+def run(args: list[str], capsys) -> tuple[int, str]:
+    """Exit status and stderr of ``interphase-dft ARGS`` (argument errors exit 2)."""
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_errors_exit_non_zero_and_leave_no_file(tmp_path: Path, capsys):
     out = tmp_path / "x.extxyz"
-    assert main(["build", "bulk", "LiAll", "-o", str(out)]) == 1
-    assert "Did you mean 'LiAl'" in capsys.readouterr().err
-    assert main(["build", "slab", "Al", "--miller", "0", "0", "0", "-o", str(out)]) == 1
-    assert "does not define a plane" in capsys.readouterr().err
-    assert main(["build", "slab", "Al", "--miller", "1", "0.5", "0", "-o", str(out)]) == 1
-    assert main(["build", "bulk", "Al", "-o", str(tmp_path / "x.notaformat")]) == 1
+    code, err = run(["build", "bulk", "LiAll", "-o", str(out)], capsys)
+    assert code == 2 and "Did you mean 'LiAl'" in err
+    code, err = run(["build", "slab", "Al", "--miller", "0", "0", "0", "-o", str(out)], capsys)
+    assert code == 2 and "does not define a plane" in err
+    code, err = run(["build", "slab", "Al", "--miller", "1", "0.5", "0", "-o", str(out)], capsys)
+    assert code == 2 and "must be integers" in err
+    code, err = run(["build", "bulk", "Al", "-o", str(tmp_path / "x.notaformat")], capsys)
+    assert code == 2 and "file format" in err
     assert main(["build", "interface", "LiAl", "LiCl", "--miller-a", "1", "1", "0",
                  "--miller-b", "1", "1", "0", "--max-atoms", "5", "-o", str(out)]) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_miller_indices_are_reduced_to_lowest_terms(capsys):
+    assert main(["build", "slab", "Al", "--miller", "2", "2", "2", "--layers", "2"]) == 0
+    assert "Al (1, 1, 1):" in capsys.readouterr().out
 
 
 # --- build hop ------------------------------------------------------------------------------
@@ -159,7 +175,7 @@ def test_build_hop_bad_input_writes_nothing(tmp_path: Path, capsys, args, messag
 def test_build_hop_refuses_a_used_directory(tmp_path: Path, capsys):
     (tmp_path / "hop").mkdir()
     (tmp_path / "hop" / "keep.txt").write_text("x")
-    assert main(["build", "hop", "LiAl", "LiCl", "--mechanism", "vacancy", "-o",
-                 str(tmp_path / "hop")]) == 1
-    assert "not an empty directory" in capsys.readouterr().err
+    code, err = run(["build", "hop", "LiAl", "LiCl", "--mechanism", "vacancy", "-o",
+                     str(tmp_path / "hop")], capsys)
+    assert code == 2 and "not an empty directory" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hop"]

@@ -86,6 +86,7 @@ def make_interfaces(
     layers_b: int = 2,
     vacuum: float = 0.0,
     max_candidates: int = 20,
+    limits: Any = None,
 ) -> list[InterfaceCandidate]:
     """Lattice-matched A|B interface cells, sorted by (n_atoms, strain).
 
@@ -102,9 +103,13 @@ def make_interfaces(
     vacuum : 0 gives a periodic cell with two A|B interfaces; > 0 adds that much vacuum
         above B (one interface, two free surfaces)
     max_candidates : at most this many (smallest) candidates are built
+    limits : ``CalcSettings`` or ``BudgetSettings`` with the build ceilings (default: the
+        defaults); see :func:`~interphase_dft.builders.lattice_match.search`
 
     Raises
     ------
+    InputError : an argument out of range, a limit above its ceiling, or a search estimated
+        to be larger than ``budget.build_max_search`` (raised before the search runs).
     NoMatchError : nothing within the limits; the message names the limit to relax and the
         best strain found.
     StructureError : every matching cell had overlapping atoms.
@@ -114,7 +119,7 @@ def make_interfaces(
     a = Side.of(*bulk_a, miller_a, layers_a)
     b = Side.of(*bulk_b, miller_b, layers_b)
     found = search(a, b, strained_side == "b", max_strain=max_strain, max_atoms=max_atoms,
-                   max_area=max_area)
+                   max_area=max_area, limits=limits)
     if not found.plans:
         raise no_match_error(found, a, b, max_strain=max_strain, max_atoms=max_atoms,
                              max_area=max_area)

@@ -70,25 +70,12 @@ class SlabTermination:
 
 
 def validate_miller(miller: Sequence[Any]) -> tuple[int, int, int]:
-    """Return ``miller`` as three ints or raise :class:`InputError`."""
-    try:
-        values = list(miller)
-    except TypeError as exc:
-        raise InputError(f"Miller index must be three integers, got {miller!r}") from exc
-    if len(values) != 3:
-        raise InputError(f"Miller index needs exactly three integers (h k l), got {miller!r}")
-    out = []
-    for v in values:
-        try:
-            ok = not isinstance(v, bool) and float(v).is_integer()
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise InputError(f"Miller indices must be integers, got {miller!r}; e.g. use 1 1 1")
-        out.append(int(float(v)))
-    if not any(out):
-        raise InputError("Miller index (0 0 0) does not define a plane; use e.g. 1 0 0")
-    return (out[0], out[1], out[2])
+    """``miller`` as three ints in lowest terms, at most
+    :data:`~interphase_dft.validation.MAX_MILLER`, or :class:`InputError`
+    (:func:`interphase_dft.validation.miller`: one check for the CLI, specs and builders)."""
+    from interphase_dft.validation import miller as checked_miller
+
+    return checked_miller(miller)
 
 
 def make_slabs(

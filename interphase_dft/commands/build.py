@@ -14,7 +14,9 @@ import os
 import tempfile
 from typing import Any
 
+from interphase_dft import validation as v
 from interphase_dft.errors import InputError
+from interphase_dft.validation import arg
 
 
 def register(subparsers: Any) -> None:
@@ -22,107 +24,117 @@ def register(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="build_command", metavar="WHAT", required=True)
 
     p = sub.add_parser("bulk", help="conventional bulk cell of a phase")
-    p.add_argument("phase")
+    p.add_argument("phase", type=arg(v.phase))
     p.add_argument("--variant", choices=("conventional", "tetragonal"),
                    help="argyrodite cell (LPSC default tetragonal, Li6PS5Cl conventional)")
     _out(p)
     p.set_defaults(func=_bulk)
 
     p = sub.add_parser("slab", help="all terminations of an (hkl) slab")
-    p.add_argument("phase")
-    p.add_argument("--miller", nargs=3, required=True, metavar=("H", "K", "L"))
+    p.add_argument("phase", type=arg(v.phase))
+    _miller(p, "--miller", required=True)
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--layers", type=int, help="thickness in d_hkl units (default 4)")
-    g.add_argument("--thickness", type=float, help="minimum thickness, Angstrom")
-    p.add_argument("--vacuum", type=float, default=7.5, help="Angstrom each side (7.5)")
-    p.add_argument("--fix", type=int, default=0, help="bottom d_hkl units fixed (0)")
-    p.add_argument("--termination", type=int, default=0,
+    g.add_argument("--layers", type=arg(v.integer, "--layers", 1),
+                   help="thickness in d_hkl units (default 4)")
+    g.add_argument("--thickness", type=arg(v.positive, "--thickness"),
+                   help="minimum thickness, Angstrom")
+    p.add_argument("--vacuum", type=arg(v.non_negative, "--vacuum"), default=7.5,
+                   help="Angstrom each side (7.5)")
+    p.add_argument("--fix", type=arg(v.integer, "--fix"), default=0,
+                   help="bottom d_hkl units fixed (0)")
+    p.add_argument("--termination", type=arg(v.integer, "--termination"), default=0,
                    help="index of the termination written with -o (0)")
     _out(p)
     p.set_defaults(func=_slab)
 
     p = sub.add_parser("interface", help="lattice-matched A|B interface cells")
-    p.add_argument("phase_a")
-    p.add_argument("phase_b")
-    p.add_argument("--miller-a", nargs=3, metavar=("H", "K", "L"))
-    p.add_argument("--miller-b", nargs=3, metavar=("H", "K", "L"))
-    p.add_argument("--max-strain", type=float, default=0.05)
-    p.add_argument("--max-atoms", type=int, default=120)
-    p.add_argument("--layers-a", type=int, default=2)
-    p.add_argument("--layers-b", type=int, default=2)
-    p.add_argument("--gap", type=float, default=2.2, help="Angstrom (2.2)")
-    p.add_argument("--vacuum", type=float, default=0.0, help="0 = periodic (two interfaces)")
+    p.add_argument("phase_a", type=arg(v.phase))
+    p.add_argument("phase_b", type=arg(v.phase))
+    _miller(p, "--miller-a")
+    _miller(p, "--miller-b")
+    _limits(p, max_strain=0.05, max_atoms=120)
+    p.add_argument("--max-area", type=arg(v.max_area), default=None,
+                   help="largest in-plane area searched, Angstrom^2 (default: from --max-atoms; "
+                   f"at most {v.ceilings().build_max_area}, budget.build_max_area)")
+    p.add_argument("--layers-a", type=arg(v.integer, "--layers-a", 1), default=2)
+    p.add_argument("--layers-b", type=arg(v.integer, "--layers-b", 1), default=2)
+    p.add_argument("--gap", type=arg(v.positive, "--gap"), default=2.2, help="Angstrom (2.2)")
+    p.add_argument("--vacuum", type=arg(v.non_negative, "--vacuum"), default=0.0,
+                   help="0 = periodic (two interfaces)")
     p.add_argument("--strained-side", choices=("a", "b"), default="b")
-    p.add_argument("--index", type=int, default=0, help="candidate written with -o (0)")
+    p.add_argument("--index", type=arg(v.integer, "--index"), default=0,
+                   help="candidate written with -o (0)")
     _out(p)
     p.set_defaults(func=_interface)
 
     p = sub.add_parser("sites", help="symmetry-distinct Li sites (bulk or slab surface)")
-    p.add_argument("phase")
-    p.add_argument("--slab", nargs=3, metavar=("H", "K", "L"),
-                   help="surface sites of this slab instead of bulk interstitials")
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--min-dist", type=float, default=1.5, help="Angstrom (1.5)")
+    p.add_argument("phase", type=arg(v.host_phase))
+    _miller(p, "--slab", help_text="surface sites of this slab instead of bulk interstitials")
+    p.add_argument("--layers", type=arg(v.integer, "--layers", 1), default=4)
+    p.add_argument("--min-dist", type=arg(v.positive, "--min-dist"), default=1.5,
+                   help="Angstrom (1.5)")
     _out(p, help_text="write the host with every site as an X atom (extxyz keeps labels)")
     p.set_defaults(func=_sites)
 
     p = sub.add_parser("hop", help="endpoints of a Li hop across an A|B migration cell")
-    p.add_argument("phase_a")
-    p.add_argument("phase_b")
+    p.add_argument("phase_a", type=arg(v.host_phase))
+    p.add_argument("phase_b", type=arg(v.host_phase))
     p.add_argument("--mechanism", required=True, help="vacancy or interstitial")
     p.add_argument("--preset", default="laptop", help="settings preset (laptop)")
-    p.add_argument("--max-atoms", type=int,
-                   help="largest cell (default: structure.interface_migration_max_atoms)")
-    p.add_argument("--max-strain", type=float,
-                   help="largest strain (default: structure.interface_max_strain)")
-    p.add_argument("--miller-a", nargs=3, metavar=("H", "K", "L"))
-    p.add_argument("--miller-b", nargs=3, metavar=("H", "K", "L"))
-    p.add_argument("-o", "--output", required=True,
+    _limits(p, max_strain=None, max_atoms=None)
+    _miller(p, "--miller-a")
+    _miller(p, "--miller-b")
+    p.add_argument("-o", "--output", required=True, type=arg(v.new_directory),
                    help="new directory for initial.extxyz, final.extxyz and hop.json")
     p.set_defaults(func=_hop)
 
 
 def _out(p: argparse.ArgumentParser, help_text: str = "output file (any ASE format)") -> None:
-    p.add_argument("-o", "--output", help=help_text)
+    p.add_argument("-o", "--output", type=arg(v.ase_output_file), help=help_text)
 
 
-def _ints(values: list[str] | None) -> tuple[int, int, int] | None:
-    if values is None:
-        return None
-    from interphase_dft.builders.slabs import validate_miller
-
-    try:
-        numbers = [float(v) for v in values]
-    except ValueError as exc:
-        raise InputError(f"Miller index must be three integers, got {' '.join(values)}") from exc
-    return validate_miller(numbers)
+def _miller(p: argparse.ArgumentParser, flag: str, required: bool = False,
+            help_text: str | None = None) -> None:
+    """``flag H K L``: reduced to lowest terms, |index| <= validation.MAX_MILLER."""
+    p.add_argument(flag, nargs=3, metavar=("H", "K", "L"), action=v.MillerAction,
+                   required=required,
+                   help=help_text or f"Miller index (|h|, |k|, |l| <= {v.MAX_MILLER} in "
+                   "lowest terms)")
 
 
-def write_atomic(path: str, atoms: Any) -> None:
-    """Write ``atoms`` to ``path`` via a temporary file + rename (no partial files)."""
+def _limits(p: argparse.ArgumentParser, *, max_strain: float | None,
+            max_atoms: int | None) -> None:
+    """``--max-strain`` and ``--max-atoms``, each at most its build ceiling."""
+    c = v.ceilings()
+    strain = f"default {max_strain}" if max_strain is not None else \
+        "default: structure.interface_max_strain"
+    atoms = f"default {max_atoms}" if max_atoms is not None else \
+        "default: structure.interface_migration_max_atoms"
+    p.add_argument("--max-strain", type=arg(v.max_strain), default=max_strain,
+                   help=f"largest strain ({strain}; at most {c.build_max_strain}, "
+                   "budget.build_max_strain)")
+    p.add_argument("--max-atoms", type=arg(v.max_atoms), default=max_atoms,
+                   help=f"largest cell ({atoms}; at most {c.build_max_atoms}, "
+                   "budget.build_max_atoms)")
+
+
+def write_atomic(path: str | os.PathLike[str], atoms: Any) -> None:
+    """Write ``atoms`` to ``path`` via a temporary file + rename (no partial files).
+
+    ``path`` is checked again (:func:`interphase_dft.validation.ase_output_file`): its
+    directory may have changed while the structure was built.
+    """
     from ase.io import write
+    from ase.io.formats import filetype
 
-    path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        raise InputError(f"output directory {directory} does not exist; create it first")
-    base = os.path.basename(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=os.path.splitext(base)[1] or ".tmp",
-                               dir=directory)
+    target = v.ase_output_file(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".tmp",
+                               dir=target.parent)
     os.close(fd)
     try:
-        from ase.io.formats import filetype, ioformats
-
-        try:
-            fmt = filetype(path, read=False)
-        except Exception:
-            fmt = None
-        if fmt not in ioformats or not ioformats[fmt].can_write:
-            raise InputError(f"cannot write the file format of {path!r}; use e.g. .extxyz, "
-                             ".cif, .traj, .vasp")
-        write(tmp, atoms, format=fmt)
+        write(tmp, atoms, format=filetype(str(target), read=False))
         os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -148,12 +160,12 @@ def _bulk(args: argparse.Namespace) -> int:
 
 def _slab(args: argparse.Namespace) -> int:
     from interphase_dft.builders.slabs import make_slabs
-    from interphase_dft.phases import get_bulk, resolve_phase
+    from interphase_dft.phases import get_bulk
 
-    name = resolve_phase(args.phase)
-    terms = make_slabs(get_bulk(name), _ints(args.miller), layers=args.layers,
-                       thickness=args.thickness, vacuum=args.vacuum, fixed_layers=args.fix,
-                       phase=name)
+    name, bulk = args.phase, get_bulk(args.phase)
+    v.slab_size(bulk, args.miller, layers=args.layers, thickness=args.thickness)
+    terms = make_slabs(bulk, args.miller, layers=args.layers, thickness=args.thickness,
+                       vacuum=args.vacuum, fixed_layers=args.fix, phase=name)
     print(f"{name} {tuple(terms[0].miller)}: {len(terms)} termination(s)")
     for k, t in enumerate(terms):
         print(f"  [{k}] top={t.termination:<10} atoms={len(t.atoms):<4} shift={t.shift:.4f} "
@@ -167,8 +179,8 @@ def _interface(args: argparse.Namespace) -> int:
     from interphase_dft.builders.interfaces import make_interfaces
 
     cands = make_interfaces(
-        args.phase_a, args.phase_b, miller_a=_ints(args.miller_a), miller_b=_ints(args.miller_b),
-        max_strain=args.max_strain, max_atoms=args.max_atoms, gap=args.gap,
+        args.phase_a, args.phase_b, miller_a=args.miller_a, miller_b=args.miller_b,
+        max_strain=args.max_strain, max_atoms=args.max_atoms, max_area=args.max_area, gap=args.gap,
         layers_a=args.layers_a, layers_b=args.layers_b, vacuum=args.vacuum,
         strained_side=args.strained_side)
     print(f"{len(cands)} candidate(s), sorted by (atoms, strain):")
@@ -193,14 +205,15 @@ def _write_choice(path: str | None, structures: list, index: int, option: str) -
 def _sites(args: argparse.Namespace) -> int:
     from interphase_dft.builders.sites import adsorption_sites, interstitial_sites
     from interphase_dft.builders.slabs import make_slabs
-    from interphase_dft.phases import get_bulk, resolve_phase
+    from interphase_dft.phases import get_bulk
 
-    name = resolve_phase(args.phase)
+    name = args.phase
     bulk = get_bulk(name)
     if args.slab:
-        host = make_slabs(bulk, _ints(args.slab), layers=args.layers, phase=name)[0].atoms
+        v.slab_size(bulk, args.slab, layers=args.layers)
+        host = make_slabs(bulk, args.slab, layers=args.layers, phase=name)[0].atoms
         sites = adsorption_sites(host, min_dist=args.min_dist)
-        print(f"{name} {tuple(_ints(args.slab))} surface: {len(sites)} site(s)")
+        print(f"{name} {args.slab} surface: {len(sites)} site(s)")
     else:
         host = bulk
         sites = interstitial_sites(bulk, min_dist=args.min_dist)
@@ -227,23 +240,21 @@ def _hop(args: argparse.Namespace) -> int:
     """Build the hop, then write DIR through a temporary sibling directory and a rename."""
     from interphase_dft.builders.migration import migration_cell_for
     from interphase_dft.calc.settings import preset
-    from interphase_dft.phases import get_bulk, resolve_phase
+    from interphase_dft.phases import get_bulk
 
     if args.mechanism not in MECHANISMS:
         raise InputError(f"unknown mechanism {args.mechanism!r}; use --mechanism vacancy or "
                          "--mechanism interstitial")
     settings = preset(args.preset)
-    names = [resolve_phase(args.phase_a), resolve_phase(args.phase_b)]
+    names = list(v.barrier_pair(args.phase_a, args.phase_b))
     if args.mechanism == "vacancy":
         for name in names:
             if "Li" not in get_bulk(name).get_chemical_symbols():
                 raise InputError(f"{name} has no Li lattice sites, so there is no vacancy "
                                  f"crossing of {names[0]}|{names[1]}: use --mechanism "
                                  "interstitial")
-    if args.max_atoms is not None and args.max_atoms < 2:
-        raise InputError(f"--max-atoms {args.max_atoms} must be >= 2")
-    target = _new_dir(args.output)
-    kw: dict[str, Any] = {"miller_a": _ints(args.miller_a), "miller_b": _ints(args.miller_b)}
+    target = str(args.output)
+    kw: dict[str, Any] = {"miller_a": args.miller_a, "miller_b": args.miller_b}
     if args.max_atoms is not None:
         kw["max_atoms"] = args.max_atoms
     if args.max_strain is not None:
@@ -266,17 +277,6 @@ def _build_hop(cell: Any, mechanism: str, settings: Any) -> Any:
     return guess_hop(interstitial_candidates(cell))
 
 
-def _new_dir(path: str) -> str:
-    """Absolute ``path``; it must not exist (or be an empty directory) and its parent must."""
-    target = os.path.abspath(path)
-    if os.path.exists(target) and (not os.path.isdir(target) or os.listdir(target)):
-        raise InputError(f"{path} exists and is not an empty directory; choose a new -o "
-                         "directory or remove it")
-    if not os.path.isdir(os.path.dirname(target)):
-        raise InputError(f"parent directory of {path} does not exist; create it first")
-    return target
-
-
 def _write_hop_dir(target: str, initial: Any, final: Any, meta: dict[str, Any]) -> None:
     """initial.extxyz, final.extxyz and hop.json written to a temporary sibling directory
     that is renamed to ``target`` (nothing is left behind on error)."""
@@ -293,7 +293,7 @@ def _write_hop_dir(target: str, initial: Any, final: Any, meta: dict[str, Any]) 
             json.dump(meta, fh, indent=1)
         os.chmod(tmp, 0o755)
         if os.path.isdir(target):
-            os.rmdir(target)  # empty (checked by _new_dir)
+            os.rmdir(target)  # empty (checked by validation.new_directory)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

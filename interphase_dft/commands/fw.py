@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from interphase_dft import validation as v
 from interphase_dft.errors import InterphaseError
 
 RESULT_COLUMNS = ("kind", "phase", "mode", "interface", "binding_energy_atom",
@@ -36,14 +37,17 @@ def register(sub: Any) -> None:
 
     def run_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-        p.add_argument("--launch-dir", default="launches",
+        p.add_argument("--launch-dir", default="launches", type=v.arg(v.output_directory,
+                                                                       "launch directory"),
                        help="where FireWorks launch directories go (default ./launches)")
 
     p = add("submit", "validate a campaign spec and add its missing work to the LaunchPad",
             _submit)
     p.add_argument("spec", help="campaign YAML (see workflows/)")
-    p.add_argument("--runs-dir", default=None, help="calculation directories (default ./runs)")
+    p.add_argument("--runs-dir", default=None, type=v.arg(v.output_directory, "runs directory"),
+                   help="calculation directories (default ./runs)")
     p.add_argument("--report", default=None, metavar="DIR",
+                   type=v.arg(v.output_directory, "report directory"),
                    help="report directory written by the analysis step")
     run_opts(add("run", "run the queued fireworks locally until none is left", _run))
     add("status", "show the LaunchPad location and the state of every firework", _status)
@@ -52,7 +56,9 @@ def register(sub: Any) -> None:
     p.add_argument("--njobs", type=int, default=1, help="maximum number of jobs to submit")
     p.add_argument("--qadapter", default=None, help="queue adapter YAML (default: the "
                    "template shipped with the package, a copy of hpc/my_qadapter.yaml)")
-    p.add_argument("--launch-dir", default="launches", help="job directories (default ./launches)")
+    p.add_argument("--launch-dir", default="launches", type=v.arg(v.output_directory,
+                                                                   "launch directory"),
+                   help="job directories (default ./launches)")
     p.add_argument("--wait", action="store_true",
                    help="keep --njobs jobs busy until every firework has finished")
     p = add("rerun", "detect lost runs and/or rerun fizzled fireworks", _rerun)
@@ -66,8 +72,10 @@ def register(sub: Any) -> None:
     p = add("campaign", "submit a campaign, run it locally with progress and write the report",
             _campaign)
     p.add_argument("spec", help="campaign YAML (see workflows/)")
-    p.add_argument("--report", default="report", metavar="DIR", help="report directory")
-    p.add_argument("--runs-dir", default=None, help="calculation directories (default ./runs)")
+    p.add_argument("--report", default="report", metavar="DIR",
+                   type=v.arg(v.output_directory, "report directory"), help="report directory")
+    p.add_argument("--runs-dir", default=None, type=v.arg(v.output_directory, "runs directory"),
+                   help="calculation directories (default ./runs)")
     run_opts(p)
     p = add("results", "list stored results", _results)
     p.add_argument("--kind", choices=("binding", "barrier", "references", "test"), default=None)
@@ -101,7 +109,10 @@ def _redacted(handler: Any) -> Any:
 def _open(args: argparse.Namespace, create: bool = False) -> tuple[Any, Any]:
     from interphase_dft.fw.launchpad import open_launchpad, resolve_launchpad
 
+    v.default_store(args.launchpad, create=create)  # before the store is made or opened
     config = resolve_launchpad(args.launchpad, create=create)
+    if config.store_file is not None:
+        v.store_directory(config.store_file.parent)
     return config, open_launchpad(config)
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from interphase_dft import validation as v
 from interphase_dft.errors import InputError, StoreError
 
 
@@ -23,7 +24,9 @@ def register(subparsers: Any) -> None:
             "correlation with the barriers, and write a self-contained report directory."
         ),
     )
-    p.add_argument("-o", "--outdir", default="report", help="report directory (default: report)")
+    p.add_argument("-o", "--outdir", default="report",
+                   type=v.arg(v.output_directory, "report directory"),
+                   help="report directory (default: report; made if missing, must be writable)")
     p.add_argument("--launchpad", default=None,
                    help="LaunchPad YAML (default: $INTERPHASE_LAUNCHPAD, else the embedded "
                         "store in ./.interphase)")
@@ -78,7 +81,11 @@ def store_docs(launchpad: str | None) -> list[dict[str, Any]]:
     from interphase_dft.fw.launchpad import lp_session, open_launchpad, resolve_launchpad
     from interphase_dft.store import ResultStore
 
-    lp = open_launchpad(resolve_launchpad(launchpad))
+    v.default_store(launchpad)
+    config = resolve_launchpad(launchpad)
+    if config.store_file is not None:
+        v.store_directory(config.store_file.parent)
+    lp = open_launchpad(config)
     try:
         with lp_session(lp) as session:
             return ResultStore(session.db).find()

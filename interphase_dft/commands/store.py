@@ -76,8 +76,10 @@ def _check(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     from interphase_dft.fw.embedded import restore
+    from interphase_dft.validation import store_directory
 
     store, db_name = _store_file(args)
+    store_directory(store.parent)  # the restored copy and the replaced file are written there
     chosen, moved = restore(store, args.number, db_name)
     print(f"restored {store} from {chosen.describe()}")
     if moved:

@@ -89,31 +89,25 @@ def test_gpaw_climbing_neb_symmetric_hop(tmp_path):
 
 
 @pytest.mark.ml
+@pytest.mark.slow
 def test_migration_barrier_end_to_end_with_surrogate_engine(tmp_path):
-    """Interface build -> endpoints -> IDPP -> CI-NEB, all with CHGNet (engine='ml')."""
+    """Migration cell -> registry scan -> vacancy hop -> IDPP -> CI-NEB, all with CHGNet
+    (engine='ml'): the document is never a certified barrier (surrogate only)."""
     pytest.importorskip("chgnet")
-    import numpy as np
-
     from interphase_dft.recipes.barrier import migration_barrier
+    from interphase_dft.schemas import SURROGATE_ONLY
 
-    # endpoints must converge (else the barrier is marked not converged): 300 surrogate steps
     settings = preset("test", {"engine": "ml", "relax": {"steps": 300}})
-    doc = migration_barrier("Al", "LiCl", settings, workdir=tmp_path)
-    assert doc.stage == "ml" and doc.interface == "Al|LiCl"
-    assert doc.interface_meta["n_atoms"] <= settings.structure.interface_max_atoms
-    assert doc.converged
-    assert doc.barrier_forward >= 0 and doc.barrier_reverse >= 0
-    assert doc.reaction_energy == pytest.approx(doc.barrier_forward - doc.barrier_reverse,
-                                                abs=1e-9)
-    first = np.array(doc.images[0].structure.positions)
-    last = np.array(doc.images[-1].structure.positions)
-    moved = np.linalg.norm(last - first, axis=1)
-    # the appended Li (last atom) hops from A into B, or the document says the relaxed
-    # endpoints collapsed into one minimum (tiny test-preset interfaces)
-    same = any("same minimum" in w for w in doc.warnings)
-    assert same == (moved.max() < 0.3)
-    assert same or int(np.argmax(moved)) == len(first) - 1
+    doc = migration_barrier("LiAl", "LiCl", settings, workdir=tmp_path)
+    assert doc.stage == "ml" and doc.interface == "LiAl|LiCl" and doc.mechanism == "vacancy"
+    assert doc.saddle == SURROGATE_ONLY and doc.barrier_forward is None
+    assert doc.interface_meta["registry"]["level"] == "surrogate"
+    assert doc.work_of_adhesion is not None  # the scan ran at the reported (surrogate) level
+    assert doc.thickness_a >= settings.structure.interface_min_thickness
+    assert doc.hop_distance <= settings.structure.interface_max_hop + 0.5
+    assert doc.reaction_energy == pytest.approx(doc.energies[-1])
     assert doc.images[0].structure.symbols == doc.images[-1].structure.symbols
+    assert doc.budget == {}  # the surrogate engine is not metered
 
 
 @pytest.mark.ml
@@ -141,8 +135,12 @@ def test_single_points_on_surrogate_path_and_endpoints(tmp_path):
     # fmax_final = largest reference force on an intermediate image (distance to its saddle)
     assert doc.fmax_final == pytest.approx(max(im.fmax for im in doc.images[1:-1]), abs=1e-9)
     assert doc.climbing_image == int(np.argmax(doc.energies[1:-1])) + 1
-    assert doc.barrier_forward == pytest.approx(doc.barrier_reverse, abs=0.05)
-    assert doc.barrier_forward > 0.1
+    e = np.asarray(doc.energies)
+    assert e.max() == pytest.approx(e.max() - e[-1], abs=0.05) and e.max() > 0.1
+    # DFT single points on surrogate geometries are not a saddle at the DFT level: the
+    # reference forces on the surrogate minima and path decide the status
+    assert doc.saddle in ("not certified: unrelaxed endpoints", "not converged")
+    assert doc.barrier_forward is None and doc.saddle_note
 
 
 def test_unconverged_endpoint_makes_the_barrier_unconverged(tmp_path):

@@ -32,6 +32,7 @@ def main() -> None:
     doc = neb_barrier(initial, final, settings, workdir,
                       HopOptions(is_metal=False, calc_extra={"charge": meta["charge"]}),
                       label="Li2S vacancy hop", phase_a="Li2S", phase_b="Li2S",
+                      mechanism="bulk-vacancy",
                       interface_meta=meta)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "li2s_vacancy_hop.json").write_text(doc.model_dump_json(indent=1))

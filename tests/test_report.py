@@ -261,3 +261,30 @@ def test_report_lists_the_item_without_a_document(tmp_path: Path) -> None:
 def test_report_takes_only_a_campaign_spec(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="CampaignSpec"):
         write_report([], tmp_path / "rep", campaign={"preset": "test"})  # type: ignore[arg-type]
+
+
+def test_report_lists_over_budget_and_bulk_hops_and_the_excess_barrier(tmp_path: Path) -> None:
+    from interphase_dft.schemas import OVER_BUDGET
+
+    over = make_barrier_doc("LiAl", "Li2S", 0.4).model_copy(update={
+        "saddle": OVER_BUDGET, "barrier_forward": None, "barrier_reverse": None,
+        "e_kra": None, "saddle_note": "stopped in stage dft_neb after 12 DFT calls",
+        "budget": {"max_dft_calls": 12, "dft_calls": 12, "dft_hours": 0.5}})
+    bulk = make_barrier_doc("LiAl", "LiAl", 0.2, reaction=0.0, mechanism="bulk-vacancy")
+    docs = [*campaign_docs()[:4], make_barrier_doc("LiAl", "LPSC", 0.35), over, bulk]
+    write_report(docs, tmp_path / "rep", n_boot=20)
+    md = (tmp_path / "rep" / "index.md").read_text()
+    assert "barrier LiAl|Li2S (vacancy): not certified: over budget" in md
+    assert "raise budget.max_dft_calls" in md and "## Migration barriers" in md
+    tables = tmp_path / "rep" / "tables"
+    status = json.loads((tables / "barrier_status.json").read_text())
+    assert [(r["hop"], r["dft_calls"]) for r in status] == [("LiAl|Li2S (vacancy)", 12)]
+    rows = {r["interface"]: r for r in json.loads((tables / "barriers.json").read_text())}
+    assert "LiAl|LiAl" not in rows  # bulk hops have their own table
+    assert rows["LiAl|LPSC"]["bulk_barrier_eV"] == pytest.approx(bulk.barrier_forward)
+    assert rows["LiAl|LPSC"]["excess_barrier_eV"] == pytest.approx(
+        rows["LiAl|LPSC"]["barrier_forward_eV"] - bulk.barrier_forward)
+    assert rows["LiAl|Li2S"]["barrier_forward_eV"] is None
+    assert rows["LiAl|Li2S"]["excess_barrier_eV"] is None
+    (b,) = json.loads((tables / "bulk_barriers.json").read_text())
+    assert b["phase"] == "LiAl" and b["mechanism"] == "bulk-vacancy"

@@ -401,7 +401,11 @@ def _production() -> CalcSettings:
 
 
 #: overrides that lift a cheaper level (laptop: PBE//CHGNet) to DFT geometries and DFT CI-NEB
-FULL_DFT_OVERRIDES: dict[str, Any] = {"relax": {"dft_relax": True}, "neb": {"dft_refine": True}}
+FULL_DFT_OVERRIDES: dict[str, Any] = {
+    "relax": {"dft_relax": True}, "neb": {"dft_refine": True},
+    # the laptop budget is the PBE//CHGNet plan; full DFT gets the production ceiling
+    "budget": {"max_dft_calls": 2000, "max_dft_hours": None},
+}
 
 PRESETS = {"test": _test, "laptop": _laptop, "production": _production}
 

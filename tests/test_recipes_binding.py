@@ -67,6 +67,16 @@ def test_bulk_binding_energy_document(settings, tmp_path):
     assert doc.calculator["dispersion"] == "none"
     assert doc.calculator["smearing"]["width"] == settings.dft.smearing_width  # Al is a metal
     assert doc.input_hash == f"{doc.structure_hash}:{doc.settings_hash}"
+    # issue 15: supercell record, no vacancy (no Li in Al), coexistence potential
+    assert doc.supercell["n_atoms"] == len(doc.host_structure.symbols)
+    assert min(doc.supercell["widths"]) >= settings.structure.bulk_min_length
+    assert doc.vacancy is None and doc.charge_state == "neutral"
+    co = doc.coexistence
+    assert co["mu_li"] == pytest.approx(
+        (co["e_lial_cell"] - co["n_al_lial"] * co["e_al_per_atom"]) / co["n_li_lial"]
+        - r.li_bcc_per_atom, abs=1e-10)
+    assert co["voltage"] == -co["mu_li"] and -1.5 < co["mu_li"] < 0.5  # loose test settings
+    print(f"Al/LiAl coexistence (test preset): mu_Li = {co['mu_li']:.3f} eV")
     assert doc.settings["preset"] == "test" and doc.work_key == ""
     assert set(doc.force_calls) >= {"host"} | {f"site-{s.label}" for s in doc.sites}
     back = BindingEnergyDoc.model_validate_json(doc.model_dump_json())

@@ -93,8 +93,8 @@ def barrier_pair(phase_a: Any, phase_b: Any) -> tuple[str, str]:
     """Two different host phases A and B of a migration barrier across A|B."""
     a, b = host_phase(phase_a), host_phase(phase_b)
     if a == b:
-        raise InputError(f"barrier {a}|{b} needs two different phases (Li migration across "
-                         "an A|B interface)")
+        raise InputError(f"barrier {a}|{b} needs two different phases (the bulk hop of one "
+                         "phase is its bulk reference hop, computed automatically)")
     return a, b
 
 

@@ -140,3 +140,10 @@ def test_surface_properties_match_the_termination():
             t.termination, t.is_polar, t.n_layers, t.stoichiometric)
         assert np.isclose(surf.dipole, t.dipole) and np.isclose(surf.area, t.area)
         assert np.isclose(surf.broken_bonds, t.broken_bonds)
+
+
+def test_miller_index_in_lowest_terms_and_bounded():
+    """Issue 16 item 3: (2 2 2) is the (1 1 1) plane; indices beyond 3 are refused."""
+    assert make_slabs(get_bulk("Al"), (2, 2, 2), layers=2)[0].miller == (1, 1, 1)
+    with pytest.raises(InputError, match="beyond the largest supported index 3"):
+        make_slabs(get_bulk("Al"), (4, 1, 0))

@@ -28,3 +28,26 @@ def test_help_lists_commands():
 def test_no_command_prints_help_and_fails():
     assert main([]) == 2
     assert make_parser().prog == "interphase-dft"
+
+
+OUTPUT_DESTS = {"output", "outdir", "launch_dir", "runs_dir", "report", "json_file", "workdir"}
+
+
+def _actions(parser, path=()):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _actions(sub, (*path, name))
+        else:
+            yield path, action
+
+
+def test_every_output_path_is_checked_while_parsing():
+    """Issue 16 item 5: output paths are validated by ``type=`` (interphase_dft.validation)
+    before any work; ``binding``/``barrier``/``bulk-barrier`` are handed over (calc.py)."""
+    unchecked = [(" ".join(path), action.dest) for path, action in _actions(make_parser())
+                 if action.dest in OUTPUT_DESTS and action.type is None
+                 and path[0] not in ("binding", "barrier", "bulk-barrier")]
+    assert unchecked == []

@@ -4,6 +4,8 @@ Each drill reproduces a defect found by trying the package as a new user would: 
 killed by ``kill -9``, SIGTERM/SIGINT to ``run``, ``rerun --lost`` against a live worker,
 malformed LaunchPad files holding a password, and a truncated, empty or missing store. No
 MongoDB server is needed; heartbeats are short (0.5-1 s) so each drill takes seconds.
+The drills of bounded inputs, output paths and shared validation (items 3, 5, 6) are in
+``test_reliability_inputs.py``.
 """
 
 from __future__ import annotations

@@ -230,13 +230,35 @@ def make_calculator(
     return calc
 
 
+def rotate_log(path: str | Path) -> Path | None:
+    """Move a non-empty log ``path`` aside before a new calculator writes it.
+
+    GPAW opens its ``txt`` file for writing, so a resumed run (or the retry of an SCF) would
+    erase the log of the run before it. The logs are rotated instead, none deleted:
+    ``gpaw.txt`` -> ``gpaw.txt.1`` (the newest earlier log), ``.1`` -> ``.2``, and so on.
+    Returns the path the log was moved to (None: nothing to keep).
+    """
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size == 0:
+        return None
+    n = 1
+    while p.with_name(f"{p.name}.{n}").exists():
+        n += 1
+    for k in range(n - 1, 0, -1):
+        p.with_name(f"{p.name}.{k}").replace(p.with_name(f"{p.name}.{k + 1}"))
+    target = p.with_name(f"{p.name}.1")
+    p.replace(target)
+    return target
+
+
 @dataclass(frozen=True)
 class GPAWFactory:
     """Picklable recipe for GPAW calculators: ``factory(atoms, attempt)`` -> calculator.
 
     Runners call it once per structure (and once per NEB image) and again with a larger
     ``attempt`` when the SCF does not converge. ``txt`` names the GPAW log; ``label`` is
-    appended so NEB images get separate logs.
+    appended so NEB images get separate logs. An existing log is rotated, never overwritten
+    (:func:`rotate_log`): a resumed run keeps the log of the run it continues.
     """
 
     settings: CalcSettings
@@ -257,6 +279,7 @@ class GPAWFactory:
                 p = p.with_name(f"{p.stem}-{label}{p.suffix}")
             if world.rank == 0:
                 p.parent.mkdir(parents=True, exist_ok=True)
+                rotate_log(p)  # GPAW opens txt for writing: keep the log of the earlier run
             world.barrier()
             txt = str(p)
         return make_calculator(

@@ -109,6 +109,14 @@ def test_surface_mode_end_to_end_with_surrogate_engine(tmp_path):
     doc = binding_energy("Al", settings, mode="surface", workdir=tmp_path)
     assert doc.mode == "surface" and doc.surface["rule"]
     assert doc.surface["miller"] == [1, 1, 1]
+    # issue 15: Al(111) has the lowest surface energy of the two candidates; one thickness
+    # (3 layers build the same slab as 2) within the test preset's slab_max_layers = 3
+    gammas = [c["surface_energy"] for c in doc.termination["candidates"]]
+    assert len(gammas) == 2 and 0 < gammas[doc.termination["chosen"]] == min(gammas)
+    conv = doc.slab_convergence
+    assert conv["layers"] == [2] and conv["skipped"] == [3]
+    assert not conv["converged"] and conv["stop_reason"] == "max_layers"
+    assert doc.coverage["area_per_li"] >= 60.0
     assert {"top", "bridge"} <= {s.site_kind for s in doc.sites}
     assert doc.host_structure.pbc == [True, True, False]
     fixed = doc.host_structure.fixed

@@ -30,7 +30,7 @@ def test_campaign_with_all_results_stored_recomputes_nothing(tmp_path, capsys):
         for item in load_spec(spec_path).results():
             ResultStore(real.db).insert({"kind": "binding", "phase": "Al",
                                          "work_key": item.work_key})
-    assert main(["campaign", str(spec_path), "--report", ""]) == 0
+    assert main(["campaign", str(spec_path), "--report", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
     assert "nothing to submit" in out and "1 results stored, 0 missing" in out
     assert state_counts(lp) == {}

@@ -184,8 +184,9 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
         else:
             band = runner.converge_path(ends, workdir)
     except BudgetExceeded as exc:
+        if ledger is None:  # raised by a caller's factory, not by this run's ledger
+            raise
         log.warning("%s: %s", label, exc)
-        assert ledger is not None  # only a metered factory raises it
         return over_budget_doc(exc, ledger, settings, runner.run, hop)
     if unconverged:
         band.res.converged = False

@@ -25,7 +25,13 @@ from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.recipes.band import Band
 from interphase_dft.recipes.neb_path import intermediate_minimum, path_steps
 from interphase_dft.recipes.saddle import certify, e_kra
-from interphase_dft.schemas import SADDLE, BarrierDoc, NEBImageData, StructureData
+from interphase_dft.schemas import (
+    OVER_BUDGET,
+    SADDLE,
+    BarrierDoc,
+    NEBImageData,
+    StructureData,
+)
 from interphase_dft.span import span_barriers
 
 __all__ = ["HopRecord", "barrier_doc", "over_budget_doc"]
@@ -178,10 +184,8 @@ def over_budget_doc(exc: BudgetExceeded, ledger: Ledger, settings: CalcSettings,
     run.warn(note)
     return BarrierDoc.from_run(
         settings, run, calculator=hop.calculator, input_structure=hop.input_structure,
-        **hop.fields(), saddle=certify([], [], neb_fmax=0, relax_fmax=0, endpoint_fmax={},
-                                       over_budget=True).status,
-        saddle_note=note, images=[], energies=energies, path_coordinate=[],
-        spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
+        **hop.fields(), saddle=OVER_BUDGET, saddle_note=note, images=[], energies=energies,
+        path_coordinate=[], spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
         reaction_energy=energies[-1] if energies else None, converged=False,
         fmax_final=None if fmax is None else float(fmax), stage=planned_stage(settings),
         budget={**ledger.summary(), "stage": ledger.stage, "unfinished": unfinished},

@@ -43,6 +43,10 @@ ML_CANDIDATES = 6
 DFT_CANDIDATES = 2
 #: voids within this of the largest clearance are the same kind of site, Angstrom
 SAME_VOID = 0.05
+#: what an interstitial path records of each of its hops
+_HOP_KEYS = ("hop", "region_initial", "region_final", "hop_distance_A", "energy_initial_eV",
+             "energy_final_eV", "fmax_initial_eV_A", "fmax_final_eV_A", "li_host_initial_A",
+             "li_host_final_A")
 
 
 @dataclass
@@ -152,13 +156,10 @@ def _interstitial(cell: Any, settings: CalcSettings, workdir: Path,
     per_region = ML_CANDIDATES if surrogate is not None else DFT_CANDIDATES
     path = interstitial_path(cands, relax_one, max_per_region=per_region)
     states = [hop.initial for hop in path.hops] + [path.hops[-1].final]
-    first = dict(path.hops[0].meta)
-    meta = {**first, "path": path.meta, "candidate_level": "surrogate" if surrogate is not None
-            else "reported level", "hops": [{k: v for k, v in h.meta.items()
-                                             if k.endswith(("_A", "_eV", "_eV_A")) or k in (
-                                                 "region_initial", "region_final", "hop")}
-                                            for h in path.hops]}
-    return states, meta
+    hops = [{k: v for k, v in h.meta.items() if k in _HOP_KEYS} for h in path.hops]
+    level = "surrogate" if surrogate is not None else "reported level"
+    return states, {**path.hops[0].meta, "path": path.meta, "candidate_level": level,
+                    "hops": hops}
 
 
 def bulk_cell(phase: str, min_length: float) -> Atoms:

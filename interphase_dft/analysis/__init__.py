@@ -16,10 +16,12 @@ from interphase_dft.analysis.descriptor import (
     consistency_check,
     delta_e,
     descriptor_pairs,
+    excess_barrier,
     load_docs,
     lookup_pair,
     select_barriers,
     select_binding,
+    select_bulk,
 )
 from interphase_dft.analysis.stats import (
     BarrierPoint,
@@ -39,10 +41,12 @@ __all__ = [
     "correlate_points",
     "delta_e",
     "descriptor_pairs",
+    "excess_barrier",
     "load_docs",
     "lookup_pair",
     "pair_barriers",
     "select_barriers",
     "select_binding",
+    "select_bulk",
 ]
 

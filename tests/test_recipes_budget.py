@@ -114,3 +114,25 @@ def test_an_unfinished_band_is_not_converged(tmp_path):
     doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=emt_factory)
     assert doc.saddle == "not converged" and doc.saddle_fmax > 0.01
     assert doc.barrier_forward is None and doc.climbing_image == 2
+
+
+@pytest.mark.gpaw
+@pytest.mark.slow
+def test_gpaw_bulk_reference_hop_over_budget_then_continued(tmp_path):
+    """LiAl bulk vacancy hop with GPAW (test preset, 3-atom cell): stopped at 6 DFT calls,
+    then continued to a certified saddle with the ledger's count carried over."""
+    from interphase_dft.recipes.barrier import bulk_reference_barrier
+
+    settings = preset("test", {"budget": {"max_dft_calls": 6}})
+    stopped = bulk_reference_barrier("LiAl", settings, workdir=tmp_path)
+    assert stopped.saddle == OVER_BUDGET and stopped.budget["dft_calls"] == 6
+    assert stopped.mechanism == "bulk-vacancy" and stopped.interface == "LiAl|LiAl"
+    assert stopped.calculator["charge"].startswith("neutral: the metal")
+    more = settings.with_overrides({"budget": {"max_dft_calls": 400}})
+    done = bulk_reference_barrier("LiAl", more, workdir=tmp_path)
+    assert done.saddle in (SADDLE, "not converged", "no saddle: reaction energy")
+    assert done.budget["dft_calls"] > 6 and done.input_hash == stopped.input_hash
+    if done.saddle == SADDLE:
+        assert done.saddle_fmax <= settings.neb.fmax
+        assert max(done.endpoint_fmax.values()) <= settings.relax.fmax
+        assert done.e_kra == pytest.approx(done.barrier_forward - 0.5 * done.reaction_energy)

@@ -27,32 +27,13 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 from pydantic import BaseModel, ConfigDict, Field
 
+from interphase_dft.barrier_status import LEGACY, SADDLE
+
 if TYPE_CHECKING:
     from interphase_dft.calc.runlog import RunLog
     from interphase_dft.calc.settings import CalcSettings
 
 SCHEMA_VERSION = 3
-
-#: ``BarrierDoc.saddle``: the band's maximum is an interior climbing image converged at the
-#: barrier's level, between endpoints that are minima at that level (a barrier)
-SADDLE = "saddle"
-#: the band's highest image is an endpoint: its numbers are a reaction energy, not a barrier
-NO_SADDLE = "no saddle: reaction energy"
-#: interior maximum whose force is above neb.fmax at the barrier's level
-NOT_CONVERGED = "not converged"
-#: a cost ceiling (settings.budget) stopped the run; rerun with a larger budget to continue
-OVER_BUDGET = "not certified: over budget"
-#: an endpoint force above relax.fmax at the barrier's level
-UNRELAXED = "not certified: unrelaxed endpoints"
-#: surrogate energies only (engine 'ml'): never a DFT barrier
-SURROGATE_ONLY = "not certified: surrogate only"
-#: the band passes through another minimum and was not split there
-NOT_ONE_HOP = "not certified: not one hop"
-#: a document stored before the certification rule (schema version < 3)
-LEGACY = "not certified: computed before the saddle rule"
-SADDLE_STATUSES = (SADDLE, NO_SADDLE, NOT_CONVERGED, OVER_BUDGET, UNRELAXED, SURROGATE_ONLY,
-                   NOT_ONE_HOP, LEGACY)
-
 
 class StructureData(BaseModel):
     """A JSON-safe snapshot of an ASE ``Atoms`` (positions in Angstrom)."""
@@ -394,17 +375,6 @@ class BarrierDoc(ResultDocBase):
 
 
 ResultDoc = BindingEnergyDoc | BarrierDoc
-
-
-#: Mongo filter of the stored documents :func:`continuable` accepts
-CONTINUABLE_QUERY: dict[str, Any] = {"saddle": OVER_BUDGET}
-
-
-def continuable(doc: Any) -> bool:
-    """True for a stored result a larger budget continues (a barrier over budget): it does
-    not count as finished work (dict or document)."""
-    saddle = doc.get("saddle") if isinstance(doc, dict) else getattr(doc, "saddle", None)
-    return saddle == OVER_BUDGET
 
 
 def doc_from_dict(data: dict[str, Any]) -> BindingEnergyDoc | BarrierDoc:

@@ -11,11 +11,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.barrier_status import NO_SADDLE, NOT_CONVERGED, SADDLE, SURROGATE_ONLY
 from interphase_dft.schemas import (
-    NO_SADDLE,
-    NOT_CONVERGED,
-    SADDLE,
-    SURROGATE_ONLY,
     BarrierDoc,
     BindingEnergyDoc,
     NEBImageData,

@@ -179,10 +179,10 @@ def test_barrier_and_bulk_barrier_tasks_run_their_recipes_with_the_submitted_set
 
 def test_a_barrier_over_budget_continues_when_submitted_with_a_larger_budget(tmp_path,
                                                                            monkeypatch):
+    from interphase_dft.barrier_status import OVER_BUDGET
     from interphase_dft.campaign import parse_spec
     from interphase_dft.fw.workflows import submit_campaign
     from interphase_dft.recipes import barrier
-    from interphase_dft.schemas import OVER_BUDGET
 
     spec = parse_spec(BARRIER_SPEC)
     (item,) = [w for w in spec.results() if w.kind == "barrier"]

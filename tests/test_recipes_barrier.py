@@ -94,8 +94,8 @@ def test_migration_barrier_end_to_end_with_surrogate_engine(tmp_path):
     """Migration cell -> registry scan -> vacancy hop -> IDPP -> CI-NEB, all with CHGNet
     (engine='ml'): the document is never a certified barrier (surrogate only)."""
     pytest.importorskip("chgnet")
+    from interphase_dft.barrier_status import SURROGATE_ONLY
     from interphase_dft.recipes.barrier import migration_barrier
-    from interphase_dft.schemas import SURROGATE_ONLY
 
     settings = preset("test", {"engine": "ml", "relax": {"steps": 300}})
     doc = migration_barrier("LiAl", "LiCl", settings, workdir=tmp_path)

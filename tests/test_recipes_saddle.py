@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from interphase_dft.errors import CalculationError
-from interphase_dft.recipes.saddle import certify, e_kra, hop_saddle
-from interphase_dft.schemas import (
+from interphase_dft.barrier_status import (
     NO_SADDLE,
     NOT_CONVERGED,
     NOT_ONE_HOP,
@@ -16,6 +14,8 @@ from interphase_dft.schemas import (
     SURROGATE_ONLY,
     UNRELAXED,
 )
+from interphase_dft.errors import CalculationError
+from interphase_dft.recipes.saddle import certify, e_kra, hop_saddle
 
 RELAXED = {"initial": 0.01, "final": 0.02}
 
@@ -102,7 +102,8 @@ def test_a_document_without_saddle_refuses_to_give_a_barrier():
 
 
 def test_documents_before_the_rule_are_not_certified():
-    from interphase_dft.schemas import LEGACY, doc_from_dict
+    from interphase_dft.barrier_status import LEGACY
+    from interphase_dft.schemas import doc_from_dict
     from tests.test_analysis_factories import make_barrier_doc
 
     data = make_barrier_doc("LiAl", "LPSC", 0.35).model_dump()

@@ -264,7 +264,7 @@ def test_report_takes_only_a_campaign_spec(tmp_path: Path) -> None:
 
 
 def test_report_lists_over_budget_and_bulk_hops_and_the_excess_barrier(tmp_path: Path) -> None:
-    from interphase_dft.schemas import OVER_BUDGET
+    from interphase_dft.barrier_status import OVER_BUDGET
 
     over = make_barrier_doc("LiAl", "Li2S", 0.4).model_copy(update={
         "saddle": OVER_BUDGET, "barrier_forward": None, "barrier_reverse": None,

@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from interphase_dft.schemas import NO_SADDLE, OVER_BUDGET, BarrierDoc, BindingEnergyDoc
+from interphase_dft.barrier_status import NO_SADDLE, OVER_BUDGET
+from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
 
 if TYPE_CHECKING:
     from interphase_dft.campaign import CampaignSpec

@@ -158,7 +158,7 @@ def _barrier_status(doc: Any) -> int:
     """0 for a certified band or a reaction energy, 1 (with the reason on stderr) else."""
     import sys
 
-    from interphase_dft.schemas import NO_SADDLE, SADDLE
+    from interphase_dft.barrier_status import NO_SADDLE, SADDLE
 
     if doc.saddle in (SADDLE, NO_SADDLE):
         return 0

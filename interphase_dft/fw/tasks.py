@@ -29,11 +29,11 @@ from typing import Any, ClassVar
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 
+from interphase_dft.barrier_status import continuable
 from interphase_dft.calc.checkpoint import write_json
 from interphase_dft.campaign import CampaignSpec, WorkItem
 from interphase_dft.errors import InputError
 from interphase_dft.fw.launchpad import lp_session
-from interphase_dft.schemas import continuable
 from interphase_dft.store import ResultStore
 
 COMMON: list[str] = ["settings", "work_key", "runs_dir"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from fireworks import FiretaskBase, Firework, Workflow
 
+from interphase_dft.barrier_status import CONTINUABLE_QUERY
 from interphase_dft.calc.settings import BudgetSettings
 from interphase_dft.campaign import CampaignSpec, WorkItem
 from interphase_dft.fw.launchpad import lp_session
@@ -32,7 +33,6 @@ from interphase_dft.fw.tasks import (
     MigrationBarrierTask,
     ReferencesTask,
 )
-from interphase_dft.schemas import CONTINUABLE_QUERY
 from interphase_dft.store import ResultStore
 
 TASKS: dict[str, type[FiretaskBase]] = {

@@ -19,19 +19,14 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
+from interphase_dft.barrier_status import OVER_BUDGET, SADDLE
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, unfinished_runs
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.recipes.band import Band
 from interphase_dft.recipes.neb_path import intermediate_minimum, path_steps
 from interphase_dft.recipes.saddle import certify, e_kra
-from interphase_dft.schemas import (
-    OVER_BUDGET,
-    SADDLE,
-    BarrierDoc,
-    NEBImageData,
-    StructureData,
-)
+from interphase_dft.schemas import BarrierDoc, NEBImageData, StructureData
 from interphase_dft.span import span_barriers
 
 __all__ = ["HopRecord", "barrier_doc", "over_budget_doc"]

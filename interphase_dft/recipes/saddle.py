@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from interphase_dft.schemas import (
+from interphase_dft.barrier_status import (
     NO_SADDLE,
     NOT_CONVERGED,
     NOT_ONE_HOP,

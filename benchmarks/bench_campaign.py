@@ -92,7 +92,7 @@ def build_structures(spec: Any) -> float:
     settings = spec.settings()
     with Stopwatch() as sw:
         for b in spec.barriers:
-            interface_hop(b.a, b.b, settings)
+            interface_hop(b.a, b.b, settings, mechanism=b.mechanism)
     return sw.seconds
 
 

@@ -14,8 +14,11 @@ thickness   lattice-match plans ranked by atoms at a required side thickness; at
 contact     bulk Li-host reference distances, geometric contact gap and registry
 hops        vacancy crossing between Li lattice sites of A and B (``Hop`` endpoints)
 interstitial  interstitial candidates of the interfacial layers and the gap; unrelaxed guess
+slab_properties  surface descriptors of a slab (termination, dipole, stoichiometry, broken bonds)
+lattice_match    ZSL lattice-match search for interfaces and the principal-strain measure
+molecular   packing of molecular crystals (P4S10 inversion pair with the widest contacts)
 units       rigid units (P4S10 molecules, PS4 tetrahedra) kept whole by slabs and interfaces
-reference   regenerate the files in ``structures/``
+reference   the reference structures committed in ``structures/``
 """
 
 from __future__ import annotations

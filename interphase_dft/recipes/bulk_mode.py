@@ -46,9 +46,10 @@ from interphase_dft.schemas import BindingEnergyDoc, ReferenceEnergies, Structur
 
 log = logging.getLogger("interphase_dft.recipes")
 
-#: issue 15: bulk cells of at least 10 A per side; 8 A allowed for the laptop preset
+#: issue 15: bulk cells of at least 10 A per side; 8 A allowed for the laptop-level presets
 REQUIRED_MIN_LENGTH = 10.0
 LAPTOP_MIN_LENGTH = 8.0
+LAPTOP_PRESETS = ("laptop", "screening")
 #: experimental Al/LiAl two-phase plateau near room temperature, V vs Li/Li+
 AL_LIAL_PLATEAU = (0.3, 0.4)
 
@@ -80,9 +81,9 @@ def coexistence_potential(e_lial: float, n_li: int, n_al: int, e_al_per_atom: fl
 
 def supercell_requirement(settings: CalcSettings) -> tuple[float, str]:
     """(required smallest width, Angstrom; statement) for the document."""
-    if settings.preset == "laptop":
-        return LAPTOP_MIN_LENGTH, (f"every width >= {LAPTOP_MIN_LENGTH} A (laptop preset; "
-                                   f"{REQUIRED_MIN_LENGTH} A otherwise)")
+    if settings.preset in LAPTOP_PRESETS:
+        return LAPTOP_MIN_LENGTH, (f"every width >= {LAPTOP_MIN_LENGTH} A ({settings.preset} "
+                                   f"preset; {REQUIRED_MIN_LENGTH} A otherwise)")
     if settings.preset == "test":
         return settings.structure.bulk_min_length, "test preset: tiny cells, no requirement"
     return REQUIRED_MIN_LENGTH, f"every width >= {REQUIRED_MIN_LENGTH} A"

@@ -334,16 +334,17 @@ def max_strain(value: Any, settings: Any = None) -> float:
                    "max_strain", "budget.build_max_strain")
 
 
-def build_limits(*, max_atoms: Any = None, max_area: Any = None, max_strain: Any = None,
-                 settings: Any = None) -> None:
-    """Refuse lattice-match limits outside their range or above the build ceilings."""
-    checks = ((max_atoms, _max_atoms), (max_area, _max_area), (max_strain, _max_strain))
-    for value, check in checks:
+#: the checks of the lattice-match limits, by keyword
+LIMIT_CHECKS: dict[str, Callable[[Any, Any], Any]] = {
+    "max_atoms": max_atoms, "max_area": max_area, "max_strain": max_strain}
+
+
+def build_limits(settings: Any = None, **limits: Any) -> None:
+    """Refuse lattice-match ``limits`` (``max_atoms``, ``max_area``, ``max_strain``; None =
+    not given) outside their range or above the build ceilings of ``settings``."""
+    for name, value in limits.items():
         if value is not None:
-            check(value, settings)
-
-
-_max_atoms, _max_area, _max_strain = max_atoms, max_area, max_strain
+            LIMIT_CHECKS[name](value, settings)
 
 
 def slab_atoms(bulk: Any, hkl: Sequence[int], *, layers: int | None = None,

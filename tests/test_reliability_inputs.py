@@ -136,6 +136,20 @@ def test_a_slab_estimated_over_its_bound_is_refused_before_it_is_cut(tmp_path):
     assert seconds < 30
 
 
+def test_the_builders_apply_the_same_ceilings():
+    """Python callers (recipes, migration cells) meet the ceilings the CLI checks."""
+    from interphase_dft.builders.interfaces import make_interfaces
+    from interphase_dft.calc.settings import BudgetSettings
+
+    with pytest.raises(InputError, match=r"budget\.build_max_atoms"):
+        make_interfaces("LPSC", "P2S5", max_strain=0.3, max_atoms=100000)
+    with pytest.raises(InputError, match=r"budget\.build_max_strain"):
+        make_interfaces("LPSC", "P2S5", max_strain=0.3, max_atoms=100)
+    with pytest.raises(InputError, match=r"budget\.build_max_search"):
+        make_interfaces("LiAl", "LiCl", miller_a=(1, 1, 0), miller_b=(1, 1, 0), layers_a=1,
+                        layers_b=1, max_atoms=200, limits=BudgetSettings(build_max_search=1000))
+
+
 def test_the_search_estimate_is_the_count_pymatgen_makes(monkeypatch):
     """zsl_comparisons counts exactly the supercell pairs ZSLGenerator compares."""
     import pymatgen.analysis.interfaces.zsl as zsl

@@ -250,10 +250,12 @@ def _calc(argv: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_a_barrier_needs_two_different_phases_on_the_command_line_too(monkeypatch, capsys):
+def test_a_barrier_needs_two_different_phases_on_the_command_line_too(tmp_path, monkeypatch,
+                                                                      capsys):
     """Before: ``barrier Al Al`` was accepted and started DFT (the spec refused it)."""
     from interphase_dft import validation
 
+    monkeypatch.chdir(tmp_path)  # default work directories are relative
     _no_dft(monkeypatch)
     code, err = _calc(["barrier", "Al", "Al"], capsys)
     with pytest.raises(InputError) as shared:
@@ -272,6 +274,7 @@ def test_a_barrier_needs_two_different_phases_on_the_command_line_too(monkeypatc
 def test_calc_commands_refuse_before_any_dft(tmp_path, unwritable, monkeypatch, capsys,
                                               args, message):
     """Before: accepted, DFT started; ``--json`` failed only after the calculation (114 s)."""
+    monkeypatch.chdir(tmp_path)  # default work directories are relative
     _no_dft(monkeypatch)
     (tmp_path / "file").write_text("x")
     code, err = _calc([a.format(tmp=tmp_path, ro=unwritable) for a in args], capsys)

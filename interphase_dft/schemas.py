@@ -336,13 +336,17 @@ class BarrierDoc(ResultDocBase):
         "or joined through one: image range in this path, per-hop barriers, saddle status, "
         "stage, convergence; empty for one hop")
     climbing_image: int | None = None
-    stage: Literal["dft", "ml+dft", "dft//ml", "ml"] = Field(
-        description="how the final path was obtained: 'dft' DFT CI-NEB from IDPP, 'ml+dft' "
-        "surrogate path refined by DFT CI-NEB, 'dft//ml' DFT single points on the "
-        "surrogate-converged path (converged refers to the surrogate band; fmax_final is the "
-        "largest DFT force on an intermediate image), 'ml' surrogate only")
+    stage: Literal["dft", "dft-certified", "ml+dft", "dft//ml", "ml"] = Field(
+        description="how the final path was obtained: 'dft' DFT CI-NEB from IDPP, "
+        "'dft-certified' active-learning loop certified by DFT single points, 'ml+dft' "
+        "surrogate path refined by DFT CI-NEB (or an active-learning band), 'dft//ml' DFT "
+        "single points on the surrogate path (converged: the surrogate band's; fmax_final: "
+        "the largest DFT force on an intermediate image), 'ml' surrogate only")
     ml_barrier: float | None = Field(None, description="surrogate barrier; never a DFT number")
     ml_fallback_reason: str | None = None
+    active_learning: dict[str, Any] | None = Field(
+        None, description="active-learning loop of the hop (recipes.active_learning.ALResult "
+        "fields: stage, rounds, reference_calls, errors, weights_hash, frame_ids, fallback)")
     budget: dict[str, Any] = Field(
         default_factory=dict, description="cost ceilings and what was used: max_dft_calls, "
         "max_dft_hours, dft_calls, dft_hours (over all restarts); over budget also the stage "

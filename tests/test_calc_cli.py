@@ -78,7 +78,7 @@ def test_barrier_cli_passes_the_mechanism_and_reports_the_status(tmp_path, capsy
 
     seen = {}
 
-    def fake(a, b, settings, *, workdir, mechanism):
+    def fake(a, b, settings, *, workdir, mechanism, frames=None):
         seen.update(a=a, b=b, mechanism=mechanism, workdir=workdir)
         doc = make_barrier_doc(a, b, 0.0, reaction=0.4, mechanism=mechanism)  # monotonic
         return doc.model_copy(update={"settings": settings.model_dump()})
@@ -91,7 +91,7 @@ def test_barrier_cli_passes_the_mechanism_and_reports_the_status(tmp_path, capsy
     text = capsys.readouterr().out
     assert "status: no saddle: reaction energy" in text and "barrier forward -" in text
 
-    def unconverged(a, b, settings, *, workdir, mechanism):
+    def unconverged(a, b, settings, *, workdir, mechanism, frames=None):
         doc = make_barrier_doc(a, b, 0.4, converged=False, mechanism=mechanism)
         return doc.model_copy(update={"settings": settings.model_dump()})
 

@@ -151,12 +151,13 @@ def test_barrier_and_bulk_barrier_tasks_run_their_recipes_with_the_submitted_set
     assert submit_campaign(lp, spec, tmp_path / "runs").n_fireworks == 3
     seen = []
 
-    def spy_bulk(phase, settings, *, workdir):
+    def spy_bulk(phase, settings, *, workdir, frames=None, work_key=None):
+        assert frames is not None and work_key.startswith(workdir.name)
         seen.append(("bulk", phase, settings, workdir.name))
         return {"kind": "barrier", "phase_a": phase, "phase_b": phase, "saddle": "saddle",
                 "mechanism": "bulk-vacancy", "settings": settings.model_dump(mode="json")}
 
-    def spy_interface(a, b, settings, *, workdir, mechanism):
+    def spy_interface(a, b, settings, *, workdir, mechanism, frames=None, work_key=None):
         seen.append(("interface", f"{a}|{b}:{mechanism}", settings, workdir.name))
         return {"kind": "barrier", "phase_a": a, "phase_b": b, "mechanism": mechanism,
                 "saddle": "saddle", "settings": settings.model_dump(mode="json")}
@@ -193,7 +194,7 @@ def test_a_barrier_over_budget_continues_when_submitted_with_a_larger_budget(tmp
                 ResultStore(real.db).insert({"kind": "barrier", "work_key": w.work_key})
     budgets = []
 
-    def spy(a, b, settings, *, workdir, mechanism):
+    def spy(a, b, settings, *, workdir, mechanism, **recording):
         budgets.append(settings.budget.max_dft_calls)
         limit = settings.budget.max_dft_calls
         status = OVER_BUDGET if limit < 3000 else "saddle"

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from interphase_dft.errors import InputError
 
-PresetName = Literal["test", "laptop", "production"]
+PresetName = Literal["test", "screening", "laptop", "production"]
 
 
 class _Frozen(BaseModel):
@@ -130,6 +130,12 @@ class NEBSettings(_Frozen):
         "barrier is DFT single points on the surrogate-converged path (stage 'dft//ml'; "
         "needs ml_prestage; a rejected surrogate path still falls back to DFT NEB)",
     )
+    active_learning: bool = Field(
+        False, description="converge each hop with the active-learning loop "
+        "(recipes.active_learning): surrogate band, DFT single points (climbing image first), "
+        "surrogate fine-tuned on them, repeated until the DFT force on the climbing image is "
+        "<= fmax and on the endpoints <= relax.fmax (stage 'dft-certified'); it relaxes the "
+        "endpoints of a single hop itself and replaces ml_prestage/dft_refine for the band")
     al_max_rounds: int = Field(
         4, ge=1, description="active-learning loop (recipes.active_learning): rounds of "
         "surrogate band + DFT single points + fine-tuning before the band is finished with a "
@@ -378,6 +384,14 @@ def _laptop() -> CalcSettings:
     )
 
 
+def _screening() -> CalcSettings:
+    # The PBE//CHGNet single-point level (what `laptop` computed before issue 17): DFT single
+    # points on surrogate endpoints and the surrogate-converged path. Cheap (5 DFT calls a
+    # hop) but its images carry DFT forces of 0.3-1.7 eV/A: its bands are not saddles, and
+    # the saddle rule never certifies them (documents say 'not certified'/'not converged').
+    return _laptop().model_copy(update={"preset": "screening"})
+
+
 def _production() -> CalcSettings:
     return CalcSettings(
         preset="production",
@@ -407,7 +421,8 @@ FULL_DFT_OVERRIDES: dict[str, Any] = {
     "budget": {"max_dft_calls": 2000, "max_dft_hours": None},
 }
 
-PRESETS = {"test": _test, "laptop": _laptop, "production": _production}
+PRESETS = {"test": _test, "screening": _screening, "laptop": _laptop,
+           "production": _production}
 
 
 def preset(name: str, overrides: dict[str, Any] | None = None) -> CalcSettings:

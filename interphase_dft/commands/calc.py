@@ -111,6 +111,15 @@ def _emit(doc: Any, json_file: Path | None, summary: str) -> None:
     print(summary)
 
 
+def _frames(workdir: Path) -> Any:
+    """The frame store of a local run: ``<workdir>/frames.db`` (MPI rank 0 only)."""
+    from ase.parallel import world
+
+    from interphase_dft.calc.frames import open_frames
+
+    return open_frames(workdir) if world.rank == 0 else None
+
+
 def run_binding(args: argparse.Namespace) -> int:
     from interphase_dft.phases import resolve_phase
     from interphase_dft.recipes.binding import binding_energy
@@ -136,7 +145,8 @@ def run_barrier(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(args)
     workdir = args.workdir or Path("runs") / f"barrier-{a}-{b}-{args.mechanism}-{settings.preset}"
-    doc = migration_barrier(a, b, settings, workdir=workdir, mechanism=args.mechanism)
+    doc = migration_barrier(a, b, settings, workdir=workdir, mechanism=args.mechanism,
+                            frames=_frames(workdir))
     _emit(doc, args.json_file, format_barrier(doc))
     return _barrier_status(doc)
 
@@ -149,7 +159,7 @@ def run_bulk_barrier(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(args)
     workdir = args.workdir or Path("runs") / f"bulk-barrier-{phase}-{settings.preset}"
-    doc = bulk_reference_barrier(phase, settings, workdir=workdir)
+    doc = bulk_reference_barrier(phase, settings, workdir=workdir, frames=_frames(workdir))
     _emit(doc, args.json_file, format_barrier(doc))
     return _barrier_status(doc)
 

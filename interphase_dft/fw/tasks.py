@@ -12,6 +12,13 @@ calculation's checkpoint there), stores the document under its work key and retu
 computes again in the same work directory (continuing from the checkpoints, with the budget
 it carries) and replaces it. The LaunchPad comes from FireWorks
 (``_add_launchpad_and_fw_id`` in the spec); parameters never hold credentials.
+
+Frames: the barrier tasks hand their recipe the frame store of their LaunchPad
+(:func:`interphase_dft.calc.frames.frames_for_launchpad`: ``frames.db`` next to the embedded
+store, the ``interphase_frames`` collection of a MongoDB) and their work key. Under MPI
+(:mod:`interphase_dft.fw.mpirun`) the ranks have no LaunchPad: rank 0 writes the frames to
+``<workdir>/frames.db`` and the serial task copies them into the LaunchPad's store after the
+run.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +39,7 @@ from fireworks import FiretaskBase, FWAction, explicit_serialize
 
 from interphase_dft.barrier_status import continuable
 from interphase_dft.calc.checkpoint import write_json
+from interphase_dft.calc.frames import AseDbFrames, FrameSink, frames_for_launchpad, open_frames
 from interphase_dft.campaign import CampaignSpec, WorkItem
 from interphase_dft.errors import InputError
 from interphase_dft.fw.launchpad import lp_session
@@ -78,6 +87,16 @@ class WorkTask(FiretaskBase):
     def recipe(self, workdir: Path) -> Any:
         raise NotImplementedError
 
+    def frames(self, workdir: Path) -> FrameSink | None:
+        """Where the recipe's DFT frames go: the LaunchPad's frame store, else (no LaunchPad:
+        an MPI rank) ``<workdir>/frames.db``; None on MPI ranks other than 0."""
+        from ase.parallel import world
+
+        lp = getattr(self, "launchpad", None)
+        if world.rank != 0:
+            return None
+        return frames_for_launchpad(lp) if lp is not None else open_frames(workdir)
+
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
         return _run_cached(self, fw_spec)
 
@@ -108,7 +127,22 @@ def _compute(task: WorkTask, fw_spec: dict[str, Any], workdir: Path) -> Any:
     argv = [*shlex.split(command), *python, "-m", "interphase_dft.fw.mpirun",
             str(task_file), str(out_file)]
     subprocess.run(argv, check=True, cwd=workdir)
+    _collect_frames(task, workdir)
     return json.loads(out_file.read_text())
+
+
+def _collect_frames(task: WorkTask, workdir: Path) -> None:
+    """Copy the frames an MPI run wrote to ``<workdir>/frames.db`` into the LaunchPad's store
+    (stored once by frame key; nothing without a LaunchPad)."""
+    lp = getattr(task, "launchpad", None)
+    local = open_frames(workdir)
+    if lp is None or local.count() == 0:
+        return
+    sink = frames_for_launchpad(lp)
+    if isinstance(sink, AseDbFrames) and sink.path.resolve() == local.path.resolve():
+        return
+    for frame in local.select():
+        sink.add(replace(frame, id=None))
 
 
 def _run_cached(task: WorkTask, fw_spec: dict[str, Any]) -> FWAction:
@@ -199,7 +233,8 @@ class MigrationBarrierTask(WorkTask):
 
         item = self.item()
         return migration_barrier(self["phase_a"], self["phase_b"], item.settings,
-                                 workdir=workdir, mechanism=item.params["mechanism"])
+                                 workdir=workdir, mechanism=item.params["mechanism"],
+                                 frames=self.frames(workdir), work_key=self["work_key"])
 
 
 @explicit_serialize
@@ -214,7 +249,8 @@ class BulkBarrierTask(WorkTask):
     def recipe(self, workdir: Path) -> Any:
         from interphase_dft.recipes.barrier import bulk_reference_barrier
 
-        return bulk_reference_barrier(self["phase"], self.item().settings, workdir=workdir)
+        return bulk_reference_barrier(self["phase"], self.item().settings, workdir=workdir,
+                                      frames=self.frames(workdir), work_key=self["work_key"])
 
 
 def _seed_references(settings: Any, runs_dir: Path, workdir: Path) -> None:

@@ -11,7 +11,10 @@ and does the steps of :func:`interphase_dft.recipes.barrier.neb_barrier`:
    (:func:`~interphase_dft.recipes.surrogate_path.surrogate_path`), then the DFT
    climbing-image NEB
    (:func:`interphase_dft.calc.neb.run_neb`) or, with ``neb.dft_refine`` False and an accepted
-   surrogate path, the DFT single points on that path (stage ``'dft//ml'``);
+   surrogate path, the DFT single points on that path (stage ``'dft//ml'``); with
+   ``neb.active_learning`` the hop is converged by the active-learning loop instead
+   (:func:`~interphase_dft.recipes.active_learning.active_learning_band`, ``al/``; stage
+   ``'dft-certified'`` when it certifies, else ``'ml+dft'``: its DFT CI-NEB finished the band);
 3. :meth:`BandRunner.split_at_minimum`: a band that passes through another minimum
    (:func:`~interphase_dft.recipes.neb_path.intermediate_minimum`) is split there: the
    minimum is relaxed and the two hops are converged separately and joined; the barriers of
@@ -20,7 +23,9 @@ and does the steps of :func:`interphase_dft.recipes.barrier.neb_barrier`:
    A -> interface -> B) is converged hop by hop (``hop1/``, ``hop2/``, ...) and joined.
 
 Every DFT call is charged to the work item's :class:`~interphase_dft.calc.budget.Ledger`
-(``ledger``; its ``stage`` names the step running), which stops the run at a cost ceiling.
+(``ledger``; its ``stage`` names the step running), which stops the run at a cost ceiling;
+the active-learning loop's reference calls too (it gets the metered factory). The DFT single
+points go to the run log's frame store (``run.frames``, wrapped by the recipe).
 
 Work directories of one band (prefix ``''``, ``'seg1_'``, ``'seg2_'``, ``'hop1_'`` in the
 run log): ``neb/`` (DFT NEB), ``ml-endpoints/``, ``neb-ml/`` and ``ml-check/`` (surrogate
@@ -33,7 +38,7 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -44,6 +49,7 @@ from interphase_dft.calc.neb import NEBResult, run_neb
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.errors import InputError
 from interphase_dft.recipes.neb_path import (
     idpp_band,
     join_bands,
@@ -53,12 +59,15 @@ from interphase_dft.recipes.neb_path import (
 )
 from interphase_dft.recipes.surrogate_path import surrogate_path
 
+if TYPE_CHECKING:
+    from interphase_dft.recipes.active_learning import ALResult
+
 log = logging.getLogger("interphase_dft.recipes")
 
 #: relaxed endpoints closer than this (largest atom displacement, Angstrom) are one minimum
 SAME_MINIMUM = 0.3
 #: path stages from the cheapest level to the most complete one (a joined path gets the lowest)
-STAGE_RANK = ("ml", "dft//ml", "ml+dft", "dft")
+STAGE_RANK = ("ml", "dft//ml", "ml+dft", "dft-certified", "dft")
 
 
 @dataclass
@@ -70,13 +79,16 @@ class Band:
     res
         The band: images, absolute energies (eV), forces.
     stage
-        ``'dft'``, ``'ml+dft'``, ``'dft//ml'`` or ``'ml'`` (see ``BarrierDoc.stage``).
+        ``'dft'``, ``'dft-certified'``, ``'ml+dft'``, ``'dft//ml'`` or ``'ml'`` (see
+        ``BarrierDoc.stage``).
     ml_barrier
         Surrogate barrier of the pre-stage, eV (None without one, or for a joined path).
     fallback
         Why the surrogate path was rejected (None when accepted or not tried).
     segments
         Hops of a joined path (:func:`segment_summary`); empty for one hop.
+    active_learning
+        The active-learning loop's record (:func:`al_record`), None without it.
     """
 
     res: NEBResult
@@ -84,6 +96,7 @@ class Band:
     ml_barrier: float | None = None
     fallback: str | None = None
     segments: list[dict[str, Any]] = field(default_factory=list)
+    active_learning: dict[str, Any] | None = None
 
 
 @dataclass
@@ -193,6 +206,8 @@ class BandRunner:
         ``{prefix}dft_neb`` (time and force calls).
         """
         settings, nset = self.settings, self.settings.neb
+        if nset.active_learning and settings.engine != "ml":
+            return self.converge_al(ends, workdir, prefix)
         band = idpp_band(ends[0], ends[1], nset.n_images, mic=self.mic)
         stage = "dft"
         ml_converged = False
@@ -222,6 +237,30 @@ class BandRunner:
         if settings.engine == "ml":
             stage = "ml"
         return Band(res, stage, ml_barrier, fallback)
+
+    def converge_al(self, ends: list[Atoms], workdir: Path, prefix: str = "") -> Band:
+        """The hop converged by the active-learning loop in ``workdir/al`` (its reference
+        calls go through ``factory``: metered, frames recorded).
+
+        Run-log names: ``{prefix}al`` (time) and ``{prefix}al_dft`` (force calls). The band's
+        images carry DFT results; ``converged`` is the loop's certificate and ``fmax`` the DFT
+        force on the climbing image (the interior maximum).
+        """
+        from interphase_dft.recipes.active_learning import active_learning_band
+
+        if self.path_ml is None:
+            raise InputError("neb.active_learning needs the surrogate (engine gpaw, ml extra)")
+        self.at(f"{prefix}active learning")
+        with self.run.stage(f"{prefix}al"):
+            al = active_learning_band(ends[0], ends[1], self.factory, self.path_ml,
+                                      self.settings, workdir / "al", frames=self.run.frames,
+                                      work_key=self.run.work_key, mic=self.mic)
+        self.run.count(f"{prefix}al_dft", al.reference_calls)
+        self.run.warnings.extend(al.warnings)
+        res = single_point_band(al.images, al.certified)
+        res.fmax, res.force_calls = al.ci_force, al.reference_calls
+        stage = "dft-certified" if al.certified else "ml+dft"
+        return Band(res, stage, None, al.fallback, active_learning=al_record(al))
 
     def split_at_minimum(self, band: Band, workdir: Path) -> Band | None:
         """Relax the lowest intermediate image of ``band`` and converge the two hops through it.
@@ -303,4 +342,16 @@ def segment_summary(band: Band, first: int) -> dict[str, Any]:
         "stage": band.stage,
         "ml_barrier": band.ml_barrier,
         "ml_fallback_reason": band.fallback,
+        "active_learning": band.active_learning,
     }
+
+
+def al_record(al: ALResult) -> dict[str, Any]:
+    """What a barrier document stores of an active-learning loop
+    (``BarrierDoc.active_learning``)."""
+    return {"stage": al.stage, "rounds": al.rounds, "reference_calls": al.reference_calls,
+            "finetune_seconds": list(al.finetune_seconds),
+            "errors_before": dict(al.errors_before), "errors_after": dict(al.errors_after),
+            "weights_hash": al.weights_hash, "frame_ids": list(al.frame_ids),
+            "fallback": al.fallback, "ci_force": al.ci_force,
+            "endpoint_forces": list(al.endpoint_forces)}

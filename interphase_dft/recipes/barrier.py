@@ -17,6 +17,9 @@ phase with the same settings; :func:`neb_barrier` works on any pair of endpoints
 4. DFT climbing-image NEB (climbing from the start, :mod:`interphase_dft.calc.neb`) to
    ``settings.neb.fmax``; or, with ``settings.neb.dft_refine = False`` and an accepted
    surrogate path, the DFT single points of step 3 are the result (stage ``'dft//ml'``);
+   with ``settings.neb.active_learning`` steps 1-4 of a single hop are the active-learning
+   loop (:mod:`interphase_dft.recipes.active_learning`: it relaxes the endpoints too; stage
+   ``'dft-certified'``, its record in ``BarrierDoc.active_learning``);
 5. a single hop through another minimum is split there (``HopOptions.split_minimum``);
 6. the band is certified (:mod:`interphase_dft.recipes.saddle`) and the document assembled
    (:mod:`interphase_dft.recipes.barrier_doc`).
@@ -25,6 +28,10 @@ Every DFT call is charged to the work item's ledger (``<workdir>/budget.json``,
 :mod:`interphase_dft.calc.budget`); at a ceiling of ``settings.budget`` the run ends with a
 document of status ``'not certified: over budget'`` saying what was reached, and the same
 call with a larger budget continues from the checkpoints.
+
+Frames: every DFT single point goes to the frame store ``frames`` with the work key
+``work_key`` (:mod:`interphase_dft.calc.frames`; passed by the FireTask or the CLI), where
+the active-learning loop of later hops finds it.
 
 Charge: a vacancy hop with a metal side keeps the cell neutral (the metal supplies the
 electron of the vacancy); a vacancy hop between insulators is the charged vacancy V_Li^-
@@ -51,6 +58,7 @@ from interphase_dft.calc.factory import (
     seed_moment,
     surrogate_factory,
 )
+from interphase_dft.calc.frames import FrameSink, recording
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
@@ -125,7 +133,8 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
                  phase_a: str | None = None, phase_b: str | None = None,
                  mechanism: str = "unspecified", interface_meta: dict[str, Any] | None = None,
                  work_of_adhesion: float | None = None,
-                 calc_factory: CalcFactory | None = None) -> BarrierDoc:
+                 calc_factory: CalcFactory | None = None, frames: FrameSink | None = None,
+                 work_key: str | None = None) -> BarrierDoc:
     """Certified barrier of the path through ``states`` (>= 2 minima, same atom order).
 
     Parameters
@@ -155,6 +164,9 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
     calc_factory
         Use this factory for the reported level instead of the one built from ``settings``
         (tests, other codes); it is metered like DFT.
+    frames, work_key
+        Frame store of the DFT single points and the work key stored with them (None: not
+        stored).
     """
     opts = options or HopOptions()
     if len(states) < 2:
@@ -170,13 +182,17 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
         states = [seed_moment(s, li) for s in states]
     ledger = Ledger.open(workdir, settings.budget) if settings.engine != "ml" else None
     runner = _band_runner(settings, opts, workdir, calc_factory, spin=spin, label=label,
-                          ledger=ledger)
+                          ledger=ledger, run=RunLog(frames=frames, work_key=work_key))
     pa = phase_a or states[0].get_chemical_formula()
     hop = HopRecord(pa, phase_b or pa, mechanism, dict(interface_meta or {}),
                     _description(runner, opts, settings, custom=calc_factory is not None,
                                  spin=spin), states[0], work_of_adhesion)
     try:
-        ends, unconverged = runner.relax_states(states, workdir, relax_it=opts.relax_endpoints)
+        if len(states) == 2 and _loop_relaxes_endpoints(settings, opts):
+            ends, unconverged = list(states), []  # the active-learning loop relaxes them
+        else:
+            ends, unconverged = runner.relax_states(states, workdir,
+                                                    relax_it=opts.relax_endpoints)
         if len(ends) == 2:
             band = runner.converge(ends, workdir)
             if opts.split_minimum and intermediate_minimum(band.res.energies):
@@ -196,15 +212,22 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
     return barrier_doc(band, settings, runner.run, hop, ledger=ledger, n_minima=len(states))
 
 
+def _loop_relaxes_endpoints(settings: CalcSettings, opts: HopOptions) -> bool:
+    """True when the active-learning loop relaxes a hop's endpoints (no separate relaxation)."""
+    return settings.neb.active_learning and settings.engine != "ml" and opts.relax_endpoints
+
+
 def _band_runner(settings: CalcSettings, opts: HopOptions, workdir: Path,
                  calc_factory: CalcFactory | None, *, spin: bool, label: str,
-                 ledger: Ledger | None) -> BandRunner:
-    """The calculators of a hop: the reported level (metered), the surrogate for geometries
-    and path."""
+                 ledger: Ledger | None, run: RunLog) -> BandRunner:
+    """The calculators of a hop: the reported level (frames recorded, metered), the surrogate
+    for geometries and path."""
     factory = calc_factory or factory_for(
         settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
         txt=str(workdir / "gpaw.txt"), extra=dict(opts.calc_extra or {}),
         li_inserted=opts.li_inserted, spin=spin)
+    if settings.engine != "ml":  # surrogate energies are never frames
+        factory = run.recorded(factory)
     if ledger is not None:
         factory = MeteredFactory(factory, ledger)
     # relax.dft_relax=false: endpoints relaxed by the surrogate, then one DFT single point
@@ -212,9 +235,10 @@ def _band_runner(settings: CalcSettings, opts: HopOptions, workdir: Path,
     if opts.relax_endpoints and settings.surrogate_geometry:
         geometry_ml = surrogate_factory(settings, dispersion=opts.dispersion)
     path_ml = geometry_ml  # one surrogate (one loaded model) for geometries and path
-    if path_ml is None and settings.neb.ml_prestage and settings.engine != "ml":
+    needs_ml = settings.neb.ml_prestage or settings.neb.active_learning
+    if path_ml is None and needs_ml and settings.engine != "ml":
         path_ml = surrogate_factory(settings, dispersion=opts.dispersion)
-    return BandRunner(settings, factory, RunLog(), geometry_ml=geometry_ml, path_ml=path_ml,
+    return BandRunner(settings, factory, run, geometry_ml=geometry_ml, path_ml=path_ml,
                       mic=opts.mic, label=label, ledger=ledger)
 
 
@@ -232,13 +256,16 @@ def _description(runner: BandRunner, opts: HopOptions, settings: CalcSettings, *
         desc["extra"] = dict(opts.calc_extra)
     desc["charge"] = opts.charge_note
     desc["spin"] = "spin-polarised (1 mu_B seeded on the hopping Li)" if spin else "spin-paired"
-    desc["geometry"] = ("surrogate-relaxed endpoints, DFT single points"
+    desc["geometry"] = ("endpoints relaxed by the active-learning loop, DFT-verified"
+                        if _loop_relaxes_endpoints(settings, opts)
+                        else "surrogate-relaxed endpoints, DFT single points"
                         if runner.geometry_ml is not None
                         else "DFT-relaxed endpoints" if opts.relax_endpoints
                         else "endpoints as given")
     desc["neb"] = {"climb": "from the start" if nset.climb else "off",
                    "method": nset.method, "optimizer": nset.optimizer,
-                   "spring_eV_per_A2": nset.spring, "interpolation": "idpp"}
+                   "spring_eV_per_A2": nset.spring, "interpolation": "idpp",
+                   "active_learning": nset.active_learning}
     return desc
 
 
@@ -279,13 +306,15 @@ def _surrogate_for(settings: CalcSettings, opts: HopOptions) -> CalcFactory | No
 
 def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
                       workdir: Path | str, mechanism: str = "vacancy",
-                      calc_factory: CalcFactory | None = None) -> BarrierDoc:
+                      calc_factory: CalcFactory | None = None, frames: FrameSink | None = None,
+                      work_key: str | None = None) -> BarrierDoc:
     """Certified Li migration barrier from phase A into phase B across their interface.
 
     The migration cell, its registry and the minima of the ``mechanism`` hop
     (:func:`interphase_dft.recipes.hop_setup.interface_states`), options from
     :func:`hop_options`, then :func:`path_barrier` (one hop for ``vacancy``; A -> interface
-    -> B for ``interstitial`` when an interface minimum exists).
+    -> B for ``interstitial`` when an interface minimum exists). DFT single points go to
+    ``frames`` with ``work_key`` (None: not stored).
 
     Raises
     ------
@@ -303,20 +332,25 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
         settings, is_metal=opts.is_metal, dispersion=opts.dispersion, li_inserted=True,
         txt=str(workdir / "candidates" / "gpaw.txt"))
     if settings.engine != "ml":
-        relaxer = MeteredFactory(relaxer, Ledger.open(workdir, settings.budget))
+        relaxer = MeteredFactory(recording(relaxer, frames, work_key),
+                                 Ledger.open(workdir, settings.budget))
     hs = interface_states(a, b, settings, mechanism, workdir,
                           surrogate=_surrogate_for(settings, opts), relaxer=relaxer)
     return path_barrier(hs.states, settings, workdir, opts, label=f"{a}|{b} {mechanism}",
                         phase_a=a, phase_b=b, mechanism=mechanism, interface_meta=hs.meta,
-                        work_of_adhesion=hs.work_of_adhesion, calc_factory=calc_factory)
+                        work_of_adhesion=hs.work_of_adhesion, calc_factory=calc_factory,
+                        frames=frames, work_key=work_key)
 
 
 def bulk_reference_barrier(phase: str, settings: CalcSettings, *, workdir: Path | str,
-                           calc_factory: CalcFactory | None = None) -> BarrierDoc:
+                           calc_factory: CalcFactory | None = None,
+                           frames: FrameSink | None = None,
+                           work_key: str | None = None) -> BarrierDoc:
     """Certified bulk reference hop of ``phase`` with ``settings`` (``interface`` 'P|P').
 
     A vacancy hop where the phase has Li lattice sites, else an interstitial hop
-    (:func:`interphase_dft.recipes.hop_setup.bulk_states`).
+    (:func:`interphase_dft.recipes.hop_setup.bulk_states`). DFT single points go to
+    ``frames`` with ``work_key`` (None: not stored).
     """
     from interphase_dft import phases
     from interphase_dft.recipes.hop_setup import bulk_states
@@ -326,7 +360,7 @@ def bulk_reference_barrier(phase: str, settings: CalcSettings, *, workdir: Path 
     return path_barrier(hs.states, settings, workdir, hop_options(p, p, hs.mechanism),
                         label=f"{p} {hs.mechanism}", phase_a=p, phase_b=p,
                         mechanism=hs.mechanism, interface_meta=hs.meta,
-                        calc_factory=calc_factory)
+                        calc_factory=calc_factory, frames=frames, work_key=work_key)
 
 
 def interface_hop(phase_a: str, phase_b: str, settings: CalcSettings,

@@ -142,6 +142,7 @@ def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord,
         saddle_fmax=cert.saddle_fmax, segments=segments, converged=res.converged,
         fmax_final=res.fmax, band_continuous=jump is None, climbing_image=res.climbing_image,
         stage=band.stage, ml_barrier=band.ml_barrier, ml_fallback_reason=band.fallback,
+        active_learning=band.active_learning,
         budget=ledger.summary() if ledger is not None else {},
     )
 
@@ -150,6 +151,8 @@ def planned_stage(settings: CalcSettings) -> str:
     """The stage a band of ``settings`` is computed at when nothing is rejected."""
     if settings.engine == "ml":
         return "ml"
+    if settings.neb.active_learning:
+        return "dft-certified"
     if settings.neb.ml_prestage:
         return "ml+dft" if settings.neb.dft_refine else "dft//ml"
     return "dft"

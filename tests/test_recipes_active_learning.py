@@ -1,0 +1,96 @@
+"""The active-learning level of the barrier recipe (neb.active_learning; issue 17): the
+document, the budget ledger and the frame store, with EMT standing in for both DFT and the
+surrogate (the loop itself is tested in test_active_learning.py with the real surrogate)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from ase import Atoms
+from ase.calculators.emt import EMT
+
+from interphase_dft.barrier_status import OVER_BUDGET, SADDLE, continuable
+from interphase_dft.calc.finetune import FineTuned
+from interphase_dft.calc.frames import AseDbFrames, Frame
+from interphase_dft.calc.ml import MLFactory
+from interphase_dft.calc.settings import MLSettings, preset
+from interphase_dft.recipes import barrier
+from interphase_dft.recipes.active_learning import CERTIFIED, active_learning_band
+from interphase_dft.recipes.barrier import neb_barrier
+from interphase_dft.schemas import BarrierDoc
+from tests.test_recipes_barrier import al_adatom_hop, emt_factory
+
+torch.set_num_threads(1)
+KEY = "a" * 64
+
+
+@dataclass
+class EMTSurrogate(MLFactory):
+    """A surrogate with EMT energies (no model to load)."""
+
+    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> EMT:
+        return EMT()
+
+    @property
+    def model(self) -> Any:
+        return "emt"
+
+
+@pytest.fixture
+def emt_loop(monkeypatch: pytest.MonkeyPatch) -> list[list[Frame]]:
+    """EMT as the recipe's surrogate and a fine-tuning stand-in that records its frames."""
+    seen: list[list[Frame]] = []
+
+    def tune(model: Any, frames: list[Frame], **kwargs: Any) -> FineTuned:
+        seen.append(list(frames))
+        return FineTuned(model, "0" * 64, [str(f.id) for f in frames], 0.0)
+
+    monkeypatch.setattr(barrier, "surrogate_factory",
+                        lambda settings, dispersion=False: EMTSurrogate(MLSettings()))
+    monkeypatch.setitem(active_learning_band.__kwdefaults__, "tune", tune)
+    return seen
+
+
+def run(workdir: Path, frames: Any = None, **budget: Any) -> BarrierDoc:
+    settings = preset("test", {"neb": {"fmax": 0.05, "active_learning": True},
+                               "budget": budget})
+    initial, final = al_adatom_hop()
+    return neb_barrier(initial, final, settings, workdir, calc_factory=emt_factory,
+                       phase_a="Al", phase_b="Al", frames=frames, work_key=KEY)
+
+
+def test_active_learning_level_gives_a_certified_saddle_with_its_record(
+        tmp_path: Path, emt_loop: list[list[Frame]]) -> None:
+    store = AseDbFrames(tmp_path / "frames.db")
+    doc = run(tmp_path / "hop", store)
+    assert doc.saddle == SADDLE and doc.stage == "dft-certified" and doc.converged
+    assert doc.saddle_fmax <= 0.05 and max(doc.endpoint_fmax.values()) <= 0.1
+    assert doc.barrier_forward == pytest.approx(doc.barrier_reverse, abs=0.02)
+    assert 0.1 < doc.barrier_forward < 1.0 and doc.climbing_image == 2
+    al = doc.active_learning
+    assert al is not None and al["stage"] == CERTIFIED and al["fallback"] is None
+    # round 0: 3 images + 2 endpoints; round 1 (same band) needs no new reference call
+    assert al["rounds"] == 2 and al["reference_calls"] == 5 and len(emt_loop) == 1
+    assert al["weights_hash"] == "0" * 64 and len(al["frame_ids"]) == 5
+    assert doc.force_calls["al_dft"] == 5 and doc.budget["dft_calls"] == 5  # all metered
+    assert doc.calculator["geometry"].startswith("endpoints relaxed by the active-learning")
+    assert "initial" not in {p.name for p in (tmp_path / "hop").iterdir()}  # no 2nd relaxation
+    frames = store.select()
+    assert len(frames) == 5 and {f.work_key for f in frames} == {KEY}
+    assert sorted(al["frame_ids"]) == sorted(str(f.id) for f in frames)
+    assert BarrierDoc.model_validate_json(doc.model_dump_json()).active_learning == al
+
+
+def test_budget_ceiling_stops_the_loop_and_a_larger_budget_continues_it(
+        tmp_path: Path, emt_loop: list[list[Frame]]) -> None:
+    stopped = run(tmp_path, max_dft_calls=3)
+    assert stopped.saddle == OVER_BUDGET and continuable(stopped.model_dump())
+    assert stopped.budget["dft_calls"] == 3 and stopped.budget["stage"] == "active learning"
+    assert stopped.stage == "dft-certified" and stopped.barrier_forward is None
+    done = run(tmp_path, max_dft_calls=100)
+    assert done.saddle == SADDLE and done.stage == "dft-certified"
+    assert done.budget["dft_calls"] == 5  # the 3 stored single points were reused

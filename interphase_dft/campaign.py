@@ -315,14 +315,11 @@ class _Validator:
         return BarrierSpec(a, b, mechanism)
 
     def phase(self, node: Node, what: str) -> str:
-        from interphase_dft.phases import resolve_phase
+        """A host phase (:func:`interphase_dft.validation.host_phase`, as on the command line)."""
+        from interphase_dft.validation import host_phase
 
         name = self.string(node, what)
         try:
-            canonical = resolve_phase(name)
+            return host_phase(name)
         except InputError as exc:
             raise self.error(node, str(exc)) from exc
-        if canonical == "Li":
-            raise self.error(node, "Li is the reference phase (computed by the prepare step); "
-                             "list host phases only")
-        return canonical

@@ -37,6 +37,7 @@ from interphase_dft.calc.checkpoint import read_json, write_json
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
+from interphase_dft.validation import barrier_pair
 
 MECHANISMS = ("vacancy", "interstitial")
 ML_CANDIDATES = 6
@@ -70,9 +71,7 @@ def check_mechanism(phase_a: str, phase_b: str, mechanism: str) -> None:
     """Raise :class:`InputError` naming the fix for an impossible interface hop."""
     if mechanism not in MECHANISMS:
         raise InputError(f"unknown mechanism {mechanism!r}; use {' or '.join(MECHANISMS)}")
-    if phase_a == phase_b:
-        raise InputError(f"barrier {phase_a}|{phase_b} needs two different phases (the bulk "
-                         "hop of one phase is its bulk reference hop, computed automatically)")
+    barrier_pair(phase_a, phase_b)  # two different host phases (interphase_dft.validation)
     if mechanism == "vacancy":
         for name in (phase_a, phase_b):
             if not has_li(name):

@@ -47,7 +47,7 @@ def test_full_report(tmp_path: Path) -> None:
     assert index == rep / "index.html"
     md = (rep / "index.md").read_text()
     html = index.read_text()
-    for fig in ("binding_energies", "barrier_vs_delta_e", "neb_LiAl__LPSC_vacancy"):
+    for fig in ("binding_energies", "fits", "neb_LiAl__LPSC_vacancy"):
         for ext in ("png", "svg"):
             assert (rep / "figures" / f"{fig}.{ext}").stat().st_size > 1000
         assert f"figures/{fig}.png" in md and f'src="figures/{fig}.png"' in html
@@ -56,14 +56,20 @@ def test_full_report(tmp_path: Path) -> None:
         for ext in ("csv", "md", "json"):
             assert (rep / "tables" / f"{name}.{ext}").is_file()
     data = json.loads((rep / "results.json").read_text())
-    assert data["correlation"]["n"] == 4  # LiAl|Li2S is not converged -> left out
-    assert data["correlation"]["pearson_r"] is not None
+    fits = {f["y"]: f for f in data["fits"]}
+    assert {f["mode"] for f in data["fits"]} == {"surface"}
+    assert fits["forward barrier (eV)"]["n"] == 4  # LiAl|Li2S is not converged -> left out
+    assert fits["forward barrier (eV)"]["pearson_r"] is not None
+    assert fits["reaction energy (eV)"]["n"] == 5  # every DFT band has a reaction energy
+    assert data["rules"]["fits"].startswith("one point per interface")
     assert "binding:LiCl:surface: not computed" in md
     assert "barrier:LPSC|Li3P:vacancy: not computed" in md
     assert "bulk_barrier:LiAl: not computed" in md  # every phase of a barrier gets one
     assert "barrier LiAl|Li2S (vacancy): not converged" in md
     assert "barrier:Al|Li2S" not in md  # stored under its work key
-    assert "too few points to conclude anything" in md
+    assert "surface mode, forward barrier against |dE|: no significant correlation at n = 4" \
+        in md and data["conclusion"] in md
+    assert "too few points" not in md and "The data show" not in md  # one conclusion only
     assert "Consistency check" in md and "passed." in md
     rows = {r["interface"]: r for r in
             json.loads((rep / "tables" / "barriers.json").read_text())}
@@ -76,7 +82,8 @@ def test_report_labels_single_points_on_surrogate_path(tmp_path: Path) -> None:
     md = (tmp_path / "rep" / "index.md").read_text()
     assert "'dft//ml': DFT single points on the surrogate's path (not a DFT saddle" in md
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
-    assert data["correlation"]["n"] == 3  # LiAl|LPSC, Al|Li2S and the dft//ml Al|LPSC
+    barrier_fit = next(f for f in data["fits"] if f["y"] == "forward barrier (eV)")
+    assert barrier_fit["n"] == 3  # LiAl|LPSC, Al|Li2S and the dft//ml Al|LPSC
     rows = json.loads((tmp_path / "rep" / "tables" / "barriers.json").read_text())
     row = next(r for r in rows if r["interface"] == "Al|LPSC")
     assert row["stage"] == "dft//ml" and row["used_in_fit"] and row["dft_force_calls"] == 42
@@ -100,9 +107,9 @@ def test_report_with_zero_docs(tmp_path: Path) -> None:
     index = write_report([], tmp_path / "empty")
     md = (tmp_path / "empty" / "index.md").read_text()
     assert "Nothing computed yet" in md
-    assert "No correlation can be assessed" in md
+    assert "no correlation can be tested" in md
     assert index.is_file() and "<html" in index.read_text()
-    assert json.loads((tmp_path / "empty" / "results.json").read_text())["correlation"]["n"] == 0
+    assert json.loads((tmp_path / "empty" / "results.json").read_text())["fits"] == []
 
 
 def test_report_lists_missing_instead_of_crashing(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Analysis layer: the dE descriptor, statistics, figures, tables and the report.
 
 Data flow: stored documents -> :mod:`.descriptor` (selection, dE, consistency checks) ->
-:mod:`.stats` (barrier vs |dE|) -> :mod:`.plots` / :mod:`.tables` -> :mod:`.report`
+:mod:`.stats` (barrier pairing), :mod:`.fits` (per-mode fits, :mod:`.power`) and
+:mod:`.conclusion` (the report's only conclusion) -> :mod:`.plots` / :mod:`.tables` /
+:mod:`.records` -> :mod:`.report`
 (:func:`interphase_dft.analysis.report.write_report`; sections in :mod:`.sections`, the
 missing list in :mod:`.missing`, Markdown/HTML rendering in :mod:`.blocks`).
 Matplotlib is imported only by :mod:`.plots` (Agg backend, no pyplot state), which the

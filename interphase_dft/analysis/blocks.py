@@ -1,7 +1,9 @@
 """A tiny document model: headings, paragraphs, lists, tables and figures.
 
 The report is written once as :class:`Blocks` and rendered to both Markdown and a
-self-contained HTML page (figures by relative path), so the two never disagree.
+self-contained HTML page (figures by relative path), so the two never disagree. In HTML every
+table sits in a horizontally scrollable ``<div>``, so a wide table (the site table has 16
+columns) scrolls inside the page instead of running off it, and long cells wrap.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from interphase_dft.analysis import tables as tb
 HTML_STYLE = (
     "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
     "table{border-collapse:collapse;margin:0.5em 0 1.5em;font-size:0.9em}"
-    "th,td{border:1px solid #bbb;padding:3px 7px;text-align:left}"
+    "th,td{border:1px solid #bbb;padding:3px 7px;text-align:left;vertical-align:top}"
+    "td{max-width:32em;overflow-wrap:anywhere}div.scroll{overflow-x:auto;max-width:100%}"
     "th{background:#eee}td.bad{color:#b00;font-weight:bold}"
     "img{max-width:100%}figure{margin:1em 0}figcaption{font-size:0.85em;color:#555}"
 )
@@ -78,7 +81,7 @@ class Blocks:
                 li = "".join(f"<li>{esc(e)}</li>" for e in val) or "<li><em>(none)</em></li>"
                 out.append(f"<ul>{li}</ul>")
             elif kind == "table":
-                out.append(tb.to_html(*val))
+                out.append(f'<div class="scroll" style="overflow-x:auto">{tb.to_html(*val)}</div>')
             elif kind == "img":
                 rel, alt = val
                 out.append(f'<figure><img src="{esc(rel)}" alt="{esc(alt)}">'

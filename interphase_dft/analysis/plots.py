@@ -12,9 +12,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from interphase_dft.analysis.fits import FitResult
 from interphase_dft.analysis.stats import BarrierPoint, CorrelationResult
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
 from interphase_dft.span import span_points
@@ -182,3 +184,50 @@ def plot_correlation(
     if points or result.band is not None:
         ax.legend(fontsize=7, loc="best")
     return _save(fig, outdir, stem)
+
+
+def plot_fits(fits: Sequence[FitResult], outdir: Path, stem: str = "fits") -> list[Path]:
+    """One panel per fit of :func:`interphase_dft.analysis.fits.fit_table` (rows: modes).
+
+    Points are named by interface; a least-squares line is drawn only where Pearson r is
+    defined, and the panel title gives n, r and the smallest |r| detectable at this n (the
+    numbers of the fit table, nothing else).
+    """
+    fits = list(fits)
+    if not fits:
+        raise ValueError("no fits to draw")
+    modes = list(dict.fromkeys(f.mode for f in fits))
+    ncol = max(sum(f.mode == m for f in fits) for m in modes)
+    fig = Figure(figsize=(4.2 * ncol, 3.4 * len(modes)))
+    axes = np.atleast_2d(fig.subplots(len(modes), ncol, squeeze=False))
+    for i, mode in enumerate(modes):
+        row = [f for f in fits if f.mode == mode]
+        for j in range(ncol):
+            ax = axes[i, j]
+            if j >= len(row):
+                ax.set_axis_off()
+                continue
+            _fit_panel(ax, row[j])
+    fig.tight_layout()
+    return _save(fig, outdir, stem)
+
+
+def _fit_panel(ax: Axes, f: FitResult) -> None:
+    x, y = np.asarray(f.x_values, float), np.asarray(f.y_values, float)
+    ax.plot(x, y, "o", color="k")
+    for name, a, b in zip(f.interfaces, x, y, strict=True):
+        ax.annotate(name, (a, b), textcoords="offset points", xytext=(4, 4),
+                    fontsize=7)
+    if f.pearson_r is not None and len(x) >= 2 and np.ptp(x) > 0:
+        slope, icept = np.polyfit(x, y, 1)
+        grid = np.linspace(x.min(), x.max(), 20)
+        ax.plot(grid, slope * grid + icept, "-", color="tab:blue")
+    r = "undefined" if f.pearson_r is None else f"{f.pearson_r:.2f}"
+    det = "none (n <= 3)" if f.detectable_r is None else f"{f.detectable_r:.2f}"
+    ax.set_title(f"{f.mode}: n = {f.n}, r = {r}, detectable |r| {det}",
+                 fontsize=8)
+    ax.set_xlabel(f.x, fontsize=8)
+    ax.set_ylabel(f.y, fontsize=8)
+    if not f.n:
+        ax.text(0.5, 0.5, "no points", transform=ax.transAxes,
+                ha="center", va="center", color="tab:red")

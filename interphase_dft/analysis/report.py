@@ -8,9 +8,14 @@ reported instead of raising.
 Layout of ``outdir``::
 
     index.md, index.html     the report (figures by relative path)
-    results.json             all numbers, the correlation, settings and provenance
-    figures/*.png|svg        binding energies, NEB profiles, barrier vs |dE|
-    tables/*.csv|md|json     binding, sites, descriptor pairs, barriers, settings, versions
+    results.json             all numbers, the per-mode fits, the conclusion, settings
+    figures/*.png|svg        binding energies, NEB profiles, descriptor against the hop
+    tables/*.csv|md|json     binding, descriptor modes, records, sites, pairs, fits, barriers,
+                             settings, versions
+
+The conclusion sentence is :func:`interphase_dft.analysis.conclusion.conclusion` of the
+per-mode fits (:func:`interphase_dft.analysis.fits.fit_table`); the report writes no verdict
+of its own.
 
 The sections are laid out by :mod:`.sections` and rendered by :mod:`.blocks`.
 """
@@ -25,7 +30,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from interphase_dft import __version__
+from interphase_dft.analysis import records as rc
 from interphase_dft.analysis import tables as tb
+from interphase_dft.analysis.conclusion import conclusion
 from interphase_dft.analysis.descriptor import (
     MODE_RULE,
     SELECTION_RULE,
@@ -38,6 +45,7 @@ from interphase_dft.analysis.descriptor import (
     select_binding,
     select_bulk,
 )
+from interphase_dft.analysis.fits import FIT_RULE, FitResult, fit_rows, fit_table
 from interphase_dft.analysis.missing import missing_results, quality_notes
 from interphase_dft.analysis.sections import Figures, ReportContent, render
 from interphase_dft.analysis.stats import (
@@ -45,8 +53,6 @@ from interphase_dft.analysis.stats import (
     DEFAULT_SEED,
     BarrierChoice,
     BarrierPoint,
-    CorrelationResult,
-    correlate_points,
     pair_barriers,
 )
 from interphase_dft.campaign import CampaignSpec
@@ -84,7 +90,8 @@ def write_report(
         Use only documents of this preset (``None``: the campaign's, else all, newest per
         phase/mode).
     barrier
-        ``'forward'`` or ``'max'`` (max of forward and reverse) for the correlation.
+        ``'forward'`` or ``'max'`` (max of forward and reverse) for the barrier table's
+        pairing with |dE|; the per-mode fits always use the forward barrier and E_KRA.
     n_boot, seed
         Bootstrap resamples and seed.
     """
@@ -106,7 +113,7 @@ def write_report(
     barrier_docs = list(chosen_b.values())
     pairs = descriptor_pairs(sel)
     points, unmatched = pair_barriers(barrier_docs, sel, barrier=barrier)
-    corr = correlate_points(points, n_boot=n_boot, seed=seed)
+    fits = fit_table(docs, preset=preset, n_boot=n_boot, seed=seed)
 
     gaps = [*missing_results(campaign, docs), *loaded.invalid,
             *quality_notes(binding_docs, barrier_docs, list(bulk.values())), *unmatched]
@@ -118,10 +125,12 @@ def write_report(
         title=title, generated=datetime.now(UTC).isoformat(timespec="seconds"),
         preset=preset, barrier=barrier, n_boot=n_boot, seed=seed, selection=sel,
         n_superseded_barriers=len(superseded_b), binding=binding_docs, barriers=barrier_docs,
-        pairs=pairs, issues=consistency_check(binding_docs), correlation=corr,
-        correlation_rows=_correlation_rows(corr), gaps=gaps, figure_problems=problems,
-        tables=_tables(binding_docs, barrier_docs, pairs, points, bulk),
-        figures=_draw_figures(binding_docs, barrier_docs, points, corr, outdir, problems),
+        pairs=pairs, issues=consistency_check(binding_docs), fits=fits,
+        summary=conclusion(fits), rules=rc.rule_texts(binding_docs), gaps=gaps,
+        figure_problems=problems,
+        tables={**_tables(binding_docs, barrier_docs, pairs, points, bulk),
+                "fits": fit_rows(fits)},
+        figures=_draw_figures(binding_docs, barrier_docs, fits, outdir, problems),
         bulk=list(bulk.values()),
     )
     tb.write_tables(content.tables, tabdir)
@@ -145,8 +154,7 @@ def _safe_plot(func: Callable[..., list[Path]], *args: Any, problems: list[str],
 def _draw_figures(
     binding: list[BindingEnergyDoc],
     barriers: list[BarrierDoc],
-    points: list[BarrierPoint],
-    corr: CorrelationResult,
+    fits: list[FitResult],
     outdir: Path,
     problems: list[str],
 ) -> Figures:
@@ -165,8 +173,9 @@ def _draw_figures(
             plots.plot_neb_profile, d, figdir,
             f"neb_{plots.safe_name(d.interface)}_{d.mechanism}", problems=problems,
             what=f"NEB {barrier_label(d)}")) for d in barriers if len(d.energies) > 1},
-        correlation=rel(_safe_plot(plots.plot_correlation, points, corr, figdir,
-                                   problems=problems, what="barrier vs |dE|")) if points else [],
+        fits=rel(_safe_plot(plots.plot_fits, [f for f in fits if f.n], figdir,
+                            problems=problems, what="descriptor against the hop"))
+        if any(f.n for f in fits) else [],
     )
 
 
@@ -181,6 +190,9 @@ def _tables(
     docs = [*binding, *barriers, *bulk.values()]
     return {
         "binding_energies": tb.binding_rows(binding),
+        "descriptor_modes": rc.mode_rows(binding),
+        "binding_records": rc.record_rows(binding),
+        "coexistence": rc.coexistence_rows(binding),
         "sites": tb.site_rows(binding),
         "delta_e_pairs": tb.pair_rows(pairs),
         "delta_e_matrix_surface": tb.matrix_rows(pairs, "surface"),
@@ -193,21 +205,19 @@ def _tables(
     }
 
 
-def _correlation_rows(corr: CorrelationResult) -> list[tb.Row]:
-    """The correlation's numbers as (quantity, value) rows."""
-    return [{"quantity": k, "value": v} for k, v in corr.model_dump(
-        exclude={"band", "warnings", "verdict", "x_label", "y_label"}).items()]
-
-
 def _results(c: ReportContent, points: list[BarrierPoint]) -> dict[str, Any]:
-    """The content of ``results.json``."""
+    """The content of ``results.json``: every table (``tables/*.json``) except ``fits``,
+    whose full :class:`FitResult` records (points, intervals, what was left out) replace the
+    table rows."""
     return {
         "title": c.title, "generated": c.generated,
         "interphase_dft_version": __version__, "preset": c.preset,
-        "rules": {"selection": SELECTION_RULE, "mode": MODE_RULE, "barrier": c.barrier},
-        "correlation": c.correlation.model_dump(), "points": [p.model_dump() for p in points],
+        "rules": {"selection": SELECTION_RULE, "mode": MODE_RULE, "barrier": c.barrier,
+                  "fits": FIT_RULE},
+        "conclusion": c.summary, "points": [p.model_dump() for p in points],
         "consistency_issues": [i.message for i in c.issues],
         "missing_or_not_converged": c.gaps, "figure_problems": c.figure_problems, **c.tables,
+        "fits": [f.model_dump() for f in c.fits],
         "settings_full": {tb._settings_hash(d): d.settings
                           for d in [*c.binding, *c.barriers, *c.bulk]},
     }

@@ -1,8 +1,9 @@
 """The sections of the report, written as :class:`~interphase_dft.analysis.blocks.Blocks`.
 
 :class:`ReportContent` holds everything the report shows (selected documents, dE pairs,
-the correlation, tables, figure paths, the missing list); :func:`render` lays it out.
-Nothing here computes, draws or writes files.
+the per-mode fits and the conclusion sentence chosen from them, tables, figure paths, the
+missing list); :func:`render` lays it out. Nothing here computes, draws or writes files, and
+no verdict is written here: the conclusion is :func:`interphase_dft.analysis.conclusion.conclusion`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from interphase_dft import __version__
 from interphase_dft.analysis import tables as tb
 from interphase_dft.analysis.blocks import Blocks
+from interphase_dft.analysis.conclusion import fit_sentence
 from interphase_dft.analysis.descriptor import (
     AGREEMENT_TOL,
     MODE_RULE,
@@ -20,7 +22,8 @@ from interphase_dft.analysis.descriptor import (
     DescriptorPair,
     Selection,
 )
-from interphase_dft.analysis.stats import BarrierChoice, CorrelationResult
+from interphase_dft.analysis.fits import FIT_RULE, FitResult
+from interphase_dft.analysis.stats import BarrierChoice
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
 
 
@@ -30,12 +33,12 @@ class Figures:
 
     binding: list[str] = field(default_factory=list)
     neb: dict[str, list[str]] = field(default_factory=dict)
-    correlation: list[str] = field(default_factory=list)
+    fits: list[str] = field(default_factory=list)
 
     def all(self) -> list[str]:
-        """Every figure file, binding first, then NEB profiles, then the correlation."""
+        """Every figure file, binding first, then NEB profiles, then the per-mode fits."""
         return [*self.binding, *[p for paths in self.neb.values() for p in paths],
-                *self.correlation]
+                *self.fits]
 
 
 @dataclass
@@ -54,8 +57,9 @@ class ReportContent:
     barriers: list[BarrierDoc]
     pairs: list[DescriptorPair]
     issues: list[ConsistencyIssue]
-    correlation: CorrelationResult
-    correlation_rows: list[tb.Row]
+    fits: list[FitResult]
+    summary: str
+    rules: list[str]
     gaps: list[str]
     figure_problems: list[str]
     tables: dict[str, list[tb.Row]]
@@ -70,7 +74,7 @@ def render(c: ReportContent) -> Blocks:
     _binding(b, c)
     _descriptor(b, c)
     _barriers(b, c)
-    _correlation(b, c)
+    _fits(b, c)
     _provenance(b, c)
     return b
 
@@ -84,7 +88,7 @@ def _summary(b: Blocks, c: ReportContent) -> None:
         b.p("Nothing computed yet: no valid binding-energy or barrier documents were found. "
             "Run the campaign (interphase-dft campaign SPEC) and regenerate this report.")
     b.h(2, "Summary")
-    b.p(c.correlation.verdict)
+    b.p(c.summary)
     b.h(2, "Missing or not converged")
     b.ul(c.gaps + c.figure_problems)
 
@@ -97,8 +101,35 @@ def _binding(b: Blocks, c: ReportContent) -> None:
     b.table(c.tables["binding_energies"], "no binding energies yet")
     for p in c.figures.binding[:1]:
         b.img(p, "Binding energy per phase, both references; points are sites")
+    _modes(b, c)
     b.h(3, "All sites")
+    b.p("reactive: REACTIVE when the Li broke a host bond or changed a host atom's "
+        "coordination on relaxation (the number is a reaction energy, not a binding energy, "
+        "and is left out of the descriptor); '-' = not checked. li_charge_e: partial charge of "
+        "the Li (e, +1 = fully ionised); li_moment_muB: magnetic moment on the Li (mu_B).")
     b.table(c.tables["sites"], "no sites")
+
+
+def _modes(b: Blocks, c: ReportContent) -> None:
+    b.h(3, "Descriptor per mode, side by side")
+    b.p("E_b(bcc) (eV) of the lowest site that is not flagged reactive, per phase and mode "
+        "(bulk: Li in the interior of a supercell; surface: Li adsorbed on a converged slab; "
+        "interface: the hop endpoints of the interface cell). 'REACTIVE k/n': k of n sites "
+        "reacted with the host.")
+    b.table(c.tables["descriptor_modes"], "no binding energies yet")
+    b.h(3, "What each binding result measures")
+    b.p("Slab convergence (layers tried, last change of E_b, converged), coverage (area per "
+        "Li, Angstrom^2, and the required minimum), the termination chosen by DFT surface "
+        "energy, the bulk supercell lengths (Angstrom), the Li vacancy formation energy (eV, "
+        "bcc reference) and the charge state of the cells.")
+    b.table(c.tables["binding_records"], "no binding results yet")
+    if c.rules:
+        b.ul(c.rules)
+    if c.tables["coexistence"]:
+        b.h(3, "Al/LiAl coexistence potential")
+        b.p("mu_Li = E(LiAl) - E(Al) - E(Li bcc) per Li (eV); the plateau voltage is -mu_Li/e "
+            "vs Li/Li+, compared with the experimental Al/LiAl plateau.")
+        b.table(c.tables["coexistence"])
 
 
 def _descriptor(b: Blocks, c: ReportContent) -> None:
@@ -135,7 +166,8 @@ def _barriers(b: Blocks, c: ReportContent) -> None:
         "climbing-image NEB; 'dft//ml': DFT single points on the surrogate's path (not a DFT "
         "saddle: its DFT forces decide the status); ml_barrier_eV is the surrogate's value "
         "and never a DFT result. A path with 'hops' > 1 passed through an intermediate "
-        "minimum; its barriers are the energetic spans of the joined path.")
+        "minimum; its barriers are the energetic spans of the joined path. dE_eV and abs_dE_eV: "
+        f"{MODE_RULE}; the per-mode fits below pair every mode on its own.")
     b.table(c.tables["barriers"], "no barriers yet")
     b.h(3, "Bulk reference hops")
     b.table(c.tables["bulk_barriers"], "no bulk reference hops yet")
@@ -148,17 +180,17 @@ def _barriers(b: Blocks, c: ReportContent) -> None:
             b.img(p, f"NEB energy profile of {label}")
 
 
-def _correlation(b: Blocks, c: ReportContent) -> None:
-    b.h(2, "Barrier versus |dE|")
-    used = "barrier_forward" if c.barrier == "forward" else "max(forward, reverse)"
-    b.p(f"Barrier used: {used}. Pairing rule: {MODE_RULE}. Pearson and Spearman from "
-        f"scipy.stats; linear fit by least squares; {c.n_boot} bootstrap resamples (seed "
-        f"{c.seed}) give the 95 % intervals.")
-    for p in c.figures.correlation[:1]:
-        b.img(p, "Barrier versus |dE| with bootstrap bands")
-    b.table(c.correlation_rows)
-    if c.correlation.warnings:
-        b.ul(c.correlation.warnings)
+def _fits(b: Blocks, c: ReportContent) -> None:
+    b.h(2, "Descriptor against the hop, per mode")
+    b.p(FIT_RULE)
+    b.p(f"Pearson r and Spearman rho (scipy.stats) with {c.n_boot} bootstrap resamples (seed "
+        f"{c.seed}) for the 95 % intervals; detectable_r is the smallest |r| detected at 80 % "
+        "power (alpha = 0.05, Fisher z) with the n at hand; pairs_needed_r0.7 the interface "
+        "pairs that r = 0.7 needs.")
+    b.table(c.tables["fits"], "no descriptor mode has binding energies yet")
+    b.ul([fit_sentence(f) for f in c.fits])
+    for p in c.figures.fits[:1]:
+        b.img(p, "Descriptor against the hop, one row of panels per mode (points: interfaces)")
 
 
 def _provenance(b: Blocks, c: ReportContent) -> None:

@@ -20,6 +20,7 @@ from interphase_dft.analysis.descriptor import (
     doc_preset,
     excess_barrier,
 )
+from interphase_dft.analysis.records import reactive_text
 from interphase_dft.analysis.stats import BarrierPoint
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc, settings_hash
 
@@ -68,14 +69,18 @@ def binding_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
 
 
 def site_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
-    """Every site of every chosen document."""
+    """Every site of every chosen document, with the reactive flag ('REACTIVE': a reaction
+    energy, left out of the descriptor; '-': not checked), the Li partial charge (e) and the
+    magnetic moment on the Li (mu_B)."""
     return [
         {
             "phase": d.phase, "mode": d.mode, "site": s.label, "site_kind": s.site_kind,
             "E_b_atom_eV": s.binding_energy_atom, "E_b_bcc_eV": s.binding_energy_bcc,
             "li_displacement_A": s.li_displacement, "spin": s.spin,
-            "magmom_muB": s.magnetic_moment, "converged": s.converged,
-            "lowest": "*" if s.label == d.lowest_site else "",
+            "magmom_muB": s.magnetic_moment, "reactive": reactive_text(s),
+            "li_charge_e": s.li_charge, "li_moment_muB": s.li_magnetic_moment,
+            "converged": s.converged, "lowest": "*" if s.label == d.lowest_site else "",
+            "reaction_note": s.reaction_note or "-",
         }
         for d in sorted(docs, key=lambda d: (d.mode, d.phase))
         for s in d.sites
@@ -244,7 +249,7 @@ def to_html(rows: Sequence[Row], empty: str = "(none)") -> str:
         cells = []
         for c in cols:
             text = _fmt(row.get(c))
-            cls = ' class="bad"' if text == "NO" else ""
+            cls = ' class="bad"' if text == "NO" or text.startswith("REACTIVE") else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + \

@@ -36,7 +36,7 @@ def _binding_doc() -> BindingEnergyDoc:
 
 def test_header_comes_from_settings_run_log_and_input_structure():
     doc = _binding_doc()
-    s_hash = settings_hash(preset("test").model_dump())
+    s_hash = settings_hash(preset("test").physics())
     h = structure_hash(bulk("Al", "fcc", a=4.05))
     assert doc.settings_hash == s_hash and doc.settings["preset"] == "test"
     assert doc.structure_hash == h and doc.input_hash == f"{h}:{s_hash}"

@@ -222,11 +222,6 @@ def test_build_arguments_are_checked_like_the_spec(tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
-PENDING = pytest.mark.xfail(
-    strict=True, reason="handed over (issue 16 item 6): commands/calc.py and campaign.py call "
-    "interphase_dft.validation; remove this marker when that is applied")
-
-
 def _no_dft(monkeypatch) -> None:
     """Make any start of a binding or barrier calculation fail loudly."""
     import interphase_dft.recipes.barrier as barrier
@@ -263,7 +258,6 @@ def test_a_barrier_needs_two_different_phases_on_the_command_line_too(tmp_path, 
     assert code != 0 and str(shared.value) in err, err
 
 
-@PENDING
 @pytest.mark.parametrize(("args", "message"), [
     (["binding", "Li"], "Li is the reference phase"),
     (["barrier", "Li", "LiAl"], "Li is the reference phase"),
@@ -282,7 +276,7 @@ def test_calc_commands_refuse_before_any_dft(tmp_path, unwritable, monkeypatch, 
 
 
 @pytest.mark.parametrize(("spec", "check", "args"), [
-    pytest.param("binding: {phases: [Li]}", "host_phase", ("Li",), marks=PENDING),
+    ("binding: {phases: [Li]}", "host_phase", ("Li",)),
     ("barriers: [{a: Al, b: Al}]", "barrier_pair", ("Al", "Al"))])
 def test_the_spec_gives_the_message_of_the_shared_validator(spec, check, args):
     from interphase_dft import validation

@@ -98,6 +98,7 @@ def migration_cell(
     gap: float | None = None,
     shift: Sequence[float] | None = None,
     choice: int = 0,
+    limits: Any = None,
 ) -> MigrationCell:
     """The A|B migration cell with both sides at least ``min_thickness`` thick.
 
@@ -117,6 +118,8 @@ def migration_cell(
         as-built cell); None = the contact registry
         (:func:`~interphase_dft.builders.contact.contact_registry`)
     choice : index into the ranking of :data:`RANK_RULE`
+    limits : ``CalcSettings``/``BudgetSettings`` holding the build ceilings (default: the
+        defaults), see :func:`~interphase_dft.builders.lattice_match.search`
 
     Raises
     ------
@@ -129,7 +132,7 @@ def migration_cell(
     a = Side.of(*bulk_a, miller_a, 1)
     b = Side.of(*bulk_b, miller_b, 1)
     found = search(a, b, strained_side == "b", max_strain=max_strain, max_atoms=max_atoms,
-                   max_area=None)
+                   max_area=None, limits=limits)
     if not found.plans:
         raise no_match_error(found, a, b, max_strain=max_strain, max_atoms=max_atoms,
                              max_area=None)
@@ -197,7 +200,8 @@ def migration_cell_for(phase_a: str | Atoms, phase_b: str | Atoms, settings: Any
         min_thickness=st.interface_min_thickness, min_planes=st.interface_min_planes,
         vacuum=st.interface_migration_vacuum, fixed_fraction=st.interface_fixed_fraction,
         max_strain=st.interface_max_strain, max_atoms=st.interface_migration_max_atoms,
-        strained_side=st.interface_strained_side)
+        strained_side=st.interface_strained_side,
+        limits=settings if hasattr(settings, "budget") else None)
     kw.update(overrides)
     return migration_cell(phase_a, phase_b, **kw)
 

@@ -24,6 +24,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from interphase_dft import validation as v
 from interphase_dft.errors import InputError
 
 
@@ -51,9 +52,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="settings preset (default: laptop)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override one setting, e.g. --set dft.ecut=400 (repeatable)")
-    p.add_argument("--workdir", type=Path, default=None,
+    p.add_argument("--workdir", type=v.arg(v.output_directory, "work directory"), default=None,
                    help="checkpoint directory (default: runs/<command>-<names>-<preset>)")
-    p.add_argument("--json", dest="json_file", type=Path, default=None,
+    p.add_argument("--json", dest="json_file", type=v.arg(v.json_output), default=None,
                    help="write the result document to this JSON file ('-' = print it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
@@ -61,7 +62,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Add the ``binding`` and ``barrier`` sub-commands."""
     p = subparsers.add_parser("binding", help="Li binding energy of one phase (one calculation)")
-    p.add_argument("phase", help="Al, LiAl, LPSC, Li2S, Li3P, LiCl or P2S5")
+    p.add_argument("phase", type=v.arg(v.host_phase),
+                   help="Al, LiAl, LPSC, Li2S, Li3P, LiCl or P2S5")
     p.add_argument("--mode", choices=["surface", "bulk"], default="surface")
     p.add_argument("--ml-prerelax", action="store_true",
                    help="pre-relax with the ML surrogate before DFT "
@@ -70,8 +72,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_binding)
 
     p = subparsers.add_parser("barrier", help="Li migration barrier across the A|B interface")
-    p.add_argument("phase_a")
-    p.add_argument("phase_b")
+    p.add_argument("phase_a", type=v.arg(v.host_phase))
+    p.add_argument("phase_b", type=v.arg(v.host_phase))
     p.add_argument("--mechanism", default="vacancy",
                    help="vacancy (Li lattice site of A -> vacant site of B; default) or "
                    "interstitial (relaxed minima A -> interface -> B)")
@@ -79,7 +81,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run_barrier)
 
     p = subparsers.add_parser("bulk-barrier", help="bulk reference Li hop of one phase")
-    p.add_argument("phase")
+    p.add_argument("phase", type=v.arg(v.host_phase))
     _common(p)
     p.set_defaults(func=run_bulk_barrier)
 
@@ -129,22 +131,23 @@ def run_binding(args: argparse.Namespace) -> int:
     if args.ml_prerelax:
         settings = settings.with_overrides({"relax": {"ml_prerelax": True}})
     phase = resolve_phase(args.phase)
-    workdir = args.workdir or Path("runs") / f"binding-{phase}-{args.mode}-{settings.preset}"
+    workdir = args.workdir or v.output_directory(
+        Path("runs") / f"binding-{phase}-{args.mode}-{settings.preset}", "work directory")
     doc = binding_energy(phase, settings, mode=args.mode, workdir=workdir)
     _emit(doc, args.json_file, format_binding(doc))
     return 0
 
 
 def run_barrier(args: argparse.Namespace) -> int:
-    from interphase_dft.phases import resolve_phase
     from interphase_dft.recipes.barrier import migration_barrier
     from interphase_dft.recipes.hop_setup import check_mechanism
 
-    a, b = resolve_phase(args.phase_a), resolve_phase(args.phase_b)
+    a, b = v.barrier_pair(args.phase_a, args.phase_b)
     check_mechanism(a, b, args.mechanism)  # bad input: InputError before anything is written
     settings = _settings(args)
     _logging(args)
-    workdir = args.workdir or Path("runs") / f"barrier-{a}-{b}-{args.mechanism}-{settings.preset}"
+    workdir = args.workdir or v.output_directory(
+        Path("runs") / f"barrier-{a}-{b}-{args.mechanism}-{settings.preset}", "work directory")
     doc = migration_barrier(a, b, settings, workdir=workdir, mechanism=args.mechanism,
                             frames=_frames(workdir))
     _emit(doc, args.json_file, format_barrier(doc))
@@ -158,7 +161,8 @@ def run_bulk_barrier(args: argparse.Namespace) -> int:
     phase = resolve_phase(args.phase)
     settings = _settings(args)
     _logging(args)
-    workdir = args.workdir or Path("runs") / f"bulk-barrier-{phase}-{settings.preset}"
+    workdir = args.workdir or v.output_directory(
+        Path("runs") / f"bulk-barrier-{phase}-{settings.preset}", "work directory")
     doc = bulk_reference_barrier(phase, settings, workdir=workdir, frames=_frames(workdir))
     _emit(doc, args.json_file, format_barrier(doc))
     return _barrier_status(doc)

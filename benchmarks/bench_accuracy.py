@@ -56,7 +56,7 @@ def run(preset_name: str, workdir: Path, dispersion: str = "none") -> dict[str, 
     """
     import shutil
 
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.recipes.references import li_references
 
     settings = preset(preset_name).with_overrides({"dft": {"dispersion": dispersion}})
@@ -108,7 +108,7 @@ def level_check(phase: str, preset_name: str, workdir: Path) -> dict[str, Any]:
     Both runs use the same slab, references and CHGNet site ranking; the difference of the
     lowest E_b is the error of the cheaper level (laptop: PBE//CHGNet) on this surface.
     """
-    from interphase_dft.calc.settings import FULL_DFT_OVERRIDES, preset
+    from interphase_dft.calc.presets import FULL_DFT_OVERRIDES, preset
     from interphase_dft.recipes.binding import binding_energy
 
     out: dict[str, Any] = {"phase": phase, "preset": preset_name, "runs": {}}
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     add_summary(result, "minus PBE literature (~1.6 eV)", e - PBE_COHESIVE, "eV")
     add_summary(result, f"within {TOLERANCE} eV of PBE", abs(e - PBE_COHESIVE) <= TOLERANCE, "")
     add_summary(result, "wall time (atom + bcc)", m["wall_time_s"], "s")
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     if preset(name).dft.dispersion == "d3":  # what the campaign's references are
         d3 = run(name, workdir, "d3")

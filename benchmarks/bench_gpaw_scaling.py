@@ -64,7 +64,7 @@ def worker(preset_name: str, phase: str, repeat: tuple[int, int, int], out: Path
     from ase.parallel import world
 
     from interphase_dft.calc.factory import factory_for, gpaw_parameters
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.phases import is_metal
 
     settings = preset(preset_name)

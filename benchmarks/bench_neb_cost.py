@@ -73,7 +73,7 @@ def run_settings(settings: Any, extra: dict[str, Any] | None) -> Any:
     """Settings of one run: ``extra`` on top of full DFT, or the preset's level (None)."""
     if extra is None:
         return settings
-    from interphase_dft.calc.settings import FULL_DFT_OVERRIDES
+    from interphase_dft.calc.presets import FULL_DFT_OVERRIDES
 
     return settings.with_overrides(FULL_DFT_OVERRIDES).with_overrides(extra)
 
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="reuse checkpoints in the work directory (default: start fresh so the "
                         "timings mean something)")
     args = p.parse_args(argv)
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     outdir, workdir = resolve_dirs(args, NAME)
     preset_name = args.preset or ("test" if args.quick else "laptop")

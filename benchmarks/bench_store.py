@@ -60,7 +60,7 @@ def template_docs() -> tuple[dict[str, Any], dict[str, Any]]:
     import numpy as np
     from ase.build import fcc111
 
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.schemas import (
         BarrierDoc,
         BindingEnergyDoc,

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from interphase_dft.builders.contact import bulk_like, li_host_reference
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 from interphase_dft.recipes.barrier import interface_hop
 
 PAIRS = (("LiAl", "LPSC"), ("LiAl", "Li2S"), ("LiAl", "Li3P"), ("LiAl", "LiCl"))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from interphase_dft.builders.neb import li2s_vacancy_hop
-from interphase_dft.calc.settings import FULL_DFT_OVERRIDES, preset
+from interphase_dft.calc.presets import FULL_DFT_OVERRIDES, preset
 from interphase_dft.commands.calc import format_barrier
 from interphase_dft.recipes.barrier import HopOptions, neb_barrier
 

@@ -38,7 +38,8 @@ from typing import Any, Literal
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from interphase_dft.calc.settings import PRESETS, CalcSettings, preset
+from interphase_dft.calc.presets import PRESETS, preset
+from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
 from interphase_dft.schemas import settings_hash
 

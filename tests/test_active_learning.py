@@ -21,7 +21,8 @@ from interphase_dft.builders.neb import interpolate_images
 from interphase_dft.calc.finetune import FineTuned
 from interphase_dft.calc.frames import AseDbFrames, Frame
 from interphase_dft.calc.ml import MLFactory
-from interphase_dft.calc.settings import CalcSettings, MLSettings, preset
+from interphase_dft.calc.presets import preset
+from interphase_dft.calc.settings import CalcSettings, MLSettings
 from interphase_dft.recipes.active_learning import CERTIFIED, active_learning_band
 
 torch.set_num_threads(1)

@@ -16,7 +16,7 @@ from interphase_dft.builders.migration import (
     set_registry,
 )
 from interphase_dft.builders.thickness import atomic_planes
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 from interphase_dft.errors import InputError, NoMatchError
 from interphase_dft.phases import get_bulk
 from interphase_dft.recipes.registry import EV_PER_A2_TO_J_PER_M2, scan_cell, side_alone

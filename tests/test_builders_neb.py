@@ -113,7 +113,7 @@ def test_endpoints_when_a_is_on_top():
 
 def _test_preset_interface():
     """The interface ``migration_barrier`` builds with the ``test`` preset (Al|LiCl)."""
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     st = preset("test").structure
     cands = make_interfaces("Al", "LiCl", max_strain=st.interface_max_strain,

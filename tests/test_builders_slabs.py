@@ -75,7 +75,7 @@ def test_choose_surface_rule_is_stated_and_deterministic():
 
 
 def test_choose_surface_reads_settings():
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     s = choose_surface("Al", preset("test"))
     assert s.n_layers >= 2

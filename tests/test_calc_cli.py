@@ -35,7 +35,7 @@ def test_bad_override_is_a_clean_error(capsys):
 
 
 def test_barrier_summary(tmp_path):
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.recipes.barrier import neb_barrier
 
     s = fcc100("Al", (2, 2, 2), vacuum=5.0)

@@ -14,7 +14,7 @@ from interphase_dft.calc.factory import (
     scf_parameters,
     smearing_width,
 )
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 from interphase_dft.errors import InputError
 
 

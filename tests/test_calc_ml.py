@@ -44,7 +44,7 @@ def test_surrogate_gets_d3_exactly_where_dft_does():
     from ase.calculators.mixing import SumCalculator
 
     from interphase_dft.calc.factory import surrogate_factory
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     laptop = preset("laptop")  # dft.dispersion = 'd3', scope 'all'
     f = surrogate_factory(laptop, dispersion=True)

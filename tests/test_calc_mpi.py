@@ -22,7 +22,7 @@ from ase.build import bulk
 from ase.parallel import world
 from interphase_dft.calc.factory import GPAWFactory
 from interphase_dft.calc.runners import relax
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 s = preset("test")
 atoms = bulk("Li", "bcc", a=3.44, cubic=True)
 atoms.positions[1] += (0.2, 0.1, 0.0)

@@ -13,7 +13,7 @@ from ase.calculators.emt import EMT
 
 from interphase_dft.calc.factory import GPAWFactory, gpaw_parameters, seed_moment
 from interphase_dft.calc.guard import COLLAPSE_NOTE, GuardedCalculator
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 from interphase_dft.calc.spin import CollapseWatch, SpinCollapsed, attach_collapse_watch
 from interphase_dft.errors import CalculationError
 

@@ -63,7 +63,7 @@ def test_a_queued_firework_computes_with_the_settings_it_was_submitted_with(tmp_
     from fireworks import FWorker
     from fireworks.core.rocket_launcher import launch_rocket
 
-    from interphase_dft.calc import settings as settings_mod
+    from interphase_dft.calc import presets as settings_mod
     from interphase_dft.campaign import parse_spec
     from interphase_dft.fw.workflows import submit_campaign
     from interphase_dft.recipes import binding
@@ -98,7 +98,7 @@ def test_a_queued_firework_computes_with_the_settings_it_was_submitted_with(tmp_
 
 
 def test_a_task_whose_settings_do_not_give_its_key_is_refused(tmp_path):
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.campaign import WorkItem
     from interphase_dft.errors import InputError
     from interphase_dft.fw.workflows import work_firework
@@ -224,7 +224,7 @@ def test_a_barrier_over_budget_continues_when_submitted_with_a_larger_budget(tmp
 
 
 def test_a_barrier_task_without_a_mechanism_is_refused(tmp_path):
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.campaign import WorkItem
     from interphase_dft.errors import InputError
     from interphase_dft.fw.workflows import work_firework

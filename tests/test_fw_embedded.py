@@ -219,7 +219,7 @@ def test_prepare_firework_under_mpi(tmp_path, monkeypatch):
     """`_mpi_command` runs the recipe on 2 MPI ranks; the serial FireTask stores the result."""
     from fireworks import Workflow
 
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.campaign import WorkItem
     from interphase_dft.fw.workflows import work_firework
 

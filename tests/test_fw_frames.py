@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from interphase_dft.calc.frames import FRAMES_DB, AseDbFrames
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 from interphase_dft.fw.launchpad import lp_session
 from interphase_dft.store import ResultStore
 from tests.test_fw_campaign import BARRIER_SPEC, _launchpad_with_references, _run_all

@@ -134,7 +134,7 @@ def test_hirshfeld_li_charge_on_a_tiny_gpaw_cell(tmp_path):
 
     from interphase_dft.calc.charges import hirshfeld_charges, li_charge
     from interphase_dft.calc.factory import GPAWFactory
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     settings = preset("test", {"dft": {"kpt_density": 0.0}})
     licl = bulk("LiCl", "rocksalt", a=5.13)[[1, 0]]  # Cl first, the Li last like host + Li

@@ -17,7 +17,8 @@ from interphase_dft.barrier_status import OVER_BUDGET, SADDLE, continuable
 from interphase_dft.calc.finetune import FineTuned
 from interphase_dft.calc.frames import AseDbFrames, Frame
 from interphase_dft.calc.ml import MLFactory
-from interphase_dft.calc.settings import MLSettings, preset
+from interphase_dft.calc.presets import preset
+from interphase_dft.calc.settings import MLSettings
 from interphase_dft.recipes import barrier
 from interphase_dft.recipes.active_learning import CERTIFIED, active_learning_band
 from interphase_dft.recipes.barrier import neb_barrier

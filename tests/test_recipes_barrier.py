@@ -10,7 +10,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 from interphase_dft.errors import InputError
 from interphase_dft.recipes.barrier import HopOptions, neb_barrier
 from interphase_dft.schemas import BarrierDoc

@@ -8,8 +8,8 @@ import pytest
 from ase.build import bulk
 
 from interphase_dft.calc.factory import GPAWFactory
+from interphase_dft.calc.presets import preset
 from interphase_dft.calc.runners import static
-from interphase_dft.calc.settings import preset
 from interphase_dft.errors import CalculationError
 from interphase_dft.recipes import references as refmod
 from interphase_dft.recipes.references import li_references

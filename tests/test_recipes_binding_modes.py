@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
 
-from interphase_dft.calc.settings import preset
+from interphase_dft.calc.presets import preset
 from interphase_dft.schemas import BindingEnergyDoc, ReferenceEnergies
 
 _REFS = ReferenceEnergies(li_atom=0.0, li_bcc_per_atom=-1.6, cohesive_energy=1.6)

@@ -10,7 +10,8 @@ import pytest
 
 from interphase_dft.barrier_status import OVER_BUDGET, SADDLE, UNRELAXED, continuable
 from interphase_dft.calc.budget import LEDGER, BudgetExceeded, Ledger, MeteredFactory
-from interphase_dft.calc.settings import BudgetSettings, preset
+from interphase_dft.calc.presets import preset
+from interphase_dft.calc.settings import BudgetSettings
 from interphase_dft.campaign import work_key
 from interphase_dft.recipes.barrier import neb_barrier
 from tests.test_recipes_barrier import al_adatom_hop, emt_factory

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from ase.build import bulk
 
+from interphase_dft.calc.presets import preset
 from interphase_dft.calc.runlog import RunLog
-from interphase_dft.calc.settings import preset
 from interphase_dft.schemas import (
     SCHEMA_VERSION,
     BindingEnergyDoc,

@@ -308,7 +308,7 @@ def test_a_resumed_calculation_keeps_the_gpaw_log_of_the_run_before(tmp_path):
     from ase.build import bulk
 
     from interphase_dft.calc.factory import GPAWFactory
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     log = tmp_path / "gpaw.txt"
     log.write_text("log of the run killed by kill -9\n")

@@ -49,7 +49,7 @@ def _countdown_campaign(runs: Path, n: int, steps: int, seconds: float):
     """prepare (real GPAW Li references, test preset) -> n countdown fireworks."""
     from fireworks import Firework, Workflow
 
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.campaign import WorkItem
     from interphase_dft.fw.tasks import CountdownTask
     from interphase_dft.fw.workflows import work_firework

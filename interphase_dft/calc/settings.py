@@ -1,7 +1,7 @@
-"""Typed calculation settings and the named presets.
+"""Typed calculation settings.
 
-Everything that changes the physics is a field here and is stored with every result.
-Presets are plain functions returning fresh objects; override any field with
+Everything that changes the physics is a field here and is stored with every result. The
+named presets are in :mod:`interphase_dft.calc.presets`; override any field with
 ``preset("laptop").with_overrides({"dft": {"ecut": 400}})``.
 """
 
@@ -328,108 +328,3 @@ def _deep_merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
-
-
-#: laptop wall-time ceiling of one barrier, hours: the 5 planned DFT single points of the
-#: 129-atom LiAl|LPSC migration cell at about 18 min each on one core (the 76-atom Gamma-only
-#: LPSC slab took 312 s serial; cost ~ N^2.3), with a margin
-LAPTOP_BARRIER_HOURS = 2.0
-
-
-def _test() -> CalcSettings:
-    return CalcSettings(
-        preset="test",
-        dft=DFTSettings(
-            ecut=200.0, kpt_density=1.0, smearing_width=0.1, scf_energy=1e-4,
-            scf_density=1e-3, maxiter=100, atom_box=8.0, gamma_only_atoms=16,
-        ),
-        relax=RelaxSettings(fmax=0.1, steps=30),
-        neb=NEBSettings(n_images=3, fmax=0.1, steps=60, ml_prestage=False),
-        structure=StructureSettings(
-            slab_layers=2, slab_vacuum=4.0, slab_fixed_layers=1, bulk_min_length=3.0,
-            slab_max_layers=3, slab_max_atoms=60, surface_energy_candidates=2,
-            interface_max_atoms=40, interface_layers=1, interface_min_thickness=3.0,
-            interface_migration_max_atoms=120,
-        ),
-        binding=BindingSettings(max_dft_sites=None),
-        budget=BudgetSettings(max_dft_calls=2000),
-    )
-
-
-def _laptop() -> CalcSettings:
-    # Level PBE//CHGNet: geometries and NEB paths from the surrogate, energies from GPAW single
-    # points (a DFT relaxation of a 50-80 atom slab takes 30-60 min on 2 cores, a single point
-    # 2-8 min). The error of this level against full DFT is measured in benchmarks/ (accuracy,
-    # neb_cost); the production preset relaxes and refines everything with DFT.
-    return CalcSettings(
-        preset="laptop",
-        # maxiter 120: converging slab SCFs here need 30-60 iterations; a diverging one fails
-        # over to the safer retry after 120 instead of 200 (about 15 min of a 2-core laptop)
-        dft=DFTSettings(ecut=300.0, kpt_density=2.0, gamma_only_atoms=60, dispersion="d3",
-                        maxiter=120),
-        relax=RelaxSettings(fmax=0.05, steps=150, ml_steps=600, ml_prerelax=True,
-                            dft_relax=False),
-        neb=NEBSettings(n_images=3, fmax=0.05, steps=100, dft_refine=False),
-        structure=StructureSettings(
-            slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=60.0,
-            slab_max_layers=5, slab_max_atoms=160, surface_energy_candidates=2,
-            bulk_min_length=8.0, interface_max_atoms=80, interface_layers=1,
-            interface_min_thickness=6.0, interface_migration_max_atoms=200,
-        ),
-        binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1),
-        # the PBE//CHGNet plan of one barrier: 2 endpoint single points + 3 path checks, and
-        # 7 more when the band is split at an intermediate minimum (1 + 3 + 3): a rejected
-        # surrogate path ends over budget instead of falling back to an unbounded DFT NEB
-        budget=BudgetSettings(max_dft_calls=12, max_dft_hours=LAPTOP_BARRIER_HOURS),
-    )
-
-
-def _screening() -> CalcSettings:
-    # The PBE//CHGNet single-point level (what `laptop` computed before issue 17): DFT single
-    # points on surrogate endpoints and the surrogate-converged path. Cheap (5 DFT calls a
-    # hop) but its images carry DFT forces of 0.3-1.7 eV/A: its bands are not saddles, and
-    # the saddle rule never certifies them (documents say 'not certified'/'not converged').
-    return _laptop().model_copy(update={"preset": "screening"})
-
-
-def _production() -> CalcSettings:
-    return CalcSettings(
-        preset="production",
-        dft=DFTSettings(
-            ecut=520.0, kpt_density=4.0, gamma_only_atoms=400, smearing_width=0.1,
-            scf_energy=5e-6, dispersion="d3", atom_box=14.0,
-        ),
-        relax=RelaxSettings(fmax=0.02, steps=400, relax_cell_bulk=True),
-        neb=NEBSettings(n_images=7, fmax=0.05, steps=500),
-        structure=StructureSettings(
-            slab_layers=6, slab_vacuum=8.0, slab_fixed_layers=2, slab_min_area=60.0,
-            slab_max_layers=10, slab_max_atoms=600, surface_energy_candidates=4,
-            bulk_min_length=10.0, interface_max_atoms=400, interface_layers=3,
-            interface_min_thickness=10.0, interface_migration_max_atoms=600,
-            interface_migration_vacuum=12.0,
-        ),
-        binding=BindingSettings(max_dft_sites=None),
-        # 2 relaxations (<= 100 steps each) + a 7-image CI-NEB of <= 250 band evaluations
-        budget=BudgetSettings(max_dft_calls=2000),
-    )
-
-
-#: overrides that lift a cheaper level (laptop: PBE//CHGNet) to DFT geometries and DFT CI-NEB
-FULL_DFT_OVERRIDES: dict[str, Any] = {
-    "relax": {"dft_relax": True}, "neb": {"dft_refine": True},
-    # the laptop budget is the PBE//CHGNet plan; full DFT gets the production ceiling
-    "budget": {"max_dft_calls": 2000, "max_dft_hours": None},
-}
-
-PRESETS = {"test": _test, "screening": _screening, "laptop": _laptop,
-           "production": _production}
-
-
-def preset(name: str, overrides: dict[str, Any] | None = None) -> CalcSettings:
-    """Return a fresh :class:`CalcSettings` for preset ``name`` with ``overrides`` applied."""
-    if name not in PRESETS:
-        raise InputError(
-            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)} "
-            "(override single fields with the 'overrides' mapping)"
-        )
-    return PRESETS[name]().with_overrides(overrides)

@@ -239,7 +239,7 @@ MECHANISMS = ("vacancy", "interstitial")
 def _hop(args: argparse.Namespace) -> int:
     """Build the hop, then write DIR through a temporary sibling directory and a rename."""
     from interphase_dft.builders.migration import migration_cell_for
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
     from interphase_dft.phases import get_bulk
 
     if args.mechanism not in MECHANISMS:

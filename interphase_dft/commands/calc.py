@@ -87,7 +87,7 @@ def register(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from interphase_dft.calc.settings import preset
+    from interphase_dft.calc.presets import preset
 
     return preset(args.preset, parse_overrides(args.overrides))
 

@@ -189,6 +189,20 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
         raise CalculationError(
             f"the surrogate failed on every one of the {what} ({'; '.join(failed.values())}); "
             f"set binding.{cap_name}=null to compute every site with DFT without screening")
+    chosen = _select(out, sites, labels, settings, factory, cap_name=cap_name, cap=cap,
+                     merge=merge, what=what, energies=energies, converged=converged,
+                     kept=kept, merged=merged, failed=failed)
+    log.info("screening: %d sites -> DFT for %s", len(labels), ", ".join(chosen))
+    return out
+
+
+def _select(out: Screening, sites: Sequence[Any], labels: list[str], settings: CalcSettings,
+            factory: Any, *, cap_name: str, cap: int, merge: bool, what: str,
+            energies: dict[str, float], converged: dict[str, bool], kept: list[str],
+            merged: dict[str, str], failed: dict[str, str]) -> list[str]:
+    """Keep the ``cap`` lowest of the ``kept`` sites; fill ``out.selected``, ``out.record``
+    and the warning that says how many sites got no DFT. Returns the chosen labels."""
+    run = out.run
     ranking = sorted(kept, key=lambda lab: (round(energies[lab], 4), lab))
     chosen = ranking[:cap]
     out.selected = [s for s, lab in zip(sites, labels, strict=True) if lab in chosen]
@@ -207,5 +221,4 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
         f"binding.{cap_name}={cap}); the lowest site is the lowest of the "
         f"{len(chosen)} surrogate-selected sites, which DFT may rank differently"
     )
-    log.info("screening: %d sites -> DFT for %s", len(labels), ", ".join(chosen))
-    return out
+    return chosen

@@ -71,12 +71,14 @@ def test_submit_is_deduplicated_against_queue_and_store(tmp_path):
     lp = open_launchpad(init_embedded(tmp_path / ".interphase"))
     spec = parse_spec(SPEC)
     first = submit_campaign(lp, spec, tmp_path / "runs")
-    assert first.n_fireworks == 5  # prepare + 2 binding + 1 barrier + analysis
+    # prepare + 2 binding + 1 barrier + its 2 bulk reference hops + analysis
+    assert first.n_fireworks == 7
     names = {r["name"] for r in firework_rows(lp)}
     assert names == {"prepare:references", "binding:Al:bulk", "binding:LiAl:bulk",
-                     "barrier:LiAl|LPSC", "analysis:mech"}
+                     "barrier:LiAl|LPSC:vacancy", "bulk_barrier:LiAl", "bulk_barrier:LPSC",
+                     "analysis:mech"}
     again = submit_campaign(lp, spec, tmp_path / "runs")
-    assert again.n_fireworks == 0 and again.skipped_queued == 3
+    assert again.n_fireworks == 0 and again.skipped_queued == 5
     # results stored, fireworks gone (e.g. another LaunchPad was reset): nothing recomputed
     with lp_session(lp) as real:
         real.reset("", require_password=False)
@@ -86,7 +88,8 @@ def test_submit_is_deduplicated_against_queue_and_store(tmp_path):
     third = submit_campaign(lp, spec, tmp_path / "runs")
     assert third.skipped_stored == 2
     assert {r["name"] for r in firework_rows(lp)} == {
-        "prepare:references", "barrier:LiAl|LPSC", "analysis:mech"}
+        "prepare:references", "barrier:LiAl|LPSC:vacancy", "bulk_barrier:LiAl",
+        "bulk_barrier:LPSC", "analysis:mech"}
 
 
 def test_workflow_dependencies(tmp_path):
@@ -97,7 +100,8 @@ def test_workflow_dependencies(tmp_path):
     by_name = {fw.name: fw.fw_id for fw in wf.fws}
     links = wf.links
     prepare, analysis = by_name["prepare:references"], by_name["analysis:mech"]
-    work = [i for n, i in by_name.items() if n.startswith(("binding", "barrier"))]
+    work = [i for n, i in by_name.items() if n.startswith(("binding", "barrier", "bulk_barrier"))]
+    assert len(work) == 5
     assert sorted(links[prepare]) == sorted(work)
     assert all(links[i] == [analysis] for i in work)
     assert wf.root_fw_ids == [prepare]

@@ -261,8 +261,9 @@ class WorkerPool:
 
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
-    """In the main thread: SIGTERM/SIGHUP raise :class:`_Signal` (SIGINT raises
-    KeyboardInterrupt anyway), so the pool can stop its workers before exiting."""
+    """In the main thread: SIGTERM, SIGHUP and SIGINT raise :class:`_Signal`, so the pool can
+    stop its workers before exiting (SIGINT is handled explicitly: a process started in the
+    background of a non-interactive shell inherits it ignored, and Ctrl-C must still work)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -270,7 +271,8 @@ def _signals_raise() -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         raise _Signal(signum)
 
-    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    sigs = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    saved = {sig: signal.signal(sig, handler) for sig in sigs}
     try:
         yield
     finally:

@@ -106,8 +106,8 @@ def template_docs() -> tuple[dict[str, Any], dict[str, Any]]:
         spline={"x": [0.1 * i for i in range(20)], "y": [0.005 * i for i in range(20)]},
         barrier_forward=max(energies), barrier_reverse=max(energies) - energies[-1],
         reaction_energy=energies[-1], converged=True, fmax_final=0.04, climbing_image=2,
-        saddle="saddle", mechanism="vacancy", stage="ml+dft", ml_barrier=0.08, structure_hash=structure_hash(images[0].structure
-                                                                        .to_atoms()),
+        saddle="saddle", mechanism="vacancy", stage="ml+dft", ml_barrier=0.08,
+        structure_hash=structure_hash(images[0].structure.to_atoms()),
         timings={"endpoints": 200.0, "dft_neb": 900.0}, force_calls={"dft_neb": 45},
     )
     return binding.model_dump(mode="json"), barrier.model_dump(mode="json")

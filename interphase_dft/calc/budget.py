@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from ase import Atoms
@@ -29,6 +28,7 @@ from ase.parallel import broadcast
 from interphase_dft.calc.checkpoint import read_json, write_json
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.settings import BudgetSettings
+from interphase_dft.calc.wrapped import WrappedCalculator
 from interphase_dft.errors import CalculationError
 
 LEDGER = "budget.json"
@@ -101,38 +101,20 @@ class Ledger:
                 "dft_hours": round(self.seconds / 3600.0, 4)}
 
 
-class MeteredCalculator(Calculator):
+class MeteredCalculator(WrappedCalculator):
     """Energy and forces of ``inner``, each evaluation checked against and charged to the
-    ledger. ``mixer.calcs`` exposes the inner calculator's parts, so
-    :func:`interphase_dft.calc.spin.total_moment` still finds the GPAW part."""
-
-    implemented_properties = ("energy", "free_energy", "forces", "stress")
+    ledger (see :class:`~interphase_dft.calc.wrapped.WrappedCalculator`)."""
 
     def __init__(self, inner: Calculator, ledger: Ledger) -> None:
-        super().__init__()
-        self.inner = inner
+        super().__init__(inner)
         self.ledger = ledger
-
-    @property
-    def mixer(self) -> SimpleNamespace:
-        parts = getattr(getattr(self.inner, "mixer", None), "calcs", None) or [self.inner]
-        return SimpleNamespace(calcs=list(parts))
 
     def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
                   system_changes: Any = all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
+        Calculator.calculate(self, atoms, properties, system_changes)
         self.ledger.check()
         t0 = time.perf_counter()
-        work = self.atoms.copy()
-        work.calc = self.inner
-        results: dict[str, Any] = {"energy": float(work.get_potential_energy()),
-                                   "forces": work.get_forces()}
-        try:
-            results["free_energy"] = float(work.get_potential_energy(force_consistent=True))
-        except Exception:
-            results["free_energy"] = results["energy"]
-        if "stress" in properties:
-            results["stress"] = work.get_stress()
+        results = self.evaluate(properties)
         self.ledger.charge(time.perf_counter() - t0)
         self.results = results
 

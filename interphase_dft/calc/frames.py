@@ -32,7 +32,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -42,6 +41,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 
 from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.wrapped import WrappedCalculator
 from interphase_dft.schemas import package_versions, settings_hash, structure_hash
 
 log = logging.getLogger("interphase_dft.calc")
@@ -266,36 +266,18 @@ def open_frames(path: Path | str) -> AseDbFrames:
     return AseDbFrames(p if p.suffix == ".db" else p / FRAMES_DB)
 
 
-class RecordingCalculator(Calculator):
+class RecordingCalculator(WrappedCalculator):
     """Energy, forces (and stress when asked) of ``inner``; every finite result is added to
     the sink as a :class:`Frame` of the factory's settings."""
 
-    implemented_properties = ("energy", "free_energy", "forces", "stress")
-
     def __init__(self, inner: Calculator, owner: RecordingFactory) -> None:
-        super().__init__()
-        self.inner = inner
+        super().__init__(inner)
         self.owner = owner
-
-    @property
-    def mixer(self) -> Any:  # let spin.total_moment find a GPAW part (like MeteredCalculator)
-        parts = getattr(getattr(self.inner, "mixer", None), "calcs", None) or [self.inner]
-        return SimpleNamespace(calcs=list(parts))
 
     def calculate(self, atoms: Atoms | None = None, properties: Any = ("energy",),
                   system_changes: Any = all_changes) -> None:
-        super().calculate(atoms, properties, system_changes)
-        work = self.atoms.copy()
-        work.calc = self.inner
-        results: dict[str, Any] = {"energy": float(work.get_potential_energy()),
-                                   "forces": np.array(work.get_forces())}
-        try:
-            results["free_energy"] = float(work.get_potential_energy(force_consistent=True))
-        except Exception:
-            results["free_energy"] = results["energy"]
-        if "stress" in properties:
-            results["stress"] = np.array(work.get_stress())
-        self.results = results
+        Calculator.calculate(self, atoms, properties, system_changes)
+        self.results = results = self.evaluate(properties)
         if np.isfinite(results["energy"]) and np.all(np.isfinite(results["forces"])):
             self.owner.store(self.atoms, results)
 

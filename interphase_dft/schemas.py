@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 3
 
+#: ``BindingEnergyDoc.status``: every planned calculation finished (binding energies given)
+BINDING_COMPLETE = "complete"
+#: a cost ceiling (``budget.binding_max_dft_calls``/``_hours``) stopped the run: no binding
+#: energy; a rerun with a larger budget in the same work directory continues it
+BINDING_OVER_BUDGET = "not converged: over budget"
+
 class StructureData(BaseModel):
     """A JSON-safe snapshot of an ASE ``Atoms`` (positions in Angstrom)."""
 
@@ -227,13 +233,26 @@ class BindingEnergyDoc(ResultDocBase):
     surface: dict[str, Any] | None = Field(
         None, description="miller, termination, rule that picked it (surface mode)"
     )
-    host_energy: float
-    host_structure: StructureData
+    status: str = Field(
+        BINDING_COMPLETE, description="'complete', or 'not converged: over budget' (a cost "
+        "ceiling stopped the run: no binding energy, sites empty, what was reached in "
+        "budget['reached']; never enters dE)")
+    status_note: str = Field("", description="why the document has its status, with what "
+                             "was reached and how to continue")
+    budget: dict[str, Any] = Field(
+        default_factory=dict, description="cost ceilings in effect and what was used: "
+        "max_dft_calls, max_dft_hours (the binding_max_dft_* settings), dft_calls, dft_hours "
+        "(over all restarts); over budget also the stage, the finished and unfinished runs "
+        "and the partial results reached")
+    host_energy: float | None = Field(description="relaxed host, eV; None when over budget")
+    host_structure: StructureData | None = Field(description="None when over budget")
     references: ReferenceEnergies
     sites: list[SiteResult]
-    lowest_site: str
-    binding_energy_atom: float = Field(description="lowest site, atom reference, eV")
-    binding_energy_bcc: float = Field(description="lowest site, bcc reference, eV")
+    lowest_site: str | None = Field(description="None when over budget")
+    binding_energy_atom: float | None = Field(
+        description="lowest site, atom reference, eV; None unless status is 'complete'")
+    binding_energy_bcc: float | None = Field(
+        description="lowest site, bcc reference, eV; None unless status is 'complete'")
     screening: dict[str, Any] | None = Field(
         None,
         description="ML pre-screening of the sites when binding.max_dft_sites cut the list: "
@@ -265,6 +284,12 @@ class BindingEnergyDoc(ResultDocBase):
     slab_convergence: dict[str, Any] | None = Field(
         None, description="surface mode: layers, n_atoms, thickness (A), "
         "binding_energy_bcc (eV) per thickness, delta, tol, converged, stop_reason")
+
+    @property
+    def complete(self) -> bool:
+        """True when every planned calculation finished (``status == 'complete'``): only then
+        are the binding energies given and may enter dE."""
+        return self.status == BINDING_COMPLETE
 
 
 class NEBImageData(BaseModel):

@@ -4,6 +4,9 @@ Rules
 -----
 - One ledger per work directory (``budget.json``: ``dft_calls``, ``dft_seconds``), summed over
   every restart of the work item, so a rerun continues the count.
+- The ledger's ``kind`` picks its ceilings in ``settings.budget`` (:data:`CEILINGS`):
+  ``'barrier'`` (``max_dft_calls``, ``max_dft_hours``) or ``'binding'``
+  (``binding_max_dft_calls``, ``binding_max_dft_hours``).
 - :class:`MeteredFactory` wraps the factory of the reported level (DFT): each calculator it
   returns charges one call and its wall time to the ledger per evaluation (energy and forces
   of one geometry). Surrogate factories are not metered.
@@ -11,7 +14,8 @@ Rules
   ``dft_seconds >= 3600 * max_dft_hours``; a call that starts below the ceilings finishes.
   Under MPI the decision of rank 0 is broadcast, so every rank stops at the same call.
 - The runners' checkpoints hold every completed step, so a rerun with larger ceilings
-  continues from there (:func:`unfinished_runs` says what was reached).
+  continues from there (:func:`unfinished_runs` and :func:`finished_runs` say what was
+  reached; :func:`has_room` whether new ceilings allow more than a stored ``budget``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from interphase_dft.calc.wrapped import WrappedCalculator
 from interphase_dft.errors import CalculationError
 
 LEDGER = "budget.json"
+#: ledger kind -> the (calls, hours) ceilings of ``BudgetSettings`` that bound it
+CEILINGS: dict[str, tuple[str, str]] = {
+    "barrier": ("max_dft_calls", "max_dft_hours"),
+    "binding": ("binding_max_dft_calls", "binding_max_dft_hours"),
+}
 
 
 class BudgetExceeded(CalculationError):
@@ -51,9 +60,13 @@ class Ledger:
     path
         The ledger file (``<workdir>/budget.json``).
     limits
-        The ceilings.
+        The ceilings (``settings.budget``).
     calls, seconds
         Spent so far, over all restarts.
+    stage
+        What is running (named by the recipe; for the over-budget record).
+    kind
+        Which ceilings of ``limits`` apply (:data:`CEILINGS`).
     """
 
     path: Path
@@ -61,22 +74,35 @@ class Ledger:
     calls: int = 0
     seconds: float = 0.0
     stage: str = field(default="", compare=False)
+    kind: str = field(default="barrier", compare=False)
 
     @classmethod
-    def open(cls, workdir: Path | str, limits: BudgetSettings) -> Ledger:
-        """The ledger of ``workdir`` (zero when new)."""
+    def open(cls, workdir: Path | str, limits: BudgetSettings, kind: str = "barrier") -> Ledger:
+        """The ledger of ``workdir`` (zero when new) with the ``kind`` ceilings of ``limits``."""
+        if kind not in CEILINGS:
+            raise ValueError(f"ledger kind must be one of {sorted(CEILINGS)}, got {kind!r}")
         path = Path(workdir) / LEDGER
         data = read_json(path) or {}
         return cls(path, limits, int(data.get("dft_calls", 0)),
-                   float(data.get("dft_seconds", 0.0)))
+                   float(data.get("dft_seconds", 0.0)), kind=kind)
+
+    @property
+    def max_calls(self) -> int | None:
+        """The DFT-call ceiling of this ledger's kind (None = none)."""
+        return getattr(self.limits, CEILINGS[self.kind][0])
+
+    @property
+    def max_hours(self) -> float | None:
+        """The wall-time ceiling of this ledger's kind, hours (None = none)."""
+        return getattr(self.limits, CEILINGS[self.kind][1])
 
     def reason(self) -> str | None:
         """Which ceiling is reached, or None."""
-        lim = self.limits
-        if lim.max_dft_calls is not None and self.calls >= lim.max_dft_calls:
-            return f"{self.calls} of max_dft_calls={lim.max_dft_calls} DFT calls used"
-        if lim.max_dft_hours is not None and self.seconds >= 3600.0 * lim.max_dft_hours:
-            return (f"{self.seconds / 3600:.2f} h of max_dft_hours={lim.max_dft_hours} h "
+        calls_name, hours_name = CEILINGS[self.kind]
+        if self.max_calls is not None and self.calls >= self.max_calls:
+            return f"{self.calls} of {calls_name}={self.max_calls} DFT calls used"
+        if self.max_hours is not None and self.seconds >= 3600.0 * self.max_hours:
+            return (f"{self.seconds / 3600:.2f} h of {hours_name}={self.max_hours} h "
                     "of DFT used")
         return None
 
@@ -95,10 +121,24 @@ class Ledger:
         write_json(self.path, {"dft_calls": self.calls, "dft_seconds": self.seconds})
 
     def summary(self) -> dict[str, Any]:
-        """Ceilings and use (``BarrierDoc.budget``)."""
-        return {"max_dft_calls": self.limits.max_dft_calls,
-                "max_dft_hours": self.limits.max_dft_hours, "dft_calls": self.calls,
-                "dft_hours": round(self.seconds / 3600.0, 4)}
+        """Ceilings in effect and use (``BarrierDoc.budget``, ``BindingEnergyDoc.budget``);
+        a binding ledger also names its ceilings (``ceilings``)."""
+        out: dict[str, Any] = {"max_dft_calls": self.max_calls, "max_dft_hours": self.max_hours,
+                               "dft_calls": self.calls,
+                               "dft_hours": round(self.seconds / 3600.0, 4)}
+        if self.kind != "barrier":
+            out["ceilings"] = list(CEILINGS[self.kind])
+        return out
+
+
+def has_room(limits: BudgetSettings, used: dict[str, Any], kind: str = "barrier") -> bool:
+    """True when the ``kind`` ceilings of ``limits`` allow more than the DFT calls and hours
+    ``used`` (a stored document's ``budget``) spent."""
+    calls_name, hours_name = CEILINGS[kind]
+    max_calls, max_hours = getattr(limits, calls_name), getattr(limits, hours_name)
+    calls, hours = int(used.get("dft_calls") or 0), float(used.get("dft_hours") or 0.0)
+    return ((max_calls is None or max_calls > calls)
+            and (max_hours is None or max_hours > hours))
 
 
 class MeteredCalculator(WrappedCalculator):
@@ -168,4 +208,19 @@ def unfinished_runs(workdir: Path | str) -> dict[str, dict[str, Any]]:
         if state.get("kind") == "neb":
             entry["energies"] = state.get("energies")
         out[str(path.relative_to(root).with_suffix(""))] = entry
+    return out
+
+
+def finished_runs(workdir: Path | str) -> list[str]:
+    """Checkpoint states under ``workdir`` that are ``done``: their paths relative to
+    ``workdir``, without suffix (e.g. ``layers-3/site-top/static``), sorted."""
+    root = Path(workdir)
+    out: list[str] = []
+    for path in sorted(root.rglob("*.json")):
+        try:
+            state = read_json(path) or {}
+        except ValueError:
+            continue
+        if isinstance(state, dict) and state.get("status") == "done":
+            out.append(str(path.relative_to(root).with_suffix("")))
     return out

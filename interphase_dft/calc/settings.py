@@ -157,14 +157,20 @@ class NEBSettings(_Frozen):
 
 
 class BudgetSettings(_Frozen):
-    """Cost ceilings of one barrier work item. Not physics: they are left out of the work key
-    and of the settings hash (:meth:`CalcSettings.physics`), so a rerun with a larger budget
+    """Cost ceilings of one work item. Not physics: they are left out of the work key and of
+    the settings hash (:meth:`CalcSettings.physics`), so a rerun with a larger budget
     continues the same work from its checkpoints.
 
     Counted over all restarts of the work item (``budget.json`` in its work directory): the
-    calls of the reported level (DFT; not the surrogate) for endpoints, path checks and NEB
-    bands. A call is refused when a ceiling is reached; a call that starts below the ceiling
-    finishes. The run then ends with the status ``'not certified: over budget'``.
+    calls of the reported level (DFT; not the surrogate). A call is refused when a ceiling is
+    reached; a call that starts below the ceiling finishes.
+
+    - ``max_dft_*`` bound one barrier (endpoints, path checks and NEB bands); the run then
+      ends with the status ``'not certified: over budget'``.
+    - ``binding_max_dft_*`` bound one binding energy (surface: termination choice, every slab
+      thickness, hosts, sites and their Li charges; bulk: host, sites, vacancies, Al/LiAl
+      coexistence); the document then has the status ``'not converged: over budget'`` and
+      no binding energy. The Li references are work of their own and are not counted.
 
     The ``build_*`` ceilings bound the structure builders (slabs, interfaces, migration cells)
     and the limits users give them (``--max-atoms``, ``--max-area``, ``--max-strain``): a build
@@ -178,6 +184,12 @@ class BudgetSettings(_Frozen):
     max_dft_hours: float | None = Field(
         None, gt=0, description="wall-clock hours spent in DFT calls of one barrier, summed "
         "over restarts; None = no ceiling")
+    binding_max_dft_calls: int | None = Field(
+        None, ge=1, description="DFT calls (one SCF with forces each) of one binding energy, "
+        "summed over restarts; None = no ceiling")
+    binding_max_dft_hours: float | None = Field(
+        None, gt=0, description="wall-clock hours spent in DFT calls of one binding energy, "
+        "summed over restarts; None = no ceiling")
     build_max_atoms: int = Field(
         1000, ge=2, description="largest cell a builder may be asked for (max_atoms of "
         "interfaces and migration cells) or make (a slab, estimated from its oriented cell "

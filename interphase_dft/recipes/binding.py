@@ -27,11 +27,20 @@ When ``settings.binding.max_dft_sites`` is set and there are more sites than tha
 is first relaxed with the surrogate and only the lowest ones get DFT
 (:mod:`interphase_dft.recipes.screening`); the surrogate energies are stored in
 ``doc.screening`` only, and a warning says how many sites were screened out.
+
+Cost ceilings: every DFT call of the recipe (not the surrogate, not the Li references, which
+are work of their own) is charged to the work item's ledger (``<workdir>/budget.json``,
+:mod:`interphase_dft.calc.budget`, ceilings ``budget.binding_max_dft_calls`` and
+``budget.binding_max_dft_hours``), the Li-charge SCF of each site included. At a ceiling the
+document has the status ``'not converged: over budget'`` (:func:`over_budget_doc`): no binding
+energy and no sites, what was reached in ``budget``; the same call with a larger budget and the
+same ``workdir`` continues from the checkpoints.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +49,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.calc.budget import (
+    Ledger,
+    MeteredFactory,
+    finished_runs,
+    unfinished_runs,
+)
 from interphase_dft.calc.dispersion import dispersion_applied
 from interphase_dft.calc.factory import (
     factory_for,
@@ -57,6 +72,7 @@ from interphase_dft.recipes.reaction import check_site
 from interphase_dft.recipes.references import li_references
 from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
 from interphase_dft.schemas import (
+    BINDING_OVER_BUDGET,
     BindingEnergyDoc,
     ReferenceEnergies,
     SiteResult,
@@ -115,18 +131,45 @@ def _constrained(atoms: Atoms, like: Atoms) -> Atoms:
 class _Calculators:
     """The calculators of one binding recipe run.
 
-    ``host``: host cells; ``site``: host + Li (spin-polarised when ``spin``); ``ml``: the
-    surrogate pre-relaxing host and sites (``relax.ml_prerelax``), else None.
+    ``host``: host cells; ``site``: host + Li (spin-polarised when ``spin``); both metered by
+    the ledger when there is one; ``ml``: the surrogate pre-relaxing host and sites
+    (``relax.ml_prerelax``), else None; ``charge``: the site factory unwrapped (the Li charge
+    needs the GPAW calculator itself; :func:`_check_site` charges its SCF to the ledger).
     """
 
     host: CalcFactory
     site: CalcFactory
     ml: CalcFactory | None
     spin: bool
+    charge: CalcFactory | None = None
+    ledger: Ledger | None = None
+
+
+def binding_ledger(workdir: Path, settings: CalcSettings) -> Ledger | None:
+    """The ledger of a binding work item (``<workdir>/budget.json``; None for engine 'ml')."""
+    if settings.engine == "ml":
+        return None
+    return Ledger.open(workdir, settings.budget, kind="binding")
+
+
+def metered(factory: CalcFactory, ledger: Ledger | None) -> CalcFactory:
+    """``factory`` charging ``ledger`` (unchanged without a ledger)."""
+    return factory if ledger is None else MeteredFactory(factory, ledger)
+
+
+def mark_stage(ledger: Ledger | None, directory: Path) -> None:
+    """Name the running stage in ``ledger``: ``directory`` relative to the work item's."""
+    if ledger is None:
+        return
+    try:
+        ledger.stage = str(Path(directory).relative_to(ledger.path.parent))
+    except ValueError:
+        ledger.stage = Path(directory).name
 
 
 def _calculators(settings: CalcSettings, workdir: Path, *, is_metal: bool, dispersion: bool,
-                 calc_factory: CalcFactory | None) -> _Calculators:
+                 calc_factory: CalcFactory | None,
+                 ledger: Ledger | None = None) -> _Calculators:
     factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
                                           moving=True, txt=str(workdir / "gpaw.txt"),
                                           li_inserted=True)
@@ -141,12 +184,14 @@ def _calculators(settings: CalcSettings, workdir: Path, *, is_metal: bool, dispe
     # it only moves the DFT starting geometry, every reported energy is DFT
     if settings.relax.ml_prerelax and settings.engine != "ml":
         ml = surrogate_factory(settings, dispersion=dispersion)
-    return _Calculators(factory, site_factory, ml, spin)
+    return _Calculators(metered(factory, ledger), metered(site_factory, ledger), ml, spin,
+                        charge=site_factory, ledger=ledger)
 
 
 def _relax_host(host: Atoms, settings: CalcSettings, workdir: Path, calcs: _Calculators,
                 run: RunLog, *, relax_host: bool, phase: str) -> RunResult:
     """Host relaxation (or single point) in ``workdir/host``; result atoms keep constraints."""
+    mark_stage(calcs.ledger, workdir / "host")
     with run.stage("host"):
         start = host
         ml_converged = True
@@ -175,6 +220,7 @@ def _relax_site(site: SiteLike, host: Atoms, host_final: Atoms, settings: CalcSe
     label = str(site.label)
     start = with_li(host_final, site.position)
     sdir = workdir / f"site-{label}"
+    mark_stage(calcs.ledger, sdir)
     ml_converged = True
     if calcs.ml is not None and screening is not None:
         start = _constrained(screening.relaxed[label].copy(), host)  # the same relaxation
@@ -210,6 +256,25 @@ def _site_result(site: SiteLike, res: RunResult, host_res: RunResult, host_final
     )
 
 
+def _check_site(result: SiteResult, res: RunResult, host_final: Atoms, calcs: _Calculators,
+                sdir: Path) -> SiteResult:
+    """:func:`~interphase_dft.recipes.reaction.check_site` with the Li-charge SCF (GPAW only;
+    cached in ``sdir/charge.json``) checked against and charged to the ledger."""
+    ledger = calcs.ledger
+    desc = getattr(calcs.charge, "description", None) or {}
+    fresh = (ledger is not None and desc.get("engine") == "gpaw"
+             and not (sdir / "charge.json").exists())
+    if fresh:
+        mark_stage(ledger, sdir / "charge")
+        ledger.check()
+    t0 = time.perf_counter()
+    out = check_site(result, res.atoms, host_final, factory=calcs.charge or calcs.site,
+                     workdir=sdir)
+    if fresh and (sdir / "charge.json").exists():
+        ledger.charge(time.perf_counter() - t0)
+    return out
+
+
 def _description(settings: CalcSettings, calcs: _Calculators, *, is_metal: bool,
                  dispersion: bool, custom: bool) -> dict[str, Any]:
     """What the calculators applied (``BindingEnergyDoc.calculator``)."""
@@ -243,6 +308,7 @@ def host_binding(
     relax_host: bool = True,
     calc_factory: CalcFactory | None = None,
     references: ReferenceEnergies | None = None,
+    ledger: Ledger | None = None,
 ) -> BindingEnergyDoc:
     """Binding energies of Li on the given ``sites`` of ``host`` (the core of the recipe).
 
@@ -267,11 +333,18 @@ def host_binding(
     calc_factory, references
         Replace the settings-built calculator and the computed Li references (tests, other
         codes); both must come from the same level of theory.
+    ledger
+        The work item's cost ledger: every DFT call is charged to it (None = unmetered).
 
     Returns
     -------
     BindingEnergyDoc
         Binding energies (eV) of every computed site and of the lowest one.
+
+    Raises
+    ------
+    BudgetExceeded
+        A ceiling of ``ledger`` was reached (the caller writes the over-budget document).
 
     Notes
     -----
@@ -288,7 +361,7 @@ def host_binding(
         refs = references or li_references(settings, workdir / "references",
                                            dispersion=dispersion)
     calcs = _calculators(settings, workdir, is_metal=is_metal, dispersion=dispersion,
-                         calc_factory=calc_factory)
+                         calc_factory=calc_factory, ledger=ledger)
     host_res = _relax_host(host, settings, workdir, calcs, run, relax_host=relax_host,
                            phase=phase)
     host_final = host_res.atoms
@@ -304,9 +377,9 @@ def host_binding(
         with run.stage(f"site-{site.label}"):
             res = _relax_site(site, host, host_final, settings, workdir, calcs, screening)
         run.add(f"site-{site.label}", res)
-        results.append(check_site(  # reactive flag, Li charge and moment (recipes.reaction)
-            _site_result(site, res, host_res, host_final, refs, calcs.spin), res.atoms,
-            host_final, factory=calcs.site, workdir=workdir / f"site-{site.label}"))
+        results.append(_check_site(  # reactive flag, Li charge and moment (recipes.reaction)
+            _site_result(site, res, host_res, host_final, refs, calcs.spin), res,
+            host_final, calcs, workdir / f"site-{site.label}"))
         log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode,
                  site.label, results[-1].binding_energy_atom, results[-1].binding_energy_bcc)
     lowest = min(results, key=lambda r: r.energy)
@@ -319,7 +392,68 @@ def host_binding(
         lowest_site=lowest.label, binding_energy_atom=lowest.binding_energy_atom,
         binding_energy_bcc=lowest.binding_energy_bcc,
         screening=screening.record if screening is not None else None,
+        budget=ledger.summary() if ledger is not None else {},
     )
+
+
+def describe(settings: CalcSettings, workdir: Path, *, is_metal: bool, dispersion: bool,
+             calc_factory: CalcFactory | None) -> dict[str, Any]:
+    """``BindingEnergyDoc.calculator`` of a run that built no calculators of its own (an
+    over-budget document)."""
+    calcs = _calculators(settings, workdir, is_metal=is_metal, dispersion=dispersion,
+                         calc_factory=calc_factory)
+    return _description(settings, calcs, is_metal=is_metal, dispersion=dispersion,
+                        custom=calc_factory is not None)
+
+
+def _dft_run(name: str) -> bool:
+    """True for the checkpoint of a DFT run (not the surrogate's: ``ml``, ``*-ml``,
+    ``ml_screen/``)."""
+    parts = Path(name).parts
+    return not (parts[-1] == "ml" or parts[-1].endswith("-ml") or "ml_screen" in parts)
+
+
+def over_budget_doc(ledger: Ledger, settings: CalcSettings, run: RunLog, *, phase: str,
+                    mode: Literal["surface", "bulk"], input_structure: Atoms,
+                    references: ReferenceEnergies, calculator: dict[str, Any],
+                    reached: dict[str, Any] | None = None, reached_note: str = "",
+                    **fields: Any) -> BindingEnergyDoc:
+    """The document of a binding run stopped by its cost ceiling: no binding energy.
+
+    Parameters
+    ----------
+    ledger
+        The work item's ledger (the ceiling it reached, the stage that was running).
+    reached, reached_note
+        Partial results of the mode (e.g. finished slab thicknesses) and one phrase on them.
+    fields
+        Records of the mode (``surface``, ``termination``, ``supercell``, ...).
+
+    Returns
+    -------
+    BindingEnergyDoc
+        Status ``'not converged: over budget'``; ``sites`` empty and every binding energy None;
+        ``budget`` holds the ceilings, the DFT calls and hours used, the stage that was running,
+        the finished and unfinished DFT runs (checkpoint paths) and ``reached``.
+    """
+    workdir = ledger.path.parent
+    done = [r for r in finished_runs(workdir) if _dft_run(r)]
+    unfinished = {k: v for k, v in unfinished_runs(workdir).items() if _dft_run(k)}
+    note = (f"stopped in stage {ledger.stage or '?'} after {ledger.calls} DFT calls "
+            f"({ledger.seconds / 3600:.2f} h): {ledger.reason() or 'ceiling reached'}; "
+            + (f"{reached_note}; " if reached_note else "")
+            + f"finished DFT runs: {', '.join(done) or 'none'}; continue with a larger "
+            "budget.binding_max_dft_calls / budget.binding_max_dft_hours in the same work "
+            "directory (finished runs are reused)")
+    run.warn(f"{phase} {mode}: {BINDING_OVER_BUDGET}: {note}")
+    log.warning("%s %s: %s: %s", phase, mode, BINDING_OVER_BUDGET, note)
+    return BindingEnergyDoc.from_run(
+        settings, run, input_structure=input_structure, calculator=calculator, phase=phase,
+        mode=mode, status=BINDING_OVER_BUDGET, status_note=note,
+        budget={**ledger.summary(), "stage": ledger.stage, "finished": done,
+                "unfinished": unfinished, "reached": reached or {}},
+        host_energy=None, host_structure=None, references=references, sites=[],
+        lowest_site=None, binding_energy_atom=None, binding_energy_bcc=None, **fields)
 
 
 def binding_energy(phase: str, settings: CalcSettings, *,

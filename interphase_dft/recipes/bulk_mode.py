@@ -17,6 +17,10 @@ Rules
   ``relax.relax_cell_bulk``, else static: their positions are fixed by symmetry) with metal
   smearing, as the bcc Li reference; the Al/LiAl plateau is at -mu_Li/e vs Li/Li+.
 - Charge state: neutral cells (:data:`BULK_CHARGE_NOTE`).
+- Cost: one ledger for the work item (``workdir/budget.json``, ``budget.binding_max_dft_*``)
+  meters every DFT call (cell relaxation, host, sites, vacancies, coexistence); at a ceiling
+  the document is ``'not converged: over budget'`` with what finished in
+  ``budget['reached']`` (:func:`interphase_dft.recipes.binding.over_budget_doc`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.calc.budget import BudgetExceeded, Ledger
 from interphase_dft.calc.factory import factory_for, seed_moment, surrogate_factory
 from interphase_dft.calc.guard import COLLAPSE_NOTE, CalcFactory
 from interphase_dft.calc.runlog import RunLog
@@ -38,7 +43,12 @@ from interphase_dft.recipes.binding import (
     HOST_NOT_CONVERGED,
     _Calculators,
     _calculators,
+    binding_ledger,
+    describe,
     host_binding,
+    mark_stage,
+    metered,
+    over_budget_doc,
 )
 from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
 from interphase_dft.recipes.supercells import bulk_supercell, place_sites, place_vacancies
@@ -113,6 +123,7 @@ def _relax_vacancy(site: Any, host_final: Atoms, settings: CalcSettings, vdir: P
                    calcs: _Calculators, screening: Screening | None) -> RunResult:
     """The host without the Li at ``site``, relaxed (or a single point at the surrogate
     minimum), as for the interstitial sites."""
+    mark_stage(calcs.ledger, vdir)
     start = _remove_li_at(host_final, site.position)
     ml_converged = True
     if calcs.ml is not None and screening is not None:
@@ -186,11 +197,12 @@ def li_vacancies(doc: BindingEnergyDoc, sites: Sequence[Any], settings: CalcSett
 
 
 def al_lial_coexistence(settings: CalcSettings, refs: ReferenceEnergies, *, workdir: Path,
-                        run: RunLog, calc_factory: CalcFactory | None = None
-                        ) -> dict[str, Any]:
+                        run: RunLog, calc_factory: CalcFactory | None = None,
+                        ledger: Ledger | None = None) -> dict[str, Any]:
     """Li chemical potential at Al/LiAl coexistence (eV per Li) and the plateau voltage (V).
 
-    Runs go to ``workdir/coexistence``; the Li reference is ``refs.li_bcc_per_atom``.
+    Runs go to ``workdir/coexistence``; the Li reference is ``refs.li_bcc_per_atom``; DFT
+    calls are charged to ``ledger`` (None = unmetered).
     """
     from interphase_dft import phases
 
@@ -200,9 +212,10 @@ def al_lial_coexistence(settings: CalcSettings, refs: ReferenceEnergies, *, work
     cell_relax = settings.relax.relax_cell_bulk
     for name in ("Al", "LiAl"):
         atoms = phases.get_bulk(name)
-        factory = calc_factory or factory_for(
+        factory = metered(calc_factory or factory_for(
             settings, is_metal=True, dispersion=phases.phase_info(name).needs_dispersion,
-            moving=cell_relax, txt=str(workdir / "coexistence" / f"{name}.txt"))
+            moving=cell_relax, txt=str(workdir / "coexistence" / f"{name}.txt")), ledger)
+        mark_stage(ledger, workdir / "coexistence" / name)
         with run.stage(f"coexistence-{name}"):
             if cell_relax:
                 res = relax(atoms, factory, workdir / "coexistence", settings.relax, cell=True,
@@ -233,16 +246,18 @@ def al_lial_coexistence(settings: CalcSettings, refs: ReferenceEnergies, *, work
 
 
 def _bulk_host(name: str, settings: CalcSettings, workdir: Path,
-               calc_factory: CalcFactory | None) -> Atoms:
-    """Conventional cell of ``name``, cell-relaxed when ``relax.relax_cell_bulk``."""
+               calc_factory: CalcFactory | None, ledger: Ledger | None = None) -> Atoms:
+    """Conventional cell of ``name``, cell-relaxed when ``relax.relax_cell_bulk`` (DFT calls
+    charged to ``ledger``)."""
     from interphase_dft import phases
 
     bulk = phases.get_bulk(name)
     if settings.relax.relax_cell_bulk:
         info = phases.phase_info(name)
-        f = calc_factory or factory_for(settings, is_metal=info.is_metal,
-                                        dispersion=info.needs_dispersion,
-                                        txt=str(workdir / "gpaw.txt"))
+        f = metered(calc_factory or factory_for(settings, is_metal=info.is_metal,
+                                                dispersion=info.needs_dispersion,
+                                                txt=str(workdir / "gpaw.txt")), ledger)
+        mark_stage(ledger, workdir / "bulk-cell")
         bulk = relax(bulk, f, workdir / "bulk-cell", settings.relax, cell=True,
                      label="bulk-cell").atoms
     return bulk
@@ -264,48 +279,93 @@ def bulk_binding(name: str, settings: CalcSettings, *, workdir: Path,
     -------
     BindingEnergyDoc
         Interstitial sites and E_b (eV) of the lowest; ``supercell``, ``vacancy`` (hosts with
-        Li), ``coexistence`` (Al), ``charge_state`` and ``charge_note``.
+        Li), ``coexistence`` (Al), ``charge_state``, ``charge_note`` and ``budget``. At a
+        cost ceiling: status ``'not converged: over budget'``, no E_b.
     """
+    from interphase_dft import phases
+    from interphase_dft.recipes.references import li_references
+
+    info = phases.phase_info(name)
+    run = RunLog()
+    with run.stage("references"):
+        refs = references or li_references(settings, workdir / "references",
+                                           dispersion=info.needs_dispersion)
+    ledger = binding_ledger(workdir, settings)
+    reached: dict[str, Any] = {}
+    try:
+        return _bulk_doc(name, settings, workdir, run, refs, ledger, reached, calc_factory)
+    except BudgetExceeded:
+        if ledger is None:  # raised by a caller's factory, not by this run's ledger
+            raise
+        parts = [f"interstitial E_b(bcc) {reached['interstitial']['binding_energy_bcc']:.3f} "
+                 f"eV (site {reached['interstitial']['lowest_site']}; not a result)"
+                 if "interstitial" in reached else "interstitial sites not finished"]
+        if reached.get("vacancies_planned"):
+            parts.append("Li vacancies not finished")
+        return over_budget_doc(
+            ledger, settings, run, phase=name, mode="bulk",
+            input_structure=reached.get("host", phases.get_bulk(name)), references=refs,
+            calculator=describe(settings, workdir, is_metal=info.is_metal,
+                                dispersion=info.needs_dispersion, calc_factory=calc_factory),
+            reached={k: v for k, v in reached.items() if k != "host"},
+            reached_note="; ".join(parts), supercell=reached.get("supercell"),
+            charge_state="neutral", charge_note=_charge_note(info.is_metal))
+
+
+def _charge_note(is_metal: bool) -> str:
+    return (BULK_CHARGE_NOTE if not is_metal else
+            "neutral cells; a metallic host screens the added Li (or the vacancy) with its "
+            "conduction electrons, so the neutral cell is the contact state")
+
+
+def _bulk_doc(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
+              refs: ReferenceEnergies, ledger: Ledger | None, reached: dict[str, Any],
+              calc_factory: CalcFactory | None) -> BindingEnergyDoc:
+    """The complete bulk document; ``reached`` collects what finished (for an over-budget
+    document when a ceiling stops the run)."""
     from interphase_dft import phases
     from interphase_dft.builders.sites import interstitial_sites, vacancy_sites
 
     info = phases.phase_info(name)
     st = settings.structure
-    bulk = _bulk_host(name, settings, workdir, calc_factory)
+    bulk = _bulk_host(name, settings, workdir, calc_factory, ledger)
     host, record = bulk_supercell(bulk, st.bulk_min_length, st.bulk_supercell)
     required, statement = supercell_requirement(settings)
     record["required_min_length"] = required
     record["requirement"] = statement
     record["meets_requirement"] = bool(min(record["widths"]) >= required - 1e-6)
+    reached.update(host=host, supercell=record)
     vac_sites = []
     if "Li" in host.get_chemical_symbols():
         vac_sites = place_vacancies(vacancy_sites(bulk, "Li"), host)
         needs_screening(len(vac_sites), settings, "max_dft_vacancies")  # fail before work
+        reached["vacancies_planned"] = True
     doc = host_binding(host, place_sites(interstitial_sites(bulk), host), settings,
                        workdir=workdir, phase=name, mode="bulk", is_metal=info.is_metal,
                        dispersion=info.needs_dispersion, calc_factory=calc_factory,
-                       references=references)
-    run = RunLog()
+                       references=refs, ledger=ledger)
+    reached["interstitial"] = {"lowest_site": doc.lowest_site,
+                               "binding_energy_bcc": doc.binding_energy_bcc,
+                               "binding_energy_atom": doc.binding_energy_atom}
     if not record["meets_requirement"]:
         run.warn(f"{name} bulk supercell: smallest width {min(record['widths']):.2f} A < "
                  f"{required} A ({statement})")
     vacancy = None
     if vac_sites:
         calcs = _calculators(settings, workdir, is_metal=info.is_metal,
-                             dispersion=info.needs_dispersion, calc_factory=calc_factory)
+                             dispersion=info.needs_dispersion, calc_factory=calc_factory,
+                             ledger=ledger)
         vacancy = li_vacancies(doc, vac_sites, settings, workdir=workdir, calcs=calcs,
                                dispersion=info.needs_dispersion, run=run)
     coexistence = None
     if name == "Al":
         coexistence = al_lial_coexistence(settings, doc.references, workdir=workdir, run=run,
-                                          calc_factory=calc_factory)
+                                          calc_factory=calc_factory, ledger=ledger)
     return doc.model_copy(update={
         "supercell": record, "vacancy": vacancy, "coexistence": coexistence,
-        "charge_state": "neutral",
-        "charge_note": BULK_CHARGE_NOTE if not info.is_metal else
-        "neutral cells; a metallic host screens the added Li (or the vacancy) with its "
-        "conduction electrons, so the neutral cell is the contact state",
+        "charge_state": "neutral", "charge_note": _charge_note(info.is_metal),
         "timings": {**doc.timings, **run.timings},
         "force_calls": {**doc.force_calls, **run.force_calls},
         "warnings": [*doc.warnings, *run.warnings],
+        "budget": ledger.summary() if ledger is not None else {},
     })

@@ -24,6 +24,10 @@ Rules
   slab cell (:func:`interphase_dft.calc.factory.needs_dipole_correction`), the clean slab and
   the Li-covered (always asymmetric) one alike.
 - Charge state: neutral slabs (:data:`SURFACE_CHARGE_NOTE`).
+- Cost: one ledger for the work item (``workdir/budget.json``, ``budget.binding_max_dft_*``)
+  meters the termination choice and every thickness; at a ceiling the document is
+  ``'not converged: over budget'`` with the finished thicknesses (E_b of each, not a result)
+  in ``budget['reached']`` (:func:`interphase_dft.recipes.binding.over_budget_doc`).
 """
 
 from __future__ import annotations
@@ -35,13 +39,21 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.calc.budget import BudgetExceeded, Ledger
 from interphase_dft.calc.factory import factory_for, needs_dipole_correction, surrogate_factory
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import RunResult, relax, static
 from interphase_dft.calc.settings import CalcSettings, StructureSettings
 from interphase_dft.errors import StructureError
-from interphase_dft.recipes.binding import host_binding
+from interphase_dft.recipes.binding import (
+    binding_ledger,
+    describe,
+    host_binding,
+    mark_stage,
+    metered,
+    over_budget_doc,
+)
 from interphase_dft.recipes.slab_convergence import converge_thickness
 from interphase_dft.schemas import BindingEnergyDoc, ReferenceEnergies
 
@@ -102,10 +114,12 @@ def termination_pool(bulk: Atoms, name: str, st: StructureSettings) -> tuple[int
 
 
 def _energy(atoms: Atoms, factory: CalcFactory, ml: CalcFactory | None,
-            settings: CalcSettings, directory: Path, label: str, run: RunLog) -> RunResult:
+            settings: CalcSettings, directory: Path, label: str, run: RunLog,
+            ledger: Ledger | None = None) -> RunResult:
     """Positions relaxed as every host is (surrogate pre-relaxation, DFT relaxation or a DFT
-    single point at the surrogate minimum); cell fixed."""
+    single point at the surrogate minimum); cell fixed. ``ledger`` names the stage."""
     start, ml_converged = atoms, True
+    mark_stage(ledger, directory)
     with run.stage(label):
         if ml is not None:
             pre = relax(atoms, ml, directory, settings.relax.for_surrogate(), label="ml")
@@ -135,11 +149,13 @@ def _candidate_row(term: Any, gamma: float | None, energy: float | None) -> dict
 
 def choose_termination(name: str, bulk: Atoms, settings: CalcSettings, *, workdir: Path,
                        is_metal: bool, dispersion: bool, run: RunLog,
-                       calc_factory: CalcFactory | None = None) -> tuple[Any, dict[str, Any]]:
+                       calc_factory: CalcFactory | None = None,
+                       ledger: Ledger | None = None) -> tuple[Any, dict[str, Any]]:
     """The adsorption termination by DFT surface energy (rules in the module docstring).
 
     Returns the chosen :class:`~interphase_dft.builders.slabs.SlabTermination` and the
     ``termination`` record (rule, filter level, candidates with surface energies, chosen).
+    Every DFT call is charged to ``ledger`` (None = unmetered).
     """
     st = settings.structure
     level, pool = termination_pool(bulk, name, st)
@@ -152,19 +168,20 @@ def choose_termination(name: str, bulk: Atoms, settings: CalcSettings, *, workdi
         record["note"] = "one candidate: no DFT comparison"
         return cands[0], record
     tdir = workdir / "termination"
-    factory = calc_factory or factory_for(settings, is_metal=is_metal, dispersion=dispersion,
-                                          moving=True, txt=str(tdir / "gpaw.txt"))
+    factory = metered(calc_factory or factory_for(settings, is_metal=is_metal,
+                                                  dispersion=dispersion, moving=True,
+                                                  txt=str(tdir / "gpaw.txt")), ledger)
     ml = (surrogate_factory(settings, dispersion=dispersion)
           if settings.relax.ml_prerelax and settings.engine != "ml" else None)
     e_bulk = _energy(bulk, factory, ml, settings, tdir / "bulk", "termination-bulk",
-                     run).energy / len(bulk)
+                     run, ledger).energy / len(bulk)
     rows = []
     for k, term in enumerate(cands):
         slab = term.atoms.copy()
         slab.set_constraint()
         slab.pbc = (True, True, False)
         res = _energy(slab, factory, ml, settings, tdir / f"candidate-{k}",
-                      f"termination-{k}", run)
+                      f"termination-{k}", run, ledger)
         gamma = (surface_energy(res.energy, len(slab), e_bulk, term.area)
                  if term.stoichiometric else None)
         rows.append(_candidate_row(term, gamma, res.energy))
@@ -229,7 +246,8 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
     -------
     BindingEnergyDoc
         Adsorption sites and E_b (eV) of the lowest, at the reported thickness; ``surface``,
-        ``coverage``, ``termination``, ``slab_convergence``, ``charge_state``, ``charge_note``.
+        ``coverage``, ``termination``, ``slab_convergence``, ``charge_state``, ``charge_note``,
+        ``budget``. At a cost ceiling: status ``'not converged: over budget'``, no E_b.
     """
     from interphase_dft import phases
     from interphase_dft.builders.sites import adsorption_sites
@@ -242,25 +260,74 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
     with run.stage("references"):
         refs = references or li_references(settings, workdir / "references",
                                            dispersion=info.needs_dispersion)
-    term, termination = choose_termination(
-        name, bulk, settings, workdir=workdir, is_metal=info.is_metal,
-        dispersion=info.needs_dispersion, run=run, calc_factory=calc_factory)
+    ledger = binding_ledger(workdir, settings)
     docs: dict[int, BindingEnergyDoc] = {}
+    termination: dict[str, Any] | None = None
 
     def compute(layers: int, host: Atoms) -> tuple[float, str, BindingEnergyDoc]:
         doc = host_binding(host, adsorption_sites(host), settings,
                            workdir=workdir / f"layers-{layers}", phase=name, mode="surface",
                            is_metal=info.is_metal, dispersion=info.needs_dispersion,
-                           calc_factory=calc_factory, references=refs)
+                           calc_factory=calc_factory, references=refs, ledger=ledger)
         docs[layers] = doc
+        assert doc.binding_energy_bcc is not None and doc.lowest_site is not None
         return doc.binding_energy_bcc, doc.lowest_site, doc
 
-    conv = converge_thickness(lambda n: _adsorption_slab(bulk, term, st, n, name), compute,
-                              start=st.slab_layers, stop=st.slab_max_layers,
-                              step=st.slab_layers_step, tol=st.slab_convergence_tol,
-                              max_atoms=st.slab_max_atoms)
-    doc = conv.result
-    record = conv.record
+    try:
+        term, termination = choose_termination(
+            name, bulk, settings, workdir=workdir, is_metal=info.is_metal,
+            dispersion=info.needs_dispersion, run=run, calc_factory=calc_factory,
+            ledger=ledger)
+        conv = converge_thickness(lambda n: _adsorption_slab(bulk, term, st, n, name), compute,
+                                  start=st.slab_layers, stop=st.slab_max_layers,
+                                  step=st.slab_layers_step, tol=st.slab_convergence_tol,
+                                  max_atoms=st.slab_max_atoms)
+    except BudgetExceeded:
+        if ledger is None:  # raised by a caller's factory, not by this run's ledger
+            raise
+        return _over_budget(name, settings, workdir, run, ledger, bulk, refs, termination,
+                            docs, calc_factory)
+    return _surface_doc(name, settings, run, conv.result, conv.record, term, termination,
+                        docs, ledger)
+
+
+def _over_budget(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
+                 ledger: Ledger, bulk: Atoms, refs: ReferenceEnergies,
+                 termination: dict[str, Any] | None, docs: dict[int, BindingEnergyDoc],
+                 calc_factory: CalcFactory | None) -> BindingEnergyDoc:
+    """The over-budget document: the finished thicknesses (E_b of each; no result) reached."""
+    from interphase_dft import phases
+
+    info = phases.phase_info(name)
+    layers = [{"layers": n, "n_atoms": len(d.host_structure.symbols) if d.host_structure else None,
+               "lowest_site": d.lowest_site, "binding_energy_bcc": d.binding_energy_bcc,
+               "binding_energy_atom": d.binding_energy_atom} for n, d in sorted(docs.items())]
+    phrase = ("termination chosen" if termination is not None
+              else "termination not chosen yet")
+    if layers:
+        phrase += "; thicknesses finished (not converged, not a result): " + ", ".join(
+            f"{row['layers']} layers E_b(bcc) {row['binding_energy_bcc']:.3f} eV "
+            f"(site {row['lowest_site']})" for row in layers)
+    else:
+        phrase += "; no slab thickness finished"
+    for n, d in docs.items():
+        run.timings.update({f"layers-{n}/{k}": v for k, v in d.timings.items()})
+        run.force_calls.update({f"layers-{n}/{k}": v for k, v in d.force_calls.items()})
+    return over_budget_doc(
+        ledger, settings, run, phase=name, mode="surface", input_structure=bulk,
+        references=refs, calculator=describe(settings, workdir, is_metal=info.is_metal,
+                                             dispersion=info.needs_dispersion,
+                                             calc_factory=calc_factory),
+        reached={"termination_chosen": termination is not None, "layers": layers},
+        reached_note=phrase, termination=termination, charge_state="neutral",
+        charge_note=SURFACE_CHARGE_NOTE)
+
+
+def _surface_doc(name: str, settings: CalcSettings, run: RunLog, doc: BindingEnergyDoc,
+                 record: dict[str, Any], term: Any, termination: dict[str, Any],
+                 docs: dict[int, BindingEnergyDoc], ledger: Ledger | None) -> BindingEnergyDoc:
+    """The complete document: the reported thickness's with the surface records."""
+    st = settings.structure
     if not record["converged"]:
         run.warn(f"{name} surface: E_b not converged with slab thickness "
                  f"({record['stop_reason']}; layers {record['layers']}, E_b(bcc) "
@@ -270,6 +337,7 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
                  f"structure.slab_max_atoms={st.slab_max_atoms}")
     if term.is_polar and not term.is_symmetric:
         run.warn(f"{name} surface: {_polar_treatment(term)}")
+    assert doc.host_structure is not None
     host = doc.host_structure.to_atoms()
     area = float(np.linalg.norm(np.cross(host.cell[0], host.cell[1])))
     for layers, other in docs.items():
@@ -288,4 +356,5 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
         "timings": {**doc.timings, **run.timings},
         "force_calls": {**doc.force_calls, **run.force_calls},
         "warnings": [*doc.warnings, *run.warnings],
+        "budget": ledger.summary() if ledger is not None else {},
     })

@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from interphase_dft.fw.status import firework_rows, heartbeats
+    from interphase_dft.fw.status import firework_rows, heartbeats, status_summary
 
     config, lp = _open(args)
     print(f"LaunchPad: {config.describe()}")
@@ -208,6 +208,8 @@ def _status(args: argparse.Namespace) -> int:
         jobs = f"  jobs {','.join(r['reservation_ids'])}" if r["reservation_ids"] else ""
         beat = f"  [{beats[r['fw_id']]}]" if r["fw_id"] in beats else ""
         print(f"{r['fw_id']:5d}  {r['state']:10s} {r['name']}{jobs}{beat}")
+    if rows:
+        print(status_summary(lp))
     return 0
 
 

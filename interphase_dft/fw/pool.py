@@ -8,6 +8,10 @@ replacement worker runs it (at most :data:`~interphase_dft.fw.heartbeat.MAX_REQU
 firework; after that it is left FIZZLED). Workers ping their launch every heartbeat interval
 and stop when the pool is gone. SIGTERM/SIGINT to the pool stop the workers and requeue their
 fireworks (:class:`RunStopped`).
+
+Progress: at each state change of a firework (READY -> RUNNING -> COMPLETED/FIZZLED) the pool
+prints one line: elapsed time, what finished (name, wall time), what runs, the counts and the
+estimated time to the end (:func:`interphase_dft.fw.progress.summary_line`).
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from interphase_dft.fw.heartbeat import (
 )
 from interphase_dft.fw.heartbeat import ping_secs as ping_secs_setting
 from interphase_dft.fw.launchpad import LaunchPadConfig, lp_session, open_launchpad
-from interphase_dft.fw.status import progress_line, state_counts
+from interphase_dft.fw.progress import format_duration, summary_line
+from interphase_dft.fw.status import firework_states, progress_line
 
 #: thread-count variables of the numerical libraries a worker loads (OpenBLAS under GPAW, torch)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -225,7 +230,8 @@ class WorkerPool:
 
     def run(self, poll: float, timeout: float | None) -> Counter[str]:
         """Start the workers and watch them until nothing is left to run."""
-        start, last, next_check, waiting = time.monotonic(), "", 0.0, False
+        start, next_check, waiting = time.monotonic(), 0.0, False
+        last: dict[int, str] | None = None
         for _ in range(self.workers):
             self.start()
         while True:
@@ -233,11 +239,18 @@ class WorkerPool:
             if time.monotonic() >= next_check:
                 self.check_silent()
                 next_check = time.monotonic() + self.ping
-            counts = state_counts(self.lp)
+            fws = firework_states(self.lp)
+            counts = Counter(fw.state for fw in fws)
             budget = self.workers + sum(self.requeued.values())
             while counts.get("READY") and len(self.live) < self.workers \
                     and self.started < budget:
                 self.start()
+            states = {fw.fw_id: fw.state for fw in fws}
+            if states != last:  # the first line names no earlier completion as finished
+                self.say(summary_line(fws, workers=self.workers, now=time.time(),
+                                      elapsed=time.monotonic() - start,
+                                      previous=states if last is None else last))
+                last = states
             if not self.live:
                 stale = self.stale_elsewhere()
                 if not stale:
@@ -246,16 +259,16 @@ class WorkerPool:
                     self.say(f"waiting for firework(s) {sorted(r.fw_id for r in stale)}: "
                              "their worker missed heartbeats; requeued here if it stays silent")
                     waiting = True
-            line = progress_line(counts)
-            if line != last:
-                self.say(f"[{time.monotonic() - start:6.0f} s] {line}")
-                last = line
             if timeout and time.monotonic() - start > timeout:
                 raise TimeoutError(f"workers still running after {timeout:.0f} s")
             time.sleep(poll)
-        counts = state_counts(self.lp)
-        self.say(f"[{time.monotonic() - start:6.0f} s] done: {progress_line(counts)} "
-                 f"(worker logs in {self.launch_root})")
+        fws = firework_states(self.lp)
+        if {fw.fw_id: fw.state for fw in fws} != last:
+            self.say(summary_line(fws, workers=self.workers, now=time.time(),
+                                  elapsed=time.monotonic() - start, previous=last))
+        counts = Counter(fw.state for fw in fws)
+        self.say(f"[{format_duration(time.monotonic() - start):>12}] done: "
+                 f"{progress_line(counts)} (worker logs in {self.launch_root})")
         return counts
 
 

@@ -1,11 +1,15 @@
-"""What the LaunchPad says: firework states, rows for ``status``, lost and fizzled reruns."""
+"""What the LaunchPad says: firework states, rows for ``status``, lost and fizzled reruns, and
+the progress summary (:mod:`interphase_dft.fw.progress`)."""
 
 from __future__ import annotations
 
+import datetime
+import time
 from collections import Counter
 from typing import Any
 
 from interphase_dft.fw.launchpad import lp_session
+from interphase_dft.fw.progress import FireworkState, format_duration, summary_line
 
 ACTIVE = ("READY", "WAITING", "RESERVED", "RUNNING", "PAUSED")
 DEAD = ("FIZZLED", "DEFUSED")
@@ -82,3 +86,70 @@ def heartbeats(launchpad: Any) -> dict[int, str]:
         silent = "never pinged" if run.silent == float("inf") else f"{run.silent:.0f} s ago"
         out[run.fw_id] = f"worker {who}, last ping {silent} (lost after {run.expiration():.0f} s)"
     return out
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds of a FireWorks timestamp (naive values are UTC), None if unreadable."""
+    if isinstance(value, datetime.datetime):
+        stamp = value
+    else:
+        try:
+            stamp = datetime.datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.UTC)
+    return stamp.timestamp()
+
+
+def _estimate(spec: dict[str, Any]) -> float | None:
+    """``spec["cost"]["seconds"]`` as a float, None when absent or not a number."""
+    cost = (spec or {}).get("cost")
+    try:
+        return float(cost["seconds"]) if isinstance(cost, dict) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def firework_states(launchpad: Any) -> list[FireworkState]:
+    """Every firework with its estimate (``spec.cost.seconds``) and the start/end times of its
+    current launch (for :func:`interphase_dft.fw.progress.summary_line`)."""
+    with lp_session(launchpad) as lp:
+        docs = list(lp.fireworks.find({}, {"fw_id": 1, "name": 1, "state": 1, "launches": 1,
+                                           "spec.cost": 1}))
+        current = [d["launches"][-1] for d in docs if d.get("launches")]
+        launches = {ld["launch_id"]: ld for ld in lp.launches.find(
+            {"launch_id": {"$in": current}},
+            {"launch_id": 1, "state_history": 1, "action.stored_data.reused": 1})}
+    out = []
+    for d in sorted(docs, key=lambda d: d["fw_id"]):
+        launch = launches.get(d["launches"][-1]) if d.get("launches") else None
+        started = ended = None
+        reused = False
+        if launch is not None:
+            for h in launch.get("state_history") or []:
+                if h.get("state") == "RUNNING":
+                    started = _epoch(h.get("created_on"))
+                elif h.get("state") in ("COMPLETED", "FIZZLED"):
+                    ended = _epoch(h.get("created_on"))
+            stored = ((launch.get("action") or {}).get("stored_data") or {})
+            reused = bool(stored.get("reused"))
+        out.append(FireworkState(int(d["fw_id"]), str(d.get("name", "")), str(d["state"]),
+                                 _estimate(d.get("spec") or {}), started, ended, reused))
+    return out
+
+
+def status_summary(launchpad: Any, now: float | None = None) -> str:
+    """The progress summary for ``status``: elapsed since the first current launch started,
+    what runs, counts and the ETA (one worker per running firework, at least one)."""
+    fws = firework_states(launchpad)
+    if not fws:
+        return "progress: no fireworks"
+    now = time.time() if now is None else now
+    starts = [fw.started for fw in fws if fw.started is not None]
+    elapsed = now - min(starts) if starts else 0.0
+    running = sum(fw.state == "RUNNING" for fw in fws)
+    line = summary_line(fws, workers=max(1, running), now=now, elapsed=None,
+                        previous={fw.fw_id: fw.state for fw in fws})
+    return (f"progress ({format_duration(elapsed)} since the first firework started; ETA "
+            f"with {max(1, running)} worker(s)): {line}")

@@ -87,8 +87,12 @@ def plot_binding_energies(
     return _save(fig, outdir, stem)
 
 
-def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None) -> list[Path]:
-    """NEB energy profile: images as markers, the spline as a line, barrier annotated."""
+def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None,
+                     bulk: BarrierDoc | None = None) -> list[Path]:
+    """NEB energy profile: images as markers, the spline as a line, the highest image marked
+    (a star: the saddle when the band is certified), the barrier annotated, the status in the
+    title and, for an interface hop, the bulk reference barrier of phase A (``bulk``) as a
+    dotted line above the same minimum (or its status when it is not a barrier)."""
     fig = Figure(figsize=(5.5, 4.0))
     ax = fig.subplots()
     xi, ei = np.asarray(doc.path_coordinate, float), np.asarray(doc.energies, float)
@@ -96,6 +100,7 @@ def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None) -> 
     if len(sx) and len(sx) == len(sy):
         ax.plot(sx, sy, "-", color="tab:blue", lw=1.5, label="spline")
     marker_face = "tab:blue" if doc.certified else "none"
+    e_low = 0.0
     if len(xi) == len(ei) and len(ei) and doc.barrier_forward is not None:
         ax.plot(xi, ei, "o", color="tab:blue", mfc=marker_face, ms=7, label="images")
         # the barrier is the energetic span: from the lowest point before the highest rise
@@ -115,18 +120,91 @@ def plot_neb_profile(doc: BarrierDoc, outdir: Path, stem: str | None = None) -> 
         ax.plot(xi, ei, "o", color="tab:blue", mfc=marker_face, ms=7, label="images")
         if doc.reaction_energy is not None:
             ax.plot([], [], " ", label=f"reaction energy {doc.reaction_energy:.3f} eV")
+    if len(xi) == len(ei) and len(ei):
+        k = int(np.argmax(ei))
+        ax.plot(xi[k], ei[k], "*", ms=15, color="tab:red" if doc.certified else "0.45",
+                mec="k", ls="", zorder=5,
+                label=f"saddle (image {k})" if doc.certified
+                else f"highest image {k} (not a saddle)")
+    if doc.phase_a != doc.phase_b:
+        _bulk_reference(ax, doc.phase_a, bulk, e_low)
     if doc.ml_barrier is not None:
         ax.plot([], [], " ", label=f"ML barrier {doc.ml_barrier:.3f} eV (not DFT)")
     stage = STAGE_NAMES.get(doc.stage, doc.stage)
-    status = "" if doc.certified else f" - {doc.saddle.upper()}"
-    if not doc.converged and doc.fmax_final is not None:
+    status = " - saddle (certified)" if doc.certified else f" - {doc.saddle.upper()}"
+    if not doc.converged and doc.fmax_final is not None and "NOT CONVERGED" not in status:
         status += f" - NOT CONVERGED (fmax {doc.fmax_final:.3f} eV/A)"
+    elif not doc.converged and doc.fmax_final is not None:
+        status += f" (fmax {doc.fmax_final:.3f} eV/A)"
     ax.set_title(f"{doc.interface} {doc.mechanism} [{stage}]{status}", fontsize=9,
-                 color="k" if doc.certified else "tab:red")
+                 color="k" if doc.certified else "tab:red", wrap=True)
     ax.set_xlabel("reaction coordinate (Angstrom)")
     ax.set_ylabel("energy relative to initial state (eV)")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="best")
     return _save(fig, outdir, stem or f"neb_{safe_name(doc.interface)}")
+
+
+def _bulk_reference(ax: Axes, phase: str, bulk: BarrierDoc | None, e_low: float) -> None:
+    """The bulk hop of ``phase`` on a profile: a dotted line at its barrier above ``e_low``
+    when certified, else its status in the legend."""
+    if bulk is not None and bulk.certified and bulk.barrier_forward is not None:
+        ax.axhline(e_low + bulk.barrier_forward, color="tab:green", lw=1.2, ls=":",
+                   label=f"bulk {phase} barrier {bulk.barrier_forward:.3f} eV")
+    else:
+        ax.plot([], [], " ", label=f"bulk {phase} hop: "
+                + ("not computed" if bulk is None else bulk.saddle))
+
+
+def plot_descriptor_modes(docs: Iterable[BindingEnergyDoc], outdir: Path,
+                          stem: str = "descriptor_modes") -> list[Path]:
+    """Descriptor bars, one panel per mode present: E_b(bcc) (eV) of the lowest site that
+    is not flagged reactive, per phase (the value the fits use; the table
+    ``descriptor_modes``). A phase whose every site reacted has no bar and says so; hatched
+    bars: some sites of the phase reacted (left out).
+
+    Returns
+    -------
+    list[Path]
+        The PNG and SVG files; empty when there are no documents.
+    """
+    from interphase_dft.analysis.records import MODE_ORDER, descriptor_site
+
+    docs = list(docs)
+    modes = sorted({d.mode for d in docs},
+                   key=lambda m: MODE_ORDER.index(m) if m in MODE_ORDER else len(MODE_ORDER))
+    if not modes:
+        return []
+    phases = sorted({d.phase for d in docs})
+    by_key = {(d.phase, d.mode): d for d in docs}
+    fig = Figure(figsize=(max(5.0, 0.9 * len(phases) + 2.0) * len(modes) / 1.4 + 1.0, 4.2))
+    axes = np.atleast_1d(fig.subplots(1, len(modes), sharey=True, squeeze=False)[0])
+    for ax, mode in zip(axes, modes, strict=True):
+        x = np.arange(len(phases))
+        for i, phase in enumerate(phases):
+            doc = by_key.get((phase, mode))
+            if doc is None:
+                ax.text(i, 0.0, "not\ncomputed", ha="center", va="bottom", fontsize=7,
+                        color="0.4")
+                continue
+            site = descriptor_site(doc)
+            if site is None:
+                ax.text(i, 0.0, "all sites\nreactive", ha="center", va="bottom", fontsize=7,
+                        color="tab:red")
+                continue
+            some = any(getattr(s, "reactive", False) for s in doc.sites)
+            val = site.binding_energy_bcc
+            ax.bar(i, val, width=0.6, color="tab:blue" if mode == "surface" else "tab:orange",
+                   alpha=0.75, hatch="//" if some else None, edgecolor="k", lw=0.6)
+            ax.text(i, val, f"{val:+.2f}", ha="center", va="bottom" if val >= 0 else "top",
+                    fontsize=7)
+        ax.axhline(0.0, color="0.4", lw=0.8)
+        ax.set_xticks(x, phases, rotation=30, ha="right")
+        ax.set_title(f"{mode} mode", fontsize=10)
+    axes[0].set_ylabel(r"$E_b$(bcc) of the descriptor site (eV)")
+    fig.suptitle("Descriptor per mode (hatched: some sites reacted and are left out)",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, outdir, stem)
 
 
 def plot_correlation(
@@ -191,7 +269,8 @@ def plot_fits(fits: Sequence[FitResult], outdir: Path, stem: str = "fits") -> li
 
     Points are named by interface; a least-squares line is drawn only where Pearson r is
     defined, and the panel title gives n, r and the smallest |r| detectable at this n (the
-    numbers of the fit table, nothing else).
+    numbers of the fit table: r with its bootstrap interval), with the bootstrap confidence
+    band of the line.
     """
     fits = list(fits)
     if not fits:
@@ -213,18 +292,26 @@ def plot_fits(fits: Sequence[FitResult], outdir: Path, stem: str = "fits") -> li
 
 
 def _fit_panel(ax: Axes, f: FitResult) -> None:
+    from interphase_dft.analysis.stats import correlate
+
     x, y = np.asarray(f.x_values, float), np.asarray(f.y_values, float)
     ax.plot(x, y, "o", color="k")
     for name, a, b in zip(f.interfaces, x, y, strict=True):
         ax.annotate(name, (a, b), textcoords="offset points", xytext=(4, 4),
                     fontsize=7)
     if f.pearson_r is not None and len(x) >= 2 and np.ptp(x) > 0:
-        slope, icept = np.polyfit(x, y, 1)
-        grid = np.linspace(x.min(), x.max(), 20)
-        ax.plot(grid, slope * grid + icept, "-", color="tab:blue")
+        res = correlate(x, y, n_boot=f.n_boot or 200, seed=f.seed, level=f.ci_level)
+        if res.band is not None:
+            band = res.band
+            ax.fill_between(band["x"], band["lo"], band["hi"], color="tab:blue", alpha=0.25,
+                            lw=0, label=f"{round(100 * f.ci_level)} % band (bootstrap)")
+            ax.plot(band["x"], band["fit"], "-", color="tab:blue", label="least squares")
+            ax.legend(fontsize=6, loc="best")
     r = "undefined" if f.pearson_r is None else f"{f.pearson_r:.2f}"
+    if f.r_ci is not None:
+        r += f" [{f.r_ci[0]:.2f}, {f.r_ci[1]:.2f}]"
     det = "none (n <= 3)" if f.detectable_r is None else f"{f.detectable_r:.2f}"
-    ax.set_title(f"{f.mode}: n = {f.n}, r = {r}, detectable |r| {det}",
+    ax.set_title(f"{f.mode}: n = {f.n}, r = {r}\ndetectable |r| {det}",
                  fontsize=8)
     ax.set_xlabel(f.x, fontsize=8)
     ax.set_ylabel(f.y, fontsize=8)

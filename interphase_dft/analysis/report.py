@@ -9,7 +9,9 @@ Layout of ``outdir``::
 
     index.md, index.html     the report (figures by relative path)
     results.json             all numbers, the per-mode fits, the conclusion, settings
-    figures/*.png|svg        binding energies, NEB profiles, descriptor against the hop
+    figures/*.png|svg        binding energies, descriptor per mode, NEB profiles (with the
+                             bulk reference barrier), interface cells of every hop (initial,
+                             highest image, final; :mod:`.pictures`), descriptor against the hop
     tables/*.csv|md|json     binding, descriptor modes, records, sites, pairs, fits, barriers,
                              settings, versions
 
@@ -130,7 +132,7 @@ def write_report(
         figure_problems=problems,
         tables={**_tables(binding_docs, barrier_docs, pairs, points, bulk),
                 "fits": fit_rows(fits)},
-        figures=_draw_figures(binding_docs, barrier_docs, fits, outdir, problems),
+        figures=_draw_figures(binding_docs, barrier_docs, fits, outdir, problems, bulk),
         bulk=list(bulk.values()),
     )
     tb.write_tables(content.tables, tabdir)
@@ -157,22 +159,34 @@ def _draw_figures(
     fits: list[FitResult],
     outdir: Path,
     problems: list[str],
+    bulk: Mapping[str, BarrierDoc] | None = None,
 ) -> Figures:
     """Draw the figures into ``outdir/figures``; a failure is appended to ``problems``."""
-    from interphase_dft.analysis import plots
+    from interphase_dft.analysis import pictures, plots
 
     figdir = outdir / "figures"
+    bulk = bulk or {}
 
     def rel(paths: list[Path]) -> list[str]:
         return [p.relative_to(outdir).as_posix() for p in paths]
 
+    def stem(d: BarrierDoc, kind: str) -> str:
+        return f"{kind}_{plots.safe_name(d.interface)}_{d.mechanism}"
+
+    cells = [d for d in barriers if pictures.is_interface(d)]
     return Figures(
         binding=rel(_safe_plot(plots.plot_binding_energies, binding, figdir,
                                problems=problems, what="binding energies")),
+        modes=rel(_safe_plot(plots.plot_descriptor_modes, binding, figdir,
+                             problems=problems, what="descriptor per mode")),
         neb={barrier_label(d): rel(_safe_plot(
-            plots.plot_neb_profile, d, figdir,
-            f"neb_{plots.safe_name(d.interface)}_{d.mechanism}", problems=problems,
-            what=f"NEB {barrier_label(d)}")) for d in barriers if len(d.energies) > 1},
+            plots.plot_neb_profile, d, figdir, stem(d, "neb"), bulk.get(d.phase_a),
+            problems=problems, what=f"NEB {barrier_label(d)}"))
+            for d in [*barriers, *bulk.values()] if len(d.energies) > 1},
+        cells={barrier_label(d): rel(_safe_plot(
+            pictures.plot_hop_cell, d, figdir, stem(d, "cell"), problems=problems,
+            what=f"interface cell {barrier_label(d)}")) for d in cells},
+        cell_captions={barrier_label(d): pictures.caption(d) for d in cells if d.images},
         fits=rel(_safe_plot(plots.plot_fits, [f for f in fits if f.n], figdir,
                             problems=problems, what="descriptor against the hop"))
         if any(f.n for f in fits) else [],

@@ -21,6 +21,7 @@ from interphase_dft.analysis.descriptor import (
     ConsistencyIssue,
     DescriptorPair,
     Selection,
+    barrier_label,
 )
 from interphase_dft.analysis.fits import FIT_RULE, FitResult
 from interphase_dft.analysis.stats import BarrierChoice
@@ -34,11 +35,15 @@ class Figures:
     binding: list[str] = field(default_factory=list)
     neb: dict[str, list[str]] = field(default_factory=dict)
     fits: list[str] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
+    cells: dict[str, list[str]] = field(default_factory=dict)
+    cell_captions: dict[str, str] = field(default_factory=dict)
 
     def all(self) -> list[str]:
-        """Every figure file, binding first, then NEB profiles, then the per-mode fits."""
-        return [*self.binding, *[p for paths in self.neb.values() for p in paths],
-                *self.fits]
+        """Every figure file: binding, descriptor per mode, NEB profiles, interface cells,
+        the per-mode fits."""
+        return [*self.binding, *self.modes, *[p for paths in self.neb.values() for p in paths],
+                *[p for paths in self.cells.values() for p in paths], *self.fits]
 
 
 @dataclass
@@ -117,6 +122,8 @@ def _modes(b: Blocks, c: ReportContent) -> None:
         "interface: the hop endpoints of the interface cell). 'REACTIVE k/n': k of n sites "
         "reacted with the host.")
     b.table(c.tables["descriptor_modes"], "no binding energies yet")
+    for p in c.figures.modes[:1]:
+        b.img(p, "Descriptor per mode: E_b(bcc) of the lowest non-reactive site per phase")
     b.h(3, "What each binding result measures")
     b.p("Slab convergence (layers tried, last change of E_b, converged), coverage (area per "
         "Li, Angstrom^2, and the required minimum), the termination chosen by DFT surface "
@@ -169,15 +176,54 @@ def _barriers(b: Blocks, c: ReportContent) -> None:
         "minimum; its barriers are the energetic spans of the joined path. dE_eV and abs_dE_eV: "
         f"{MODE_RULE}; the per-mode fits below pair every mode on its own.")
     b.table(c.tables["barriers"], "no barriers yet")
+    rows = {(r["interface"], r["mechanism"]): r for r in c.tables["barriers"]}
+    bulk = {d.phase_a: d for d in c.bulk}
+    for d in c.barriers:
+        label = barrier_label(d)
+        b.h(3, f"Hop {label}")
+        facts = _hop_facts(d, rows.get((d.interface, d.mechanism), {}), bulk.get(d.phase_a))
+        profile = c.figures.neb.get(label, [])
+        b.aside(profile[0] if profile else None, f"NEB energy profile of {label}", facts)
+        for p in c.figures.cells.get(label, [])[:1]:
+            b.img(p, c.figures.cell_captions.get(label, f"Interface cell of {label}"),
+                  kind="cell")
     b.h(3, "Bulk reference hops")
     b.table(c.tables["bulk_barriers"], "no bulk reference hops yet")
+    for d in c.bulk:
+        label = barrier_label(d)
+        profile = c.figures.neb.get(label, [])
+        if profile:
+            b.aside(profile[0], f"NEB energy profile of the bulk reference hop {label}",
+                    _hop_facts(d, {}, None))
     b.h(3, "Hops without a barrier")
     b.p("Why each of these bands is not a barrier; an over-budget run continues when the spec "
         "is submitted again with a larger budget in its overrides.")
     b.table(c.tables["barrier_status"], "every computed hop is a certified barrier")
-    for label, paths in c.figures.neb.items():
-        for p in paths[:1]:
-            b.img(p, f"NEB energy profile of {label}")
+
+
+#: barrier-table columns shown beside each profile, in this order
+HOP_FACTS = ("barrier_forward_eV", "barrier_reverse_eV", "e_kra_eV", "reaction_energy_eV",
+             "bulk_barrier_eV", "excess_barrier_eV", "abs_dE_eV", "used_in_fit", "stage",
+             "hop_distance_A", "saddle_fmax_eV_A", "endpoint_fmax_eV_A", "dft_force_calls")
+
+
+def _hop_facts(d: BarrierDoc, row: tb.Row, bulk: BarrierDoc | None) -> list[tb.Row]:
+    """Quantity/value rows of one hop: its certification, the barrier-table values and the
+    status of the bulk reference hop of phase A."""
+    facts: list[tb.Row] = [{"quantity": "status", "value": d.saddle}]
+    if d.saddle_note:
+        facts.append({"quantity": "why", "value": d.saddle_note})
+    if d.phase_a != d.phase_b:
+        facts.append({"quantity": f"bulk {d.phase_a} hop",
+                      "value": "not computed" if bulk is None else bulk.saddle})
+    if row:
+        facts += [{"quantity": k, "value": row[k]} for k in HOP_FACTS if k in row]
+    else:
+        facts += [{"quantity": "barrier_forward_eV", "value": d.barrier_forward},
+                  {"quantity": "reaction_energy_eV", "value": d.reaction_energy},
+                  {"quantity": "stage", "value": d.stage},
+                  {"quantity": "hop_distance_A", "value": d.hop_distance}]
+    return facts
 
 
 def _fits(b: Blocks, c: ReportContent) -> None:
@@ -190,7 +236,9 @@ def _fits(b: Blocks, c: ReportContent) -> None:
     b.table(c.tables["fits"], "no descriptor mode has binding energies yet")
     b.ul([fit_sentence(f) for f in c.fits])
     for p in c.figures.fits[:1]:
-        b.img(p, "Descriptor against the hop, one row of panels per mode (points: interfaces)")
+        b.img(p, "Descriptor against the hop, one row of panels per mode (points: interfaces; "
+              "line: least squares with its bootstrap confidence band; titles: n, Pearson r "
+              "with its bootstrap interval, smallest |r| detectable at this n)")
 
 
 def _provenance(b: Blocks, c: ReportContent) -> None:

@@ -198,12 +198,13 @@ def settings_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc]) -> list[Row]:
 
 
 def version_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc]) -> list[Row]:
-    """Package versions found in the documents (several values mean mixed environments)."""
+    """Package versions found in the documents; ``same_in_all`` is False (shown as a red
+    'NO') when several versions mean mixed environments."""
     seen: dict[str, set[str]] = {}
     for d in docs:
         for pkg, ver in d.versions.items():
             seen.setdefault(pkg, set()).add(str(ver))
-    return [{"package": k, "versions": ", ".join(sorted(v)), "mixed": len(v) > 1}
+    return [{"package": k, "versions": ", ".join(sorted(v)), "same_in_all": len(v) == 1}
             for k, v in sorted(seen.items())]
 
 

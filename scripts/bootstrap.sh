@@ -20,6 +20,12 @@ if [ -n "$missing" ]; then
 else
   echo "[bootstrap] Debian packages present"
 fi
+# headless Chromium renders the report page in tests/test_report_browser.py
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  echo "[bootstrap] apt-get install: chromium"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+    || { $SUDO apt-get update -q && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+fi
 
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

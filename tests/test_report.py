@@ -47,7 +47,8 @@ def test_full_report(tmp_path: Path) -> None:
     assert index == rep / "index.html"
     md = (rep / "index.md").read_text()
     html = index.read_text()
-    for fig in ("binding_energies", "fits", "neb_LiAl__LPSC_vacancy"):
+    for fig in ("binding_energies", "fits", "neb_LiAl__LPSC_vacancy", "descriptor_modes",
+                "cell_LiAl__LPSC_vacancy", "cell_Al__LPSC_vacancy"):
         for ext in ("png", "svg"):
             assert (rep / "figures" / f"{fig}.{ext}").stat().st_size > 1000
         assert f"figures/{fig}.png" in md and f'src="figures/{fig}.png"' in html

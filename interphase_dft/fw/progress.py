@@ -172,12 +172,12 @@ def summary_line(fws: Sequence[FireworkState], *, workers: int, now: float,
 
     ``[  12 min 05 s] finished binding:Al:bulk (1 min 30 s) | running: ... | 3 done, 2
     running, 5 waiting, 0 failed | ETA 2 h 10 min``; the ``finished``/``failed`` part names
-    the fireworks that reached COMPLETED or FIZZLED since ``previous`` (fw_id -> state); no
-    ``[elapsed]`` prefix when ``elapsed`` is None.
+    the fireworks that reached COMPLETED or FIZZLED since ``previous`` (fw_id -> state), in
+    the order they ended; no ``[elapsed]`` prefix when ``elapsed`` is None.
     """
     before = dict(previous or {})
     events = []
-    for fw in fws:
+    for fw in sorted(fws, key=lambda f: (f.ended is None, f.ended or 0.0, f.fw_id)):
         if before.get(fw.fw_id) == fw.state or fw.state not in ("COMPLETED", "FIZZLED"):
             continue
         wall = format_duration(fw.wall) if fw.wall is not None else "?"

@@ -1,0 +1,441 @@
+"""Cost model of a campaign's work items: wall seconds, core-hours and DFT calls.
+
+:func:`estimate` turns one :class:`~interphase_dft.campaign.WorkItem` into a
+:class:`CostEstimate`; FireWorks priorities (longest first), ``spec["cost"]`` and
+``interphase-dft submit SPEC --dry-run`` read it. No FireWorks import here.
+
+Model
+-----
+- One SCF iteration costs ``c * N_eff**2.3 * k * s * (ecut / 300 eV)**1.5`` core-seconds:
+  ``N_eff`` = max(atoms, cell volume / :data:`VOLUME_PER_ATOM`) (a nearly empty box such as
+  the Li atom reference counts by its volume: plane waves fill the cell), ``k`` the k-points of
+  the Gamma-centred mesh of :func:`interphase_dft.calc.factory.kpoint_mesh` left by time
+  reversal, ``s`` = 2 for spin-polarised cells, else 1.
+- A DFT call (one SCF with forces) from scratch takes :data:`SCF_ITERATIONS` (25) iterations;
+  the later steps of a relaxation or NEB band reuse the wavefunctions and take
+  :data:`RESTART_ITERATIONS` (10).
+- ``c`` (:data:`DEFAULT_PREFACTOR`) is the geometric mean of two measurements on this
+  project's 2-core machine (:data:`FACTS`, PW 300 eV): the 50-atom LPSC cell, 2x2x1 k-points,
+  10.6 s per SCF iteration on one core (5.5 s on two ranks; benchmarks/results/
+  gpaw_scaling.json), and the 76-atom Gamma-only LPSC slab + Li, spin-polarised, 312 s serial
+  / 158 s on two ranks for 37 iterations (docs/history.md). The two agree within a factor 1.3
+  of the mean. With stored results, :meth:`Calibration.fit` replaces ``c`` (least squares in
+  log space of the stored wall seconds against the model's basis).
+- Wall seconds on ``r`` MPI ranks = core-seconds / r**0.9 (measured speed-up 1.86 on 2
+  ranks; efficiency falls to 0.7 at 32 ranks); core-hours = wall seconds x r / 3600.
+  ``r`` is :data:`PRESET_RANKS` of the settings' preset unless given.
+
+DFT calls per kind (a relaxation: :data:`RELAX_CALLS` calls, at most ``relax.steps``; at the
+PBE//surrogate level, ``relax.dft_relax`` false, one single point):
+
+- ``references``: the Li atom in its box (spin-polarised) and bcc Li.
+- ``binding`` bulk: host supercell (built: :func:`~interphase_dft.recipes.supercells.
+  bulk_supercell`), every symmetry-distinct interstitial site (at most
+  ``binding.max_dft_sites``), every distinct Li vacancy (at most ``binding.max_dft_vacancies``),
+  Al: the Al and LiAl cells of the coexistence potential.
+- ``binding`` surface: the termination choice (bulk cell + ``surface_energy_candidates``
+  clean slabs) and :data:`SLAB_THICKNESSES` thicknesses of host + :data:`SURFACE_SITES` sites
+  (at most ``max_dft_sites``). The slab is **approximated**, not built (choosing the
+  termination takes up to half a minute per phase): ``layers`` x the conventional cell's atoms
+  x the cells needed for ``slab_min_area`` (cell face ``V**(2/3)``); within a factor 2 of the
+  built slabs for the seven phases (exact for LiAl, Li2S, LiCl, P2S5).
+- ``barrier``: the migration cell is **approximated** (the lattice match and registry take
+  1-6 min per pair): area :data:`AREA_MATCH` x the larger cell face, each side
+  max(``interface_min_thickness``, ``interface_min_planes`` planes of ``0.5 rho**(-1/3)``)
+  x :data:`THICKNESS_MARGIN` thick at its bulk density, at most
+  ``interface_migration_max_atoms``; within a factor 2.5 of the built cells measured. Hops: 1
+  (vacancy) or 2 (interstitial: A -> interface -> B). Per hop: the active-learning loop
+  (``neb.active_learning``) :data:`AL_ROUNDS` rounds of ``n_images + 2`` single points; the
+  PBE//surrogate plan (``neb.dft_refine`` false) 2 + ``n_images`` single points; DFT CI-NEB
+  2 endpoint relaxations + ``n_images`` x :data:`NEB_STEPS` (at most ``neb.steps``) band calls.
+  Interstitial minima without a surrogate add 2 relaxations per region. Capped by
+  ``budget.max_dft_calls``.
+- ``bulk_barrier``: the same on the bulk hop cell (built:
+  :func:`~interphase_dft.recipes.hop_setup.bulk_cell`), one hop.
+
+The surrogate's (CHGNet's) own time is not counted; ``engine = 'ml'`` items cost
+:data:`ML_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.campaign import WorkItem
+
+SCF_EXPONENT = 2.3
+SCF_ITERATIONS = 25
+RESTART_ITERATIONS = 10
+REFERENCE_ECUT = 300.0
+VOLUME_PER_ATOM = 40.0
+PARALLEL_EXPONENT = 0.9
+#: (atoms, k-points, spin factor, seconds per SCF iteration on one core), PW 300 eV
+FACTS: tuple[tuple[int, int, int, float], ...] = ((50, 4, 1, 10.6), (76, 1, 2, 312.0 / 37))
+DEFAULT_PREFACTOR = math.exp(float(np.mean([math.log(t / (n**SCF_EXPONENT * k * s))
+                                            for n, k, s, t in FACTS])))
+#: MPI ranks a firework of each preset runs on (laptop: one per worker, two workers)
+PRESET_RANKS = {"test": 1, "screening": 1, "laptop": 1, "production": 32}
+RELAX_CALLS = 25
+NEB_STEPS = 100
+AL_ROUNDS = 3
+SURFACE_SITES = 4
+SLAB_THICKNESSES = 2
+AREA_MATCH = 2.0
+THICKNESS_MARGIN = 1.2
+ML_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell a work item computes: atoms, k-points (after time reversal), spin factor,
+    volume (Angstrom^3) and whether it was built or approximated."""
+
+    atoms: int
+    kpts: int
+    spin: int
+    volume: float
+    built: bool = True
+
+
+@dataclass(frozen=True)
+class Calcs:
+    """``runs`` calculations on ``cell`` (each from scratch) with ``calls`` DFT calls in all."""
+
+    cell: Cell
+    runs: int
+    calls: int
+
+    def units(self, ecut: float) -> float:
+        """Core-seconds of these calculations divided by the prefactor."""
+        n = max(self.cell.atoms, self.cell.volume / VOLUME_PER_ATOM)
+        iterations = SCF_ITERATIONS * self.runs + RESTART_ITERATIONS * (self.calls - self.runs)
+        return (n**SCF_EXPONENT * self.cell.kpts * self.cell.spin
+                * (ecut / REFERENCE_ECUT) ** 1.5 * iterations)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Prefactor ``c`` (core-seconds per SCF-iteration unit) fitted to ``n_docs`` stored
+    results."""
+
+    prefactor: float
+    n_docs: int
+
+    @classmethod
+    def fit(cls, samples: Iterable[tuple[WorkItem, float]]) -> Calibration | None:
+        """Least squares in log space of measured wall seconds against the model:
+        log c = mean(log(seconds x speed-up / units)); None without usable samples.
+
+        Each sample is a work item and the wall seconds its firework took (on the preset's
+        ranks, :data:`PRESET_RANKS`).
+        """
+        logs = []
+        for item, seconds in samples:
+            units = sum(c.units(item.settings.dft.ecut) for c in plan(item))
+            if seconds > 0 and units > 0:
+                logs.append(math.log(seconds * speedup(preset_ranks(item.settings)) / units))
+        if not logs:
+            return None
+        return cls(math.exp(float(np.mean(logs))), len(logs))
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Estimated cost of one work item.
+
+    ``seconds``: wall seconds on ``ranks`` MPI ranks; ``core_hours`` = seconds x ranks / 3600;
+    ``atoms``, ``kpts``, ``spin``: the most expensive cell; ``basis``: how it was estimated.
+    """
+
+    seconds: float
+    core_hours: float
+    dft_calls: int
+    ranks: int
+    atoms: int
+    kpts: int
+    spin: int
+    basis: str
+
+    def spec(self) -> dict[str, Any]:
+        """The firework's ``spec["cost"]`` (seconds, core_hours, dft_calls, basis)."""
+        return {"seconds": float(self.seconds), "core_hours": float(self.core_hours),
+                "dft_calls": int(self.dft_calls), "basis": self.basis}
+
+
+def speedup(ranks: int) -> float:
+    """Parallel speed-up on ``ranks`` MPI ranks (ranks**0.9)."""
+    return float(max(1, ranks)) ** PARALLEL_EXPONENT
+
+
+def preset_ranks(settings: CalcSettings) -> int:
+    """MPI ranks of a firework of ``settings.preset`` (:data:`PRESET_RANKS`, else 1)."""
+    return PRESET_RANKS.get(settings.preset, 1)
+
+
+def estimate(item: WorkItem, calibration: Calibration | None = None,
+             ranks: int | None = None) -> CostEstimate:
+    """Cost of ``item`` (module docstring) on ``ranks`` (default :func:`preset_ranks`)."""
+    r = ranks or preset_ranks(item.settings)
+    calcs = plan(item)
+    calls = sum(c.calls for c in calcs)
+    c = calibration.prefactor if calibration else DEFAULT_PREFACTOR
+    source = (f"calibrated from {calibration.n_docs} stored documents" if calibration
+              else "prefactor from 2 measured single points")
+    if item.settings.engine == "ml":
+        seconds, calls = ML_SECONDS, 0
+    else:
+        seconds = c * sum(x.units(item.settings.dft.ecut) for x in calcs) / speedup(r)
+    top = max(calcs, key=lambda x: x.units(item.settings.dft.ecut)).cell
+    how = "built" if all(x.cell.built for x in calcs) else "approximate cell, see cost.py"
+    basis = (f"{item.name}: {top.atoms} atoms ({how}), {top.kpts} k-points, spin "
+             f"{top.spin}; {sum(x.runs for x in calcs)} calculations, {calls} DFT calls; "
+             f"N^{SCF_EXPONENT} x k x spin, {r} ranks; {source}")
+    return CostEstimate(seconds=seconds, core_hours=seconds * r / 3600.0, dft_calls=calls,
+                        ranks=r, atoms=top.atoms, kpts=top.kpts, spin=top.spin, basis=basis)
+
+
+def plan(item: WorkItem) -> list[Calcs]:
+    """The calculations of ``item`` (module docstring)."""
+    s, p = item.settings, item.params
+    if item.kind == "references":
+        return _references(s)
+    if item.kind == "binding":
+        return _bulk_binding(p["phase"], s) if p["mode"] == "bulk" else _surface(p["phase"], s)
+    if item.kind == "barrier":
+        return _barrier(p["phase_a"], p["phase_b"], p["mechanism"], s)
+    return _bulk_barrier(p["phase"], s)
+
+
+# ---- cells ---------------------------------------------------------------------------------
+
+def _kpts(atoms: Atoms, n_atoms: int, s: CalcSettings) -> int:
+    """k-points left by time reversal of the mesh :func:`kpoint_mesh` gives ``atoms``."""
+    from interphase_dft.calc.factory import kpoint_mesh
+
+    if n_atoms >= s.dft.gamma_only_atoms:
+        return 1
+    mesh = kpoint_mesh(atoms, s.dft.kpt_density, s.dft.gamma_only_atoms)
+    total, invariant = math.prod(mesh), math.prod(2 if n % 2 == 0 else 1 for n in mesh)
+    return (total + invariant) // 2
+
+
+def _cell(atoms: Atoms, s: CalcSettings, *, spin: int = 1, extra: int = 0,
+          built: bool = True) -> Cell:
+    n = len(atoms) + extra
+    return Cell(n, _kpts(atoms, n, s), spin, float(abs(atoms.cell.volume)), built)
+
+
+def _box(n_atoms: int, lengths: Sequence[float], pbc: Sequence[bool], s: CalcSettings,
+         spin: int) -> Cell:
+    """An approximated orthorhombic cell of ``n_atoms`` atoms."""
+    box = Atoms(cell=list(lengths), pbc=list(pbc))
+    return Cell(n_atoms, _kpts(box, n_atoms, s), spin, float(np.prod(lengths)), built=False)
+
+
+@functools.cache
+def _bulk(phase: str) -> Atoms:
+    from interphase_dft.phases import get_bulk
+
+    return get_bulk(phase)
+
+
+@functools.cache
+def _supercell(phase: str, min_length: float, rule: str) -> Atoms:
+    from interphase_dft.recipes.supercells import bulk_supercell
+
+    return bulk_supercell(_bulk(phase), min_length, rule)[0]
+
+
+@functools.cache
+def _site_counts(phase: str) -> tuple[int, int]:
+    """(distinct interstitial sites, distinct Li vacancies) of the conventional cell."""
+    from interphase_dft.builders.sites import interstitial_sites, vacancy_sites
+
+    bulk = _bulk(phase)
+    n_vac = len(vacancy_sites(bulk, "Li")) if "Li" in bulk.get_chemical_symbols() else 0
+    return len(interstitial_sites(bulk)), n_vac
+
+
+@functools.cache
+def _hop_cell(phase: str, min_length: float) -> Atoms:
+    from interphase_dft.recipes.hop_setup import bulk_cell
+
+    return bulk_cell(phase, min_length)
+
+
+def _density(phase: str) -> tuple[int, float, float]:
+    """(atoms, volume A^3, face A^2 = volume**(2/3)) of the conventional cell."""
+    bulk = _bulk(phase)
+    v = float(abs(bulk.cell.volume))
+    return len(bulk), v, v ** (2.0 / 3.0)
+
+
+def _slab(phase: str, layers: int, s: CalcSettings, spin: int, extra: int = 0) -> Cell:
+    n_conv, v, face = _density(phase)
+    repeat = max(1, math.ceil(s.structure.slab_min_area / face))
+    side = math.sqrt(repeat * face)
+    thickness = layers * v ** (1.0 / 3.0)
+    return _box(layers * n_conv * repeat + extra,
+                (side, side, thickness + 2 * s.structure.slab_vacuum), (True, True, False),
+                s, spin)
+
+
+def _migration(a: str, b: str, s: CalcSettings, spin: int, extra: int) -> Cell:
+    st = s.structure
+    area = AREA_MATCH * max(_density(a)[2], _density(b)[2])
+    n, height = 0.0, st.interface_gap + st.interface_migration_vacuum
+    for phase in (a, b):
+        n_conv, v, _ = _density(phase)
+        rho = n_conv / v
+        t = THICKNESS_MARGIN * max(st.interface_min_thickness,
+                                   st.interface_min_planes * 0.5 * rho ** (-1.0 / 3.0))
+        n += rho * area * t
+        height += t
+    atoms = min(round(n), st.interface_migration_max_atoms) + extra
+    side = math.sqrt(area)
+    return _box(atoms, (side, side, height), (True, True, False), s, spin)
+
+
+# ---- calculations per kind -----------------------------------------------------------------
+
+def _relax_calls(s: CalcSettings) -> int:
+    return 1 if s.surrogate_geometry else min(s.relax.steps, RELAX_CALLS)
+
+
+def _relaxations(cell: Cell, n: int, s: CalcSettings) -> Calcs:
+    return Calcs(cell, n, n * _relax_calls(s))
+
+
+def _insertion_spin(s: CalcSettings, *metal: bool) -> int:
+    from interphase_dft.calc.factory import insertion_spin
+
+    return 2 if insertion_spin(s, is_metal=any(metal)) else 1
+
+
+def _references(s: CalcSettings) -> list[Calcs]:
+    from interphase_dft.recipes.references import li_bcc
+
+    atom = Cell(1, 1, 2, s.dft.atom_box**3)
+    bcc = _cell(li_bcc(), s)
+    bcc_calls = _relax_calls(s) if s.relax.relax_cell_bulk else 1
+    return [Calcs(atom, 1, 1), Calcs(bcc, 1, bcc_calls)]
+
+
+def _bulk_binding(phase: str, s: CalcSettings) -> list[Calcs]:
+    from interphase_dft.phases import is_metal
+
+    metal = is_metal(phase)
+    host = _supercell(phase, s.structure.bulk_min_length, s.structure.bulk_supercell)
+    n_sites, n_vac = _site_counts(phase)
+    if s.binding.max_dft_sites:
+        n_sites = min(n_sites, s.binding.max_dft_sites)
+    if s.binding.max_dft_vacancies:
+        n_vac = min(n_vac, s.binding.max_dft_vacancies)
+    out = [_relaxations(_cell(host, s), 1, s),
+           _relaxations(_cell(host, s, spin=_insertion_spin(s, metal), extra=1), n_sites, s)]
+    if n_vac:
+        out.append(_relaxations(_cell(host, s, spin=1 if metal else 2, extra=-1), n_vac, s))
+    if phase == "Al":
+        out += [_relaxations(_cell(_bulk(p), s), 1, s) for p in ("Al", "LiAl")]
+    return out
+
+
+def _surface(phase: str, s: CalcSettings) -> list[Calcs]:
+    from interphase_dft.phases import is_metal
+
+    st = s.structure
+    spin = _insertion_spin(s, is_metal(phase))
+    out = []
+    if st.surface_energy_candidates > 1:
+        out += [_relaxations(_cell(_bulk(phase), s), 1, s),
+                _relaxations(_slab(phase, st.slab_layers, s, 1), st.surface_energy_candidates,
+                             s)]
+    sites = min(SURFACE_SITES, s.binding.max_dft_sites or SURFACE_SITES)
+    for k in range(SLAB_THICKNESSES):
+        layers = st.slab_layers + k * st.slab_layers_step
+        host = _slab(phase, layers, s, 1)
+        if k and (layers > st.slab_max_layers or host.atoms > st.slab_max_atoms):
+            break
+        out += [_relaxations(host, 1, s), _relaxations(_slab(phase, layers, s, spin, 1), sites, s)]
+    return out
+
+
+def _hop_calls(cell: Cell, hops: int, s: CalcSettings) -> list[Calcs]:
+    n = s.neb.n_images
+    if s.neb.active_learning:
+        k = hops * AL_ROUNDS * (n + 2)
+        return [Calcs(cell, k, k)]
+    if not s.neb.dft_refine:
+        k = hops * (n + 2)
+        return [Calcs(cell, k, k)]
+    return [_relaxations(cell, 2 * hops, s),
+            Calcs(cell, hops * n, hops * n * min(s.neb.steps, NEB_STEPS))]
+
+
+def _capped(calcs: list[Calcs], s: CalcSettings) -> list[Calcs]:
+    total, cap = sum(c.calls for c in calcs), s.budget.max_dft_calls
+    if cap is None or total <= cap:
+        return calcs
+    f = cap / total
+    return [Calcs(c.cell, max(1, min(c.runs, round(c.calls * f))), max(1, round(c.calls * f)))
+            for c in calcs]
+
+
+def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
+    from interphase_dft.phases import is_metal
+
+    metal = (is_metal(a), is_metal(b))
+    interstitial = mechanism == "interstitial"
+    spin = _insertion_spin(s, *metal) if interstitial else 1
+    cell = _migration(a, b, s, spin, 1 if interstitial else 0)
+    calcs = _hop_calls(cell, 2 if interstitial else 1, s)
+    surrogate = s.engine == "ml" or s.relax.ml_prerelax or s.neb.ml_prestage
+    if interstitial and not surrogate:
+        calcs.append(_relaxations(cell, 2 * 3, s))
+    return _capped(calcs, s)
+
+
+def _bulk_barrier(phase: str, s: CalcSettings) -> list[Calcs]:
+    from interphase_dft.phases import is_metal
+
+    atoms = _hop_cell(phase, s.structure.bulk_min_length)
+    li = "Li" in _bulk(phase).get_chemical_symbols()
+    spin = 1 if li else _insertion_spin(s, is_metal(phase))
+    cell = _cell(atoms, s, spin=spin, extra=-1 if li else 1)
+    return _capped(_hop_calls(cell, 1, s), s)
+
+
+def item_from_document(doc: dict[str, Any]) -> WorkItem | None:
+    """The work item a stored result document computed (kind, parameters and the settings it
+    stores; a barrier with ``phase_a == phase_b`` is a bulk reference hop); None for other
+    kinds or documents without usable settings."""
+    try:
+        s = CalcSettings.model_validate(doc["settings"])
+        kind = doc["kind"]
+        if kind == "references":
+            return WorkItem.create("references", s)
+        if kind == "binding":
+            return WorkItem.create("binding", s, phase=doc["phase"], mode=doc["mode"])
+        if kind == "barrier" and doc["phase_a"] == doc["phase_b"]:
+            return WorkItem.create("bulk_barrier", s, phase=doc["phase_a"])
+        if kind == "barrier":
+            return WorkItem.create("barrier", s, phase_a=doc["phase_a"],
+                                   phase_b=doc["phase_b"], mechanism=doc["mechanism"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
+def campaign_plan(items: Iterable[WorkItem], calibration: Calibration | None = None,
+                  ranks: int | None = None) -> list[tuple[WorkItem, CostEstimate]]:
+    """Every item with its :func:`estimate`, longest first."""
+    out = [(item, estimate(item, calibration, ranks)) for item in items]
+    return sorted(out, key=lambda ie: -ie[1].seconds)

@@ -35,6 +35,15 @@ def register(sub: Any) -> None:
         p.set_defaults(func=_redacted(handler))
         return p
 
+    def dry_run_opts(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dry-run", action="store_true",
+                       help="validate the spec and print the plan (one line per firework: "
+                            "atoms, k-points, spin, DFT calls, core-hours, wall hours) and the "
+                            "total core-hours; no LaunchPad is opened or created")
+        p.add_argument("--ranks", type=v.arg(v.integer, "--ranks", minimum=1), default=None,
+                       metavar="N", help="MPI ranks per firework for the dry run's wall hours "
+                       "(default: the preset's, interphase_dft.cost.PRESET_RANKS)")
+
     def run_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
         p.add_argument("--launch-dir", default="launches", type=v.arg(v.output_directory,
@@ -49,6 +58,7 @@ def register(sub: Any) -> None:
     p.add_argument("--report", default=None, metavar="DIR",
                    type=v.arg(v.output_directory, "report directory"),
                    help="report directory written by the analysis step")
+    dry_run_opts(p)
     run_opts(add("run", "run the queued fireworks locally until none is left", _run))
     add("status", "show the LaunchPad location and the state of every firework", _status)
     p = add("qlaunch", "submit queue (Slurm) jobs for READY fireworks (reservation mode)",
@@ -77,6 +87,7 @@ def register(sub: Any) -> None:
     p.add_argument("--runs-dir", default=None, type=v.arg(v.output_directory, "runs directory"),
                    help="calculation directories (default ./runs)")
     run_opts(p)
+    dry_run_opts(p)
     p = add("results", "list stored results", _results)
     p.add_argument("--kind", choices=("binding", "barrier", "references", "test"), default=None)
     p.add_argument("--phase", default=None)
@@ -140,7 +151,38 @@ def _do_submit(args: argparse.Namespace, report: str | None) -> tuple[Any, Any]:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     _do_submit(args, args.report)
+    return 0
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """Print the plan of ``args.spec`` with its estimated cost; no LaunchPad is touched."""
+    from interphase_dft.campaign import load_spec
+    from interphase_dft.cost import estimate, preset_ranks
+
+    spec = load_spec(args.spec)  # InputError names the file, line and fix
+    items = spec.work()
+    ranks = args.ranks or preset_ranks(items[0].settings)
+    rows = [(item.name, estimate(item, ranks=ranks)) for item in items]
+    width = max(len(name) for name, _ in [*rows, (f"analysis:{spec.name}", None)])
+    print(f"dry run of campaign {spec.name!r} (preset {spec.preset}, {len(items)} work items"
+          f"{' + analysis' if spec.analysis else ''}); no LaunchPad opened")
+    print(f"{'firework':{width}s}  {'atoms':>5s}  {'k-pts':>5s}  {'spin':>4s}  "
+          f"{'DFT calls':>9s}  {'core-h':>9s}  {f'wall-h@{ranks}':>9s}")
+    for name, e in rows:
+        print(f"{name:{width}s}  {e.atoms:5d}  {e.kpts:5d}  {e.spin:4d}  {e.dft_calls:9d}  "
+              f"{e.core_hours:9.2f}  {e.seconds / 3600:9.2f}")
+    if spec.analysis:
+        print(f"{f'analysis:{spec.name}':{width}s}  {'-':>5s}  {'-':>5s}  {'-':>4s}  "
+              f"{0:9d}  {0:9.2f}  {0:9.2f}")
+    total = sum(e.core_hours for _, e in rows)
+    longest = max(rows, key=lambda r: r[1].seconds)
+    print(f"total: {total:.1f} core-hours, {sum(e.dft_calls for _, e in rows)} DFT calls; "
+          f"longest firework {longest[0]} {longest[1].seconds / 3600:.1f} h on {ranks} ranks "
+          "(uncalibrated estimate, see interphase_dft/cost.py; a real submit leaves out "
+          "stored and queued work)")
     return 0
 
 
@@ -246,6 +288,8 @@ def _campaign(args: argparse.Namespace) -> int:
     from interphase_dft.fw.launchpad import lp_session
     from interphase_dft.store import ResultStore
 
+    if args.dry_run:
+        return _dry_run(args)
     config, spec = _do_submit(args, None)
     counts = _work(args, config)
     if isinstance(counts, int):

@@ -134,28 +134,34 @@ def test_store_benchmark_quick(tmp_path: Path) -> None:
 
 
 def _run(calls: int, energies: list[float], converged: bool = True,
-         fallback: str | None = None, steps: int | None = 2) -> dict:
-    return {"dft_band_calls": calls, "barrier_forward": max(energies) - energies[0],
-            "converged": converged, "ml_fallback_reason": fallback, "energies": energies,
-            "dft_neb_steps": steps}
+         stage: str = "dft", rounds: int | None = None) -> dict:
+    return {"dft_total_calls_incl_endpoints": calls,
+            "barrier_forward": max(energies) - energies[0], "converged": converged,
+            "stage": stage, "energies": energies, "active_learning": {"rounds": rounds}}
 
 
 def test_neb_cost_assessment_states_what_limits_the_saving() -> None:
     import bench_neb_cost
 
     saddle = [0.0, 0.12, 0.244, 0.12, 0.0]
-    hop = {"runs": {"plain": _run(21, saddle), "ml": _run(3, [0.0, 0.12, 0.25, 0.12, 0.0])}}
+    hop = {"runs": {"plain": _run(43, saddle),
+                    "al": _run(8, [0.0, 0.12, 0.25, 0.12, 0.0], stage="dft-certified")}}
     a = bench_neb_cost.assess(hop, n_images=3)
-    assert a["dft_call_ratio"] == pytest.approx(7.0) and a["goal_met"] is True
-    assert a["limits"] == []
-    # a band without a saddle, a small ratio and a large barrier difference: all named
+    assert a["dft_call_ratio"] == pytest.approx(43 / 8) and a["goal_met"] is True
+    assert a["barrier_difference_eV"] == pytest.approx(0.006) and a["limits"] == []
+    # not certified, a band without a saddle, a small ratio and a large difference: all named
     downhill = [0.0, -0.02, -0.05, -0.07, -0.09]
-    hop = {"runs": {"plain": _run(12, downhill), "ml": _run(15, [0.0, 0.1, 0.0, -0.05, -0.09])}}
+    hop = {"runs": {"plain": _run(12, downhill),
+                    "al": _run(15, [0.0, 0.1, 0.0, -0.05, -0.09], stage="not certified: x",
+                               rounds=3),
+                    "ml": _run(6, downhill, stage="ml+dft")}}
     a = bench_neb_cost.assess(hop, n_images=3)
     assert a["goal_met"] is False and a["dft_call_ratio"] == pytest.approx(0.8)
+    assert a["ml_dft_call_ratio"] == pytest.approx(2.0)
     text = " ".join(a["limits"])
-    assert "no saddle" in text and "12 DFT band calls" in text
-    assert "barriers differ by +0.100 eV" in text and ">= 30 calls" in text
+    assert "no saddle" in text and "3 rounds and 15 DFT calls" in text
+    assert "ended 'not certified: x'" in text
+    assert "barriers differ by +0.100 eV" in text and ">= 50 calls" in text
 
 
 def test_campaign_wall_time_sums_the_demo_passes(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from interphase_dft.barrier_status import OVER_BUDGET, SADDLE, UNRELAXED, continuable
 from interphase_dft.calc.budget import LEDGER, BudgetExceeded, Ledger, MeteredFactory
-from interphase_dft.calc.presets import preset
+from interphase_dft.calc.presets import LAPTOP_BARRIER_CALLS, preset
 from interphase_dft.calc.settings import BudgetSettings
 from interphase_dft.campaign import work_key
 from interphase_dft.recipes.barrier import neb_barrier
@@ -62,7 +62,7 @@ def test_a_wall_time_ceiling_stops_at_the_next_call(tmp_path):
 def test_budget_is_not_part_of_the_work_key_or_the_settings_hash():
     s = preset("laptop")
     big = s.with_overrides({"budget": {"max_dft_calls": 400, "max_dft_hours": 9.0}})
-    assert big.budget.max_dft_calls == 400 and s.budget.max_dft_calls == 12
+    assert big.budget.max_dft_calls == 400 and s.budget.max_dft_calls == LAPTOP_BARRIER_CALLS
     kw = {"phase_a": "LiAl", "phase_b": "LPSC", "mechanism": "vacancy"}
     assert work_key("barrier", s, **kw) == work_key("barrier", big, **kw)
     assert s.physics() == big.physics() and "budget" not in s.physics()

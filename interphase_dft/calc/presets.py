@@ -16,10 +16,11 @@ from interphase_dft.calc.settings import (
 )
 from interphase_dft.errors import InputError
 
-#: laptop wall-time ceiling of one barrier, hours: the 5 planned DFT single points of the
-#: 129-atom LiAl|LPSC migration cell at about 18 min each on one core (the 76-atom Gamma-only
-#: LPSC slab took 312 s serial; cost ~ N^2.3), with a margin
+#: laptop wall-time ceiling of one barrier, hours (the 2-hour main job on 2 workers)
 LAPTOP_BARRIER_HOURS = 2.0
+#: laptop DFT-call ceiling of one barrier: the active-learning loop's rounds (<= n_images + 2
+#: single points each, 4 rounds) and a few steps of the final DFT CI-NEB
+LAPTOP_BARRIER_CALLS = 30
 
 
 def _test() -> CalcSettings:
@@ -43,10 +44,13 @@ def _test() -> CalcSettings:
 
 
 def _laptop() -> CalcSettings:
-    # Level PBE//CHGNet: geometries and NEB paths from the surrogate, energies from GPAW single
-    # points (a DFT relaxation of a 50-80 atom slab takes 30-60 min on 2 cores, a single point
-    # 2-8 min). The error of this level against full DFT is measured in benchmarks/ (accuracy,
-    # neb_cost); the production preset relaxes and refines everything with DFT.
+    # Level: certified DFT saddles by the active-learning loop (issue 17). The surrogate relaxes
+    # the endpoints and converges the climbing-image band, DFT single points check them (the
+    # climbing image first), CHGNet is fine-tuned on those frames and the stored ones, and the
+    # loop repeats until the DFT force on the climbing image is <= neb.fmax and on the
+    # endpoints <= relax.fmax; after al_max_rounds a DFT CI-NEB finishes the band (counted by
+    # the budget). Binding geometries are relaxed by the surrogate and given DFT single points
+    # (a DFT relaxation of a 50-80 atom slab takes 30-60 min on 2 cores).
     return CalcSettings(
         preset="laptop",
         # maxiter 120: converging slab SCFs here need 30-60 iterations; a diverging one fails
@@ -55,7 +59,8 @@ def _laptop() -> CalcSettings:
                         maxiter=120),
         relax=RelaxSettings(fmax=0.05, steps=150, ml_steps=600, ml_prerelax=True,
                             dft_relax=False),
-        neb=NEBSettings(n_images=3, fmax=0.05, steps=100, dft_refine=False),
+        neb=NEBSettings(n_images=3, fmax=0.05, steps=100, dft_refine=False,
+                        active_learning=True),
         structure=StructureSettings(
             slab_layers=3, slab_vacuum=6.0, slab_fixed_layers=1, slab_min_area=60.0,
             slab_max_layers=5, slab_max_atoms=160, surface_energy_candidates=2,
@@ -63,19 +68,24 @@ def _laptop() -> CalcSettings:
             interface_min_thickness=6.0, interface_migration_max_atoms=200,
         ),
         binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1),
-        # the PBE//CHGNet plan of one barrier: 2 endpoint single points + 3 path checks, and
-        # 7 more when the band is split at an intermediate minimum (1 + 3 + 3): a rejected
-        # surrogate path ends over budget instead of falling back to an unbounded DFT NEB
-        budget=BudgetSettings(max_dft_calls=12, max_dft_hours=LAPTOP_BARRIER_HOURS),
+        # a band the loop cannot certify ends 'not certified: over budget' (what was reached
+        # is stored; a rerun with a larger budget continues from the checkpoints)
+        budget=BudgetSettings(max_dft_calls=LAPTOP_BARRIER_CALLS,
+                              max_dft_hours=LAPTOP_BARRIER_HOURS),
     )
 
 
 def _screening() -> CalcSettings:
     # The PBE//CHGNet single-point level (what `laptop` computed before issue 17): DFT single
     # points on surrogate endpoints and the surrogate-converged path. Cheap (5 DFT calls a
-    # hop) but its images carry DFT forces of 0.3-1.7 eV/A: its bands are not saddles, and
-    # the saddle rule never certifies them (documents say 'not certified'/'not converged').
-    return _laptop().model_copy(update={"preset": "screening"})
+    # hop; 12 with a split at an intermediate minimum) but its images carry DFT forces of
+    # 0.3-1.7 eV/A: its bands are not saddles, and the saddle rule never certifies them
+    # (documents say 'not certified'/'not converged').
+    laptop = _laptop()
+    return laptop.model_copy(update={
+        "preset": "screening",
+        "neb": laptop.neb.model_copy(update={"active_learning": False}),
+        "budget": BudgetSettings(max_dft_calls=12, max_dft_hours=LAPTOP_BARRIER_HOURS)})
 
 
 def _production() -> CalcSettings:
@@ -100,10 +110,11 @@ def _production() -> CalcSettings:
     )
 
 
-#: overrides that lift a cheaper level (laptop: PBE//CHGNet) to DFT geometries and DFT CI-NEB
+#: overrides that lift a cheaper level (laptop: active learning; screening: PBE//CHGNet) to
+#: DFT-relaxed geometries and a plain DFT CI-NEB
 FULL_DFT_OVERRIDES: dict[str, Any] = {
-    "relax": {"dft_relax": True}, "neb": {"dft_refine": True},
-    # the laptop budget is the PBE//CHGNet plan; full DFT gets the production ceiling
+    "relax": {"dft_relax": True}, "neb": {"dft_refine": True, "active_learning": False},
+    # the laptop budget is the active-learning plan; full DFT gets the production ceiling
     "budget": {"max_dft_calls": 2000, "max_dft_hours": None},
 }
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+from ase.parallel import broadcast
 
 from interphase_dft.calc.checkpoint import same_geometry
 from interphase_dft.calc.finetune import FineTuned, finetune, surrogate_errors
@@ -158,7 +159,7 @@ class _Loop:
             self.warnings.append(f"{wd.name}: surrogate band not converged "
                                  f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
         top = int(np.argmax(res.energies[1:-1])) + 1
-        return [_bare(im) for im in res.images], top
+        return _same_on_all_ranks([_bare(im) for im in res.images]), top
 
     def reference_points(self, band: list[Atoms], top: int, wd: Path) -> list[Atoms]:
         """Reference single points: climbing image first, then endpoints, then the rest."""
@@ -207,6 +208,15 @@ class _Loop:
         self.calls += res.force_calls
         self.warnings.extend(res.warnings)
         return [with_results(im, im) for im in res.images], res.converged
+
+
+def _same_on_all_ranks(band: list[Atoms]) -> list[Atoms]:
+    """``band`` with rank 0's positions on every MPI rank: each rank runs (and fine-tunes) the
+    surrogate itself, and the reference code needs one geometry on all ranks."""
+    positions = broadcast([im.positions for im in band], root=0)
+    for im, pos in zip(band, positions, strict=True):
+        im.positions = pos
+    return band
 
 
 def _bare(atoms: Atoms) -> Atoms:

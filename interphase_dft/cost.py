@@ -7,8 +7,10 @@
 Model
 -----
 - One SCF iteration costs ``c * N_eff**2.3 * k * s * (ecut / 300 eV)**1.5`` core-seconds:
-  ``N_eff`` = max(atoms, cell volume / :data:`VOLUME_PER_ATOM`) (a nearly empty box such as
-  the Li atom reference counts by its volume: plane waves fill the cell), ``k`` the k-points of
+  ``N_eff`` = max(atoms, cell volume / :data:`VOLUME_PER_ATOM`, :data:`MIN_ATOMS`) (a nearly
+  empty box such as the Li atom reference counts by its volume: plane waves fill the cell; a
+  cell of a few atoms costs at least as much as :data:`MIN_ATOMS`: GPAW's per-k-point grids
+  and Python overhead), ``k`` the k-points of
   the Gamma-centred mesh of :func:`interphase_dft.calc.factory.kpoint_mesh` left by time
   reversal, ``s`` = 2 for spin-polarised cells, else 1.
 - A DFT call (one SCF with forces) from scratch takes :data:`SCF_ITERATIONS` (25) iterations;
@@ -21,7 +23,8 @@ Model
   / 158 s on two ranks for 37 iterations (docs/history.md). The two agree within a factor 1.3
   of the mean. With stored results, :meth:`Calibration.fit` replaces ``c`` (least squares in
   log space of the stored wall seconds against the model's basis).
-- Wall seconds on ``r`` MPI ranks = core-seconds / r**0.9 (measured speed-up 1.86 on 2
+- Wall seconds on ``r`` MPI ranks = :data:`OVERHEAD_SECONDS` (start-up: imports, structure
+  building) + core-seconds / r**0.9 (measured speed-up 1.86 on 2
   ranks; efficiency falls to 0.7 at 32 ranks); core-hours = wall seconds x r / 3600.
   ``r`` is :data:`PRESET_RANKS` of the settings' preset unless given.
 
@@ -76,6 +79,8 @@ SCF_ITERATIONS = 25
 RESTART_ITERATIONS = 10
 REFERENCE_ECUT = 300.0
 VOLUME_PER_ATOM = 40.0
+MIN_ATOMS = 20
+OVERHEAD_SECONDS = 10.0
 PARALLEL_EXPONENT = 0.9
 #: (atoms, k-points, spin factor, seconds per SCF iteration on one core), PW 300 eV
 FACTS: tuple[tuple[int, int, int, float], ...] = ((50, 4, 1, 10.6), (76, 1, 2, 312.0 / 37))
@@ -115,7 +120,7 @@ class Calcs:
 
     def units(self, ecut: float) -> float:
         """Core-seconds of these calculations divided by the prefactor."""
-        n = max(self.cell.atoms, self.cell.volume / VOLUME_PER_ATOM)
+        n = max(self.cell.atoms, self.cell.volume / VOLUME_PER_ATOM, MIN_ATOMS)
         iterations = SCF_ITERATIONS * self.runs + RESTART_ITERATIONS * (self.calls - self.runs)
         return (n**SCF_EXPONENT * self.cell.kpts * self.cell.spin
                 * (ecut / REFERENCE_ECUT) ** 1.5 * iterations)
@@ -132,7 +137,8 @@ class Calibration:
     @classmethod
     def fit(cls, samples: Iterable[tuple[WorkItem, float]]) -> Calibration | None:
         """Least squares in log space of measured wall seconds against the model:
-        log c = mean(log(seconds x speed-up / units)); None without usable samples.
+        log c = mean(log((seconds - overhead) x speed-up / units)); None without usable
+        samples (the overhead :data:`OVERHEAD_SECONDS`, at most half the seconds).
 
         Each sample is a work item and the wall seconds its firework took (on the preset's
         ranks, :data:`PRESET_RANKS`).
@@ -141,7 +147,8 @@ class Calibration:
         for item, seconds in samples:
             units = sum(c.units(item.settings.dft.ecut) for c in plan(item))
             if seconds > 0 and units > 0:
-                logs.append(math.log(seconds * speedup(preset_ranks(item.settings)) / units))
+                compute = max(seconds - OVERHEAD_SECONDS, seconds / 2)
+                logs.append(math.log(compute * speedup(preset_ranks(item.settings)) / units))
         if not logs:
             return None
         return cls(math.exp(float(np.mean(logs))), len(logs))
@@ -192,7 +199,8 @@ def estimate(item: WorkItem, calibration: Calibration | None = None,
     if item.settings.engine == "ml":
         seconds, calls = ML_SECONDS, 0
     else:
-        seconds = c * sum(x.units(item.settings.dft.ecut) for x in calcs) / speedup(r)
+        seconds = (OVERHEAD_SECONDS
+                   + c * sum(x.units(item.settings.dft.ecut) for x in calcs) / speedup(r))
     top = max(calcs, key=lambda x: x.units(item.settings.dft.ecut)).cell
     how = "built" if all(x.cell.built for x in calcs) else "approximate cell, see cost.py"
     basis = (f"{item.name}: {top.atoms} atoms ({how}), {top.kpts} k-points, spin "

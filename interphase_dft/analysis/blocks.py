@@ -5,7 +5,7 @@ self-contained HTML page (figures by relative path), so the two never disagree. 
 table sits in a horizontally scrollable ``<div>``, so a wide table (the site table has 16
 columns) scrolls inside the page instead of running off it, and long cells wrap at word
 boundaries (a word is broken only when it is longer than the cell's 32em limit). Images are
-limited in width (the column) and height (figures 640 px, interface-cell pictures 560 px);
+limited in width (the column) and height (figures 640 px, interface-cell pictures 720 px);
 an aside (a hop's profile with its numbers) puts a figure and a small table side by side
 and wraps below 1000 px. The page reads at 1280 px width (main column 1180 px).
 """
@@ -26,7 +26,7 @@ HTML_STYLE = (
     "th,td{border:1px solid #bbb;padding:3px 7px;text-align:left;vertical-align:top}"
     "td{max-width:32em;overflow-wrap:break-word}div.scroll{overflow-x:auto;max-width:100%}"
     "th{background:#eee}td.bad{color:#b00;font-weight:bold}"
-    "img{max-width:100%;height:auto;max-height:640px}img.cell{max-height:560px}"
+    "img{max-width:100%;height:auto;max-height:640px}img.cell{max-height:720px}"
     "figure{margin:1em 0}figcaption{font-size:0.85em;color:#555;max-width:60em}"
     "div.aside{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}"
     "div.aside>figure{flex:0 1 560px;margin:0}div.aside>div.scroll{flex:1 1 360px;min-width:0}"

@@ -95,8 +95,6 @@ def caption(doc: BarrierDoc) -> str:
     li = moving_li(doc)
     li_text = ("" if li is None else
                f" The moving Li (atom {li}) is magenta in every panel.")
-    if doc.images and doc.images[0].structure.fixed:
-        li_text += " Thick outlines: atoms held fixed."
     if doc.images and atom_sides(doc.images[0].structure) is not None:
         return (head + f" Blue: {doc.phase_a} atoms, orange: {doc.phase_b} atoms (one shade "
                 "per element)." + li_text)

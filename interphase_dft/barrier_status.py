@@ -1,4 +1,5 @@
-"""The certification statuses of a barrier document (``BarrierDoc.saddle``).
+"""The certification statuses of a barrier document (``BarrierDoc.saddle``), and which stored
+results a larger budget continues (barriers and binding runs over budget).
 
 The rule that assigns them is :func:`interphase_dft.recipes.saddle.certify`; only ``SADDLE``
 documents carry barriers and enter the fit. No imports: documents, recipes, analysis and the
@@ -30,12 +31,21 @@ SADDLE_STATUSES = (SADDLE, NO_SADDLE, NOT_CONVERGED, OVER_BUDGET, UNRELAXED, SUR
                    NOT_ONE_HOP, LEGACY)
 
 
+#: ``BindingEnergyDoc.status`` of a binding run a cost ceiling stopped (no binding energy)
+BINDING_OVER_BUDGET = "not converged: over budget"
+
 #: Mongo filter of the stored documents :func:`continuable` accepts
-CONTINUABLE_QUERY: dict[str, Any] = {"saddle": OVER_BUDGET}
+CONTINUABLE_QUERY: dict[str, Any] = {"$or": [
+    {"saddle": OVER_BUDGET}, {"kind": "binding", "status": BINDING_OVER_BUDGET}]}
+
+
+def _field(doc: Any, name: str) -> Any:
+    return doc.get(name) if isinstance(doc, dict) else getattr(doc, name, None)
 
 
 def continuable(doc: Any) -> bool:
-    """True for a stored result a larger budget continues (a barrier over budget): it does
-    not count as finished work (dict or document)."""
-    saddle = doc.get("saddle") if isinstance(doc, dict) else getattr(doc, "saddle", None)
-    return saddle == OVER_BUDGET
+    """True for a stored result a larger budget continues (a barrier or a binding run over
+    budget): it does not count as finished work (dict or document)."""
+    if _field(doc, "saddle") == OVER_BUDGET:
+        return True
+    return _field(doc, "kind") == "binding" and _field(doc, "status") == BINDING_OVER_BUDGET

@@ -37,9 +37,9 @@ SCHEMA_VERSION = 3
 
 #: ``BindingEnergyDoc.status``: every planned calculation finished (binding energies given)
 BINDING_COMPLETE = "complete"
-#: a cost ceiling (``budget.binding_max_dft_calls``/``_hours``) stopped the run: no binding
-#: energy; a rerun with a larger budget in the same work directory continues it
-BINDING_OVER_BUDGET = "not converged: over budget"
+#: ``BINDING_OVER_BUDGET`` (from barrier_status): a cost ceiling
+#: (``budget.binding_max_dft_calls``/``_hours``) stopped the run: no binding energy; a rerun
+#: with a larger budget in the same work directory continues it
 
 class StructureData(BaseModel):
     """A JSON-safe snapshot of an ASE ``Atoms`` (positions in Angstrom)."""

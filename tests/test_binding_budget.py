@@ -9,17 +9,16 @@ import json
 
 import pytest
 
+from interphase_dft.analysis.descriptor import select_binding
+from interphase_dft.analysis.missing import quality_notes
+from interphase_dft.barrier_status import BINDING_OVER_BUDGET, CONTINUABLE_QUERY, continuable
 from interphase_dft.calc.budget import LEDGER, BudgetExceeded, Ledger, has_room
 from interphase_dft.calc.presets import preset
 from interphase_dft.calc.settings import BudgetSettings
 from interphase_dft.campaign import work_key
+from interphase_dft.commands.calc import format_binding
 from interphase_dft.recipes.binding import binding_energy
-from interphase_dft.schemas import (
-    BINDING_COMPLETE,
-    BINDING_OVER_BUDGET,
-    BindingEnergyDoc,
-    doc_from_dict,
-)
+from interphase_dft.schemas import BINDING_COMPLETE, BindingEnergyDoc, doc_from_dict
 from tests.test_recipes_binding_modes import _REFS, _factory
 
 STRUCTURE = {"structure": {"slab_max_layers": 8, "slab_max_atoms": 400}}
@@ -67,6 +66,13 @@ def test_surface_over_budget_has_no_binding_energy_and_a_larger_budget_continues
     assert any(BINDING_OVER_BUDGET in w for w in stopped.warnings)
     back = doc_from_dict(json.loads(stopped.model_dump_json()))
     assert isinstance(back, BindingEnergyDoc) and back.status == BINDING_OVER_BUDGET
+    # the report leaves it out of dE and says why (no crash on its missing numbers)
+    sel = select_binding([stopped])
+    assert sel.chosen == {} and sel.partial == [stopped]
+    notes = quality_notes([stopped], [])
+    assert notes == [f"binding energy of Al (surface): {BINDING_OVER_BUDGET} - {note}; "
+                     "left out of dE"]
+    assert f"{BINDING_OVER_BUDGET}: {note}" in format_binding(stopped)
 
     # the same call with a larger budget reuses every finished run: no call is repeated
     done = _surface(tmp_path / "w", binding_max_dft_calls=100)
@@ -159,3 +165,18 @@ def _surface_dict() -> dict:
         mode="surface", host_energy=-3.0, host_structure=StructureData.from_atoms(atoms),
         references=_REFS, sites=[site], lowest_site="top", binding_energy_atom=-1.25,
         binding_energy_bcc=0.35).model_dump(mode="json")
+
+
+def test_a_binding_run_over_budget_is_continuable_and_a_complete_one_is_not():
+    """A larger budget resubmits a stopped binding run (the campaign's query and the task's
+    reuse rule agree); a complete one, or another kind with that status text, is reused."""
+    import mongomock
+
+    stopped = {"kind": "binding", "status": BINDING_OVER_BUDGET, "work_key": "a"}
+    done = {"kind": "binding", "status": BINDING_COMPLETE, "work_key": "b"}
+    other = {"kind": "barrier", "status": BINDING_OVER_BUDGET, "work_key": "c"}
+    assert continuable(stopped) and not continuable(done) and not continuable(other)
+    coll = mongomock.MongoClient().db.results
+    coll.insert_many([stopped, done, other, {"kind": "barrier", "saddle": "not certified: "
+                                             "over budget", "work_key": "d"}])
+    assert {d["work_key"] for d in coll.find(CONTINUABLE_QUERY)} == {"a", "d"}

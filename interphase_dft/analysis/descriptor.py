@@ -113,11 +113,13 @@ def _newest(docs: list[Any]) -> tuple[Any, list[Any]]:
 
 @dataclass
 class Selection:
-    """Chosen binding documents per ``(phase, mode)`` and the ones left out."""
+    """Chosen binding documents per ``(phase, mode)`` and the ones left out (``partial``: runs
+    a cost ceiling stopped, which carry no binding energy)."""
 
     chosen: dict[tuple[str, str], BindingEnergyDoc]
     superseded: list[BindingEnergyDoc] = field(default_factory=list)
     other_preset: list[BindingEnergyDoc] = field(default_factory=list)
+    partial: list[BindingEnergyDoc] = field(default_factory=list)
     rule: str = SELECTION_RULE
 
 
@@ -133,12 +135,16 @@ def select_binding(docs: Iterable[BindingEnergyDoc], preset: str | None = None) 
     """
     groups: dict[tuple[str, str], list[BindingEnergyDoc]] = {}
     other: list[BindingEnergyDoc] = []
+    partial: list[BindingEnergyDoc] = []
     for doc in docs:
         if preset is not None and doc_preset(doc) != preset:
             other.append(doc)
             continue
+        if not doc.complete:  # over budget: no binding energy to choose
+            partial.append(doc)
+            continue
         groups.setdefault((doc.phase, doc.mode), []).append(doc)
-    sel = Selection(chosen={}, other_preset=other)
+    sel = Selection(chosen={}, other_preset=other, partial=partial)
     for key, group in sorted(groups.items()):
         best, rest = _newest(group)
         sel.chosen[key] = best

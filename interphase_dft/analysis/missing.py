@@ -94,10 +94,14 @@ def status_note(doc: BarrierDoc) -> str | None:
 
 def quality_notes(binding: Sequence[BindingEnergyDoc], barriers: Sequence[BarrierDoc],
                   bulk: Sequence[BarrierDoc] = ()) -> list[str]:
-    """Results that exist but are doubtful: unconverged sites, hops that are not certified
-    barriers, ML-only barriers."""
+    """Results that exist but are doubtful: binding runs stopped over budget, unconverged
+    sites, hops that are not certified barriers, ML-only barriers."""
     notes: list[str] = []
     for d in binding:
+        if not d.complete:
+            notes.append(f"binding energy of {d.phase} ({d.mode}): {d.status} - "
+                         f"{d.status_note}; left out of dE")
+            continue
         bad = [s.label for s in d.sites if not s.converged]
         if bad:
             notes.append(f"binding energy of {d.phase} ({d.mode}): sites not converged: "

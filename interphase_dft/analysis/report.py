@@ -118,7 +118,8 @@ def write_report(
     fits = fit_table(docs, preset=preset, n_boot=n_boot, seed=seed)
 
     gaps = [*missing_results(campaign, docs), *loaded.invalid,
-            *quality_notes(binding_docs, barrier_docs, list(bulk.values())), *unmatched]
+            *quality_notes([*binding_docs, *sel.partial], barrier_docs, list(bulk.values())),
+            *unmatched]
     if sel.other_preset:
         gaps.append(f"{len(sel.other_preset)} binding document(s) of other presets ignored "
                     f"(report restricted to preset {preset!r})")

@@ -188,6 +188,12 @@ def format_binding(doc: Any) -> str:
         f"Li binding energy of {doc.phase} ({doc.mode} mode, preset {doc.settings['preset']})",
         f"  references: Li atom {r.li_atom:.4f} eV, bcc Li {r.li_bcc_per_atom:.4f} eV/atom "
         f"(cohesive {r.cohesive_energy:.3f} eV); dispersion {doc.calculator.get('dispersion')}",
+    ]
+    if not doc.complete:  # a cost ceiling stopped it: no binding energy to show
+        lines.append(f"  {doc.status}: {doc.status_note}")
+        lines += [f"  warning: {w}" for w in doc.warnings]
+        return "\n".join(lines)
+    lines += [
         f"  host energy {doc.host_energy:.4f} eV ({doc.host_structure.formula})",
         f"  {'site':<16}{'kind':<14}{'E_b(atom)':>11}{'E_b(bcc)':>11}  conv  moved/A",
     ]

@@ -49,6 +49,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.barrier_status import BINDING_OVER_BUDGET
 from interphase_dft.calc.budget import (
     Ledger,
     MeteredFactory,
@@ -72,7 +73,6 @@ from interphase_dft.recipes.reaction import check_site
 from interphase_dft.recipes.references import li_references
 from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
 from interphase_dft.schemas import (
-    BINDING_OVER_BUDGET,
     BindingEnergyDoc,
     ReferenceEnergies,
     SiteResult,

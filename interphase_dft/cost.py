@@ -74,13 +74,20 @@ from ase import Atoms
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.campaign import WorkItem
 
+#: per-SCF-iteration cost ~ N**SCF_EXPONENT per k-point and spin channel
 SCF_EXPONENT = 2.3
+#: SCF iterations of a DFT call from scratch, and of a later relaxation/NEB step
 SCF_ITERATIONS = 25
 RESTART_ITERATIONS = 10
+#: cutoff of the measurements, eV; plane waves (and cost) ~ ecut**1.5
 REFERENCE_ECUT = 300.0
+#: Angstrom^3: a cell counts as at least volume / this many atoms (vacuum boxes)
 VOLUME_PER_ATOM = 40.0
+#: a cell counts as at least this many atoms (per-k-point overhead of small cells)
 MIN_ATOMS = 20
+#: wall seconds of a firework outside DFT (imports, structure building, storing)
 OVERHEAD_SECONDS = 10.0
+#: speed-up on r ranks = r**PARALLEL_EXPONENT (1.86 measured on 2 ranks)
 PARALLEL_EXPONENT = 0.9
 #: (atoms, k-points, spin factor, seconds per SCF iteration on one core), PW 300 eV
 FACTS: tuple[tuple[int, int, int, float], ...] = ((50, 4, 1, 10.6), (76, 1, 2, 312.0 / 37))
@@ -88,13 +95,20 @@ DEFAULT_PREFACTOR = math.exp(float(np.mean([math.log(t / (n**SCF_EXPONENT * k * 
                                             for n, k, s, t in FACTS])))
 #: MPI ranks a firework of each preset runs on (laptop: one per worker, two workers)
 PRESET_RANKS = {"test": 1, "screening": 1, "laptop": 1, "production": 32}
+#: DFT calls of one DFT relaxation (at most relax.steps)
 RELAX_CALLS = 25
+#: band evaluations per image of a DFT CI-NEB (at most neb.steps)
 NEB_STEPS = 100
+#: rounds of the active-learning loop
 AL_ROUNDS = 3
+#: Li sites of a slab that get DFT (top, bridge, two hollows; at most binding.max_dft_sites)
 SURFACE_SITES = 4
+#: slab thicknesses computed before E_b converges
 SLAB_THICKNESSES = 2
+#: migration cells: in-plane area / larger conventional-cell face; side thickness margin
 AREA_MATCH = 2.0
 THICKNESS_MARGIN = 1.2
+#: wall seconds of a work item computed by the surrogate alone (engine 'ml')
 ML_SECONDS = 60.0
 
 

@@ -32,10 +32,20 @@ def test_valid_spec_is_parsed_with_canonical_names():
     assert len([w for w in spec.work() if w.kind == "binding"]) == 6
 
 
-@pytest.mark.parametrize("name", ["test.yaml", "laptop.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "workflows").glob("*.yaml")))
 def test_shipped_specs_are_valid(name):
     spec = load_spec(REPO / "workflows" / name)
     assert spec.phases or spec.barriers
+
+
+def test_the_extended_laptop_spec_continues_the_main_job():
+    """Every work item of the main job is one of laptop-extended's (same key: reused), and the
+    extension adds the surface mode of the seven phases and more interface hops."""
+    main = {w.work_key for w in load_spec(REPO / "workflows" / "laptop.yaml").work()}
+    ext = load_spec(REPO / "workflows" / "laptop-extended.yaml")
+    assert main < {w.work_key for w in ext.work()}
+    assert len(ext.phases) == 7 and set(ext.modes) == {"bulk", "surface"}
+    assert len(ext.barriers) >= 5
 
 
 @pytest.mark.parametrize(

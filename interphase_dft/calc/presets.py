@@ -21,6 +21,12 @@ LAPTOP_BARRIER_HOURS = 2.0
 #: laptop DFT-call ceiling of one barrier: the active-learning loop's rounds (<= n_images + 2
 #: single points each, 4 rounds) and a few steps of the final DFT CI-NEB
 LAPTOP_BARRIER_CALLS = 30
+#: laptop ceilings of one binding energy: the plan is at most 18 DFT calls (surface: 3 for the
+#: termination, up to 3 thicknesses x (host + 2 sites + 2 Li charges); bulk: at most 8), so
+#: the calls only stop a runaway; the hour stops a slab that is too slow for a laptop pass
+#: (the LPSC slab takes about 1 h per single point on 2 ranks)
+LAPTOP_BINDING_CALLS = 20
+LAPTOP_BINDING_HOURS = 1.0
 
 
 def _test() -> CalcSettings:
@@ -71,7 +77,9 @@ def _laptop() -> CalcSettings:
         # a band the loop cannot certify ends 'not certified: over budget' (what was reached
         # is stored; a rerun with a larger budget continues from the checkpoints)
         budget=BudgetSettings(max_dft_calls=LAPTOP_BARRIER_CALLS,
-                              max_dft_hours=LAPTOP_BARRIER_HOURS),
+                              max_dft_hours=LAPTOP_BARRIER_HOURS,
+                              binding_max_dft_calls=LAPTOP_BINDING_CALLS,
+                              binding_max_dft_hours=LAPTOP_BINDING_HOURS),
     )
 
 
@@ -85,7 +93,7 @@ def _screening() -> CalcSettings:
     return laptop.model_copy(update={
         "preset": "screening",
         "neb": laptop.neb.model_copy(update={"active_learning": False}),
-        "budget": BudgetSettings(max_dft_calls=12, max_dft_hours=LAPTOP_BARRIER_HOURS)})
+        "budget": laptop.budget.model_copy(update={"max_dft_calls": 12})})
 
 
 def _production() -> CalcSettings:
@@ -115,7 +123,8 @@ def _production() -> CalcSettings:
 FULL_DFT_OVERRIDES: dict[str, Any] = {
     "relax": {"dft_relax": True}, "neb": {"dft_refine": True, "active_learning": False},
     # the laptop budget is the active-learning plan; full DFT gets the production ceiling
-    "budget": {"max_dft_calls": 2000, "max_dft_hours": None},
+    "budget": {"max_dft_calls": 2000, "max_dft_hours": None, "binding_max_dft_calls": None,
+               "binding_max_dft_hours": None},
 }
 
 PRESETS = {"test": _test, "screening": _screening, "laptop": _laptop,

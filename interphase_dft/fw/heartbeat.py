@@ -116,7 +116,8 @@ class Running:
         return max(window(self.ping), expiration or 0.0)
 
 
-def _time(value: Any) -> datetime.datetime | None:
+def fw_time(value: Any) -> datetime.datetime | None:
+    """A FireWorks timestamp as an aware datetime (naive values are UTC), None if unreadable."""
     if isinstance(value, datetime.datetime):
         stamp = value
     else:
@@ -136,7 +137,7 @@ def running_launches(lp: Any) -> list[Running]:
     out = []
     for d in lp.launches.find({"state": "RUNNING", "launch_id": {"$in": current}},
                               {"launch_id": 1, "fw_id": 1, "state_history": 1, "fworker": 1}):
-        beats = [_time(h.get("updated_on") or h.get("created_on"))
+        beats = [fw_time(h.get("updated_on") or h.get("created_on"))
                  for h in d.get("state_history", []) if h.get("state") == "RUNNING"]
         beats = [b for b in beats if b is not None]
         silent = (now - max(beats)).total_seconds() if beats else float("inf")

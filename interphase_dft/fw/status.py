@@ -3,11 +3,11 @@ the progress summary (:mod:`interphase_dft.fw.progress`)."""
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections import Counter
 from typing import Any
 
+from interphase_dft.fw.heartbeat import fw_time
 from interphase_dft.fw.launchpad import lp_session
 from interphase_dft.fw.progress import FireworkState, format_duration, summary_line
 
@@ -90,16 +90,8 @@ def heartbeats(launchpad: Any) -> dict[int, str]:
 
 def _epoch(value: Any) -> float | None:
     """Epoch seconds of a FireWorks timestamp (naive values are UTC), None if unreadable."""
-    if isinstance(value, datetime.datetime):
-        stamp = value
-    else:
-        try:
-            stamp = datetime.datetime.fromisoformat(str(value))
-        except ValueError:
-            return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=datetime.UTC)
-    return stamp.timestamp()
+    stamp = fw_time(value)
+    return None if stamp is None else stamp.timestamp()
 
 
 def _estimate(spec: dict[str, Any]) -> float | None:

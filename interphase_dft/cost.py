@@ -38,7 +38,8 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
   Al: the Al and LiAl cells of the coexistence potential.
 - ``binding`` surface: the termination choice (bulk cell + ``surface_energy_candidates``
   clean slabs) and :data:`SLAB_THICKNESSES` thicknesses of host + :data:`SURFACE_SITES` sites
-  (at most ``max_dft_sites``). The slab is **approximated**, not built (choosing the
+  (at most ``max_dft_sites``). Both modes are capped by ``budget.binding_max_dft_calls``.
+  The slab is **approximated**, not built (choosing the
   termination takes up to half a minute per phase): ``layers`` x the conventional cell's atoms
   x the cells needed for ``slab_min_area`` (cell face ``V**(2/3)``); within a factor 2 of the
   built slabs for the seven phases (exact for LiAl, Li2S, LiCl, P2S5).
@@ -230,7 +231,8 @@ def plan(item: WorkItem) -> list[Calcs]:
     if item.kind == "references":
         return _references(s)
     if item.kind == "binding":
-        return _bulk_binding(p["phase"], s) if p["mode"] == "bulk" else _surface(p["phase"], s)
+        calcs = _bulk_binding(p["phase"], s) if p["mode"] == "bulk" else _surface(p["phase"], s)
+        return _capped(calcs, s.budget.binding_max_dft_calls)
     if item.kind == "barrier":
         return _barrier(p["phase_a"], p["phase_b"], p["mechanism"], s)
     return _bulk_barrier(p["phase"], s)
@@ -402,8 +404,9 @@ def _hop_calls(cell: Cell, hops: int, s: CalcSettings) -> list[Calcs]:
             Calcs(cell, hops * n, hops * n * min(s.neb.steps, NEB_STEPS))]
 
 
-def _capped(calcs: list[Calcs], s: CalcSettings) -> list[Calcs]:
-    total, cap = sum(c.calls for c in calcs), s.budget.max_dft_calls
+def _capped(calcs: list[Calcs], cap: int | None) -> list[Calcs]:
+    """``calcs`` scaled down to at most ``cap`` DFT calls in all (None = no ceiling)."""
+    total = sum(c.calls for c in calcs)
     if cap is None or total <= cap:
         return calcs
     f = cap / total
@@ -422,7 +425,7 @@ def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
     surrogate = s.engine == "ml" or s.relax.ml_prerelax or s.neb.ml_prestage
     if interstitial and not surrogate:
         calcs.append(_relaxations(cell, 2 * 3, s))
-    return _capped(calcs, s)
+    return _capped(calcs, s.budget.max_dft_calls)
 
 
 def _bulk_barrier(phase: str, s: CalcSettings) -> list[Calcs]:
@@ -432,7 +435,7 @@ def _bulk_barrier(phase: str, s: CalcSettings) -> list[Calcs]:
     li = "Li" in _bulk(phase).get_chemical_symbols()
     spin = 1 if li else _insertion_spin(s, is_metal(phase))
     cell = _cell(atoms, s, spin=spin, extra=-1 if li else 1)
-    return _capped(_hop_calls(cell, 1, s), s)
+    return _capped(_hop_calls(cell, 1, s), s.budget.max_dft_calls)
 
 
 def item_from_document(doc: dict[str, Any]) -> WorkItem | None:

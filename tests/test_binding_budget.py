@@ -180,3 +180,15 @@ def test_a_binding_run_over_budget_is_continuable_and_a_complete_one_is_not():
     coll.insert_many([stopped, done, other, {"kind": "barrier", "saddle": "not certified: "
                                              "over budget", "work_key": "d"}])
     assert {d["work_key"] for d in coll.find(CONTINUABLE_QUERY)} == {"a", "d"}
+
+
+def test_resubmission_room_uses_the_ceilings_of_the_document_kind():
+    """A stored over-budget binding document gets a new firework only when the binding
+    ceilings grew; a barrier document is judged by the barrier ceilings."""
+    from interphase_dft.fw.workflows import _has_room
+
+    budget = BudgetSettings(max_dft_calls=100, binding_max_dft_calls=5)
+    binding = {"kind": "binding", "budget": {"dft_calls": 5, "dft_hours": 0.1}}
+    barrier = {"kind": "barrier", "budget": {"dft_calls": 5, "dft_hours": 0.1}}
+    assert not _has_room(budget, binding) and _has_room(budget, barrier)
+    assert _has_room(budget.model_copy(update={"binding_max_dft_calls": 6}), binding)

@@ -30,6 +30,7 @@ from typing import Any
 from fireworks import FiretaskBase, Firework, Workflow
 
 from interphase_dft.barrier_status import CONTINUABLE_QUERY
+from interphase_dft.calc.budget import has_room
 from interphase_dft.calc.settings import BudgetSettings
 from interphase_dft.campaign import CampaignSpec, WorkItem
 from interphase_dft.cost import Calibration, CostEstimate, estimate, item_from_document
@@ -137,12 +138,11 @@ def _firework_keys(lp: Any) -> tuple[set[str], set[str]]:
     return active, completed
 
 
-def has_room(budget: BudgetSettings, used: dict[str, Any]) -> bool:
-    """True when ``budget`` allows more than the DFT calls and hours ``used`` (a stored
-    ``BarrierDoc.budget``) spent."""
-    calls, hours = used.get("dft_calls", 0) or 0, used.get("dft_hours", 0.0) or 0.0
-    return ((budget.max_dft_calls is None or budget.max_dft_calls > calls)
-            and (budget.max_dft_hours is None or budget.max_dft_hours > hours))
+def _has_room(budget: BudgetSettings, doc: dict[str, Any]) -> bool:
+    """True when ``budget`` allows more than the stored over-budget ``doc`` spent (the
+    barrier or the binding ceilings, by the document's kind)."""
+    kind = "binding" if doc.get("kind") == "binding" else "barrier"
+    return has_room(budget, doc.get("budget") or {}, kind)
 
 
 def _wall_seconds(lp: Any, doc: dict[str, Any]) -> float:
@@ -187,7 +187,7 @@ def submit_campaign(launchpad: Any, spec: CampaignSpec, runs_dir: Path,
         store.ensure_indexes()
         stored = store.keys()
         open_ = {k for k in store.keys(where=CONTINUABLE_QUERY)
-                 if has_room(spec.settings().budget, (store.get(k) or {}).get("budget", {}))}
+                 if _has_room(spec.settings().budget, store.get(k) or {})}
         active, completed = _firework_keys(lp)
         final = stored - open_
         skip = final | active | (completed - open_)

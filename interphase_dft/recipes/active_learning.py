@@ -13,7 +13,12 @@
    reference barrier changed by < ``neb.al_barrier_tol`` since the previous round;
 4. else the pretrained surrogate is fine-tuned (:func:`interphase_dft.calc.finetune.finetune`)
    on every reference frame of this hop plus the stored frames of the same elements and
-   settings hash, and the next round starts from the current band.
+   settings hash, and the next round starts from the current band; with
+   ``neb.al_force_correction`` each endpoint and image of the next round also carries the
+   first-order reference correction anchored at its reference point
+   (:mod:`interphase_dft.calc.correction`): the fine-tuned surrogate's energy and forces
+   equal the reference there, so its relaxation and band are quasi-Newton steps on the
+   reference surface.
 
 After ``neb.al_max_rounds`` rounds, or when fine-tuning fails (a warning), the band is
 finished by the reference: endpoints whose reference force exceeds ``relax.fmax`` are relaxed
@@ -34,6 +39,7 @@ from ase import Atoms
 from ase.parallel import broadcast
 
 from interphase_dft.calc.checkpoint import same_geometry
+from interphase_dft.calc.correction import CorrectedFactory, ForceCorrection, correction_at
 from interphase_dft.calc.finetune import FineTuned, finetune, surrogate_errors
 from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, frame_settings_hash
 from interphase_dft.calc.guard import CalcFactory
@@ -141,20 +147,25 @@ class _Loop:
     known: list[Atoms] = field(default_factory=list)
 
     def surrogate_band(self, ends: list[Atoms], band: list[Atoms] | None,
-                       ml: MLFactory, wd: Path) -> tuple[list[Atoms], int]:
-        """Surrogate-relaxed endpoints and climbing band; returns it and the top image."""
+                       ml: MLFactory, wd: Path,
+                       corr: list[ForceCorrection] | None = None) -> tuple[list[Atoms], int]:
+        """Surrogate-relaxed endpoints and climbing band; returns it and the top image.
+        ``corr``: the reference corrections anchored at the last round's band (one per
+        image, endpoints included), or None."""
         rs = self.settings.relax.for_surrogate()
+        band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])))
         new_ends = []
-        for name, end in zip(("initial", "final"), ends, strict=True):
-            r = relax(end, ml, wd / f"{name}-ml", rs, label="ml")
+        for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
+            end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else None)
+            r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
             new_ends.append(with_results(end, r.atoms))
         if band is None:
             start = idpp_band(new_ends[0], new_ends[1], self.settings.neb.n_images, mic=self.mic)
         else:
             start = [new_ends[0], *[_bare(im) for im in band[1:-1]], new_ends[1]]
         nset = self.settings.neb
-        res = run_neb(start, ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
-                      climb=True, describe=ml.description)
+        res = run_neb(start, band_ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
+                      climb=True, describe=band_ml.description)
         if not res.converged:
             self.warnings.append(f"{wd.name}: surrogate band not converged "
                                  f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
@@ -291,10 +302,11 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     reason: str | None = None
     fallback: str | None = None
     rounds = 0
+    corr: list[ForceCorrection] | None = None
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
-        band, top = loop.surrogate_band(ends, band, ml, rwd)
+        band, top = loop.surrogate_band(ends, band, ml, rwd, corr)
         n_old = len(hop.frames)
         ref_band = loop.reference_points(band, top, rwd)
         if tuned is not None:  # frames of this round: not in the training set
@@ -324,6 +336,8 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             break
         seconds.append(tuned.seconds)
         ml = replace(surrogate, _model=tuned.model, weights=tuned.weights_hash)
+        if nset.al_force_correction:  # anchored with the surrogate the next round uses
+            corr = [correction_at(im, ml) for im in ref_band]
     assert band is not None
     final_band, converged = loop.finish(ref_band, wd / "final")
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1

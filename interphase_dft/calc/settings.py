@@ -144,10 +144,12 @@ class NEBSettings(_Frozen):
         0.01, gt=0, description="active-learning loop: the DFT barrier may change by less "
         "than this between rounds to certify, eV")
     al_force_correction: bool = Field(
-        True, description="active-learning loop: anchor a first-order reference correction "
+        False, description="active-learning loop: anchor a first-order reference correction "
         "(energy and force differences, calc.correction) at each endpoint and image of the "
         "last round, so the next surrogate relaxation and band are quasi-Newton steps on the "
-        "DFT surface with the surrogate's curvature")
+        "DFT surface with the surrogate's curvature. Off by default: where the surrogate is "
+        "softer than DFT by more than 2x the step overshoots (measured on the Li2S vacancy "
+        "hop, docs/history.md)")
     al_epochs: int = Field(
         8, ge=1, description="active-learning loop: fine-tuning epochs per round")
     al_learning_rate: float = Field(

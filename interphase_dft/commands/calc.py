@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from interphase_dft import validation as v
+from interphase_dft.calc.presets import PRESETS
 from interphase_dft.errors import InputError
 
 
@@ -48,7 +49,7 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="laptop", choices=["test", "laptop", "production"],
+    p.add_argument("--preset", default="laptop", choices=list(PRESETS),
                    help="settings preset (default: laptop)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override one setting, e.g. --set dft.ecut=400 (repeatable)")

@@ -59,3 +59,45 @@ def test_parallel_relax_matches_serial(tmp_path):
     state = json.loads((tmp_path / "par" / "relax.json").read_text())
     assert state["status"] == "done"
     assert not list((tmp_path / "par").glob(".*.tmp"))
+
+
+METERED_RECORDED = """
+import json, sys
+from pathlib import Path
+from ase.build import bulk
+from ase.parallel import world
+from interphase_dft.calc.budget import Ledger, MeteredFactory
+from interphase_dft.calc.factory import GPAWFactory
+from interphase_dft.calc.frames import open_frames, recording
+from interphase_dft.calc.presets import preset
+from interphase_dft.calc.runners import static
+s = preset("test")
+work = Path(sys.argv[1])
+sink = open_frames(work) if world.rank == 0 else None  # as the calc commands do
+factory = MeteredFactory(recording(GPAWFactory(s, is_metal=True), sink, "k"),
+                         Ledger.open(work, s.budget))
+atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+energies = []
+for k in range(3):
+    a = atoms.copy()
+    a.rattle(0.02, seed=k)
+    energies.append(static(a, factory, work / f"s{k}").energy)
+if world.rank == 0:
+    print("RESULT", json.dumps({"calls": factory.ledger.calls, "frames": sink.count(),
+                                "energies": energies}))
+"""
+
+
+def test_metered_and_recorded_calls_stay_in_step_on_two_ranks(tmp_path):
+    """The frame store writes on rank 0 only and the budget ledger broadcasts rank 0's verdict:
+    the two must not pair one rank's collective with another's (a shared-collective frame
+    write once made the second DFT call of every MPI barrier 'over budget')."""
+    gpaw = Path(sys.executable).with_name("gpaw")
+    if not gpaw.exists() or shutil.which("mpiexec") is None:
+        pytest.skip("needs the gpaw launcher and mpiexec")
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(METERED_RECORDED))
+    par = _run(["mpiexec", "--oversubscribe", "-n", "2", str(gpaw), "python", str(script),
+                str(tmp_path / "par")])
+    assert par["calls"] == 3 and par["frames"] == 3
+    assert len(set(par["energies"])) == 3

@@ -141,7 +141,9 @@ class AseDbFrames:
     def _db(self) -> Any:
         import ase.db
 
-        return ase.db.connect(str(self.path), type="db")
+        # serial: the package writes frames on MPI rank 0 only; ase.db's default (write on the
+        # master and broadcast the result) would be a collective the other ranks never join
+        return ase.db.connect(str(self.path), type="db", serial=True)
 
     def add(self, frame: Frame) -> str:
         db = self._db()

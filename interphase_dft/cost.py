@@ -143,30 +143,41 @@ class Calcs:
 
 @dataclass(frozen=True)
 class Calibration:
-    """Prefactor ``c`` (core-seconds per SCF-iteration unit) fitted to ``n_docs`` stored
-    results."""
+    """Prefactor ``c`` (core-seconds per SCF-iteration unit) and the start-up ``overhead``
+    (wall seconds per firework) fitted to ``n_docs`` stored results."""
 
     prefactor: float
     n_docs: int
+    overhead: float = OVERHEAD_SECONDS
 
     @classmethod
     def fit(cls, samples: Iterable[tuple[WorkItem, float]]) -> Calibration | None:
-        """Least squares in log space of measured wall seconds against the model:
-        log c = mean(log((seconds - overhead) x speed-up / units)); None without usable
-        samples (the overhead :data:`OVERHEAD_SECONDS`, at most half the seconds).
+        """Fit the model ``seconds = overhead + c x units / speed-up`` to measured wall seconds.
+
+        With two or more samples both ``overhead`` (>= 0) and ``c`` are fitted by
+        non-negative least squares on the relative errors (a 5 s firework weighs as much as
+        a 5 h one); with one sample ``c`` alone, the overhead :data:`OVERHEAD_SECONDS` taking at
+        most half its seconds. None without usable samples.
 
         Each sample is a work item and the wall seconds its firework took (on the preset's
         ranks, :data:`PRESET_RANKS`).
         """
-        logs = []
+        from scipy.optimize import nnls
+
+        rows = []
         for item, seconds in samples:
             units = sum(c.units(item.settings.dft.ecut) for c in plan(item))
             if seconds > 0 and units > 0:
-                compute = max(seconds - OVERHEAD_SECONDS, seconds / 2)
-                logs.append(math.log(compute * speedup(preset_ranks(item.settings)) / units))
-        if not logs:
+                rows.append((units / speedup(preset_ranks(item.settings)), float(seconds)))
+        if not rows:
             return None
-        return cls(math.exp(float(np.mean(logs))), len(logs))
+        x, y = np.array(rows).T
+        if len(rows) >= 2 and np.ptp(x) > 0:
+            (overhead, c), _ = nnls(np.column_stack([1.0 / y, x / y]), np.ones_like(y))
+            if c > 0:
+                return cls(float(c), len(rows), float(overhead))
+        compute = np.maximum(y - OVERHEAD_SECONDS, y / 2)
+        return cls(float(np.exp(np.mean(np.log(compute / x)))), len(rows))
 
 
 @dataclass(frozen=True)
@@ -214,7 +225,7 @@ def estimate(item: WorkItem, calibration: Calibration | None = None,
     if item.settings.engine == "ml":
         seconds, calls = ML_SECONDS, 0
     else:
-        seconds = (OVERHEAD_SECONDS
+        seconds = ((calibration.overhead if calibration else OVERHEAD_SECONDS)
                    + c * sum(x.units(item.settings.dft.ecut) for x in calcs) / speedup(r))
     top = max(calcs, key=lambda x: x.units(item.settings.dft.ecut)).cell
     how = "built" if all(x.cell.built for x in calcs) else "approximate cell, see cost.py"

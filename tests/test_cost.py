@@ -10,7 +10,7 @@ import pytest
 from interphase_dft.calc.presets import preset
 from interphase_dft.campaign import WorkItem, load_spec, parse_spec
 from interphase_dft.cli import main
-from interphase_dft.cost import Calcs, Calibration, Cell, estimate
+from interphase_dft.cost import Calcs, Calibration, Cell, estimate, plan
 from interphase_dft.fw.launchpad import init_embedded, lp_session, open_launchpad
 from interphase_dft.store import ResultStore
 
@@ -105,6 +105,23 @@ def test_calibration_from_samples_scales_the_prefactor():
     assert fitted.seconds == pytest.approx(plain.seconds * 10, rel=0.05)
     assert "calibrated from 1 stored documents" in fitted.basis
     assert Calibration.fit([]) is None
+
+
+def test_calibration_fits_the_start_up_overhead_and_the_prefactor():
+    """Samples made by a known model (overhead 3 s, prefactor 2x the default) are recovered:
+    a short firework is then not overestimated by the default 10 s start-up."""
+    from interphase_dft.cost import DEFAULT_PREFACTOR, speedup
+
+    items = [_bulk_al(), *[w for w in parse_spec(SPEC, source="s").work()
+                           if w.kind == "references"]]
+    units = [sum(c.units(i.settings.dft.ecut) for c in plan(i)) / speedup(1) for i in items]
+    samples = [(i, 3.0 + 2 * DEFAULT_PREFACTOR * u) for i, u in zip(items, units, strict=True)]
+    cal = Calibration.fit(samples)
+    assert cal is not None and cal.n_docs == 2
+    assert cal.overhead == pytest.approx(3.0, rel=1e-6)
+    assert cal.prefactor == pytest.approx(2 * DEFAULT_PREFACTOR, rel=1e-6)
+    for item, seconds in samples:
+        assert estimate(item, cal).seconds == pytest.approx(seconds, rel=1e-6)
 
 
 @pytest.mark.gpaw

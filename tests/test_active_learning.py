@@ -166,3 +166,22 @@ def test_finetuning_failure_falls_back_to_reference_neb(tmp_path: Path, surrogat
     assert r.stage == CERTIFIED and r.ci_force <= s.neb.fmax
     _, plain_barrier = plain_neb(initial, final, s.neb.fmax)
     assert abs(r.barrier_forward - plain_barrier) < 0.02
+
+
+@pytest.mark.slow
+def test_the_corrected_loop_certifies_with_fewer_reference_calls(tmp_path: Path,
+                                                                 surrogate: MLFactory) -> None:
+    """neb.al_force_correction: the rounds are quasi-Newton steps on the reference surface
+    (adaptive step fractions); measured 10 reference calls against 13 without it and 24 for
+    the plain NEB of this hop."""
+    initial, final = vacancy_hop()
+    plain = settings()
+    _, plain_barrier = plain_neb(initial, final, plain.neb.fmax)
+    bare = active_learning_band(initial, final, EMTFactory(), surrogate, plain,
+                                tmp_path / "bare")
+    s = settings(al_force_correction=True)
+    r = active_learning_band(initial, final, EMTFactory(), surrogate, s, tmp_path / "hop")
+    assert r.stage == CERTIFIED and r.fallback is None
+    assert r.ci_force <= s.neb.fmax and max(r.endpoint_forces) <= s.relax.fmax
+    assert abs(r.barrier_forward - plain_barrier) < 0.02
+    assert r.reference_calls < bare.reference_calls

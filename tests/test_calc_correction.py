@@ -100,3 +100,46 @@ def test_images_get_their_own_correction_and_other_labels_the_default():
         two = Atoms("H2", positions=REF_CENTRE[:2])
         two.calc = factory(two)
         two.get_potential_energy()
+
+
+def test_a_damped_step_converges_where_the_full_quasi_newton_step_diverges():
+    """Reference 3x stiffer than the surrogate (12 vs 4): the full corrected step multiplies
+    the error by |1 - 3| = 2 per round, the active-learning loop's damped step of 0.5 by
+    |1 - 0.5 * 3| = 0.5; the reference minimum stays the fixed point."""
+    from interphase_dft.recipes.active_learning import damped_step
+
+    def rounds(step: float) -> list[float]:
+        x = Atoms("H3", positions=REF_CENTRE + 0.3)
+        errors = []
+        for _ in range(5):
+            ref = _reference_point(x, 12.0)
+            errors.append(float(np.abs(ref.get_forces()).max()))
+            relaxed = x.copy()
+            relaxed.calc = CorrectedFactory(_surrogate, {}, correction_at(ref, _surrogate))(x)
+            BFGS(relaxed, logfile=None).run(fmax=1e-7)
+            x = damped_step(x, relaxed, step)
+        return errors
+
+    full, half = np.array(rounds(1.0)), np.array(rounds(0.5))
+    np.testing.assert_allclose(full[1:] / full[:-1], 2.0, rtol=1e-3)
+    np.testing.assert_allclose(half[1:] / half[:-1], 0.5, rtol=1e-3)
+
+
+def test_the_step_fraction_adapts_to_the_measured_stiffness_ratio():
+    """After one full corrected step on the 3x stiffer reference the measured ratio gives the
+    fraction 1/3, and that step lands on the reference minimum (isotropic harmonic)."""
+    from interphase_dft.recipes.active_learning import adapted_steps, damped_step
+
+    x0 = _reference_point(Atoms("H3", positions=REF_CENTRE + 0.3), 12.0)
+    relaxed = x0.copy()
+    relaxed.calc = CorrectedFactory(_surrogate, {}, correction_at(x0, _surrogate))(x0)
+    BFGS(relaxed, logfile=None).run(fmax=1e-8)
+    x1 = _reference_point(damped_step(x0, relaxed, 1.0), 12.0)
+    (b,) = adapted_steps([x0], [x1], [1.0], floor=0.25)
+    assert b == pytest.approx(1 / 3, rel=1e-4)
+    assert adapted_steps([x0], [x0], [0.7], floor=0.25) == [0.7]  # did not move: kept
+    relaxed.calc = CorrectedFactory(_surrogate, {}, correction_at(x1, _surrogate))(x1)
+    relaxed.positions = x1.positions
+    BFGS(relaxed, logfile=None).run(fmax=1e-8)
+    x2 = damped_step(x1, relaxed, b)
+    np.testing.assert_allclose(x2.positions, REF_CENTRE, atol=1e-5)

@@ -150,6 +150,14 @@ class NEBSettings(_Frozen):
         "DFT surface with the surrogate's curvature. Off by default: where the surrogate is "
         "softer than DFT by more than 2x the step overshoots (measured on the Li2S vacancy "
         "hop, docs/history.md)")
+    al_correction_step: float = Field(
+        0.25, gt=0, le=1, description="active-learning loop with al_force_correction: "
+        "smallest fraction of the corrected surrogate's displacement a point (endpoint or "
+        "image) takes per round. Each point starts with the full quasi-Newton step (1), which "
+        "diverges along modes where DFT is more than 2x stiffer than the surrogate; from the "
+        "second corrected round its fraction is 1/r, r the stiffness ratio measured from its "
+        "reference forces before and after the step (recipes.active_learning.adapted_steps), "
+        "clipped to [al_correction_step, 1]. A reference minimum or saddle stays a fixed point")
     al_epochs: int = Field(
         8, ge=1, description="active-learning loop: fine-tuning epochs per round")
     al_learning_rate: float = Field(

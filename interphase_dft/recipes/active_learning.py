@@ -45,6 +45,7 @@ from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, fram
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.ml import MLFactory
 from interphase_dft.calc.neb import run_neb
+from interphase_dft.calc.reuse import ReusingFactory
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.recipes.neb_path import idpp_band, with_results
@@ -148,29 +149,40 @@ class _Loop:
 
     def surrogate_band(self, ends: list[Atoms], band: list[Atoms] | None,
                        ml: MLFactory, wd: Path,
-                       corr: list[ForceCorrection] | None = None) -> tuple[list[Atoms], int]:
+                       corr: list[ForceCorrection] | None = None,
+                       steps: list[float] | None = None) -> tuple[list[Atoms], int]:
         """Surrogate-relaxed endpoints and climbing band; returns it and the top image.
         ``corr``: the reference corrections anchored at the last round's band (one per
         image, endpoints included), or None."""
         rs = self.settings.relax.for_surrogate()
+        nset = self.settings.neb
         band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])))
+        n = (len(band) if band is not None else nset.n_images + 2)
+        steps = steps if corr and steps else [1.0] * n
         new_ends = []
         for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
             end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else None)
             r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
-            new_ends.append(with_results(end, r.atoms))
+            step = steps[(0, -1)[k]]
+            new = damped_step(end, r.atoms, step)
+            if step < 1.0:  # the band needs its endpoints' (corrected) surrogate energies
+                new = with_results(end, static(new, end_ml, wd / f"{name}-ml",
+                                               label="damped").atoms)
+            new_ends.append(new)
         if band is None:
-            start = idpp_band(new_ends[0], new_ends[1], self.settings.neb.n_images, mic=self.mic)
+            start = idpp_band(new_ends[0], new_ends[1], nset.n_images, mic=self.mic)
         else:
             start = [new_ends[0], *[_bare(im) for im in band[1:-1]], new_ends[1]]
-        nset = self.settings.neb
         res = run_neb(start, band_ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
                       climb=True, describe=band_ml.description)
         if not res.converged:
             self.warnings.append(f"{wd.name}: surrogate band not converged "
                                  f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
         top = int(np.argmax(res.energies[1:-1])) + 1
-        return _same_on_all_ranks([_bare(im) for im in res.images]), top
+        images = [new_ends[0], *[damped_step(s0, im, st) for s0, im, st in
+                                 zip(start[1:-1], res.images[1:-1], steps[1:-1], strict=True)],
+                  new_ends[1]]
+        return _same_on_all_ranks([_bare(im) for im in images]), top
 
     def reference_points(self, band: list[Atoms], top: int, wd: Path) -> list[Atoms]:
         """Reference single points: climbing image first, then endpoints, then the rest."""
@@ -228,6 +240,42 @@ def _same_on_all_ranks(band: list[Atoms]) -> list[Atoms]:
     for im, pos in zip(band, positions, strict=True):
         im.positions = pos
     return band
+
+
+def adapted_steps(before: list[Atoms], after: list[Atoms], steps: list[float],
+                  floor: float) -> list[float]:
+    """The next round's step fraction of each point of the band (endpoints included).
+
+    Between two rounds a point moved by ``d`` (a fraction ``b`` of the corrected surrogate's
+    quasi-Newton step); its reference force along ``d`` went from ``g0`` to ``g1``. On a
+    quadratic surface ``g1 / g0 = 1 - b r``, with ``r`` the ratio of the reference's to the
+    surrogate's curvature along ``d``, so ``r = (1 - g1 / g0) / b`` and the step that would
+    land on the minimum along ``d`` is ``1 / r``. The new fraction is ``1 / r`` clipped to
+    [``floor``, 1]; a point that did not move, or whose force was not along its step, keeps
+    its fraction.
+    """
+    out = []
+    for x0, x1, b in zip(before, after, steps, strict=True):
+        d = (x1.positions - x0.positions).ravel()
+        norm = float(np.linalg.norm(d))
+        g0 = float(np.dot(x0.get_forces(apply_constraint=True).ravel(), d)) / max(norm, 1e-12)
+        g1 = float(np.dot(x1.get_forces(apply_constraint=True).ravel(), d)) / max(norm, 1e-12)
+        if norm < 1e-6 or g0 <= 1e-9:
+            out.append(b)
+            continue
+        r = (1.0 - g1 / g0) / b
+        out.append(float(np.clip(1.0 / r, floor, 1.0)) if r > 0 else 1.0)
+    return out
+
+
+def damped_step(start: Atoms, end: Atoms, step: float) -> Atoms:
+    """``start`` moved by ``step`` times the displacement to ``end`` (``end`` itself, with its
+    results, when ``step`` is 1): the damped step of the corrected surrogate."""
+    if step >= 1.0:
+        return with_results(start, end)
+    out = _bare(start)
+    out.positions = start.positions + step * (end.positions - start.positions)
+    return out
 
 
 def _bare(atoms: Atoms) -> Atoms:
@@ -291,7 +339,10 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     wd = Path(workdir)
     nset = settings.neb
     hop = HopFrames(frames)
-    loop = _Loop(settings, RecordingFactory(reference, hop, work_key), surrogate, hop, wd, mic,
+    # one live reference calculator per band slot: each round's single points (and the final
+    # CI-NEB) start from the SCF of the slot's previous geometry (calc.reuse)
+    reusing = ReusingFactory(reference)
+    loop = _Loop(settings, RecordingFactory(reusing, hop, work_key), surrogate, hop, wd, mic,
                  tune)
     ml, ends, band = surrogate, [initial, final], None
     tuned: FineTuned | None = None
@@ -303,10 +354,12 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     fallback: str | None = None
     rounds = 0
     corr: list[ForceCorrection] | None = None
+    steps: list[float] | None = None
+    last: list[Atoms] | None = None  # the reference band the corrections were anchored at
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
-        band, top = loop.surrogate_band(ends, band, ml, rwd, corr)
+        band, top = loop.surrogate_band(ends, band, ml, rwd, corr, steps)
         n_old = len(hop.frames)
         ref_band = loop.reference_points(band, top, rwd)
         if tuned is not None:  # frames of this round: not in the training set
@@ -337,7 +390,13 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         seconds.append(tuned.seconds)
         ml = replace(surrogate, _model=tuned.model, weights=tuned.weights_hash)
         if nset.al_force_correction:  # anchored with the surrogate the next round uses
+            if last is not None and len(last) == len(ref_band):
+                steps = adapted_steps(last, ref_band, steps or [1.0] * len(ref_band),
+                                      nset.al_correction_step)
+                log.info("active learning: corrected step fractions %s",
+                         ", ".join(f"{b:.2f}" for b in steps))
             corr = [correction_at(im, ml) for im in ref_band]
+            last = ref_band
     assert band is not None
     final_band, converged = loop.finish(ref_band, wd / "final")
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1

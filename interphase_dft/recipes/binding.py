@@ -152,6 +152,30 @@ def binding_ledger(workdir: Path, settings: CalcSettings) -> Ledger | None:
     return Ledger.open(workdir, settings.budget, kind="binding")
 
 
+@dataclass
+class BindingStart:
+    """What every binding mode opens with: the phase facts, the run log, the Li references
+    (computed in ``workdir/references`` unless given) and the work item's ledger."""
+
+    info: Any
+    run: RunLog
+    refs: ReferenceEnergies
+    ledger: Ledger | None
+
+
+def start_binding(name: str, settings: CalcSettings, workdir: Path,
+                  references: ReferenceEnergies | None) -> BindingStart:
+    """Open the binding work item of phase ``name`` (bulk and surface mode alike)."""
+    from interphase_dft import phases
+
+    info = phases.phase_info(name)
+    run = RunLog()
+    with run.stage("references"):
+        refs = references or li_references(settings, workdir / "references",
+                                           dispersion=info.needs_dispersion)
+    return BindingStart(info, run, refs, binding_ledger(workdir, settings))
+
+
 def metered(factory: CalcFactory, ledger: Ledger | None) -> CalcFactory:
     """``factory`` charging ``ledger`` (unchanged without a ledger)."""
     return factory if ledger is None else MeteredFactory(factory, ledger)

@@ -43,12 +43,12 @@ from interphase_dft.recipes.binding import (
     HOST_NOT_CONVERGED,
     _Calculators,
     _calculators,
-    binding_ledger,
     describe,
     host_binding,
     mark_stage,
     metered,
     over_budget_doc,
+    start_binding,
 )
 from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
 from interphase_dft.recipes.supercells import bulk_supercell, place_sites, place_vacancies
@@ -283,14 +283,9 @@ def bulk_binding(name: str, settings: CalcSettings, *, workdir: Path,
         cost ceiling: status ``'not converged: over budget'``, no E_b.
     """
     from interphase_dft import phases
-    from interphase_dft.recipes.references import li_references
 
-    info = phases.phase_info(name)
-    run = RunLog()
-    with run.stage("references"):
-        refs = references or li_references(settings, workdir / "references",
-                                           dispersion=info.needs_dispersion)
-    ledger = binding_ledger(workdir, settings)
+    start = start_binding(name, settings, workdir, references)
+    info, run, refs, ledger = start.info, start.run, start.refs, start.ledger
     reached: dict[str, Any] = {}
     try:
         return _bulk_doc(name, settings, workdir, run, refs, ledger, reached, calc_factory)

@@ -47,12 +47,12 @@ from interphase_dft.calc.runners import RunResult, relax, static
 from interphase_dft.calc.settings import CalcSettings, StructureSettings
 from interphase_dft.errors import StructureError
 from interphase_dft.recipes.binding import (
-    binding_ledger,
     describe,
     host_binding,
     mark_stage,
     metered,
     over_budget_doc,
+    start_binding,
 )
 from interphase_dft.recipes.slab_convergence import converge_thickness
 from interphase_dft.schemas import BindingEnergyDoc, ReferenceEnergies
@@ -251,16 +251,11 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
     """
     from interphase_dft import phases
     from interphase_dft.builders.sites import adsorption_sites
-    from interphase_dft.recipes.references import li_references
 
-    info = phases.phase_info(name)
+    start = start_binding(name, settings, workdir, references)
+    info, run, refs, ledger = start.info, start.run, start.refs, start.ledger
     st = settings.structure
     bulk = phases.get_bulk(name)
-    run = RunLog()
-    with run.stage("references"):
-        refs = references or li_references(settings, workdir / "references",
-                                           dispersion=info.needs_dispersion)
-    ledger = binding_ledger(workdir, settings)
     docs: dict[int, BindingEnergyDoc] = {}
     termination: dict[str, Any] | None = None
 

@@ -101,3 +101,41 @@ def test_metered_and_recorded_calls_stay_in_step_on_two_ranks(tmp_path):
                 str(tmp_path / "par")])
     assert par["calls"] == 3 and par["frames"] == 3
     assert len(set(par["energies"])) == 3
+
+
+AL_LOOP = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+import torch
+torch.set_num_threads(1)
+from ase.parallel import broadcast, world
+from interphase_dft.calc.frames import AseDbFrames
+from interphase_dft.calc.ml import MLFactory
+from interphase_dft.calc.settings import MLSettings
+from interphase_dft.recipes.active_learning import active_learning_band
+from test_active_learning import EMTFactory, settings, vacancy_hop
+initial, final = vacancy_hop()
+store = AseDbFrames(sys.argv[1] + "/frames.db")
+s = settings(al_force_correction=True)
+r = active_learning_band(initial, final, EMTFactory(), MLFactory(MLSettings()), s,
+                         sys.argv[1] + "/hop", frames=store, work_key="a" * 64)
+mine = [r.stage, r.reference_calls, round(r.barrier_forward, 6), r.weights_hash]
+every = [broadcast(mine if world.rank == k else None, root=k) for k in range(world.size)]
+if world.rank == 0:
+    print("RESULT", json.dumps({"ranks": every, "size": world.size}))
+"""
+
+
+def test_active_learning_runs_the_same_surrogate_on_every_rank(tmp_path):
+    """The loop fine-tunes on rank 0 and sends the model to every rank (ranks that trained
+    themselves got different weights, so their surrogate checkpoints disagreed)."""
+    gpaw = Path(sys.executable).with_name("gpaw")
+    if not gpaw.exists() or shutil.which("mpiexec") is None:
+        pytest.skip("needs the gpaw launcher and mpiexec")
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(AL_LOOP))
+    par = _run(["mpiexec", "--oversubscribe", "-n", "2", str(gpaw), "python", str(script),
+                str(tmp_path), str(Path(__file__).parent)])
+    assert par["size"] == 2
+    first, second = par["ranks"]
+    assert first == second and first[0] == "dft-certified" and first[3]

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.parallel import broadcast
+from ase.parallel import broadcast, world
 
 from interphase_dft.calc.checkpoint import same_geometry
 from interphase_dft.calc.correction import CorrectedFactory, ForceCorrection, correction_at
@@ -47,7 +47,7 @@ from interphase_dft.calc.ml import MLFactory
 from interphase_dft.calc.neb import run_neb
 from interphase_dft.calc.reuse import ReusingFactory
 from interphase_dft.calc.runners import relax, static
-from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.calc.settings import CalcSettings, NEBSettings
 from interphase_dft.recipes.neb_path import idpp_band, with_results
 
 log = logging.getLogger("interphase_dft.recipes")
@@ -203,7 +203,11 @@ class _Loop:
         return [a for a in out if a is not None]
 
     def training_frames(self) -> list[Frame]:
-        """This hop's frames plus stored frames of the same elements and settings hash."""
+        """This hop's frames plus stored frames of the same elements and settings hash, as
+        rank 0 reads them (every MPI rank fine-tunes on the same frames)."""
+        return broadcast(self._training_frames() if world.rank == 0 else None, root=0)
+
+    def _training_frames(self) -> list[Frame]:
         frames = list(self.hop.frames)
         store = self.hop.store
         if store is not None and frames:
@@ -231,6 +235,21 @@ class _Loop:
         self.calls += res.force_calls
         self.warnings.extend(res.warnings)
         return [with_results(im, im) for im in res.images], res.converged
+
+
+def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames: list[Frame],
+                   nset: NEBSettings) -> tuple[FineTuned | None, str | None]:
+    """(fine-tuned model, None) or (None, why it failed): trained on MPI rank 0 and sent to
+    every rank, so all ranks run the same surrogate (same weights hash, hence the same
+    checkpoint fingerprints of the surrogate steps)."""
+    out: tuple[FineTuned | None, str | None] = (None, None)
+    if world.rank == 0:
+        try:
+            out = (tune(surrogate.model, frames, epochs=nset.al_epochs,
+                        learning_rate=nset.al_learning_rate), None)
+        except Exception as exc:
+            out = (None, f"{type(exc).__name__}: {exc}")
+    return broadcast(out, root=0)
 
 
 def _same_on_all_ranks(band: list[Atoms]) -> list[Atoms]:
@@ -377,11 +396,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         if k == nset.al_max_rounds - 1:
             fallback = f"not certified after {nset.al_max_rounds} rounds ({reason})"
             break
-        try:
-            tuned = tune(surrogate.model, loop.training_frames(), epochs=nset.al_epochs,
-                         learning_rate=nset.al_learning_rate)
-        except Exception as exc:
-            fallback = f"fine-tuning failed ({type(exc).__name__}: {exc})"
+        tuned, failure = _tune_on_rank0(tune, surrogate, loop.training_frames(), nset)
+        if tuned is None:
+            fallback = f"fine-tuning failed ({failure})"
             msg = f"active learning: {fallback}; finishing with a reference CI-NEB"
             log.warning(msg)
             loop.warnings.append(msg)

@@ -149,3 +149,30 @@ def test_hirshfeld_li_charge_on_a_tiny_gpaw_cell(tmp_path):
     assert (tmp_path / "charge.json").exists()
     again, _ = li_charge(licl, factory, tmp_path)  # read from the cache, no SCF
     assert again == charge
+
+
+@pytest.mark.gpaw
+def test_li_charge_reads_the_sites_own_scf_through_a_reusing_factory(tmp_path):
+    """The binding recipe's site factory keeps the site's converged GPAW calculator
+    (calc.reuse, exact geometry): the Li charge then costs no SCF and no second log."""
+    from ase.build import bulk
+
+    from interphase_dft.calc.charges import li_charge
+    from interphase_dft.calc.factory import GPAWFactory
+    from interphase_dft.calc.presets import preset
+    from interphase_dft.calc.reuse import ReusingFactory
+
+    settings = preset("test", {"dft": {"kpt_density": 0.0}})
+    licl = bulk("LiCl", "rocksalt", a=5.13)[[1, 0]]
+    factory = ReusingFactory(GPAWFactory(settings, is_metal=False, moving=False,
+                                         txt=str(tmp_path / "gpaw.txt")), move=False)
+    site = licl.copy()
+    site.calc = factory(site, 0, "static")
+    site.get_potential_energy()
+    charge, note = li_charge(licl, factory, tmp_path)
+    assert note.startswith("Hirshfeld") and 0.2 < charge < 1.0
+    assert factory.built == 1 and factory.reused == 1  # the site's calculator, no new one
+    assert not (tmp_path / "gpaw-charge.txt").exists()
+    moved = licl.copy()
+    moved.positions[1] += 0.1
+    assert factory(moved, 0, "static") is not site.calc  # move=False: another geometry, new

@@ -12,9 +12,13 @@ scratch against 26-29 after a 0.03 Angstrom move of one atom (``docs/history.md`
 returns the calculator it built last for the same slot when the new atoms have the same
 numbers, cell and periodicity (only the positions moved) and the call is a first attempt. An
 SCF retry (``attempt > 0``, safer mixing) always gets a new calculator, which then replaces
-the kept one. The slot of a label is its last ``-``-separated part, so the reference single
-point ``img2`` of a round and the image ``neb-img2`` of the final reference CI-NEB share a
-calculator. Energies and forces are those of the converged SCF either way: only the
+the kept one. A call for exactly the geometry a kept calculator last computed (the Li
+charge of a binding site after the site's single point, :mod:`interphase_dft.recipes.binding`)
+gets that calculator whatever the label, so its result is returned without a new SCF; with
+``move=False`` only such exact matches are reused (binding sites: the density of one Li site
+is not carried to another). The slot of a label is its last ``-``-separated part, so the
+reference single point ``img2`` of a round and the image ``neb-img2`` of the final reference
+CI-NEB share a calculator. Energies and forces are those of the converged SCF either way: only the
 starting point and therefore the number of iterations change.
 """
 
@@ -39,6 +43,15 @@ def _signature(atoms: Atoms) -> tuple[bytes, bytes, tuple[bool, ...]]:
             tuple(bool(p) for p in atoms.pbc))
 
 
+def _holds(calc: Calculator, atoms: Atoms) -> bool:
+    """``calc`` last computed exactly ``atoms`` (positions, cell, numbers, initial moments)."""
+    held = getattr(calc, "atoms", None)
+    if held is None or len(held) != len(atoms) or _signature(held) != _signature(atoms):
+        return False
+    return bool(np.array_equal(held.positions, atoms.positions) and np.array_equal(
+        held.get_initial_magnetic_moments(), atoms.get_initial_magnetic_moments()))
+
+
 class ReusingFactory:
     """``factory(atoms, attempt, label)`` keeping one live calculator per label (module
     docstring). ``description`` and every other attribute are the wrapped factory's, so
@@ -46,18 +59,23 @@ class ReusingFactory:
     factory has one) gives a reusing factory of the spin-paired variant. ``reused`` and
     ``built`` count the calls that returned a kept and a new calculator."""
 
-    def __init__(self, inner: CalcFactory) -> None:
+    def __init__(self, inner: CalcFactory, *, move: bool = True) -> None:
         self.inner = inner
+        self.move = move
         self._live: dict[str, tuple[tuple[bytes, bytes, tuple[bool, ...]], Calculator]] = {}
         self.reused = 0
         self.built = 0
 
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         sig = _signature(atoms)
-        kept = self._live.get(slot(label))
-        if attempt == 0 and kept is not None and kept[0] == sig:
-            self.reused += 1
-            return kept[1]
+        if attempt == 0:
+            same = next((c for _, c in self._live.values() if _holds(c, atoms)), None)
+            kept = self._live.get(slot(label))
+            if same is None and self.move and kept is not None and kept[0] == sig:
+                same = kept[1]
+            if same is not None:
+                self.reused += 1
+                return same
         calc = self.inner(atoms, attempt=attempt, label=label)
         self._live[slot(label)] = (sig, calc)
         self.built += 1

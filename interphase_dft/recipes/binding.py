@@ -65,6 +65,7 @@ from interphase_dft.calc.factory import (
     surrogate_factory,
 )
 from interphase_dft.calc.guard import COLLAPSE_NOTE, CalcFactory
+from interphase_dft.calc.reuse import ReusingFactory
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import RunResult, relax, static
 from interphase_dft.calc.settings import CalcSettings
@@ -203,6 +204,9 @@ def _calculators(settings: CalcSettings, workdir: Path, *, is_metal: bool, dispe
     site_factory = factory
     if spin and calc_factory is None:
         site_factory = replace(factory, spin=True)  # the host's GPAWFactory, spin-polarised
+    # the Li charge is read from the site's own converged SCF when it ran in this process
+    # (calc.reuse: exact geometry only); a resumed site computes it with one SCF
+    site_factory = ReusingFactory(site_factory, move=False)
     ml = None
     # settings.relax.ml_prerelax: the host and each host+Li are pre-relaxed with the surrogate;
     # it only moves the DFT starting geometry, every reported energy is DFT

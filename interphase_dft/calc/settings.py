@@ -158,6 +158,10 @@ class NEBSettings(_Frozen):
         "second corrected round its fraction is 1/r, r the stiffness ratio measured from its "
         "reference forces before and after the step (recipes.active_learning.adapted_steps), "
         "clipped to [al_correction_step, 1]. A reference minimum or saddle stays a fixed point")
+    al_max_move: float = Field(
+        0.2, gt=0, description="active-learning loop with al_force_correction: trust radius "
+        "of the corrected step, the largest displacement of any atom of an endpoint or image "
+        "in one round, Angstrom (the linear correction holds near its anchor only)")
     al_epochs: int = Field(
         8, ge=1, description="active-learning loop: fine-tuning epochs per round")
     al_learning_rate: float = Field(

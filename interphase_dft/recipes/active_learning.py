@@ -144,6 +144,7 @@ class _Loop:
     mic: bool
     tune: Callable[..., FineTuned]
     calls: int = 0
+    fractions: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     known: list[Atoms] = field(default_factory=list)
 
@@ -159,11 +160,14 @@ class _Loop:
         band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])))
         n = (len(band) if band is not None else nset.n_images + 2)
         steps = steps if corr and steps else [1.0] * n
+        used = list(steps)  # the fractions taken (the trust radius may cut them)
         new_ends = []
         for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
             end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else None)
             r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
-            step = steps[(0, -1)[k]]
+            step = trusted_fraction(end, r.atoms, steps[(0, -1)[k]],
+                                    nset.al_max_move if corr else None)
+            used[(0, -1)[k]] = step
             new = damped_step(end, r.atoms, step)
             if step < 1.0:  # the band needs its endpoints' (corrected) surrogate energies
                 new = with_results(end, static(new, end_ml, wd / f"{name}-ml",
@@ -179,9 +183,12 @@ class _Loop:
             self.warnings.append(f"{wd.name}: surrogate band not converged "
                                  f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
         top = int(np.argmax(res.energies[1:-1])) + 1
-        images = [new_ends[0], *[damped_step(s0, im, st) for s0, im, st in
-                                 zip(start[1:-1], res.images[1:-1], steps[1:-1], strict=True)],
+        for i, (s0, im) in enumerate(zip(start[1:-1], res.images[1:-1], strict=True), 1):
+            used[i] = trusted_fraction(s0, im, steps[i], nset.al_max_move if corr else None)
+        images = [new_ends[0], *[damped_step(s0, im, b) for s0, im, b in
+                                 zip(start[1:-1], res.images[1:-1], used[1:-1], strict=True)],
                   new_ends[1]]
+        self.fractions = used
         return _same_on_all_ranks([_bare(im) for im in images]), top
 
     def reference_points(self, band: list[Atoms], top: int, wd: Path) -> list[Atoms]:
@@ -285,6 +292,15 @@ def adapted_steps(before: list[Atoms], after: list[Atoms], steps: list[float],
         r = (1.0 - g1 / g0) / b
         out.append(float(np.clip(1.0 / r, floor, 1.0)) if r > 0 else 1.0)
     return out
+
+
+def trusted_fraction(start: Atoms, end: Atoms, step: float, max_move: float | None) -> float:
+    """``step``, cut so that no atom moves more than ``max_move`` (Angstrom) from ``start``
+    towards ``end`` (the trust radius of the corrected step; None = no cut)."""
+    if max_move is None:
+        return step
+    longest = float(np.linalg.norm(end.positions - start.positions, axis=1).max(initial=0.0))
+    return step if longest * step <= max_move else max_move / longest
 
 
 def damped_step(start: Atoms, end: Atoms, step: float) -> Atoms:
@@ -408,7 +424,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         ml = replace(surrogate, _model=tuned.model, weights=tuned.weights_hash)
         if nset.al_force_correction:  # anchored with the surrogate the next round uses
             if last is not None and len(last) == len(ref_band):
-                steps = adapted_steps(last, ref_band, steps or [1.0] * len(ref_band),
+                steps = adapted_steps(last, ref_band, loop.fractions or [1.0] * len(ref_band),
                                       nset.al_correction_step)
                 log.info("active learning: corrected step fractions %s",
                          ", ".join(f"{b:.2f}" for b in steps))

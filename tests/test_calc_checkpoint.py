@@ -100,3 +100,24 @@ def test_checkpoint_keeps_whole_records_and_refuses_other_fingerprints(tmp_path)
     with pytest.raises(InputError, match="different band or settings"):
         Checkpoint(tmp_path, "band", kind="neb", fingerprint="other", band_size=2,
                    what="band").load()
+
+
+def test_band_fingerprint_follows_the_band_settings_only():
+    """More steps or other loop settings (al_*, ml_*) continue a stored band; another spring,
+    tangent method or optimizer does not."""
+    from ase.build import bulk
+
+    from interphase_dft.calc.neb import _band_fingerprint
+    from interphase_dft.calc.settings import NEBSettings
+
+    a = bulk("Cu", "fcc", a=3.6, cubic=True)
+    b = a.copy()
+    b.positions[0] += 0.3
+    base = NEBSettings()
+
+    def fp(**update):
+        return _band_fingerprint([a, b], base.model_copy(update=update), 0.05, True, {})
+
+    assert fp() == fp(steps=900, al_max_rounds=7, al_force_correction=True, ml_fmax=0.01)
+    assert fp() != fp(spring=0.2) and fp() != fp(method="aseneb") and fp() != fp(optimizer="FIRE")
+    assert fp() != _band_fingerprint([a, b], base, 0.03, True, {})  # another fmax

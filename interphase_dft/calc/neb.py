@@ -57,11 +57,18 @@ class NEBResult:
     resumed: bool = False
 
 
+#: the NEBSettings fields that enter a band checkpoint's fingerprint
+BAND_FIELDS = ("spring", "method", "optimizer")
+
+
 def _band_fingerprint(images: list[Atoms], settings: NEBSettings, fmax: float,
                       climb: bool, extra: dict[str, Any]) -> str:
     h = "".join(structure_hash(im)[:8] for im in (images[0], images[-1]))
-    return h + "-" + settings_hash({**settings.model_dump(), "fmax_used": fmax,
-                                    "climb_used": climb, **extra})[:16]
+    # what shapes the band only: a rerun with more steps, another budget or other settings of
+    # the recipes around it (ml_*, dft_refine, al_*) continues the stored band
+    band = {k: getattr(settings, k) for k in BAND_FIELDS}
+    return h + "-" + settings_hash({**band, "fmax_used": fmax, "climb_used": climb,
+                                    **extra})[:16]
 
 
 def _image_fmax(neb: Any) -> list[float]:

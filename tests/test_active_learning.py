@@ -185,3 +185,32 @@ def test_the_corrected_loop_certifies_with_fewer_reference_calls(tmp_path: Path,
     assert r.ci_force <= s.neb.fmax and max(r.endpoint_forces) <= s.relax.fmax
     assert abs(r.barrier_forward - plain_barrier) < 0.02
     assert r.reference_calls < bare.reference_calls
+
+
+def _band(energies: list[float], end_force: float, ci_force: float) -> list[Atoms]:
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    out = []
+    for i, e in enumerate(energies):
+        a = Atoms("H2", positions=[[0, 0, 0], [0.7 + 0.1 * i, 0, 0]])
+        f = np.zeros((2, 3))
+        f[1, 0] = end_force if i in (0, len(energies) - 1) else ci_force
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        out.append(a)
+    return out
+
+
+def test_a_band_without_interior_maximum_between_minima_is_finished() -> None:
+    """Its highest image is an endpoint: no climbing image to converge, the saddle rule
+    reports the reaction energy; unrelaxed endpoints still keep the loop going."""
+    from interphase_dft.recipes.active_learning import _check
+
+    s = settings()
+    downhill = [0.0, -0.1, -0.2, -0.3, -0.4]
+    assert _check(s, _band(downhill, 0.01, 0.5), 1, None) is None
+    assert "no interior maximum" in _check(s, _band(downhill, 0.3, 0.5), 1, None)
+    uphill_to_end = [0.0, 0.1, 0.2, 0.25, 0.3]
+    assert _check(s, _band(uphill_to_end, 0.01, 0.5), 3, None) is None
+    peaked = [0.0, 0.2, 0.3, 0.2, -0.1]
+    assert "climbing image" in _check(s, _band(peaked, 0.01, 0.5), 2, None)
+    assert "no previous round" in _check(s, _band(peaked, 0.01, 0.01), 2, None)

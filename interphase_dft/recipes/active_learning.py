@@ -49,6 +49,7 @@ from interphase_dft.calc.reuse import ReusingFactory
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings, NEBSettings
 from interphase_dft.recipes.neb_path import idpp_band, with_results
+from interphase_dft.recipes.saddle import hop_saddle
 
 log = logging.getLogger("interphase_dft.recipes")
 
@@ -327,9 +328,22 @@ def _barrier(band: list[Atoms]) -> float:
 
 def _check(settings: CalcSettings, band: list[Atoms], top: int,
            previous: float | None) -> str | None:
-    """Why ``band`` (reference results) is not yet certified, or None."""
+    """Why ``band`` (reference results) is not yet certified, or None.
+
+    A band whose highest reference image is an endpoint (no interior maximum,
+    :func:`~interphase_dft.recipes.saddle.hop_saddle`) between reference minima is finished:
+    the barrier along the lowest path is at most the highest point of any path joining the
+    minima, so this one bounds the forward barrier by max(0, E_final - E_initial), and the
+    saddle rule reports it as ``no saddle: reaction energy``; there is no climbing image to
+    converge."""
     ci = _fmax(band[top])
     ends = [_fmax(band[0]), _fmax(band[-1])]
+    energies = [float(im.get_potential_energy()) for im in band]
+    if hop_saddle(energies) is None:
+        if max(ends) > settings.relax.fmax:
+            return (f"no interior maximum; reference endpoint force {max(ends):.3f} > "
+                    f"relax.fmax {settings.relax.fmax}")
+        return None
     if ci > settings.neb.fmax:
         return f"reference force on the climbing image {ci:.3f} > neb.fmax {settings.neb.fmax}"
     if max(ends) > settings.relax.fmax:

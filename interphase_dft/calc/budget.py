@@ -32,7 +32,7 @@ from ase.parallel import broadcast
 from interphase_dft.calc.checkpoint import read_json, write_json
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.settings import BudgetSettings
-from interphase_dft.calc.wrapped import WrappedCalculator
+from interphase_dft.calc.wrapped import WrappedCalculator, WrappingFactory
 from interphase_dft.errors import CalculationError
 
 LEDGER = "budget.json"
@@ -160,11 +160,11 @@ class MeteredCalculator(WrappedCalculator):
 
 
 @dataclass(frozen=True)
-class MeteredFactory:
+class MeteredFactory(WrappingFactory):
     """``factory(atoms, attempt, label)`` whose calculators charge ``ledger``.
 
-    ``description`` and ``paired()`` are those of the wrapped factory, so checkpoint
-    fingerprints and the spin-collapse fallback are unchanged.
+    ``description`` and ``paired()`` are those of the wrapped factory (metered by the same
+    ledger), so checkpoint fingerprints and the spin-collapse fallback are unchanged.
     """
 
     inner: CalcFactory
@@ -173,22 +173,8 @@ class MeteredFactory:
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         return MeteredCalculator(self.inner(atoms, attempt=attempt, label=label), self.ledger)
 
-    @property
-    def description(self) -> dict[str, Any]:
-        return dict(getattr(self.inner, "description", {}) or {})
-
-    def __getattr__(self, name: str) -> Any:
-        inner = self.__dict__.get("inner")
-        if inner is None or name.startswith("__"):
-            raise AttributeError(name)
-        if name == "paired":  # the spin-paired variant, metered by the same ledger
-            paired = inner.paired  # AttributeError when the wrapped factory has none
-
-            def metered_paired() -> MeteredFactory:
-                return replace(self, inner=paired())
-
-            return metered_paired
-        return getattr(inner, name)
+    def rewrap(self, inner: CalcFactory) -> MeteredFactory:
+        return replace(self, inner=inner)
 
 
 def unfinished_runs(workdir: Path | str) -> dict[str, dict[str, Any]]:

@@ -24,13 +24,12 @@ starting point and therefore the number of iterations change.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.wrapped import WrappingFactory
 
 
 def slot(label: str) -> str:
@@ -52,7 +51,7 @@ def _holds(calc: Calculator, atoms: Atoms) -> bool:
         held.get_initial_magnetic_moments(), atoms.get_initial_magnetic_moments()))
 
 
-class ReusingFactory:
+class ReusingFactory(WrappingFactory):
     """``factory(atoms, attempt, label)`` keeping one live calculator per label (module
     docstring). ``description`` and every other attribute are the wrapped factory's, so
     checkpoint fingerprints and frame hashes do not change; ``paired()`` (where the wrapped
@@ -85,19 +84,5 @@ class ReusingFactory:
         """Drop the kept calculators (their memory) once the job is done."""
         self._live.clear()
 
-    @property
-    def description(self) -> dict[str, Any]:
-        return dict(getattr(self.inner, "description", {}) or {})
-
-    def __getattr__(self, name: str) -> Any:
-        inner = self.__dict__.get("inner")
-        if inner is None or name.startswith("__"):
-            raise AttributeError(name)
-        if name == "paired":  # the spin-paired variant, with calculators of its own
-            paired = inner.paired  # AttributeError when the wrapped factory has none
-
-            def reusing_paired() -> ReusingFactory:
-                return ReusingFactory(paired())
-
-            return reusing_paired
-        return getattr(inner, name)
+    def rewrap(self, inner: CalcFactory) -> ReusingFactory:
+        return ReusingFactory(inner, move=self.move)

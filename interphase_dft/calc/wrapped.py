@@ -1,5 +1,6 @@
 """A calculator that evaluates through another one: the base of the metered (budget) and the
-recording (frame store) wrappers, which add bookkeeping around the same evaluation."""
+recording (frame store) wrappers, which add bookkeeping around the same evaluation; and
+:class:`WrappingFactory`, the base of the factories that wrap another factory."""
 
 from __future__ import annotations
 
@@ -41,3 +42,33 @@ class WrappedCalculator(Calculator):
         if "stress" in properties:
             results["stress"] = np.array(work.get_stress())
         return results
+
+
+class WrappingFactory:
+    """Base of a factory that wraps the factory ``self.inner``: ``description`` and every
+    other attribute are the wrapped factory's (checkpoint fingerprints and frame hashes do not
+    change), and ``paired()``, where the wrapped factory has one, is its spin-paired variant
+    wrapped the same way (:meth:`rewrap`)."""
+
+    inner: Any
+
+    def rewrap(self, inner: Any) -> Any:
+        """This wrapper around another factory ``inner``."""
+        raise NotImplementedError
+
+    @property
+    def description(self) -> dict[str, Any]:
+        return dict(getattr(self.inner, "description", {}) or {})
+
+    def __getattr__(self, name: str) -> Any:
+        inner = self.__dict__.get("inner")
+        if inner is None or name.startswith("__"):
+            raise AttributeError(name)
+        if name == "paired":
+            paired = inner.paired  # AttributeError when the wrapped factory has none
+
+            def wrapped_paired() -> Any:
+                return self.rewrap(paired())
+
+            return wrapped_paired
+        return getattr(inner, name)

@@ -152,7 +152,8 @@ class _Loop:
     def surrogate_band(self, ends: list[Atoms], band: list[Atoms] | None,
                        ml: MLFactory, wd: Path,
                        corr: list[ForceCorrection] | None = None,
-                       steps: list[float] | None = None) -> tuple[list[Atoms], int]:
+                       steps: list[float] | None = None,
+                       climb: bool = True) -> tuple[list[Atoms], int]:
         """Surrogate-relaxed endpoints and climbing band; returns it and the top image.
         ``corr``: the reference corrections anchored at the last round's band (one per
         image, endpoints included), or None."""
@@ -179,7 +180,7 @@ class _Loop:
         else:
             start = [new_ends[0], *[_bare(im) for im in band[1:-1]], new_ends[1]]
         res = run_neb(start, band_ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
-                      climb=True, describe=band_ml.description)
+                      climb=climb, describe=band_ml.description)
         if not res.converged:
             self.warnings.append(f"{wd.name}: surrogate band not converged "
                                  f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
@@ -404,11 +405,12 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     rounds = 0
     corr: list[ForceCorrection] | None = None
     steps: list[float] | None = None
+    climb = True
     last: list[Atoms] | None = None  # the reference band the corrections were anchored at
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
-        band, top = loop.surrogate_band(ends, band, ml, rwd, corr, steps)
+        band, top = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb)
         n_old = len(hop.frames)
         ref_band = loop.reference_points(band, top, rwd)
         if tuned is not None:  # frames of this round: not in the training set
@@ -416,6 +418,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             before = surrogate_errors(surrogate, held_out, ref_band[0])
             after = surrogate_errors(ml, held_out, ref_band[0])
         reason = _check(settings, ref_band, top, previous)
+        # no interior maximum at the reference level: the next surrogate band relaxes to the
+        # path without a climbing image (one would climb into an endpoint and never converge)
+        climb = hop_saddle([im.get_potential_energy() for im in ref_band]) is not None
         log.info("active learning round %d: reference barrier %.4f eV, %s", k,
                  _barrier(ref_band), reason or "certified")
         if reason is None:

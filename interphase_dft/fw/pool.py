@@ -41,7 +41,7 @@ from interphase_dft.fw.heartbeat import (
 from interphase_dft.fw.heartbeat import ping_secs as ping_secs_setting
 from interphase_dft.fw.launchpad import LaunchPadConfig, lp_session, open_launchpad
 from interphase_dft.fw.progress import format_duration, summary_line
-from interphase_dft.fw.status import firework_states, progress_line
+from interphase_dft.fw.status import firework_states, progress_line, state_map
 
 #: thread-count variables of the numerical libraries a worker loads (OpenBLAS under GPAW, torch)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -239,14 +239,14 @@ class WorkerPool:
             if time.monotonic() >= next_check:
                 self.check_silent()
                 next_check = time.monotonic() + self.ping
-            fws = firework_states(self.lp)
-            counts = Counter(fw.state for fw in fws)
+            states = state_map(self.lp)  # light; the full states only when one changed
+            counts = Counter(states.values())
             budget = self.workers + sum(self.requeued.values())
             while counts.get("READY") and len(self.live) < self.workers \
                     and self.started < budget:
                 self.start()
-            states = {fw.fw_id: fw.state for fw in fws}
             if states != last:  # the first line names no earlier completion as finished
+                fws = firework_states(self.lp)
                 self.say(summary_line(fws, workers=self.workers, now=time.time(),
                                       elapsed=time.monotonic() - start,
                                       previous=states if last is None else last))

@@ -103,6 +103,14 @@ def _estimate(spec: dict[str, Any]) -> float | None:
         return None
 
 
+def state_map(launchpad: Any) -> dict[int, str]:
+    """fw_id -> state of every firework: one light query (what a watcher polls; the full
+    :func:`firework_states` only when this changed)."""
+    with lp_session(launchpad) as lp:
+        return {int(d["fw_id"]): str(d["state"])
+                for d in lp.fireworks.find({}, {"fw_id": 1, "state": 1})}
+
+
 def firework_states(launchpad: Any) -> list[FireworkState]:
     """Every firework with its estimate (``spec.cost.seconds``) and the start/end times of its
     current launch (for :func:`interphase_dft.fw.progress.summary_line`)."""

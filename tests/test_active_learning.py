@@ -92,15 +92,25 @@ def surrogate() -> MLFactory:
     return ml
 
 
-@pytest.mark.slow
-def test_converges_to_reference_saddle_with_fewer_calls(tmp_path: Path,
-                                                        surrogate: MLFactory) -> None:
+@pytest.fixture(scope="module")
+def plain_and_loop(tmp_path_factory: pytest.TempPathFactory,
+                   surrogate: MLFactory) -> tuple[int, float, Any, AseDbFrames]:
+    """The plain NEB (calls, barrier) and the loop without correction on the vacancy hop,
+    shared by the tests that compare with them."""
     initial, final = vacancy_hop()
     s = settings()
     plain_calls, plain_barrier = plain_neb(initial, final, s.neb.fmax)
-    store = AseDbFrames(tmp_path / "frames.db")
-    r = active_learning_band(initial, final, EMTFactory(), surrogate, s, tmp_path / "hop",
+    tmp = tmp_path_factory.mktemp("loop")
+    store = AseDbFrames(tmp / "frames.db")
+    r = active_learning_band(initial, final, EMTFactory(), surrogate, s, tmp / "hop",
                              frames=store, work_key="a" * 64)
+    return plain_calls, plain_barrier, r, store
+
+
+@pytest.mark.slow
+def test_converges_to_reference_saddle_with_fewer_calls(plain_and_loop: Any) -> None:
+    plain_calls, plain_barrier, r, store = plain_and_loop
+    s = settings()
     print(f"AL: {r.stage}, rounds {r.rounds}, reference calls {r.reference_calls} "
           f"(plain NEB {plain_calls}), barrier {r.barrier_forward:.4f} eV (plain "
           f"{plain_barrier:.4f}), fine-tuning {r.finetune_seconds} s, errors before "
@@ -169,16 +179,13 @@ def test_finetuning_failure_falls_back_to_reference_neb(tmp_path: Path, surrogat
 
 
 @pytest.mark.slow
-def test_the_corrected_loop_certifies_with_fewer_reference_calls(tmp_path: Path,
-                                                                 surrogate: MLFactory) -> None:
+def test_the_corrected_loop_certifies_with_fewer_reference_calls(
+        tmp_path: Path, surrogate: MLFactory, plain_and_loop: Any) -> None:
     """neb.al_force_correction: the rounds are quasi-Newton steps on the reference surface
     (adaptive step fractions); measured 10 reference calls against 13 without it and 24 for
     the plain NEB of this hop."""
+    _, plain_barrier, bare, _ = plain_and_loop
     initial, final = vacancy_hop()
-    plain = settings()
-    _, plain_barrier = plain_neb(initial, final, plain.neb.fmax)
-    bare = active_learning_band(initial, final, EMTFactory(), surrogate, plain,
-                                tmp_path / "bare")
     s = settings(al_force_correction=True)
     r = active_learning_band(initial, final, EMTFactory(), surrogate, s, tmp_path / "hop")
     assert r.stage == CERTIFIED and r.fallback is None

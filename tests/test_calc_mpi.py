@@ -88,17 +88,22 @@ if world.rank == 0:
 """
 
 
-def test_metered_and_recorded_calls_stay_in_step_on_two_ranks(tmp_path):
-    """The frame store writes on rank 0 only and the budget ledger broadcasts rank 0's verdict:
-    the two must not pair one rank's collective with another's (a shared-collective frame
-    write once made the second DFT call of every MPI barrier 'over budget')."""
+def _run_on_two_ranks(tmp_path: Path, source: str, *args: str) -> dict:
+    """Run the script ``source`` with ``mpiexec -n 2 gpaw python`` and ``args``; its RESULT."""
     gpaw = Path(sys.executable).with_name("gpaw")
     if not gpaw.exists() or shutil.which("mpiexec") is None:
         pytest.skip("needs the gpaw launcher and mpiexec")
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(METERED_RECORDED))
-    par = _run(["mpiexec", "--oversubscribe", "-n", "2", str(gpaw), "python", str(script),
-                str(tmp_path / "par")])
+    script.write_text(textwrap.dedent(source))
+    return _run(["mpiexec", "--oversubscribe", "-n", "2", str(gpaw), "python", str(script),
+                 *args])
+
+
+def test_metered_and_recorded_calls_stay_in_step_on_two_ranks(tmp_path):
+    """The frame store writes on rank 0 only and the budget ledger broadcasts rank 0's verdict:
+    the two must not pair one rank's collective with another's (a shared-collective frame
+    write once made the second DFT call of every MPI barrier 'over budget')."""
+    par = _run_on_two_ranks(tmp_path, METERED_RECORDED, str(tmp_path / "par"))
     assert par["calls"] == 3 and par["frames"] == 3
     assert len(set(par["energies"])) == 3
 
@@ -129,13 +134,7 @@ if world.rank == 0:
 def test_active_learning_runs_the_same_surrogate_on_every_rank(tmp_path):
     """The loop fine-tunes on rank 0 and sends the model to every rank (ranks that trained
     themselves got different weights, so their surrogate checkpoints disagreed)."""
-    gpaw = Path(sys.executable).with_name("gpaw")
-    if not gpaw.exists() or shutil.which("mpiexec") is None:
-        pytest.skip("needs the gpaw launcher and mpiexec")
-    script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(AL_LOOP))
-    par = _run(["mpiexec", "--oversubscribe", "-n", "2", str(gpaw), "python", str(script),
-                str(tmp_path), str(Path(__file__).parent)])
+    par = _run_on_two_ranks(tmp_path, AL_LOOP, str(tmp_path), str(Path(__file__).parent))
     assert par["size"] == 2
     first, second = par["ranks"]
     assert first == second and first[0] == "dft-certified" and first[3]

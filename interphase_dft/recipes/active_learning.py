@@ -163,12 +163,12 @@ class _Loop:
         n = (len(band) if band is not None else nset.n_images + 2)
         steps = steps if corr and steps else [1.0] * n
         used = list(steps)  # the fractions taken (the trust radius may cut them)
+        max_move = nset.al_max_move if corr else None
         new_ends = []
         for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
             end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else None)
             r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
-            step = trusted_fraction(end, r.atoms, steps[(0, -1)[k]],
-                                    nset.al_max_move if corr else None)
+            step = trusted_fraction(end, r.atoms, steps[(0, -1)[k]], max_move)
             used[(0, -1)[k]] = step
             new = damped_step(end, r.atoms, step)
             if step < 1.0:  # the band needs its endpoints' (corrected) surrogate energies
@@ -186,7 +186,7 @@ class _Loop:
                                  f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
         top = int(np.argmax(res.energies[1:-1])) + 1
         for i, (s0, im) in enumerate(zip(start[1:-1], res.images[1:-1], strict=True), 1):
-            used[i] = trusted_fraction(s0, im, steps[i], nset.al_max_move if corr else None)
+            used[i] = trusted_fraction(s0, im, steps[i], max_move)
         images = [new_ends[0], *[damped_step(s0, im, b) for s0, im, b in
                                  zip(start[1:-1], res.images[1:-1], used[1:-1], strict=True)],
                   new_ends[1]]
@@ -262,8 +262,9 @@ def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames:
 
 
 def _same_on_all_ranks(band: list[Atoms]) -> list[Atoms]:
-    """``band`` with rank 0's positions on every MPI rank: each rank runs (and fine-tunes) the
-    surrogate itself, and the reference code needs one geometry on all ranks."""
+    """``band`` with rank 0's positions on every MPI rank: each rank runs the surrogate itself
+    (the same fine-tuned model, :func:`_tune_on_rank0`), and the reference code needs one
+    geometry on all ranks."""
     positions = broadcast([im.positions for im in band], root=0)
     for im, pos in zip(band, positions, strict=True):
         im.positions = pos
@@ -437,7 +438,6 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             msg = f"active learning: {fallback}; finishing with a reference CI-NEB"
             log.warning(msg)
             loop.warnings.append(msg)
-            tuned = None
             break
         seconds.append(tuned.seconds)
         ml = replace(surrogate, _model=tuned.model, weights=tuned.weights_hash)

@@ -137,3 +137,32 @@ def test_gpaw_bulk_reference_hop_over_budget_then_continued(tmp_path):
         assert done.saddle_fmax <= settings.neb.fmax
         assert max(done.endpoint_fmax.values()) <= settings.relax.fmax
         assert done.e_kra == pytest.approx(done.barrier_forward - 0.5 * done.reaction_energy)
+
+
+def test_the_runs_time_limit_stops_a_band_at_its_next_call_and_a_rerun_continues(
+        tmp_path, monkeypatch):
+    """`run --hours`: past the deadline ($INTERPHASE_DEADLINE) a work item ends over budget with
+    what it reached and says so; without the limit the same call continues it."""
+    from interphase_dft.timelimit import ENV_DEADLINE
+
+    monkeypatch.setenv(ENV_DEADLINE, "1000")  # long past
+    stopped = run(tmp_path, max_dft_calls=None)
+    assert stopped.saddle == OVER_BUDGET and continuable(stopped.model_dump())
+    assert stopped.budget["dft_calls"] == 0 and "time_limit" in stopped.budget
+    assert "time limit (--hours)" in stopped.saddle_note and "run again" in stopped.saddle_note
+    monkeypatch.delenv(ENV_DEADLINE)
+    done = run(tmp_path, max_dft_calls=None)
+    assert done.saddle == SADDLE and "time_limit" not in done.budget
+
+
+def test_a_ledger_refuses_calls_only_past_its_deadline(tmp_path):
+    import time
+
+    ledger = Ledger.open(tmp_path, BudgetSettings(), "binding")
+    ledger.deadline = time.time() + 3600
+    ledger.check()  # an hour left: allowed
+    assert "time_limit" not in ledger.summary()
+    ledger.deadline = time.time() - 1
+    with pytest.raises(BudgetExceeded, match=r"time limit.*run again") as err:
+        ledger.check()
+    assert err.value.used["time_limit"] and err.value.used["ceilings"]

@@ -11,7 +11,9 @@ Rules
   returns charges one call and its wall time to the ledger per evaluation (energy and forces
   of one geometry). Surrogate factories are not metered.
 - A call is refused (:class:`BudgetExceeded`) when ``dft_calls >= max_dft_calls`` or
-  ``dft_seconds >= 3600 * max_dft_hours``; a call that starts below the ceilings finishes.
+  ``dft_seconds >= 3600 * max_dft_hours``, or when the run's time limit has passed
+  (:mod:`interphase_dft.timelimit`: ``--hours`` of ``run``/``campaign``); a call that starts
+  below the ceilings and before the limit finishes.
   Under MPI the decision of rank 0 is broadcast, so every rank stops at the same call.
 - The runners' checkpoints hold every completed step, so a rerun with larger ceilings
   continues from there (:func:`unfinished_runs` and :func:`finished_runs` say what was
@@ -34,6 +36,7 @@ from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.settings import BudgetSettings
 from interphase_dft.calc.wrapped import WrappedCalculator, WrappingFactory
 from interphase_dft.errors import CalculationError
+from interphase_dft.timelimit import passed, run_deadline
 
 LEDGER = "budget.json"
 #: ledger kind -> the (calls, hours) ceilings of ``BudgetSettings`` that bound it
@@ -67,6 +70,9 @@ class Ledger:
         What is running (named by the recipe; for the over-budget record).
     kind
         Which ceilings of ``limits`` apply (:data:`CEILINGS`).
+    deadline
+        The UNIX time at which the run's time limit stops further calls (None = none; by
+        default the limit of the run this process belongs to, ``$INTERPHASE_DEADLINE``).
     """
 
     path: Path
@@ -75,6 +81,7 @@ class Ledger:
     seconds: float = 0.0
     stage: str = field(default="", compare=False)
     kind: str = field(default="barrier", compare=False)
+    deadline: float | None = field(default_factory=run_deadline, compare=False)
 
     @classmethod
     def open(cls, workdir: Path | str, limits: BudgetSettings, kind: str = "barrier") -> Ledger:
@@ -104,15 +111,21 @@ class Ledger:
         if self.max_hours is not None and self.seconds >= 3600.0 * self.max_hours:
             return (f"{self.seconds / 3600:.2f} h of {hours_name}={self.max_hours} h "
                     "of DFT used")
+        if passed(self.deadline):
+            return (f"the run's time limit (--hours) was reached after {self.calls} DFT calls "
+                    f"({self.seconds / 3600:.2f} h of DFT)")
         return None
 
     def check(self) -> None:
         """Raise :class:`BudgetExceeded` when a ceiling is reached (rank 0 decides)."""
         reason = broadcast(self.reason(), root=0)
-        if reason is not None:
-            raise BudgetExceeded(
-                f"over budget in stage {self.stage or '?'}: {reason}; continue with a larger "
-                "budget (settings.budget) in the same work directory", self.summary())
+        if reason is None:
+            return
+        fix = ("run again to continue (submit the spec again: the work continues from its "
+               "checkpoints)" if "time limit" in reason else
+               "continue with a larger budget (settings.budget) in the same work directory")
+        raise BudgetExceeded(f"over budget in stage {self.stage or '?'}: {reason}; {fix}",
+                             self.summary())
 
     def charge(self, seconds: float) -> None:
         """Add one call of ``seconds`` wall time and write the ledger."""
@@ -122,12 +135,15 @@ class Ledger:
 
     def summary(self) -> dict[str, Any]:
         """Ceilings in effect and use (``BarrierDoc.budget``, ``BindingEnergyDoc.budget``);
-        a binding ledger also names its ceilings (``ceilings``)."""
+        a binding ledger also names its ceilings (``ceilings``), a ledger past the run's time
+        limit says so (``time_limit``)."""
         out: dict[str, Any] = {"max_dft_calls": self.max_calls, "max_dft_hours": self.max_hours,
                                "dft_calls": self.calls,
                                "dft_hours": round(self.seconds / 3600.0, 4)}
         if self.kind != "barrier":
             out["ceilings"] = list(CEILINGS[self.kind])
+        if passed(self.deadline):
+            out["time_limit"] = "the run's time limit (--hours) stopped it"
         return out
 
 

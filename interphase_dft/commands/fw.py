@@ -20,6 +20,7 @@ from typing import Any
 
 from interphase_dft import validation as v
 from interphase_dft.errors import InterphaseError
+from interphase_dft.timelimit import check_hours, deadline_after, passed
 
 RESULT_COLUMNS = ("kind", "phase", "mode", "interface", "binding_energy_atom",
                   "binding_energy_bcc", "barrier_forward", "barrier_reverse", "converged",
@@ -46,6 +47,11 @@ def register(sub: Any) -> None:
 
     def run_opts(p: argparse.ArgumentParser) -> None:
         p.add_argument("--workers", type=int, default=1, help="parallel worker processes")
+        p.add_argument("--hours", type=v.arg(check_hours), default=None,
+                       metavar="H", help="time limit: workers take binding energies before "
+                       "barriers, the cheapest first, and no firework after H hours; a "
+                       "calculation running then stops at its next DFT call and the next run "
+                       "continues it (default: no limit)")
         p.add_argument("--launch-dir", default="launches", type=v.arg(v.output_directory,
                                                                        "launch directory"),
                        help="where FireWorks launch directories go (default ./launches)")
@@ -190,6 +196,8 @@ def _continue_command(args: argparse.Namespace) -> str:
     """The command that continues an interrupted ``run`` or ``campaign``."""
     spec = getattr(args, "spec", None)
     cmd = f"interphase-dft campaign {spec}" if spec else "interphase-dft run"
+    if getattr(args, "hours", None):
+        cmd += f" --hours {args.hours:g}"
     if args.launchpad:
         cmd += f" --launchpad {args.launchpad}"
     if args.workers != 1:
@@ -201,20 +209,29 @@ def _work(args: argparse.Namespace, config: Any) -> Counter[str] | int:
     """Run the local workers; a signal stops them (fireworks requeued): exit 128 + signal."""
     from interphase_dft.fw.pool import RunStopped, run_workers
 
+    hours = getattr(args, "hours", None)
+    args.deadline = deadline_after(hours) if hours else None
     try:
-        return run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir))
+        return run_workers(config, workers=args.workers, launch_root=Path(args.launch_dir),
+                           deadline=args.deadline)
     except RunStopped as exc:
         print(f"{exc}; continue with `{_continue_command(args)}`", file=sys.stderr)
         return 128 + exc.signum
 
 
 def _unfinished(counts: Counter[str], args: argparse.Namespace) -> int:
-    """0 if every firework finished, else 1 with what is left and what to do."""
+    """0 if every firework finished or the time limit (``--hours``) stopped a run that left
+    only READY/WAITING work, else 1; with what is left and what to do."""
     from interphase_dft.fw.status import progress_line
 
     left = Counter({s: n for s, n in counts.items()
                     if s not in ("COMPLETED", "DEFUSED", "ARCHIVED", "PAUSED")})
     if not left:
+        return 0
+    if passed(getattr(args, "deadline", None)) and set(left) <= {"READY", "WAITING"}:
+        print(f"time limit of {args.hours:g} h reached: {progress_line(left)} left for the "
+              f"next run (`{_continue_command(args)}`, or `make demo` again); it continues "
+              "what stopped from its checkpoints")
         return 0
     hints = []
     if left.get("FIZZLED"):
@@ -302,7 +319,9 @@ def _campaign(args: argparse.Namespace) -> int:
     print(f"{len(docs)} results stored, {missing} missing")
     if args.report:
         print(f"report: {write_report(docs, Path(args.report), campaign=spec)}")
-    return 1 if _unfinished(counts, args) or missing else 0
+    unfinished = _unfinished(counts, args)
+    # within a time limit a missing result is work left for the next run, not a failure
+    return 1 if unfinished or (missing and not passed(args.deadline)) else 0
 
 
 def _results(args: argparse.Namespace) -> int:

@@ -9,6 +9,10 @@ firework; after that it is left FIZZLED). Workers ping their launch every heartb
 and stop when the pool is gone. SIGTERM/SIGINT to the pool stop the workers and requeue their
 fireworks (:class:`RunStopped`).
 
+Time limit (``deadline``, from ``--hours``; :mod:`interphase_dft.timelimit`): the workers get
+it in their environment, take the cheapest READY firework first and none after it; the pool
+starts no worker after it, and returns when the workers have ended their last firework.
+
 Progress: at each state change of a firework (READY -> RUNNING -> COMPLETED/FIZZLED) the pool
 prints one line: elapsed time, what finished (name, wall time), what runs, the counts and the
 estimated time to the end (:func:`interphase_dft.fw.progress.summary_line`).
@@ -42,6 +46,7 @@ from interphase_dft.fw.heartbeat import ping_secs as ping_secs_setting
 from interphase_dft.fw.launchpad import LaunchPadConfig, lp_session, open_launchpad
 from interphase_dft.fw.progress import format_duration, summary_line
 from interphase_dft.fw.status import firework_states, progress_line, state_map
+from interphase_dft.timelimit import deadline_env, passed
 
 #: thread-count variables of the numerical libraries a worker loads (OpenBLAS under GPAW, torch)
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -123,11 +128,12 @@ class WorkerPool:
     their heartbeats (:mod:`interphase_dft.fw.heartbeat`)."""
 
     def __init__(self, config: LaunchPadConfig, workers: int, launch_root: Path,
-                 progress: Callable[[str], None] | None, ping: float) -> None:
+                 progress: Callable[[str], None] | None, ping: float,
+                 deadline: float | None = None) -> None:
         self.config, self.workers, self.launch_root = config, workers, launch_root
-        self.progress, self.ping = progress, ping
+        self.progress, self.ping, self.deadline = progress, ping, deadline
         self.lp = open_launchpad(config)
-        self.env = worker_env(workers)
+        self.env = {**worker_env(workers), **deadline_env(deadline)}
         self.run_id = f"{socket.gethostname()}:{os.getpid()}"
         self.live: list[_Worker] = []
         self.started = 0
@@ -243,7 +249,7 @@ class WorkerPool:
             counts = Counter(states.values())
             budget = self.workers + sum(self.requeued.values())
             while counts.get("READY") and len(self.live) < self.workers \
-                    and self.started < budget:
+                    and self.started < budget and not passed(self.deadline):
                 self.start()
             if states != last:  # the first line names no earlier completion as finished
                 fws = firework_states(self.lp)
@@ -310,8 +316,10 @@ def _signals_ignored() -> Iterator[None]:
 
 def run_workers(config: LaunchPadConfig, workers: int = 1, launch_root: Path | None = None,
                 progress: Callable[[str], None] | None = print, poll: float = 2.0,
-                timeout: float | None = None, ping_secs: float | None = None) -> Counter[str]:
-    """Run ``workers`` watched worker processes until nothing is left; return final states.
+                timeout: float | None = None, ping_secs: float | None = None,
+                deadline: float | None = None) -> Counter[str]:
+    """Run ``workers`` watched worker processes until nothing is left, or until the UNIX time
+    ``deadline`` (the run's time limit, see the module docstring); return final states.
 
     Raises
     ------
@@ -323,7 +331,8 @@ def run_workers(config: LaunchPadConfig, workers: int = 1, launch_root: Path | N
         raise InputError(f"--workers must be >= 1, got {workers}")
     launch_root = Path(launch_root or Path.cwd() / "launches").resolve()
     launch_root.mkdir(parents=True, exist_ok=True)
-    pool = WorkerPool(config, workers, launch_root, progress, ping_secs_setting(ping_secs))
+    pool = WorkerPool(config, workers, launch_root, progress, ping_secs_setting(ping_secs),
+                      deadline)
     try:
         with _signals_raise():
             return pool.run(poll, timeout)

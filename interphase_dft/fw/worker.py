@@ -7,8 +7,12 @@ Like FireWorks' ``rlaunch``, but the embedded store is opened through
 :class:`interphase_dft.fw.embedded.EmbeddedLaunchPad` (locked transactions), so several
 workers and Slurm jobs can share it, and the running launch is pinged every ``--ping-secs``
 (:mod:`interphase_dft.fw.heartbeat`; the interval, worker id, host and pid are recorded in the
-launch). Used by ``interphase-dft run`` (one per local worker, ``--parent-pid``: the worker
-stops when ``run`` is gone) and by the Slurm job script written by ``interphase-dft qlaunch``.
+launch). Within a run's time limit (``$INTERPHASE_DEADLINE``, :mod:`interphase_dft.timelimit`)
+it takes the READY firework of the earliest kind of :data:`TIME_LIMIT_ORDER` first, the one
+with the smallest cost estimate (``spec._priority``, estimated seconds) among them, and none
+after the deadline. Used by ``interphase-dft run`` (one per local
+worker, ``--parent-pid``: the worker stops when ``run`` is gone) and by the Slurm job script
+written by ``interphase-dft qlaunch``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from interphase_dft.errors import InputError, InterphaseError
-from interphase_dft.fw.launchpad import open_launchpad, redact, resolve_launchpad
+from interphase_dft.fw.launchpad import lp_session, open_launchpad, redact, resolve_launchpad
+from interphase_dft.timelimit import passed, run_deadline
 
 
 def _stop_now(signum: int, frame: object) -> None:
@@ -68,6 +73,58 @@ def load_fworker(path: str | None, heartbeat_env: dict[str, Any]) -> Any:
                    env={**(base.env or {}), **heartbeat_env})
 
 
+#: states of fireworks that may still make a WAITING one READY
+BUSY_STATES = ("RUNNING", "RESERVED")
+#: within a time limit, the kinds (``spec.kind``) in the order they are taken: a barrier
+#: enters the ΔE fit only with the binding energies of both its phases, and a bulk reference
+#: hop (small cell) is cheaper and more often certified than an interface hop; other kinds last
+TIME_LIMIT_ORDER = ("references", "binding", "bulk_barrier", "barrier")
+
+
+def _time_limit_rank(doc: dict[str, Any]) -> tuple[int, float, int]:
+    spec = doc.get("spec") or {}
+    kind = spec.get("kind")
+    tier = TIME_LIMIT_ORDER.index(kind) if kind in TIME_LIMIT_ORDER else len(TIME_LIMIT_ORDER)
+    return tier, float(spec.get("_priority", 0)), int(doc["fw_id"])
+
+
+def cheapest_ready(lp: Any, query: dict[str, Any] | None = None) -> int | None:
+    """The READY firework (matching the FireWorker ``query``) to take within a time limit: the
+    earliest kind of :data:`TIME_LIMIT_ORDER`, then the smallest cost estimate
+    (``spec._priority``: estimated seconds), then the lowest fw_id. None when none is READY
+    and none that could make one READY is running; -1 when only running ones are left."""
+    with lp_session(lp) as db:
+        ready = list(db.fireworks.find({**(query or {}), "state": "READY"},
+                                       {"fw_id": 1, "spec._priority": 1, "spec.kind": 1}))
+        if not ready:
+            busy = db.fireworks.count_documents({"state": {"$in": list(BUSY_STATES)}})
+            return -1 if busy else None
+    return min(ready, key=_time_limit_rank)["fw_id"]
+
+
+def run_until(lp: Any, fworker: Any, deadline: float, sleep: float) -> int:
+    """Launch the cheapest READY firework, one after the other, until none is left or the UNIX
+    time ``deadline`` has passed; return the number launched. The chosen firework is checked
+    out through the FireWorker's query narrowed to its fw_id (READY only, in one transaction),
+    so one another worker or a queue reservation took first is skipped."""
+    from fireworks import FWorker
+    from fireworks.core.rocket_launcher import launch_rocket
+
+    launched = 0
+    while not passed(deadline):
+        fw_id = cheapest_ready(lp, fworker.query)
+        if fw_id is None:
+            break
+        if fw_id < 0:  # other workers hold what comes next: wait for it
+            time.sleep(sleep)
+            continue
+        one = FWorker(name=fworker.name, category=fworker.category,
+                      query={**fworker._query, "fw_id": fw_id}, env=fworker.env)
+        if launch_rocket(lp, one, strm_lvl="INFO"):
+            launched += 1
+    return launched
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m interphase_dft.fw.worker")
     parser.add_argument("mode", choices=["rapidfire", "singleshot"])
@@ -106,8 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         heartbeat.install(ping)
         fworker = load_fworker(args.fworker or os.environ.get(ENV_FWORKER),
                                heartbeat.worker_env(ping, args.worker_id))
+        deadline = run_deadline()
         if args.mode == "singleshot":
             launch_rocket(lp, fworker, fw_id=args.fw_id, strm_lvl="INFO")
+        elif deadline is not None:
+            run_until(lp, fworker, deadline, args.sleep)
         else:
             rapidfire(lp, fworker, nlaunches=args.nlaunches, sleep_time=args.sleep,
                       strm_lvl="INFO")

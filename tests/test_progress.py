@@ -102,6 +102,8 @@ def test_the_line_names_what_finished_what_runs_the_counts_and_the_eta():
     unchanged = summary_line(fws, workers=2, now=NOW, elapsed=None,
                              previous={f.fw_id: f.state for f in fws})
     assert unchanged.startswith("running: binding:LiAl:bulk") and "finished" not in unchanged
+    limited = summary_line(fws, workers=2, now=NOW, elapsed=None, deadline=NOW + 3900.0)
+    assert limited.endswith("(measured 0.90 x the estimates) | time limit in 1 h 05 min")
 
 
 def test_campaign_with_workers_prints_a_line_per_state_change(tmp_path, capsys):

@@ -41,7 +41,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixAtoms
 
 from interphase_dft.calc.guard import CalcFactory
-from interphase_dft.calc.wrapped import WrappedCalculator
+from interphase_dft.calc.wrapped import WrappedCalculator, WrappingFactory
 from interphase_dft.schemas import package_versions, settings_hash, structure_hash
 
 log = logging.getLogger("interphase_dft.calc")
@@ -285,11 +285,13 @@ class RecordingCalculator(WrappedCalculator):
 
 
 @dataclass(frozen=True)
-class RecordingFactory:
+class RecordingFactory(WrappingFactory):
     """``factory(atoms, attempt, label)`` whose calculators add every evaluation to ``sink``.
 
-    ``description`` and ``paired()`` are those of the wrapped factory, so checkpoint
-    fingerprints are unchanged. ``ids`` collects the ids of the frames added through it.
+    ``description`` and ``paired()`` are those of the wrapped factory
+    (:class:`~interphase_dft.calc.wrapped.WrappingFactory`; the paired variant records into
+    the same sink and ``ids``), so checkpoint fingerprints are unchanged. ``ids`` collects the
+    ids of the frames added through it.
     """
 
     inner: CalcFactory
@@ -300,12 +302,8 @@ class RecordingFactory:
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         return RecordingCalculator(self.inner(atoms, attempt=attempt, label=label), self)
 
-    @property
-    def description(self) -> dict[str, Any]:
-        return dict(getattr(self.inner, "description", {}) or {})
-
-    def paired(self) -> RecordingFactory:
-        return replace(self, inner=self.inner.paired())  # type: ignore[attr-defined]
+    def rewrap(self, inner: CalcFactory) -> RecordingFactory:
+        return replace(self, inner=inner)
 
     def store(self, atoms: Atoms, results: dict[str, Any]) -> str | None:
         """Add one frame (a failing store is a warning, never a failed calculation)."""
@@ -319,11 +317,6 @@ class RecordingFactory:
             return None
         self.ids.append(fid)
         return fid
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "paired" or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
 
 def recording(factory: CalcFactory, sink: FrameSink | None,

@@ -255,7 +255,8 @@ class WorkerPool:
                 fws = firework_states(self.lp)
                 self.say(summary_line(fws, workers=self.workers, now=time.time(),
                                       elapsed=time.monotonic() - start,
-                                      previous=states if last is None else last))
+                                      previous=states if last is None else last,
+                                      deadline=self.deadline))
                 last = states
             if not self.live:
                 stale = self.stale_elsewhere()

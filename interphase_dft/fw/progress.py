@@ -167,13 +167,15 @@ def counts_text(fws: Iterable[FireworkState]) -> str:
 
 
 def summary_line(fws: Sequence[FireworkState], *, workers: int, now: float,
-                 elapsed: float | None, previous: Mapping[int, str] | None = None) -> str:
+                 elapsed: float | None, previous: Mapping[int, str] | None = None,
+                 deadline: float | None = None) -> str:
     """One progress line (see the module rules).
 
     ``[  12 min 05 s] finished binding:Al:bulk (1 min 30 s) | running: ... | 3 done, 2
     running, 5 waiting, 0 failed | ETA 2 h 10 min``; the ``finished``/``failed`` part names
     the fireworks that reached COMPLETED or FIZZLED since ``previous`` (fw_id -> state), in
-    the order they ended; no ``[elapsed]`` prefix when ``elapsed`` is None.
+    the order they ended; no ``[elapsed]`` prefix when ``elapsed`` is None. With the run's
+    time limit ``deadline`` (UNIX time) the line ends with the time left to it.
     """
     before = dict(previous or {})
     events = []
@@ -190,4 +192,6 @@ def summary_line(fws: Sequence[FireworkState], *, workers: int, now: float,
         parts.append("; ".join(events) + " |")
     parts += [f"running: {running_text(fws, now)} |", f"{counts_text(fws)} |",
               eta_text(eta(fws, workers, now))]
+    if deadline is not None:
+        parts.append(f"| time limit in {format_duration(max(0.0, deadline - now))}")
     return " ".join(parts)

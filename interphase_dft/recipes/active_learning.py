@@ -145,7 +145,6 @@ class _Loop:
     mic: bool
     tune: Callable[..., FineTuned]
     calls: int = 0
-    fractions: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     known: list[Atoms] = field(default_factory=list)
 
@@ -153,8 +152,9 @@ class _Loop:
                        ml: MLFactory, wd: Path,
                        corr: list[ForceCorrection] | None = None,
                        steps: list[float] | None = None,
-                       climb: bool = True) -> tuple[list[Atoms], int]:
-        """Surrogate-relaxed endpoints and climbing band; returns it and the top image.
+                       climb: bool = True) -> tuple[list[Atoms], int, list[float]]:
+        """Surrogate-relaxed endpoints and climbing band; returns it, the top image and the
+        step fraction each point took (``steps`` cut by the trust radius; 1 without ``corr``).
         ``corr``: the reference corrections anchored at the last round's band (one per
         image, endpoints included), or None."""
         rs = self.settings.relax.for_surrogate()
@@ -190,8 +190,7 @@ class _Loop:
         images = [new_ends[0], *[damped_step(s0, im, b) for s0, im, b in
                                  zip(start[1:-1], res.images[1:-1], used[1:-1], strict=True)],
                   new_ends[1]]
-        self.fractions = used
-        return _same_on_all_ranks([_bare(im) for im in images]), top
+        return _same_on_all_ranks([_bare(im) for im in images]), top, used
 
     def reference_points(self, band: list[Atoms], top: int, wd: Path) -> list[Atoms]:
         """Reference single points: climbing image first, then endpoints, then the rest."""
@@ -408,10 +407,11 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     steps: list[float] | None = None
     climb = True
     last: list[Atoms] | None = None  # the reference band the corrections were anchored at
+    fractions: list[float] = []  # the step fraction each point of the last round took
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
-        band, top = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb)
+        band, top, fractions = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb)
         n_old = len(hop.frames)
         ref_band = loop.reference_points(band, top, rwd)
         if tuned is not None:  # frames of this round: not in the training set
@@ -443,8 +443,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         ml = replace(surrogate, _model=tuned.model, weights=tuned.weights_hash)
         if nset.al_force_correction:  # anchored with the surrogate the next round uses
             if last is not None and len(last) == len(ref_band):
-                steps = adapted_steps(last, ref_band, loop.fractions or [1.0] * len(ref_band),
-                                      nset.al_correction_step)
+                steps = adapted_steps(last, ref_band, fractions, nset.al_correction_step)
                 log.info("active learning: corrected step fractions %s",
                          ", ".join(f"{b:.2f}" for b in steps))
             corr = [correction_at(im, ml) for im in ref_band]

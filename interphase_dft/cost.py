@@ -53,7 +53,8 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
   first of each band slot from scratch and the later ones restarted from it; the
   PBE//surrogate plan (``neb.dft_refine`` false) 2 + ``n_images`` single points; DFT CI-NEB
   2 endpoint relaxations + ``n_images`` x :data:`NEB_STEPS` (at most ``neb.steps``) band calls.
-  Interstitial minima without a surrogate add 2 relaxations per region. Capped by
+  Interstitial minima without a surrogate add 2 relaxations per region; ``neb.relax_host``
+  adds one DFT relaxation of the cell (vacancy hops). Capped by
   ``budget.max_dft_calls``.
 - ``bulk_barrier``: the same on the bulk hop cell (built:
   :func:`~interphase_dft.recipes.hop_setup.bulk_cell`), one hop.
@@ -434,6 +435,8 @@ def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
     spin = _insertion_spin(s, *metal) if interstitial else 1
     cell = _migration(a, b, s, spin, 1 if interstitial else 0)
     calcs = _hop_calls(cell, 2 if interstitial else 1, s)
+    if s.neb.relax_host and not interstitial and s.engine != "ml":  # recipes/host.py
+        calcs.append(Calcs(cell, 1, min(s.relax.steps, RELAX_CALLS)))
     surrogate = s.engine == "ml" or s.relax.ml_prerelax or s.neb.ml_prestage
     if interstitial and not surrogate:
         calcs.append(_relaxations(cell, 2 * 3, s))

@@ -149,3 +149,13 @@ def test_calibrated_estimates_are_within_a_factor_3_of_the_stored_wall_times(tmp
         wall = launches[fw["fw_id"]]
         assert wall / 3 <= est.seconds <= wall * 3, (fw["name"], est.seconds, wall)
         assert f"calibrated from {len(items)} stored documents" in est.basis
+
+
+def test_relaxing_the_host_adds_one_relaxation_to_an_interface_vacancy_hop():
+    costs = []
+    for extra in ({}, {"neb": {"relax_host": True}}):
+        settings = preset("laptop", {"budget": {"max_dft_calls": None}, **extra})
+        costs.append(estimate(WorkItem.create("barrier", settings, phase_a="LiAl", phase_b="LiCl",
+                                              mechanism="vacancy")))
+    assert costs[1].dft_calls == costs[0].dft_calls + 25
+    assert costs[1].seconds > costs[0].seconds

@@ -142,8 +142,22 @@ def _optimizer_class(name: str) -> type:
                          "BFGSLineSearch") from exc
 
 
+def _seed_curvature(opt: Any, hessian: np.ndarray, optimizer: str, cell: bool,
+                    natoms: int) -> None:
+    """Start ``opt`` (BFGS on positions) from ``hessian``; an error names what to change."""
+    if optimizer != "BFGS" or cell:
+        raise InputError(f"a starting Hessian needs relax.optimizer='BFGS' on positions, got "
+                         f"{optimizer!r}{' with the cell' if cell else ''}")
+    if np.shape(hessian) != (3 * natoms, 3 * natoms):
+        raise InputError(f"starting Hessian of shape {np.shape(hessian)} for {natoms} atoms; "
+                         f"it must be ({3 * natoms}, {3 * natoms})")
+    if getattr(opt, "state", None) is None:  # fresh start: no curvature read from restart
+        opt.H0 = np.asarray(hessian, dtype=float).copy()
+
+
 def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | str,
-          settings: RelaxSettings, cell: bool = False, label: str = "relax") -> RunResult:
+          settings: RelaxSettings, cell: bool = False, label: str = "relax",
+          hessian: np.ndarray | None = None) -> RunResult:
     """Relax positions (and the cell when ``cell``) to ``settings.fmax`` with checkpoints.
 
     Parameters
@@ -161,6 +175,11 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         Also relax the cell (``FrechetCellFilter``; needs a calculator with stress).
     label
         Stem of the checkpoint file names.
+    hessian
+        The (3N, 3N) starting curvature of a BFGS relaxation of positions, eV/Angstrom^2
+        (e.g. :func:`interphase_dft.calc.hessian.surrogate_hessian`) instead of BFGS's
+        ``alpha`` x identity; used on a fresh start only (a resumed run continues the stored
+        curvature).
 
     Returns
     -------
@@ -197,6 +216,8 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
     target = FrechetCellFilter(work) if cell else work
     t0 = time.perf_counter()
     opt = _optimizer_class(settings.optimizer)(target, restart=str(ckpt.opt_path), logfile=None)
+    if hessian is not None:
+        _seed_curvature(opt, hessian, settings.optimizer, cell, len(work))
 
     def current() -> RunResult:
         forces = target.get_forces()

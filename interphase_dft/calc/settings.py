@@ -166,6 +166,10 @@ class NEBSettings(_Frozen):
         8, ge=1, description="active-learning loop: fine-tuning epochs per round")
     al_learning_rate: float = Field(
         1e-3, gt=0, description="active-learning loop: fine-tuning learning rate (Adam)")
+    relax_host: bool = Field(
+        False, description="interface vacancy hops: relax the migration cell's full host (every "
+        "Li site occupied) at the reported level first, BFGS from the surrogate's Hessian, and "
+        "cut both endpoints from it (recipes/host.py); engine 'ml' ignores it")
 
     @model_validator(mode="after")
     def _single_points_need_surrogate(self) -> NEBSettings:

@@ -65,7 +65,8 @@ from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
 from interphase_dft.recipes.band import BandRunner
 from interphase_dft.recipes.barrier_doc import HopRecord, barrier_doc, over_budget_doc
-from interphase_dft.recipes.hop_setup import MECHANISMS, check_mechanism
+from interphase_dft.recipes.hop_setup import MECHANISMS, HostPlan, check_mechanism
+from interphase_dft.recipes.host import HOST_DIR, relaxed_host_states
 from interphase_dft.recipes.neb_path import intermediate_minimum
 from interphase_dft.schemas import BarrierDoc
 
@@ -134,7 +135,7 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
                  mechanism: str = "unspecified", interface_meta: dict[str, Any] | None = None,
                  work_of_adhesion: float | None = None,
                  calc_factory: CalcFactory | None = None, frames: FrameSink | None = None,
-                 work_key: str | None = None) -> BarrierDoc:
+                 work_key: str | None = None, host: HostPlan | None = None) -> BarrierDoc:
     """Certified barrier of the path through ``states`` (>= 2 minima, same atom order).
 
     Parameters
@@ -167,6 +168,10 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
     frames, work_key
         Frame store of the DFT single points and the work key stored with them (None: not
         stored).
+    host
+        The full host the two endpoints were cut from; with ``settings.neb.relax_host`` it is
+        relaxed at the reported level first and the endpoints start from it
+        (:mod:`interphase_dft.recipes.host`; recorded in ``interface_meta['host_relaxation']``).
     """
     opts = options or HopOptions()
     if len(states) < 2:
@@ -188,6 +193,14 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
                     _description(runner, opts, settings, custom=calc_factory is not None,
                                  spin=spin), states[0], work_of_adhesion)
     try:
+        if host is not None and len(states) == 2 and settings.neb.relax_host \
+                and settings.engine != "ml":
+            runner.at("host relaxation")
+            states, hop.interface_meta["host_relaxation"] = relaxed_host_states(
+                host, states, settings=settings, workdir=workdir, run=runner.run,
+                factory=_reported_factory(settings, opts, workdir / HOST_DIR, calc_factory,
+                                          runner.run, ledger, neutral=True),
+                surrogate=runner.path_ml or runner.geometry_ml)
         if len(states) == 2 and _loop_relaxes_endpoints(settings, opts):
             ends, unconverged = list(states), []  # the active-learning loop relaxes them
         else:
@@ -217,19 +230,30 @@ def _loop_relaxes_endpoints(settings: CalcSettings, opts: HopOptions) -> bool:
     return settings.neb.active_learning and settings.engine != "ml" and opts.relax_endpoints
 
 
+def _reported_factory(settings: CalcSettings, opts: HopOptions, workdir: Path,
+                      calc_factory: CalcFactory | None, run: RunLog, ledger: Ledger | None,
+                      *, spin: bool = False, neutral: bool = False) -> CalcFactory:
+    """The reported level of a hop (``calc_factory`` or GPAW from ``settings``, its text output
+    in ``workdir``): frames recorded, metered by ``ledger``. ``neutral``: without the hop's
+    ``charge`` (the full host of a vacancy hop has no vacancy)."""
+    extra = dict(opts.calc_extra or {})
+    if neutral:
+        extra.pop("charge", None)
+    factory = calc_factory or factory_for(
+        settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
+        txt=str(workdir / "gpaw.txt"), extra=extra,
+        li_inserted=opts.li_inserted and not neutral, spin=spin)
+    if settings.engine != "ml":  # surrogate energies are never frames
+        factory = run.recorded(factory)
+    return MeteredFactory(factory, ledger) if ledger is not None else factory
+
+
 def _band_runner(settings: CalcSettings, opts: HopOptions, workdir: Path,
                  calc_factory: CalcFactory | None, *, spin: bool, label: str,
                  ledger: Ledger | None, run: RunLog) -> BandRunner:
     """The calculators of a hop: the reported level (frames recorded, metered), the surrogate
     for geometries and path."""
-    factory = calc_factory or factory_for(
-        settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
-        txt=str(workdir / "gpaw.txt"), extra=dict(opts.calc_extra or {}),
-        li_inserted=opts.li_inserted, spin=spin)
-    if settings.engine != "ml":  # surrogate energies are never frames
-        factory = run.recorded(factory)
-    if ledger is not None:
-        factory = MeteredFactory(factory, ledger)
+    factory = _reported_factory(settings, opts, workdir, calc_factory, run, ledger, spin=spin)
     # relax.dft_relax=false: endpoints relaxed by the surrogate, then one DFT single point
     geometry_ml = None
     if opts.relax_endpoints and settings.surrogate_geometry:
@@ -339,7 +363,7 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
     return path_barrier(hs.states, settings, workdir, opts, label=f"{a}|{b} {mechanism}",
                         phase_a=a, phase_b=b, mechanism=mechanism, interface_meta=hs.meta,
                         work_of_adhesion=hs.work_of_adhesion, calc_factory=calc_factory,
-                        frames=frames, work_key=work_key)
+                        frames=frames, work_key=work_key, host=hs.host)
 
 
 def bulk_reference_barrier(phase: str, settings: CalcSettings, *, workdir: Path | str,

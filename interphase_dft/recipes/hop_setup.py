@@ -50,14 +50,48 @@ _HOP_KEYS = ("hop", "region_initial", "region_final", "hop_distance_A", "energy_
              "li_host_final_A")
 
 
+@dataclass(frozen=True)
+class HostPlan:
+    """The full host of a vacancy hop's migration cell and how the endpoints are cut from it.
+
+    ``atoms``: every Li lattice site occupied (pbc (T, T, F), the endpoints' fixed atoms);
+    ``site_final``: index in ``atoms`` of the vacant Li site the hop fills (absent from both
+    endpoints); ``li_index``: the hopping Li in the endpoints.
+    """
+
+    atoms: Atoms
+    site_final: int
+    li_index: int
+
+    def states_from(self, relaxed: Atoms, states: list[Atoms]) -> list[Atoms]:
+        """``states`` (initial, final) with the positions of the ``relaxed`` host: the same
+        atoms without ``site_final``; the hopping Li at its own relaxed site (initial) or at
+        the relaxed ``site_final`` (final). Atom order, constraints and info are kept."""
+        if len(relaxed) != len(self.atoms) or len(states) != 2:
+            raise InputError(f"host of {len(relaxed)} atoms and {len(states)} states do not "
+                             f"belong to this plan ({len(self.atoms)} atoms, 2 states)")
+        keep = np.ones(len(relaxed), bool)
+        keep[self.site_final] = False
+        out = []
+        for k, state in enumerate(states):
+            new = state.copy()
+            new.positions = relaxed.positions[keep]
+            if k == 1:
+                new.positions[self.li_index] = relaxed.positions[self.site_final]
+            out.append(new)
+        return out
+
+
 @dataclass
 class HopStates:
-    """The minima of a path (same atoms and order; 2 for one hop) and what to record."""
+    """The minima of a path (same atoms and order; 2 for one hop) and what to record;
+    ``host``: the full host the endpoints are cut from (vacancy hops), else None."""
 
     mechanism: str
     states: list[Atoms]
     meta: dict[str, Any] = field(default_factory=dict)
     work_of_adhesion: float | None = None
+    host: HostPlan | None = None
 
 
 def has_li(phase: str) -> bool:
@@ -125,7 +159,9 @@ def interface_states(phase_a: str, phase_b: str, settings: CalcSettings, mechani
     if mechanism == "vacancy":
         hop = vacancy_hop(cell, max_hop=settings.structure.interface_max_hop)
         meta = {**hop.meta, "registry": registry}
-        return HopStates("vacancy", [_slab(hop.initial), _slab(hop.final)], meta, w_ad)
+        plan = HostPlan(_slab(cell.atoms), int(hop.meta["site_final"]["cell_index"]),
+                        int(hop.meta["li_index"]))
+        return HopStates("vacancy", [_slab(hop.initial), _slab(hop.final)], meta, w_ad, plan)
     states, meta = _interstitial(cell, settings, workdir, surrogate, relaxer)
     return HopStates("interstitial", [_slab(s) for s in states],
                      {**meta, "registry": registry}, w_ad)

@@ -1,0 +1,93 @@
+"""The full host of a migration cell relaxed at the barrier's level, before the hop's endpoints
+are cut from it (``neb.relax_host``).
+
+Why: on the LiAl|LiCl migration cell the largest DFT forces of every endpoint and image
+(0.5-0.6 eV/Angstrom) were a uniform field across the ionic film that all of them share, and
+the active-learning loop relaxed it at most ``neb.al_max_move`` per round on five structures
+at a time (docs/history.md). Relaxing the shared host once leaves the endpoints only the
+relaxation around the hop.
+
+Rules
+-----
+- The host: the migration cell with every Li lattice site occupied
+  (:class:`~interphase_dft.recipes.hop_setup.HostPlan`), neutral, pbc (T, T, F) with the
+  dipole-layer correction, the endpoints' fixed atoms fixed.
+- Level: the barrier's reported level. The surrogate relaxes it first (when there is one);
+  then BFGS with the reported forces to ``relax.fmax`` within ``relax.steps``, starting from
+  the surrogate's Hessian at that geometry (:mod:`interphase_dft.calc.hessian`; BFGS only).
+  Work directory ``host/`` (checkpointed: a rerun continues it), every call charged to the
+  barrier's ledger (stage ``host relaxation``) and stored as a frame.
+- The endpoints take the relaxed host's positions
+  (:meth:`~interphase_dft.recipes.hop_setup.HostPlan.states_from`). An unconverged host
+  relaxation is recorded and warned about; the endpoints still start from its last geometry
+  (they are relaxed and certified at the barrier's level afterwards either way).
+- The record (``interface_meta['host_relaxation']``): converged, fmax, steps, reported-level
+  calls, energy, how it started.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.parallel import broadcast, world
+
+from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.hessian import surrogate_hessian
+from interphase_dft.calc.runlog import RunLog
+from interphase_dft.calc.runners import relax
+from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.recipes.hop_setup import HostPlan
+
+HOST_DIR = "host"
+HESSIAN_FILE = "hessian.npz"
+
+
+def _hessian(atoms: Atoms, surrogate: CalcFactory, wd: Path) -> np.ndarray:
+    """The surrogate's Hessian at ``atoms``, read from ``wd`` when computed there for the
+    same positions; rank 0 computes and every MPI rank gets its matrix."""
+    path = wd / HESSIAN_FILE
+    hess = None
+    if world.rank == 0:
+        if path.is_file():
+            with np.load(path) as data:
+                if np.array_equal(data["positions"], atoms.positions):
+                    hess = data["hessian"]
+        if hess is None:
+            hess = surrogate_hessian(atoms, surrogate)
+            wd.mkdir(parents=True, exist_ok=True)
+            np.savez(path, hessian=hess, positions=atoms.positions)
+    return broadcast(hess, root=0)
+
+
+def relaxed_host_states(plan: HostPlan, states: list[Atoms], *, factory: CalcFactory,
+                        surrogate: CalcFactory | None, settings: CalcSettings,
+                        workdir: Path, run: RunLog) -> tuple[list[Atoms], dict[str, Any]]:
+    """``states`` (initial, final) cut from the host of ``plan`` relaxed with ``factory``
+    (module rules), and the record of that relaxation."""
+    wd = Path(workdir) / HOST_DIR
+    start = plan.atoms
+    if surrogate is not None:
+        m = relax(start, surrogate, wd, settings.relax.for_surrogate(), label="ml")
+        run.add("host_ml", m)
+        start = plan.atoms.copy()
+        start.positions = m.atoms.positions
+    hessian = None
+    if surrogate is not None and settings.relax.optimizer == "BFGS":
+        hessian = _hessian(start, surrogate, wd)
+    with run.stage("host"):
+        r = relax(start, factory, wd, settings.relax, label="dft", hessian=hessian)
+    run.add("host", r)
+    if not r.converged:
+        run.warn(f"host relaxation not converged (fmax {r.fmax:.3f} > {settings.relax.fmax} "
+                 f"eV/A after {r.steps} steps): the endpoints start from its last geometry; "
+                 "raise relax.steps")
+    record = {"converged": bool(r.converged), "fmax_eV_A": round(float(r.fmax), 4),
+              "steps": int(r.steps), "calls": int(r.force_calls),
+              "energy_eV": round(float(r.energy), 6), "n_atoms": len(plan.atoms),
+              "start": "surrogate-relaxed" if surrogate is not None else "as built",
+              "curvature": ("surrogate Hessian" if hessian is not None
+                            else f"{settings.relax.optimizer} default")}
+    return plan.states_from(r.atoms, states), record

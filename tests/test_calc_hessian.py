@@ -1,0 +1,100 @@
+"""The surrogate's Hessian as the starting curvature of a reference-level BFGS relaxation
+(calc/hessian.py, ``relax(..., hessian=)``): a reference that is the surrogate plus a uniform
+force on the free atoms (what a field across an ionic film adds to a local surrogate)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import fcc100
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.emt import EMT
+from ase.constraints import FixAtoms
+
+from interphase_dft.calc.hessian import fixed_indices, surrogate_hessian
+from interphase_dft.calc.runners import relax
+from interphase_dft.calc.settings import RelaxSettings
+from interphase_dft.errors import InputError
+
+
+def emt(atoms, attempt=0, label=""):
+    return EMT()
+
+
+class FieldEMT(Calculator):
+    """EMT plus a constant force on every atom (energy -f.(r - r0)): a uniform field."""
+
+    implemented_properties = ("energy", "free_energy", "forces")
+
+    def __init__(self, force: np.ndarray, origin: np.ndarray) -> None:
+        super().__init__()
+        self.force, self.origin, self.calls = force, origin, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        work = self.atoms.copy()
+        work.calc = EMT()
+        e = work.get_potential_energy() - float(np.sum(self.force * (work.positions
+                                                                   - self.origin)))
+        self.results = {"energy": e, "free_energy": e,
+                        "forces": work.get_forces() + self.force}
+
+
+def slab():
+    s = fcc100("Al", (2, 2, 4), vacuum=6.0)
+    s.set_constraint(FixAtoms(mask=[a.tag >= 3 for a in s]))  # the two bottom layers
+    s.calc = EMT()
+    return s
+
+
+def test_the_hessian_is_symmetric_positive_and_leaves_fixed_atoms_out():
+    s = slab()
+    h = surrogate_hessian(s, emt)
+    assert h.shape == (3 * len(s), 3 * len(s)) and np.allclose(h, h.T)
+    assert np.linalg.eigvalsh(h).min() >= 0.5 - 1e-9
+    fixed = fixed_indices(s)
+    assert fixed == [a.index for a in s if a.tag >= 3]
+    for a in fixed:
+        block = h[3 * a: 3 * a + 3]
+        assert np.allclose(np.delete(block, [3 * a, 3 * a + 1, 3 * a + 2], axis=1), 0.0)
+    # the free block is EMT's curvature: a small move of a free atom changes the forces as -H d
+    free = next(a.index for a in s if a.tag == 1)
+    d = np.zeros((len(s), 3))
+    d[free, 2] = 0.002
+    moved = s.copy()
+    moved.positions += d
+    moved.calc = EMT()
+    df = (moved.get_forces() - s.get_forces()).ravel()
+    assert np.allclose(df, -h @ d.ravel(), atol=2e-3)
+
+
+def test_bfgs_from_the_surrogate_hessian_needs_fewer_reference_calls(tmp_path):
+    start = slab()
+    r0 = relax(start, emt, tmp_path / "ml", RelaxSettings(fmax=0.005, steps=300))  # surrogate
+    start = r0.atoms
+    force = np.zeros((len(start), 3))
+    # opposite forces on the two free layers, as a field on the ions of a film
+    force[[a.index for a in start if a.tag == 1], 2] = 0.15
+    force[[a.index for a in start if a.tag == 2], 2] = -0.15
+    settings = RelaxSettings(fmax=0.01, steps=200, optimizer="BFGS")
+    plain_calc, seeded_calc = (FieldEMT(force, start.positions.copy()) for _ in range(2))
+    plain = relax(start, lambda a, attempt=0, label="": plain_calc, tmp_path / "plain",
+                  settings)
+    seeded = relax(start, lambda a, attempt=0, label="": seeded_calc, tmp_path / "seeded",
+                   settings, hessian=surrogate_hessian(start, emt))
+    assert plain.converged and seeded.converged
+    assert seeded.energy == pytest.approx(plain.energy, abs=2e-3)  # the same minimum
+    assert np.abs(seeded.atoms.positions - plain.atoms.positions).max() < 0.02
+    assert seeded_calc.calls <= plain_calc.calls / 2, (seeded_calc.calls, plain_calc.calls)
+    fixed = fixed_indices(start)
+    assert np.allclose(seeded.atoms.positions[fixed], start.positions[fixed])
+
+
+def test_a_starting_hessian_needs_bfgs_on_positions_and_the_right_shape(tmp_path):
+    s = slab()
+    h = np.eye(3 * len(s))
+    with pytest.raises(InputError, match=r"relax\.optimizer='BFGS'"):
+        relax(s, emt, tmp_path / "a", RelaxSettings(optimizer="FIRE"), hessian=h)
+    with pytest.raises(InputError, match="must be"):
+        relax(s, emt, tmp_path / "b", RelaxSettings(), hessian=np.eye(3))

@@ -1,0 +1,113 @@
+"""The full host of a migration cell relaxed before the hop's endpoints are cut from it
+(``neb.relax_host``, recipes/host.py, hop_setup.HostPlan)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import fcc100
+from ase.constraints import FixAtoms
+
+from interphase_dft.builders.hops import vacancy_hop
+from interphase_dft.builders.migration import migration_cell
+from interphase_dft.calc.presets import preset
+from interphase_dft.errors import InputError
+from interphase_dft.recipes.barrier import neb_barrier
+from interphase_dft.recipes.hop_setup import HostPlan
+from tests.test_recipes_barrier import emt_factory
+
+
+def _fixed(atoms) -> list[int]:
+    return sorted(int(i) for c in atoms.constraints if isinstance(c, FixAtoms)
+                  for i in c.get_indices())
+
+
+def test_endpoints_cut_from_the_host_are_the_builders_and_follow_a_moved_host():
+    cell = migration_cell("LiAl", "LiCl", min_thickness=6.0, max_atoms=200,
+                          miller_a=(1, 1, 0), miller_b=(1, 1, 0))
+    hop = vacancy_hop(cell)
+    plan = HostPlan(cell.atoms, hop.meta["site_final"]["cell_index"], hop.li_index)
+    states = [hop.initial, hop.final]
+    same = plan.states_from(cell.atoms, states)  # the unrelaxed host gives the built endpoints
+    for a, b in zip(same, states, strict=True):
+        assert np.allclose(a.positions, b.positions)
+        assert a.get_chemical_symbols() == b.get_chemical_symbols() and _fixed(a) == _fixed(b)
+    moved = cell.atoms.copy()
+    rng = np.random.default_rng(0)
+    moved.positions += rng.normal(0, 0.05, moved.positions.shape)
+    initial, final = plan.states_from(moved, states)
+    j, li = plan.site_final, plan.li_index
+    rest = np.delete(moved.positions, j, axis=0)
+    assert np.allclose(initial.positions, rest)
+    assert np.allclose(np.delete(final.positions, li, axis=0), np.delete(rest, li, axis=0))
+    assert np.allclose(final.positions[li], moved.positions[j])  # the Li ends on the vacancy
+    assert final[li].symbol == "Li" and initial.info["li_index"] == li
+    with pytest.raises(InputError, match="do not belong"):
+        plan.states_from(moved[:-1], states)
+
+
+def _al_vacancy_hop():
+    """An Al(100) surface vacancy hop with its full host (bottom layer fixed)."""
+    host = fcc100("Al", (3, 3, 3), vacuum=6.0)
+    host.positions[host.get_tags() < 3, 2] += 0.08  # free layers off their minimum
+    host.set_constraint(FixAtoms(mask=[a.tag == 3 for a in host]))
+    top = [a.index for a in host if a.tag == 1]
+    j, hopper = top[0], top[1]  # neighbours in the top layer
+    keep = np.ones(len(host), bool)
+    keep[j] = False
+    initial = host[keep]
+    initial.set_constraint(FixAtoms(mask=[a.tag == 3 for a in initial]))
+    li = hopper - int(hopper > j)
+    final = initial.copy()
+    final.positions[li] = host.positions[j]
+    for atoms in (initial, final):
+        atoms.info["li_index"] = li
+    return host, initial, final, HostPlan(host, j, li)
+
+
+def test_a_vacancy_hop_from_the_relaxed_host(tmp_path):
+    host, initial, final, plan = _al_vacancy_hop()
+    settings = preset("test", {"neb": {"fmax": 0.05, "relax_host": True}, "relax": {"fmax": 0.02}})
+    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=emt_factory,
+                      phase_a="Al", phase_b="Al", host=plan)
+    rec = doc.interface_meta["host_relaxation"]
+    assert rec["converged"] and rec["fmax_eV_A"] <= settings.relax.fmax
+    assert rec["n_atoms"] == len(host) and rec["calls"] >= 2
+    assert rec["curvature"] == "BFGS default"  # the test preset has no surrogate
+    assert (tmp_path / "host" / "dft.json").is_file()
+    assert doc.budget["dft_calls"] >= rec["calls"]  # the host is charged to the barrier
+    assert doc.converged and 0.0 < doc.barrier_forward < 2.0
+    # the same hop without the setting: no host relaxation recorded
+    plain = neb_barrier(initial, final, preset("test", {"neb": {"fmax": 0.05},
+                                                       "relax": {"fmax": 0.02}}),
+                        tmp_path / "plain", calc_factory=emt_factory, phase_a="Al",
+                        phase_b="Al", host=plan)
+    assert "host_relaxation" not in plain.interface_meta
+    assert plain.barrier_forward == pytest.approx(doc.barrier_forward, abs=0.03)
+
+
+def test_with_a_surrogate_the_host_starts_from_its_minimum_and_hessian(tmp_path):
+    """Surrogate = EMT, reference = EMT plus a uniform field on the free layers: BFGS from the
+    surrogate's Hessian; a rerun reads the finished relaxation and the stored Hessian."""
+    from interphase_dft.calc.runlog import RunLog
+    from interphase_dft.recipes.host import HESSIAN_FILE, HOST_DIR, relaxed_host_states
+    from tests.test_calc_hessian import FieldEMT
+
+    host, initial, final, plan = _al_vacancy_hop()
+    force = np.zeros((len(host), 3))
+    force[host.get_tags() == 1, 2] = 0.15
+    force[host.get_tags() == 2, 2] = -0.15
+    field = FieldEMT(force, host.positions.copy())
+    settings = preset("test", {"relax": {"fmax": 0.01}})
+    kw = dict(factory=lambda a, attempt=0, label="": field, surrogate=emt_factory,
+              settings=settings, workdir=tmp_path)
+    states, rec = relaxed_host_states(plan, [initial, final], run=RunLog(), **kw)
+    assert rec["converged"] and rec["curvature"] == "surrogate Hessian"
+    assert rec["start"] == "surrogate-relaxed" and rec["calls"] <= 6
+    assert (tmp_path / HOST_DIR / HESSIAN_FILE).is_file()
+    calls = field.calls
+    again, rec2 = relaxed_host_states(plan, [initial, final], run=RunLog(), **kw)
+    assert field.calls == calls and rec2["energy_eV"] == rec["energy_eV"]  # nothing recomputed
+    assert np.allclose(again[1].positions, states[1].positions)
+    top = host.get_tags()[np.arange(len(host)) != plan.site_final] == 1
+    assert states[0].positions[top, 2].mean() > initial.positions[top, 2].mean()  # the field

@@ -192,3 +192,17 @@ def test_resubmission_room_uses_the_ceilings_of_the_document_kind():
     barrier = {"kind": "barrier", "budget": {"dft_calls": 5, "dft_hours": 0.1}}
     assert not _has_room(budget, binding) and _has_room(budget, barrier)
     assert _has_room(budget.model_copy(update={"binding_max_dft_calls": 6}), binding)
+
+
+def test_the_runs_time_limit_stops_a_binding_run_and_the_next_run_continues_it(
+        tmp_path, monkeypatch):
+    from interphase_dft.timelimit import ENV_DEADLINE
+
+    kw = {"mode": "bulk", "workdir": tmp_path, "calc_factory": _factory(), "references": _REFS}
+    monkeypatch.setenv(ENV_DEADLINE, "1000")  # long past
+    stopped = binding_energy("LiCl", preset("test"), **kw)
+    assert stopped.status == BINDING_OVER_BUDGET and continuable(stopped.model_dump())
+    assert "time limit" in stopped.status_note and "run the campaign again" in stopped.status_note
+    assert "larger budget" not in stopped.status_note and stopped.budget["time_limit"]
+    monkeypatch.delenv(ENV_DEADLINE)
+    assert binding_energy("LiCl", preset("test"), **kw).complete

@@ -284,6 +284,11 @@ def test_report_lists_over_budget_and_bulk_hops_and_the_excess_barrier(tmp_path:
     md = (tmp_path / "rep" / "index.md").read_text()
     assert "barrier LiAl|Li2S (vacancy): not certified: over budget" in md
     assert "raise budget.max_dft_calls" in md and "## Migration barriers" in md
+    timed = over.model_copy(update={"budget": {**over.budget, "time_limit": "stopped"}})
+    write_report([*docs[:-2], timed, bulk], tmp_path / "rep2", n_boot=20)
+    md2 = (tmp_path / "rep2" / "index.md").read_text()
+    assert "time limit stopped it: run the campaign again" in md2
+    assert "raise budget.max_dft_calls" not in md2
     tables = tmp_path / "rep" / "tables"
     status = json.loads((tables / "barrier_status.json").read_text())
     assert [(r["hop"], r["dft_calls"]) for r in status] == [("LiAl|Li2S (vacancy)", 12)]

@@ -86,7 +86,10 @@ def status_note(doc: BarrierDoc) -> str | None:
         return (f"{what}: {doc.saddle} ({energy}); a reaction energy, not a barrier: left out "
                 "of the barrier fit")
     line = f"{what}: {doc.saddle}" + (f" - {doc.saddle_note}" if doc.saddle_note else "")
-    if doc.saddle == OVER_BUDGET:
+    if doc.saddle == OVER_BUDGET and (doc.budget or {}).get("time_limit"):
+        line += ("; the run's time limit stopped it: run the campaign again (`make demo`, or "
+                 "submit and run) and it continues from its checkpoints")
+    elif doc.saddle == OVER_BUDGET:
         line += ("; to continue, raise budget.max_dft_calls / budget.max_dft_hours in the "
                  "spec's overrides and submit it again (same work key and run directory)")
     return line + "; left out of the barrier fit"

@@ -470,9 +470,12 @@ def over_budget_doc(ledger: Ledger, settings: CalcSettings, run: RunLog, *, phas
     note = (f"stopped in stage {ledger.stage or '?'} after {ledger.calls} DFT calls "
             f"({ledger.seconds / 3600:.2f} h): {ledger.reason() or 'ceiling reached'}; "
             + (f"{reached_note}; " if reached_note else "")
-            + f"finished DFT runs: {', '.join(done) or 'none'}; continue with a larger "
-            "budget.binding_max_dft_calls / budget.binding_max_dft_hours in the same work "
-            "directory (finished runs are reused)")
+            + f"finished DFT runs: {', '.join(done) or 'none'}; "
+            + ("the run's time limit stopped it: run the campaign again in the same work "
+               "directory (finished runs are reused)" if "time_limit" in ledger.summary() else
+               "continue with a larger budget.binding_max_dft_calls / "
+               "budget.binding_max_dft_hours in the same work directory (finished runs are "
+               "reused)"))
     run.warn(f"{phase} {mode}: {BINDING_OVER_BUDGET}: {note}")
     log.warning("%s %s: %s: %s", phase, mode, BINDING_OVER_BUDGET, note)
     return BindingEnergyDoc.from_run(

@@ -423,3 +423,29 @@ def test_li_in_an_insulator_is_spin_polarised_and_not_higher_than_spin_paired(se
     assert pol.spin in ("polarised", "paired (moment collapsed)")
     assert (pol.magnetic_moment is not None) == (pol.spin == "polarised")
     print(f"LiCl + Li: {pol.spin}, moment {pol.magnetic_moment}")
+
+
+def test_screening_stops_before_a_site_when_the_ledger_says_so(tmp_path):
+    """The run's time limit (or an exhausted ceiling) stops the surrogate screening too:
+    `stop` is asked before every site, and nothing after it runs."""
+    import time
+
+    from interphase_dft.calc.budget import BudgetExceeded, Ledger
+    from interphase_dft.calc.settings import BudgetSettings
+    from interphase_dft.recipes.binding import with_li
+    from interphase_dft.recipes.screening import screen_sites
+
+    host, sites = _al_host_and_sites()
+    relaxed = []
+
+    def counting(atoms, attempt=0, label=""):
+        relaxed.append(1)
+        return _lj(atoms)
+
+    ledger = Ledger.open(tmp_path, BudgetSettings(), "binding")
+    ledger.deadline = time.time() - 1
+    settings = preset("test", {"binding": {"max_dft_sites": 1}})
+    with pytest.raises(BudgetExceeded, match="time limit"):
+        screen_sites(host, sites, settings, workdir=tmp_path, with_li=with_li,
+                     ml_factory=counting, stop=ledger.check)
+    assert relaxed == [] and not (tmp_path / "ml_screen").exists()

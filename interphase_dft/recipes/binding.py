@@ -397,7 +397,8 @@ def host_binding(
     if screen:
         screening = screen_sites(host_final, sites, settings, workdir=workdir, with_li=with_li,
                                  ml_factory=calcs.ml or surrogate_factory(settings,
-                                                                          dispersion=dispersion))
+                                                                          dispersion=dispersion),
+                                 stop=ledger.check if ledger is not None else None)
         run.merge(screening.run)
         sites = screening.selected
     results: list[SiteResult] = []

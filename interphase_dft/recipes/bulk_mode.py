@@ -158,7 +158,8 @@ def li_vacancies(doc: BindingEnergyDoc, sites: Sequence[Any], settings: CalcSett
         screening = screen_sites(host_final, sites, settings, workdir=workdir / "vacancies",
                                  with_li=_remove_li_at, ml_factory=ml,
                                  cap_name="max_dft_vacancies", merge=False,
-                                 what="Li vacancies")
+                                 what="Li vacancies",
+                                 stop=calcs.ledger.check if calcs.ledger is not None else None)
         run.merge(screening.run)
         sites = screening.selected
     out = []

@@ -17,7 +17,7 @@ built by removing a Li, no merging).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ def _mic_distance(a: np.ndarray, b: np.ndarray, host: Atoms) -> float:
 def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
                  workdir: Path | str, with_li: Any, ml_factory: Any = None,
                  cap_name: str = "max_dft_sites", merge: bool = True,
-                 what: str = "Li sites") -> Screening:
+                 what: str = "Li sites", stop: Callable[[], None] | None = None) -> Screening:
     """Relax Li at every site with the surrogate, merge coincident sites, keep the best ones.
 
     Parameters
@@ -132,6 +132,10 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
         built otherwise (a removed Li: vacancies).
     what
         What the sites are, in warnings (``'Li sites'``, ``'Li vacancies'``).
+    stop
+        Called before each site (e.g. the work item's ``Ledger.check``): raises to stop the
+        screening when a cost ceiling or the run's time limit has been reached, so no
+        surrogate work is spent that no DFT call could follow.
 
     Returns
     -------
@@ -157,6 +161,8 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
     failed: dict[str, str] = {}
     with run.stage("ml_screen"):
         for site, label in zip(sites, labels, strict=True):
+            if stop is not None:
+                stop()
             with run.stage(f"ml-site-{label}"):
                 try:
                     res = relax(with_li(host, site.position), factory, root / f"site-{label}",

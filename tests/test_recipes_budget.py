@@ -163,6 +163,7 @@ def test_a_ledger_refuses_calls_only_past_its_deadline(tmp_path):
     ledger.check()  # an hour left: allowed
     assert "time_limit" not in ledger.summary()
     ledger.deadline = time.time() - 1
+    assert "time_limit" not in ledger.summary()  # past it, but no call refused yet
     with pytest.raises(BudgetExceeded, match=r"time limit.*run again") as err:
         ledger.check()
     assert err.value.used["time_limit"] and err.value.used["ceilings"]

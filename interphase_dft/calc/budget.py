@@ -73,6 +73,9 @@ class Ledger:
     deadline
         The UNIX time at which the run's time limit stops further calls (None = none; by
         default the limit of the run this process belongs to, ``$INTERPHASE_DEADLINE``).
+    timed_out
+        True once :meth:`check` refused a call because of the time limit (a run whose last
+        call started before the deadline and completed its work is not marked).
     """
 
     path: Path
@@ -82,6 +85,7 @@ class Ledger:
     stage: str = field(default="", compare=False)
     kind: str = field(default="barrier", compare=False)
     deadline: float | None = field(default_factory=run_deadline, compare=False)
+    timed_out: bool = field(default=False, compare=False)
 
     @classmethod
     def open(cls, workdir: Path | str, limits: BudgetSettings, kind: str = "barrier") -> Ledger:
@@ -121,8 +125,9 @@ class Ledger:
         reason = broadcast(self.reason(), root=0)
         if reason is None:
             return
+        self.timed_out = "time limit" in reason
         fix = ("run again to continue (submit the spec again: the work continues from its "
-               "checkpoints)" if "time limit" in reason else
+               "checkpoints)" if self.timed_out else
                "continue with a larger budget (settings.budget) in the same work directory")
         raise BudgetExceeded(f"over budget in stage {self.stage or '?'}: {reason}; {fix}",
                              self.summary())
@@ -142,7 +147,7 @@ class Ledger:
                                "dft_hours": round(self.seconds / 3600.0, 4)}
         if self.kind != "barrier":
             out["ceilings"] = list(CEILINGS[self.kind])
-        if passed(self.deadline):
+        if self.timed_out:
             out["time_limit"] = "the run's time limit (--hours) stopped it"
         return out
 

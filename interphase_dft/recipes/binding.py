@@ -473,7 +473,7 @@ def over_budget_doc(ledger: Ledger, settings: CalcSettings, run: RunLog, *, phas
             + (f"{reached_note}; " if reached_note else "")
             + f"finished DFT runs: {', '.join(done) or 'none'}; "
             + ("the run's time limit stopped it: run the campaign again in the same work "
-               "directory (finished runs are reused)" if "time_limit" in ledger.summary() else
+               "directory (finished runs are reused)" if ledger.timed_out else
                "continue with a larger budget.binding_max_dft_calls / "
                "budget.binding_max_dft_hours in the same work directory (finished runs are "
                "reused)"))

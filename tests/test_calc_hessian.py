@@ -11,9 +11,10 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 
-from interphase_dft.calc.hessian import fixed_indices, surrogate_hessian
+from interphase_dft.calc.hessian import surrogate_hessian
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import RelaxSettings
+from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError
 
 

@@ -30,6 +30,7 @@ from ase.constraints import FixAtoms
 
 from interphase_dft.builders.contact import bulk_like, li_host_reference
 from interphase_dft.builders.migration import MigrationCell
+from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError
 
 MAX_HOP = 3.5  # Angstrom
@@ -219,7 +220,7 @@ def vacancy_hop(cell: MigrationCell, *, max_hop: float = MAX_HOP,
         bulk_like_final=bool(bulk_like(p.li_host_final, li_host_reference(cell.phase_b), tol)),
         bulk_tolerance=tol, max_hop_A=max_hop, layer_depth_A=layer_depth, pair_rule=PAIR_RULE,
         pair=pair, n_distinct_pairs=len(pairs), pairs=[_pair_summary(q) for q in pairs],
-        fixed=_fixed(initial), n_fixed=len(_fixed(initial)), relaxed=False)
+        fixed=fixed_indices(initial), n_fixed=len(fixed_indices(initial)), relaxed=False)
     return _hop("vacancy", initial, final, li, p.hop_distance, meta)
 
 
@@ -232,7 +233,7 @@ def _pair_summary(p: VacancyPair) -> dict[str, Any]:
 
 def _subset(atoms: Atoms, keep: np.ndarray) -> Atoms:
     """``atoms[keep]`` with FixAtoms renumbered and ``info``/``arrays['side']`` kept."""
-    fixed = set(_fixed(atoms))
+    fixed = set(fixed_indices(atoms))
     new_index = np.cumsum(keep) - 1
     out = atoms[keep]
     out.set_constraint()
@@ -241,18 +242,10 @@ def _subset(atoms: Atoms, keep: np.ndarray) -> Atoms:
     return out
 
 
-def _fixed(atoms: Atoms) -> list[int]:
-    out: set[int] = set()
-    for c in atoms.constraints:
-        if isinstance(c, FixAtoms):
-            out.update(int(k) for k in c.get_indices())
-    return sorted(out)
-
-
 def _hop(mechanism: str, initial: Atoms, final: Atoms, li: int, distance: float,
          meta: dict[str, Any]) -> Hop:
     """The :class:`Hop`; ``meta`` and ``li_index`` go into both endpoints' ``info``."""
-    fixed = _fixed(initial)
+    fixed = fixed_indices(initial)
     meta = {**meta, "n_atoms": len(initial)}
     for k, at in enumerate((initial, final)):
         at.info = {key: v for key, v in at.info.items() if not isinstance(v, dict)}

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 from ase import Atom, Atoms
 
-from interphase_dft.builders.hops import Hop, _fixed, _hop, _mic, cell_meta, li_host_distance
+from interphase_dft.builders.hops import Hop, _hop, _mic, cell_meta, li_host_distance
 from interphase_dft.builders.migration import MigrationCell
 from interphase_dft.builders.sites import MERGE_TOL
 from interphase_dft.builders.thickness import atomic_planes
+from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import StructureError
 
 EDGE = 0.3  # Angstrom
@@ -201,5 +202,5 @@ def guess_hop(cands: InterstitialCandidates) -> Hop:
                 li_host_initial_A=round(d_i, 4), li_host_final_A=round(d_f, 4),
                 nearest_initial=s_i, nearest_final=s_f, relaxed=False, guess_rule=GUESS_RULE,
                 candidates=[site_summary(s) for s in cands.sites])
-    meta.update(fixed=_fixed(initial), n_fixed=len(_fixed(initial)))
+    meta.update(fixed=fixed_indices(initial), n_fixed=len(fixed_indices(initial)))
     return _hop("interstitial", initial, final, li, hop, meta)

@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 
 from interphase_dft.builders.sites import MERGE_TOL, insert_li
+from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError, StructureError
 
 #: default minimum distance between the A and the B Li site of an interface hop, Angstrom
@@ -20,14 +21,6 @@ MIN_SEPARATION = 2.0
 #: default minimum distance of each interface endpoint site from the midplane, Angstrom
 MIDPLANE_MARGIN = 0.5
 _SLAB_TOL = 0.1  # Angstrom: a site in (or 0.1 A off) the outermost atomic plane is inside the slab
-
-
-def _fixed_indices(atoms: Atoms) -> set[int]:
-    out: set[int] = set()
-    for c in atoms.constraints:
-        if isinstance(c, FixAtoms):
-            out.update(int(i) for i in c.get_indices())
-    return out
 
 
 def _direction(interface: Atoms) -> float:
@@ -162,7 +155,7 @@ def interface_endpoints(
     base = interface.copy()
     if fix_beyond is not None:
         far = np.flatnonzero(np.abs(cand.sgn * base.positions[:, 2] - cand.z_mid) > fix_beyond)
-        fixed = sorted(_fixed_indices(base) | {int(i) for i in far})
+        fixed = sorted(set(fixed_indices(base)) | {int(i) for i in far})
         base.set_constraint(FixAtoms(indices=fixed))
     initial, final = insert_li(base, pos_a), insert_li(base, pos_b)
     for atoms, s in ((initial, 0), (final, 1)):
@@ -348,7 +341,7 @@ def interpolate_images(
         raise InputError("initial and final must have the same atoms in the same order")
     if not np.allclose(initial.cell[:], final.cell[:], atol=1e-6):
         raise InputError("initial and final must share the same cell")
-    fixed_i, fixed_f = _fixed_indices(initial), _fixed_indices(final)
+    fixed_i, fixed_f = set(fixed_indices(initial)), set(fixed_indices(final))
     if fixed_i != fixed_f:
         raise InputError("initial and final have different FixAtoms indices; use the same")
     if fixed_i:

@@ -109,23 +109,28 @@ class Ledger:
 
     def reason(self) -> str | None:
         """Which ceiling is reached, or None."""
+        refusal = self._refusal()
+        return None if refusal is None else refusal[0]
+
+    def _refusal(self) -> tuple[str, bool] | None:
+        """(which ceiling is reached, whether it is the run's time limit), or None."""
         calls_name, hours_name = CEILINGS[self.kind]
         if self.max_calls is not None and self.calls >= self.max_calls:
-            return f"{self.calls} of {calls_name}={self.max_calls} DFT calls used"
+            return f"{self.calls} of {calls_name}={self.max_calls} DFT calls used", False
         if self.max_hours is not None and self.seconds >= 3600.0 * self.max_hours:
             return (f"{self.seconds / 3600:.2f} h of {hours_name}={self.max_hours} h "
-                    "of DFT used")
+                    "of DFT used"), False
         if passed(self.deadline):
             return (f"the run's time limit (--hours) was reached after {self.calls} DFT calls "
-                    f"({self.seconds / 3600:.2f} h of DFT)")
+                    f"({self.seconds / 3600:.2f} h of DFT)"), True
         return None
 
     def check(self) -> None:
         """Raise :class:`BudgetExceeded` when a ceiling is reached (rank 0 decides)."""
-        reason = broadcast(self.reason(), root=0)
-        if reason is None:
+        refusal = broadcast(self._refusal(), root=0)
+        if refusal is None:
             return
-        self.timed_out = "time limit" in reason
+        reason, self.timed_out = refusal
         fix = ("run again to continue (submit the spec again: the work continues from its "
                "checkpoints)" if self.timed_out else
                "continue with a larger budget (settings.budget) in the same work directory")

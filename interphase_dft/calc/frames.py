@@ -42,6 +42,7 @@ from ase.constraints import FixAtoms
 
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.wrapped import WrappedCalculator, WrappingFactory
+from interphase_dft.constraints import fixed_indices
 from interphase_dft.schemas import package_versions, settings_hash, structure_hash
 
 log = logging.getLogger("interphase_dft.calc")
@@ -114,17 +115,12 @@ class FrameStore(FrameSink, Protocol):
     def count(self, elements: str | None = None, settings_hash: str | None = None) -> int: ...
 
 
-def _fixed(atoms: Atoms) -> list[int]:
-    return sorted(int(i) for c in atoms.constraints if isinstance(c, FixAtoms)
-                  for i in c.get_indices())
-
-
 def with_results(atoms: Atoms, results: dict[str, Any]) -> Atoms:
     """Copy of ``atoms`` (FixAtoms kept) carrying ``results`` in a SinglePointCalculator."""
     out = Atoms(atoms.get_chemical_symbols(), positions=atoms.positions, cell=atoms.cell,
                 pbc=atoms.pbc)
-    if _fixed(atoms):
-        out.set_constraint(FixAtoms(indices=_fixed(atoms)))
+    if fixed_indices(atoms):
+        out.set_constraint(FixAtoms(indices=fixed_indices(atoms)))
     keep = {k: results[k] for k in ("energy", "free_energy", "forces", "stress", "magmom")
             if k in results}
     out.calc = SinglePointCalculator(out, **keep)
@@ -214,7 +210,7 @@ class MongoFrames:
             "frame_key": key, "settings_hash": frame.settings_hash, "elements": frame.elements,
             "work_key": frame.work_key, "calculator": frame.calculator,
             "versions": frame.versions, "numbers": a.numbers.tolist(),
-            "pbc": a.pbc.tolist(), "fixed": _fixed(a), "positions": _pack(a.positions),
+            "pbc": a.pbc.tolist(), "fixed": fixed_indices(a), "positions": _pack(a.positions),
             "cell": _pack(a.cell[:]), "energy": float(res["energy"]),
             "free_energy": float(res.get("free_energy", res["energy"])),
             "forces": _pack(res["forces"]),

@@ -21,20 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from ase.constraints import FixAtoms
 
 from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.constraints import fixed_indices
 
 #: finite-difference displacement, Angstrom
 DELTA = 0.01
 #: smallest curvature kept, eV/Angstrom^2
 FLOOR = 0.5
-
-
-def fixed_indices(atoms: Atoms) -> list[int]:
-    """Indices held by the ``FixAtoms`` constraints of ``atoms``."""
-    return sorted({int(i) for c in atoms.constraints if isinstance(c, FixAtoms)
-                   for i in c.get_indices()})
 
 
 def surrogate_hessian(atoms: Atoms, factory: CalcFactory, *, delta: float = DELTA,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.builders.hops import Hop, _fixed, _hop, _mic, li_host_distance
+from interphase_dft.builders.hops import Hop, _hop, _mic, li_host_distance
 from interphase_dft.builders.interstitial import (
     EDGE,
     REGIONS,
@@ -33,6 +33,7 @@ from interphase_dft.builders.interstitial import (
     site_summary,
     with_li,
 )
+from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import StructureError
 
 SAME_SITE = 0.3  # Angstrom
@@ -85,14 +86,14 @@ def _fmax(atoms: Atoms) -> float | None:
     if forces is None:
         return None
     free = np.ones(len(atoms), bool)
-    free[_fixed(atoms)] = False
+    free[fixed_indices(atoms)] = False
     return float(np.linalg.norm(np.asarray(forces)[free], axis=1).max())
 
 
 def relax_candidates(cands: InterstitialCandidates, relax: Relax, *,
                      max_per_region: int | None = 6) -> list[Minimum]:
     """Relax the candidates (module rules); distinct minima sorted by energy."""
-    host_fixed = _fixed(cands.host)
+    host_fixed = fixed_indices(cands.host)
     out: list[Minimum] = []
     for region in REGIONS:
         for site in cands.region(region)[:max_per_region]:
@@ -100,7 +101,7 @@ def relax_candidates(cands: InterstitialCandidates, relax: Relax, *,
             li = len(start) - 1
             relaxed, energy = relax(start.copy())
             if (relaxed.get_chemical_symbols() != start.get_chemical_symbols()
-                    or _fixed(relaxed) not in (host_fixed, [])):
+                    or fixed_indices(relaxed) not in (host_fixed, [])):
                 raise StructureError("relax() changed the atoms, their order or the FixAtoms "
                                      "constraint; it must only move the free atoms")
             atoms = start.copy()  # the host's constraint and info, relaxed positions
@@ -173,6 +174,6 @@ def _relaxed_hop(cands: InterstitialCandidates, a: Minimum, b: Minimum, k: int,
         li_host_initial_A=round(li_host_distance(initial, li)[0], 4),
         li_host_final_A=round(li_host_distance(final, li)[0], 4),
         site_initial=site_summary(a.site), site_final=site_summary(b.site),
-        relaxed=True, path_rule=PATH_RULE, fixed=_fixed(initial),
-        n_fixed=len(_fixed(initial)))
+        relaxed=True, path_rule=PATH_RULE, fixed=fixed_indices(initial),
+        n_fixed=len(fixed_indices(initial)))
     return _hop("interstitial", initial, final, li, hop, meta)

@@ -95,3 +95,46 @@ def test_budget_ceiling_stops_the_loop_and_a_larger_budget_continues_it(
     done = run(tmp_path, max_dft_calls=100)
     assert done.saddle == SADDLE and done.stage == "dft-certified"
     assert done.budget["dft_calls"] == 5  # the 3 stored single points were reused
+
+
+def test_the_time_limit_stops_the_loop_before_its_surrogate_work_and_a_rerun_continues(
+        tmp_path: Path, emt_loop: list[list[Frame]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the run's time limit the loop does not start fine-tuning or the next surrogate
+    band (work the DFT ceilings do not count): the item ends over budget after round 0's
+    reference points, and the next run continues from them."""
+    import json
+
+    from interphase_dft.calc import budget
+    from interphase_dft.timelimit import ENV_DEADLINE
+
+    monkeypatch.setenv(ENV_DEADLINE, "4000000000")  # a limit that "passes" after round 0:
+    ledger_file = tmp_path / "hop" / budget.LEDGER
+    monkeypatch.setattr(budget, "passed", lambda deadline: deadline is not None
+                        and ledger_file.exists()
+                        and json.loads(ledger_file.read_text())["dft_calls"] >= 5)
+    stopped = run(tmp_path / "hop")
+    assert stopped.saddle == OVER_BUDGET and "time_limit" in stopped.budget
+    assert stopped.budget["dft_calls"] == 5 and emt_loop == []  # never fine-tuned
+    monkeypatch.delenv(ENV_DEADLINE)
+    done = run(tmp_path / "hop")
+    assert done.saddle == SADDLE and done.stage == "dft-certified" and len(emt_loop) == 1
+    assert done.budget["dft_calls"] == 5  # round 0's single points were reused
+
+
+def test_check_time_limit_ignores_the_dft_ceilings(tmp_path: Path) -> None:
+    import time
+
+    from interphase_dft.calc.budget import BudgetExceeded, Ledger
+    from interphase_dft.calc.settings import BudgetSettings
+
+    ledger = Ledger.open(tmp_path, BudgetSettings(max_dft_calls=1), "barrier")
+    ledger.charge(10.0)
+    ledger.deadline = None
+    ledger.check_time_limit()  # the call ceiling is reached, but that is check()'s business
+    with pytest.raises(BudgetExceeded, match="max_dft_calls"):
+        ledger.check()
+    assert not ledger.timed_out
+    ledger.deadline = time.time() - 1
+    with pytest.raises(BudgetExceeded, match=r"time limit.*run again"):
+        ledger.check_time_limit()
+    assert ledger.timed_out

@@ -112,12 +112,14 @@ class Ledger:
         refusal = self._refusal()
         return None if refusal is None else refusal[0]
 
-    def _refusal(self) -> tuple[str, bool] | None:
-        """(which ceiling is reached, whether it is the run's time limit), or None."""
+    def _refusal(self, time_only: bool = False) -> tuple[str, bool] | None:
+        """(which ceiling is reached, whether it is the run's time limit), or None;
+        ``time_only``: the run's time limit only."""
         calls_name, hours_name = CEILINGS[self.kind]
-        if self.max_calls is not None and self.calls >= self.max_calls:
+        if not time_only and self.max_calls is not None and self.calls >= self.max_calls:
             return f"{self.calls} of {calls_name}={self.max_calls} DFT calls used", False
-        if self.max_hours is not None and self.seconds >= 3600.0 * self.max_hours:
+        if (not time_only and self.max_hours is not None
+                and self.seconds >= 3600.0 * self.max_hours):
             return (f"{self.seconds / 3600:.2f} h of {hours_name}={self.max_hours} h "
                     "of DFT used"), False
         if passed(self.deadline):
@@ -127,7 +129,14 @@ class Ledger:
 
     def check(self) -> None:
         """Raise :class:`BudgetExceeded` when a ceiling is reached (rank 0 decides)."""
-        refusal = broadcast(self._refusal(), root=0)
+        self._raise(broadcast(self._refusal(), root=0))
+
+    def check_time_limit(self) -> None:
+        """Raise :class:`BudgetExceeded` when the run's time limit has passed (rank 0
+        decides): for work between DFT calls that the DFT ceilings do not count."""
+        self._raise(broadcast(self._refusal(time_only=True), root=0))
+
+    def _raise(self, refusal: tuple[str, bool] | None) -> None:
         if refusal is None:
             return
         reason, self.timed_out = refusal

@@ -361,7 +361,8 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
                          surrogate: MLFactory, settings: CalcSettings, workdir: Path | str,
                          *, frames: FrameStore | None = None, work_key: str | None = None,
                          mic: bool = True,
-                         tune: Callable[..., FineTuned] = finetune) -> ALResult:
+                         tune: Callable[..., FineTuned] = finetune,
+                         stop: Callable[[], None] | None = None) -> ALResult:
     """Certified reference saddle of the hop ``initial`` -> ``final`` (module docstring).
 
     Parameters
@@ -385,8 +386,15 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         Interpolate with the minimum-image convention.
     tune
         The fine-tuning function (:func:`~interphase_dft.calc.finetune.finetune`).
+    stop
+        Called before each surrogate stage (the fine-tuning and the next surrogate band);
+        raises to end the loop there (the barrier recipe passes :meth:`Ledger.check_time_limit
+        <interphase_dft.calc.budget.Ledger.check_time_limit>`, so the run's time limit also
+        bounds the surrogate work between reference calls; a rerun continues from the
+        checkpoints).
     """
     wd = Path(workdir)
+    halt = stop or (lambda: None)
     nset = settings.neb
     hop = HopFrames(frames)
     # one live reference calculator per band slot: each round's single points (and the final
@@ -432,6 +440,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         if k == nset.al_max_rounds - 1:
             fallback = f"not certified after {nset.al_max_rounds} rounds ({reason})"
             break
+        halt()
         tuned, failure = _tune_on_rank0(tune, surrogate, loop.training_frames(), nset)
         if tuned is None:
             fallback = f"fine-tuning failed ({failure})"

@@ -254,7 +254,8 @@ class BandRunner:
         with self.run.stage(f"{prefix}al"):
             al = active_learning_band(ends[0], ends[1], self.factory, self.path_ml,
                                       self.settings, workdir / "al", frames=self.run.frames,
-                                      work_key=self.run.work_key, mic=self.mic)
+                                      work_key=self.run.work_key, mic=self.mic,
+                                      stop=self.ledger.check_time_limit if self.ledger else None)
         self.run.count(f"{prefix}al_dft", al.reference_calls)
         self.run.warnings.extend(al.warnings)
         res = single_point_band(al.images, al.certified)

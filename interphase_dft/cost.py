@@ -59,8 +59,14 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
 - ``bulk_barrier``: the same on the bulk hop cell (built:
   :func:`~interphase_dft.recipes.hop_setup.bulk_cell`), one hop.
 
-The surrogate's (CHGNet's) own time is not counted; ``engine = 'ml'`` items cost
-:data:`ML_SECONDS`.
+Surrogate (CHGNet) time, one thread, added to the wall seconds without a parallel speed-up
+(:func:`surrogate_seconds`): the bulk-mode screening of the sites and vacancies that
+``binding.max_dft_sites`` / ``max_dft_vacancies`` cut, :data:`ML_SCREEN_STEPS` relaxation
+steps of the host + Li at :data:`ML_ATOM_STEP_SECONDS` per atom and step (LPSC's 82 sites
+took 27 min in the make-demo run at b28fc6b); and :data:`FINETUNE_SECONDS` per fine-tuning of
+the active-learning loop. The surface-mode screening (a few sites per slab), the registry
+scan of the migration cells and the surrogate bands are not counted. ``engine = 'ml'`` items
+cost :data:`ML_SECONDS`.
 """
 
 from __future__ import annotations
@@ -114,6 +120,13 @@ AREA_MATCH = 2.0
 THICKNESS_MARGIN = 1.2
 #: wall seconds of a work item computed by the surrogate alone (engine 'ml')
 ML_SECONDS = 60.0
+#: surrogate relaxation, one thread: seconds per atom and step (make-demo run at b28fc6b,
+#: beside a DFT worker: P2S5 29 atoms 0.0042, LPSC 51 atoms 0.0053)
+ML_ATOM_STEP_SECONDS = 0.005
+#: surrogate relaxation steps per screened site (73 on average over 153 sites of that run)
+ML_SCREEN_STEPS = 75
+#: wall seconds of one fine-tuning of the active-learning loop (52-88 s measured)
+FINETUNE_SECONDS = 70.0
 
 
 @dataclass(frozen=True)
@@ -163,15 +176,16 @@ class Calibration:
         most half its seconds. None without usable samples.
 
         Each sample is a work item and the wall seconds its firework took (on the preset's
-        ranks, :data:`PRESET_RANKS`).
+        ranks, :data:`PRESET_RANKS`); its :func:`surrogate_seconds` are taken off first.
         """
         from scipy.optimize import nnls
 
         rows = []
         for item, seconds in samples:
             units = sum(c.units(item.settings.dft.ecut) for c in plan(item))
+            seconds = float(seconds) - surrogate_seconds(item)  # the DFT part is fitted
             if seconds > 0 and units > 0:
-                rows.append((units / speedup(preset_ranks(item.settings)), float(seconds)))
+                rows.append((units / speedup(preset_ranks(item.settings)), seconds))
         if not rows:
             return None
         x, y = np.array(rows).T
@@ -229,7 +243,8 @@ def estimate(item: WorkItem, calibration: Calibration | None = None,
         seconds, calls = ML_SECONDS, 0
     else:
         seconds = ((calibration.overhead if calibration else OVERHEAD_SECONDS)
-                   + c * sum(x.units(item.settings.dft.ecut) for x in calcs) / speedup(r))
+                   + c * sum(x.units(item.settings.dft.ecut) for x in calcs) / speedup(r)
+                   + surrogate_seconds(item))
     top = max(calcs, key=lambda x: x.units(item.settings.dft.ecut)).cell
     how = "built" if all(x.cell.built for x in calcs) else "approximate cell, see cost.py"
     basis = (f"{item.name}: {top.atoms} atoms ({how}), {top.kpts} k-points, spin "
@@ -237,6 +252,25 @@ def estimate(item: WorkItem, calibration: Calibration | None = None,
              f"N^{SCF_EXPONENT} x k x spin, {r} ranks; {source}")
     return CostEstimate(seconds=seconds, core_hours=seconds * r / 3600.0, dft_calls=calls,
                         ranks=r, atoms=top.atoms, kpts=top.kpts, spin=top.spin, basis=basis)
+
+
+def surrogate_seconds(item: WorkItem) -> float:
+    """Wall seconds of ``item``'s surrogate work that the model counts (module docstring)."""
+    s, p = item.settings, item.params
+    if s.engine == "ml":
+        return 0.0
+    if item.kind == "binding" and p["mode"] == "bulk":
+        atoms = len(_supercell(p["phase"], s.structure.bulk_min_length,
+                               s.structure.bulk_supercell))
+        screened = 0
+        for n, cap in zip(_site_counts(p["phase"]),
+                          (s.binding.max_dft_sites, s.binding.max_dft_vacancies), strict=True):
+            if cap is not None and cap < n and s.binding.screen_with_ml:
+                screened += n
+        return screened * ML_SCREEN_STEPS * (atoms + 1) * ML_ATOM_STEP_SECONDS
+    if item.kind in ("barrier", "bulk_barrier") and s.neb.active_learning:
+        return (AL_ROUNDS - 1) * FINETUNE_SECONDS
+    return 0.0
 
 
 def plan(item: WorkItem) -> list[Calcs]:

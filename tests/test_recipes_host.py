@@ -101,13 +101,66 @@ def test_with_a_surrogate_the_host_starts_from_its_minimum_and_hessian(tmp_path)
     settings = preset("test", {"relax": {"fmax": 0.01}})
     kw = dict(factory=lambda a, attempt=0, label="": field, surrogate=emt_factory,
               settings=settings, workdir=tmp_path)
-    states, rec = relaxed_host_states(plan, [initial, final], run=RunLog(), **kw)
+    first = relaxed_host_states(plan, [initial, final], run=RunLog(), **kw)
+    states, rec = first.states, first.record
     assert rec["converged"] and rec["curvature"] == "surrogate Hessian"
     assert rec["start"] == "surrogate-relaxed" and rec["calls"] <= 6
     assert (tmp_path / HOST_DIR / HESSIAN_FILE).is_file()
     calls = field.calls
-    again, rec2 = relaxed_host_states(plan, [initial, final], run=RunLog(), **kw)
+    second = relaxed_host_states(plan, [initial, final], run=RunLog(), **kw)
+    again, rec2 = second.states, second.record
     assert field.calls == calls and rec2["energy_eV"] == rec["energy_eV"]  # nothing recomputed
     assert np.allclose(again[1].positions, states[1].positions)
     top = host.get_tags()[np.arange(len(host)) != plan.site_final] == 1
     assert states[0].positions[top, 2].mean() > initial.positions[top, 2].mean()  # the field
+
+
+def test_the_loop_keeps_the_relaxed_host_through_its_anchor(tmp_path):
+    """Reference = EMT plus a uniform field on the host's free layers (none on the hopping
+    atom); surrogate = plain EMT, which never learns here (the fine-tuning stand-in returns
+    it unchanged). With the host anchor the surrogate is corrected by the field measured at
+    the relaxed host, so round 0's endpoints and saddle are already the reference's: 5
+    reference calls. Without it the surrogate relaxes the host back to its own minimum and the
+    loop has to finish with reference relaxations and a reference CI-NEB."""
+    from interphase_dft.calc.finetune import FineTuned
+    from interphase_dft.calc.runlog import RunLog
+    from interphase_dft.calc.settings import MLSettings
+    from interphase_dft.recipes.active_learning import CERTIFIED, active_learning_band
+    from interphase_dft.recipes.host import relaxed_host_states
+    from tests.test_calc_hessian import FieldEMT
+    from tests.test_recipes_active_learning import EMTSurrogate
+
+    host, initial, final, plan = _al_vacancy_hop()
+    hopper = plan.li_index + int(plan.li_index >= plan.site_final)  # its index in the host
+    force = np.zeros((len(host), 3))
+    force[host.get_tags() == 1, 2] = 0.15
+    force[host.get_tags() == 2, 2] = -0.15
+    force[[plan.site_final, hopper]] = 0.0
+    keep = np.arange(len(host)) != plan.site_final
+
+    def reference(atoms, attempt=0, label=""):
+        if len(atoms) == len(host):
+            return FieldEMT(force, host.positions.copy())
+        return FieldEMT(force[keep], host.positions[keep].copy())
+
+    def tune(model, frames, **kwargs):
+        return FineTuned(model, "0" * 64, [str(f.id) for f in frames], 0.0)
+
+    settings = preset("test", {"relax": {"fmax": 0.02}, "neb": {
+        "fmax": 0.05, "active_learning": True, "al_max_rounds": 2}})
+    relaxed = relaxed_host_states(plan, [initial, final], factory=reference,
+                                  surrogate=emt_factory, settings=settings,
+                                  workdir=tmp_path / "host", run=RunLog())
+    assert relaxed.record["converged"]
+    correction = relaxed.anchor.correction(emt_factory)
+    assert np.allclose(correction.dforce, force[keep], atol=1e-6)  # the field, hopper 0
+    out = {}
+    for name, anchor in (("anchored", relaxed.anchor), ("plain", None)):
+        out[name] = active_learning_band(*relaxed.states, reference,
+                                         EMTSurrogate(MLSettings()), settings,
+                                         tmp_path / name, tune=tune, anchor=anchor)
+    anchored, plain = out["anchored"], out["plain"]
+    assert anchored.stage == CERTIFIED and anchored.fallback is None
+    assert anchored.reference_calls == 5 and max(anchored.endpoint_forces) <= 0.02
+    assert plain.fallback is not None and plain.reference_calls > anchored.reference_calls
+    assert plain.barrier_forward == pytest.approx(anchored.barrier_forward, abs=0.03)

@@ -20,6 +20,12 @@
    equal the reference there, so its relaxation and band are quasi-Newton steps on the
    reference surface.
 
+With an ``anchor`` (the relaxed host of ``neb.relax_host``) every surrogate calculator of the
+loop (pretrained or fine-tuned) also carries the first-order correction measured at the host
+(:class:`~interphase_dft.recipes.host.HostAnchor`), so the surrogate's endpoints and band stay
+at the reported level's host geometry instead of returning to the surrogate's own; a
+correction anchored at an image (``neb.al_force_correction``) replaces it for that image.
+
 After ``neb.al_max_rounds`` rounds, or when fine-tuning fails (a warning), the band is
 finished by the reference: endpoints whose reference force exceeds ``relax.fmax`` are relaxed
 (``final/initial``, ``final/final``) and a reference CI-NEB runs from the current band
@@ -33,6 +39,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
@@ -50,6 +57,9 @@ from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings, NEBSettings
 from interphase_dft.recipes.neb_path import idpp_band, with_results
 from interphase_dft.recipes.saddle import hop_saddle
+
+if TYPE_CHECKING:
+    from interphase_dft.recipes.host import HostAnchor
 
 log = logging.getLogger("interphase_dft.recipes")
 
@@ -152,21 +162,23 @@ class _Loop:
                        ml: MLFactory, wd: Path,
                        corr: list[ForceCorrection] | None = None,
                        steps: list[float] | None = None,
-                       climb: bool = True) -> tuple[list[Atoms], int, list[float]]:
+                       climb: bool = True,
+                       base: ForceCorrection | None = None) -> tuple[list[Atoms], int, list[float]]:
         """Surrogate-relaxed endpoints and climbing band; returns it, the top image and the
         step fraction each point took (``steps`` cut by the trust radius; 1 without ``corr``).
         ``corr``: the reference corrections anchored at the last round's band (one per
-        image, endpoints included), or None."""
+        image, endpoints included), or None; ``base``: the correction of every point without
+        one of ``corr`` (the host anchor's), or None."""
         rs = self.settings.relax.for_surrogate()
         nset = self.settings.neb
-        band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])))
+        band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])), base)
         n = (len(band) if band is not None else nset.n_images + 2)
         steps = steps if corr and steps else [1.0] * n
         used = list(steps)  # the fractions taken (the trust radius may cut them)
         max_move = nset.al_max_move if corr else None
         new_ends = []
         for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
-            end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else None)
+            end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else base)
             r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
             step = trusted_fraction(end, r.atoms, steps[(0, -1)[k]], max_move)
             used[(0, -1)[k]] = step
@@ -362,7 +374,8 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
                          *, frames: FrameStore | None = None, work_key: str | None = None,
                          mic: bool = True,
                          tune: Callable[..., FineTuned] = finetune,
-                         stop: Callable[[], None] | None = None) -> ALResult:
+                         stop: Callable[[], None] | None = None,
+                         anchor: HostAnchor | None = None) -> ALResult:
     """Certified reference saddle of the hop ``initial`` -> ``final`` (module docstring).
 
     Parameters
@@ -392,6 +405,8 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         <interphase_dft.calc.budget.Ledger.check_time_limit>`, so the run's time limit also
         bounds the surrogate work between reference calls; a rerun continues from the
         checkpoints).
+    anchor
+        The relaxed host of the hop's states (module docstring), or None.
     """
     wd = Path(workdir)
     halt = stop or (lambda: None)
@@ -419,7 +434,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
-        band, top, fractions = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb)
+        base = anchor.correction(ml) if anchor is not None else None
+        band, top, fractions = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb,
+                                                   base)
         n_old = len(hop.frames)
         ref_band = loop.reference_points(band, top, rwd)
         if tuned is not None:  # frames of this round: not in the training set

@@ -61,6 +61,7 @@ from interphase_dft.recipes.surrogate_path import surrogate_path
 
 if TYPE_CHECKING:
     from interphase_dft.recipes.active_learning import ALResult
+    from interphase_dft.recipes.host import HostAnchor
 
 log = logging.getLogger("interphase_dft.recipes")
 
@@ -122,6 +123,10 @@ class BandRunner:
         Name of the hop in log messages and warnings.
     ledger
         Cost ledger charged by ``factory`` (its ``stage`` is set here), or None.
+    anchor
+        The relaxed host the hop's states were cut from (``neb.relax_host``), or None: the
+        active-learning loop corrects its surrogate there
+        (:class:`~interphase_dft.recipes.host.HostAnchor`).
     """
 
     settings: CalcSettings
@@ -132,6 +137,7 @@ class BandRunner:
     mic: bool = True
     label: str = "neb"
     ledger: Ledger | None = None
+    anchor: HostAnchor | None = None
 
     def at(self, stage: str) -> None:
         """Name the stage now running (for the over-budget record)."""
@@ -255,7 +261,8 @@ class BandRunner:
             al = active_learning_band(ends[0], ends[1], self.factory, self.path_ml,
                                       self.settings, workdir / "al", frames=self.run.frames,
                                       work_key=self.run.work_key, mic=self.mic,
-                                      stop=self.ledger.check_time_limit if self.ledger else None)
+                                      stop=self.ledger.check_time_limit if self.ledger else None,
+                                      anchor=self.anchor)
         self.run.count(f"{prefix}al_dft", al.reference_calls)
         self.run.warnings.extend(al.warnings)
         res = single_point_band(al.images, al.certified)

@@ -196,11 +196,13 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
         if host is not None and len(states) == 2 and settings.neb.relax_host \
                 and settings.engine != "ml":
             runner.at("host relaxation")
-            states, hop.interface_meta["host_relaxation"] = relaxed_host_states(
+            relaxed = relaxed_host_states(
                 host, states, settings=settings, workdir=workdir, run=runner.run,
                 factory=_reported_factory(settings, opts, workdir / HOST_DIR, calc_factory,
                                           runner.run, ledger, neutral=True),
                 surrogate=runner.path_ml or runner.geometry_ml)
+            states, hop.interface_meta["host_relaxation"] = relaxed.states, relaxed.record
+            runner.anchor = relaxed.anchor
         if len(states) == 2 and _loop_relaxes_endpoints(settings, opts):
             ends, unconverged = list(states), []  # the active-learning loop relaxes them
         else:

@@ -23,10 +23,18 @@ Rules
   (they are relaxed and certified at the barrier's level afterwards either way).
 - The record (``interface_meta['host_relaxation']``): converged, fmax, steps, reported-level
   calls, energy, how it started.
+- The anchor (:class:`HostAnchor`): the relaxed host's reported energy and forces. The
+  active-learning loop corrects its surrogate with them to first order
+  (:mod:`interphase_dft.calc.correction`: the surrogate's error at the host, reported minus
+  surrogate force on every atom, added to the surrogate wherever the hop's atoms are; zero on
+  the hopping Li, whose surroundings change). Without it the loop's first surrogate
+  relaxation of the endpoints would pull the whole host back to the surrogate's own minimum
+  (0.6 eV/Angstrom of reported force on LiAl|LiCl) and undo the relaxation.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +42,13 @@ import numpy as np
 from ase import Atoms
 from ase.parallel import broadcast, world
 
+from interphase_dft.calc.correction import ForceCorrection, correction_at
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.hessian import surrogate_hessian
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.constraints import fixed_indices
 from interphase_dft.recipes.hop_setup import HostPlan
 
 HOST_DIR = "host"
@@ -62,11 +72,41 @@ def _hessian(atoms: Atoms, surrogate: CalcFactory, wd: Path) -> np.ndarray:
     return broadcast(hess, root=0)
 
 
+@dataclass(frozen=True)
+class HostAnchor:
+    """The relaxed host with its reported energy and forces (``host``, a SinglePoint result)
+    and the plan the hop's states were cut from (module rules)."""
+
+    host: Atoms
+    plan: HostPlan
+
+    def correction(self, surrogate: CalcFactory) -> ForceCorrection:
+        """The first-order correction of ``surrogate`` measured at the host, on the hop's
+        atoms (the host without ``site_final``; none on the hopping Li and on fixed atoms,
+        whose stored forces are constrained to zero and which do not move)."""
+        c = correction_at(self.host, surrogate)
+        dforce = c.dforce.copy()
+        dforce[fixed_indices(self.host)] = 0.0
+        keep = np.arange(len(self.host)) != self.plan.site_final
+        dforce = dforce[keep]
+        dforce[self.plan.li_index] = 0.0
+        return ForceCorrection(c.positions[keep], c.denergy, dforce)
+
+
+@dataclass(frozen=True)
+class RelaxedHost:
+    """The hop's ``states`` cut from the relaxed host, its ``record`` and its ``anchor``."""
+
+    states: list[Atoms]
+    record: dict[str, Any]
+    anchor: HostAnchor
+
+
 def relaxed_host_states(plan: HostPlan, states: list[Atoms], *, factory: CalcFactory,
                         surrogate: CalcFactory | None, settings: CalcSettings,
-                        workdir: Path, run: RunLog) -> tuple[list[Atoms], dict[str, Any]]:
+                        workdir: Path, run: RunLog) -> RelaxedHost:
     """``states`` (initial, final) cut from the host of ``plan`` relaxed with ``factory``
-    (module rules), and the record of that relaxation."""
+    (module rules), the record of that relaxation and its anchor."""
     wd = Path(workdir) / HOST_DIR
     start = plan.atoms
     if surrogate is not None:
@@ -90,4 +130,4 @@ def relaxed_host_states(plan: HostPlan, states: list[Atoms], *, factory: CalcFac
               "start": "surrogate-relaxed" if surrogate is not None else "as built",
               "curvature": ("surrogate Hessian" if hessian is not None
                             else f"{settings.relax.optimizer} default")}
-    return plan.states_from(r.atoms, states), record
+    return RelaxedHost(plan.states_from(r.atoms, states), record, HostAnchor(r.atoms, plan))

@@ -24,6 +24,7 @@ from interphase_dft.analysis.descriptor import (
     barrier_label,
 )
 from interphase_dft.analysis.fits import FIT_RULE, FitResult
+from interphase_dft.analysis.level import REFERENCE
 from interphase_dft.analysis.stats import BarrierChoice
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
 
@@ -80,6 +81,7 @@ def render(c: ReportContent) -> Blocks:
     _descriptor(b, c)
     _barriers(b, c)
     _fits(b, c)
+    _level(b, c)
     _provenance(b, c)
     return b
 
@@ -239,6 +241,22 @@ def _fits(b: Blocks, c: ReportContent) -> None:
         b.img(p, "Descriptor against the hop, one row of panels per mode (points: interfaces; "
               "line: least squares with its bootstrap confidence band; titles: n, Pearson r "
               "with its bootstrap interval, smallest |r| detectable at this n)")
+
+
+def _level(b: Blocks, c: ReportContent) -> None:
+    if not c.tables.get("level"):
+        return
+    b.h(2, f"What this level leaves out against {REFERENCE}")
+    b.p(f"Settings of these results that differ from the {REFERENCE} preset (budgets left "
+        "out: they bound the cost, not the physics of a finished result). Smaller cells, "
+        "looser convergence and surrogate geometries shift barriers and binding energies; "
+        f"the size of the shift is measured only where the same hop exists at both levels.")
+    b.table(c.tables["level"], "")
+    b.h(3, "The same hop at both levels")
+    b.table(c.tables.get("size_effect", []),
+            f"no hop has been computed at both levels yet: run one with --preset {REFERENCE} "
+            "(for example interphase-dft barrier LiAl Li2S --preset production on a cluster) "
+            "to measure the shift of its barrier")
 
 
 def _provenance(b: Blocks, c: ReportContent) -> None:

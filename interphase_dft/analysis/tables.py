@@ -177,12 +177,14 @@ def status_rows(docs: Iterable[BarrierDoc]) -> list[Row]:
     ]
 
 
-def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of dotted keys (``{'dft': {'ecut': 300}}`` ->
+    ``{'dft.ecut': 300}``)."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            out.update(_flatten(value, name + "."))
+            out.update(flatten(value, name + "."))
         else:
             out[name] = value
     return out
@@ -192,7 +194,7 @@ def settings_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc]) -> list[Row]:
     """Distinct settings (flattened ``a.b`` keys), one column per settings hash."""
     distinct: dict[str, dict[str, Any]] = {}
     for d in docs:
-        distinct.setdefault(_settings_hash(d), _flatten(d.settings))
+        distinct.setdefault(_settings_hash(d), flatten(d.settings))
     keys = sorted({k for s in distinct.values() for k in s})
     return [{"setting": k, **{h: s.get(k, "-") for h, s in distinct.items()}} for k in keys]
 
@@ -208,7 +210,8 @@ def version_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc]) -> list[Row]:
             for k, v in sorted(seen.items())]
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
+    """A table cell's text ('-' for None, 'yes'/'NO', 4 decimals, lists joined)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -216,7 +219,7 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
     if isinstance(value, list | tuple):
-        return ", ".join(_fmt(v) for v in value)
+        return ", ".join(fmt(v) for v in value)
     return str(value)
 
 
@@ -234,7 +237,7 @@ def to_markdown(rows: Sequence[Row], empty: str = "(none)") -> str:
     cols = _columns(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for row in rows:
-        cells = [_fmt(row.get(c)).replace("|", "\\|") for c in cols]
+        cells = [fmt(row.get(c)).replace("|", "\\|") for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -249,7 +252,7 @@ def to_html(rows: Sequence[Row], empty: str = "(none)") -> str:
     for row in rows:
         cells = []
         for c in cols:
-            text = _fmt(row.get(c))
+            text = fmt(row.get(c))
             cls = ' class="bad"' if text == "NO" or text.startswith("REACTIVE") else ""
             cells.append(f"<td{cls}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")

@@ -61,7 +61,7 @@ class DFTSettings(_Frozen):
         15, ge=1, description="iterations of the spin-collapse rule (spin_collapse_moment)")
     scf_energy: float = Field(1e-5, gt=0, description="SCF energy convergence, eV/valence electron")
     scf_density: float = Field(1e-4, gt=0)
-    maxiter: int = 200
+    maxiter: int = Field(200, gt=0, description="SCF iterations allowed per DFT call")
     mixer_beta: float = 0.05
     mixer: Literal["msr1", "pulay"] = Field(
         "msr1", description="GPAW density-mixer backend of spin-paired runs (GPAW's default)")
@@ -82,15 +82,17 @@ class DFTSettings(_Frozen):
 
 
 class RelaxSettings(_Frozen):
-    fmax: float = Field(0.05, gt=0, description="eV/Angstrom")
-    steps: int = Field(200, gt=0)
+    fmax: float = Field(0.05, gt=0, description="relaxation convergence: largest force, "
+                        "eV/Angstrom")
+    steps: int = Field(200, gt=0, description="optimizer steps allowed per relaxation")
     ml_steps: int | None = Field(
         None, gt=0, description="step budget of surrogate (ML) relaxations; None = steps. "
         "Surrogate steps cost a fraction of a second, and soft molecular hosts (P2S5) and "
         "interface endpoints need more of them than a DFT relaxation can afford",
     )
     optimizer: Literal["BFGS", "FIRE", "LBFGS", "BFGSLineSearch"] = "BFGS"
-    relax_cell_bulk: bool = False
+    relax_cell_bulk: bool = Field(False, description="relax the cell too (bulk hosts and "
+                                  "references), not only the positions")
     ml_prerelax: bool = Field(
         False, description="pre-relax with the ML surrogate before each DFT relaxation "
         "(moves the starting geometry only; energies stay DFT)",
@@ -116,7 +118,7 @@ class NEBSettings(_Frozen):
     n_images: int = Field(5, ge=2, le=15, description="intermediate images")
     spring: float = Field(0.1, gt=0, description="spring constant, eV/Angstrom^2")
     fmax: float = Field(0.05, gt=0, description="eV/Angstrom, climbing-image convergence")
-    steps: int = Field(300, gt=0)
+    steps: int = Field(300, gt=0, description="band optimizer steps allowed per NEB")
     climb: bool = True
     method: Literal["aseneb", "improvedtangent", "eb", "spline", "string"] = "improvedtangent"
     optimizer: Literal["ode", "FIRE", "BFGS", "MDMin"] = "ode"
@@ -237,9 +239,10 @@ class MLSettings(_Frozen):
 class StructureSettings(_Frozen):
     """Sizes of the cells the recipes build."""
 
-    slab_layers: int = Field(4, ge=2)
+    slab_layers: int = Field(4, ge=2, description="slab thickness to start from, d_hkl units")
     slab_vacuum: float = Field(7.5, gt=0, description="vacuum on each side, Angstrom")
-    slab_fixed_layers: int = Field(2, ge=0)
+    slab_fixed_layers: int = Field(2, ge=0, description="bottom slab layers fixed at bulk "
+                                   "positions")
     slab_min_area: float = Field(
         60.0, ge=0,
         description="surface cells are repeated in plane to at least this area, Angstrom^2 "
@@ -265,7 +268,8 @@ class StructureSettings(_Frozen):
         "compact", description="bulk supercells: 'compact' = fewest atoms over all "
         "supercell lattices, 'diagonal' = repeats of the conventional cell")
     interface_max_strain: float = Field(0.05, gt=0, lt=0.5)
-    interface_max_atoms: int = Field(120, gt=0)
+    interface_max_atoms: int = Field(120, gt=0, description="lattice-matched interface "
+                                     "cells: largest cell kept")
     interface_layers: int = Field(2, ge=1, description="layers of each phase in interfaces")
     interface_gap: float = Field(2.2, gt=0, description="Angstrom")
     interface_vacuum: float = Field(0.0, ge=0, description="0 = periodic (two interfaces)")

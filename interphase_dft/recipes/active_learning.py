@@ -434,7 +434,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
-        base = anchor.correction(ml) if anchor is not None else None
+        # rank 0's correction on every rank (the surrogate steps' checkpoints hash it)
+        base = None if anchor is None else broadcast(
+            anchor.correction(ml) if world.rank == 0 else None, root=0)
         band, top, fractions = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb,
                                                    base)
         n_old = len(hop.frames)

@@ -89,8 +89,9 @@ def test_a_vacancy_hop_from_the_relaxed_host(tmp_path):
 def test_with_a_surrogate_the_host_starts_from_its_minimum_and_hessian(tmp_path):
     """Surrogate = EMT, reference = EMT plus a uniform field on the free layers: BFGS from the
     surrogate's Hessian; a rerun reads the finished relaxation and the stored Hessian."""
+    from interphase_dft.calc.hessian import HESSIAN_FILE
     from interphase_dft.calc.runlog import RunLog
-    from interphase_dft.recipes.host import HESSIAN_FILE, HOST_DIR, relaxed_host_states
+    from interphase_dft.recipes.host import HOST_DIR, relaxed_host_states
     from tests.test_calc_hessian import FieldEMT
 
     host, initial, final, plan = _al_vacancy_hop()
@@ -163,4 +164,8 @@ def test_the_loop_keeps_the_relaxed_host_through_its_anchor(tmp_path):
     assert anchored.stage == CERTIFIED and anchored.fallback is None
     assert anchored.reference_calls == 5 and max(anchored.endpoint_forces) <= 0.02
     assert plain.fallback is not None and plain.reference_calls > anchored.reference_calls
+    # the finish relaxes the endpoints by BFGS from the surrogate's Hessian there
+    from interphase_dft.calc.hessian import HESSIAN_FILE
+    assert (tmp_path / "plain" / "final" / "initial" / HESSIAN_FILE).is_file()
+    assert plain.stage == CERTIFIED and max(plain.endpoint_forces) <= 0.02
     assert plain.barrier_forward == pytest.approx(anchored.barrier_forward, abs=0.03)

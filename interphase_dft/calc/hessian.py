@@ -19,12 +19,17 @@ Rules
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from ase import Atoms
+from ase.parallel import broadcast, world
 
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.constraints import fixed_indices
 
+#: file of :func:`stored_hessian` in its work directory
+HESSIAN_FILE = "hessian.npz"
 #: finite-difference displacement, Angstrom
 DELTA = 0.01
 #: smallest curvature kept, eV/Angstrom^2
@@ -70,3 +75,21 @@ def surrogate_hessian(atoms: Atoms, factory: CalcFactory, *, delta: float = DELT
         out[:, rows] = 0.0
         out[rows, rows] = np.eye(3) * floor
     return 0.5 * (out + out.T)
+
+
+def stored_hessian(atoms: Atoms, factory: CalcFactory, workdir: Path | str) -> np.ndarray:
+    """:func:`surrogate_hessian` of ``factory`` at ``atoms``, read from ``workdir`` when it
+    was computed there for the same positions (:data:`HESSIAN_FILE`); rank 0 computes and
+    every MPI rank gets its matrix."""
+    path = Path(workdir) / HESSIAN_FILE
+    hess = None
+    if world.rank == 0:
+        if path.is_file():
+            with np.load(path) as data:
+                if np.array_equal(data["positions"], atoms.positions):
+                    hess = data["hessian"]
+        if hess is None:
+            hess = surrogate_hessian(atoms, factory)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, hessian=hess, positions=atoms.positions)
+    return broadcast(hess, root=0)

@@ -28,8 +28,9 @@ correction anchored at an image (``neb.al_force_correction``) replaces it for th
 
 After ``neb.al_max_rounds`` rounds, or when fine-tuning fails (a warning), the band is
 finished by the reference: endpoints whose reference force exceeds ``relax.fmax`` are relaxed
-(``final/initial``, ``final/final``) and a reference CI-NEB runs from the current band
-(``final/neb``; its images' reference single points are reused). Every reference call is
+(``final/initial``, ``final/final``; BFGS from the last surrogate's Hessian there) and a
+reference CI-NEB runs from the current band (``final/neb``; its images' reference single
+points are reused). Every reference call is
 counted. Energies in eV, forces in eV/Angstrom.
 """
 
@@ -50,6 +51,7 @@ from interphase_dft.calc.correction import CorrectedFactory, ForceCorrection, co
 from interphase_dft.calc.finetune import FineTuned, finetune, surrogate_errors
 from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, frame_settings_hash
 from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.hessian import stored_hessian
 from interphase_dft.calc.ml import MLFactory
 from interphase_dft.calc.neb import run_neb
 from interphase_dft.calc.reuse import ReusingFactory
@@ -239,13 +241,19 @@ class _Loop:
                     seen.add(f.id)
         return frames
 
-    def finish(self, ref_band: list[Atoms], wd: Path) -> tuple[list[Atoms], bool]:
-        """Relax endpoints with too large reference forces, then a reference CI-NEB from
-        ``ref_band`` (its interior reference results are reused)."""
+    def finish(self, ref_band: list[Atoms], wd: Path,
+               ml: CalcFactory | None = None) -> tuple[list[Atoms], bool]:
+        """Relax endpoints with too large reference forces (BFGS from ``ml``'s Hessian at
+        their geometry when given, :mod:`interphase_dft.calc.hessian`), then a reference
+        CI-NEB from ``ref_band`` (its interior reference results are reused)."""
         ends = []
         for name, end in (("initial", ref_band[0]), ("final", ref_band[-1])):
             if _fmax(end) > self.settings.relax.fmax:
-                r = relax(end, self.reference, wd / name, self.settings.relax, label="relax")
+                hessian = (stored_hessian(end, ml, wd / name)
+                           if ml is not None and self.settings.relax.optimizer == "BFGS"
+                           else None)
+                r = relax(end, self.reference, wd / name, self.settings.relax, label="relax",
+                          hessian=hessian)
                 self.calls += r.force_calls
                 end = with_results(end, r.atoms)
             ends.append(end)
@@ -477,7 +485,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             corr = [correction_at(im, ml) for im in ref_band]
             last = ref_band
     assert band is not None
-    final_band, converged = loop.finish(ref_band, wd / "final")
+    final_band, converged = loop.finish(ref_band, wd / "final", ml)
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1
     stage = CERTIFIED if converged and _check_ends(settings, final_band) else (
         f"not certified: reference CI-NEB not converged after {fallback}")

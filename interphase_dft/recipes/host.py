@@ -40,11 +40,10 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.parallel import broadcast, world
 
 from interphase_dft.calc.correction import ForceCorrection, correction_at
 from interphase_dft.calc.guard import CalcFactory
-from interphase_dft.calc.hessian import surrogate_hessian
+from interphase_dft.calc.hessian import stored_hessian
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
@@ -52,24 +51,6 @@ from interphase_dft.constraints import fixed_indices
 from interphase_dft.recipes.hop_setup import HostPlan
 
 HOST_DIR = "host"
-HESSIAN_FILE = "hessian.npz"
-
-
-def _hessian(atoms: Atoms, surrogate: CalcFactory, wd: Path) -> np.ndarray:
-    """The surrogate's Hessian at ``atoms``, read from ``wd`` when computed there for the
-    same positions; rank 0 computes and every MPI rank gets its matrix."""
-    path = wd / HESSIAN_FILE
-    hess = None
-    if world.rank == 0:
-        if path.is_file():
-            with np.load(path) as data:
-                if np.array_equal(data["positions"], atoms.positions):
-                    hess = data["hessian"]
-        if hess is None:
-            hess = surrogate_hessian(atoms, surrogate)
-            wd.mkdir(parents=True, exist_ok=True)
-            np.savez(path, hessian=hess, positions=atoms.positions)
-    return broadcast(hess, root=0)
 
 
 @dataclass(frozen=True)
@@ -116,7 +97,7 @@ def relaxed_host_states(plan: HostPlan, states: list[Atoms], *, factory: CalcFac
         start.positions = m.atoms.positions
     hessian = None
     if surrogate is not None and settings.relax.optimizer == "BFGS":
-        hessian = _hessian(start, surrogate, wd)
+        hessian = stored_hessian(start, surrogate, wd)
     with run.stage("host"):
         r = relax(start, factory, wd, settings.relax, label="dft", hessian=hessian)
     run.add("host", r)

@@ -64,8 +64,10 @@ Surrogate (CHGNet) time, one thread, added to the wall seconds without a paralle
 ``binding.max_dft_sites`` / ``max_dft_vacancies`` cut, :data:`ML_SCREEN_STEPS` relaxation
 steps of the host + Li at :data:`ML_ATOM_STEP_SECONDS` per atom and step (LPSC's 82 sites
 took 27 min in the make-demo run at b28fc6b); and :data:`FINETUNE_SECONDS` per fine-tuning of
-the active-learning loop. The surface-mode screening (a few sites per slab), the registry
-scan of the migration cells and the surrogate bands are not counted. ``engine = 'ml'`` items
+the active-learning loop (one fewer than its rounds, per hop). The surface-mode screening (a
+few sites per slab), the registry scan of the migration cells, the surrogate bands and the
+surrogate Hessians of the host relaxation (6 surrogate force calls per free atom) are not
+counted. ``engine = 'ml'`` items
 cost :data:`ML_SECONDS`.
 """
 
@@ -262,14 +264,16 @@ def surrogate_seconds(item: WorkItem) -> float:
     if item.kind == "binding" and p["mode"] == "bulk":
         atoms = len(_supercell(p["phase"], s.structure.bulk_min_length,
                                s.structure.bulk_supercell))
-        screened = 0
-        for n, cap in zip(_site_counts(p["phase"]),
-                          (s.binding.max_dft_sites, s.binding.max_dft_vacancies), strict=True):
+        atom_steps = 0
+        for n, cap, cell in zip(_site_counts(p["phase"]),
+                                (s.binding.max_dft_sites, s.binding.max_dft_vacancies),
+                                (atoms + 1, atoms - 1), strict=True):
             if cap is not None and cap < n and s.binding.screen_with_ml:
-                screened += n
-        return screened * ML_SCREEN_STEPS * (atoms + 1) * ML_ATOM_STEP_SECONDS
+                atom_steps += n * cell
+        return atom_steps * ML_SCREEN_STEPS * ML_ATOM_STEP_SECONDS
     if item.kind in ("barrier", "bulk_barrier") and s.neb.active_learning:
-        return (AL_ROUNDS - 1) * FINETUNE_SECONDS
+        hops = 2 if p.get("mechanism") == "interstitial" else 1
+        return hops * (min(AL_ROUNDS, s.neb.al_max_rounds) - 1) * FINETUNE_SECONDS
     return 0.0
 
 

@@ -28,6 +28,7 @@ from ase.constraints import FixAtoms
 from pydantic import BaseModel, ConfigDict, Field
 
 from interphase_dft.barrier_status import LEGACY, SADDLE
+from interphase_dft.constraints import fixed_indices
 
 if TYPE_CHECKING:
     from interphase_dft.calc.runlog import RunLog
@@ -55,16 +56,13 @@ class StructureData(BaseModel):
 
     @classmethod
     def from_atoms(cls, atoms: Atoms) -> StructureData:
-        fixed: list[int] = []
-        for c in atoms.constraints:
-            if isinstance(c, FixAtoms):
-                fixed.extend(int(i) for i in c.get_indices())
+        fixed = fixed_indices(atoms)
         return cls(
             symbols=atoms.get_chemical_symbols(),
             positions=np.asarray(atoms.positions, float).round(8).tolist(),
             cell=np.asarray(atoms.cell[:], float).round(8).tolist(),
             pbc=[bool(p) for p in atoms.pbc],
-            fixed=sorted(set(fixed)),
+            fixed=fixed,
             info=_jsonable(atoms.info),
         )
 

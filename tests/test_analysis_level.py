@@ -36,9 +36,15 @@ def test_the_same_hop_at_both_levels_gives_its_barrier_shift():
             _doc("LiAl", "LiCl", 0.30, "laptop", 68)]
     rows = size_rows(docs, "laptop")
     assert len(rows) == 1 and rows[0]["hop"].startswith("LiAl|Li2S")
+    assert rows[0]["level"] == "laptop" and rows[0]["barrier_eV"] == docs[0].barrier_forward
     assert rows[0]["difference_eV"] == pytest.approx(0.06, abs=1e-6)
-    assert rows[0]["atoms_laptop"] == 74 and rows[0]["atoms_production"] == 290
-    assert size_rows(docs, "production") == [] and size_rows(docs, None) == []
+    assert rows[0]["atoms"] == 74 and rows[0]["atoms_production"] == 290
+    assert size_rows(docs, "production") == []
+    assert size_rows(docs, None) == rows  # every other preset: here only laptop
+    bulk = [_doc("Li2S", "Li2S", 0.24, "test", 80), _doc("Li2S", "Li2S", 0.27, "production", 300)]
+    both = size_rows(docs + bulk, None)
+    assert [(r["hop"].split()[0], r["level"]) for r in both] == [("LiAl|Li2S", "laptop"),
+                                                                ("Li2S|Li2S", "test")]
 
 
 def test_the_report_has_the_level_section(tmp_path: Path):

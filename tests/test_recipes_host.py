@@ -169,3 +169,35 @@ def test_the_loop_keeps_the_relaxed_host_through_its_anchor(tmp_path):
     assert (tmp_path / "plain" / "final" / "initial" / HESSIAN_FILE).is_file()
     assert plain.stage == CERTIFIED and max(plain.endpoint_forces) <= 0.02
     assert plain.barrier_forward == pytest.approx(anchored.barrier_forward, abs=0.03)
+
+
+def test_the_host_anchor_maps_the_host_error_onto_the_hop_atoms():
+    """A field on every host atom: the states' correction is the field without the vacant
+    site's row, zero on the hopping Li (numbered in the states) and on the fixed atoms, and
+    carries no energy offset."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from interphase_dft.constraints import fixed_indices
+    from interphase_dft.recipes.host import HostAnchor
+    from tests.test_calc_hessian import FieldEMT
+
+    host = _al_vacancy_hop()[0]
+    top = [a.index for a in host if a.tag == 1]
+    j, hopper = top[2], top[0]  # the vacant site after the hopper: li_index == hopper
+    plan = HostPlan(host, j, hopper)
+    rng = np.random.default_rng(1)
+    field = rng.normal(0.0, 0.2, (len(host), 3))
+    ref = host.copy()
+    ref.calc = FieldEMT(field, host.positions.copy())
+    ref.get_forces()
+    res = ref.calc.results
+    ref.calc = SinglePointCalculator(ref, energy=res["energy"], forces=res["forces"])
+    corr = HostAnchor(ref, plan).correction(emt_factory)
+    keep = np.arange(len(host)) != j
+    expected = field[keep].copy()
+    expected[hopper] = 0.0
+    fixed = fixed_indices(host)
+    assert fixed and all(k < j for k in fixed)  # fixed atoms keep their index in the states
+    expected[fixed] = 0.0
+    assert corr.dforce.shape == (len(host) - 1, 3) and np.allclose(corr.dforce, expected)
+    assert corr.denergy == 0.0 and np.allclose(corr.positions, host.positions[keep])

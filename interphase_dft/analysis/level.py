@@ -64,23 +64,32 @@ def level_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc],
 
 def size_rows(barriers: Iterable[BarrierDoc], level: str | None,
               reference: str = REFERENCE) -> list[Row]:
-    """Every hop (pair and mechanism) with a document at ``level`` and at ``reference``:
-    both forward barriers, their difference and both saddle statuses (a difference is a
-    size-and-settings effect only when both are barriers with a saddle)."""
-    if level is None or level == reference:
-        return []
+    """Every hop (interface pair and mechanism, or bulk phase) with a document at ``level``
+    (None: at any preset other than ``reference``) and at ``reference``: both forward
+    barriers, their difference and both saddle statuses (a difference is a size-and-settings
+    effect only when both are barriers with a saddle)."""
     docs = list(barriers)
-    here, _ = select_barriers(docs, level)
+    levels = ([level] if level is not None else
+              sorted({p for d in docs if (p := doc_preset(d)) is not None}))
     there, _ = select_barriers(docs, reference)
+    rows = []
+    for name in levels:
+        if name != reference:
+            rows += _shifts(select_barriers(docs, name)[0], there, name, reference)
+    return rows
+
+
+def _shifts(here: dict[str, BarrierDoc], there: dict[str, BarrierDoc], level: str,
+            reference: str) -> list[Row]:
     rows = []
     for label in sorted(set(here) & set(there)):
         a, b = here[label], there[label]
         diff = (b.barrier_forward - a.barrier_forward
                 if a.barrier_forward is not None and b.barrier_forward is not None else None)
-        rows.append({"hop": label, f"barrier_{level}_eV": a.barrier_forward,
+        rows.append({"hop": label, "level": level, "barrier_eV": a.barrier_forward,
                      f"barrier_{reference}_eV": b.barrier_forward,
-                     "difference_eV": diff, f"status_{level}": a.saddle,
+                     "difference_eV": diff, "status": a.saddle,
                      f"status_{reference}": b.saddle,
-                     f"atoms_{level}": a.interface_meta.get("n_atoms"),
+                     "atoms": a.interface_meta.get("n_atoms"),
                      f"atoms_{reference}": b.interface_meta.get("n_atoms")})
     return rows

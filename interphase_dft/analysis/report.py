@@ -135,7 +135,7 @@ def write_report(
         tables={**_tables(binding_docs, barrier_docs, pairs, points, bulk),
                 "fits": fit_rows(fits),
                 "level": level_rows([*binding_docs, *barrier_docs, *bulk.values()]),
-                "size_effect": size_rows(loaded.barriers, preset)},
+                "size_effect": size_rows([*loaded.barriers, *loaded.bulk], preset)},
         figures=_draw_figures(binding_docs, barrier_docs, fits, outdir, problems, bulk),
         bulk=list(bulk.values()),
     )

@@ -15,6 +15,8 @@ Rules
   (:mod:`interphase_dft.timelimit`: ``--hours`` of ``run``/``campaign``); a call that starts
   below the ceilings and before the limit finishes.
   Under MPI the decision of rank 0 is broadcast, so every rank stops at the same call.
+- Surrogate work between DFT calls (fine-tuning, surrogate bands) is not counted by the
+  ceilings; :meth:`Ledger.check_time_limit` stops it at the run's time limit only.
 - The runners' checkpoints hold every completed step, so a rerun with larger ceilings
   continues from there (:func:`unfinished_runs` and :func:`finished_runs` say what was
   reached; :func:`has_room` whether new ceilings allow more than a stored ``budget``).
@@ -74,8 +76,9 @@ class Ledger:
         The UNIX time at which the run's time limit stops further calls (None = none; by
         default the limit of the run this process belongs to, ``$INTERPHASE_DEADLINE``).
     timed_out
-        True once :meth:`check` refused a call because of the time limit (a run whose last
-        call started before the deadline and completed its work is not marked).
+        True once :meth:`check` or :meth:`check_time_limit` refused because of the time
+        limit (a run whose last call started before the deadline and completed its work is
+        not marked).
     """
 
     path: Path
@@ -137,6 +140,7 @@ class Ledger:
         self._raise(broadcast(self._refusal(time_only=True), root=0))
 
     def _raise(self, refusal: tuple[str, bool] | None) -> None:
+        """Raise :class:`BudgetExceeded` for ``refusal`` (from :meth:`_refusal`), if any."""
         if refusal is None:
             return
         reason, self.timed_out = refusal

@@ -15,18 +15,21 @@ Rules
 - The eigenvalues are replaced by ``max(|lambda|, floor)``: a negative mode (the surrogate is
   not at a minimum there) becomes a positive one of the same stiffness, and soft modes do not
   give unbounded steps (BFGS's ``maxstep`` also bounds every step).
+- :func:`stored_hessian` keeps the matrix in the work directory (``hessian.npz``, keyed on
+  the positions), so a resumed relaxation does not recompute it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.parallel import broadcast, world
 
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.constraints import fixed_indices
+from interphase_dft.parallel import on_rank0
 
 #: file of :func:`stored_hessian` in its work directory
 HESSIAN_FILE = "hessian.npz"
@@ -79,17 +82,24 @@ def surrogate_hessian(atoms: Atoms, factory: CalcFactory, *, delta: float = DELT
 
 def stored_hessian(atoms: Atoms, factory: CalcFactory, workdir: Path | str) -> np.ndarray:
     """:func:`surrogate_hessian` of ``factory`` at ``atoms``, read from ``workdir`` when it
-    was computed there for the same positions (:data:`HESSIAN_FILE`); rank 0 computes and
-    every MPI rank gets its matrix."""
+    was computed there for the same positions (:data:`HESSIAN_FILE`; the cache is keyed on
+    the positions only, so one work directory serves one surrogate). Rank 0 computes and
+    every MPI rank gets its matrix; the file is replaced atomically, and an unreadable one is
+    recomputed."""
     path = Path(workdir) / HESSIAN_FILE
-    hess = None
-    if world.rank == 0:
-        if path.is_file():
+
+    def compute() -> np.ndarray:
+        try:
             with np.load(path) as data:
                 if np.array_equal(data["positions"], atoms.positions):
-                    hess = data["hessian"]
-        if hess is None:
-            hess = surrogate_hessian(atoms, factory)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(path, hessian=hess, positions=atoms.positions)
-    return broadcast(hess, root=0)
+                    return np.array(data["hessian"])
+        except (OSError, ValueError, KeyError, EOFError):
+            pass  # absent or unreadable (a run killed while writing it): recompute
+        hess = surrogate_hessian(atoms, factory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        np.savez(tmp, hessian=hess, positions=atoms.positions)
+        os.replace(tmp, path)
+        return hess
+
+    return on_rank0(compute)

@@ -57,6 +57,7 @@ from interphase_dft.calc.neb import run_neb
 from interphase_dft.calc.reuse import ReusingFactory
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings, NEBSettings
+from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.neb_path import idpp_band, with_results
 from interphase_dft.recipes.saddle import hop_saddle
 
@@ -335,6 +336,11 @@ def damped_step(start: Atoms, end: Atoms, step: float) -> Atoms:
     return out
 
 
+def _corrections(band: list[Atoms], ml: CalcFactory) -> list[ForceCorrection]:
+    """The reference correction of ``ml`` anchored at each point of ``band``."""
+    return [correction_at(im, ml) for im in band]
+
+
 def _bare(atoms: Atoms) -> Atoms:
     out = atoms.copy()
     out.calc = None
@@ -408,9 +414,10 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     tune
         The fine-tuning function (:func:`~interphase_dft.calc.finetune.finetune`).
     stop
-        Called before each surrogate stage (the fine-tuning and the next surrogate band);
-        raises to end the loop there (the barrier recipe passes :meth:`Ledger.check_time_limit
-        <interphase_dft.calc.budget.Ledger.check_time_limit>`, so the run's time limit also
+        Called after each round that does not end the loop, before its fine-tuning and the
+        next round's surrogate band; raises to end the loop there (the barrier recipe passes
+        :meth:`Ledger.check_time_limit <interphase_dft.calc.budget.Ledger.check_time_limit>`,
+        so the run's time limit also
         bounds the surrogate work between reference calls; a rerun continues from the
         checkpoints).
     anchor
@@ -442,9 +449,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
-        # rank 0's correction on every rank (the surrogate steps' checkpoints hash it)
-        base = None if anchor is None else broadcast(
-            anchor.correction(ml) if world.rank == 0 else None, root=0)
+        # rank 0's corrections on every rank (the surrogate steps' checkpoints hash them);
+        # the host's only where no point carries its own
+        base = None if anchor is None or corr else on_rank0(anchor.correction, ml)
         band, top, fractions = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb,
                                                    base)
         n_old = len(hop.frames)
@@ -482,7 +489,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
                 steps = adapted_steps(last, ref_band, fractions, nset.al_correction_step)
                 log.info("active learning: corrected step fractions %s",
                          ", ".join(f"{b:.2f}" for b in steps))
-            corr = [correction_at(im, ml) for im in ref_band]
+            corr = on_rank0(_corrections, ref_band, ml)
             last = ref_band
     assert band is not None
     final_band, converged = loop.finish(ref_band, wd / "final", ml)

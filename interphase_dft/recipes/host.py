@@ -27,9 +27,13 @@ Rules
   active-learning loop corrects its surrogate with them to first order
   (:mod:`interphase_dft.calc.correction`: the surrogate's error at the host, reported minus
   surrogate force on every atom, added to the surrogate wherever the hop's atoms are; zero on
-  the hopping Li, whose surroundings change). Without it the loop's first surrogate
-  relaxation of the endpoints would pull the whole host back to the surrogate's own minimum
-  (0.6 eV/Angstrom of reported force on LiAl|LiCl) and undo the relaxation.
+  the hopping Li, whose surroundings change). The host was relaxed neutral; a hop computed
+  with a charge (a vacancy in an insulator) takes the neutral host's error as its first-order
+  estimate, and the loop certifies with the reported level either way. Without it the loop's
+  first surrogate relaxation of the endpoints would pull the whole host back to the
+  surrogate's own minimum (0.6 eV/Angstrom of reported force on LiAl|LiCl) and undo the
+  relaxation. Surrogate relaxations outside the loop (the PBE//surrogate levels) do not
+  use it.
 """
 
 from __future__ import annotations
@@ -63,15 +67,17 @@ class HostAnchor:
 
     def correction(self, surrogate: CalcFactory) -> ForceCorrection:
         """The first-order correction of ``surrogate`` measured at the host, on the hop's
-        atoms (the host without ``site_final``; none on the hopping Li and on fixed atoms,
-        whose stored forces are constrained to zero and which do not move)."""
+        atoms (the host without ``site_final``): the force correction of each atom, none on
+        the hopping Li (``plan.li_index``, numbered in the states) and on fixed atoms (they
+        do not move). No energy offset: the host's energy error, measured with one atom
+        more, says nothing about the states' energies (and a constant cancels in the band)."""
         c = correction_at(self.host, surrogate)
         dforce = c.dforce.copy()
         dforce[fixed_indices(self.host)] = 0.0
         keep = np.arange(len(self.host)) != self.plan.site_final
         dforce = dforce[keep]
         dforce[self.plan.li_index] = 0.0
-        return ForceCorrection(c.positions[keep], c.denergy, dforce)
+        return ForceCorrection(c.positions[keep], 0.0, dforce)
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,40 @@ def test_active_learning_runs_the_same_surrogate_on_every_rank(tmp_path):
     assert par["size"] == 2
     first, second = par["ranks"]
     assert first == second and first[0] == "dft-certified" and first[3]
+
+
+ON_RANK0 = """
+import json
+from ase.parallel import world
+from interphase_dft.parallel import on_rank0
+
+def fails():
+    raise ValueError("rank-0 work failed")
+
+value = on_rank0(lambda: world.rank + 41)
+try:
+    on_rank0(fails)
+    caught = None
+except ValueError as exc:
+    caught = str(exc)
+print("RESULT", json.dumps({"rank": world.rank, "value": value, "caught": caught}), flush=True)
+"""
+
+
+def test_rank0_work_reaches_every_rank_and_so_does_its_failure(tmp_path):
+    """Both ranks get rank 0's value; rank 0's exception is raised on both (no rank hangs in
+    the broadcast)."""
+    gpaw = Path(sys.executable).with_name("gpaw")
+    if not gpaw.exists() or shutil.which("mpiexec") is None:
+        pytest.skip("needs the gpaw launcher and mpiexec")
+    script = tmp_path / "on_rank0.py"
+    script.write_text(textwrap.dedent(ON_RANK0))
+    env = {**os.environ, "OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+           "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(["mpiexec", "--oversubscribe", "-n", "2", str(gpaw), "python",
+                          str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [json.loads(x.split(" ", 1)[1]) for x in out.stdout.splitlines()
+            if x.startswith("RESULT")]
+    assert sorted(r["rank"] for r in rows) == [0, 1]
+    assert all(r["value"] == 41 and r["caught"] == "rank-0 work failed" for r in rows)

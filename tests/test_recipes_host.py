@@ -124,9 +124,10 @@ def test_the_loop_keeps_the_relaxed_host_through_its_anchor(tmp_path):
     reference calls. Without it the surrogate relaxes the host back to its own minimum and the
     loop has to finish with reference relaxations and a reference CI-NEB."""
     from interphase_dft.calc.finetune import FineTuned
+    from interphase_dft.calc.frames import AseDbFrames, RecordingFactory
     from interphase_dft.calc.runlog import RunLog
     from interphase_dft.calc.settings import MLSettings
-    from interphase_dft.recipes.active_learning import CERTIFIED, active_learning_band
+    from interphase_dft.recipes.active_learning import CERTIFIED, HopFrames, active_learning_band
     from interphase_dft.recipes.host import relaxed_host_states
     from tests.test_calc_hessian import FieldEMT
     from tests.test_recipes_active_learning import EMTSurrogate
@@ -144,22 +145,32 @@ def test_the_loop_keeps_the_relaxed_host_through_its_anchor(tmp_path):
             return FieldEMT(force, host.positions.copy())
         return FieldEMT(force[keep], host.positions[keep].copy())
 
+    tuned_on: list[int] = []
+
     def tune(model, frames, **kwargs):
+        tuned_on.append(len(frames))
         return FineTuned(model, "0" * 64, [str(f.id) for f in frames], 0.0)
 
     settings = preset("test", {"relax": {"fmax": 0.02}, "neb": {
         "fmax": 0.05, "active_learning": True, "al_max_rounds": 2}})
-    relaxed = relaxed_host_states(plan, [initial, final], factory=reference,
+    store = AseDbFrames(tmp_path / "frames.db")  # the host's reference frames are stored
+    relaxed = relaxed_host_states(plan, [initial, final],
+                                  factory=RecordingFactory(reference, HopFrames(store)),
                                   surrogate=emt_factory, settings=settings,
                                   workdir=tmp_path / "host", run=RunLog())
     assert relaxed.record["converged"]
+    n_host = store.count()
+    assert n_host == relaxed.record["calls"] >= 2
     correction = relaxed.anchor.correction(emt_factory)
     assert np.allclose(correction.dforce, force[keep], atol=1e-6)  # the field, hopper 0
     out = {}
     for name, anchor in (("anchored", relaxed.anchor), ("plain", None)):
         out[name] = active_learning_band(*relaxed.states, reference,
                                          EMTSurrogate(MLSettings()), settings,
-                                         tmp_path / name, tune=tune, anchor=anchor)
+                                         tmp_path / name, tune=tune, anchor=anchor,
+                                         frames=store if anchor else None)
+        if anchor:  # fine-tuned on the host's frames before round 0, then on round 0's too
+            assert tuned_on == [n_host, n_host + 5]
     anchored, plain = out["anchored"], out["plain"]
     assert anchored.stage == CERTIFIED and anchored.fallback is None
     assert anchored.reference_calls == 5 and max(anchored.endpoint_forces) <= 0.02

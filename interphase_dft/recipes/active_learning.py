@@ -49,7 +49,13 @@ from ase.parallel import broadcast, world
 from interphase_dft.calc.checkpoint import same_geometry
 from interphase_dft.calc.correction import CorrectedFactory, ForceCorrection, correction_at
 from interphase_dft.calc.finetune import FineTuned, finetune, surrogate_errors
-from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, frame_settings_hash
+from interphase_dft.calc.frames import (
+    Frame,
+    FrameStore,
+    RecordingFactory,
+    element_key,
+    frame_settings_hash,
+)
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.hessian import stored_hessian
 from interphase_dft.calc.ml import MLFactory
@@ -157,6 +163,7 @@ class _Loop:
     workdir: Path
     mic: bool
     tune: Callable[..., FineTuned]
+    elements: str
     calls: int = 0
     warnings: list[str] = field(default_factory=list)
     known: list[Atoms] = field(default_factory=list)
@@ -178,7 +185,8 @@ class _Loop:
         n = (len(band) if band is not None else nset.n_images + 2)
         steps = steps if corr and steps else [1.0] * n
         used = list(steps)  # the fractions taken (the trust radius may cut them)
-        max_move = nset.al_max_move if corr else None
+        # a first-order correction holds near its anchor only: trust radius
+        max_move = nset.al_max_move if corr or base is not None else None
         new_ends = []
         for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
             end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else base)
@@ -233,10 +241,10 @@ class _Loop:
     def _training_frames(self) -> list[Frame]:
         frames = list(self.hop.frames)
         store = self.hop.store
-        if store is not None and frames:
+        if store is not None:
             seen = {f.id for f in frames}
             shash = frame_settings_hash(self.reference.description)
-            for f in store.select(elements=frames[0].elements, settings_hash=shash):
+            for f in store.select(elements=self.elements, settings_hash=shash):
                 if f.id not in seen:
                     frames.append(f)
                     seen.add(f.id)
@@ -264,6 +272,26 @@ class _Loop:
         self.calls += res.force_calls
         self.warnings.extend(res.warnings)
         return [with_results(im, im) for im in res.images], res.converged
+
+
+def _host_tuned(loop: _Loop, surrogate: MLFactory, nset: NEBSettings,
+                seconds: list[float]) -> tuple[MLFactory, FineTuned | None]:
+    """The surrogate fine-tuned on the stored frames of these elements and settings (the
+    host relaxation's), or the pretrained one (none stored, or fine-tuning failed: a
+    warning)."""
+    frames = loop.training_frames()
+    if not frames:
+        return surrogate, None
+    tuned, failure = _tune_on_rank0(loop.tune, surrogate, frames, nset)
+    if tuned is None:
+        msg = f"active learning: fine-tuning on the host's frames failed ({failure})"
+        log.warning(msg)
+        loop.warnings.append(msg)
+        return surrogate, None
+    seconds.append(tuned.seconds)
+    log.info("active learning: surrogate fine-tuned on %d stored frames before round 0",
+             len(frames))
+    return replace(surrogate, _model=tuned.model, weights=tuned.weights_hash), tuned
 
 
 def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames: list[Frame],
@@ -431,7 +459,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     # CI-NEB) start from the SCF of the slot's previous geometry (calc.reuse)
     reusing = ReusingFactory(reference)
     loop = _Loop(settings, RecordingFactory(reusing, hop, work_key), surrogate, hop, wd, mic,
-                 tune)
+                 tune, element_key(initial.get_chemical_symbols()))
     ml, ends, band = surrogate, [initial, final], None
     tuned: FineTuned | None = None
     seconds: list[float] = []
@@ -446,6 +474,8 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     climb = True
     last: list[Atoms] | None = None  # the reference band the corrections were anchored at
     fractions: list[float] = []  # the step fraction each point of the last round took
+    if anchor is not None:  # start from a surrogate that has seen the relaxed host
+        ml, tuned = _host_tuned(loop, surrogate, nset, seconds)
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1

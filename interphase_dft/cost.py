@@ -64,7 +64,8 @@ Surrogate (CHGNet) time, one thread, added to the wall seconds without a paralle
 ``binding.max_dft_sites`` / ``max_dft_vacancies`` cut, :data:`ML_SCREEN_STEPS` relaxation
 steps of the host + Li at :data:`ML_ATOM_STEP_SECONDS` per atom and step (LPSC's 82 sites
 took 27 min in the make-demo run at b28fc6b); and :data:`FINETUNE_SECONDS` per fine-tuning of
-the active-learning loop (one fewer than its rounds, per hop). The surface-mode screening (a
+the active-learning loop (one fewer than its rounds, per hop, and one on the relaxed host
+with ``neb.relax_host``). The surface-mode screening (a
 few sites per slab), the registry scan of the migration cells, the surrogate bands and the
 surrogate Hessians of the host relaxation (6 surrogate force calls per free atom) are not
 counted. ``engine = 'ml'`` items
@@ -273,7 +274,8 @@ def surrogate_seconds(item: WorkItem) -> float:
         return atom_steps * ML_SCREEN_STEPS * ML_ATOM_STEP_SECONDS
     if item.kind in ("barrier", "bulk_barrier") and s.neb.active_learning:
         hops = 2 if p.get("mechanism") == "interstitial" else 1
-        return hops * (min(AL_ROUNDS, s.neb.al_max_rounds) - 1) * FINETUNE_SECONDS
+        host = item.kind == "barrier" and s.neb.relax_host and hops == 1  # tuned on the host
+        return (hops * (min(AL_ROUNDS, s.neb.al_max_rounds) - 1) + host) * FINETUNE_SECONDS
     return 0.0
 
 

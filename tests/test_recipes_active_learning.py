@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from ase import Atoms
 from ase.calculators.emt import EMT
 
 from interphase_dft.barrier_status import OVER_BUDGET, SADDLE, continuable
+from interphase_dft.calc.checkpoint import read_frames
 from interphase_dft.calc.finetune import FineTuned
 from interphase_dft.calc.frames import AseDbFrames, Frame
 from interphase_dft.calc.ml import MLFactory
@@ -138,3 +140,31 @@ def test_check_time_limit_ignores_the_dft_ceilings(tmp_path: Path) -> None:
     with pytest.raises(BudgetExceeded, match=r"time limit.*run again"):
         ledger.check_time_limit()
     assert ledger.timed_out
+
+
+def test_reference_endpoints_are_relaxed_first_and_kept_through_the_rounds(
+        tmp_path: Path, emt_loop: list[list[Frame]]) -> None:
+    """neb.al_reference_endpoints: both endpoints are reference minima before round 0
+    (``al/endpoints/``), the rounds move the band only and reuse the endpoints' results."""
+    settings = preset("test", {"neb": {"fmax": 0.05, "active_learning": True,
+                                       "al_reference_endpoints": True}})
+    initial, final = al_adatom_hop()
+    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=emt_factory,
+                      phase_a="Al", phase_b="Al", work_key=KEY)
+    assert doc.saddle == SADDLE and doc.stage == "dft-certified"
+    assert max(doc.endpoint_fmax.values()) <= settings.relax.fmax
+    assert (tmp_path / "al" / "endpoints" / "initial" / "relax.json").is_file()
+    al = doc.active_learning
+    assert al is not None and al["fallback"] is None
+    relax_calls = sum(len(read_frames(tmp_path / "al" / "endpoints" / n / "relax.traj"))
+                      for n in ("initial", "final"))
+    # round 0 computed the 3 images only (the endpoints' results reused), round 1 (the same
+    # band: the stand-in fine-tuning returns the same surrogate) nothing new
+    assert al["rounds"] == 2 and al["reference_calls"] == relax_calls + 3
+    ends = [read_frames(tmp_path / "al" / "endpoints" / n / "relax.traj")[-1]
+            for n in ("initial", "final")]
+    band0 = [read_frames(tmp_path / "al" / "round0" / "ref" / f"img{i}.traj")
+             for i in (1, 2, 3)]
+    assert all(b for b in band0)
+    assert not (tmp_path / "al" / "round0" / "ref" / "img0.traj").exists()  # reused
+    assert np.allclose(doc.images[0].structure.positions, ends[0].positions, atol=1e-6)

@@ -164,6 +164,11 @@ class NEBSettings(_Frozen):
         0.2, gt=0, description="active-learning loop with al_force_correction: trust radius "
         "of the corrected step, the largest displacement of any atom of an endpoint or image "
         "in one round, Angstrom (the linear correction holds near its anchor only)")
+    al_reference_endpoints: bool = Field(
+        False, description="active-learning loop: relax both endpoints at the reference "
+        "level first (BFGS from the surrogate's Hessian there, calc.hessian) and keep them "
+        "through the rounds, which then move the band only. For endpoints the surrogate "
+        "cannot place (an interface it has not seen; docs/history.md, session 10)")
     al_epochs: int = Field(
         8, ge=1, description="active-learning loop: fine-tuning epochs per round")
     al_learning_rate: float = Field(

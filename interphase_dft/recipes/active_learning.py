@@ -173,12 +173,14 @@ class _Loop:
                        corr: list[ForceCorrection] | None = None,
                        steps: list[float] | None = None,
                        climb: bool = True,
-                       base: ForceCorrection | None = None) -> tuple[list[Atoms], int, list[float]]:
+                       base: ForceCorrection | None = None,
+                       fixed_ends: bool = False) -> tuple[list[Atoms], int, list[float]]:
         """Surrogate-relaxed endpoints and climbing band; returns it, the top image and the
         step fraction each point took (``steps`` cut by the trust radius; 1 without ``corr``).
         ``corr``: the reference corrections anchored at the last round's band (one per
         image, endpoints included), or None; ``base``: the correction of every point without
-        one of ``corr`` (the host anchor's), or None."""
+        one of ``corr`` (the host anchor's), or None; ``fixed_ends``: the endpoints are
+        reference minima and stay where they are."""
         rs = self.settings.relax.for_surrogate()
         nset = self.settings.neb
         band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])), base)
@@ -190,6 +192,11 @@ class _Loop:
         new_ends = []
         for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
             end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else base)
+            if fixed_ends:  # the band needs their (corrected) surrogate energies only
+                new_ends.append(with_results(end, static(_bare(end), end_ml,
+                                                         wd / f"{name}-ml",
+                                                         label="fixed").atoms))
+                continue
             r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
             step = trusted_fraction(end, r.atoms, steps[(0, -1)[k]], max_move)
             used[(0, -1)[k]] = step
@@ -250,22 +257,27 @@ class _Loop:
                     seen.add(f.id)
         return frames
 
+    def reference_minimum(self, end: Atoms, wd: Path, ml: CalcFactory | None) -> Atoms:
+        """``end`` relaxed at the reference level in ``wd`` (BFGS from ``ml``'s Hessian there
+        when given), with its reference results; known to :meth:`reference_points`."""
+        hessian = (stored_hessian(end, ml, wd)
+                   if ml is not None and self.settings.relax.optimizer == "BFGS" else None)
+        r = relax(end, self.reference, wd, self.settings.relax, label="relax", hessian=hessian)
+        self.calls += r.force_calls
+        if not r.converged:
+            self.warnings.append(f"{wd.name}: reference relaxation not converged (fmax "
+                                 f"{r.fmax:.3f} eV/A after {r.steps} steps)")
+        self.known.append(r.atoms)
+        return with_results(end, r.atoms)
+
     def finish(self, ref_band: list[Atoms], wd: Path,
                ml: CalcFactory | None = None) -> tuple[list[Atoms], bool]:
         """Relax endpoints with too large reference forces (BFGS from ``ml``'s Hessian at
         their geometry when given, :mod:`interphase_dft.calc.hessian`), then a reference
         CI-NEB from ``ref_band`` (its interior reference results are reused)."""
-        ends = []
-        for name, end in (("initial", ref_band[0]), ("final", ref_band[-1])):
-            if _fmax(end) > self.settings.relax.fmax:
-                hessian = (stored_hessian(end, ml, wd / name)
-                           if ml is not None and self.settings.relax.optimizer == "BFGS"
-                           else None)
-                r = relax(end, self.reference, wd / name, self.settings.relax, label="relax",
-                          hessian=hessian)
-                self.calls += r.force_calls
-                end = with_results(end, r.atoms)
-            ends.append(end)
+        ends = [self.reference_minimum(end, wd / name, ml)
+                if _fmax(end) > self.settings.relax.fmax else end
+                for name, end in (("initial", ref_band[0]), ("final", ref_band[-1]))]
         band = [ends[0], *ref_band[1:-1], ends[1]]
         res = run_neb(band, self.reference, wd / "neb", self.settings.neb, label="neb",
                       climb=True, describe=self.reference.description)
@@ -476,6 +488,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     fractions: list[float] = []  # the step fraction each point of the last round took
     if anchor is not None:  # start from a surrogate that has seen the relaxed host
         ml, tuned = _host_tuned(loop, surrogate, nset, seconds)
+    if nset.al_reference_endpoints:
+        ends = [loop.reference_minimum(end, wd / "endpoints" / name, ml)
+                for name, end in zip(("initial", "final"), ends, strict=True)]
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
@@ -483,7 +498,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         # the host's only where no point carries its own
         base = None if anchor is None or corr else on_rank0(anchor.correction, ml)
         band, top, fractions = loop.surrogate_band(ends, band, ml, rwd, corr, steps, climb,
-                                                   base)
+                                                   base, nset.al_reference_endpoints)
         n_old = len(hop.frames)
         ref_band = loop.reference_points(band, top, rwd)
         if tuned is not None:  # frames of this round: not in the training set

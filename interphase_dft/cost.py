@@ -50,7 +50,8 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
   ``interface_migration_max_atoms``; within a factor 2.5 of the built cells measured. Hops: 1
   (vacancy) or 2 (interstitial: A -> interface -> B). Per hop: the active-learning loop
   (``neb.active_learning``) :data:`AL_ROUNDS` rounds of ``n_images + 2`` single points, the
-  first of each band slot from scratch and the later ones restarted from it; the
+  first of each band slot from scratch and the later ones restarted from it (with
+  ``neb.al_reference_endpoints`` two DFT relaxations before); the
   PBE//surrogate plan (``neb.dft_refine`` false) 2 + ``n_images`` single points; DFT CI-NEB
   2 endpoint relaxations + ``n_images`` x :data:`NEB_STEPS` (at most ``neb.steps``) band calls.
   Interstitial minima without a surrogate add 2 relaxations per region; ``neb.relax_host``
@@ -449,7 +450,10 @@ def _surface(phase: str, s: CalcSettings) -> list[Calcs]:
 def _hop_calls(cell: Cell, hops: int, s: CalcSettings) -> list[Calcs]:
     n = s.neb.n_images
     if s.neb.active_learning:  # one SCF from scratch per band slot, then restarts (calc.reuse)
-        return [Calcs(cell, hops * (n + 2), hops * AL_ROUNDS * (n + 2))]
+        out = [Calcs(cell, hops * (n + 2), hops * AL_ROUNDS * (n + 2))]
+        if s.neb.al_reference_endpoints:  # two reference relaxations per hop first
+            out.append(Calcs(cell, 2 * hops, 2 * hops * min(s.relax.steps, RELAX_CALLS)))
+        return out
     if not s.neb.dft_refine:
         k = hops * (n + 2)
         return [Calcs(cell, k, k)]

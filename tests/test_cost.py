@@ -183,3 +183,10 @@ def test_the_surrogate_screening_of_a_bulk_host_is_counted_and_left_out_of_the_f
     assert cal is not None and cal.prefactor == pytest.approx(2 * DEFAULT_PREFACTOR, rel=1e-6)
     for item, seconds in samples:
         assert estimate(item, cal).seconds == pytest.approx(seconds, rel=1e-6)
+
+
+def test_reference_endpoints_add_two_relaxations_to_a_hop():
+    costs = [estimate(WorkItem.create("bulk_barrier", preset("laptop", {
+        "budget": {"max_dft_calls": None}, **extra}), phase="Li2S"))
+        for extra in ({}, {"neb": {"al_reference_endpoints": True}})]
+    assert costs[1].dft_calls == costs[0].dft_calls + 2 * 25

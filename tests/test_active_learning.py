@@ -80,8 +80,10 @@ def plain_neb(initial: Atoms, final: Atoms, fmax: float, n_images: int = 3) -> t
 
 
 def settings(**neb: Any) -> CalcSettings:
+    # EMT is the reference here: CHGNet's finite-difference Hessian would cost more than the
+    # EMT calls it saves (tested in test_recipes_host.py and test_calc_hessian.py)
     return preset("test", {"neb": {"n_images": 3, "fmax": 0.05, "ml_fmax": 0.03, "steps": 200,
-                                   **neb},
+                                   "surrogate_hessian": False, **neb},
                            "relax": {"fmax": 0.05, "steps": 100, "ml_steps": 200}})
 
 

@@ -164,6 +164,11 @@ class NEBSettings(_Frozen):
         0.2, gt=0, description="active-learning loop with al_force_correction: trust radius "
         "of the corrected step, the largest displacement of any atom of an endpoint or image "
         "in one round, Angstrom (the linear correction holds near its anchor only)")
+    surrogate_hessian: bool = Field(
+        True, description="start the reference-level BFGS relaxations of the host "
+        "(relax_host) and of the loop's endpoints from the surrogate's Hessian "
+        "(calc.hessian: 6 surrogate force calls per free atom); off where the reference "
+        "level is as cheap as the surrogate (tests with EMT)")
     al_reference_endpoints: bool = Field(
         False, description="active-learning loop: relax both endpoints at the reference "
         "level first (BFGS from the surrogate's Hessian there, calc.hessian) and keep them "

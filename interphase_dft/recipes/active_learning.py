@@ -260,8 +260,9 @@ class _Loop:
     def reference_minimum(self, end: Atoms, wd: Path, ml: CalcFactory | None) -> Atoms:
         """``end`` relaxed at the reference level in ``wd`` (BFGS from ``ml``'s Hessian there
         when given), with its reference results; known to :meth:`reference_points`."""
-        hessian = (stored_hessian(end, ml, wd)
-                   if ml is not None and self.settings.relax.optimizer == "BFGS" else None)
+        use = (ml is not None and self.settings.relax.optimizer == "BFGS"
+               and self.settings.neb.surrogate_hessian)
+        hessian = stored_hessian(end, ml, wd) if use else None
         r = relax(end, self.reference, wd, self.settings.relax, label="relax", hessian=hessian)
         self.calls += r.force_calls
         if not r.converged:

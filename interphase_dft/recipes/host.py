@@ -102,7 +102,8 @@ def relaxed_host_states(plan: HostPlan, states: list[Atoms], *, factory: CalcFac
         start = plan.atoms.copy()
         start.positions = m.atoms.positions
     hessian = None
-    if surrogate is not None and settings.relax.optimizer == "BFGS":
+    if (surrogate is not None and settings.relax.optimizer == "BFGS"
+            and settings.neb.surrogate_hessian):
         hessian = stored_hessian(start, surrogate, wd)
     with run.stage("host"):
         r = relax(start, factory, wd, settings.relax, label="dft", hessian=hessian)

@@ -106,7 +106,7 @@ def test_a_damped_step_converges_where_the_full_quasi_newton_step_diverges():
     """Reference 3x stiffer than the surrogate (12 vs 4): the full corrected step multiplies
     the error by |1 - 3| = 2 per round, the active-learning loop's damped step of 0.5 by
     |1 - 0.5 * 3| = 0.5; the reference minimum stays the fixed point."""
-    from interphase_dft.recipes.active_learning import damped_step
+    from interphase_dft.recipes.al_moves import damped_step
 
     def rounds(step: float) -> list[float]:
         x = Atoms("H3", positions=REF_CENTRE + 0.3)
@@ -128,7 +128,7 @@ def test_a_damped_step_converges_where_the_full_quasi_newton_step_diverges():
 def test_the_step_fraction_adapts_to_the_measured_stiffness_ratio():
     """After one full corrected step on the 3x stiffer reference the measured ratio gives the
     fraction 1/3, and that step lands on the reference minimum (isotropic harmonic)."""
-    from interphase_dft.recipes.active_learning import adapted_steps, damped_step
+    from interphase_dft.recipes.al_moves import adapted_steps, damped_step
 
     x0 = _reference_point(Atoms("H3", positions=REF_CENTRE + 0.3), 12.0)
     relaxed = x0.copy()

@@ -99,3 +99,20 @@ def test_a_starting_hessian_needs_bfgs_on_positions_and_the_right_shape(tmp_path
         relax(s, emt, tmp_path / "a", RelaxSettings(optimizer="FIRE"), hessian=h)
     with pytest.raises(InputError, match="must be"):
         relax(s, emt, tmp_path / "b", RelaxSettings(), hessian=np.eye(3))
+
+
+def test_start_hessian_is_the_surrogates_only_for_bfgs_with_the_setting_on(tmp_path):
+    from interphase_dft.calc.hessian import HESSIAN_FILE, start_hessian
+    from interphase_dft.calc.settings import CalcSettings
+
+    s = slab()
+    base = CalcSettings(preset="test")
+    h = start_hessian(s, emt, tmp_path / "a", base)
+    assert h is not None and h.shape == (3 * len(s), 3 * len(s))
+    assert (tmp_path / "a" / HESSIAN_FILE).exists()
+    assert np.allclose(h, surrogate_hessian(s, emt))
+    off = base.with_overrides({"neb": {"surrogate_hessian": False}})
+    fire = base.with_overrides({"relax": {"optimizer": "FIRE"}})
+    for settings, surrogate in ((off, emt), (fire, emt), (base, None)):
+        assert start_hessian(s, surrogate, tmp_path / "b", settings) is None
+    assert not (tmp_path / "b").exists()

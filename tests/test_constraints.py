@@ -1,7 +1,9 @@
+import numpy as np
+import pytest
 from ase import Atoms
 from ase.constraints import FixAtoms, FixedLine
 
-from interphase_dft.constraints import fixed_indices
+from interphase_dft.constraints import bare_copy, fixed_indices, max_force
 
 
 def test_fixed_indices_merges_fixatoms_and_ignores_other_constraints() -> None:
@@ -12,3 +14,17 @@ def test_fixed_indices_merges_fixatoms_and_ignores_other_constraints() -> None:
     assert fixed_indices(atoms) == [0, 1, 3]
     atoms.set_constraint()
     assert fixed_indices(atoms) == []
+
+
+def test_max_force_ignores_fixed_atoms_and_bare_copy_keeps_them_fixed() -> None:
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    atoms = Atoms("H3", positions=[[i, 0, 0] for i in range(3)])
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    forces = np.array([[9.0, 0, 0], [0, 3.0, 4.0], [1.0, 0, 0]])
+    atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=forces)
+    assert max_force(atoms) == pytest.approx(5.0)  # atom 0 (9 eV/A) is fixed
+    copy = bare_copy(atoms)
+    assert copy.calc is None and fixed_indices(copy) == [0]
+    copy.constraints[0].index[0] = 2  # its own constraint objects
+    assert fixed_indices(atoms) == [0]

@@ -127,7 +127,8 @@ def test_the_loop_keeps_the_relaxed_host_through_its_anchor(tmp_path):
     from interphase_dft.calc.frames import AseDbFrames, RecordingFactory
     from interphase_dft.calc.runlog import RunLog
     from interphase_dft.calc.settings import MLSettings
-    from interphase_dft.recipes.active_learning import CERTIFIED, HopFrames, active_learning_band
+    from interphase_dft.recipes.active_learning import CERTIFIED, active_learning_band
+    from interphase_dft.recipes.al_steps import HopFrames
     from interphase_dft.recipes.host import relaxed_host_states
     from tests.test_calc_hessian import FieldEMT
     from tests.test_recipes_active_learning import EMTSurrogate

@@ -17,6 +17,8 @@ Rules
   give unbounded steps (BFGS's ``maxstep`` also bounds every step).
 - :func:`stored_hessian` keeps the matrix in the work directory (``hessian.npz``, keyed on
   the positions), so a resumed relaxation does not recompute it.
+- :func:`start_hessian` is the one rule for when a reference relaxation uses it: the
+  optimizer is BFGS, ``neb.surrogate_hessian`` is on and a surrogate exists.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.parallel import on_rank0
 
@@ -103,3 +106,15 @@ def stored_hessian(atoms: Atoms, factory: CalcFactory, workdir: Path | str) -> n
         return hess
 
     return on_rank0(compute)
+
+
+def start_hessian(atoms: Atoms, surrogate: CalcFactory | None, workdir: Path | str,
+                  settings: CalcSettings) -> np.ndarray | None:
+    """The starting curvature of the reference relaxation of ``atoms`` in ``workdir``:
+    :func:`stored_hessian` of ``surrogate`` when ``settings.relax.optimizer`` is BFGS,
+    ``settings.neb.surrogate_hessian`` is on and ``surrogate`` is not None, else None (the
+    optimizer's default)."""
+    if (surrogate is None or settings.relax.optimizer != "BFGS"
+            or not settings.neb.surrogate_hessian):
+        return None
+    return stored_hessian(atoms, surrogate, workdir)

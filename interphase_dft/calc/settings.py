@@ -158,7 +158,7 @@ class NEBSettings(_Frozen):
         "image) takes per round. Each point starts with the full quasi-Newton step (1), which "
         "diverges along modes where DFT is more than 2x stiffer than the surrogate; from the "
         "second corrected round its fraction is 1/r, r the stiffness ratio measured from its "
-        "reference forces before and after the step (recipes.active_learning.adapted_steps), "
+        "reference forces before and after the step (recipes.al_moves.adapted_steps), "
         "clipped to [al_correction_step, 1]. A reference minimum or saddle stays a fixed point")
     al_max_move: float = Field(
         0.2, gt=0, description="active-learning loop with al_force_correction: trust radius "

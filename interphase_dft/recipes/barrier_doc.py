@@ -23,6 +23,7 @@ from interphase_dft.barrier_status import OVER_BUDGET, SADDLE
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, unfinished_runs
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.constraints import max_force
 from interphase_dft.recipes.band import Band
 from interphase_dft.recipes.neb_path import intermediate_minimum, path_steps
 from interphase_dft.recipes.saddle import certify, e_kra
@@ -62,11 +63,6 @@ class HopRecord:
             "work_of_adhesion": self.work_of_adhesion}
         out.update({k: meta.get(v) for k, v in _META_FIELDS.items()})
         return out
-
-
-def _fmax(atoms: Atoms) -> float:
-    """Largest force on ``atoms`` (constraints applied), eV/Angstrom."""
-    return float(np.linalg.norm(atoms.get_forces(apply_constraint=True), axis=1).max())
 
 
 def hop_distance(initial: Atoms, final: Atoms) -> float:
@@ -119,7 +115,7 @@ def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord,
     if jump:
         log.warning(jump)
         run.warn(jump)
-    image_fmax = [_fmax(res.images[0]), *res.image_fmax, _fmax(res.images[-1])]
+    image_fmax = [max_force(res.images[0]), *res.image_fmax, max_force(res.images[-1])]
     minima = {"initial": image_fmax[0], "final": image_fmax[-1]}
     if n_minima > 2:
         for k, (_, hi) in enumerate(bounds[:-1], start=1):

@@ -47,7 +47,7 @@ from ase import Atoms
 
 from interphase_dft.calc.correction import ForceCorrection, correction_at
 from interphase_dft.calc.guard import CalcFactory
-from interphase_dft.calc.hessian import stored_hessian
+from interphase_dft.calc.hessian import start_hessian
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
@@ -101,10 +101,7 @@ def relaxed_host_states(plan: HostPlan, states: list[Atoms], *, factory: CalcFac
         run.add("host_ml", m)
         start = plan.atoms.copy()
         start.positions = m.atoms.positions
-    hessian = None
-    if (surrogate is not None and settings.relax.optimizer == "BFGS"
-            and settings.neb.surrogate_hessian):
-        hessian = stored_hessian(start, surrogate, wd)
+    hessian = start_hessian(start, surrogate, wd, settings)
     with run.stage("host"):
         r = relax(start, factory, wd, settings.relax, label="dft", hessian=hessian)
     run.add("host", r)

@@ -1,0 +1,235 @@
+"""The steps of one active-learning hop (:mod:`interphase_dft.recipes.active_learning`):
+the surrogate band, the reference single points, the training frames, reference minima,
+the fine-tuning of the surrogate and the reference finish.
+
+Every step runs on every MPI rank with the same inputs: whatever only rank 0 computes
+(fine-tuned weights, corrections, the frames read from the store) is broadcast, so the
+reference code sees one geometry on all ranks. Energies in eV, forces in eV/Angstrom.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.parallel import broadcast, world
+
+from interphase_dft.calc.checkpoint import same_geometry
+from interphase_dft.calc.correction import CorrectedFactory, ForceCorrection, correction_at
+from interphase_dft.calc.finetune import FineTuned
+from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, frame_settings_hash
+from interphase_dft.calc.guard import CalcFactory
+from interphase_dft.calc.hessian import start_hessian
+from interphase_dft.calc.ml import MLFactory
+from interphase_dft.calc.neb import run_neb
+from interphase_dft.calc.runners import relax, static
+from interphase_dft.calc.settings import CalcSettings, NEBSettings
+from interphase_dft.constraints import bare_copy, max_force
+from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
+from interphase_dft.recipes.neb_path import idpp_band, with_results
+
+log = logging.getLogger("interphase_dft.recipes")
+
+
+class HopFrames:
+    """Sink of the hop's reference frames: kept in memory (in order) and passed on to
+    ``store`` (the frame store, or None); a frame not stored gets the id ``'hop:<n>'``."""
+
+    def __init__(self, store: FrameStore | None) -> None:
+        self.store = store
+        self.frames: list[Frame] = []
+
+    def add(self, frame: Frame) -> str:
+        key = frame.frame_key
+        known = next((f for f in self.frames if f.frame_key == key), None)
+        if known is not None and self.store is None:
+            return str(known.id)
+        fid = self.store.add(frame) if self.store is not None else f"hop:{len(self.frames)}"
+        if known is None:
+            self.frames.append(replace(frame, id=fid))
+        return fid
+
+
+@dataclass
+class HopLoop:
+    """State shared by the steps of one hop: the settings, the recording reference factory,
+    the pretrained surrogate (``base``), the hop's frames, the work directory, the
+    interpolation's minimum-image convention, the fine-tuning function and the hop's element
+    key; it counts the reference calls and collects warnings and the reference points already
+    computed (``known``)."""
+
+    settings: CalcSettings
+    reference: RecordingFactory
+    base: MLFactory
+    hop: HopFrames
+    workdir: Path
+    mic: bool
+    tune: Callable[..., FineTuned]
+    elements: str
+    calls: int = 0
+    warnings: list[str] = field(default_factory=list)
+    known: list[Atoms] = field(default_factory=list)
+
+    def surrogate_band(self, ends: list[Atoms], band: list[Atoms] | None,
+                       ml: MLFactory, wd: Path,
+                       corr: list[ForceCorrection] | None = None,
+                       steps: list[float] | None = None,
+                       climb: bool = True,
+                       base: ForceCorrection | None = None,
+                       fixed_ends: bool = False) -> tuple[list[Atoms], int, list[float]]:
+        """Surrogate-relaxed endpoints and climbing band; returns it, the top image and the
+        step fraction each point took (``steps`` cut by the trust radius; 1 without ``corr``).
+        ``corr``: the reference corrections anchored at the last round's band (one per
+        image, endpoints included), or None; ``base``: the correction of every point without
+        one of ``corr`` (the host anchor's), or None; ``fixed_ends``: the endpoints are
+        reference minima and stay where they are (the band still needs their energies with
+        this round's surrogate)."""
+        rs = self.settings.relax.for_surrogate()
+        nset = self.settings.neb
+        band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])), base)
+        n = (len(band) if band is not None else nset.n_images + 2)
+        steps = steps if corr and steps else [1.0] * n
+        used = list(steps)  # the fractions taken (the trust radius may cut them)
+        # a first-order correction holds near its anchor only: trust radius
+        max_move = nset.al_max_move if corr or base is not None else None
+        new_ends = []
+        for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
+            end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else base)
+            if fixed_ends:
+                new_ends.append(with_results(end, static(bare_copy(end), end_ml,
+                                                         wd / f"{name}-ml",
+                                                         label="fixed").atoms))
+                continue
+            r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
+            step = trusted_fraction(end, r.atoms, steps[(0, -1)[k]], max_move)
+            used[(0, -1)[k]] = step
+            new = damped_step(end, r.atoms, step)
+            if step < 1.0:  # the band needs its endpoints' (corrected) surrogate energies
+                new = with_results(end, static(new, end_ml, wd / f"{name}-ml",
+                                               label="damped").atoms)
+            new_ends.append(new)
+        if band is None:
+            start = idpp_band(new_ends[0], new_ends[1], nset.n_images, mic=self.mic)
+        else:
+            start = [new_ends[0], *[bare_copy(im) for im in band[1:-1]], new_ends[1]]
+        res = run_neb(start, band_ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
+                      climb=climb, describe=band_ml.description)
+        if not res.converged:
+            self.warnings.append(f"{wd.name}: surrogate band not converged "
+                                 f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")
+        top = int(np.argmax(res.energies[1:-1])) + 1
+        for i, (s0, im) in enumerate(zip(start[1:-1], res.images[1:-1], strict=True), 1):
+            used[i] = trusted_fraction(s0, im, steps[i], max_move)
+        images = [new_ends[0], *[damped_step(s0, im, b) for s0, im, b in
+                                 zip(start[1:-1], res.images[1:-1], used[1:-1], strict=True)],
+                  new_ends[1]]
+        return same_on_all_ranks([bare_copy(im) for im in images]), top, used
+
+    def reference_points(self, band: list[Atoms], top: int, wd: Path) -> list[Atoms]:
+        """Reference single points: climbing image first, then endpoints, then the rest."""
+        n = len(band)
+        order = [top, 0, n - 1, *[i for i in range(1, n - 1) if i != top]]
+        out: list[Atoms | None] = [None] * n
+        for i in order:
+            known = next((a for a in self.known if same_geometry(a, band[i])), None)
+            if known is not None:  # e.g. an endpoint the surrogate did not move: no new call
+                out[i] = with_results(band[i], known)
+                continue
+            r = static(band[i], self.reference, wd / "ref", label=f"img{i}")
+            self.calls += r.force_calls
+            if r.resumed:  # a rerun: the stored single point is a frame of this hop too
+                self.reference.store(r.atoms, r.atoms.calc.results)
+            out[i] = with_results(band[i], r.atoms)
+            self.known.append(r.atoms)
+        return [a for a in out if a is not None]
+
+    def training_frames(self) -> list[Frame]:
+        """This hop's frames plus stored frames of the same elements and settings hash, as
+        rank 0 reads them (every MPI rank fine-tunes on the same frames)."""
+        return broadcast(self._training_frames() if world.rank == 0 else None, root=0)
+
+    def _training_frames(self) -> list[Frame]:
+        frames = list(self.hop.frames)
+        store = self.hop.store
+        if store is not None:
+            seen = {f.id for f in frames}
+            shash = frame_settings_hash(self.reference.description)
+            for f in store.select(elements=self.elements, settings_hash=shash):
+                if f.id not in seen:
+                    frames.append(f)
+                    seen.add(f.id)
+        return frames
+
+    def fine_tuned(self) -> tuple[MLFactory, FineTuned | None, str | None]:
+        """The pretrained surrogate fine-tuned on :meth:`training_frames`:
+        (surrogate, its fine-tuning, None); (the pretrained surrogate, None, the error) when
+        the fine-tuning failed, or (the pretrained surrogate, None, None) when there is no
+        frame to train on. The caller decides what either means."""
+        frames = self.training_frames()
+        if not frames:
+            return self.base, None, None
+        tuned, failure = _tune_on_rank0(self.tune, self.base, frames, self.settings.neb)
+        if tuned is None:
+            return self.base, None, failure
+        return replace(self.base, _model=tuned.model, weights=tuned.weights_hash), tuned, None
+
+    def reference_minimum(self, end: Atoms, wd: Path, ml: CalcFactory | None) -> Atoms:
+        """``end`` relaxed at the reference level in ``wd`` (curvature from
+        :func:`~interphase_dft.calc.hessian.start_hessian` of ``ml``), with its reference
+        results; known to :meth:`reference_points`."""
+        hessian = start_hessian(end, ml, wd, self.settings)
+        r = relax(end, self.reference, wd, self.settings.relax, label="relax", hessian=hessian)
+        self.calls += r.force_calls
+        if not r.converged:
+            self.warnings.append(f"{wd.name}: reference relaxation not converged (fmax "
+                                 f"{r.fmax:.3f} eV/A after {r.steps} steps)")
+        self.known.append(r.atoms)
+        return with_results(end, r.atoms)
+
+    def finish(self, ref_band: list[Atoms], wd: Path,
+               ml: CalcFactory | None = None) -> tuple[list[Atoms], bool]:
+        """Relax endpoints with too large reference forces (:meth:`reference_minimum`), then
+        a reference CI-NEB from ``ref_band`` (its interior reference results are reused)."""
+        ends = [self.reference_minimum(end, wd / name, ml)
+                if max_force(end) > self.settings.relax.fmax else end
+                for name, end in (("initial", ref_band[0]), ("final", ref_band[-1]))]
+        band = [ends[0], *ref_band[1:-1], ends[1]]
+        res = run_neb(band, self.reference, wd / "neb", self.settings.neb, label="neb",
+                      climb=True, describe=self.reference.description)
+        self.calls += res.force_calls
+        self.warnings.extend(res.warnings)
+        return [with_results(im, im) for im in res.images], res.converged
+
+
+def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames: list[Frame],
+                   nset: NEBSettings) -> tuple[FineTuned | None, str | None]:
+    """(fine-tuned model, None) or (None, why it failed): trained on MPI rank 0 and sent to
+    every rank, so all ranks run the same surrogate (same weights hash, hence the same
+    checkpoint fingerprints of the surrogate steps)."""
+    out: tuple[FineTuned | None, str | None] = (None, None)
+    if world.rank == 0:
+        try:
+            out = (tune(surrogate.model, frames, epochs=nset.al_epochs,
+                        learning_rate=nset.al_learning_rate), None)
+        except Exception as exc:
+            out = (None, f"{type(exc).__name__}: {exc}")
+    return broadcast(out, root=0)
+
+
+def same_on_all_ranks(band: list[Atoms]) -> list[Atoms]:
+    """``band`` with rank 0's positions on every MPI rank: each rank runs the surrogate itself
+    (the same fine-tuned model, :meth:`HopLoop.fine_tuned`), and the reference code needs one
+    geometry on all ranks."""
+    positions = broadcast([im.positions for im in band], root=0)
+    for im, pos in zip(band, positions, strict=True):
+        im.positions = pos
+    return band
+
+
+def corrections(band: list[Atoms], ml: CalcFactory) -> list[ForceCorrection]:
+    """The reference correction of ``ml`` anchored at each point of ``band``."""
+    return [correction_at(im, ml) for im in band]

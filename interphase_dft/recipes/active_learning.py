@@ -271,13 +271,14 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             fallback = f"not certified after {nset.al_max_rounds} rounds ({reason})"
             break
         halt()
-        ml, tuned, failure = loop.fine_tuned()
-        if tuned is None:
+        tuned_ml, tuned, failure = loop.fine_tuned()
+        if tuned is None:  # ml stays the last working surrogate (the finish's Hessian)
             fallback = f"fine-tuning failed ({failure or 'no reference frames'})"
             msg = f"active learning: {fallback}; finishing with a reference CI-NEB"
             log.warning(msg)
             loop.warnings.append(msg)
             break
+        ml = tuned_ml
         seconds.append(tuned.seconds)
         if nset.al_force_correction:  # anchored with the surrogate the next round uses
             if last is not None and len(last) == len(ref_band):

@@ -9,7 +9,6 @@ reference code sees one geometry on all ranks. Energies in eV, forces in eV/Angs
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,8 +30,6 @@ from interphase_dft.calc.settings import CalcSettings, NEBSettings
 from interphase_dft.constraints import bare_copy, max_force
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
 from interphase_dft.recipes.neb_path import idpp_band, with_results
-
-log = logging.getLogger("interphase_dft.recipes")
 
 
 class HopFrames:

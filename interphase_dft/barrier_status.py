@@ -25,10 +25,13 @@ UNRELAXED = "not certified: unrelaxed endpoints"
 SURROGATE_ONLY = "not certified: surrogate only"
 #: the band passes through another minimum and was not split there
 NOT_ONE_HOP = "not certified: not one hop"
+#: an endpoint relaxed at the barrier's level left its site for the other endpoint's
+#: (recipes.basin): that state is not a minimum and the Li crosses without a barrier
+NOT_A_MINIMUM = "no saddle: endpoint not a minimum"
 #: a document stored before the certification rule (schema version < 3)
 LEGACY = "not certified: computed before the saddle rule"
-SADDLE_STATUSES = (SADDLE, NO_SADDLE, NOT_CONVERGED, OVER_BUDGET, UNRELAXED, SURROGATE_ONLY,
-                   NOT_ONE_HOP, LEGACY)
+SADDLE_STATUSES = (SADDLE, NO_SADDLE, NOT_A_MINIMUM, NOT_CONVERGED, OVER_BUDGET, UNRELAXED,
+                   SURROGATE_ONLY, NOT_ONE_HOP, LEGACY)
 
 
 #: ``BindingEnergyDoc.status`` of a binding run a cost ceiling stopped (no binding energy)

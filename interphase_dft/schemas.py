@@ -313,6 +313,8 @@ class BarrierDoc(ResultDocBase):
         "'bulk-vacancy' or 'bulk-interstitial' (bulk reference hops), 'unspecified'")
     saddle: str = Field(
         description="certification: 'saddle' (a barrier), 'no saddle: reaction energy', "
+        "'no saddle: endpoint not a minimum' (an endpoint's hopping Li left its site while "
+        "relaxing: no barrier, no reaction energy; interphase_dft.recipes.basin), "
         "'not converged', or 'not certified: ...' (over budget, unrelaxed endpoints, surrogate "
         "only, not one hop); see interphase_dft.recipes.saddle")
     saddle_note: str = Field("", description="why the band got its status, with the numbers")

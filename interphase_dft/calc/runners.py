@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     wall_time: float = 0.0
     resumed: bool = False
+    #: why a relaxation's ``watch`` stopped it (None: it ran to convergence or its steps)
+    stopped: str | None = None
 
 
 def _factory_of(calc: Calculator | CalcFactory) -> CalcFactory:
@@ -77,7 +80,7 @@ def _result_from_state(state: dict[str, Any], atoms: Atoms) -> RunResult:
         atoms=atoms, energy=state["energy"], fmax=state["fmax"], steps=state["steps"],
         converged=state["converged"], force_calls=state["force_calls"],
         warnings=list(state.get("warnings", [])), wall_time=state.get("wall_time", 0.0),
-        resumed=True,
+        resumed=True, stopped=state.get("stopped"),
     )
 
 
@@ -86,8 +89,12 @@ def _state(r: RunResult) -> dict[str, Any]:
     return {
         "steps": r.steps, "energy": r.energy, "fmax": r.fmax, "converged": r.converged,
         "force_calls": r.force_calls, "warnings": r.warnings, "wall_time": r.wall_time,
-        "formula": r.atoms.get_chemical_formula(),
+        "formula": r.atoms.get_chemical_formula(), "stopped": r.stopped,
     }
+
+
+class _Stop(Exception):
+    """Raised by a relaxation's observer when its ``watch`` names a reason to stop."""
 
 
 def static(atoms: Atoms, calc: Calculator | CalcFactory, workdir: Path | str,
@@ -157,7 +164,8 @@ def _seed_curvature(opt: Any, hessian: np.ndarray, optimizer: str, cell: bool,
 
 def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | str,
           settings: RelaxSettings, cell: bool = False, label: str = "relax",
-          hessian: np.ndarray | None = None) -> RunResult:
+          hessian: np.ndarray | None = None,
+          watch: Callable[[Atoms], str | None] | None = None) -> RunResult:
     """Relax positions (and the cell when ``cell``) to ``settings.fmax`` with checkpoints.
 
     Parameters
@@ -180,6 +188,11 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         (e.g. :func:`interphase_dft.calc.hessian.surrogate_hessian`) instead of BFGS's
         ``alpha`` x identity; used on a fresh start only (a resumed run continues the stored
         curvature).
+    watch
+        Called with every new geometry (and with the last stored one on a resume); a string
+        it returns stops the relaxation there, not converged, with that reason in
+        ``stopped`` and in the checkpoint (e.g. an endpoint whose hopping Li left its site,
+        :mod:`interphase_dft.recipes.basin`). Not part of the checkpoint's fingerprint.
 
     Returns
     -------
@@ -236,17 +249,30 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         ckpt.update(_state(r))
         info(log, "relax %s %s step %d: E = %.6f eV fmax = %.4f eV/A", label,
              work.get_chemical_formula(), r.steps, r.energy, r.fmax)
+        reason = watch(work) if watch is not None else None
+        if reason:
+            raise _Stop(reason)
 
     opt.attach(observe, interval=1)
     remaining = settings.steps - ckpt.steps
     converged = False
-    if remaining > 0:
-        converged = bool(opt.run(fmax=settings.fmax, steps=remaining))
-    observe()
+    stopped = watch(work) if watch is not None and resumed else None
+    try:
+        if remaining > 0 and not stopped:
+            converged = bool(opt.run(fmax=settings.fmax, steps=remaining))
+        observe()
+    except _Stop as exc:
+        stopped = str(exc)
     result = current()
-    result.converged = converged or result.fmax <= settings.fmax
+    result.stopped = stopped
+    result.converged = not stopped and (converged or result.fmax <= settings.fmax)
     result.resumed = resumed
-    if not result.converged:
+    if stopped:
+        msg = (f"relax {label} {work.get_chemical_formula()}: stopped after {result.steps} "
+               f"steps: {stopped}")
+        log.warning(msg)
+        result.warnings.append(msg)
+    elif not result.converged:
         msg = (f"relax {label} {work.get_chemical_formula()}: not converged after "
                f"{result.steps} steps (fmax {result.fmax:.3f} > {settings.fmax} eV/A)")
         log.warning(msg)

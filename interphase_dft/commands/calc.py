@@ -170,12 +170,13 @@ def run_bulk_barrier(args: argparse.Namespace) -> int:
 
 
 def _barrier_status(doc: Any) -> int:
-    """0 for a certified band or a reaction energy, 1 (with the reason on stderr) else."""
+    """0 for a certified band, a reaction energy or an endpoint that is not a minimum (each a
+    finished result), 1 (with the reason on stderr) else."""
     import sys
 
-    from interphase_dft.barrier_status import NO_SADDLE, SADDLE
+    from interphase_dft.barrier_status import NO_SADDLE, NOT_A_MINIMUM, SADDLE
 
-    if doc.saddle in (SADDLE, NO_SADDLE):
+    if doc.saddle in (SADDLE, NO_SADDLE, NOT_A_MINIMUM):
         return 0
     print(f"interphase-dft: no barrier reported for {doc.interface} ({doc.mechanism}): "
           f"{doc.saddle}; {doc.saddle_note}", file=sys.stderr)

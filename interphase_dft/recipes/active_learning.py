@@ -26,6 +26,11 @@ loop (pretrained or fine-tuned) also carries the first-order correction measured
 at the reported level's host geometry instead of returning to the surrogate's own; a
 correction anchored at an image (``neb.al_force_correction``) replaces it for that image.
 
+Every reference relaxation of an endpoint (``neb.al_reference_endpoints`` and the finish)
+watches the hopping Li (:mod:`interphase_dft.recipes.basin`): an endpoint that carries it
+closer to the other endpoint's site than to its own is not a minimum, and the loop ends with
+:class:`~interphase_dft.recipes.basin.EndpointNotMinimum`.
+
 After ``neb.al_max_rounds`` rounds, or when fine-tuning fails (a warning), the band is
 finished by the reference: endpoints whose reference force exceeds ``relax.fmax`` are relaxed
 (``final/initial``, ``final/final``; BFGS from the last surrogate's Hessian there) and a
@@ -60,6 +65,7 @@ from interphase_dft.constraints import max_force
 from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import adapted_steps
 from interphase_dft.recipes.al_steps import HopFrames, HopLoop, corrections
+from interphase_dft.recipes.basin import site_watches
 from interphase_dft.recipes.saddle import hop_saddle
 
 if TYPE_CHECKING:
@@ -239,9 +245,11 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     fractions: list[float] = []  # the step fraction each point of the last round took
     if anchor is not None:  # start from a surrogate that has seen the relaxed host
         ml, tuned = _host_tuned(loop, seconds)
+    watches = site_watches(initial, final, mic)  # an endpoint must stay on its own site
     if nset.al_reference_endpoints:
-        ends = [loop.reference_minimum(end, wd / "endpoints" / name, ml)
-                for name, end in zip(("initial", "final"), ends, strict=True)]
+        ends = [loop.reference_minimum(end, wd / "endpoints" / name, ml,
+                                       watches[k] if watches else None)
+                for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True))]
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
         rounds = k + 1
@@ -288,7 +296,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             corr = on_rank0(corrections, ref_band, ml)
             last = ref_band
     assert band is not None
-    final_band, converged = loop.finish(ref_band, wd / "final", ml)
+    final_band, converged = loop.finish(ref_band, wd / "final", ml, watches)
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1
     stage = CERTIFIED if converged and _check_ends(settings, final_band) else (
         f"not certified: reference CI-NEB not converged after {fallback}")

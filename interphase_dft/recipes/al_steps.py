@@ -29,6 +29,7 @@ from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings, NEBSettings
 from interphase_dft.constraints import bare_copy, max_force
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
+from interphase_dft.recipes.basin import SiteWatch, raise_if_left
 from interphase_dft.recipes.neb_path import idpp_band, with_results
 
 
@@ -174,26 +175,34 @@ class HopLoop:
             return self.base, None, failure
         return replace(self.base, _model=tuned.model, weights=tuned.weights_hash), tuned, None
 
-    def reference_minimum(self, end: Atoms, wd: Path, ml: CalcFactory | None) -> Atoms:
+    def reference_minimum(self, end: Atoms, wd: Path, ml: CalcFactory | None,
+                          watch: SiteWatch | None = None) -> Atoms:
         """``end`` relaxed at the reference level in ``wd`` (curvature from
         :func:`~interphase_dft.calc.hessian.start_hessian` of ``ml``), with its reference
-        results; known to :meth:`reference_points`."""
+        results; known to :meth:`reference_points`. Raises
+        :class:`~interphase_dft.recipes.basin.EndpointNotMinimum` when ``watch`` sees the
+        hopping Li leave its site."""
         hessian = start_hessian(end, ml, wd, self.settings)
-        r = relax(end, self.reference, wd, self.settings.relax, label="relax", hessian=hessian)
+        r = relax(end, self.reference, wd, self.settings.relax, label="relax", hessian=hessian,
+                  watch=watch)
         self.calls += r.force_calls
+        raise_if_left(r.stopped, wd / "relax.traj")
         if not r.converged:
             self.warnings.append(f"{wd.name}: reference relaxation not converged (fmax "
                                  f"{r.fmax:.3f} eV/A after {r.steps} steps)")
         self.known.append(r.atoms)
         return with_results(end, r.atoms)
 
-    def finish(self, ref_band: list[Atoms], wd: Path,
-               ml: CalcFactory | None = None) -> tuple[list[Atoms], bool]:
-        """Relax endpoints with too large reference forces (:meth:`reference_minimum`), then
-        a reference CI-NEB from ``ref_band`` (its interior reference results are reused)."""
-        ends = [self.reference_minimum(end, wd / name, ml)
+    def finish(self, ref_band: list[Atoms], wd: Path, ml: CalcFactory | None = None,
+               watches: tuple[SiteWatch, SiteWatch] | None = None,
+               ) -> tuple[list[Atoms], bool]:
+        """Relax endpoints with too large reference forces (:meth:`reference_minimum`, with
+        ``watches``), then a reference CI-NEB from ``ref_band`` (its interior reference
+        results are reused)."""
+        ends = [self.reference_minimum(end, wd / name, ml, watches[k] if watches else None)
                 if max_force(end) > self.settings.relax.fmax else end
-                for name, end in (("initial", ref_band[0]), ("final", ref_band[-1]))]
+                for k, (name, end) in enumerate((("initial", ref_band[0]),
+                                                 ("final", ref_band[-1])))]
         band = [ends[0], *ref_band[1:-1], ends[1]]
         res = run_neb(band, self.reference, wd / "neb", self.settings.neb, label="neb",
                       climb=True, describe=self.reference.description)

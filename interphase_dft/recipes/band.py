@@ -50,6 +50,7 @@ from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
+from interphase_dft.recipes.basin import SiteWatch, raise_if_left, site_watches
 from interphase_dft.recipes.neb_path import (
     idpp_band,
     join_bands,
@@ -145,12 +146,14 @@ class BandRunner:
             self.ledger.stage = stage
 
     def relax_minimum(self, atoms: Atoms, workdir: Path, *, relax_it: bool,
-                      key: str) -> tuple[Atoms, bool]:
+                      key: str, watch: SiteWatch | None = None) -> tuple[Atoms, bool]:
         """Relax one minimum of the path (an endpoint or an intermediate minimum).
 
         With ``geometry_ml``: surrogate relaxation, then one single point; else a relaxation
         (``relax_it``) or a single point. Force calls go to the run log under ``key`` (and
-        ``key + '_ml'``).
+        ``key + '_ml'``). A reported-level relaxation that ``watch`` stops (the endpoint's
+        hopping Li left its site) raises
+        :class:`~interphase_dft.recipes.basin.EndpointNotMinimum`.
 
         Returns
         -------
@@ -166,11 +169,13 @@ class BandRunner:
             start.set_constraint([c.copy() for c in atoms.constraints])
             converged = m.converged
         if relax_it and self.geometry_ml is None:
-            r = relax(start, self.factory, workdir, self.settings.relax, label="relax")
+            r = relax(start, self.factory, workdir, self.settings.relax, label="relax",
+                      watch=watch)
             converged = converged and r.converged
         else:
             r = static(start, self.factory, workdir, label="static")
         self.run.add(key, r)
+        raise_if_left(r.stopped, workdir / "relax.traj")
         return with_results(atoms, r.atoms), converged
 
     def relax_endpoints(self, initial: Atoms, final: Atoms, workdir: Path, *,
@@ -187,11 +192,14 @@ class BandRunner:
         """
         names = ["initial", *[f"minimum{k}" for k in range(1, len(states) - 1)], "final"]
         ends, unconverged = [], []
+        # the two endpoints of one hop must stay on their own sites (recipes.basin)
+        watches = site_watches(states[0], states[1], self.mic) if len(states) == 2 else None
         with self.run.stage("endpoints"):
-            for name, atoms in zip(names, states, strict=True):
+            for k, (name, atoms) in enumerate(zip(names, states, strict=True)):
                 self.at(f"endpoint {name}")
                 end, ok = self.relax_minimum(atoms, workdir / name, relax_it=relax_it,
-                                             key=f"endpoint_{name}")
+                                             key=f"endpoint_{name}",
+                                             watch=watches[k] if watches else None)
                 ends.append(end)
                 if not ok:
                     unconverged.append(name)

@@ -64,7 +64,13 @@ from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
 from interphase_dft.recipes.band import BandRunner
-from interphase_dft.recipes.barrier_doc import HopRecord, barrier_doc, over_budget_doc
+from interphase_dft.recipes.barrier_doc import (
+    HopRecord,
+    barrier_doc,
+    not_a_minimum_doc,
+    over_budget_doc,
+)
+from interphase_dft.recipes.basin import EndpointNotMinimum
 from interphase_dft.recipes.hop_setup import MECHANISMS, HostPlan, check_mechanism
 from interphase_dft.recipes.host import HOST_DIR, relaxed_host_states
 from interphase_dft.recipes.neb_path import intermediate_minimum
@@ -219,6 +225,9 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
             raise
         log.warning("%s: %s", label, exc)
         return over_budget_doc(exc, ledger, settings, runner.run, hop)
+    except EndpointNotMinimum as exc:
+        log.warning("%s: %s", label, exc)
+        return not_a_minimum_doc(exc, settings, runner.run, hop, ledger=ledger)
     if unconverged:
         band.res.converged = False
         runner.run.warn(f"endpoint relaxation not converged ({', '.join(unconverged)}): the "

@@ -19,12 +19,13 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
-from interphase_dft.barrier_status import OVER_BUDGET, SADDLE
+from interphase_dft.barrier_status import NOT_A_MINIMUM, OVER_BUDGET, SADDLE
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, unfinished_runs
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.constraints import max_force
 from interphase_dft.recipes.band import Band
+from interphase_dft.recipes.basin import EndpointNotMinimum
 from interphase_dft.recipes.neb_path import intermediate_minimum, path_steps
 from interphase_dft.recipes.saddle import certify, e_kra
 from interphase_dft.schemas import BarrierDoc, NEBImageData, StructureData
@@ -183,4 +184,31 @@ def over_budget_doc(exc: BudgetExceeded, ledger: Ledger, settings: CalcSettings,
         reaction_energy=energies[-1] if energies else None, converged=False,
         fmax_final=None if fmax is None else float(fmax), stage=planned_stage(settings),
         budget={**ledger.summary(), "stage": ledger.stage, "unfinished": unfinished},
+    )
+
+
+def not_a_minimum_doc(exc: EndpointNotMinimum, settings: CalcSettings, run: RunLog,
+                      hop: HopRecord, *, ledger: Ledger | None = None) -> BarrierDoc:
+    """The document of a hop whose endpoint left its site while relaxing at the reported
+    level (:mod:`interphase_dft.recipes.basin`): no barrier and no reaction energy (one of the
+    two states does not exist at this level); ``images`` are that relaxation's first and last
+    geometries and ``energies`` the drop between them."""
+    first, last = exc.path
+    e = [0.0, float(last.get_potential_energy() - first.get_potential_energy())]
+    fmax = [max_force(first), max_force(last)]
+    note = (f"{exc.reason}; the energy fell by {-e[1]:.3f} eV along that relaxation (largest "
+            f"force {fmax[1]:.3f} eV/A where it stopped): the crossing has no barrier in this "
+            "direction")
+    run.warn(note)
+    return BarrierDoc.from_run(
+        settings, run, calculator=hop.calculator, input_structure=hop.input_structure,
+        **hop.fields(), saddle=NOT_A_MINIMUM, saddle_note=note,
+        images=[NEBImageData(energy=float(im.get_potential_energy()), fmax=f,
+                             structure=StructureData.from_atoms(im))
+                for im, f in zip(exc.path, fmax, strict=True)],
+        energies=e, path_coordinate=[0.0, *path_steps(exc.path)],
+        spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
+        reaction_energy=None, hop_distance=hop_distance(first, last), converged=False,
+        fmax_final=fmax[1], stage=planned_stage(settings),
+        budget=ledger.summary() if ledger is not None else {},
     )

@@ -18,6 +18,10 @@ Rules (:func:`certify`, first match wins)
    barrier's level) is above ``neb.fmax``; for a joined path, the largest over its hops;
 7. ``saddle`` - otherwise: a barrier.
 
+The recipe itself ends a hop with ``no saddle: endpoint not a minimum`` when an endpoint's
+relaxation at the barrier's level carries the hopping Li to the other endpoint's site
+(:mod:`interphase_dft.recipes.basin`); no band is certified then.
+
 E_KRA = E_saddle - (E_initial + E_final) / 2 (Van der Ven et al., PRB 64, 184307 (2001)),
 with E_saddle the highest interior image of the path.
 """

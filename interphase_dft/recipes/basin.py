@@ -1,0 +1,104 @@
+"""Is a relaxing endpoint still the state it was built as? The basin rule of a hop's endpoints.
+
+A hop's endpoints put the hopping Li (``atoms.info['li_index']``) on two sites: its own
+(initial: site i, final: site j) and the other endpoint's. When an endpoint relaxed at the
+barrier's level carries the hopping Li closer to the other endpoint's site than to its own,
+that endpoint is not a minimum of its own: the Li crosses to the other site without a
+barrier, and the hop has no saddle in that direction
+(:data:`~interphase_dft.barrier_status.NOT_A_MINIMUM`). :class:`SiteWatch` is the rule as a
+``watch`` of :func:`interphase_dft.calc.runners.relax`, so the relaxation stops as soon as it
+happens instead of relaxing on into the other endpoint.
+
+Distances in Angstrom, with the minimum-image convention along periodic directions when
+``mic`` (as the band interpolation uses it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic
+
+
+@dataclass(frozen=True)
+class SiteWatch:
+    """The basin rule for one endpoint (module docstring).
+
+    Attributes
+    ----------
+    name
+        ``'initial'`` or ``'final'``.
+    li_index
+        Index of the hopping Li.
+    own, other
+        Positions of that Li in this endpoint and in the other endpoint as built, Angstrom.
+    mic
+        Minimum-image distances along the periodic directions of the watched cell.
+    """
+
+    name: str
+    li_index: int
+    own: tuple[float, float, float]
+    other: tuple[float, float, float]
+    mic: bool = True
+
+    def distances(self, atoms: Atoms) -> tuple[float, float]:
+        """Distances of the hopping Li in ``atoms`` from its own and the other site."""
+        x = atoms.positions[self.li_index]
+        d = np.array([x - np.asarray(self.own), x - np.asarray(self.other)])
+        if self.mic and atoms.pbc.any():
+            d, _ = find_mic(d, atoms.cell, atoms.pbc)
+        own, other = np.linalg.norm(d, axis=1)
+        return float(own), float(other)
+
+    def __call__(self, atoms: Atoms) -> str | None:
+        """Why ``atoms`` is no longer this endpoint, or None."""
+        own, other = self.distances(atoms)
+        if other >= own:
+            return None
+        return (f"the hopping Li {self.li_index} of the {self.name} state left its site: "
+                f"{own:.2f} A from it, {other:.2f} A from the other endpoint's site; the "
+                f"{self.name} state is not a minimum at this level")
+
+
+def site_watches(initial: Atoms, final: Atoms,
+                 mic: bool = True) -> tuple[SiteWatch, SiteWatch] | None:
+    """The watches of the two endpoints of one hop, or None when the endpoints do not name
+    their hopping Li (``info['li_index']``, same in both) or it does not move between them."""
+    li = initial.info.get("li_index")
+    if li is None or final.info.get("li_index") != li or len(initial) != len(final):
+        return None
+    li = int(li)
+    a = tuple(float(x) for x in initial.positions[li])
+    b = tuple(float(x) for x in final.positions[li])
+    probe = SiteWatch("initial", li, a, b, mic)
+    if probe.distances(final)[0] < 1e-6:  # the same site: nothing to watch
+        return None
+    return probe, SiteWatch("final", li, b, a, mic)
+
+
+class EndpointNotMinimum(Exception):
+    """An endpoint relaxation at the barrier's level was stopped by its :class:`SiteWatch`.
+
+    ``reason`` is the watch's text; ``path`` the relaxation's first and last geometries with
+    their results (the downhill path of the hopping Li towards the other site).
+    """
+
+    def __init__(self, reason: str, path: list[Atoms]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path = path
+
+
+def raise_if_left(stopped: str | None, trajectory: str | Path) -> None:
+    """Raise :class:`EndpointNotMinimum` when a relaxation was ``stopped`` by a site watch,
+    with the first and last frames of its ``trajectory`` (the runner's ``{label}.traj``)."""
+    if not stopped:
+        return
+    from ase.io import read
+
+    frames = read(str(trajectory), ":")
+    raise EndpointNotMinimum(stopped, [frames[0], frames[-1]])

@@ -108,6 +108,7 @@ def test_an_endpoint_that_slides_into_the_other_gives_no_barrier(tmp_path: Path)
     assert doc.barrier_forward is None and doc.reaction_energy is None
     assert len(doc.images) == 2 and doc.energies[0] == 0.0 and doc.energies[1] < -0.05
     assert "initial state is not a minimum" in doc.saddle_note
+    assert doc.stage == "dft" and doc.force_calls["endpoint_initial"] > 0
     # the same hop from the neighbouring hollow is a minimum and has its saddle at the bridge
     ok = neb_barrier(*adatom_hop(0.0), settings, tmp_path / "ok", calc_factory=emt)
     assert ok.saddle == SADDLE and ok.barrier_forward > 0.1
@@ -128,3 +129,4 @@ def test_the_active_learning_loop_stops_at_an_endpoint_that_is_not_a_minimum(
     first, last = err.value.path
     assert last.get_potential_energy() < first.get_potential_energy()
     assert "initial state" in err.value.reason
+    assert err.value.calls > 0  # the reference relaxation's force calls, for the run log

@@ -50,7 +50,12 @@ from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
-from interphase_dft.recipes.basin import SiteWatch, raise_if_left, site_watches
+from interphase_dft.recipes.basin import (
+    EndpointNotMinimum,
+    SiteWatch,
+    raise_if_left,
+    site_watches,
+)
 from interphase_dft.recipes.neb_path import (
     idpp_band,
     join_bands,
@@ -266,11 +271,15 @@ class BandRunner:
             raise InputError("neb.active_learning needs the surrogate (engine gpaw, ml extra)")
         self.at(f"{prefix}active learning")
         with self.run.stage(f"{prefix}al"):
-            al = active_learning_band(ends[0], ends[1], self.factory, self.path_ml,
-                                      self.settings, workdir / "al", frames=self.run.frames,
-                                      work_key=self.run.work_key, mic=self.mic,
-                                      stop=self.ledger.check_time_limit if self.ledger else None,
-                                      anchor=self.anchor)
+            try:
+                al = active_learning_band(
+                    ends[0], ends[1], self.factory, self.path_ml, self.settings, workdir / "al",
+                    frames=self.run.frames, work_key=self.run.work_key, mic=self.mic,
+                    stop=self.ledger.check_time_limit if self.ledger else None,
+                    anchor=self.anchor)
+            except EndpointNotMinimum as exc:  # the loop's calls up to there, then the doc
+                self.run.count(f"{prefix}al_dft", exc.calls)
+                raise
         self.run.count(f"{prefix}al_dft", al.reference_calls)
         self.run.warnings.extend(al.warnings)
         res = single_point_band(al.images, al.certified)

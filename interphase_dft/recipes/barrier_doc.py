@@ -192,7 +192,8 @@ def not_a_minimum_doc(exc: EndpointNotMinimum, settings: CalcSettings, run: RunL
     """The document of a hop whose endpoint left its site while relaxing at the reported
     level (:mod:`interphase_dft.recipes.basin`): no barrier and no reaction energy (one of the
     two states does not exist at this level); ``images`` are that relaxation's first and last
-    geometries and ``energies`` the drop between them."""
+    geometries, ``energies`` the drop between them and ``stage`` the level of that relaxation
+    (``'dft'``, or ``'ml'`` for engine ml)."""
     first, last = exc.path
     e = [0.0, float(last.get_potential_energy() - first.get_potential_energy())]
     fmax = [max_force(first), max_force(last)]
@@ -209,6 +210,6 @@ def not_a_minimum_doc(exc: EndpointNotMinimum, settings: CalcSettings, run: RunL
         energies=e, path_coordinate=[0.0, *path_steps(exc.path)],
         spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
         reaction_energy=None, hop_distance=hop_distance(first, last), converged=False,
-        fmax_final=fmax[1], stage=planned_stage(settings),
+        fmax_final=fmax[1], stage="ml" if settings.engine == "ml" else "dft",
         budget=ledger.summary() if ledger is not None else {},
     )

@@ -84,21 +84,24 @@ class EndpointNotMinimum(Exception):
     """An endpoint relaxation at the barrier's level was stopped by its :class:`SiteWatch`.
 
     ``reason`` is the watch's text; ``path`` the relaxation's first and last geometries with
-    their results (the downhill path of the hopping Li towards the other site).
+    their results (the downhill path of the hopping Li towards the other site); ``calls`` the
+    reference force calls of the hop up to the stop, where the raiser counts them (else 0).
     """
 
-    def __init__(self, reason: str, path: list[Atoms]) -> None:
+    def __init__(self, reason: str, path: list[Atoms], calls: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.path = path
+        self.calls = calls
 
 
-def raise_if_left(stopped: str | None, trajectory: str | Path) -> None:
-    """Raise :class:`EndpointNotMinimum` when a relaxation was ``stopped`` by a site watch,
-    with the first and last frames of its ``trajectory`` (the runner's ``{label}.traj``)."""
+def raise_if_left(stopped: str | None, trajectory: str | Path, calls: int = 0) -> None:
+    """Raise :class:`EndpointNotMinimum` (with ``calls``) when a relaxation was ``stopped`` by
+    a site watch, with the first and last frames of its ``trajectory`` (the runner's
+    ``{label}.traj``)."""
     if not stopped:
         return
     from ase.io import read
 
     frames = read(str(trajectory), ":")
-    raise EndpointNotMinimum(stopped, [frames[0], frames[-1]])
+    raise EndpointNotMinimum(stopped, [frames[0], frames[-1]], calls)

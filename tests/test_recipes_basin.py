@@ -41,14 +41,15 @@ def adatom_hop(start: float) -> tuple[Atoms, Atoms]:
 
 def test_a_site_watch_uses_the_minimum_image_and_names_the_state() -> None:
     cell = Atoms("Li", positions=[[0.2, 0, 0]], cell=[4, 4, 4], pbc=True)
-    w = SiteWatch("initial", 0, (0.2, 0.0, 0.0), (3.8, 0.0, 0.0))  # 0.4 A apart across x=0
+    w = SiteWatch("initial", 0, (0.2, 0.0, 0.0), (3.8, 0.0, 0.0), 0.4)  # apart across x=0
     assert w(cell) is None
-    cell.positions[0] = [3.95, 0, 0]  # 0.15 A from the other site, 0.25 A from its own
-    assert w.distances(cell) == pytest.approx((0.25, 0.15))
+    cell.positions[0] = [3.95, 0, 0]  # past the midpoint, not yet within 0.4/3 of the site
+    assert w.distances(cell) == pytest.approx((0.25, 0.15)) and w(cell) is None
+    cell.positions[0] = [3.85, 0, 0]  # arrived
     assert "initial state is not a minimum" in (w(cell) or "")
     cell.positions[0] = [-0.1, 0, 0]  # the same across the boundary: raw distances differ
     assert w(cell) and w.distances(cell) == pytest.approx((0.3, 0.1))
-    assert SiteWatch("initial", 0, (0.2, 0, 0), (3.8, 0, 0), mic=False)(cell) is None
+    assert SiteWatch("initial", 0, (0.2, 0, 0), (3.8, 0, 0), 0.4, mic=False)(cell) is None
 
 
 def test_site_watches_need_the_same_hopping_li_in_both_endpoints() -> None:
@@ -68,12 +69,12 @@ def test_a_watch_stops_the_relaxation_and_the_stop_is_stored(tmp_path: Path) -> 
     r = relax(initial, emt, tmp_path, RelaxSettings(fmax=0.01), watch=watch)
     assert r.stopped and "left its site" in r.stopped and not r.converged
     own, other = watch.distances(r.atoms)
-    assert other < own and r.steps < 20
+    assert other <= watch.separation / 3 < own
     again = relax(initial, emt, tmp_path, RelaxSettings(fmax=0.01), watch=watch)
     assert again.stopped == r.stopped and again.force_calls == r.force_calls
     # without the watch the same start relaxes into the final state's hollow
     plain = relax(initial, emt, tmp_path / "plain", RelaxSettings(fmax=0.01))
-    assert plain.converged and plain.stopped is None
+    assert plain.converged and plain.stopped is None and plain.steps > r.steps
     assert np.linalg.norm(plain.atoms.positions[-1, :2] - final.positions[-1, :2]) < 0.05
 
 
@@ -88,15 +89,36 @@ def test_a_resumed_relaxation_checks_its_last_frame_first(tmp_path: Path) -> Non
 
     def kill_after_the_stop(atoms: Atoms) -> None:  # not a stop: the run is killed later
         seen.append(atoms.copy())
-        if len(seen) == 20:
+        if len(seen) == 30:
             raise Killed
 
     with pytest.raises(Killed):
         relax(initial, emt, tmp_path, RelaxSettings(fmax=0.01), watch=kill_after_the_stop)
     assert watch(seen[-1])  # the killed run was already past the stop
     resumed = relax(initial, emt, tmp_path, RelaxSettings(fmax=0.01), watch=watch)
-    assert resumed.stopped and resumed.resumed and resumed.steps == 19
-    assert resumed.force_calls == 20  # no new call: the stored last frame was checked
+    # the watch saw the input, then 29 evaluated frames (steps 0-28) before the kill
+    assert resumed.stopped and resumed.resumed and resumed.steps == 28
+    assert resumed.force_calls == 29  # no new call: the stored last frame was checked
+
+
+def test_a_run_finished_before_it_was_watched_is_judged_by_its_last_frame(
+        tmp_path: Path) -> None:
+    initial, final = adatom_hop(0.65)
+    plain = relax(initial, emt, tmp_path, RelaxSettings(fmax=0.01))
+    assert plain.converged and plain.stopped is None  # slid into the final hollow
+    watched = relax(initial, emt, tmp_path, RelaxSettings(fmax=0.01),
+                    watch=site_watches(initial, final)[0])
+    assert watched.stopped and not watched.converged
+    assert watched.force_calls == plain.force_calls
+
+
+def test_a_start_that_is_already_at_the_other_site_is_not_judged(tmp_path: Path) -> None:
+    initial, final = adatom_hop(0.65)
+    start = initial.copy()
+    start.positions[-1] = final.positions[-1] + [0.1, 0.0, 0.0]  # an earlier stage moved it
+    r = relax(start, emt, tmp_path, RelaxSettings(fmax=0.01),
+              watch=site_watches(initial, final)[0])
+    assert r.converged and r.stopped is None
 
 
 def test_an_endpoint_that_slides_into_the_other_gives_no_barrier(tmp_path: Path) -> None:
@@ -109,6 +131,8 @@ def test_an_endpoint_that_slides_into_the_other_gives_no_barrier(tmp_path: Path)
     assert len(doc.images) == 2 and doc.energies[0] == 0.0 and doc.energies[1] < -0.05
     assert "initial state is not a minimum" in doc.saddle_note
     assert doc.stage == "dft" and doc.force_calls["endpoint_initial"] > 0
+    assert doc.hop_distance == pytest.approx(1.0, abs=0.01)  # the sites' separation
+    assert doc.fmax_final is None and doc.images[1].fmax > 0
     # the same hop from the neighbouring hollow is a minimum and has its saddle at the bridge
     ok = neb_barrier(*adatom_hop(0.0), settings, tmp_path / "ok", calc_factory=emt)
     assert ok.saddle == SADDLE and ok.barrier_forward > 0.1

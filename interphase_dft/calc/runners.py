@@ -189,10 +189,12 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         ``alpha`` x identity; used on a fresh start only (a resumed run continues the stored
         curvature).
     watch
-        Called with every new geometry (and with the last stored one on a resume); a string
-        it returns stops the relaxation there, not converged, with that reason in
-        ``stopped`` and in the checkpoint (e.g. an endpoint whose hopping Li left its site,
-        :mod:`interphase_dft.recipes.basin`). Not part of the checkpoint's fingerprint.
+        Called with every new geometry (and with the last stored one on a resume, or of a
+        run that finished earlier); a string it returns stops the relaxation there, not
+        converged, with that reason in ``stopped`` (e.g. an endpoint whose hopping Li left
+        its site, :mod:`interphase_dft.recipes.basin`). A watch that already fires on
+        ``atoms`` is dropped with a warning: only what this relaxation does is judged. Not
+        part of the checkpoint's fingerprint.
 
     Returns
     -------
@@ -206,9 +208,16 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
                                        **settings.model_dump(), **_describe(calc_factory)})
     ckpt = Checkpoint(workdir, label, kind="relax", fingerprint=fingerprint)
     ckpt.load()
+    if watch is not None and watch(atoms):
+        log.warning("relax %s: the start already meets the watch (%s); not watched", label,
+                    watch(atoms))
+        watch = None
     if ckpt.done:
         info(log, "relax %s: finished earlier, returning the stored result", label)
-        return _result_from_state(ckpt.state or {}, ckpt.last[-1])
+        done = _result_from_state(ckpt.state or {}, ckpt.last[-1])
+        if watch is not None and not done.stopped and (reason := watch(done.atoms)):
+            done.stopped, done.converged = reason, False  # finished before it was watched
+        return done
 
     work = atoms.copy()
     seed: Atoms | None = None

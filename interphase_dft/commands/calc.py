@@ -11,9 +11,10 @@ Rerunning the same command with the same ``--workdir`` resumes from the checkpoi
 barrier that ended over budget continues with a larger one, e.g.
 ``--set budget.max_dft_calls=40`` (the budget is not part of the work).
 
-Exit status of ``barrier``/``bulk-barrier``: 0 when the band is certified ('saddle') or has
-no saddle (its reaction energy is the result), 1 for bad input (nothing written) and for an
-uncertified band (not converged, unrelaxed endpoints, over budget; the document is written).
+Exit status of ``barrier``/``bulk-barrier``: 0 when the band is certified ('saddle'), has no
+saddle (its reaction energy is the result) or an endpoint is not a minimum (no barrier in
+that direction), 1 for bad input (nothing written) and for an uncertified band (not
+converged, unrelaxed endpoints, over budget; the document is written).
 """
 
 from __future__ import annotations

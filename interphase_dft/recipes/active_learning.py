@@ -187,7 +187,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
                          mic: bool = True,
                          tune: Callable[..., FineTuned] = finetune,
                          stop: Callable[[], None] | None = None,
-                         anchor: HostAnchor | None = None) -> ALResult:
+                         anchor: HostAnchor | None = None, watch_ends: bool = True) -> ALResult:
     """Certified reference saddle of the hop ``initial`` -> ``final`` (module docstring).
 
     Parameters
@@ -219,6 +219,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         rerun continues from the checkpoints).
     anchor
         The relaxed host of the hop's states (module docstring), or None.
+    watch_ends
+        Watch the endpoints' reference relaxations (:mod:`interphase_dft.recipes.basin`):
+        True for a hop's own endpoints, False for the ends of a segment of a joined path.
     """
     wd = Path(workdir)
     halt = stop or (lambda: None)
@@ -245,7 +248,8 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     fractions: list[float] = []  # the step fraction each point of the last round took
     if anchor is not None:  # start from a surrogate that has seen the relaxed host
         ml, tuned = _host_tuned(loop, seconds)
-    watches = site_watches(initial, final, mic)  # an endpoint must stay on its own site
+    # an endpoint must stay on its own site
+    watches = site_watches(initial, final, mic) if watch_ends else None
     if nset.al_reference_endpoints:
         ends = [loop.reference_minimum(end, wd / "endpoints" / name, ml,
                                        watches[k] if watches else None)

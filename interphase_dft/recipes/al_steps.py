@@ -186,7 +186,7 @@ class HopLoop:
         r = relax(end, self.reference, wd, self.settings.relax, label="relax", hessian=hessian,
                   watch=watch)
         self.calls += r.force_calls
-        raise_if_left(r.stopped, wd / "relax.traj", self.calls)
+        raise_if_left(r.stopped, watch, wd / "relax.traj", self.calls)
         if not r.converged:
             self.warnings.append(f"{wd.name}: reference relaxation not converged (fmax "
                                  f"{r.fmax:.3f} eV/A after {r.steps} steps)")

@@ -180,7 +180,7 @@ class BandRunner:
         else:
             r = static(start, self.factory, workdir, label="static")
         self.run.add(key, r)
-        raise_if_left(r.stopped, workdir / "relax.traj")
+        raise_if_left(r.stopped, watch, workdir / "relax.traj")
         return with_results(atoms, r.atoms), converged
 
     def relax_endpoints(self, initial: Atoms, final: Atoms, workdir: Path, *,
@@ -261,9 +261,11 @@ class BandRunner:
         """The hop converged by the active-learning loop in ``workdir/al`` (its reference
         calls go through ``factory``: metered, frames recorded).
 
-        Run-log names: ``{prefix}al`` (time) and ``{prefix}al_dft`` (force calls). The band's
-        images carry DFT results; ``converged`` is the loop's certificate and ``fmax`` the DFT
-        force on the climbing image (the interior maximum).
+        Run-log names: ``{prefix}al`` (time) and ``{prefix}al_dft`` (force calls). Only the
+        hop's own endpoints (no ``prefix``) are watched (:mod:`interphase_dft.recipes.basin`),
+        not the ends of a segment of a joined path. The band's images carry DFT results;
+        ``converged`` is the loop's certificate and ``fmax`` the DFT force on the climbing
+        image (the interior maximum).
         """
         from interphase_dft.recipes.active_learning import active_learning_band
 
@@ -276,7 +278,7 @@ class BandRunner:
                     ends[0], ends[1], self.factory, self.path_ml, self.settings, workdir / "al",
                     frames=self.run.frames, work_key=self.run.work_key, mic=self.mic,
                     stop=self.ledger.check_time_limit if self.ledger else None,
-                    anchor=self.anchor)
+                    anchor=self.anchor, watch_ends=not prefix)
             except EndpointNotMinimum as exc:  # the loop's calls up to there, then the doc
                 self.run.count(f"{prefix}al_dft", exc.calls)
                 raise

@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
-from interphase_dft.barrier_status import NOT_A_MINIMUM, OVER_BUDGET, SADDLE
+from interphase_dft.barrier_status import NOT_A_MINIMUM, OVER_BUDGET, SADDLE, SURROGATE_ONLY
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, unfinished_runs
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
@@ -192,24 +192,27 @@ def not_a_minimum_doc(exc: EndpointNotMinimum, settings: CalcSettings, run: RunL
     """The document of a hop whose endpoint left its site while relaxing at the reported
     level (:mod:`interphase_dft.recipes.basin`): no barrier and no reaction energy (one of the
     two states does not exist at this level); ``images`` are that relaxation's first and last
-    geometries, ``energies`` the drop between them and ``stage`` the level of that relaxation
-    (``'dft'``, or ``'ml'`` for engine ml)."""
+    geometries, ``energies`` the drop between them, ``hop_distance`` the separation of the two
+    sites and ``stage`` the level of that relaxation (``'dft'``; engine ml: ``'ml'``, status
+    ``not certified: surrogate only``)."""
     first, last = exc.path
     e = [0.0, float(last.get_potential_energy() - first.get_potential_energy())]
     fmax = [max_force(first), max_force(last)]
     note = (f"{exc.reason}; the energy fell by {-e[1]:.3f} eV along that relaxation (largest "
             f"force {fmax[1]:.3f} eV/A where it stopped): the crossing has no barrier in this "
             "direction")
+    surrogate = settings.engine == "ml"  # a surrogate's verdict is never a DFT status
     run.warn(note)
     return BarrierDoc.from_run(
         settings, run, calculator=hop.calculator, input_structure=hop.input_structure,
-        **hop.fields(), saddle=NOT_A_MINIMUM, saddle_note=note,
+        **hop.fields(), saddle=SURROGATE_ONLY if surrogate else NOT_A_MINIMUM,
+        saddle_note=note,
         images=[NEBImageData(energy=float(im.get_potential_energy()), fmax=f,
                              structure=StructureData.from_atoms(im))
                 for im, f in zip(exc.path, fmax, strict=True)],
         energies=e, path_coordinate=[0.0, *path_steps(exc.path)],
         spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
-        reaction_energy=None, hop_distance=hop_distance(first, last), converged=False,
-        fmax_final=fmax[1], stage="ml" if settings.engine == "ml" else "dft",
+        reaction_energy=None, hop_distance=exc.separation, converged=False, fmax_final=None,
+        stage="ml" if surrogate else "dft",
         budget=ledger.summary() if ledger is not None else {},
     )

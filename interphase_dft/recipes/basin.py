@@ -1,13 +1,20 @@
 """Is a relaxing endpoint still the state it was built as? The basin rule of a hop's endpoints.
 
 A hop's endpoints put the hopping Li (``atoms.info['li_index']``) on two sites: its own
-(initial: site i, final: site j) and the other endpoint's. When an endpoint relaxed at the
-barrier's level carries the hopping Li closer to the other endpoint's site than to its own,
-that endpoint is not a minimum of its own: the Li crosses to the other site without a
-barrier, and the hop has no saddle in that direction
-(:data:`~interphase_dft.barrier_status.NOT_A_MINIMUM`). :class:`SiteWatch` is the rule as a
-``watch`` of :func:`interphase_dft.calc.runners.relax`, so the relaxation stops as soon as it
-happens instead of relaxing on into the other endpoint.
+(initial: site i, final: site j) and the other endpoint's, ``separation`` apart. When an
+endpoint relaxed at the barrier's level carries the hopping Li to within :data:`ARRIVED` x
+``separation`` of the other endpoint's site, that endpoint is not a minimum of its own: the Li
+crosses to the other site without a barrier, and the hop has no saddle in that direction
+(:data:`~interphase_dft.barrier_status.NOT_A_MINIMUM`). Arriving near the other site, not
+only passing the midpoint, is asked for so that a relaxation into a third minimum between
+the sites (an interface void of an interstitial hop) is not taken for a crossing.
+
+:class:`SiteWatch` is the rule as a ``watch`` of :func:`interphase_dft.calc.runners.relax`,
+so the relaxation stops as soon as it happens instead of relaxing on into the other endpoint.
+Only a move made by that relaxation counts: a start that already has the Li there (moved by
+an earlier surrogate stage) is not judged (``relax`` drops a watch that fires on its input),
+and only the two real endpoints of a hop are watched, not the intermediate minima of a joined
+path.
 
 Distances in Angstrom, with the minimum-image convention along periodic directions when
 ``mic`` (as the band interpolation uses it).
@@ -22,6 +29,10 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic
 
+#: the hopping Li counts as arrived at the other site within this fraction of the sites'
+#: separation
+ARRIVED = 1.0 / 3.0
+
 
 @dataclass(frozen=True)
 class SiteWatch:
@@ -35,6 +46,8 @@ class SiteWatch:
         Index of the hopping Li.
     own, other
         Positions of that Li in this endpoint and in the other endpoint as built, Angstrom.
+    separation
+        Distance between the two sites, Angstrom.
     mic
         Minimum-image distances along the periodic directions of the watched cell.
     """
@@ -43,6 +56,7 @@ class SiteWatch:
     li_index: int
     own: tuple[float, float, float]
     other: tuple[float, float, float]
+    separation: float
     mic: bool = True
 
     def distances(self, atoms: Atoms) -> tuple[float, float]:
@@ -57,11 +71,12 @@ class SiteWatch:
     def __call__(self, atoms: Atoms) -> str | None:
         """Why ``atoms`` is no longer this endpoint, or None."""
         own, other = self.distances(atoms)
-        if other >= own:
+        if other > ARRIVED * self.separation:
             return None
-        return (f"the hopping Li {self.li_index} of the {self.name} state left its site: "
-                f"{own:.2f} A from it, {other:.2f} A from the other endpoint's site; the "
-                f"{self.name} state is not a minimum at this level")
+        return (f"the hopping Li {self.li_index} of the {self.name} state left its site for "
+                f"the other endpoint's ({self.separation:.2f} A away): {own:.2f} A from its "
+                f"own, {other:.2f} A from the other; the {self.name} state is not a minimum "
+                "at this level")
 
 
 def site_watches(initial: Atoms, final: Atoms,
@@ -74,34 +89,39 @@ def site_watches(initial: Atoms, final: Atoms,
     li = int(li)
     a = tuple(float(x) for x in initial.positions[li])
     b = tuple(float(x) for x in final.positions[li])
-    probe = SiteWatch("initial", li, a, b, mic)
-    if probe.distances(final)[0] < 1e-6:  # the same site: nothing to watch
+    separation = SiteWatch("initial", li, a, b, 0.0, mic).distances(final)[0]
+    if separation < 1e-6:  # the same site: nothing to watch
         return None
-    return probe, SiteWatch("final", li, b, a, mic)
+    return (SiteWatch("initial", li, a, b, separation, mic),
+            SiteWatch("final", li, b, a, separation, mic))
 
 
 class EndpointNotMinimum(Exception):
     """An endpoint relaxation at the barrier's level was stopped by its :class:`SiteWatch`.
 
     ``reason`` is the watch's text; ``path`` the relaxation's first and last geometries with
-    their results (the downhill path of the hopping Li towards the other site); ``calls`` the
-    reference force calls of the hop up to the stop, where the raiser counts them (else 0).
+    their results (the downhill path of the hopping Li towards the other site);
+    ``separation`` the distance between the two sites (Angstrom); ``calls`` the reference
+    force calls of the hop up to the stop, where the raiser counts them (else 0).
     """
 
-    def __init__(self, reason: str, path: list[Atoms], calls: int = 0) -> None:
+    def __init__(self, reason: str, path: list[Atoms], separation: float,
+                 calls: int = 0) -> None:
         super().__init__(reason)
         self.reason = reason
         self.path = path
+        self.separation = separation
         self.calls = calls
 
 
-def raise_if_left(stopped: str | None, trajectory: str | Path, calls: int = 0) -> None:
+def raise_if_left(stopped: str | None, watch: SiteWatch | None, trajectory: str | Path,
+                  calls: int = 0) -> None:
     """Raise :class:`EndpointNotMinimum` (with ``calls``) when a relaxation was ``stopped`` by
-    a site watch, with the first and last frames of its ``trajectory`` (the runner's
+    its site ``watch``, with the first and last frames of its ``trajectory`` (the runner's
     ``{label}.traj``)."""
-    if not stopped:
+    if not stopped or watch is None:
         return
     from ase.io import read
 
     frames = read(str(trajectory), ":")
-    raise EndpointNotMinimum(stopped, [frames[0], frames[-1]], calls)
+    raise EndpointNotMinimum(stopped, [frames[0], frames[-1]], watch.separation, calls)

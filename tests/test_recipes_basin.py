@@ -154,3 +154,59 @@ def test_the_active_learning_loop_stops_at_an_endpoint_that_is_not_a_minimum(
     assert last.get_potential_energy() < first.get_potential_energy()
     assert "initial state" in err.value.reason
     assert err.value.calls > 0  # the reference relaxation's force calls, for the run log
+
+
+class PulledEMT(EMT):
+    """EMT plus a spring (5 eV/A^2) pulling atom ``index`` to ``target``: a surrogate whose
+    only minimum of that atom is at the other endpoint's site."""
+
+    def __init__(self, index: int, target: np.ndarray) -> None:
+        super().__init__()
+        self.index, self.target = index, np.asarray(target)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=None):
+        from ase.calculators.calculator import all_changes
+
+        super().calculate(atoms, properties, system_changes or all_changes)
+        d = self.atoms.positions[self.index] - self.target
+        self.results["energy"] += 2.5 * float(d @ d)
+        self.results["free_energy"] = self.results["energy"]
+        forces = self.results["forces"].copy()
+        forces[self.index] -= 5.0 * d
+        self.results["forces"] = forces
+
+
+def test_a_surrogate_that_moves_an_endpoint_to_the_other_site_hands_it_to_the_reference(
+        tmp_path: Path) -> None:
+    from dataclasses import dataclass as dc
+    from typing import Any
+
+    from interphase_dft.calc.finetune import FineTuned
+    from interphase_dft.calc.ml import MLFactory
+    from interphase_dft.calc.settings import MLSettings
+    from interphase_dft.recipes.active_learning import active_learning_band
+
+    initial, final = adatom_hop(0.0)  # the initial hollow is an EMT minimum
+
+    @dc
+    class Pulled(MLFactory):
+        def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> EMT:
+            return PulledEMT(len(atoms) - 1, final.positions[-1])
+
+        @property
+        def model(self) -> Any:
+            return "pulled"
+
+    def tune(model: Any, frames: list[Any], **kwargs: Any) -> FineTuned:
+        return FineTuned(model, "0" * 64, [str(f.id) for f in frames], 0.0)
+
+    settings = preset("test", {"neb": {"fmax": 0.05, "surrogate_hessian": False,
+                                       "al_max_rounds": 2, "n_images": 3},
+                               "relax": {"fmax": 0.05}})
+    r = active_learning_band(initial, final, emt, Pulled(MLSettings()), settings, tmp_path,
+                             tune=tune)
+    assert any("surrogate moved the initial state's Li" in w for w in r.warnings)
+    assert (tmp_path / "endpoints" / "initial" / "relax.json").exists()
+    # the reference kept the initial state in its own hollow (relaxed in height only)
+    assert np.linalg.norm(r.images[0].positions[-1, :2] - initial.positions[-1, :2]) < 0.05
+    assert r.endpoint_forces[0] <= settings.relax.fmax

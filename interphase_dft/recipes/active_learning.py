@@ -249,10 +249,9 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     if anchor is not None:  # start from a surrogate that has seen the relaxed host
         ml, tuned = _host_tuned(loop, seconds)
     # an endpoint must stay on its own site
-    watches = site_watches(initial, final, mic) if watch_ends else None
+    loop.watches = site_watches(initial, final, mic) if watch_ends else None
     if nset.al_reference_endpoints:
-        ends = [loop.reference_minimum(end, wd / "endpoints" / name, ml,
-                                       watches[k] if watches else None)
+        ends = [loop.reference_minimum(end, wd / "endpoints" / name, ml, loop.watch(k))
                 for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True))]
     for k in range(nset.al_max_rounds):
         rwd = wd / f"round{k}"
@@ -300,7 +299,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             corr = on_rank0(corrections, ref_band, ml)
             last = ref_band
     assert band is not None
-    final_band, converged = loop.finish(ref_band, wd / "final", ml, watches)
+    final_band, converged = loop.finish(ref_band, wd / "final", ml)
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1
     stage = CERTIFIED if converged and _check_ends(settings, final_band) else (
         f"not certified: reference CI-NEB not converged after {fallback}")

@@ -58,7 +58,9 @@ class HopLoop:
     the pretrained surrogate (``base``), the hop's frames, the work directory, the
     interpolation's minimum-image convention, the fine-tuning function and the hop's element
     key; it counts the reference calls and collects warnings and the reference points already
-    computed (``known``)."""
+    computed (``known``). ``watches``: the basin rule of the hop's two endpoints
+    (:mod:`interphase_dft.recipes.basin`), or None; ``fixed``: the endpoints (0, 1) that are
+    reference minima and stay where they are."""
 
     settings: CalcSettings
     reference: RecordingFactory
@@ -71,6 +73,12 @@ class HopLoop:
     calls: int = 0
     warnings: list[str] = field(default_factory=list)
     known: list[Atoms] = field(default_factory=list)
+    watches: tuple[SiteWatch, SiteWatch] | None = None
+    fixed: set[int] = field(default_factory=set)
+
+    def watch(self, k: int) -> SiteWatch | None:
+        """The basin rule of endpoint ``k`` (0 initial, 1 final), or None."""
+        return self.watches[k] if self.watches else None
 
     def surrogate_band(self, ends: list[Atoms], band: list[Atoms] | None,
                        ml: MLFactory, wd: Path,
@@ -85,7 +93,13 @@ class HopLoop:
         image, endpoints included), or None; ``base``: the correction of every point without
         one of ``corr`` (the host anchor's), or None; ``fixed_ends``: the endpoints are
         reference minima and stay where they are (the band still needs their energies with
-        this round's surrogate)."""
+        this round's surrogate), as is every endpoint in ``fixed``.
+
+        An endpoint whose surrogate step carries the hopping Li to the other endpoint's site
+        (its watch) is not taken: the reference relaxes it from where it was
+        (:meth:`reference_minimum` in ``endpoints/<name>``, watched, so a reference that
+        agrees ends the hop with
+        :class:`~interphase_dft.recipes.basin.EndpointNotMinimum`), and it stays fixed."""
         rs = self.settings.relax.for_surrogate()
         nset = self.settings.neb
         band_ml = CorrectedFactory(ml, dict(enumerate(corr or [])), base)
@@ -97,15 +111,22 @@ class HopLoop:
         new_ends = []
         for k, (name, end) in enumerate(zip(("initial", "final"), ends, strict=True)):
             end_ml = band_ml.at_endpoint(corr[(0, -1)[k]] if corr else base)
-            if fixed_ends:
-                new_ends.append(with_results(end, static(bare_copy(end), end_ml,
-                                                         wd / f"{name}-ml",
-                                                         label="fixed").atoms))
+            if fixed_ends or k in self.fixed:
+                new_ends.append(_with_surrogate(end, end_ml, wd / f"{name}-ml"))
                 continue
             r = relax(end, end_ml, wd / f"{name}-ml", rs, label="ml")
             step = trusted_fraction(end, r.atoms, steps[(0, -1)[k]], max_move)
             used[(0, -1)[k]] = step
             new = damped_step(end, r.atoms, step)
+            watch = self.watch(k)
+            if watch is not None and watch(end) is None and watch(new):
+                self.warnings.append(f"{wd.name}: the surrogate moved the {name} state's Li "
+                                     "to the other site; relaxed with the reference instead")
+                ref = self.reference_minimum(end, self.workdir / "endpoints" / name, ml, watch)
+                self.fixed.add(k)
+                used[(0, -1)[k]] = 1.0
+                new_ends.append(_with_surrogate(ref, end_ml, wd / f"{name}-ml"))
+                continue
             if step < 1.0:  # the band needs its endpoints' (corrected) surrogate energies
                 new = with_results(end, static(new, end_ml, wd / f"{name}-ml",
                                                label="damped").atoms)
@@ -193,13 +214,12 @@ class HopLoop:
         self.known.append(r.atoms)
         return with_results(end, r.atoms)
 
-    def finish(self, ref_band: list[Atoms], wd: Path, ml: CalcFactory | None = None,
-               watches: tuple[SiteWatch, SiteWatch] | None = None,
-               ) -> tuple[list[Atoms], bool]:
-        """Relax endpoints with too large reference forces (:meth:`reference_minimum`, with
-        ``watches``), then a reference CI-NEB from ``ref_band`` (its interior reference
-        results are reused)."""
-        ends = [self.reference_minimum(end, wd / name, ml, watches[k] if watches else None)
+    def finish(self, ref_band: list[Atoms], wd: Path,
+               ml: CalcFactory | None = None) -> tuple[list[Atoms], bool]:
+        """Relax endpoints with too large reference forces (:meth:`reference_minimum`,
+        watched), then a reference CI-NEB from ``ref_band`` (its interior reference results
+        are reused)."""
+        ends = [self.reference_minimum(end, wd / name, ml, self.watch(k))
                 if max_force(end) > self.settings.relax.fmax else end
                 for k, (name, end) in enumerate((("initial", ref_band[0]),
                                                  ("final", ref_band[-1])))]
@@ -209,6 +229,12 @@ class HopLoop:
         self.calls += res.force_calls
         self.warnings.extend(res.warnings)
         return [with_results(im, im) for im in res.images], res.converged
+
+
+def _with_surrogate(end: Atoms, end_ml: CalcFactory, wd: Path) -> Atoms:
+    """``end`` where it is, with the (corrected) surrogate's energy and forces there (the
+    band's fixed endpoint)."""
+    return with_results(end, static(bare_copy(end), end_ml, wd, label="fixed").atoms)
 
 
 def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames: list[Frame],

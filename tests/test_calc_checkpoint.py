@@ -21,7 +21,7 @@ from interphase_dft.errors import InputError
 
 #: fields of the state files as written before the Checkpoint class (a killed run resumes)
 RUNNER_STATE = {"kind", "status", "fingerprint", "steps", "energy", "fmax", "converged",
-                "force_calls", "warnings", "wall_time", "formula"}
+                "force_calls", "warnings", "wall_time", "formula", "stopped"}
 NEB_STATE = {"kind", "status", "fingerprint", "steps", "n_band", "energies", "image_fmax",
              "fmax", "converged", "force_calls", "climbing_image", "warnings", "wall_time"}
 

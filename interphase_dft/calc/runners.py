@@ -2,8 +2,9 @@
 
 Files in ``workdir`` for a run called ``label``: ``{label}.traj`` (every evaluated geometry,
 with energy/forces(/stress)), ``{label}.json`` (state: steps, energy, fmax, converged, force
-calls, warnings, wall time, formula, and why a watch stopped a relaxation) and ``{label}-opt.json`` (the optimizer's restart file);
-see :class:`interphase_dft.calc.checkpoint.Checkpoint`.
+calls, warnings, wall time, formula, and why a watch stopped a relaxation) and
+``{label}-opt.json`` (the optimizer's restart file); see
+:class:`interphase_dft.calc.checkpoint.Checkpoint`.
 
 Calling the same runner again with the same arguments and ``workdir`` resumes from the last
 trajectory frame (its stored energy and forces are reused, so no step is recomputed) with the

@@ -209,9 +209,9 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
                                        **settings.model_dump(), **_describe(calc_factory)})
     ckpt = Checkpoint(workdir, label, kind="relax", fingerprint=fingerprint)
     ckpt.load()
-    if watch is not None and watch(atoms):
+    if watch is not None and (at_start := watch(atoms)):
         log.warning("relax %s: the start already meets the watch (%s); not watched", label,
-                    watch(atoms))
+                    at_start)
         watch = None
     if ckpt.done:
         info(log, "relax %s: finished earlier, returning the stored result", label)

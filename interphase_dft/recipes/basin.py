@@ -123,5 +123,5 @@ def raise_if_left(stopped: str | None, watch: SiteWatch | None, trajectory: str 
         return
     from ase.io import read
 
-    frames = read(str(trajectory), ":")
-    raise EndpointNotMinimum(stopped, [frames[0], frames[-1]], watch.separation, calls)
+    path = [read(str(trajectory), index) for index in (0, -1)]  # not the frames between
+    raise EndpointNotMinimum(stopped, path, watch.separation, calls)

@@ -32,6 +32,9 @@ NOT_A_MINIMUM = "no saddle: endpoint not a minimum"
 LEGACY = "not certified: computed before the saddle rule"
 SADDLE_STATUSES = (SADDLE, NO_SADDLE, NOT_A_MINIMUM, NOT_CONVERGED, OVER_BUDGET, UNRELAXED,
                    SURROGATE_ONLY, NOT_ONE_HOP, LEGACY)
+#: a finished answer about the hop at its level: a barrier, a reaction energy, or a crossing
+#: without a barrier; every other status is work left undone or doubtful
+FINISHED_STATUSES = (SADDLE, NO_SADDLE, NOT_A_MINIMUM)
 
 
 #: ``BindingEnergyDoc.status`` of a binding run a cost ceiling stopped (no binding energy)

@@ -1,6 +1,6 @@
 """Which atoms a structure holds fixed: the one reading of ASE's ``FixAtoms`` constraints
 used by the builders, the calculators and the frame store, and the two operations that
-respect it everywhere (the largest force on the free atoms, a copy that keeps them fixed)."""
+respect it everywhere (the largest force on the free atoms, copies that keep them fixed)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,15 @@ def max_force(atoms: Atoms) -> float:
     return float(np.linalg.norm(forces, axis=1).max()) if len(forces) else 0.0
 
 
+def copy_constraints(atoms: Atoms, like: Atoms) -> Atoms:
+    """Give ``atoms`` its own copies of the constraints of ``like`` (same atom order) and
+    return it."""
+    atoms.set_constraint([c.copy() for c in like.constraints])
+    return atoms
+
+
 def bare_copy(atoms: Atoms) -> Atoms:
     """A copy of ``atoms`` with its own copies of the constraints and no calculator."""
     out = atoms.copy()
     out.calc = None
-    out.set_constraint([c.copy() for c in atoms.constraints])
-    return out
+    return copy_constraints(out, atoms)

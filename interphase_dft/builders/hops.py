@@ -32,6 +32,7 @@ from interphase_dft.builders.contact import bulk_like, li_host_reference
 from interphase_dft.builders.migration import MigrationCell
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError
+from interphase_dft.geometry import IN_PLANE, distances_from
 
 MAX_HOP = 3.5  # Angstrom
 LAYER_DEPTH = 2.0  # Angstrom
@@ -102,25 +103,17 @@ def interface_layer(atoms: Atoms, side: int, depth: float = LAYER_DEPTH,
     return np.flatnonzero(mask)
 
 
-def _mic(atoms: Atoms, point: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Distances from ``point`` to ``others`` with in-plane periodic images."""
-    from ase.geometry import get_distances
-
-    _, d = get_distances(np.atleast_2d(point), others, cell=atoms.cell, pbc=[True, True, False])
-    return d[0]
-
-
 def li_host_distance(atoms: Atoms, index: int) -> tuple[float, str]:
     """Shortest distance (Angstrom) from atom ``index`` to any other atom, and that atom's
     symbol."""
-    d = _mic(atoms, atoms.positions[index], atoms.positions)
+    d = distances_from(atoms, atoms.positions[index], atoms.positions, IN_PLANE)
     d[index] = np.inf
     k = int(np.argmin(d))
     return float(d[k]), atoms[k].symbol
 
 
 def _fingerprint(atoms: Atoms, point: np.ndarray, skip: tuple[int, ...]) -> tuple:
-    d = _mic(atoms, point, atoms.positions)
+    d = distances_from(atoms, point, atoms.positions, IN_PLANE)
     sym = atoms.get_chemical_symbols()
     return tuple(sorted((sym[k], round(float(d[k]) / 0.05)) for k in range(len(atoms))
                         if k not in skip and d[k] < _SHELL))
@@ -145,7 +138,7 @@ def vacancy_pairs(cell: MigrationCell, *, max_hop: float = MAX_HOP,
     refs = (li_host_reference(cell.phase_a), li_host_reference(cell.phase_b))
     groups: dict[tuple, list[VacancyPair]] = {}
     for i in ia:
-        dist = _mic(atoms, atoms.positions[i], atoms.positions[ib])
+        dist = distances_from(atoms, atoms.positions[i], atoms.positions[ib], IN_PLANE)
         for j, hop in zip(ib, dist, strict=True):
             if hop <= max_hop:
                 pair = _pair(atoms, int(i), int(j), float(hop), refs, tol)
@@ -153,7 +146,8 @@ def vacancy_pairs(cell: MigrationCell, *, max_hop: float = MAX_HOP,
                        _fingerprint(atoms, atoms.positions[j], (i, j)))
                 groups.setdefault(key, []).append(pair)
     if not groups:
-        closest = min((float(_mic(atoms, atoms.positions[i], atoms.positions[ib]).min())
+        closest = min((float(distances_from(atoms, atoms.positions[i], atoms.positions[ib],
+                                              IN_PLANE).min())
                        for i in ia), default=float("nan"))
         raise InputError(
             f"no Li lattice sites of {cell.phase_a} and {cell.phase_b} within {max_hop} A "
@@ -171,7 +165,7 @@ def _pair(atoms: Atoms, i: int, j: int, hop: float, refs: tuple[dict, dict],
     sym = atoms.get_chemical_symbols()
     out = []
     for site, ref in ((i, refs[0]), (j, refs[1])):
-        d = _mic(atoms, atoms.positions[site], atoms.positions)
+        d = distances_from(atoms, atoms.positions[site], atoms.positions, IN_PLANE)
         d[[i, j]] = np.inf
         k = int(np.argmin(d))
         dev = min(abs(d[k] - r) / r for r in ref.values() if r is not None)

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 from ase import Atom, Atoms
 
-from interphase_dft.builders.hops import Hop, _hop, _mic, cell_meta, li_host_distance
+from interphase_dft.builders.hops import Hop, _hop, cell_meta, li_host_distance
 from interphase_dft.builders.migration import MigrationCell
 from interphase_dft.builders.sites import MERGE_TOL
 from interphase_dft.builders.thickness import atomic_planes
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import StructureError
+from interphase_dft.geometry import IN_PLANE, distances_from
 
 EDGE = 0.3  # Angstrom
 MIN_CLEARANCE = 1.5  # Angstrom
@@ -195,7 +196,7 @@ def guess_hop(cands: InterstitialCandidates) -> Hop:
     li = len(initial) - 1
     d_i, s_i = li_host_distance(initial, li)
     d_f, s_f = li_host_distance(final, li)
-    hop = float(_mic(initial, np.asarray(a.position), np.atleast_2d(b.position))[0])
+    hop = float(distances_from(initial, a.position, [b.position], IN_PLANE)[0])
     meta = dict(cands.meta)
     meta.update(mechanism="interstitial", li_index=li, hop_distance_A=round(hop, 4),
                 site_initial=site_summary(a), site_final=site_summary(b),

@@ -15,6 +15,7 @@ from ase.constraints import FixAtoms
 from interphase_dft.builders.sites import MERGE_TOL, insert_li
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError, StructureError
+from interphase_dft.geometry import mic_vectors
 
 #: default minimum distance between the A and the B Li site of an interface hop, Angstrom
 MIN_SEPARATION = 2.0
@@ -221,12 +222,10 @@ def _candidates(interface: Atoms, *, depth: float, min_dist: float,
 def _best_pair(interface: Atoms, cand: _Candidates,
                min_separation: float) -> tuple[np.ndarray, np.ndarray, float]:
     """(A site, B site at its minimum image from the A site, hop length), Angstrom."""
-    from ase.geometry import find_mic
-
     pts, h, ia, ib = cand.pts, cand.h, cand.ia, cand.ib
     vec = pts[ib][None, :, :] - pts[ia][:, None, :]
-    mic, dist = find_mic(vec.reshape(-1, 3), interface.cell, interface.pbc)
-    mic, dist = mic.reshape(vec.shape), dist.reshape(vec.shape[:2])
+    mic = mic_vectors(interface, vec)
+    dist = np.linalg.norm(mic, axis=-1)
     same_side = np.abs(mic[..., 2] - vec[..., 2]) < 1e-6  # crosses this interface's midplane
     ok = same_side & (dist >= min_separation)
     if not ok.any():

@@ -95,9 +95,13 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def _logging(args: argparse.Namespace) -> None:
+    """Progress lines from MPI rank 0 only (every rank runs the same recipe); the other
+    ranks still print errors."""
+    from ase.parallel import world
+
     if not args.quiet:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                            datefmt="%H:%M:%S")
+        logging.basicConfig(level=logging.INFO if world.rank == 0 else logging.ERROR,
+                            format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
 
 def _emit(doc: Any, json_file: Path | None, summary: str) -> None:
@@ -175,9 +179,9 @@ def _barrier_status(doc: Any) -> int:
     finished result), 1 (with the reason on stderr) else."""
     import sys
 
-    from interphase_dft.barrier_status import NO_SADDLE, NOT_A_MINIMUM, SADDLE
+    from interphase_dft.barrier_status import FINISHED_STATUSES
 
-    if doc.saddle in (SADDLE, NO_SADDLE, NOT_A_MINIMUM):
+    if doc.saddle in FINISHED_STATUSES:
         return 0
     print(f"interphase-dft: no barrier reported for {doc.interface} ({doc.mechanism}): "
           f"{doc.saddle}; {doc.saddle_note}", file=sys.stderr)

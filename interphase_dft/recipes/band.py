@@ -49,6 +49,7 @@ from interphase_dft.calc.neb import NEBResult, run_neb
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.constraints import copy_constraints
 from interphase_dft.errors import InputError
 from interphase_dft.recipes.basin import (
     EndpointNotMinimum,
@@ -171,7 +172,7 @@ class BandRunner:
                       label="ml")
             self.run.add(f"{key}_ml", m)
             start = m.atoms
-            start.set_constraint([c.copy() for c in atoms.constraints])
+            copy_constraints(start, atoms)
             converged = m.converged
         if relax_it and self.geometry_ml is None:
             r = relax(start, self.factory, workdir, self.settings.relax, label="relax",
@@ -299,7 +300,7 @@ class BandRunner:
         res = band.res
         i = int(np.argmin(res.energies[1:-1])) + 1
         guess = res.images[i].copy()
-        guess.set_constraint([c.copy() for c in res.images[0].constraints])
+        copy_constraints(guess, res.images[0])
         self.at("intermediate minimum")
         mid, ok = self.relax_minimum(guess, workdir / "intermediate", relax_it=True,
                                      key="intermediate")

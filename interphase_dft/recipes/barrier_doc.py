@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import find_mic
 
 from interphase_dft.barrier_status import NOT_A_MINIMUM, OVER_BUDGET, SADDLE, SURROGATE_ONLY
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, unfinished_runs
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.constraints import max_force
+from interphase_dft.geometry import displacements
 from interphase_dft.recipes.band import Band
 from interphase_dft.recipes.basin import EndpointNotMinimum
 from interphase_dft.recipes.neb_path import intermediate_minimum, path_steps
@@ -69,10 +69,7 @@ class HopRecord:
 def hop_distance(initial: Atoms, final: Atoms) -> float:
     """Displacement of the hopping Li (``info['li_index']``, else the atom that moves most)
     between two endpoints, minimum image along periodic directions, Angstrom."""
-    d = final.positions - initial.positions
-    if initial.pbc.any():
-        d, _ = find_mic(d, initial.cell, initial.pbc)
-    norms = np.linalg.norm(d, axis=1)
+    norms = displacements(initial, final)
     li = initial.info.get("li_index")
     return float(norms[int(li)] if li is not None else norms.max())
 

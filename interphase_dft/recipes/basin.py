@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import find_mic
+
+from interphase_dft.geometry import mic_distance, mic_vectors
 
 #: the hopping Li counts as arrived at the other site within this fraction of the sites'
 #: separation
@@ -62,9 +63,7 @@ class SiteWatch:
     def distances(self, atoms: Atoms) -> tuple[float, float]:
         """Distances of the hopping Li in ``atoms`` from its own and the other site."""
         x = atoms.positions[self.li_index]
-        d = np.array([x - np.asarray(self.own), x - np.asarray(self.other)])
-        if self.mic and atoms.pbc.any():
-            d, _ = find_mic(d, atoms.cell, atoms.pbc)
+        d = mic_vectors(atoms, [x - np.asarray(self.own), x - np.asarray(self.other)], self.mic)
         own, other = np.linalg.norm(d, axis=1)
         return float(own), float(other)
 
@@ -89,7 +88,7 @@ def site_watches(initial: Atoms, final: Atoms,
     li = int(li)
     a = tuple(float(x) for x in initial.positions[li])
     b = tuple(float(x) for x in final.positions[li])
-    separation = SiteWatch("initial", li, a, b, 0.0, mic).distances(final)[0]
+    separation = mic_distance(final, a, b, mic)
     if separation < 1e-6:  # the same site: nothing to watch
         return None
     return (SiteWatch("initial", li, a, b, separation, mic),

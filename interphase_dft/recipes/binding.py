@@ -69,7 +69,9 @@ from interphase_dft.calc.reuse import ReusingFactory
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import RunResult, relax, static
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.constraints import copy_constraints
 from interphase_dft.errors import InputError
+from interphase_dft.geometry import mic_distance
 from interphase_dft.recipes.reaction import check_site
 from interphase_dft.recipes.references import li_references
 from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
@@ -106,26 +108,14 @@ def geometry_level(settings: CalcSettings, ml: Any) -> str:
 def with_li(host: Atoms, position: Sequence[float]) -> Atoms:
     """Copy of ``host`` with one Li appended at ``position`` (Angstrom); constraints kept."""
     atoms = host.copy()
-    atoms.set_constraint([c.copy() for c in host.constraints])
+    copy_constraints(atoms, host)
     atoms.append("Li")
     atoms.positions[-1] = np.asarray(position, float)
     return atoms
 
 
 def _li_displacement(initial: Atoms, final: Atoms) -> float:
-    from ase.geometry import find_mic
-
-    d = final.positions[-1] - initial.positions[-1]
-    if initial.pbc.any():
-        d, _ = find_mic(d[None, :], initial.cell, initial.pbc)
-        d = d[0]
-    return float(np.linalg.norm(d))
-
-
-def _constrained(atoms: Atoms, like: Atoms) -> Atoms:
-    """``atoms`` with the constraints of ``like`` (in place; returned for chaining)."""
-    atoms.set_constraint([c.copy() for c in like.constraints])
-    return atoms
+    return mic_distance(initial, initial.positions[-1], final.positions[-1])
 
 
 @dataclass
@@ -226,7 +216,7 @@ def _relax_host(host: Atoms, settings: CalcSettings, workdir: Path, calcs: _Calc
         if calcs.ml is not None and relax_host:
             ml_res = relax(host, calcs.ml, workdir / "host", settings.relax.for_surrogate(),
                            label="host-ml")
-            start = _constrained(ml_res.atoms, host)
+            start = copy_constraints(ml_res.atoms, host)
             run.count("host_ml", ml_res.force_calls)
             ml_converged = ml_res.converged
         if relax_host and not settings.surrogate_geometry:
@@ -238,7 +228,7 @@ def _relax_host(host: Atoms, settings: CalcSettings, workdir: Path, calcs: _Calc
     if not res.converged:
         run.warn(f"{phase} {HOST_NOT_CONVERGED}: every site is marked not "
                  "converged (raise relax.steps, or relax.ml_steps for surrogate relaxations)")
-    _constrained(res.atoms, host)
+    copy_constraints(res.atoms, host)
     return res
 
 
@@ -251,11 +241,11 @@ def _relax_site(site: SiteLike, host: Atoms, host_final: Atoms, settings: CalcSe
     mark_stage(calcs.ledger, sdir)
     ml_converged = True
     if calcs.ml is not None and screening is not None:
-        start = _constrained(screening.relaxed[label].copy(), host)  # the same relaxation
+        start = copy_constraints(screening.relaxed[label].copy(), host)  # the same relaxation
         ml_converged = bool(screening.record["ml_converged"][label])
     elif calcs.ml is not None:
         ml_res = relax(start, calcs.ml, sdir, settings.relax.for_surrogate(), label="ml")
-        start, ml_converged = _constrained(ml_res.atoms, host), ml_res.converged
+        start, ml_converged = copy_constraints(ml_res.atoms, host), ml_res.converged
     if calcs.spin:
         start = seed_moment(start, len(start) - 1)
     if not settings.surrogate_geometry:

@@ -37,6 +37,7 @@ from interphase_dft.calc.checkpoint import read_json, write_json
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
+from interphase_dft.geometry import mic_distance, mic_vectors
 from interphase_dft.validation import barrier_pair
 
 MECHANISMS = ("vacancy", "interstitial")
@@ -243,11 +244,11 @@ def bulk_states(phase: str, settings: CalcSettings) -> HopStates:
             raise InputError(f"{phase}: fewer than two equivalent interstitial voids in the "
                              "bulk cell; raise structure.bulk_min_length")
         start = same[0]
-        d = [_mic(cell, start, p) for p in same[1:]]
+        d = [mic_distance(cell, start, p) for p in same[1:]]
         end = same[1 + int(np.argmin(d))]
         initial, final = cell.copy(), cell.copy()
         initial.append(Atom("Li", start))
-        final.append(Atom("Li", start + _mic_vector(cell, start, end)))
+        final.append(Atom("Li", start + mic_vectors(cell, end - start)))
         for atoms in (initial, final):
             atoms.info = {**cell.info, "li_index": len(atoms) - 1}
         meta.update(rule="largest-clearance void to its nearest equivalent void",
@@ -256,17 +257,6 @@ def bulk_states(phase: str, settings: CalcSettings) -> HopStates:
     meta.update(mechanism=mechanism, n_atoms=len(initial),
                 hop_distance_A=round(hop_distance(initial, final), 4))
     return HopStates(mechanism, [initial, final], meta)
-
-
-def _mic_vector(cell: Atoms, p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    from ase.geometry import find_mic
-
-    vec, _ = find_mic(np.atleast_2d(q - p), cell.cell, cell.pbc)
-    return vec[0]
-
-
-def _mic(cell: Atoms, p: np.ndarray, q: np.ndarray) -> float:
-    return float(np.linalg.norm(_mic_vector(cell, p, q)))
 
 
 def _clearance(cell: Atoms, point: np.ndarray) -> float:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.builders.hops import Hop, _hop, _mic, li_host_distance
+from interphase_dft.builders.hops import Hop, _hop, li_host_distance
 from interphase_dft.builders.interstitial import (
     EDGE,
     REGIONS,
@@ -35,6 +35,7 @@ from interphase_dft.builders.interstitial import (
 )
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import StructureError
+from interphase_dft.geometry import IN_PLANE, distances_from
 
 SAME_SITE = 0.3  # Angstrom
 PATH_RULE = ("lowest relaxed minimum of A -> lowest of the interface (when one exists) -> "
@@ -106,14 +107,16 @@ def relax_candidates(cands: InterstitialCandidates, relax: Relax, *,
                                      "constraint; it must only move the free atoms")
             atoms = start.copy()  # the host's constraint and info, relaxed positions
             atoms.positions = relaxed.positions
-            moved = float(_mic(atoms, start.positions[li], atoms.positions[[li]])[0])
+            moved = float(distances_from(atoms, start.positions[li], atoms.positions[[li]],
+                                         IN_PLANE)[0])
             out.append(Minimum(site, region_of(atoms, li), atoms, float(energy), moved,
                                _fmax(relaxed)))
     out.sort(key=lambda m: m.energy)
     distinct: list[Minimum] = []
     for m in out:
         li = len(m.atoms) - 1
-        if all(_mic(m.atoms, m.atoms.positions[li], d.atoms.positions[[li]])[0] > SAME_SITE
+        if all(distances_from(m.atoms, m.atoms.positions[li], d.atoms.positions[[li]],
+                              IN_PLANE)[0] > SAME_SITE
                for d in distinct):
             distinct.append(m)
     return distinct
@@ -164,7 +167,8 @@ def _relaxed_hop(cands: InterstitialCandidates, a: Minimum, b: Minimum, k: int,
     """Hop ``k`` of ``n`` between two relaxed minima."""
     initial, final = a.atoms.copy(), b.atoms.copy()
     li = len(initial) - 1
-    hop = float(_mic(initial, initial.positions[li], final.positions[[li]])[0])
+    hop = float(distances_from(initial, initial.positions[li], final.positions[[li]],
+                               IN_PLANE)[0])
     meta = dict(cands.meta)
     meta.update(
         mechanism="interstitial", li_index=li, hop_distance_A=round(hop, 4), hop=k + 1,

@@ -11,10 +11,11 @@ import itertools
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import find_mic
 
 from interphase_dft.builders.neb import interpolate_images
 from interphase_dft.calc.neb import NEBResult
+from interphase_dft.constraints import copy_constraints
+from interphase_dft.geometry import displacements, mic_vectors
 
 #: an intermediate image this far below the lower endpoint marks another minimum, eV
 INTERMEDIATE_MINIMUM = 0.05
@@ -51,7 +52,7 @@ def idpp_band(initial: Atoms, final: Atoms, n_images: int, mic: bool = True) -> 
     out = []
     for i, im in enumerate(band):
         im = im.copy() if 0 < i < len(band) - 1 else im
-        im.set_constraint([c.copy() for c in initial.constraints])
+        copy_constraints(im, initial)
         out.append(im)
     out[0], out[-1] = initial, final
     return out
@@ -59,13 +60,8 @@ def idpp_band(initial: Atoms, final: Atoms, n_images: int, mic: bool = True) -> 
 
 def path_steps(images: list[Atoms]) -> list[float]:
     """Distances between consecutive images (minimum image), Angstrom."""
-    out = []
-    for a, b in itertools.pairwise(images):
-        d = b.positions - a.positions
-        if a.pbc.any():
-            d, _ = find_mic(d, a.cell, a.pbc)
-        out.append(float(np.linalg.norm(d)))
-    return out
+    return [float(np.linalg.norm(mic_vectors(a, b.positions - a.positions)))
+            for a, b in itertools.pairwise(images)]
 
 
 def max_displacement(a: Atoms, b: Atoms, mic: bool = True) -> float:
@@ -74,17 +70,14 @@ def max_displacement(a: Atoms, b: Atoms, mic: bool = True) -> float:
     With ``mic=False`` a hop to a periodic image of the same site counts as a real move,
     exactly as the band interpolation treats it.
     """
-    d = b.positions - a.positions
-    if mic and a.pbc.any():
-        d, _ = find_mic(d, a.cell, a.pbc)
-    return float(np.linalg.norm(d, axis=1).max())
+    return float(displacements(a, b, mic).max())
 
 
 def with_results(atoms: Atoms, ref: Atoms) -> Atoms:
     """``ref`` (geometry and SinglePointCalculator results) with the constraints of ``atoms``."""
     out = ref.copy()
     out.calc = ref.calc
-    out.set_constraint([c.copy() for c in atoms.constraints])
+    copy_constraints(out, atoms)
     return out
 
 

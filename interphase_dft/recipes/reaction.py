@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.data import covalent_radii
-from ase.geometry import find_mic
 
+from interphase_dft.geometry import mic_vectors
 from interphase_dft.schemas import SiteResult
 
 BOND_FACTOR = 1.15
@@ -126,9 +126,7 @@ def reaction_check(relaxed: Atoms, clean: Atoms) -> ReactionCheck:
     n = len(clean)
     if len(relaxed) < n or list(relaxed.numbers[:n]) != list(clean.numbers):
         raise ValueError("relaxed must start with the clean host's atoms in the same order")
-    disp = relaxed.positions[:n] - clean.positions
-    if clean.pbc.any():
-        disp, _ = find_mic(disp, clean.cell, clean.pbc)
+    disp = mic_vectors(clean, relaxed.positions[:n] - clean.positions)
     moved = clean.copy()
     moved.positions = clean.positions + disp  # host atoms followed continuously
     cell = np.asarray(relaxed.cell[:], float)

@@ -24,12 +24,13 @@ from typing import Any
 
 import numpy as np
 from ase import Atoms
-from ase.geometry import find_mic
 
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.constraints import copy_constraints
 from interphase_dft.errors import CalculationError, InputError
+from interphase_dft.geometry import mic_distance
 
 log = logging.getLogger("interphase_dft.recipes")
 
@@ -95,13 +96,6 @@ def needs_screening(n_sites: int, settings: CalcSettings, cap_name: str = "max_d
 
 def _li_position(atoms: Atoms) -> np.ndarray:
     return np.asarray(atoms.positions[-1], float)
-
-
-def _mic_distance(a: np.ndarray, b: np.ndarray, host: Atoms) -> float:
-    d = (a - b)[None, :]
-    if host.pbc.any():
-        d, _ = find_mic(d, host.cell, host.pbc)
-    return float(np.linalg.norm(d[0]))
 
 
 def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
@@ -174,7 +168,7 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
                     log.warning("screening: site %s failed with the surrogate: %s", label, exc)
                     continue
                 atoms = res.atoms
-                atoms.set_constraint([c.copy() for c in host.constraints])
+                copy_constraints(atoms, host)
                 out.relaxed[label] = atoms
             run.add(f"ml-site-{label}", res)
             if not np.isfinite(res.energy):
@@ -184,7 +178,7 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
             converged[label] = bool(res.converged)
             li = _li_position(atoms)
             twin = None if not merge else next(
-                (k for k in kept if _mic_distance(li, _li_position(out.relaxed[k]), host)
+                (k for k in kept if mic_distance(host, _li_position(out.relaxed[k]), li)
                  < MERGE_TOL), None)
             if twin is None:
                 kept.append(label)

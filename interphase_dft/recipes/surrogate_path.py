@@ -20,6 +20,7 @@ from interphase_dft.calc.guard import CalcFactory, min_distance
 from interphase_dft.calc.neb import NEBResult, run_neb
 from interphase_dft.calc.runners import static
 from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.constraints import copy_constraints
 from interphase_dft.recipes.neb_path import path_steps, with_results
 
 #: surrogate path rejected when any two atoms come closer than this, Angstrom
@@ -83,7 +84,7 @@ def surrogate_path(band: list[Atoms], settings: CalcSettings, workdir: Path,
         ml_ends.append(with_results(im, r.atoms))
     ml_start = [ml_ends[0]] + [im.copy() for im in band[1:-1]] + [ml_ends[1]]
     for im, src in zip(ml_start[1:-1], band[1:-1], strict=True):
-        im.set_constraint([c.copy() for c in src.constraints])
+        copy_constraints(im, src)
     try:
         res = run_neb(ml_start, ml, workdir / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
                       describe=ml.description)
@@ -98,7 +99,7 @@ def surrogate_path(band: list[Atoms], settings: CalcSettings, workdir: Path,
     calls = 0
     for i, im in enumerate(res.images[1:-1], start=1):
         geo = im.copy()
-        geo.set_constraint([c.copy() for c in band[i].constraints])
+        copy_constraints(geo, band[i])
         r = static(geo, dft_factory, workdir / "ml-check", label=f"img{i}")
         calls += r.force_calls
         checked.append(with_results(geo, r.atoms))

@@ -26,6 +26,7 @@ from ase.calculators.calculator import Calculator
 
 from interphase_dft.calc.checkpoint import Checkpoint, info, snapshot
 from interphase_dft.calc.guard import CalcFactory, GuardedCalculator
+from interphase_dft.calc.prior_bfgs import PriorBFGS
 from interphase_dft.calc.settings import RelaxSettings
 from interphase_dft.errors import CalculationError, InputError
 from interphase_dft.schemas import settings_hash, structure_hash
@@ -150,17 +151,15 @@ def _optimizer_class(name: str) -> type:
                          "BFGSLineSearch") from exc
 
 
-def _seed_curvature(opt: Any, hessian: np.ndarray, optimizer: str, cell: bool,
-                    natoms: int) -> None:
-    """Start ``opt`` (BFGS on positions) from ``hessian``; an error names what to change."""
+def _check_prior(hessian: np.ndarray, optimizer: str, cell: bool, natoms: int) -> None:
+    """A starting Hessian needs BFGS on positions and the right shape; the error names what
+    to change."""
     if optimizer != "BFGS" or cell:
         raise InputError(f"a starting Hessian needs relax.optimizer='BFGS' on positions, got "
                          f"{optimizer!r}{' with the cell' if cell else ''}")
     if np.shape(hessian) != (3 * natoms, 3 * natoms):
         raise InputError(f"starting Hessian of shape {np.shape(hessian)} for {natoms} atoms; "
                          f"it must be ({3 * natoms}, {3 * natoms})")
-    if getattr(opt, "state", None) is None:  # fresh start: no curvature read from restart
-        opt.H0 = np.asarray(hessian, dtype=float).copy()
 
 
 def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | str,
@@ -187,8 +186,9 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
     hessian
         The (3N, 3N) starting curvature of a BFGS relaxation of positions, eV/Angstrom^2
         (e.g. :func:`interphase_dft.calc.hessian.surrogate_hessian`) instead of BFGS's
-        ``alpha`` x identity; used on a fresh start only (a resumed run continues the stored
-        curvature).
+        ``alpha`` x identity, rescaled once by the reference curvature along the first step
+        (:class:`~interphase_dft.calc.prior_bfgs.PriorBFGS`); a resumed run continues the
+        stored curvature.
     watch
         Called with every new geometry (and with the last stored one on a resume, or of a
         run that finished earlier); a string it returns stops the relaxation there, not
@@ -238,9 +238,12 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
     work.calc = guard
     target = FrechetCellFilter(work) if cell else work
     t0 = time.perf_counter()
-    opt = _optimizer_class(settings.optimizer)(target, restart=str(ckpt.opt_path), logfile=None)
     if hessian is not None:
-        _seed_curvature(opt, hessian, settings.optimizer, cell, len(work))
+        _check_prior(hessian, settings.optimizer, cell, len(work))
+        opt = PriorBFGS(target, hessian, restart=str(ckpt.opt_path), logfile=None)
+    else:
+        opt = _optimizer_class(settings.optimizer)(target, restart=str(ckpt.opt_path),
+                                                   logfile=None)
 
     def current() -> RunResult:
         forces = target.get_forces()
@@ -251,6 +254,8 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
             wall_time=prior_time + time.perf_counter() - t0,
         )
 
+    scale_logged: list[bool] = []
+
     def observe() -> None:
         if not ckpt.is_new([work]):
             return
@@ -259,6 +264,10 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         ckpt.update(_state(r))
         info(log, "relax %s %s step %d: E = %.6f eV fmax = %.4f eV/A", label,
              work.get_chemical_formula(), r.steps, r.energy, r.fmax)
+        if getattr(opt, "scale", None) is not None and not scale_logged:
+            scale_logged.append(True)
+            info(log, "relax %s: the starting curvature scaled by %.2f along the first step",
+                 label, opt.scale)
         reason = watch(work) if watch is not None else None
         if reason:
             raise _Stop(reason)

@@ -210,3 +210,22 @@ def test_a_surrogate_that_moves_an_endpoint_to_the_other_site_hands_it_to_the_re
     # the reference kept the initial state in its own hollow (relaxed in height only)
     assert np.linalg.norm(r.images[0].positions[-1, :2] - initial.positions[-1, :2]) < 0.05
     assert r.endpoint_forces[0] <= settings.relax.fmax
+
+
+def test_rearrangement_names_a_host_atom_that_changed_site_not_the_hopping_li():
+    from interphase_dft.recipes.basin import REARRANGED, rearrangement
+
+    start = Atoms("Li3", positions=[[0, 0, 0], [3, 0, 0], [0, 3, 0]], cell=[9, 9, 9],
+                  pbc=True)
+    start.info["li_index"] = 0
+    hop_only = start.copy()
+    hop_only.positions[0] += [2.5, 0, 0]  # the hopping Li moves: that is the hop itself
+    hop_only.positions[1] += [0, 0, 0.4]  # a neighbour relaxes a little
+    assert rearrangement(start, hop_only, "final") is None
+    refilled = hop_only.copy()
+    refilled.positions[2] += [0, -(REARRANGED + 1.0), 0]  # a neighbour fills a vacancy
+    msg = rearrangement(start, refilled, "final")
+    assert msg is not None and "final state rearranged" in msg and "Li 2 moved 2.00 A" in msg
+    wrapped = start.copy()
+    wrapped.positions[2] += [9.0, 0, 0]  # a periodic image of the same site: no move
+    assert rearrangement(start, wrapped, "initial") is None

@@ -3,7 +3,9 @@
 ASE's BFGS starts from ``alpha`` x identity (70 eV/Angstrom^2): on an ionic film whose atoms
 all feel a small uniform force, its first steps are 0.01 Angstrom and a 70-atom interface cell
 takes tens of DFT calls. Starting from the surrogate's curvature makes the first step a Newton
-step on the surrogate's energy surface with the reference forces; BFGS then corrects the
+step on the surrogate's energy surface with the reference forces. The surrogate's stiffness
+is not trusted: the relaxation rescales the matrix once by the reference curvature along its
+first step (:class:`~interphase_dft.calc.prior_bfgs.PriorBFGS`), and BFGS then corrects the
 curvature along every step it takes with the reference forces.
 
 Rules

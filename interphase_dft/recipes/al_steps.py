@@ -9,6 +9,7 @@ reference code sees one geometry on all ranks. Energies in eV, forces in eV/Angs
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -29,8 +30,10 @@ from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings, NEBSettings
 from interphase_dft.constraints import bare_copy, max_force
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
-from interphase_dft.recipes.basin import SiteWatch, raise_if_left
+from interphase_dft.recipes.basin import SiteWatch, raise_if_left, rearrangement
 from interphase_dft.recipes.neb_path import idpp_band, with_results
+
+log = logging.getLogger("interphase_dft.recipes")
 
 
 class HopFrames:
@@ -208,6 +211,9 @@ class HopLoop:
                   watch=watch)
         self.calls += r.force_calls
         raise_if_left(r.stopped, watch, wd / "relax.traj", self.calls)
+        if watch is not None and (moved := rearrangement(end, r.atoms, watch.name, watch.mic)):
+            log.warning(moved)
+            self.warnings.append(moved)
         if not r.converged:
             self.warnings.append(f"{wd.name}: reference relaxation not converged (fmax "
                                  f"{r.fmax:.3f} eV/A after {r.steps} steps)")

@@ -55,6 +55,7 @@ from interphase_dft.recipes.basin import (
     EndpointNotMinimum,
     SiteWatch,
     raise_if_left,
+    rearrangement,
     site_watches,
 )
 from interphase_dft.recipes.neb_path import (
@@ -182,6 +183,10 @@ class BandRunner:
             r = static(start, self.factory, workdir, label="static")
         self.run.add(key, r)
         raise_if_left(r.stopped, watch, workdir / "relax.traj")
+        if watch is not None and (moved := rearrangement(atoms, r.atoms, watch.name,
+                                                         watch.mic)):
+            log.warning("%s: %s", self.label, moved)
+            self.run.warn(moved)
         return with_results(atoms, r.atoms), converged
 
     def relax_endpoints(self, initial: Atoms, final: Atoms, workdir: Path, *,

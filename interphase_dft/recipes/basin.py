@@ -28,11 +28,15 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.geometry import mic_distance, mic_vectors
+from interphase_dft.geometry import displacements, mic_distance, mic_vectors
 
 #: the hopping Li counts as arrived at the other site within this fraction of the sites'
 #: separation
 ARRIVED = 1.0 / 3.0
+#: a host atom that moves farther than this while an endpoint relaxes has changed site
+#: (Angstrom): more than the relaxation of the bonded neighbours of a point defect (a few
+#: tenths of an Angstrom), less than a hop between lattice sites (2.3 Angstrom and more)
+REARRANGED = 1.0
 
 
 @dataclass(frozen=True)
@@ -124,3 +128,22 @@ def raise_if_left(stopped: str | None, watch: SiteWatch | None, trajectory: str 
 
     path = [read(str(trajectory), index) for index in (0, -1)]  # not the frames between
     raise EndpointNotMinimum(stopped, path, watch.separation, calls)
+
+
+def rearrangement(start: Atoms, relaxed: Atoms, name: str, mic: bool = True) -> str | None:
+    """Why the relaxation of the ``name`` endpoint from ``start`` to ``relaxed`` changed more
+    than the hopping Li's site, or None: a host atom (any atom but ``info['li_index']``) that
+    moved farther than :data:`REARRANGED`, e.g. a neighbouring Li that filled the vacancy the
+    hopping Li left. The relaxed endpoint is then a minimum, but of another configuration
+    than the one built, and the band between the endpoints moves more than one atom."""
+    d = displacements(start, relaxed, mic)
+    li = start.info.get("li_index")
+    if li is not None:
+        d[int(li)] = 0.0
+    k = int(np.argmax(d)) if len(d) else 0
+    if not len(d) or d[k] <= REARRANGED:
+        return None
+    return (f"the {name} state rearranged while it relaxed: {relaxed[k].symbol} {k} moved "
+            f"{d[k]:.2f} A (more than {REARRANGED} A: it changed site); the relaxed endpoint is "
+            "not the state as built, and the hop between the endpoints moves more than the "
+            "hopping Li")

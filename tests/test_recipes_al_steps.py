@@ -40,7 +40,7 @@ def test_fine_tuned_without_frames_keeps_the_pretrained_surrogate_and_says_nothi
         raise AssertionError("tune must not run without frames")
 
     lp = loop(tmp_path, never)
-    assert lp.fine_tuned() == (lp.base, None, None)
+    assert lp.fine_tuned("round0") == (lp.base, None, None)
 
 
 def test_a_failed_fine_tuning_returns_the_pretrained_surrogate_and_the_error(
@@ -50,8 +50,9 @@ def test_a_failed_fine_tuning_returns_the_pretrained_surrogate_and_the_error(
 
     lp = loop(tmp_path, broken)
     one_frame(lp)
-    ml, tuned, failure = lp.fine_tuned()
+    ml, tuned, failure = lp.fine_tuned("round0")
     assert ml is lp.base and tuned is None and failure == "RuntimeError: injected"
+    assert not (tmp_path / "tuned").exists()  # nothing stored: a rerun trains again
 
 
 def test_a_fine_tuned_surrogate_carries_the_new_model_and_its_weights_hash(
@@ -65,8 +66,12 @@ def test_a_fine_tuned_surrogate_carries_the_new_model_and_its_weights_hash(
 
     lp = loop(tmp_path, tune)
     one_frame(lp)
-    ml, tuned, failure = lp.fine_tuned()
+    ml, tuned, failure = lp.fine_tuned("round0")
     assert failure is None and tuned is not None and tuned.frame_ids == ["hop:0"]
     assert seen == [("pretrained", 1, lp.settings.neb.al_epochs)]
     assert ml.model == "tuned" and ml.weights == "abc"
     assert lp.base.model == "pretrained" and lp.base.weights is None  # not modified
+    # a rerun reads the stored stage back, untrained
+    again, stored, _ = lp.fine_tuned("round0")
+    assert len(seen) == 1 and again.model == "tuned" and again.weights == "abc"
+    assert stored is not None and stored.frame_ids == ["hop:0"] and stored.seconds == 1.5

@@ -133,7 +133,7 @@ def _host_tuned(loop: HopLoop, seconds: list[float]) -> tuple[MLFactory, FineTun
     """The surrogate fine-tuned on the stored frames of these elements and settings (the
     host relaxation's), or the pretrained one (none stored, or fine-tuning failed: a
     warning)."""
-    ml, tuned, failure = loop.fine_tuned()
+    ml, tuned, failure = loop.fine_tuned("host")
     if tuned is None:
         if failure is not None:
             msg = f"active learning: fine-tuning on the host's frames failed ({failure})"
@@ -282,7 +282,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             fallback = f"not certified after {nset.al_max_rounds} rounds ({reason})"
             break
         halt()
-        tuned_ml, tuned, failure = loop.fine_tuned()
+        tuned_ml, tuned, failure = loop.fine_tuned(f"round{k}")
         if tuned is None:  # ml stays the last working surrogate (the finish's Hessian)
             fallback = f"fine-tuning failed ({failure or 'no reference frames'})"
             msg = f"active learning: {fallback}; finishing with a reference CI-NEB"

@@ -18,7 +18,7 @@ import numpy as np
 from ase import Atoms
 from ase.parallel import broadcast, world
 
-from interphase_dft.calc.checkpoint import same_geometry
+from interphase_dft.calc.checkpoint import info, same_geometry
 from interphase_dft.calc.correction import CorrectedFactory, ForceCorrection, correction_at
 from interphase_dft.calc.finetune import FineTuned
 from interphase_dft.calc.frames import Frame, FrameStore, RecordingFactory, frame_settings_hash
@@ -28,7 +28,9 @@ from interphase_dft.calc.ml import MLFactory
 from interphase_dft.calc.neb import run_neb
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings, NEBSettings
+from interphase_dft.calc.tuned_weights import TUNED_DIR, load_tuned, save_tuned, tuned_fingerprint
 from interphase_dft.constraints import bare_copy, max_force
+from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
 from interphase_dft.recipes.basin import SiteWatch, raise_if_left, rearrangement
 from interphase_dft.recipes.neb_path import idpp_band, with_results
@@ -186,18 +188,33 @@ class HopLoop:
                     seen.add(f.id)
         return frames
 
-    def fine_tuned(self) -> tuple[MLFactory, FineTuned | None, str | None]:
-        """The pretrained surrogate fine-tuned on :meth:`training_frames`:
+    def fine_tuned(self, stage: str) -> tuple[MLFactory, FineTuned | None, str | None]:
+        """The pretrained surrogate fine-tuned on :meth:`training_frames` (fine-tuning
+        ``stage`` of this hop: ``'host'`` before round 0, ``'round<k>'`` after round k):
         (surrogate, its fine-tuning, None); (the pretrained surrogate, None, the error) when
         the fine-tuning failed, or (the pretrained surrogate, None, None) when there is no
-        frame to train on. The caller decides what either means."""
+        frame to train on. The caller decides what either means. A fine-tuning stored in the
+        work directory by an earlier run of this hop is read back, not trained again
+        (:mod:`interphase_dft.calc.tuned_weights`)."""
+        nset = self.settings.neb
+        key = tuned_fingerprint(self.base.description, epochs=nset.al_epochs,
+                                learning_rate=nset.al_learning_rate)
+        stored = on_rank0(load_tuned, self.base.model, self.workdir, stage, key)
+        if stored is not None:
+            info(log, "active learning: fine-tuning %s read from %s (%d frames)", stage,
+                 self.workdir / TUNED_DIR, len(stored.frame_ids))
+            return self._with(stored), stored, None
         frames = self.training_frames()
         if not frames:
             return self.base, None, None
-        tuned, failure = _tune_on_rank0(self.tune, self.base, frames, self.settings.neb)
+        tuned, failure = _tune_on_rank0(self.tune, self.base, frames, nset, self.workdir,
+                                        stage, key)
         if tuned is None:
             return self.base, None, failure
-        return replace(self.base, _model=tuned.model, weights=tuned.weights_hash), tuned, None
+        return self._with(tuned), tuned, None
+
+    def _with(self, tuned: FineTuned) -> MLFactory:
+        return replace(self.base, _model=tuned.model, weights=tuned.weights_hash)
 
     def reference_minimum(self, end: Atoms, wd: Path, ml: CalcFactory | None,
                           watch: SiteWatch | None = None) -> Atoms:
@@ -244,17 +261,22 @@ def _with_surrogate(end: Atoms, end_ml: CalcFactory, wd: Path) -> Atoms:
 
 
 def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames: list[Frame],
-                   nset: NEBSettings) -> tuple[FineTuned | None, str | None]:
-    """(fine-tuned model, None) or (None, why it failed): trained on MPI rank 0 and sent to
-    every rank, so all ranks run the same surrogate (same weights hash, hence the same
+                   nset: NEBSettings, workdir: Path, stage: str,
+                   key: str) -> tuple[FineTuned | None, str | None]:
+    """(fine-tuned model, None) or (None, why it failed): trained on MPI rank 0, stored as
+    ``stage`` in ``workdir`` (:func:`~interphase_dft.calc.tuned_weights.save_tuned`) and sent
+    to every rank, so all ranks run the same surrogate (same weights hash, hence the same
     checkpoint fingerprints of the surrogate steps)."""
     out: tuple[FineTuned | None, str | None] = (None, None)
     if world.rank == 0:
         try:
-            out = (tune(surrogate.model, frames, epochs=nset.al_epochs,
-                        learning_rate=nset.al_learning_rate), None)
+            tuned = tune(surrogate.model, frames, epochs=nset.al_epochs,
+                         learning_rate=nset.al_learning_rate)
         except Exception as exc:
             out = (None, f"{type(exc).__name__}: {exc}")
+        else:
+            save_tuned(tuned, workdir, stage, key)
+            out = (tuned, None)
     return broadcast(out, root=0)
 
 

@@ -254,8 +254,6 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
             wall_time=prior_time + time.perf_counter() - t0,
         )
 
-    scale_logged: list[bool] = []
-
     def observe() -> None:
         if not ckpt.is_new([work]):
             return
@@ -264,10 +262,6 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         ckpt.update(_state(r))
         info(log, "relax %s %s step %d: E = %.6f eV fmax = %.4f eV/A", label,
              work.get_chemical_formula(), r.steps, r.energy, r.fmax)
-        if getattr(opt, "scale", None) is not None and not scale_logged:
-            scale_logged.append(True)
-            info(log, "relax %s: the starting curvature scaled by %.2f along the first step",
-                 label, opt.scale)
         reason = watch(work) if watch is not None else None
         if reason:
             raise _Stop(reason)
@@ -282,6 +276,9 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
         observe()
     except _Stop as exc:
         stopped = str(exc)
+    if getattr(opt, "scale", None) is not None:  # PriorBFGS: its one rescaling of the prior
+        info(log, "relax %s: the starting curvature scaled by %.2f along the first step",
+             label, opt.scale)
     result = current()
     result.stopped = stopped
     result.converged = not stopped and (converged or result.fmax <= settings.fmax)

@@ -32,7 +32,7 @@ from interphase_dft.calc.tuned_weights import TUNED_DIR, load_tuned, save_tuned,
 from interphase_dft.constraints import bare_copy, max_force
 from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
-from interphase_dft.recipes.basin import SiteWatch, raise_if_left, rearrangement
+from interphase_dft.recipes.basin import SiteWatch, raise_if_left, watched_rearrangement
 from interphase_dft.recipes.neb_path import idpp_band, with_results
 
 log = logging.getLogger("interphase_dft.recipes")
@@ -228,8 +228,7 @@ class HopLoop:
                   watch=watch)
         self.calls += r.force_calls
         raise_if_left(r.stopped, watch, wd / "relax.traj", self.calls)
-        if watch is not None and (moved := rearrangement(end, r.atoms, watch.name, watch.mic)):
-            log.warning(moved)
+        if moved := watched_rearrangement(end, r.atoms, watch):
             self.warnings.append(moved)
         if not r.converged:
             self.warnings.append(f"{wd.name}: reference relaxation not converged (fmax "

@@ -55,8 +55,8 @@ from interphase_dft.recipes.basin import (
     EndpointNotMinimum,
     SiteWatch,
     raise_if_left,
-    rearrangement,
     site_watches,
+    watched_rearrangement,
 )
 from interphase_dft.recipes.neb_path import (
     idpp_band,
@@ -183,9 +183,7 @@ class BandRunner:
             r = static(start, self.factory, workdir, label="static")
         self.run.add(key, r)
         raise_if_left(r.stopped, watch, workdir / "relax.traj")
-        if watch is not None and (moved := rearrangement(atoms, r.atoms, watch.name,
-                                                         watch.mic)):
-            log.warning("%s: %s", self.label, moved)
+        if moved := watched_rearrangement(atoms, r.atoms, watch):
             self.run.warn(moved)
         return with_results(atoms, r.atoms), converged
 

@@ -22,6 +22,7 @@ Distances in Angstrom, with the minimum-image convention along periodic directio
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,8 @@ ARRIVED = 1.0 / 3.0
 #: (Angstrom): more than the relaxation of the bonded neighbours of a point defect (a few
 #: tenths of an Angstrom), less than a hop between lattice sites (2.3 Angstrom and more)
 REARRANGED = 1.0
+
+log = logging.getLogger("interphase_dft.recipes")
 
 
 @dataclass(frozen=True)
@@ -137,13 +140,26 @@ def rearrangement(start: Atoms, relaxed: Atoms, name: str, mic: bool = True) -> 
     hopping Li left. The relaxed endpoint is then a minimum, but of another configuration
     than the one built, and the band between the endpoints moves more than one atom."""
     d = displacements(start, relaxed, mic)
+    if not len(d):
+        return None
     li = start.info.get("li_index")
     if li is not None:
         d[int(li)] = 0.0
-    k = int(np.argmax(d)) if len(d) else 0
-    if not len(d) or d[k] <= REARRANGED:
+    k = int(np.argmax(d))
+    if d[k] <= REARRANGED:
         return None
     return (f"the {name} state rearranged while it relaxed: {relaxed[k].symbol} {k} moved "
             f"{d[k]:.2f} A (more than {REARRANGED} A: it changed site); the relaxed endpoint is "
             "not the state as built, and the hop between the endpoints moves more than the "
             "hopping Li")
+
+
+def watched_rearrangement(start: Atoms, relaxed: Atoms, watch: SiteWatch | None) -> str | None:
+    """:func:`rearrangement` of a watched endpoint relaxation (None without a watch), logged
+    as a warning; the caller keeps it with the result."""
+    if watch is None:
+        return None
+    moved = rearrangement(start, relaxed, watch.name, watch.mic)
+    if moved:
+        log.warning(moved)
+    return moved

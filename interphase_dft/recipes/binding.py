@@ -114,10 +114,6 @@ def with_li(host: Atoms, position: Sequence[float]) -> Atoms:
     return atoms
 
 
-def _li_displacement(initial: Atoms, final: Atoms) -> float:
-    return mic_distance(initial, initial.positions[-1], final.positions[-1])
-
-
 @dataclass
 class _Calculators:
     """The calculators of one binding recipe run.
@@ -268,7 +264,7 @@ def _site_result(site: SiteLike, res: RunResult, host_res: RunResult, host_final
         # E_b needs both minima: a host that did not converge spoils every site
         converged=res.converged and host_res.converged,
         final_structure=StructureData.from_atoms(res.atoms),
-        li_displacement=_li_displacement(with_li(host_final, site.position), res.atoms),
+        li_displacement=mic_distance(host_final, site.position, res.atoms.positions[-1]),
         spin="paired (moment collapsed)" if collapsed else "polarised" if spin else "paired",
         magnetic_moment=None if moment is None else float(moment),
     )

@@ -1,8 +1,10 @@
 """The fine-tuning step of the active-learning loop (recipes/al_steps.py, ``HopLoop.fine_tuned``):
-what the caller gets with no frames, a failing and a succeeding fine-tuning."""
+what the caller gets with no frames, a failing and a succeeding fine-tuning; the surrogate band
+climbs only from a relaxed band with an interior maximum."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,65 @@ def test_a_fine_tuned_surrogate_carries_the_new_model_and_its_weights_hash(
     again, stored, _ = lp.fine_tuned("round0")
     assert len(seen) == 1 and again.model == "tuned" and again.weights == "abc"
     assert stored is not None and stored.frame_ids == ["hop:0"] and stored.seconds == 1.5
+
+
+class _Tilted(EMT):
+    """EMT plus a uniform force ``push`` (eV/A) along x on the last atom."""
+
+    def __init__(self, push: float) -> None:
+        super().__init__()
+        self.push = push
+
+    def calculate(self, atoms: Any = None, properties: Any = None,
+                  system_changes: Any = None) -> None:
+        from ase.calculators.calculator import all_changes
+
+        super().calculate(atoms, properties, system_changes or all_changes)
+        self.results["energy"] -= self.push * float(self.atoms.positions[-1, 0])
+        self.results["free_energy"] = self.results["energy"]
+        forces = self.results["forces"].copy()
+        forces[-1, 0] += self.push
+        self.results["forces"] = forces
+
+
+def _band(tmp_path: Path, push: float) -> tuple[list[Any], int, HopLoop]:
+    from dataclasses import dataclass
+
+    from tests.test_recipes_basin import adatom_hop
+
+    @dataclass
+    class TiltedSurrogate(MLFactory):
+        def __call__(self, atoms: Any, attempt: int = 0, label: str = "") -> EMT:
+            return _Tilted(push)
+
+    hop = HopFrames(None)
+    settings = preset("test", {"neb": {"n_images": 3, "ml_fmax": 0.03, "steps": 200},
+                               "relax": {"ml_steps": 200}})
+    lp = HopLoop(settings, RecordingFactory(emt, hop), TiltedSurrogate(MLSettings()), hop,
+                 tmp_path, True, lambda *a, **k: None, "Al")
+    # the endpoints stay where they are (hollows; the tilt would carry them away)
+    band, top, _ = lp.surrogate_band(list(adatom_hop(0.0)), None, lp.base, tmp_path / "r0",
+                                     fixed_ends=True)
+    return band, top, lp
+
+
+def test_the_surrogate_band_climbs_from_its_relaxed_band_to_the_saddle(tmp_path: Path) -> None:
+    band, top, lp = _band(tmp_path, 0.0)  # the hollow-bridge-hollow hop: a saddle mid-way
+    assert top == 2 and not lp.warnings
+    assert (tmp_path / "r0" / "neb-ml" / "neb.json").is_file()  # relaxed first
+    assert (tmp_path / "r0" / "neb-ml" / "ci.json").is_file()  # then climbed
+    bridge = 0.5 * (band[0].positions[-1, 0] + band[-1].positions[-1, 0])
+    assert abs(band[top].positions[-1, 0] - bridge) < 0.05
+
+
+def test_a_surrogate_band_without_interior_maximum_does_not_climb(tmp_path: Path) -> None:
+    # a push of 1 eV/A over the 2.9 A hop: the relaxed band falls from the initial state, and
+    # a climbing image would climb into it
+    band, _, lp = _band(tmp_path, 1.0)
+    assert not lp.warnings  # the relaxed band converged
+    assert not (tmp_path / "r0" / "neb-ml" / "ci.json").exists()
+    e = []
+    for im in band:  # the band comes back bare (positions only)
+        im.calc = _Tilted(1.0)
+        e.append(im.get_potential_energy())
+    assert all(a > b for a, b in pairwise(e))  # monotonic

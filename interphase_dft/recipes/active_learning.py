@@ -3,8 +3,10 @@
 :func:`active_learning_band` repeats, in ``workdir/round{k}/``:
 
 1. the surrogate relaxes both endpoints (``initial-ml/``, ``final-ml/``) and converges the
-   climbing-image band to ``neb.ml_fmax`` (``neb-ml/``; round 0 starts from IDPP, later rounds
-   from the previous surrogate band);
+   band to ``neb.ml_fmax`` (``neb-ml/``; round 0 starts from IDPP, later rounds from the
+   previous surrogate band), first without a climbing image, then with one if the relaxed
+   band converged with an interior maximum
+   (:meth:`~interphase_dft.recipes.al_steps.HopLoop.surrogate_band`);
 2. reference ("DFT") single points on the images and endpoints, the climbing image first
    (``ref/``); every one goes to the frame store through the reference factory;
 3. certified when the reference force on the climbing image is <= ``neb.fmax`` (its NEB force

@@ -34,6 +34,7 @@ from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
 from interphase_dft.recipes.basin import SiteWatch, raise_if_left, watched_rearrangement
 from interphase_dft.recipes.neb_path import idpp_band, with_results
+from interphase_dft.recipes.saddle import hop_saddle
 
 log = logging.getLogger("interphase_dft.recipes")
 
@@ -92,8 +93,13 @@ class HopLoop:
                        climb: bool = True,
                        base: ForceCorrection | None = None,
                        fixed_ends: bool = False) -> tuple[list[Atoms], int, list[float]]:
-        """Surrogate-relaxed endpoints and climbing band; returns it, the top image and the
-        step fraction each point took (``steps`` cut by the trust radius; 1 without ``corr``).
+        """Surrogate-relaxed endpoints and band; returns it, the top image and the step
+        fraction each point took (``steps`` cut by the trust radius; 1 without ``corr``).
+        The band is relaxed without a climbing image first (``neb-ml/neb``); with ``climb``
+        its highest image then climbs (``neb-ml/ci``) only if the relaxed band converged and
+        that image is an interior maximum: on a band that falls from an endpoint the
+        climbing image would climb into that endpoint, where its force vanishes only as it
+        arrives, and on an unconverged band the highest image need not be near a saddle.
         ``corr``: the reference corrections anchored at the last round's band (one per
         image, endpoints included), or None; ``base``: the correction of every point without
         one of ``corr`` (the host anchor's), or None; ``fixed_ends``: the endpoints are
@@ -141,7 +147,10 @@ class HopLoop:
         else:
             start = [new_ends[0], *[bare_copy(im) for im in band[1:-1]], new_ends[1]]
         res = run_neb(start, band_ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
-                      climb=climb, describe=band_ml.description)
+                      climb=False, describe=band_ml.description)
+        if climb and res.converged and hop_saddle(res.energies) is not None:
+            res = run_neb([*res.images], band_ml, wd / "neb-ml", nset, label="ci",
+                          fmax=nset.ml_fmax, climb=True, describe=band_ml.description)
         if not res.converged:
             self.warnings.append(f"{wd.name}: surrogate band not converged "
                                  f"(fmax {res.fmax:.3f} eV/A); reference points taken on it")

@@ -111,3 +111,20 @@ def test_documents_before_the_rule_are_not_certified():
     data["schema_version"] = 2
     doc = doc_from_dict(data)
     assert doc.saddle == LEGACY and not doc.certified
+
+
+def test_an_interior_maximum_on_top_of_an_endpoint_is_that_minimum_not_a_saddle():
+    """The LiAl|Li2S case: the climbing image converged onto the initial minimum (0.010 A
+    along the path, 0.2 meV above it) on a band falling by 0.52 eV."""
+    e, f = band([0.0, 0.0002, -0.029, -0.382, -0.517], ci_force=0.033)
+    near = [0.0, 0.01047, 1.224, 2.281, 3.144]
+    cert = rule(e, f, path=near)
+    assert cert.status == NO_SADDLE and hop_saddle(e, near) is None
+    assert "0.010 A from the initial endpoint" in cert.note
+    assert "reaction energy -0.517 eV" in cert.note
+    assert rule(e, f).status == SADDLE  # without the path the rule cannot tell
+    apart = [0.0, 0.35, 1.224, 2.281, 3.144]  # the same energies, the image 0.35 A away
+    assert rule(e, f, path=apart).status == SADDLE and hop_saddle(e, apart) == 1
+    late = [0.0, 1.0, 2.0, 3.0, 3.05]  # next to the final endpoint of a rising band
+    e2, f2 = band([0.0, 0.1, 0.2, 0.5, 0.4999])
+    assert "from the final endpoint" in rule(e2, f2, path=late).note

@@ -68,6 +68,7 @@ from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import adapted_steps
 from interphase_dft.recipes.al_steps import HopFrames, HopLoop, corrections
 from interphase_dft.recipes.basin import site_watches
+from interphase_dft.recipes.neb_path import path_coordinate
 from interphase_dft.recipes.saddle import hop_saddle
 
 if TYPE_CHECKING:
@@ -148,6 +149,12 @@ def _host_tuned(loop: HopLoop, seconds: list[float]) -> tuple[MLFactory, FineTun
     return ml, tuned
 
 
+def _saddle(band: list[Atoms]) -> int | None:
+    """The interior maximum of ``band`` (reference energies) if it is a saddle candidate
+    (:func:`~interphase_dft.recipes.saddle.hop_saddle` with the band's path length)."""
+    return hop_saddle([float(im.get_potential_energy()) for im in band], path_coordinate(band))
+
+
 def _barrier(band: list[Atoms]) -> float:
     e = [float(im.get_potential_energy()) for im in band]
     return max(e) - e[0]
@@ -157,16 +164,16 @@ def _check(settings: CalcSettings, band: list[Atoms], top: int,
            previous: float | None) -> str | None:
     """Why ``band`` (reference results) is not yet certified, or None.
 
-    A band whose highest reference image is an endpoint (no interior maximum,
-    :func:`~interphase_dft.recipes.saddle.hop_saddle`) between reference minima is finished:
+    A band whose highest reference image is an endpoint, or lies within
+    :data:`~interphase_dft.recipes.saddle.SEPARATION` of one (no interior maximum,
+    :func:`~interphase_dft.recipes.saddle.hop_saddle`), between reference minima is finished:
     the barrier along the lowest path is at most the highest point of any path joining the
     minima, so this one bounds the forward barrier by max(0, E_final - E_initial), and the
     saddle rule reports it as ``no saddle: reaction energy``; there is no climbing image to
     converge."""
     ci = max_force(band[top])
     ends = [max_force(band[0]), max_force(band[-1])]
-    energies = [float(im.get_potential_energy()) for im in band]
-    if hop_saddle(energies) is None:
+    if _saddle(band) is None:
         if max(ends) > settings.relax.fmax:
             return (f"no interior maximum; reference endpoint force {max(ends):.3f} > "
                     f"relax.fmax {settings.relax.fmax}")
@@ -272,7 +279,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
         reason = _check(settings, ref_band, top, previous)
         # no interior maximum at the reference level: the next surrogate band relaxes to the
         # path without a climbing image (one would climb into an endpoint and never converge)
-        climb = hop_saddle([im.get_potential_energy() for im in ref_band]) is not None
+        climb = _saddle(ref_band) is not None
         log.info("active learning round %d: reference barrier %.4f eV, %s", k,
                  _barrier(ref_band), reason or "certified")
         if reason is None:

@@ -26,7 +26,7 @@ from interphase_dft.constraints import max_force
 from interphase_dft.geometry import displacements
 from interphase_dft.recipes.band import Band
 from interphase_dft.recipes.basin import EndpointNotMinimum
-from interphase_dft.recipes.neb_path import intermediate_minimum, path_steps
+from interphase_dft.recipes.neb_path import intermediate_minimum, path_coordinate
 from interphase_dft.recipes.saddle import certify, e_kra
 from interphase_dft.schemas import BarrierDoc, NEBImageData, StructureData
 from interphase_dft.span import span_barriers
@@ -84,7 +84,7 @@ def _profile(res: Any, e: np.ndarray, run: RunLog) -> tuple[list[float], dict[st
                 {"x": [float(x) for x in fit.fit_path],
                  "y": [float(y) for y in fit.fit_energies]})  # relative to image 0
     except np.linalg.LinAlgError:  # coinciding images: no cubic fit, keep the raw profile
-        path = [0.0, *np.cumsum(path_steps(res.images)).tolist()]
+        path = path_coordinate(res.images)
         run.warn("force-curve fit failed (coinciding images); raw profile stored")
         return path, {"x": path, "y": [float(x) for x in e]}
 
@@ -120,7 +120,7 @@ def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord,
             minima[f"minimum{k}"] = image_fmax[hi]
     cert = certify(e, image_fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
                    endpoint_fmax=minima, segments=bounds, stage=band.stage,
-                   continuous=jump is None)
+                   continuous=jump is None, path=path)
     ok = cert.status == SADDLE
     return BarrierDoc.from_run(
         settings, run, calculator=hop.calculator, input_structure=hop.input_structure,
@@ -207,7 +207,7 @@ def not_a_minimum_doc(exc: EndpointNotMinimum, settings: CalcSettings, run: RunL
         images=[NEBImageData(energy=float(im.get_potential_energy()), fmax=f,
                              structure=StructureData.from_atoms(im))
                 for im, f in zip(exc.path, fmax, strict=True)],
-        energies=e, path_coordinate=[0.0, *path_steps(exc.path)],
+        energies=e, path_coordinate=path_coordinate(exc.path),
         spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
         reaction_energy=None, hop_distance=exc.separation, converged=False, fmax_final=None,
         stage="ml" if surrogate else "dft",

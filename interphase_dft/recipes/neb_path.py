@@ -64,6 +64,11 @@ def path_steps(images: list[Atoms]) -> list[float]:
             for a, b in itertools.pairwise(images)]
 
 
+def path_coordinate(images: list[Atoms]) -> list[float]:
+    """Cumulative path length of the images from the first (minimum image), Angstrom."""
+    return [0.0, *np.cumsum(path_steps(images)).tolist()]
+
+
 def max_displacement(a: Atoms, b: Atoms, mic: bool = True) -> float:
     """Largest atom displacement between ``a`` and ``b`` (Angstrom), minimum image if ``mic``.
 

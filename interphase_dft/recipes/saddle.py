@@ -12,8 +12,9 @@ Rules (:func:`certify`, first match wins)
    surrogate minimum);
 4. ``not certified: not one hop`` - the band passes through another minimum and was not split;
 5. ``no saddle: reaction energy`` - the band's highest image is an endpoint (a monotonic band,
-   or a final state above every interior image); for a joined path, any hop whose highest
-   image is one of its endpoints;
+   or a final state above every interior image), or the highest interior image lies within
+   :data:`SEPARATION` of an endpoint along the path (it is that minimum, not a saddle apart
+   from it); for a joined path, any such hop;
 6. ``not converged`` - the interior maximum's force (the climbing image, eV/Angstrom, at the
    barrier's level) is above ``neb.fmax``; for a joined path, the largest over its hops;
 7. ``saddle`` - otherwise: a barrier.
@@ -43,7 +44,15 @@ from interphase_dft.barrier_status import (
     UNRELAXED,
 )
 
-__all__ = ["Certificate", "certify", "e_kra", "hop_saddle"]
+__all__ = ["SEPARATION", "Certificate", "certify", "e_kra", "hop_saddle"]
+
+#: Angstrom of path length (3N-dimensional, minimum image) that the highest interior image must
+#: keep from both endpoints of its hop to be a saddle. A climbing image converged to
+#: neb.fmax = 0.05 eV/Angstrom on a curvature of about 1 eV/Angstrom^2 is placed to about
+#: 0.05 Angstrom; closer to a minimum than twice that, it cannot be told apart from the
+#: minimum (its energy above it is then numerical noise: 0.2 meV on the LiAl|Li2S hop,
+#: docs/history.md session 13).
+SEPARATION = 0.1
 
 
 @dataclass(frozen=True)
@@ -68,17 +77,35 @@ class Certificate:
     saddle_fmax: float | None = None
 
 
-def hop_saddle(energies: Sequence[float]) -> int | None:
+def hop_saddle(energies: Sequence[float], path: Sequence[float] | None = None) -> int | None:
     """Index of the interior maximum of one hop when it is the band's maximum, else None.
 
-    None for fewer than three images and when the highest image (ties included) is an
-    endpoint.
+    None for fewer than three images, when the highest image (ties included) is an endpoint,
+    and, with ``path`` (cumulative path length of the images, Angstrom), when the interior
+    maximum lies within :data:`SEPARATION` of an endpoint.
     """
+    return None if _no_saddle(energies, path) else _top(energies)
+
+
+def _top(energies: Sequence[float]) -> int:
+    return int(np.argmax(np.asarray(energies, float)[1:-1])) + 1
+
+
+def _no_saddle(energies: Sequence[float], path: Sequence[float] | None) -> str | None:
+    """Why the hop ``energies`` has no saddle of its own (module rule 5), or None."""
     e = np.asarray(energies, float)
     if e.size < 3:
-        return None
-    top = int(np.argmax(e[1:-1])) + 1
-    return top if e[top] > max(e[0], e[-1]) else None
+        return "the band has no interior image"
+    top = _top(e)
+    if e[top] <= max(e[0], e[-1]):
+        return "is an endpoint"
+    if path is not None:
+        x = np.asarray(path, float)
+        near = min((x[top] - x[0], "initial"), (x[-1] - x[top], "final"))
+        if near[0] < SEPARATION:
+            return (f"lies {near[0]:.3f} A from the {near[1]} endpoint along the path "
+                    f"(< {SEPARATION} A: that minimum, not a saddle apart from it)")
+    return None
 
 
 def e_kra(energies: Sequence[float]) -> float | None:
@@ -92,7 +119,8 @@ def e_kra(energies: Sequence[float]) -> float | None:
 def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax: float,
             relax_fmax: float, endpoint_fmax: Mapping[str, float],
             segments: Sequence[tuple[int, int]] = (), stage: str = "dft",
-            continuous: bool = True, over_budget: bool = False) -> Certificate:
+            continuous: bool = True, over_budget: bool = False,
+            path: Sequence[float] | None = None) -> Certificate:
     """Certify a band by the module rules.
 
     Parameters
@@ -115,6 +143,9 @@ def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax:
         False when the band passes through another minimum (``BarrierDoc.band_continuous``).
     over_budget
         A cost ceiling stopped the run.
+    path
+        Cumulative path length of the images, Angstrom (``BarrierDoc.path_coordinate``);
+        None skips the separation test of rule 5.
     """
     e = np.asarray(energies, float)
     f = np.asarray(image_fmax, float)
@@ -131,12 +162,13 @@ def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax:
     hops = list(segments) or [(0, len(e) - 1)]
     tops = []
     for k, (lo, hi) in enumerate(hops, 1):
-        top = hop_saddle(e[lo:hi + 1])
-        if top is None:
+        why = _no_saddle(e[lo:hi + 1], None if path is None else path[lo:hi + 1])
+        if why is not None:
             which = "the band" if len(hops) == 1 else f"hop {k} of {len(hops)}"
-            return Certificate(NO_SADDLE, f"the highest image of {which} is an endpoint "
+            what = "image" if why == "is an endpoint" else "interior image"
+            return Certificate(NO_SADDLE, f"the highest {what} of {which} {why} "
                                f"(reaction energy {e[hi] - e[lo]:+.3f} eV)")
-        tops.append(lo + top)
+        tops.append(lo + _top(e[lo:hi + 1]))
     worst = max(tops, key=lambda i: f[i])
     highest = int(np.argmax(e[1:-1])) + 1
     note = ", ".join(f"image {i}: {f[i]:.3f} eV/A" for i in tops)

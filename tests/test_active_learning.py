@@ -196,12 +196,15 @@ def test_the_corrected_loop_certifies_with_fewer_reference_calls(
     assert r.reference_calls < bare.reference_calls
 
 
-def _band(energies: list[float], end_force: float, ci_force: float) -> list[Atoms]:
+def _band(energies: list[float], end_force: float, ci_force: float,
+          x: list[float] | None = None) -> list[Atoms]:
+    """A band of H2 whose second atom sits at ``x`` (Angstrom; default 0.25 apart)."""
     from ase.calculators.singlepoint import SinglePointCalculator
 
     out = []
     for i, e in enumerate(energies):
-        a = Atoms("H2", positions=[[0, 0, 0], [0.7 + 0.1 * i, 0, 0]])
+        xi = x[i] if x is not None else 0.25 * i
+        a = Atoms("H2", positions=[[0, 0, 0], [0.7 + xi, 0, 0]])
         f = np.zeros((2, 3))
         f[1, 0] = end_force if i in (0, len(energies) - 1) else ci_force
         a.calc = SinglePointCalculator(a, energy=e, forces=f)
@@ -223,3 +226,19 @@ def test_a_band_without_interior_maximum_between_minima_is_finished() -> None:
     peaked = [0.0, 0.2, 0.3, 0.2, -0.1]
     assert "climbing image" in _check(s, _band(peaked, 0.01, 0.5), 2, None)
     assert "no previous round" in _check(s, _band(peaked, 0.01, 0.01), 2, None)
+
+
+def test_a_climbing_image_on_top_of_an_endpoint_finishes_the_band() -> None:
+    """The LiAl|Li2S round 2: the highest interior image sits 0.01 A from the initial
+    minimum, 0.2 meV above it, with a small force: not a saddle to converge (saddle rule
+    SEPARATION), the band is finished and the document says no saddle."""
+    from interphase_dft.recipes.active_learning import _check, _saddle
+
+    s = settings()
+    e = [0.0, 0.0002, -0.029, -0.382, -0.517]
+    on_top = _band(e, 0.03, 0.033, x=[0.0, 0.01, 1.22, 2.28, 3.14])
+    assert _saddle(on_top) is None and _check(s, on_top, 1, 0.0088) is None
+    apart = _band(e, 0.03, 0.033, x=[0.0, 0.4, 1.22, 2.28, 3.14])
+    assert _saddle(apart) == 1 and _check(s, apart, 1, 0.0088) is None  # a saddle, certified
+    assert "climbing image" in _check(s, _band(e, 0.03, 0.2, x=[0.0, 0.4, 1.22, 2.28, 3.14]),
+                                      1, 0.0088)

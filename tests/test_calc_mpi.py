@@ -154,13 +154,32 @@ try:
     caught = None
 except ValueError as exc:
     caught = str(exc)
-print("RESULT", json.dumps({"rank": world.rank, "value": value, "caught": caught}), flush=True)
+
+# the loop's fine-tuning: trained on rank 0, whose failure to store the weights must reach
+# rank 1 too (before, rank 1 waited for the broadcast forever)
+from pathlib import Path
+from types import SimpleNamespace
+import interphase_dft.recipes.al_steps as al_steps
+
+def no_disk(*args):
+    raise OSError("disk full")
+
+al_steps.save_tuned = no_disk
+try:
+    al_steps._tune_on_rank0(lambda model, frames, **kw: object(), SimpleNamespace(model=None),
+                            [], SimpleNamespace(al_epochs=1, al_learning_rate=1e-3),
+                            Path("."), "host", "key")
+    stored = None
+except OSError as exc:
+    stored = str(exc)
+print("RESULT", json.dumps({"rank": world.rank, "value": value, "caught": caught,
+                            "stored": stored}), flush=True)
 """
 
 
 def test_rank0_work_reaches_every_rank_and_so_does_its_failure(tmp_path):
     """Both ranks get rank 0's value; rank 0's exception is raised on both (no rank hangs in
-    the broadcast)."""
+    the broadcast), also when the loop's fine-tuning cannot store its weights."""
     gpaw = Path(sys.executable).with_name("gpaw")
     if not gpaw.exists() or shutil.which("mpiexec") is None:
         pytest.skip("needs the gpaw launcher and mpiexec")
@@ -175,3 +194,4 @@ def test_rank0_work_reaches_every_rank_and_so_does_its_failure(tmp_path):
             if x.startswith("RESULT")]
     assert sorted(r["rank"] for r in rows) == [0, 1]
     assert all(r["value"] == 41 and r["caught"] == "rank-0 work failed" for r in rows)
+    assert all(r["stored"] == "disk full" for r in rows)

@@ -56,6 +56,7 @@ def test_maximum_at_an_endpoint_is_a_reaction_energy(energies):
     cert = rule(e, f)
     assert cert.status == NO_SADDLE and hop_saddle(e) is None
     assert f"reaction energy {e[-1]:+.3f} eV" in cert.note
+    assert cert.note.startswith("the band: highest image is an endpoint")
 
 
 def test_a_joined_path_needs_a_saddle_in_every_hop():
@@ -120,7 +121,7 @@ def test_an_interior_maximum_on_top_of_an_endpoint_is_that_minimum_not_a_saddle(
     near = [0.0, 0.01047, 1.224, 2.281, 3.144]
     cert = rule(e, f, path=near)
     assert cert.status == NO_SADDLE and hop_saddle(e, near) is None
-    assert "0.010 A from the initial endpoint" in cert.note
+    assert "highest interior image lies 0.010 A from the initial endpoint" in cert.note
     assert "reaction energy -0.517 eV" in cert.note
     assert rule(e, f).status == SADDLE  # without the path the rule cannot tell
     apart = [0.0, 0.35, 1.224, 2.281, 3.144]  # the same energies, the image 0.35 A away

@@ -47,13 +47,19 @@ def is_master() -> bool:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomically write ``data`` as JSON on rank 0, then synchronise all ranks."""
-    path = Path(path)
     if is_master():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_default))
-        os.replace(tmp, path)
+        write_json_here(path, data)
     world.barrier()
+
+
+def write_json_here(path: Path, data: dict[str, Any]) -> None:
+    """Atomically write ``data`` as JSON from the calling rank alone (no barrier): for work
+    that only one rank does, such as storing the weights it trained."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_default))
+    os.replace(tmp, path)
 
 
 def info(logger: logging.Logger, msg: str, *args: Any) -> None:

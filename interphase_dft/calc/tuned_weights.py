@@ -23,7 +23,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from interphase_dft.calc.checkpoint import read_json
+from interphase_dft.calc.checkpoint import read_json, write_json_here
 from interphase_dft.calc.finetune import FineTuned, weights_hash
 from interphase_dft.errors import InputError
 
@@ -66,18 +66,11 @@ def save_tuned(tuned: FineTuned, workdir: Path | str, stage: str, fingerprint: s
         tmp.write_bytes(pickle.dumps(tuned.model))
         state = None
     os.replace(tmp, weights_path)
-    _write_atomic(record_path, {
+    write_json_here(record_path, {
         "stage": stage, "fingerprint": fingerprint, "weights_hash": tuned.weights_hash,
         "state_hash": state, "file_sha256": _file_hash(weights_path),
         "frame_ids": list(tuned.frame_ids), "seconds": tuned.seconds,
         "history": tuned.history})
-
-
-def _write_atomic(path: Path, data: dict[str, Any]) -> None:
-    # not checkpoint.write_json: only the training rank is here (no barrier)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=float))
-    os.replace(tmp, path)
 
 
 def load_tuned(base_model: Any, workdir: Path | str, stage: str,

@@ -149,7 +149,7 @@ class HopLoop:
         res = run_neb(start, band_ml, wd / "neb-ml", nset, label="neb", fmax=nset.ml_fmax,
                       climb=False, describe=band_ml.description)
         if climb and res.converged and hop_saddle(res.energies) is not None:
-            res = run_neb([*res.images], band_ml, wd / "neb-ml", nset, label="ci",
+            res = run_neb(res.images, band_ml, wd / "neb-ml", nset, label="ci",
                           fmax=nset.ml_fmax, climb=True, describe=band_ml.description)
         if not res.converged:
             self.warnings.append(f"{wd.name}: surrogate band not converged "
@@ -274,18 +274,21 @@ def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames:
     """(fine-tuned model, None) or (None, why it failed): trained on MPI rank 0, stored as
     ``stage`` in ``workdir`` (:func:`~interphase_dft.calc.tuned_weights.save_tuned`) and sent
     to every rank, so all ranks run the same surrogate (same weights hash, hence the same
-    checkpoint fingerprints of the surrogate steps)."""
-    out: tuple[FineTuned | None, str | None] = (None, None)
-    if world.rank == 0:
+    checkpoint fingerprints of the surrogate steps). A training failure is returned; a
+    failure to store the weights is raised on every rank
+    (:func:`~interphase_dft.parallel.on_rank0`), so no rank waits for a broadcast that never
+    comes."""
+
+    def train_and_store() -> tuple[FineTuned | None, str | None]:
         try:
             tuned = tune(surrogate.model, frames, epochs=nset.al_epochs,
                          learning_rate=nset.al_learning_rate)
         except Exception as exc:
-            out = (None, f"{type(exc).__name__}: {exc}")
-        else:
-            save_tuned(tuned, workdir, stage, key)
-            out = (tuned, None)
-    return broadcast(out, root=0)
+            return None, f"{type(exc).__name__}: {exc}"
+        save_tuned(tuned, workdir, stage, key)
+        return tuned, None
+
+    return on_rank0(train_and_store)
 
 
 def same_on_all_ranks(band: list[Atoms]) -> list[Atoms]:

@@ -98,13 +98,14 @@ def _no_saddle(energies: Sequence[float], path: Sequence[float] | None) -> str |
         return "the band has no interior image"
     top = _top(e)
     if e[top] <= max(e[0], e[-1]):
-        return "is an endpoint"
+        return "highest image is an endpoint"
     if path is not None:
         x = np.asarray(path, float)
         near = min((x[top] - x[0], "initial"), (x[-1] - x[top], "final"))
         if near[0] < SEPARATION:
-            return (f"lies {near[0]:.3f} A from the {near[1]} endpoint along the path "
-                    f"(< {SEPARATION} A: that minimum, not a saddle apart from it)")
+            return (f"highest interior image lies {near[0]:.3f} A from the {near[1]} endpoint "
+                    f"along the path (< {SEPARATION} A: that minimum, not a saddle apart "
+                    "from it)")
     return None
 
 
@@ -165,8 +166,7 @@ def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax:
         why = _no_saddle(e[lo:hi + 1], None if path is None else path[lo:hi + 1])
         if why is not None:
             which = "the band" if len(hops) == 1 else f"hop {k} of {len(hops)}"
-            what = "image" if why == "is an endpoint" else "interior image"
-            return Certificate(NO_SADDLE, f"the highest {what} of {which} {why} "
+            return Certificate(NO_SADDLE, f"{which}: {why} "
                                f"(reaction energy {e[hi] - e[lo]:+.3f} eV)")
         tops.append(lo + _top(e[lo:hi + 1]))
     worst = max(tops, key=lambda i: f[i])

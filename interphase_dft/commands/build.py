@@ -233,26 +233,15 @@ def _sites(args: argparse.Namespace) -> int:
     return 0
 
 
-MECHANISMS = ("vacancy", "interstitial")
-
-
 def _hop(args: argparse.Namespace) -> int:
     """Build the hop, then write DIR through a temporary sibling directory and a rename."""
     from interphase_dft.builders.migration import migration_cell_for
     from interphase_dft.calc.presets import preset
-    from interphase_dft.phases import get_bulk
+    from interphase_dft.recipes.hop_setup import check_mechanism
 
-    if args.mechanism not in MECHANISMS:
-        raise InputError(f"unknown mechanism {args.mechanism!r}; use --mechanism vacancy or "
-                         "--mechanism interstitial")
     settings = preset(args.preset)
     names = list(v.barrier_pair(args.phase_a, args.phase_b))
-    if args.mechanism == "vacancy":
-        for name in names:
-            if "Li" not in get_bulk(name).get_chemical_symbols():
-                raise InputError(f"{name} has no Li lattice sites, so there is no vacancy "
-                                 f"crossing of {names[0]}|{names[1]}: use --mechanism "
-                                 "interstitial")
+    check_mechanism(names[0], names[1], args.mechanism)
     target = str(args.output)
     kw: dict[str, Any] = {"miller_a": args.miller_a, "miller_b": args.miller_b}
     if args.max_atoms is not None:

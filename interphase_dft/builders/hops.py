@@ -77,13 +77,15 @@ class VacancyPair:
 
 def cell_meta(cell: MigrationCell) -> dict[str, Any]:
     """The cell's metadata every hop records (JSON-safe): phases, planes, terminations,
-    strain, thickness and planes of each side, registry, vacuum, dipole correction and the
+    strain, thickness, planes and formal dipole of each side, registry, vacuum, dipole
+    correction and the
     bulk Li-host reference distances of both phases (Angstrom)."""
     keys = ("phase_a", "phase_b", "miller_a", "miller_b", "termination_a", "termination_b",
             "strain", "max_strain", "strained_side", "layers_a", "layers_b", "thickness_a_A",
             "thickness_b_A", "planes_a", "planes_b", "gap_A", "shift", "vacuum_A",
             "dipole_correction", "area_A2", "inplane_lengths_A", "fixed_fraction",
-            "registry_rule", "min_thickness_A")
+            "registry_rule", "min_thickness_A", "dipole_a_e_per_A", "dipole_b_e_per_A",
+            "polar_sides")
     meta = {k: cell.info[k] for k in keys if k in cell.info}
     meta["bulk_li_host_A"] = {cell.phase_a: li_host_reference(cell.phase_a),
                               cell.phase_b: li_host_reference(cell.phase_b)}

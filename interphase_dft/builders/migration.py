@@ -13,8 +13,12 @@ Rules
   ``min_planes`` planes; layers (d_hkl units) are added per side until both hold.
 - Lattice match: every plane pair and termination pair of the ZSL search
   (:mod:`~interphase_dft.builders.lattice_match`) within ``max_strain``, ranked by
-  (atoms at the required thickness, strain, Miller indices, termination); ``choice`` picks
-  from that ranking (0 = the smallest cell).
+  (polar sides, atoms at the required thickness, strain, Miller indices, termination);
+  ``choice`` picks from that ranking (0 = the smallest cell without a polar side). A side is
+  polar when its formal-charge dipole along z per in-plane area exceeds
+  :data:`~interphase_dft.builders.slab_properties.POLAR_TOL` (a polar film carries a field
+  across the cell and reconstructs; e.g. rock-salt LiCl(111)); the dipoles are stored
+  (``dipole_a_e_per_A``, ``dipole_b_e_per_A``, ``polar_sides``).
 - Fixed atoms: the outer ``fixed_fraction`` of each side's thickness (the part farthest from
   the interface) at bulk positions (FixAtoms); rigid units (PS4, P4S10) are fixed whole when
   their centroid lies in that part.
@@ -37,6 +41,7 @@ from ase.constraints import FixAtoms
 
 from interphase_dft.builders.interfaces import _as_bulk
 from interphase_dft.builders.lattice_match import Side, no_match_error, search
+from interphase_dft.builders.slab_properties import POLAR_TOL, dipole_density
 from interphase_dft.builders.thickness import (
     RANK_RULE,
     build_thick,
@@ -142,7 +147,7 @@ def migration_cell(
         raise NoMatchError(
             f"no {a.name}|{b.name} cell within max_atoms={max_atoms} reaches "
             f"{min_thickness} A and {min_planes} atomic planes per side; the smallest needs "
-            f"{ranked[0][0]} atoms: raise max_atoms (--max-atoms, "
+            f"{min(r[0] for r in ranked)} atoms: raise max_atoms (--max-atoms, "
             "structure.interface_migration_max_atoms) or lower "
             "structure.interface_min_thickness")
     if choice >= len(fitting):
@@ -153,8 +158,11 @@ def migration_cell(
                                 max_atoms)
     atoms = _orient(cand.atoms, strained_side)
     meta = dict(cand.info)
+    dipoles = [dipole_density(atoms[atoms.arrays["side"] == k]) for k in (0, 1)]
     meta.update(max_strain=float(max_strain), rank_rule=RANK_RULE, choice=choice,
-                n_ranked=len(fitting), layers_a=la, layers_b=lb)
+                n_ranked=len(fitting), layers_a=la, layers_b=lb,
+                dipole_a_e_per_A=round(dipoles[0], 6), dipole_b_e_per_A=round(dipoles[1], 6),
+                polar_sides=[n for n, d in zip("ab", dipoles, strict=True) if d > POLAR_TOL])
     atoms.info = meta
     shift, gap, rule = _registry(atoms, bulk_a[0], bulk_b[0], shift, gap)
     return finish_cell(atoms, gap=gap, shift=shift, vacuum=vacuum,

@@ -27,6 +27,20 @@ def is_metallic(symbols: Sequence[str]) -> bool:
     return set(symbols) <= {"Li", "Al"}
 
 
+#: a slab is polar above this formal-charge dipole per in-plane area, e/Angstrom
+POLAR_TOL = 1e-3
+
+
+def dipole_density(atoms: Atoms) -> float:
+    """|Formal-charge dipole along z| per in-plane area of a slab (z normal to it), e/Angstrom;
+    0 for a metal. Origin at the mean height (the slabs compared here are neutral)."""
+    symbols = atoms.get_chemical_symbols()
+    if not len(atoms) or is_metallic(symbols):
+        return 0.0
+    z = atoms.positions[:, 2]
+    return abs(float(np.sum(formal_charges(symbols) * (z - z.mean())))) / area_of(atoms)
+
+
 def bond_cutoffs(bulk: Atoms) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
     """Bond rule and mean bulk coordination per species.
 
@@ -104,7 +118,7 @@ class Surface:
 def surface_properties(atoms: Atoms, ref: BulkReference) -> Surface:
     """Termination, polarity, thickness, stoichiometry and broken bonds of a slab.
 
-    The dipole uses formal charges (none for metals); a slab is polar above 1e-3 e/Angstrom.
+    The dipole uses formal charges (none for metals); a slab is polar above :data:`POLAR_TOL`.
     The top layer is every atom within 0.6 Angstrom of the highest one. ``n_layers`` is the
     atom count over the atoms of one d_hkl unit of bulk.
     """
@@ -119,7 +133,7 @@ def surface_properties(atoms: Atoms, ref: BulkReference) -> Surface:
     comp = Composition(atoms.get_chemical_formula()).reduced_composition
     return Surface(
         termination=Atoms(top_symbols).get_chemical_formula("hill"),
-        is_polar=bool(abs(dipole) / area > 1e-3), dipole=dipole,
+        is_polar=bool(abs(dipole) / area > POLAR_TOL), dipole=dipole,
         n_layers=max(1, round(len(atoms) / (ref.density * area * ref.d_hkl))),
         stoichiometric=bool(comp.almost_equals(ref.composition)),
         broken_bonds=broken_bonds(atoms, ref.cutoffs, ref.coordination) / (2.0 * area),

@@ -21,14 +21,17 @@ from ase import Atoms
 
 from interphase_dft.builders.interfaces import InterfaceCandidate, build_plan
 from interphase_dft.builders.lattice_match import Plan, Side
+from interphase_dft.builders.slab_properties import POLAR_TOL, dipole_density
 from interphase_dft.builders.units import count_atoms, expand_units
 from interphase_dft.errors import NoMatchError, StructureError
 
 PLANE_TOL = 0.5  # Angstrom: atoms whose heights chain within this are one atomic plane
 MAX_LAYERS = 16  # d_hkl units per side searched before giving up
 BUILD_VACUUM = 10.0  # Angstrom, vacuum of the as-built cell (replaced by the caller)
-RANK_RULE = ("cells ranked by (atoms at the required thickness, strain, Miller indices, "
-             "termination); choice 0 = the smallest")
+RANK_RULE = ("cells ranked by (number of polar sides at the required thickness, atoms at "
+             "that thickness, strain, Miller indices, termination); choice 0 = the smallest "
+             "cell without a polar side (formal-charge dipole along z above "
+             "slab_properties.POLAR_TOL per in-plane area)")
 
 
 def atomic_planes(heights: np.ndarray, tol: float = PLANE_TOL) -> list[np.ndarray]:
@@ -51,14 +54,16 @@ def side_geometry(atoms: Atoms, side: int) -> tuple[float, int]:
 
 
 def _slab_geometry(side: Side, hkl: tuple[int, int, int], shift: float, layers: int,
-                   cache: dict) -> tuple[float, int, Any]:
-    """(thickness A, planes, pymatgen slab) of a ``layers``-thick (hkl) slab of ``side``."""
+                   cache: dict) -> tuple[float, int, Any, float]:
+    """(thickness A, planes, pymatgen slab, formal-charge dipole per area e/A) of a
+    ``layers``-thick (hkl) slab of ``side``."""
     key = (side.name, hkl, round(shift, 6), layers)
     if key not in cache:
         thick = dataclasses.replace(side, layers=layers)
         slab = thick.slabs(hkl).get_slab(shift=shift)
-        z = expand_units(slab.get_orthogonal_c_slab(), side.table).positions[:, 2]
-        cache[key] = (float(np.ptp(z)), len(atomic_planes(z)), slab)
+        atoms = expand_units(slab.get_orthogonal_c_slab(), side.table)
+        z = atoms.positions[:, 2]
+        cache[key] = (float(np.ptp(z)), len(atomic_planes(z)), slab, dipole_density(atoms))
     return cache[key]
 
 
@@ -66,7 +71,7 @@ def _layers_for(side: Side, hkl: tuple[int, int, int], shift: float, min_thickne
                 min_planes: int, cache: dict, start: int = 1) -> int:
     """Fewest d_hkl layers (>= ``start``) reaching ``min_thickness`` and ``min_planes``."""
     for n in range(start, MAX_LAYERS + 1):
-        t, p, _ = _slab_geometry(side, hkl, shift, n, cache)
+        t, p, _, _ = _slab_geometry(side, hkl, shift, n, cache)
         if t >= min_thickness - 1e-6 and p >= min_planes:
             return n
     raise NoMatchError(f"{side.name}{hkl} does not reach {min_thickness} A in {MAX_LAYERS} "
@@ -76,7 +81,7 @@ def _layers_for(side: Side, hkl: tuple[int, int, int], shift: float, min_thickne
 def _scaled_atoms(side: Side, hkl: tuple[int, int, int], slab1: Any, layers: int,
                   cell_area: float, cache: dict) -> int:
     """Atoms of the ``layers``-thick slab over an in-plane supercell of ``cell_area``."""
-    _, _, slab = _slab_geometry(side, hkl, float(slab1.shift), layers, cache)
+    _, _, slab, _ = _slab_geometry(side, hkl, float(slab1.shift), layers, cache)
     area = float(np.linalg.norm(np.cross(*slab.lattice.matrix[:2])))
     return count_atoms(slab, side.table) * round(cell_area / area)
 
@@ -101,14 +106,17 @@ def rank_plans(plans: list[Plan], a: Side, b: Side, strained_side: str, min_thic
                  + _scaled_atoms(film_side, h_film, plan.film_slab, n_film,
                                  _area2(plan.match.film_sl_vectors), cache))
         la, lb = (n_sub, n_film) if strained_b else (n_film, n_sub)
+        polar = sum(_slab_geometry(side, hkl, float(slab1.shift), n, cache)[3] > POLAR_TOL
+                    for side, hkl, slab1, n in ((sub_side, h_sub, plan.substrate_slab, n_sub),
+                                                (film_side, h_film, plan.film_slab, n_film)))
         key = (atoms, plan.strain, plan.miller_a, plan.miller_b, plan.term, round(plan.area, 2))
         if key in seen:
             continue
         seen.add(key)
-        out.append((atoms, plan, la, lb))
-    out.sort(key=lambda r: (r[0], r[1].strain, str(r[1].miller_a), str(r[1].miller_b),
+        out.append((atoms, plan, la, lb, polar))
+    out.sort(key=lambda r: (r[4], r[0], r[1].strain, str(r[1].miller_a), str(r[1].miller_b),
                             str(r[1].term)))
-    return out
+    return [r[:4] for r in out]
 
 
 def _area2(vecs: Any) -> float:

@@ -173,3 +173,34 @@ def test_li_host_reference():
     assert li_host_reference("Li2S")["nearest_non_li"] == pytest.approx(5.71 * np.sqrt(3) / 4,
                                                                        abs=1e-3)
     assert li_host_reference("Al") == {"nearest_non_li": None, "nearest_li": None}
+
+
+def test_formal_dipole_tells_polar_from_non_polar_films():
+    """Rock-salt LiCl(111) (alternating Li+ and Cl- planes) is polar; (100) and (110) and
+    any Li/Al metal are not."""
+    from ase.build import bulk, surface
+
+    from interphase_dft.builders.slab_properties import POLAR_TOL, dipole_density
+
+    licl = bulk("LiCl", "rocksalt", a=5.13, cubic=True)
+    polar = surface(licl, (1, 1, 1), 4, vacuum=5.0)
+    assert dipole_density(polar) > 10 * POLAR_TOL
+    for hkl in ((1, 0, 0), (1, 1, 0)):
+        assert dipole_density(surface(licl, hkl, 4, vacuum=5.0)) < POLAR_TOL
+    metal = polar.copy()
+    metal.symbols = ["Al" if x == "Cl" else "Li" for x in metal.symbols]
+    assert dipole_density(metal) == 0.0
+
+
+@pytest.mark.slow
+def test_polar_sides_are_ranked_after_non_polar_ones():
+    """Li3P|LiCl at the laptop thickness: the smallest cell (47 atoms) has rock-salt
+    LiCl(111), a polar film that reconstructed by over 1 A under DFT; the builder takes the
+    smallest cell whose two sides carry no formal dipole and records the dipoles."""
+    c = migration_cell_for("Li3P", "LiCl", preset("laptop"))
+    info = c.atoms.info
+    assert info["polar_sides"] == [] and tuple(c.miller_b) != (1, 1, 1)
+    assert info["dipole_a_e_per_A"] < 1e-3 and info["dipole_b_e_per_A"] < 1e-3
+    assert len(c.atoms) > 47 and "polar" in info["rank_rule"]
+    polar = migration_cell_for("Li3P", "LiCl", preset("laptop"), miller_b=(1, 1, 1))
+    assert polar.atoms.info["polar_sides"] == ["b"]

@@ -78,8 +78,7 @@ class VacancyPair:
 def cell_meta(cell: MigrationCell) -> dict[str, Any]:
     """The cell's metadata every hop records (JSON-safe): phases, planes, terminations,
     strain, thickness, planes and formal dipole of each side, registry, vacuum, dipole
-    correction and the
-    bulk Li-host reference distances of both phases (Angstrom)."""
+    correction and the bulk Li-host reference distances of both phases (Angstrom)."""
     keys = ("phase_a", "phase_b", "miller_a", "miller_b", "termination_a", "termination_b",
             "strain", "max_strain", "strained_side", "layers_a", "layers_b", "thickness_a_A",
             "thickness_b_A", "planes_a", "planes_b", "gap_A", "shift", "vacuum_A",

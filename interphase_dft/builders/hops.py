@@ -32,7 +32,7 @@ from interphase_dft.builders.contact import bulk_like, li_host_reference
 from interphase_dft.builders.migration import MigrationCell
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError
-from interphase_dft.geometry import IN_PLANE, distances_from
+from interphase_dft.geometry import IN_PLANE, distances_from, mic_vectors
 
 MAX_HOP = 3.5  # Angstrom
 LAYER_DEPTH = 2.0  # Angstrom
@@ -199,7 +199,10 @@ def vacancy_hop(cell: MigrationCell, *, max_hop: float = MAX_HOP,
     initial = _subset(atoms, keep)
     li = p.i - int(p.i > p.j)
     final = initial.copy()
-    final.positions[li] = atoms.positions[p.j]
+    # the periodic image of site j nearest to site i: the hop is the short one, also when
+    # the pair straddles the in-plane cell boundary (a straight-line interpolation follows it)
+    final.positions[li] = atoms.positions[p.i] + mic_vectors(
+        atoms, atoms.positions[p.j] - atoms.positions[p.i])
     z = atoms.positions[:, 2]
     planes = (z[atoms.arrays["side"] == 0].max(), z[atoms.arrays["side"] == 1].min())
     meta = cell_meta(cell)

@@ -77,8 +77,10 @@ class HostPlan:
         for k, state in enumerate(states):
             new = state.copy()
             new.positions = relaxed.positions[keep]
-            if k == 1:
-                new.positions[self.li_index] = relaxed.positions[self.site_final]
+            if k == 1:  # the image of site_final nearest to the Li's own site (short hop)
+                own = new.positions[self.li_index].copy()
+                new.positions[self.li_index] = own + mic_vectors(
+                    relaxed, relaxed.positions[self.site_final] - own)
             out.append(new)
         return out
 

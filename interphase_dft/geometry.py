@@ -32,6 +32,14 @@ def mic_vectors(atoms: Atoms, vectors: ArrayLike, mic: bool = True) -> np.ndarra
     return out.reshape(v.shape)
 
 
+def nearest_image(atoms: Atoms, origin: ArrayLike, point: ArrayLike) -> np.ndarray:
+    """The periodic image of ``point`` nearest to ``origin`` (along ``atoms.pbc``), as a
+    position: a hop from ``origin`` to it is the short one, also across the cell boundary,
+    so a straight-line interpolation between the two follows the hop."""
+    o = np.asarray(origin, float)
+    return o + mic_vectors(atoms, np.asarray(point, float) - o)
+
+
 def mic_distance(atoms: Atoms, p: ArrayLike, q: ArrayLike, mic: bool = True) -> float:
     """Distance from position ``p`` to position ``q`` (minimum image if ``mic``)."""
     return float(np.linalg.norm(mic_vectors(atoms, np.asarray(q, float) - np.asarray(p, float),

@@ -10,6 +10,7 @@ from interphase_dft.geometry import (
     distances_from,
     mic_distance,
     mic_vectors,
+    nearest_image,
 )
 
 
@@ -46,3 +47,14 @@ def test_distances_from_in_plane_ignores_the_vacuum_direction():
     assert distances_from(full, point, full.positions) == pytest.approx([0.0, 2 ** 0.5])
     in_plane = distances_from(full, point, full.positions, IN_PLANE)
     assert in_plane == pytest.approx([0.0, np.hypot(1.0, 9.0)])
+
+
+def test_nearest_image_crosses_the_cell_boundary_only_along_periodic_directions():
+    slab = _cell([True, True, False])
+    origin, point = slab.positions
+    image = nearest_image(slab, origin, point)
+    assert image == pytest.approx([-0.5, 0.5, 9.5])  # x wrapped, z (vacuum) kept
+    assert np.linalg.norm(image - origin) == pytest.approx(np.hypot(1.0, 9.0))
+    bulk = _cell(True)
+    assert nearest_image(bulk, origin, point) == pytest.approx([-0.5, 0.5, -0.5])
+    assert nearest_image(_cell(False), origin, point) == pytest.approx(point)

@@ -32,7 +32,7 @@ from interphase_dft.builders.contact import bulk_like, li_host_reference
 from interphase_dft.builders.migration import MigrationCell
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError
-from interphase_dft.geometry import IN_PLANE, distances_from, mic_vectors
+from interphase_dft.geometry import IN_PLANE, distances_from, nearest_image
 
 MAX_HOP = 3.5  # Angstrom
 LAYER_DEPTH = 2.0  # Angstrom
@@ -201,8 +201,7 @@ def vacancy_hop(cell: MigrationCell, *, max_hop: float = MAX_HOP,
     final = initial.copy()
     # the periodic image of site j nearest to site i: the hop is the short one, also when
     # the pair straddles the in-plane cell boundary (a straight-line interpolation follows it)
-    final.positions[li] = atoms.positions[p.i] + mic_vectors(
-        atoms, atoms.positions[p.j] - atoms.positions[p.i])
+    final.positions[li] = nearest_image(atoms, atoms.positions[p.i], atoms.positions[p.j])
     z = atoms.positions[:, 2]
     planes = (z[atoms.arrays["side"] == 0].max(), z[atoms.arrays["side"] == 1].min())
     meta = cell_meta(cell)

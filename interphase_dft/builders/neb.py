@@ -15,7 +15,7 @@ from ase.constraints import FixAtoms
 from interphase_dft.builders.sites import MERGE_TOL, insert_li
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError, StructureError
-from interphase_dft.geometry import mic_vectors
+from interphase_dft.geometry import mic_vectors, nearest_image
 
 #: default minimum distance between the A and the B Li site of an interface hop, Angstrom
 MIN_SEPARATION = 2.0
@@ -264,15 +264,13 @@ def vacancy_hop_endpoints(bulk_supercell: Atoms, i: int, j: int) -> tuple[Atoms,
     del initial[j]
     hop = i if i < j else i - 1
     final = initial.copy()
-    # move along the minimum-image vector so IDPP/linear paths stay short
-    vec = target - bulk_supercell.positions[i]
-    frac = np.linalg.solve(np.asarray(final.cell[:]).T, vec)
-    frac -= np.round(frac)
-    final.positions[hop] = initial.positions[hop] + frac @ final.cell[:]
+    # the image of site j nearest to Li i, so IDPP/linear paths take the short hop
+    final.positions[hop] = nearest_image(bulk_supercell, bulk_supercell.positions[i], target)
+    step = final.positions[hop] - initial.positions[hop]
     for atoms in (initial, final):
         atoms.info = dict(bulk_supercell.info)
         atoms.info.update({"hop_index": hop, "vacancy_of": j,
-                           "hop_distance_A": round(float(np.linalg.norm(frac @ final.cell[:])), 6)})
+                           "hop_distance_A": round(float(np.linalg.norm(step)), 6)})
     return initial, final
 
 

@@ -37,7 +37,7 @@ from interphase_dft.calc.checkpoint import read_json, write_json
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.errors import InputError
-from interphase_dft.geometry import mic_distance, mic_vectors
+from interphase_dft.geometry import mic_distance, nearest_image
 from interphase_dft.validation import barrier_pair
 
 MECHANISMS = ("vacancy", "interstitial")
@@ -78,9 +78,8 @@ class HostPlan:
             new = state.copy()
             new.positions = relaxed.positions[keep]
             if k == 1:  # the image of site_final nearest to the Li's own site (short hop)
-                own = new.positions[self.li_index].copy()
-                new.positions[self.li_index] = own + mic_vectors(
-                    relaxed, relaxed.positions[self.site_final] - own)
+                new.positions[self.li_index] = nearest_image(
+                    relaxed, new.positions[self.li_index], relaxed.positions[self.site_final])
             out.append(new)
         return out
 
@@ -250,7 +249,7 @@ def bulk_states(phase: str, settings: CalcSettings) -> HopStates:
         end = same[1 + int(np.argmin(d))]
         initial, final = cell.copy(), cell.copy()
         initial.append(Atom("Li", start))
-        final.append(Atom("Li", start + mic_vectors(cell, end - start)))
+        final.append(Atom("Li", nearest_image(cell, start, end)))
         for atoms in (initial, final):
             atoms.info = {**cell.info, "li_index": len(atoms) - 1}
         meta.update(rule="largest-clearance void to its nearest equivalent void",

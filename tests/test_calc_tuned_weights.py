@@ -21,8 +21,10 @@ from interphase_dft.calc.presets import preset
 from interphase_dft.calc.settings import MLSettings
 from interphase_dft.calc.tuned_weights import (
     TUNED_DIR,
+    Untuned,
     load_tuned,
     save_tuned,
+    save_untuned,
     tuned_fingerprint,
 )
 from interphase_dft.errors import InputError
@@ -48,6 +50,21 @@ def test_torch_weights_round_trip_into_a_copy_of_the_base_model(tmp_path: Path) 
     assert (back.weights_hash, back.frame_ids, back.seconds) == (
         tuned.weights_hash, ["3", "5"], 12.5)
     assert back.history == {"train": {"e": [1]}}
+
+
+def test_a_stage_without_fine_tuning_is_recorded_and_replaces_stale_weights(
+        tmp_path: Path) -> None:
+    base, trained = _linear(0), _linear(1)
+    key = tuned_fingerprint({"engine": "ml"}, epochs=3, learning_rate=1e-3)
+    save_tuned(FineTuned(trained, weights_hash(trained), ["1"], 1.0), tmp_path, "host", key)
+    save_untuned(tmp_path, "host", key, None)
+    assert load_tuned(base, tmp_path, "host", key) == Untuned(None)
+    assert not (tmp_path / TUNED_DIR / "host.pt").exists()
+    save_untuned(tmp_path, "round2", key, "RuntimeError: out of memory")
+    assert load_tuned(base, tmp_path, "round2", key) == Untuned("RuntimeError: out of memory")
+    other = tuned_fingerprint({"engine": "ml"}, epochs=4, learning_rate=1e-3)
+    with pytest.raises(InputError, match="another surrogate or training settings"):
+        load_tuned(base, tmp_path, "round2", other)
 
 
 def test_a_stored_fine_tuning_of_other_inputs_or_damaged_weights_is_refused(

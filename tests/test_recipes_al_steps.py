@@ -43,6 +43,22 @@ def test_fine_tuned_without_frames_keeps_the_pretrained_surrogate_and_says_nothi
 
     lp = loop(tmp_path, never)
     assert lp.fine_tuned("round0") == (lp.base, None, None)
+    assert (tmp_path / "tuned" / "round0.json").is_file()
+
+
+def test_a_stage_that_ran_pretrained_stays_pretrained_when_frames_appear(
+        tmp_path: Path) -> None:
+    """A kill after the host stage (no frames then) and a rerun that finds the hop's later
+    frames in the store: the stage must take the pretrained surrogate again, or round 0's
+    surrogate checkpoints belong to another surrogate and are refused."""
+    def never(*args: Any, **kwargs: Any) -> FineTuned:
+        raise AssertionError("a stage decided before must not be trained on a rerun")
+
+    assert loop(tmp_path, never).fine_tuned("host") == (loop(tmp_path, never).base, None, None)
+    rerun = loop(tmp_path, never)
+    one_frame(rerun)  # the frames the first run made after the host stage
+    assert rerun.fine_tuned("host") == (rerun.base, None, None)
+    assert not (tmp_path / "tuned" / "host.pt").exists()
 
 
 def test_a_failed_fine_tuning_returns_the_pretrained_surrogate_and_the_error(
@@ -54,7 +70,10 @@ def test_a_failed_fine_tuning_returns_the_pretrained_surrogate_and_the_error(
     one_frame(lp)
     ml, tuned, failure = lp.fine_tuned("round0")
     assert ml is lp.base and tuned is None and failure == "RuntimeError: injected"
-    assert not (tmp_path / "tuned").exists()  # nothing stored: a rerun trains again
+    # the outcome is recorded: a rerun takes the same decision (the finish) without training
+    rerun = loop(tmp_path, lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    one_frame(rerun)
+    assert rerun.fine_tuned("round0") == (rerun.base, None, "RuntimeError: injected")
 
 
 def test_a_fine_tuned_surrogate_carries_the_new_model_and_its_weights_hash(

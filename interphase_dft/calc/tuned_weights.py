@@ -11,6 +11,11 @@ and ``<stage>.pt`` (the weights: a torch state dict for a torch model, else a pi
 rerun reads it back instead of training: the barrier is re-derived with the weights it was
 computed with. The JSON is written after the weights file, so a kill between the two leaves
 no record and the stage is trained again.
+
+A stage that ran without a fine-tuning (no frame to train on yet, or the training failed) is
+recorded too (:func:`save_untuned`, no weights file): a rerun that finds more frames in the
+store must still take the pretrained surrogate there, or the checkpoints of the steps that
+followed would belong to another surrogate and be refused.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import hashlib
 import json
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,14 @@ def tuned_fingerprint(base: dict[str, Any], **training: Any) -> str:
     description and the training settings (epochs, learning rate)."""
     text = json.dumps({"base": base, "training": training}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Untuned:
+    """A stage that ran with the pretrained surrogate: ``failure`` is why the training failed,
+    None when there was no frame to train on."""
+
+    failure: str | None = None
 
 
 def _paths(workdir: Path, stage: str) -> tuple[Path, Path]:
@@ -73,10 +87,22 @@ def save_tuned(tuned: FineTuned, workdir: Path | str, stage: str, fingerprint: s
         "history": tuned.history})
 
 
+def save_untuned(workdir: Path | str, stage: str, fingerprint: str,
+                 failure: str | None) -> None:
+    """Record that stage ``stage`` of the run in ``workdir`` took the pretrained surrogate
+    (``failure``: why the training failed, None: no frame to train on); calling rank only."""
+    record_path, weights_path = _paths(Path(workdir), stage)
+    weights_path.unlink(missing_ok=True)
+    write_json_here(record_path, {"stage": stage, "fingerprint": fingerprint,
+                                  "weights_hash": None, "untuned": True, "failure": failure,
+                                  "frame_ids": []})
+
+
 def load_tuned(base_model: Any, workdir: Path | str, stage: str,
-               fingerprint: str) -> FineTuned | None:
+               fingerprint: str) -> FineTuned | Untuned | None:
     """The stored fine-tuning ``stage`` of the run in ``workdir`` (weights loaded into a copy
-    of ``base_model``), or None when none is stored.
+    of ``base_model``), :class:`Untuned` when that stage ran without one, or None when
+    nothing is stored.
 
     Raises
     ------
@@ -92,6 +118,8 @@ def load_tuned(base_model: Any, workdir: Path | str, stage: str,
     if record.get("fingerprint") != fingerprint:
         raise InputError(f"{record_path} was fine-tuned from another surrogate or training "
                          f"settings ({record.get('fingerprint')} != {fingerprint}); {fix}")
+    if record.get("untuned"):
+        return Untuned(record.get("failure"))
     if not weights_path.is_file() or _file_hash(weights_path) != record.get("file_sha256"):
         raise InputError(f"{weights_path} is missing or does not match {record_path}; {fix}")
     if _is_torch(base_model):

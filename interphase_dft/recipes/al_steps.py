@@ -28,7 +28,14 @@ from interphase_dft.calc.ml import MLFactory
 from interphase_dft.calc.neb import run_neb
 from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings, NEBSettings
-from interphase_dft.calc.tuned_weights import TUNED_DIR, load_tuned, save_tuned, tuned_fingerprint
+from interphase_dft.calc.tuned_weights import (
+    TUNED_DIR,
+    Untuned,
+    load_tuned,
+    save_tuned,
+    save_untuned,
+    tuned_fingerprint,
+)
 from interphase_dft.constraints import bare_copy, max_force
 from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
@@ -203,22 +210,28 @@ class HopLoop:
         (surrogate, its fine-tuning, None); (the pretrained surrogate, None, the error) when
         the fine-tuning failed, or (the pretrained surrogate, None, None) when there is no
         frame to train on. The caller decides what either means. A fine-tuning stored in the
-        work directory by an earlier run of this hop is read back, not trained again
-        (:mod:`interphase_dft.calc.tuned_weights`)."""
+        work directory by an earlier run of this hop is read back, not trained again, and so
+        is a stage that ran without one (:mod:`interphase_dft.calc.tuned_weights`)."""
         nset = self.settings.neb
         key = tuned_fingerprint(self.base.description, epochs=nset.al_epochs,
                                 learning_rate=nset.al_learning_rate)
         stored = on_rank0(load_tuned, self.base.model, self.workdir, stage, key)
+        if isinstance(stored, Untuned):
+            info(log, "active learning: stage %s ran with the pretrained surrogate before (%s); "
+                 "so does this run", stage, stored.failure or "no frame to train on")
+            return self.base, None, stored.failure
         if stored is not None:
             info(log, "active learning: fine-tuning %s read from %s (%d frames)", stage,
                  self.workdir / TUNED_DIR, len(stored.frame_ids))
             return self._with(stored), stored, None
         frames = self.training_frames()
         if not frames:
+            on_rank0(save_untuned, self.workdir, stage, key, None)
             return self.base, None, None
         tuned, failure = _tune_on_rank0(self.tune, self.base, frames, nset, self.workdir,
                                         stage, key)
         if tuned is None:
+            on_rank0(save_untuned, self.workdir, stage, key, failure)
             return self.base, None, failure
         return self._with(tuned), tuned, None
 

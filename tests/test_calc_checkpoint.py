@@ -23,7 +23,8 @@ from interphase_dft.errors import InputError
 RUNNER_STATE = {"kind", "status", "fingerprint", "steps", "energy", "fmax", "converged",
                 "force_calls", "warnings", "wall_time", "formula", "stopped"}
 NEB_STATE = {"kind", "status", "fingerprint", "steps", "n_band", "energies", "image_fmax",
-             "fmax", "converged", "force_calls", "climbing_image", "warnings", "wall_time"}
+             "fmax", "converged", "force_calls", "climbing_image", "warnings", "wall_time",
+             "stopped"}
 
 
 def test_run_log_times_stages_and_collects_calls_and_warnings():

@@ -305,3 +305,34 @@ def test_atom_at_the_vacuum_boundary_of_a_slab_is_refused():
     bulk_al.pbc = True
     check_geometry(bulk_al)  # periodic along z: no boundary
     assert edge_distance(Atoms("Li"))[0] == float("inf")  # no cell at all
+
+
+def test_neb_stop_rule_ends_the_band_and_the_stop_is_final(tmp_path):
+    """``stop_at`` sees every band (the first one included) and ends the run, not converged,
+    with its reason; a rerun returns the stored stop without a calculator."""
+    from tests.test_recipes_barrier import three_wells_factory, three_wells_hop
+
+    initial, final = three_wells_hop()
+    for end in (initial, final):
+        end.calc = three_wells_factory(end)
+        end.get_potential_energy()
+    band = [initial] + [initial.copy() for _ in range(3)] + [final]
+    for im in band[1:4]:
+        im.set_constraint([c.copy() for c in initial.constraints])
+    for k, im in enumerate(band[1:4], start=1):
+        im.positions[-1, 0] += k  # x = 1, 2 (the deepest well) and 3 A
+    seen = []
+
+    def deep(energies):
+        seen.append(list(energies))
+        return "image 2 is deeper" if energies[2] < energies[0] - 0.05 else None
+
+    settings = NEBSettings(n_images=3, fmax=0.01, ml_prestage=False)
+    r = run_neb(band, three_wells_factory, tmp_path / "neb", settings, stop_at=deep)
+    assert r.stopped == "image 2 is deeper" and not r.converged and r.steps == 0
+    assert r.force_calls == 3 and len(seen) == 1 and len(seen[0]) == 5
+    assert any("stopped after 0 steps: image 2 is deeper" in w for w in r.warnings)
+    again = run_neb(band, never_factory, tmp_path / "neb", settings, stop_at=deep)
+    assert again.stopped == r.stopped and not again.converged and len(seen) == 1
+    free = run_neb(band, three_wells_factory, tmp_path / "free", settings)
+    assert free.stopped is None and free.steps > 0

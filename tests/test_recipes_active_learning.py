@@ -168,3 +168,51 @@ def test_reference_endpoints_are_relaxed_first_and_kept_through_the_rounds(
     assert all(b for b in band0)
     assert not (tmp_path / "al" / "round0" / "ref" / "img0.traj").exists()  # reused
     assert np.allclose(doc.images[0].structure.positions, ends[0].positions, atol=1e-6)
+
+
+@dataclass
+class WellsSurrogate(MLFactory):
+    """The three-well potential as its own surrogate (no model to load)."""
+
+    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Any:
+        from tests.test_recipes_barrier import ThreeWells
+
+        return ThreeWells()
+
+    @property
+    def model(self) -> Any:
+        return "wells"
+
+
+def test_a_band_through_another_minimum_ends_the_loop_and_is_split_there(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reference points of round 0 lie in the deeper middle well: the loop stops there
+    (no further round, no CI-NEB across the well), the minimum is relaxed with the reported
+    forces (no surrogate relaxation) and each hop gets its own certified loop; the barrier is
+    the energetic span checked against the exact saddles of the potential."""
+    from tests.test_recipes_barrier import ThreeWells, three_wells_factory, three_wells_hop
+
+    monkeypatch.setattr(barrier, "surrogate_factory",
+                        lambda settings, dispersion=False: WellsSurrogate(MLSettings()))
+    monkeypatch.setitem(active_learning_band.__kwdefaults__, "tune",
+                        lambda model, frames, **kw: FineTuned(model, "1" * 64, [], 0.0))
+    # relax.dft_relax=false: the laptop level, whose other minima the surrogate relaxes
+    settings = preset("test", {"neb": {"fmax": 0.02, "active_learning": True},
+                               "relax": {"dft_relax": False, "ml_prerelax": True}})
+    assert settings.surrogate_geometry
+    initial, final = three_wells_hop()
+    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=three_wells_factory,
+                      phase_a="A", phase_b="B")
+    wells = ThreeWells()
+    x = np.linspace(0.0, 4.0, 4001)
+    v = wells.potential(x)
+    e_a, e_m = (float(v[np.argmin(np.abs(x - c))]) for c in (0.0, 2.0))
+    s2 = float(v[x > 2].max())
+    assert any("round 0: band passes through another minimum" in w for w in doc.warnings)
+    assert not (tmp_path / "al" / "round1").exists() and not (tmp_path / "al" / "final").exists()
+    assert doc.force_calls["intermediate"] >= 1 and "intermediate_ml" not in doc.force_calls
+    assert len(doc.segments) == 2 and doc.band_continuous
+    assert all(sg["stage"] == "dft-certified" for sg in doc.segments)
+    n = settings.neb.n_images + 2
+    assert doc.energies[n - 1] == pytest.approx(e_m - e_a, abs=0.01)
+    assert doc.barrier_forward == pytest.approx(s2 - e_m, abs=0.02)

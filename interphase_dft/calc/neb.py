@@ -14,12 +14,18 @@ Checkpoint files in ``workdir`` for ``label`` (:class:`interphase_dft.calc.check
 call with the same arguments continues from the
 last complete band in the trajectory (its stored energies and forces are reused), or returns the
 stored result when the run had finished.
+
+``stop_at`` ends a band early that cannot converge to the answer asked of it (the active-learning
+finish passes the intermediate-minimum rule: a band through another minimum is split there,
+and converging its climbing image first costs reference calls for nothing). Its reason is in
+the result's ``stopped`` and warnings, and the stop is final for that checkpoint.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +61,11 @@ class NEBResult:
     warnings: list[str] = field(default_factory=list)
     wall_time: float = 0.0
     resumed: bool = False
+    stopped: str | None = None
+
+
+class _Stop(Exception):
+    """Raised by the step observer to end the optimizer run (``stop_at`` said why)."""
 
 
 #: the NEBSettings fields that enter a band checkpoint's fingerprint
@@ -141,7 +152,8 @@ def _optimizer(neb: Any, settings: NEBSettings, opt_path: Path) -> Any:
 
 def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
             settings: NEBSettings, *, label: str = "neb", fmax: float | None = None,
-            climb: bool | None = None, describe: dict[str, Any] | None = None) -> NEBResult:
+            climb: bool | None = None, describe: dict[str, Any] | None = None,
+            stop_at: Callable[[list[float]], str | None] | None = None) -> NEBResult:
     """Run (or resume) a NEB on the full band ``images``.
 
     Parameters
@@ -163,6 +175,9 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
         Override ``settings.fmax`` / ``settings.climb`` (used for the ML pre-stage).
     describe
         Extra description of the calculator that goes into the checkpoint fingerprint.
+    stop_at
+        Called with the band's energies (endpoints included, eV) after every step, the first
+        and a resumed band included; a reason (str) ends the run there, not converged.
 
     Returns
     -------
@@ -203,30 +218,39 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
             wall_time=prior_time + time.perf_counter() - t0,
         )
 
-    def observe() -> None:
-        if not ckpt.is_new(band):
-            return
-        r = current(steps=ckpt.n)  # the step number of the record written now
-        ckpt.record(r.images)
-        ckpt.update(_state(r, n))
-        info(log, "neb %s step %d: E-E0 max = %.4f eV, fmax = %.4f eV/A, force calls %d", label,
-             r.steps, max(r.energies) - r.energies[0], r.fmax, r.force_calls)
+    def observe(check: bool = True) -> None:
+        if ckpt.is_new(band):
+            r = current(steps=ckpt.n)  # the step number of the record written now
+            ckpt.record(r.images)
+            ckpt.update(_state(r, n))
+            info(log, "neb %s step %d: E-E0 max = %.4f eV, fmax = %.4f eV/A, force calls %d",
+                 label, r.steps, max(r.energies) - r.energies[0], r.fmax, r.force_calls)
+        if check and stop_at is not None and (why := stop_at(
+                [float(im.get_potential_energy()) for im in band])):
+            raise _Stop(why)
 
     opt.attach(observe, interval=1)
     remaining = settings.steps - ckpt.steps
-    if remaining > 0:
-        # the ODE optimizer evaluates the band before its first callback: make sure step 0
-        # is checkpointed even if the first step fails
-        neb.get_forces()
-        observe()
-        opt.run(fmax=fmax, steps=remaining)
-    observe()
+    stopped = None
+    try:
+        if remaining > 0:
+            # the ODE optimizer evaluates the band before its first callback: make sure step 0
+            # is checkpointed even if the first step fails
+            neb.get_forces()
+            observe()
+            opt.run(fmax=fmax, steps=remaining)
+    except _Stop as stop:
+        stopped = str(stop)
+    observe(check=False)
     result = current(steps=ckpt.steps)
     # every image, the climbing image included, at or below fmax (the optimizer's own flag
     # is not enough: see _optimizer)
-    result.converged = result.fmax <= fmax
-    result.resumed = resumed
-    if not result.converged:
+    result.converged = result.fmax <= fmax and stopped is None
+    result.resumed, result.stopped = resumed, stopped
+    if stopped is not None:
+        result.warnings.append(f"neb {label}: stopped after {result.steps} steps: {stopped}")
+        log.warning(result.warnings[-1])
+    elif not result.converged:
         result.warnings.append(f"neb {label}: not converged after {result.steps} steps "
                                f"(fmax {result.fmax:.3f} > {fmax} eV/A)")
     ckpt.finish(_state(result, n))
@@ -239,6 +263,7 @@ def _state(r: NEBResult, n: int) -> dict[str, Any]:
         "steps": r.steps, "n_band": n, "energies": r.energies, "image_fmax": r.image_fmax,
         "fmax": r.fmax, "converged": r.converged, "force_calls": r.force_calls,
         "climbing_image": r.climbing_image, "warnings": r.warnings, "wall_time": r.wall_time,
+        "stopped": r.stopped,
     }
 
 
@@ -248,5 +273,5 @@ def _result_from_state(state: dict[str, Any], band: list[Atoms]) -> NEBResult:
         fmax=state["fmax"], steps=state["steps"], converged=state["converged"],
         force_calls=state["force_calls"], climbing_image=state.get("climbing_image"),
         warnings=list(state.get("warnings", [])), wall_time=state.get("wall_time", 0.0),
-        resumed=True,
+        resumed=True, stopped=state.get("stopped"),
     )

@@ -9,7 +9,11 @@
    (:meth:`~interphase_dft.recipes.al_steps.HopLoop.surrogate_band`);
 2. reference ("DFT") single points on the images and endpoints, the climbing image first
    (``ref/``); every one goes to the frame store through the reference factory;
-3. certified when the reference force on the climbing image is <= ``neb.fmax`` (its NEB force
+3. a band with an image more than ``neb_path.INTERMEDIATE_MINIMUM`` below its lower endpoint
+   at the reference level passes through another minimum: the loop ends there, not
+   certified, and the barrier recipe splits the band at that image (the finish's CI-NEB stops
+   by the same rule);
+   certified when the reference force on the climbing image is <= ``neb.fmax`` (its NEB force
    has the same norm: the climbing image feels no springs and only the tangential component
    is inverted), the reference forces on both endpoints are <= ``relax.fmax`` and the
    reference barrier changed by < ``neb.al_barrier_tol`` since the previous round;
@@ -68,7 +72,7 @@ from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import adapted_steps
 from interphase_dft.recipes.al_steps import HopFrames, HopLoop, corrections
 from interphase_dft.recipes.basin import site_watches
-from interphase_dft.recipes.neb_path import path_coordinate
+from interphase_dft.recipes.neb_path import intermediate_minimum, path_coordinate
 from interphase_dft.recipes.saddle import hop_saddle
 
 if TYPE_CHECKING:
@@ -276,6 +280,12 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             held_out = [f.atoms for f in hop.frames[n_old:]] or ref_band
             before = surrogate_errors(surrogate, held_out, ref_band[0])
             after = surrogate_errors(ml, held_out, ref_band[0])
+        jump = intermediate_minimum([float(im.get_potential_energy()) for im in ref_band])
+        if jump is not None:  # not one hop: the barrier recipe splits the band there
+            log.info("active learning round %d: %s", k, jump)
+            loop.warnings.append(f"active learning round {k}: {jump}")
+            return _result(f"not certified: {jump}", ref_band, top, rounds, loop, seconds,
+                           before, after, tuned, None)
         reason = _check(settings, ref_band, top, previous)
         # no interior maximum at the reference level: the next surrogate band relaxes to the
         # path without a climbing image (one would climb into an endpoint and never converge)

@@ -40,7 +40,7 @@ from interphase_dft.constraints import bare_copy, max_force
 from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.al_moves import damped_step, trusted_fraction
 from interphase_dft.recipes.basin import SiteWatch, raise_if_left, watched_rearrangement
-from interphase_dft.recipes.neb_path import idpp_band, with_results
+from interphase_dft.recipes.neb_path import idpp_band, intermediate_minimum, with_results
 from interphase_dft.recipes.saddle import hop_saddle
 
 log = logging.getLogger("interphase_dft.recipes")
@@ -262,14 +262,18 @@ class HopLoop:
                ml: CalcFactory | None = None) -> tuple[list[Atoms], bool]:
         """Relax endpoints with too large reference forces (:meth:`reference_minimum`,
         watched), then a reference CI-NEB from ``ref_band`` (its interior reference results
-        are reused)."""
+        are reused), stopped when an image falls into another minimum
+        (:func:`~interphase_dft.recipes.neb_path.intermediate_minimum`)."""
         ends = [self.reference_minimum(end, wd / name, ml, self.watch(k))
                 if max_force(end) > self.settings.relax.fmax else end
                 for k, (name, end) in enumerate((("initial", ref_band[0]),
                                                  ("final", ref_band[-1])))]
         band = [ends[0], *ref_band[1:-1], ends[1]]
+        # a band that falls into another minimum is split there by the barrier recipe:
+        # converging its climbing image first would cost reference calls for nothing
         res = run_neb(band, self.reference, wd / "neb", self.settings.neb, label="neb",
-                      climb=True, describe=self.reference.description)
+                      climb=True, describe=self.reference.description,
+                      stop_at=intermediate_minimum)
         self.calls += res.force_calls
         self.warnings.extend(res.warnings)
         return [with_results(im, im) for im in res.images], res.converged

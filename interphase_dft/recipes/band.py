@@ -17,7 +17,8 @@ and does the steps of :func:`interphase_dft.recipes.barrier.neb_barrier`:
    ``'dft-certified'`` when it certifies, else ``'ml+dft'``: its DFT CI-NEB finished the band);
 3. :meth:`BandRunner.split_at_minimum`: a band that passes through another minimum
    (:func:`~interphase_dft.recipes.neb_path.intermediate_minimum`) is split there: the
-   minimum is relaxed and the two hops are converged separately and joined; the barriers of
+   minimum is relaxed (with the reported forces at the active-learning level, whose loops
+   stop at such a band) and the two hops are converged separately and joined; the barriers of
    a joined path are its energetic spans (:mod:`interphase_dft.span`);
 4. :meth:`BandRunner.converge_path`: a path through given minima (an interstitial path
    A -> interface -> B) is converged hop by hop (``hop1/``, ``hop2/``, ...) and joined.
@@ -152,12 +153,17 @@ class BandRunner:
         if self.ledger is not None:
             self.ledger.stage = stage
 
+    def _al_level(self) -> bool:
+        return self.settings.neb.active_learning and self.settings.engine != "ml"
+
     def relax_minimum(self, atoms: Atoms, workdir: Path, *, relax_it: bool,
-                      key: str, watch: SiteWatch | None = None) -> tuple[Atoms, bool]:
+                      key: str, watch: SiteWatch | None = None,
+                      reference: bool = False) -> tuple[Atoms, bool]:
         """Relax one minimum of the path (an endpoint or an intermediate minimum).
 
-        With ``geometry_ml``: surrogate relaxation, then one single point; else a relaxation
-        (``relax_it``) or a single point. Force calls go to the run log under ``key`` (and
+        With ``geometry_ml`` (and not ``reference``): surrogate relaxation, then one single
+        point; else a relaxation with ``factory`` (``relax_it``) or a single point. Force
+        calls go to the run log under ``key`` (and
         ``key + '_ml'``). A reported-level relaxation that ``watch`` stops (the endpoint's
         hopping Li left its site) raises
         :class:`~interphase_dft.recipes.basin.EndpointNotMinimum`.
@@ -168,14 +174,14 @@ class BandRunner:
         """
         start = atoms
         converged = True
-        if self.geometry_ml is not None:
-            m = relax(atoms, self.geometry_ml, workdir, self.settings.relax.for_surrogate(),
-                      label="ml")
+        ml = None if reference else self.geometry_ml
+        if ml is not None:
+            m = relax(atoms, ml, workdir, self.settings.relax.for_surrogate(), label="ml")
             self.run.add(f"{key}_ml", m)
             start = m.atoms
             copy_constraints(start, atoms)
             converged = m.converged
-        if relax_it and self.geometry_ml is None:
+        if relax_it and ml is None:
             r = relax(start, self.factory, workdir, self.settings.relax, label="relax",
                       watch=watch)
             converged = converged and r.converged
@@ -229,7 +235,7 @@ class BandRunner:
         ``{prefix}dft_neb`` (time and force calls).
         """
         settings, nset = self.settings, self.settings.neb
-        if nset.active_learning and settings.engine != "ml":
+        if self._al_level():
             return self.converge_al(ends, workdir, prefix)
         band = idpp_band(ends[0], ends[1], nset.n_images, mic=self.mic)
         stage = "dft"
@@ -305,8 +311,10 @@ class BandRunner:
         guess = res.images[i].copy()
         copy_constraints(guess, res.images[0])
         self.at("intermediate minimum")
+        # at the active-learning level the minimum is relaxed with the reported forces (it is
+        # an endpoint of both segments; their loops then find it converged, one call each)
         mid, ok = self.relax_minimum(guess, workdir / "intermediate", relax_it=True,
-                                     key="intermediate")
+                                     key="intermediate", reference=self._al_level())
         if not ok:
             self.run.warn("relaxation of the intermediate minimum not converged; raise "
                           "relax.steps (relax.ml_steps for surrogate relaxations)")

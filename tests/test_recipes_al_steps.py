@@ -16,7 +16,7 @@ from interphase_dft.calc.frames import RecordingFactory
 from interphase_dft.calc.ml import MLFactory
 from interphase_dft.calc.presets import preset
 from interphase_dft.calc.settings import MLSettings
-from interphase_dft.recipes.al_steps import HopFrames, HopLoop
+from interphase_dft.recipes.al_steps import HopFrames, HopLoop, capped_frames
 
 
 def emt(atoms: Any, attempt: int = 0, label: str = "") -> EMT:
@@ -96,6 +96,34 @@ def test_a_fine_tuned_surrogate_carries_the_new_model_and_its_weights_hash(
     again, stored, _ = lp.fine_tuned("round0")
     assert len(seen) == 1 and again.model == "tuned" and again.weights == "abc"
     assert stored is not None and stored.frame_ids == ["hop:0"] and stored.seconds == 1.5
+
+
+def test_training_frames_are_capped_own_frames_first_the_stored_ones_spread_evenly(
+        tmp_path: Path) -> None:
+    own, stored = list(range(100, 104)), list(range(20))
+    assert capped_frames(own, stored, 10) == [100, 101, 102, 103, 0, 4, 8, 11, 15, 19]
+    assert capped_frames(own, stored, 3) == [101, 102, 103]  # the latest of the hop's own
+    assert capped_frames(own, stored[:5], 60) == own + stored[:5]  # under the cap: all
+    from interphase_dft.calc.frames import AseDbFrames
+
+    seen: list[int] = []
+
+    def tune(model: Any, frames: list[Any], **kwargs: Any) -> FineTuned:
+        seen.append(len(frames))
+        return FineTuned("tuned", "abc", [str(f.id) for f in frames], 0.0)
+
+    hop = HopFrames(AseDbFrames(tmp_path / "frames.db"))
+    settings = preset("test", {"neb": {"al_max_frames": 3}})
+    lp = HopLoop(settings, RecordingFactory(emt, hop, "k" * 64), MLFactory(
+        MLSettings(), _model="pretrained"), hop, tmp_path, True, tune, "Cu")
+    for k in range(5):
+        a = bulk("Cu", cubic=True)
+        a.rattle(0.02, seed=k)
+        a.calc = EMT()
+        lp.reference.store(a, {"energy": a.get_potential_energy(), "forces": a.get_forces()})
+    assert len(hop.frames) == 5 and len(lp.training_frames()) == 3
+    lp.fine_tuned("round0")
+    assert seen == [3]
 
 
 class _Tilted(EMT):

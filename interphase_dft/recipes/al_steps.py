@@ -188,21 +188,21 @@ class HopLoop:
         return [a for a in out if a is not None]
 
     def training_frames(self) -> list[Frame]:
-        """This hop's frames plus stored frames of the same elements and settings hash, as
-        rank 0 reads them (every MPI rank fine-tunes on the same frames)."""
+        """This hop's frames plus stored frames of the same elements and settings hash, at
+        most ``neb.al_max_frames`` (:func:`capped_frames`), as rank 0 reads them (every MPI
+        rank fine-tunes on the same frames)."""
         return broadcast(self._training_frames() if world.rank == 0 else None, root=0)
 
     def _training_frames(self) -> list[Frame]:
         frames = list(self.hop.frames)
+        stored: list[Frame] = []
         store = self.hop.store
         if store is not None:
             seen = {f.id for f in frames}
             shash = frame_settings_hash(self.reference.description)
-            for f in store.select(elements=self.elements, settings_hash=shash):
-                if f.id not in seen:
-                    frames.append(f)
-                    seen.add(f.id)
-        return frames
+            stored = [f for f in store.select(elements=self.elements, settings_hash=shash)
+                      if f.id not in seen]
+        return capped_frames(frames, stored, self.settings.neb.al_max_frames)
 
     def fine_tuned(self, stage: str) -> tuple[MLFactory, FineTuned | None, str | None]:
         """The pretrained surrogate fine-tuned on :meth:`training_frames` (fine-tuning
@@ -306,6 +306,19 @@ def _tune_on_rank0(tune: Callable[..., FineTuned], surrogate: MLFactory, frames:
         return tuned, None
 
     return on_rank0(train_and_store)
+
+
+def capped_frames(own: list[Frame], stored: list[Frame], cap: int) -> list[Frame]:
+    """At most ``cap`` training frames: ``own`` (the hop's, in order; the latest ``cap`` of
+    them when they alone exceed it), then ``stored`` (without duplicates of ``own``) evenly
+    spread over their order to fill the rest."""
+    if len(own) >= cap:
+        return own[len(own) - cap:]
+    room = cap - len(own)
+    if len(stored) <= room:
+        return own + stored
+    picks = np.unique(np.linspace(0, len(stored) - 1, room).round().astype(int))
+    return own + [stored[int(i)] for i in picks]
 
 
 def same_on_all_ranks(band: list[Atoms]) -> list[Atoms]:

@@ -361,6 +361,13 @@ class CalcSettings(_Frozen):
         """
         return not self.relax.dft_relax and self.engine != "ml"
 
+    @property
+    def active_learning_level(self) -> bool:
+        """True when barriers are converged by the active-learning loop
+        (``neb.active_learning``, engine GPAW): its reference calls relax the hops' endpoints
+        and certify the saddles."""
+        return self.neb.active_learning and self.engine != "ml"
+
     def with_overrides(self, overrides: dict[str, Any] | None) -> CalcSettings:
         """Return a copy with nested ``overrides`` applied (unknown keys raise InputError)."""
         if not overrides:

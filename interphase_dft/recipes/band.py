@@ -153,9 +153,6 @@ class BandRunner:
         if self.ledger is not None:
             self.ledger.stage = stage
 
-    def _al_level(self) -> bool:
-        return self.settings.neb.active_learning and self.settings.engine != "ml"
-
     def relax_minimum(self, atoms: Atoms, workdir: Path, *, relax_it: bool,
                       key: str, watch: SiteWatch | None = None,
                       reference: bool = False) -> tuple[Atoms, bool]:
@@ -235,7 +232,7 @@ class BandRunner:
         ``{prefix}dft_neb`` (time and force calls).
         """
         settings, nset = self.settings, self.settings.neb
-        if self._al_level():
+        if settings.active_learning_level:
             return self.converge_al(ends, workdir, prefix)
         band = idpp_band(ends[0], ends[1], nset.n_images, mic=self.mic)
         stage = "dft"
@@ -314,7 +311,8 @@ class BandRunner:
         # at the active-learning level the minimum is relaxed with the reported forces (it is
         # an endpoint of both segments; their loops then find it converged, one call each)
         mid, ok = self.relax_minimum(guess, workdir / "intermediate", relax_it=True,
-                                     key="intermediate", reference=self._al_level())
+                                     key="intermediate",
+                                     reference=self.settings.active_learning_level)
         if not ok:
             self.run.warn("relaxation of the intermediate minimum not converged; raise "
                           "relax.steps (relax.ml_steps for surrogate relaxations)")

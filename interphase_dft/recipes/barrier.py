@@ -238,7 +238,7 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
 
 def _loop_relaxes_endpoints(settings: CalcSettings, opts: HopOptions) -> bool:
     """True when the active-learning loop relaxes a hop's endpoints (no separate relaxation)."""
-    return settings.neb.active_learning and settings.engine != "ml" and opts.relax_endpoints
+    return settings.active_learning_level and opts.relax_endpoints
 
 
 def _reported_factory(settings: CalcSettings, opts: HopOptions, workdir: Path,

@@ -52,6 +52,14 @@ def test_a_band_over_budget_stops_and_a_larger_budget_continues_it(tmp_path):
     assert done.input_hash == stopped.input_hash == full.input_hash
 
 
+def test_a_stop_between_runs_names_the_finished_runs(tmp_path):
+    # both endpoints relaxed in 10 calls; the band's first call is the one refused
+    doc = run(tmp_path, max_dft_calls=10)
+    assert doc.saddle == OVER_BUDGET and doc.budget["unfinished"] == {}
+    assert doc.saddle_note.endswith("reached: no unfinished run checkpointed; 2 finished runs "
+                                    "kept for a continuation (final/relax, initial/relax)")
+
+
 def test_a_wall_time_ceiling_stops_at_the_next_call(tmp_path):
     doc = run(tmp_path, max_dft_hours=1e-12)
     assert doc.saddle == OVER_BUDGET and doc.budget["dft_calls"] == 1

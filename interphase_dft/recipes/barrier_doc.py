@@ -19,7 +19,7 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.barrier_status import NOT_A_MINIMUM, OVER_BUDGET, SADDLE, SURROGATE_ONLY
-from interphase_dft.calc.budget import BudgetExceeded, Ledger, unfinished_runs
+from interphase_dft.calc.budget import BudgetExceeded, Ledger, finished_runs, unfinished_runs
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.constraints import max_force
@@ -170,7 +170,7 @@ def over_budget_doc(exc: BudgetExceeded, ledger: Ledger, settings: CalcSettings,
         fmax = bands[-1].get("fmax")
     reached = "; ".join(f"{name}: {u['kind']} {u['steps']} steps, fmax "
                         f"{u['fmax'] if u['fmax'] is None else round(float(u['fmax']), 3)} eV/A"
-                        for name, u in unfinished.items()) or "no run started"
+                        for name, u in unfinished.items()) or between_runs(ledger)
     note = (f"stopped in stage {ledger.stage or '?'} after {ledger.calls} DFT calls "
             f"({ledger.seconds / 3600:.2f} h): {exc}; reached: {reached}")
     run.warn(note)
@@ -182,6 +182,16 @@ def over_budget_doc(exc: BudgetExceeded, ledger: Ledger, settings: CalcSettings,
         fmax_final=None if fmax is None else float(fmax), stage=planned_stage(settings),
         budget={**ledger.summary(), "stage": ledger.stage, "unfinished": unfinished},
     )
+
+
+def between_runs(ledger: Ledger) -> str:
+    """What a stop between two runs reached: the finished runs kept for a continuation."""
+    done = finished_runs(ledger.path.parent)
+    if not done:
+        return "no run started"
+    shown = ", ".join(done[:3]) + (", ..." if len(done) > 3 else "")
+    return (f"no unfinished run checkpointed; {len(done)} finished runs kept for a "
+            f"continuation ({shown})")
 
 
 def not_a_minimum_doc(exc: EndpointNotMinimum, settings: CalcSettings, run: RunLog,

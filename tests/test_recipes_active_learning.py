@@ -4,6 +4,7 @@ surrogate (the loop itself is tested in test_active_learning.py with the real su
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,3 +217,62 @@ def test_a_band_through_another_minimum_ends_the_loop_and_is_split_there(
     n = settings.neb.n_images + 2
     assert doc.energies[n - 1] == pytest.approx(e_m - e_a, abs=0.01)
     assert doc.barrier_forward == pytest.approx(s2 - e_m, abs=0.02)
+
+
+@dataclass
+class ShiftedWellsSurrogate(MLFactory):
+    """The three-well potential with its wells moved by 0.1-0.15 A: a surrogate whose minima
+    are not the reference's."""
+
+    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Any:
+        from tests.test_recipes_barrier import ThreeWells
+
+        wells = ThreeWells()
+        wells.centres = wells.centres + np.array([0.1, 0.15, -0.1])
+        return wells
+
+    @property
+    def model(self) -> Any:
+        return "shifted wells"
+
+
+def test_the_shared_minimum_of_a_joined_path_is_one_reference_minimum(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path through three given minima at the active-learning level: the surrogate
+    pre-relaxes each minimum and the reported forces finish it, before any hop, so both hops
+    start from the same relaxed middle minimum (their loops find it converged) and the joined
+    path's middle image is that minimum: its energy the exact well bottom, its force below
+    relax.fmax."""
+    from tests.test_recipes_barrier import ThreeWells, three_wells_factory, three_wells_hop
+
+    monkeypatch.setattr(barrier, "surrogate_factory",
+                        lambda settings, dispersion=False: ShiftedWellsSurrogate(MLSettings()))
+    monkeypatch.setitem(active_learning_band.__kwdefaults__, "tune",
+                        lambda model, frames, **kw: FineTuned(model, "1" * 64, [], 0.0))
+    settings = preset("test", {"neb": {"fmax": 0.02, "active_learning": True,
+                                       "al_reference_endpoints": True},
+                               "relax": {"dft_relax": False, "ml_prerelax": True}})
+    initial, final = three_wells_hop()
+    middle = initial.copy()
+    middle.positions[-1, 0] += 2.0
+    doc = barrier.path_barrier([initial, middle, final], settings, tmp_path,
+                               calc_factory=three_wells_factory, phase_a="A", phase_b="B")
+    wells = ThreeWells()
+    x = np.linspace(-0.5, 4.5, 5001)
+    v = wells.potential(x)
+    e_a, e_m, e_b = (float(v[np.argmin(np.abs(x - c))]) for c in (0.0, 2.0, 4.0))
+    n = settings.neb.n_images + 2
+    mid = doc.images[n - 1]
+    assert mid.structure.positions[-1][0] - 10.0 == pytest.approx(2.0, abs=0.03)  # fmax 0.1
+    assert doc.energies[n - 1] == pytest.approx(e_m - e_a, abs=0.002)
+    assert mid.fmax <= settings.relax.fmax
+    assert doc.reaction_energy == pytest.approx(e_b - e_a, abs=0.002)
+    # each minimum relaxed once with the reported forces (more than a single point) ...
+    assert all(doc.force_calls[f"endpoint_{name}"] > 1
+               for name in ("initial", "minimum1", "final"))
+    # ... so each hop's loop found its two ends converged: one reference call each
+    for hop in ("hop1", "hop2"):
+        for end in ("initial", "final"):
+            state = json.loads((tmp_path / hop / "al" / "endpoints" / end / "relax.json")
+                               .read_text())
+            assert state["steps"] == 0, (hop, end, state)

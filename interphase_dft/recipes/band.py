@@ -5,7 +5,8 @@ and does the steps of :func:`interphase_dft.recipes.barrier.neb_barrier`:
 
 1. :meth:`BandRunner.relax_minimum`: relax one minimum (an endpoint or an intermediate
    minimum); with a surrogate factory for geometries (PBE//surrogate level) the surrogate
-   relaxes it and DFT gives one single point;
+   relaxes it and DFT gives one single point, at the active-learning level DFT finishes the
+   relaxation (a minimum shared by two hops is one DFT minimum);
 2. :meth:`BandRunner.converge`: IDPP band (:func:`~interphase_dft.recipes.neb_path.idpp_band`),
    the optional surrogate pre-stage
    (:func:`~interphase_dft.recipes.surrogate_path.surrogate_path`), then the DFT
@@ -159,7 +160,9 @@ class BandRunner:
         """Relax one minimum of the path (an endpoint or an intermediate minimum).
 
         With ``geometry_ml`` (and not ``reference``): surrogate relaxation, then one single
-        point; else a relaxation with ``factory`` (``relax_it``) or a single point. Force
+        point, or at the active-learning level a relaxation with ``factory`` (the minimum is
+        an endpoint of the hops' loops, which must all start from the same reference
+        minimum); else a relaxation with ``factory`` (``relax_it``) or a single point. Force
         calls go to the run log under ``key`` (and
         ``key + '_ml'``). A reported-level relaxation that ``watch`` stops (the endpoint's
         hopping Li left its site) raises
@@ -178,7 +181,7 @@ class BandRunner:
             start = m.atoms
             copy_constraints(start, atoms)
             converged = m.converged
-        if relax_it and ml is None:
+        if relax_it and (ml is None or self.settings.active_learning_level):
             r = relax(start, self.factory, workdir, self.settings.relax, label="relax",
                       watch=watch)
             converged = converged and r.converged

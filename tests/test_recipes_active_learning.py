@@ -173,12 +173,17 @@ def test_reference_endpoints_are_relaxed_first_and_kept_through_the_rounds(
 
 @dataclass
 class WellsSurrogate(MLFactory):
-    """The three-well potential as its own surrogate (no model to load)."""
+    """The three-well potential as its own surrogate (no model to load); ``shift`` moves its
+    wells (A), for a surrogate whose minima are not the reference's."""
+
+    shift: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Any:
         from tests.test_recipes_barrier import ThreeWells
 
-        return ThreeWells()
+        wells = ThreeWells()
+        wells.centres = wells.centres + np.array(self.shift)
+        return wells
 
     @property
     def model(self) -> Any:
@@ -219,23 +224,6 @@ def test_a_band_through_another_minimum_ends_the_loop_and_is_split_there(
     assert doc.barrier_forward == pytest.approx(s2 - e_m, abs=0.02)
 
 
-@dataclass
-class ShiftedWellsSurrogate(MLFactory):
-    """The three-well potential with its wells moved by 0.1-0.15 A: a surrogate whose minima
-    are not the reference's."""
-
-    def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Any:
-        from tests.test_recipes_barrier import ThreeWells
-
-        wells = ThreeWells()
-        wells.centres = wells.centres + np.array([0.1, 0.15, -0.1])
-        return wells
-
-    @property
-    def model(self) -> Any:
-        return "shifted wells"
-
-
 def test_the_shared_minimum_of_a_joined_path_is_one_reference_minimum(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A path through three given minima at the active-learning level: the surrogate
@@ -246,7 +234,8 @@ def test_the_shared_minimum_of_a_joined_path_is_one_reference_minimum(
     from tests.test_recipes_barrier import ThreeWells, three_wells_factory, three_wells_hop
 
     monkeypatch.setattr(barrier, "surrogate_factory",
-                        lambda settings, dispersion=False: ShiftedWellsSurrogate(MLSettings()))
+                        lambda settings, dispersion=False:
+                        WellsSurrogate(MLSettings(), shift=(0.1, 0.15, -0.1)))
     monkeypatch.setitem(active_learning_band.__kwdefaults__, "tune",
                         lambda model, frames, **kw: FineTuned(model, "1" * 64, [], 0.0))
     settings = preset("test", {"neb": {"fmax": 0.02, "active_learning": True,

@@ -20,7 +20,8 @@ from interphase_dft.builders.contact import bulk_like, li_host_reference
 from interphase_dft.calc.presets import preset
 from interphase_dft.recipes.barrier import interface_hop
 
-PAIRS = (("LiAl", "LPSC"), ("LiAl", "Li2S"), ("LiAl", "Li3P"), ("LiAl", "LiCl"))
+PAIRS = (("LiAl", "LPSC"), ("LiAl", "Li2S"), ("LiAl", "Li3P"), ("LiAl", "LiCl"),
+         ("Li3P", "LiCl"), ("Li2S", "LiCl"))  # the vacancy crossings of the campaigns
 START, END = "<!-- hop-endpoints:start -->", "<!-- hop-endpoints:end -->"
 DOC = Path(__file__).with_name("validation.md")
 

@@ -336,3 +336,63 @@ def test_neb_stop_rule_ends_the_band_and_the_stop_is_final(tmp_path):
     assert again.stopped == r.stopped and not again.converged and len(seen) == 1
     free = run_neb(band, three_wells_factory, tmp_path / "free", settings)
     assert free.stopped is None and free.steps > 0
+
+
+def asymmetric_adatom_band(tmp_path: Path, n_images: int = 2) -> list[Atoms]:
+    """An Al adatom on Al(100) hopping between two hollows made inequivalent by three Cu in
+    the surface (EMT): the saddle is not a symmetry point, so the climbing image keeps a
+    force along the path until it reaches it."""
+    from ase.mep import NEB
+
+    s = fcc100("Al", (3, 3, 3), vacuum=5.0)
+    add_adsorbate(s, "Al", 1.7, "hollow")
+    for i in (18, 19, 20):
+        s[i].symbol = "Cu"
+    s.set_constraint(FixAtoms(mask=[a.tag == 3 for a in s]))
+    f0 = s.copy()
+    f0.positions[-1, 0] += s.cell[0, 0] / 3
+    ends = [relax(a, EMT(), tmp_path / name, RelaxSettings(fmax=0.01, steps=200)).atoms
+            for name, a in (("i", s), ("f", f0))]
+    band = [ends[0]] + [ends[0].copy() for _ in range(n_images)] + [ends[1]]
+    NEB(band).interpolate("idpp")
+    return band
+
+
+def climbing_force(r) -> float:
+    return float(np.linalg.norm(r.images[r.climbing_image].get_forces(apply_constraint=True),
+                                axis=1).max())
+
+
+@pytest.mark.parametrize(("optimizer", "fmax"), [("ode", 0.07), ("FIRE", 0.09)])
+def test_a_converged_climbing_image_has_its_own_force_below_fmax(tmp_path, optimizer, fmax):
+    """The NEB force of the climbing image (its tangent component inverted) has the norm of
+    its own force but not the same largest atom force: on this band the NEB force alone
+    converges at 0.064 eV/A (ode, fmax 0.07) and 0.089 (FIRE, fmax 0.09) while the climbing
+    image's own force is 0.073 and 0.091. The runner continues until both are at or below
+    fmax and reports the larger."""
+    band = asymmetric_adatom_band(tmp_path)
+    settings = NEBSettings(n_images=2, fmax=fmax, steps=300, optimizer=optimizer)
+    r = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
+    assert r.converged and r.climbing_image is not None
+    own = climbing_force(r)
+    assert own <= fmax
+    assert r.image_fmax[r.climbing_image - 1] >= own - 1e-9
+
+
+def test_a_stored_band_converged_by_its_neb_force_only_is_continued(tmp_path, monkeypatch):
+    """A checkpoint written under the NEB-force-only rule (simulated by switching the
+    climbing image's own force off) says converged with the climbing image's own force above
+    fmax; the same call now continues that band from its last step to the full rule."""
+    from interphase_dft.calc import neb
+
+    band = asymmetric_adatom_band(tmp_path)
+    settings = NEBSettings(n_images=2, fmax=0.07, steps=300)
+    with monkeypatch.context() as m:
+        m.setattr(neb, "_climbing_force", lambda band, climb: 0.0)
+        old = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
+    assert old.converged and climbing_force(old) > 0.07  # the case the rule is for
+    new = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
+    assert new.converged and climbing_force(new) <= 0.07
+    assert new.steps > old.steps and new.force_calls > old.force_calls
+    # and a band that meets the rule stays the stored result
+    assert run_neb(band, never_factory, tmp_path / "neb", settings, climb=True).steps == new.steps

@@ -130,7 +130,8 @@ def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax:
         Image energies of the whole path (endpoints included), eV.
     image_fmax
         Largest force on each image of the path (same length as ``energies``), eV/Angstrom,
-        at the barrier's level (the climbing image's NEB force equals its true force).
+        at the barrier's level; for the climbing image its own (unprojected) force, which
+        :func:`~interphase_dft.calc.neb.run_neb` converges together with its NEB force.
     neb_fmax, relax_fmax
         Convergence criteria of the band and of the endpoints, eV/Angstrom.
     endpoint_fmax

@@ -396,3 +396,80 @@ def test_a_stored_band_converged_by_its_neb_force_only_is_continued(tmp_path, mo
     assert new.steps > old.steps and new.force_calls > old.force_calls
     # and a band that meets the rule stays the stored result
     assert run_neb(band, never_factory, tmp_path / "neb", settings, climb=True).steps == new.steps
+
+
+def stalling_ode(m, after: int) -> None:
+    """Make ASE's ODE solver give up after ``after`` accepted steps, as it does when its
+    adaptive step falls below its minimum."""
+    import ase.mep.neb as ase_neb
+    from ase.optimize.sciopt import OptimizerConvergenceError
+
+    real = ase_neb.ode12r
+
+    def ode12r(f, x0, *args, steps=100, callback=None, **kw):
+        count = [0]
+
+        def cb(x):
+            count[0] += 1
+            if callback is not None:
+                callback(x)
+            if count[0] >= after:
+                raise OptimizerConvergenceError("ODE12r terminates unsuccessfully: step "
+                                                "size too small")
+        return real(f, x0, *args, steps=steps, callback=cb, **kw)
+
+    m.setattr(ase_neb, "ode12r", ode12r)
+
+
+def test_a_stalled_ode_band_is_continued_with_fire(tmp_path, monkeypatch):
+    """ASE's ODE solver ends early without convergence (here after 3 steps); the runner
+    continues the same band with FIRE to convergence, says so, and a resume of the finished
+    checkpoint returns it without a calculator."""
+    band = asymmetric_adatom_band(tmp_path)
+    settings = NEBSettings(n_images=2, fmax=0.07, steps=300)
+    with monkeypatch.context() as m:
+        stalling_ode(m, after=3)
+        r = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
+    assert r.converged and climbing_force(r) <= 0.07
+    assert r.steps > 3
+    assert any("stalled" in w and "FIRE" in w for w in r.warnings)
+    state = json.loads((tmp_path / "neb" / "neb.json").read_text())
+    assert state["fallback"] is True and state["step_limit"] == 300
+    again = run_neb(band, never_factory, tmp_path / "neb", settings, climb=True)
+    assert again.converged and again.steps == r.steps
+
+
+def test_without_the_fallback_the_band_stays_stalled(tmp_path, monkeypatch):
+    """The control of the test above: the same stall with the fallback run removed ends
+    unconverged before the step limit (the case the fallback is for)."""
+    from interphase_dft.calc import neb
+
+    band = asymmetric_adatom_band(tmp_path)
+    settings = NEBSettings(n_images=2, fmax=0.07, steps=300)
+    with monkeypatch.context() as m:
+        stalling_ode(m, after=3)
+        m.setattr(neb, "FALLBACK", "ode")  # the fallback stalls as well
+        r = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
+    assert not r.converged and r.steps < 300
+
+
+def test_a_stored_band_that_stalled_before_the_fallback_is_continued(tmp_path):
+    """A checkpoint written before the fallback (no ``fallback``/``step_limit`` in its state)
+    that ended unconverged before the steps now allowed is continued with FIRE; a band that
+    ended at its own step limit continues with its own optimizer (ODE) when more are allowed."""
+    band = asymmetric_adatom_band(tmp_path)
+    short = NEBSettings(n_images=2, fmax=0.07, steps=3)
+    long = NEBSettings(n_images=2, fmax=0.07, steps=300)
+    for name in ("old", "limit"):
+        old = run_neb(band, emt_factory, tmp_path / name, short, climb=True)
+        assert not old.converged and old.steps == 3
+    path = tmp_path / "old" / "neb.json"
+    state = json.loads(path.read_text())
+    del state["fallback"], state["step_limit"]
+    path.write_text(json.dumps(state))
+    new = run_neb(band, emt_factory, tmp_path / "old", long, climb=True)
+    assert new.converged and new.steps > 3
+    assert any("FIRE" in w for w in new.warnings)
+    more = run_neb(band, emt_factory, tmp_path / "limit", long, climb=True)
+    assert more.converged and more.steps > 3
+    assert not any("FIRE" in w for w in more.warnings)

@@ -28,6 +28,14 @@ the same largest atom force (on the Li3P|LiCl crossing 0.049 eV/A against 0.079)
 saddle certificate (:mod:`interphase_dft.recipes.saddle`) judges the unprojected force. A
 stored band that converged by the NEB force alone (checkpoints written before this rule)
 is continued from its last band until both hold.
+
+ASE's ODE solver gives up before its step limit when its adaptive step falls below its
+minimum (on the Li3P|LiCl crossing at step 85 of 300, the climbing image's own force flat at
+0.067 eV/A for 16 steps). A band that stalls so is continued from its last band with
+:data:`FALLBACK` (FIRE) for the steps left, in the same checkpoint (``fallback`` in its state,
+so a resume after a kill continues with FIRE too); a stored band that stalled before this
+rule is continued the same way. A band that ended at its step limit continues with its own
+optimizer when a rerun allows more steps.
 """
 
 from __future__ import annotations
@@ -160,11 +168,23 @@ def _band_residual(forces: Any = None, positions: Any = None) -> float:
     return float(np.linalg.norm(np.asarray(forces).reshape(-1, 3), axis=1).max())
 
 
-def _optimizer(neb: Any, settings: NEBSettings, opt_path: Path, climb: bool) -> Any:
-    """The band's optimizer, converging on the module's rule (every image's NEB force and the
-    climbing image's own force)."""
+#: the optimizer that continues a band whose ODE solver stalled
+FALLBACK = "FIRE"
+
+
+def _stalled(result: NEBResult, limit: int) -> bool:
+    """A stored unconverged, unstopped band that ended before its step limit ``limit``: ASE's
+    ODE solver gives up when its adaptive step falls below its minimum (it rejects every step
+    that does not lower its residual enough), which happens near a saddle where the climbing
+    image's own force falls slower than the NEB force."""
+    return not result.converged and result.stopped is None and result.steps < limit
+
+
+def _optimizer(neb: Any, name: str, opt_path: Path, climb: bool) -> Any:
+    """The band's optimizer ``name``, converging on the module's rule (every image's NEB
+    force and the climbing image's own force)."""
     band = neb.images
-    if settings.optimizer == "ode":
+    if name == "ode":
         from ase.mep.neb import NEBOptimizer
 
         opt = NEBOptimizer(neb, method="ode", logfile=None)
@@ -176,7 +196,7 @@ def _optimizer(neb: Any, settings: NEBSettings, opt_path: Path, climb: bool) -> 
         return opt
     from ase import optimize
 
-    opt = getattr(optimize, settings.optimizer)(neb, restart=str(opt_path), logfile=None)
+    opt = getattr(optimize, name)(neb, restart=str(opt_path), logfile=None)
     converged = opt.optimizable.converged
     opt.optimizable.converged = lambda gradient, fmax: (
         converged(gradient, fmax) and _climbing_force(band, climb) < fmax)
@@ -227,20 +247,32 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
                       fingerprint=_band_fingerprint(images, settings, fmax, climb,
                                                     describe or {}))
     ckpt.load()
+    restart = False  # a stored band whose ODE solver stalled continues with FALLBACK
     if ckpt.done:
         stored = _result_from_state(ckpt.state or {}, ckpt.last or [])
-        if _meets_rule(stored, fmax, climb) or ckpt.steps >= settings.steps:
+        if stored.converged and not _meets_rule(stored, fmax, climb):
+            info(log, "neb %s: the stored band converged by its NEB force only (climbing "
+                 "image's own force %.4f > %s eV/A); continuing it", label,
+                 _climbing_force(stored.images, climb), fmax)
+        elif _stalled(stored, int(ckpt.prior("step_limit", settings.steps))):
+            restart = not ckpt.prior("fallback", False)
+            info(log, "neb %s: the stored band stalled at step %d (fmax %.4f eV/A); "
+                 "continuing it with %s", label, ckpt.steps, stored.fmax, FALLBACK)
+        elif _stalled(stored, settings.steps):
+            info(log, "neb %s: the stored band ended at its step limit %d; continuing it to "
+                 "neb.steps = %d", label, ckpt.steps, settings.steps)
+        else:
             return stored
-        info(log, "neb %s: the stored band converged by its NEB force only (climbing image's "
-             "own force %.4f > %s eV/A); continuing it", label,
-             _climbing_force(stored.images, climb), fmax)
+    fallback = restart or bool(ckpt.prior("fallback", False))
     resumed = ckpt.n > 0
     band, guards = _working_band(images, ckpt, calc_factory, label)
     prior_calls = int(ckpt.prior("force_calls", 0))
     prior_time = float(ckpt.prior("wall_time", 0.0))
     neb = NEB(band, k=settings.spring, climb=climb, method=settings.method,
               allow_shared_calculator=False)
-    opt = _optimizer(neb, settings, ckpt.opt_path, climb)
+    if restart:  # the stalled band's fallback run starts now
+        ckpt.reset_optimizer()
+    opt = _optimizer(neb, FALLBACK if fallback else settings.optimizer, ckpt.opt_path, climb)
     t0 = time.perf_counter()
 
     def current(steps: int) -> NEBResult:
@@ -262,7 +294,7 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
         if ckpt.is_new(band):
             r = current(steps=ckpt.n)  # the step number of the record written now
             ckpt.record(r.images)
-            ckpt.update(_state(r, n))
+            ckpt.update(_state(r, n, fallback, settings.steps))
             info(log, "neb %s step %d: E-E0 max = %.4f eV, fmax = %.4f eV/A, force calls %d",
                  label, r.steps, max(r.energies) - r.energies[0], r.fmax, r.force_calls)
         if check and stop_at is not None and (why := stop_at(
@@ -270,15 +302,26 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
             raise _Stop(why)
 
     opt.attach(observe, interval=1)
-    remaining = settings.steps - ckpt.steps
     stopped = None
     try:
-        if remaining > 0:
+        if settings.steps > ckpt.steps:
             # the ODE optimizer evaluates the band before its first callback: make sure step 0
             # is checkpointed even if the first step fails
             neb.get_forces()
             observe()
-            opt.run(fmax=fmax, steps=remaining)
+            opt.run(fmax=fmax, steps=settings.steps - ckpt.steps)
+        observe(check=False)
+        result = current(steps=ckpt.steps)
+        if (not fallback and settings.optimizer == "ode" and result.fmax > fmax
+                and ckpt.steps < settings.steps):
+            fallback = True
+            ckpt.update(_state(result, n, fallback, settings.steps))
+            info(log, "neb %s: the ODE solver stalled at step %d (fmax %.4f eV/A); "
+                 "continuing with %s", label, ckpt.steps, result.fmax, FALLBACK)
+            ckpt.reset_optimizer()
+            opt = _optimizer(neb, FALLBACK, ckpt.opt_path, climb)
+            opt.attach(observe, interval=1)
+            opt.run(fmax=fmax, steps=settings.steps - ckpt.steps)
     except _Stop as stop:
         stopped = str(stop)
     observe(check=False)
@@ -293,17 +336,22 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
     elif not result.converged:
         result.warnings.append(f"neb {label}: not converged after {result.steps} steps "
                                f"(fmax {result.fmax:.3f} > {fmax} eV/A)")
-    ckpt.finish(_state(result, n))
+    if fallback:
+        result.warnings.append(f"neb {label}: the ODE solver stalled; the band was continued "
+                               f"with {FALLBACK}")
+    ckpt.finish(_state(result, n, fallback, settings.steps))
     return result
 
 
-def _state(r: NEBResult, n: int) -> dict[str, Any]:
-    """The runner's fields of the checkpoint state (``n_band``: images per band)."""
+def _state(r: NEBResult, n: int, fallback: bool, limit: int) -> dict[str, Any]:
+    """The runner's fields of the checkpoint state (``n_band``: images per band;
+    ``fallback``: the band continues with :data:`FALLBACK`; ``step_limit``: the steps it was
+    allowed, so a band that ended before them stalled)."""
     return {
         "steps": r.steps, "n_band": n, "energies": r.energies, "image_fmax": r.image_fmax,
         "fmax": r.fmax, "converged": r.converged, "force_calls": r.force_calls,
         "climbing_image": r.climbing_image, "warnings": r.warnings, "wall_time": r.wall_time,
-        "stopped": r.stopped,
+        "stopped": r.stopped, "fallback": fallback, "step_limit": limit,
     }
 
 

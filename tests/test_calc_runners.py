@@ -382,7 +382,8 @@ def test_a_converged_climbing_image_has_its_own_force_below_fmax(tmp_path, optim
 def test_a_stored_band_converged_by_its_neb_force_only_is_continued(tmp_path, monkeypatch):
     """A checkpoint written under the NEB-force-only rule (simulated by switching the
     climbing image's own force off) says converged with the climbing image's own force above
-    fmax; the same call now continues that band from its last step to the full rule."""
+    fmax; the same call with ``reopen`` continues that band from its last step to the full
+    rule (without it, the stored band is returned as stored)."""
     from interphase_dft.calc import neb
 
     band = asymmetric_adatom_band(tmp_path)
@@ -391,11 +392,13 @@ def test_a_stored_band_converged_by_its_neb_force_only_is_continued(tmp_path, mo
         m.setattr(neb, "_climbing_force", lambda band, climb: 0.0)
         old = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
     assert old.converged and climbing_force(old) > 0.07  # the case the rule is for
-    new = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
+    assert run_neb(band, never_factory, tmp_path / "neb", settings, climb=True).steps == old.steps
+    new = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True, reopen=True)
     assert new.converged and climbing_force(new) <= 0.07
     assert new.steps > old.steps and new.force_calls > old.force_calls
     # and a band that meets the rule stays the stored result
-    assert run_neb(band, never_factory, tmp_path / "neb", settings, climb=True).steps == new.steps
+    assert run_neb(band, never_factory, tmp_path / "neb", settings, climb=True,
+                   reopen=True).steps == new.steps
 
 
 def stalling_ode(m, after: int) -> None:
@@ -454,9 +457,10 @@ def test_without_the_fallback_the_band_stays_stalled(tmp_path, monkeypatch):
 
 
 def test_a_stored_band_that_stalled_before_the_fallback_is_continued(tmp_path):
-    """A checkpoint written before the fallback (no ``fallback``/``step_limit`` in its state)
-    that ended unconverged before the steps now allowed is continued with FIRE; a band that
-    ended at its own step limit continues with its own optimizer (ODE) when more are allowed."""
+    """With ``reopen``, a checkpoint written before the fallback (no ``fallback``/
+    ``step_limit`` in its state) that ended unconverged before the steps now allowed is
+    continued with FIRE; a band that ended at its own step limit continues with its own
+    optimizer (ODE) when more are allowed. Without ``reopen`` both stay as stored."""
     band = asymmetric_adatom_band(tmp_path)
     short = NEBSettings(n_images=2, fmax=0.07, steps=3)
     long = NEBSettings(n_images=2, fmax=0.07, steps=300)
@@ -467,9 +471,12 @@ def test_a_stored_band_that_stalled_before_the_fallback_is_continued(tmp_path):
     state = json.loads(path.read_text())
     del state["fallback"], state["step_limit"]
     path.write_text(json.dumps(state))
-    new = run_neb(band, emt_factory, tmp_path / "old", long, climb=True)
+    # without reopen a finished band stays as stored (a later stage may build on it)
+    kept = run_neb(band, never_factory, tmp_path / "old", long, climb=True)
+    assert not kept.converged and kept.steps == 3
+    new = run_neb(band, emt_factory, tmp_path / "old", long, climb=True, reopen=True)
     assert new.converged and new.steps > 3
     assert any("FIRE" in w for w in new.warnings)
-    more = run_neb(band, emt_factory, tmp_path / "limit", long, climb=True)
+    more = run_neb(band, emt_factory, tmp_path / "limit", long, climb=True, reopen=True)
     assert more.converged and more.steps > 3
     assert not any("FIRE" in w for w in more.warnings)

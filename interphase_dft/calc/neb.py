@@ -27,15 +27,15 @@ the climbing image is a saddle only where the true gradient vanishes, and the NE
 the same largest atom force (on the Li3P|LiCl crossing 0.049 eV/A against 0.079). The
 saddle certificate (:mod:`interphase_dft.recipes.saddle`) judges the unprojected force. A
 stored band that converged by the NEB force alone (checkpoints written before this rule)
-is continued from its last band until both hold.
+is continued from its last band until both hold (with ``reopen``).
 
 ASE's ODE solver gives up before its step limit when its adaptive step falls below its
-minimum (on the Li3P|LiCl crossing at step 85 of 300, the climbing image's own force flat at
+minimum (on the Li3P|LiCl crossing at step 85 of 100, the climbing image's own force flat at
 0.067 eV/A for 16 steps). A band that stalls so is continued from its last band with
 :data:`FALLBACK` (FIRE) for the steps left, in the same checkpoint (``fallback`` in its state,
 so a resume after a kill continues with FIRE too); a stored band that stalled before this
-rule is continued the same way. A band that ended at its step limit continues with its own
-optimizer when a rerun allows more steps.
+rule is continued the same way (with ``reopen``). A band that ended at its step limit
+continues with its own optimizer when a rerun allows more steps (with ``reopen``).
 """
 
 from __future__ import annotations
@@ -206,7 +206,8 @@ def _optimizer(neb: Any, name: str, opt_path: Path, climb: bool) -> Any:
 def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
             settings: NEBSettings, *, label: str = "neb", fmax: float | None = None,
             climb: bool | None = None, describe: dict[str, Any] | None = None,
-            stop_at: Callable[[list[float]], str | None] | None = None) -> NEBResult:
+            stop_at: Callable[[list[float]], str | None] | None = None,
+            reopen: bool = False) -> NEBResult:
     """Run (or resume) a NEB on the full band ``images``.
 
     Parameters
@@ -231,6 +232,12 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
     stop_at
         Called with the band's energies (endpoints included, eV) after every step, the first
         and a resumed band included; a reason (str) ends the run there, not converged.
+    reopen
+        Continue a finished stored band that no longer counts as finished (see the module
+        docstring); off, a finished band is returned as stored. Only for a band that no
+        later stored stage was computed from (the reference-level finish): continuing a
+        surrogate band of an active-learning round would change the images its stored
+        reference points belong to.
 
     Returns
     -------
@@ -250,6 +257,8 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
     restart = False  # a stored band whose ODE solver stalled continues with FALLBACK
     if ckpt.done:
         stored = _result_from_state(ckpt.state or {}, ckpt.last or [])
+        if not reopen:
+            return stored
         if stored.converged and not _meets_rule(stored, fmax, climb):
             info(log, "neb %s: the stored band converged by its NEB force only (climbing "
                  "image's own force %.4f > %s eV/A); continuing it", label,

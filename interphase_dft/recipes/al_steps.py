@@ -273,7 +273,7 @@ class HopLoop:
         # converging its climbing image first would cost reference calls for nothing
         res = run_neb(band, self.reference, wd / "neb", self.settings.neb, label="neb",
                       climb=True, describe=self.reference.description,
-                      stop_at=intermediate_minimum)
+                      stop_at=intermediate_minimum, reopen=True)
         self.calls += res.force_calls
         self.warnings.extend(res.warnings)
         return [with_results(im, im) for im in res.images], res.converged

@@ -261,7 +261,8 @@ class BandRunner:
             self.at(f"{prefix}dft_neb")
             with self.run.stage(f"{prefix}dft_neb"):
                 res = run_neb(band, self.factory, workdir / "neb", nset, label="neb",
-                              describe=getattr(self.factory, "description", {}))
+                              describe=getattr(self.factory, "description", {}),
+                              reopen=True)
             self.run.add(f"{prefix}dft_neb", res)
         if settings.engine == "ml":
             stage = "ml"

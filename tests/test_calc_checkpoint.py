@@ -24,7 +24,7 @@ RUNNER_STATE = {"kind", "status", "fingerprint", "steps", "energy", "fmax", "con
                 "force_calls", "warnings", "wall_time", "formula", "stopped"}
 NEB_STATE = {"kind", "status", "fingerprint", "steps", "n_band", "energies", "image_fmax",
              "fmax", "converged", "force_calls", "climbing_image", "warnings", "wall_time",
-             "stopped", "fallback", "step_limit"}
+             "stopped", "fallback", "step_limit", "stalled"}
 
 
 def test_run_log_times_stages_and_collects_calls_and_warnings():

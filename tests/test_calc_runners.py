@@ -425,7 +425,7 @@ def stalling_ode(m, after: int) -> None:
 
 
 def test_a_stalled_ode_band_is_continued_with_fire(tmp_path, monkeypatch):
-    """ASE's ODE solver ends early without convergence (here after 3 steps); the runner
+    """ASE's ODE solver gives up without convergence (here after 3 steps); the runner
     continues the same band with FIRE to convergence, says so, and a resume of the finished
     checkpoint returns it without a calculator."""
     band = asymmetric_adatom_band(tmp_path)
@@ -437,14 +437,14 @@ def test_a_stalled_ode_band_is_continued_with_fire(tmp_path, monkeypatch):
     assert r.steps > 3
     assert any("stalled" in w and "FIRE" in w for w in r.warnings)
     state = json.loads((tmp_path / "neb" / "neb.json").read_text())
-    assert state["fallback"] is True and state["step_limit"] == 300
-    again = run_neb(band, never_factory, tmp_path / "neb", settings, climb=True)
+    assert state["fallback"] is True and state["stalled"] is False
+    again = run_neb(band, never_factory, tmp_path / "neb", settings, climb=True, reopen=True)
     assert again.converged and again.steps == r.steps
 
 
-def test_without_the_fallback_the_band_stays_stalled(tmp_path, monkeypatch):
-    """The control of the test above: the same stall with the fallback run removed ends
-    unconverged before the step limit (the case the fallback is for)."""
+def test_the_stall_case_needs_the_fallback(tmp_path, monkeypatch):
+    """The setup of the test above is a stall: with the fallback stalling as well the band
+    ends unconverged before its step limit and its state says stalled."""
     from interphase_dft.calc import neb
 
     band = asymmetric_adatom_band(tmp_path)
@@ -454,13 +454,69 @@ def test_without_the_fallback_the_band_stays_stalled(tmp_path, monkeypatch):
         m.setattr(neb, "FALLBACK", "ode")  # the fallback stalls as well
         r = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
     assert not r.converged and r.steps < 300
+    assert json.loads((tmp_path / "neb" / "neb.json").read_text())["stalled"] is True
+
+
+def test_steps_are_accepted_steps_and_the_limit_is_no_stall(tmp_path):
+    """ASE's ODE solver counts rejected trial steps against its limit; the runner ends the
+    band at ``steps`` accepted steps itself (one record each) and does not take that for a
+    stall: no FIRE, ``stalled`` false."""
+    band = asymmetric_adatom_band(tmp_path)
+    r = run_neb(band, emt_factory, tmp_path / "neb", NEBSettings(n_images=2, fmax=0.01,
+                                                                  steps=12), climb=True)
+    assert not r.converged and r.steps == 12
+    assert len(read_frames(tmp_path / "neb" / "neb.traj")) == 4 * 13
+    state = json.loads((tmp_path / "neb" / "neb.json").read_text())
+    assert state["stalled"] is False and state["fallback"] is False
+    assert not any("FIRE" in w for w in r.warnings)
+
+
+class Killed(BaseException):
+    """Stands for a kill: not an Exception, so no layer catches it."""
+
+
+def test_a_band_killed_during_its_fallback_resumes_with_fire(tmp_path, monkeypatch):
+    """A kill during the FIRE continuation leaves a running state with ``fallback``; the
+    resume continues with FIRE (the ODE solver must not run again) to convergence."""
+    import ase.mep.neb as ase_neb
+
+    band = asymmetric_adatom_band(tmp_path)
+    settings = NEBSettings(n_images=2, fmax=0.07, steps=300)
+    calls = [0]
+
+    class DyingEMT(EMT):
+        def calculate(self, *args, **kwargs):
+            calls[0] += 1
+            if calls[0] > 16:  # after 3 ODE steps (2 images each) and a few FIRE steps
+                raise Killed
+            super().calculate(*args, **kwargs)
+
+    def dying(atoms, attempt=0, label=""):
+        return DyingEMT()
+
+    with monkeypatch.context() as m:
+        stalling_ode(m, after=3)
+        with pytest.raises(Killed):
+            run_neb(band, dying, tmp_path / "neb", settings, climb=True)
+    state = json.loads((tmp_path / "neb" / "neb.json").read_text())
+    assert state["status"] == "running" and state["fallback"] is True
+    assert state["steps"] > 3  # FIRE steps were recorded before the kill
+
+    def no_ode(*args, **kwargs):
+        raise AssertionError("the resumed band must continue with FIRE")
+
+    with monkeypatch.context() as m:
+        m.setattr(ase_neb, "ode12r", no_ode)
+        r = run_neb(band, emt_factory, tmp_path / "neb", settings, climb=True)
+    assert r.converged and r.resumed and climbing_force(r) <= 0.07
 
 
 def test_a_stored_band_that_stalled_before_the_fallback_is_continued(tmp_path):
-    """With ``reopen``, a checkpoint written before the fallback (no ``fallback``/
-    ``step_limit`` in its state) that ended unconverged before the steps now allowed is
-    continued with FIRE; a band that ended at its own step limit continues with its own
-    optimizer (ODE) when more are allowed. Without ``reopen`` both stay as stored."""
+    """With ``reopen``, an ODE checkpoint written before stalls were recorded (no
+    ``stalled``/``fallback``/``step_limit`` in its state) that ended unconverged before the
+    steps now allowed is continued with FIRE; a band that ended at its own step limit
+    continues with its own optimizer (ODE) when more are allowed, and a reopen that allows
+    no more steps returns it as stored. Without ``reopen`` both stay as stored."""
     band = asymmetric_adatom_band(tmp_path)
     short = NEBSettings(n_images=2, fmax=0.07, steps=3)
     long = NEBSettings(n_images=2, fmax=0.07, steps=300)
@@ -469,11 +525,13 @@ def test_a_stored_band_that_stalled_before_the_fallback_is_continued(tmp_path):
         assert not old.converged and old.steps == 3
     path = tmp_path / "old" / "neb.json"
     state = json.loads(path.read_text())
-    del state["fallback"], state["step_limit"]
+    del state["fallback"], state["step_limit"], state["stalled"]
     path.write_text(json.dumps(state))
     # without reopen a finished band stays as stored (a later stage may build on it)
     kept = run_neb(band, never_factory, tmp_path / "old", long, climb=True)
     assert not kept.converged and kept.steps == 3
+    assert run_neb(band, never_factory, tmp_path / "old", short, climb=True,
+                   reopen=True).steps == 3
     new = run_neb(band, emt_factory, tmp_path / "old", long, climb=True, reopen=True)
     assert new.converged and new.steps > 3
     assert any("FIRE" in w for w in new.warnings)

@@ -27,15 +27,22 @@ the climbing image is a saddle only where the true gradient vanishes, and the NE
 the same largest atom force (on the Li3P|LiCl crossing 0.049 eV/A against 0.079). The
 saddle certificate (:mod:`interphase_dft.recipes.saddle`) judges the unprojected force. A
 stored band that converged by the NEB force alone (checkpoints written before this rule)
-is continued from its last band until both hold (with ``reopen``).
+is continued from its last band until both hold (with ``reopen``, below).
 
-ASE's ODE solver gives up before its step limit when its adaptive step falls below its
-minimum (on the Li3P|LiCl crossing at step 85 of 100, the climbing image's own force flat at
-0.067 eV/A for 16 steps). A band that stalls so is continued from its last band with
-:data:`FALLBACK` (FIRE) for the steps left, in the same checkpoint (``fallback`` in its state,
-so a resume after a kill continues with FIRE too); a stored band that stalled before this
-rule is continued the same way (with ``reopen``). A band that ended at its step limit
-continues with its own optimizer when a rerun allows more steps (with ``reopen``).
+Steps are accepted optimizer steps (one checkpoint record each), at most ``settings.steps``
+over all restarts; the runner ends a run there itself, since ASE's ODE solver counts its
+rejected trial steps against its own limit. The ODE solver also gives up early when its
+adaptive step falls below its minimum: a band that stalls so is continued from its last
+band with :data:`FALLBACK` (FIRE) for the steps left, in the same checkpoint (``fallback``
+in its state, so a resume after a kill continues with FIRE too; ``stalled`` in the final
+state when the last optimizer gave up as well).
+
+With ``reopen``, a finished stored band is continued when it no longer counts as finished
+and steps are left: converged by the NEB force alone (checkpoints written before the rule
+above), stalled (continued with FIRE; an ODE checkpoint written before stalls were recorded
+that ended unconverged is taken as stalled: it cannot tell a stall from running out of
+solver iterations), or ended at a lower step limit than ``settings.steps`` (continued with
+the optimizer it used).
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.calc.checkpoint import Checkpoint, info, snapshot
+from interphase_dft.calc.checkpoint import Checkpoint, info, remove_file, snapshot
 from interphase_dft.calc.guard import CalcFactory, GuardedCalculator, check_geometry
 from interphase_dft.calc.settings import NEBSettings
 from interphase_dft.constraints import max_force
@@ -172,12 +179,26 @@ def _band_residual(forces: Any = None, positions: Any = None) -> float:
 FALLBACK = "FIRE"
 
 
-def _stalled(result: NEBResult, limit: int) -> bool:
-    """A stored unconverged, unstopped band that ended before its step limit ``limit``: ASE's
-    ODE solver gives up when its adaptive step falls below its minimum (it rejects every step
-    that does not lower its residual enough), which happens near a saddle where the climbing
-    image's own force falls slower than the NEB force."""
-    return not result.converged and result.stopped is None and result.steps < limit
+class _Limit(Exception):
+    """Raised by the step observer when the band has taken ``settings.steps`` steps (ASE's
+    ODE solver counts its rejected trial steps against its own limit)."""
+
+
+def _reopen_reason(state: dict[str, Any], stored: NEBResult, settings: NEBSettings,
+                   fmax: float, climb: bool) -> str | None:
+    """Why a finished stored band is continued with ``reopen`` (None: it stays as stored):
+    ``'rule'`` (converged by its NEB force only), ``'stalled'`` (its ODE solver gave up) or
+    ``'limit'`` (it used the fewer steps it was allowed then)."""
+    if stored.stopped is not None or stored.steps >= settings.steps:
+        return None
+    if stored.converged:
+        return None if _meets_rule(stored, fmax, climb) else "rule"
+    if "stalled" in state:
+        return "stalled" if state["stalled"] else "limit"
+    # written before the stall was recorded: an ODE band that ended unconverged stalled or ran
+    # out of solver iterations (rejected ones included), which the state does not tell apart;
+    # either way FIRE continues it
+    return "stalled" if settings.optimizer == "ode" and not state.get("fallback") else "limit"
 
 
 def _optimizer(neb: Any, name: str, opt_path: Path, climb: bool) -> Any:
@@ -196,10 +217,16 @@ def _optimizer(neb: Any, name: str, opt_path: Path, climb: bool) -> Any:
         return opt
     from ase import optimize
 
-    opt = getattr(optimize, name)(neb, restart=str(opt_path), logfile=None)
+    try:
+        opt = getattr(optimize, name)(neb, restart=str(opt_path), logfile=None)
+    except Exception as exc:  # a restart file cut short by a kill while it was written
+        log.warning("neb: restart file %s unreadable (%s); the optimizer starts afresh from "
+                    "the last band", opt_path, exc)
+        remove_file(opt_path)
+        opt = getattr(optimize, name)(neb, restart=str(opt_path), logfile=None)
     converged = opt.optimizable.converged
     opt.optimizable.converged = lambda gradient, fmax: (
-        converged(gradient, fmax) and _climbing_force(band, climb) < fmax)
+        converged(gradient, fmax) and _climbing_force(band, climb) <= fmax)
     return opt
 
 
@@ -254,24 +281,19 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
                       fingerprint=_band_fingerprint(images, settings, fmax, climb,
                                                     describe or {}))
     ckpt.load()
-    restart = False  # a stored band whose ODE solver stalled continues with FALLBACK
+    restart = False  # a stored band whose ODE solver stalled starts its FALLBACK run now
     if ckpt.done:
         stored = _result_from_state(ckpt.state or {}, ckpt.last or [])
-        if not reopen:
+        why = _reopen_reason(ckpt.state or {}, stored, settings, fmax, climb) if reopen else None
+        if why is None:
             return stored
-        if stored.converged and not _meets_rule(stored, fmax, climb):
-            info(log, "neb %s: the stored band converged by its NEB force only (climbing "
-                 "image's own force %.4f > %s eV/A); continuing it", label,
-                 _climbing_force(stored.images, climb), fmax)
-        elif _stalled(stored, int(ckpt.prior("step_limit", settings.steps))):
-            restart = not ckpt.prior("fallback", False)
-            info(log, "neb %s: the stored band stalled at step %d (fmax %.4f eV/A); "
-                 "continuing it with %s", label, ckpt.steps, stored.fmax, FALLBACK)
-        elif _stalled(stored, settings.steps):
-            info(log, "neb %s: the stored band ended at its step limit %d; continuing it to "
-                 "neb.steps = %d", label, ckpt.steps, settings.steps)
-        else:
-            return stored
+        restart = why == "stalled" and not ckpt.prior("fallback", False)
+        info(log, "neb %s: the stored band %s; continuing it%s to neb.steps = %d", label, {
+            "rule": f"converged by its NEB force only (climbing image's own force "
+                    f"{_climbing_force(stored.images, climb):.4f} > {fmax} eV/A)",
+            "stalled": f"stalled at step {ckpt.steps} (fmax {stored.fmax:.4f} eV/A)",
+            "limit": f"ended at its step limit {ckpt.steps}"}[why],
+            f" with {FALLBACK}" if restart else "", settings.steps)
     fallback = restart or bool(ckpt.prior("fallback", False))
     resumed = ckpt.n > 0
     band, guards = _working_band(images, ckpt, calc_factory, label)
@@ -309,28 +331,40 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
         if check and stop_at is not None and (why := stop_at(
                 [float(im.get_potential_energy()) for im in band])):
             raise _Stop(why)
+        if check and ckpt.steps >= settings.steps:
+            raise _Limit
+
+    def advance(opt: Any) -> bool:
+        """Run ``opt`` to convergence or the step limit; False when it gave up before both
+        (ASE's ODE solver, its adaptive step below its minimum)."""
+        if settings.steps <= ckpt.steps:
+            return True
+        # the ODE optimizer evaluates the band before its first callback: make sure the
+        # first band is checkpointed even if the first step fails
+        neb.get_forces()
+        observe()
+        try:
+            # the observer ends the run at settings.steps accepted steps: the solver's own
+            # limit counts rejected trial steps too, so it is set out of reach
+            opt.run(fmax=fmax, steps=100 * (settings.steps - ckpt.steps))
+        except _Limit:
+            return True
+        observe(check=False)
+        return current(steps=ckpt.steps).fmax <= fmax
 
     opt.attach(observe, interval=1)
-    stopped = None
+    stopped, stalled = None, False
     try:
-        if settings.steps > ckpt.steps:
-            # the ODE optimizer evaluates the band before its first callback: make sure step 0
-            # is checkpointed even if the first step fails
-            neb.get_forces()
-            observe()
-            opt.run(fmax=fmax, steps=settings.steps - ckpt.steps)
-        observe(check=False)
-        result = current(steps=ckpt.steps)
-        if (not fallback and settings.optimizer == "ode" and result.fmax > fmax
-                and ckpt.steps < settings.steps):
+        stalled = not advance(opt)
+        if stalled and not fallback and settings.optimizer == "ode":
             fallback = True
-            ckpt.update(_state(result, n, fallback, settings.steps))
-            info(log, "neb %s: the ODE solver stalled at step %d (fmax %.4f eV/A); "
-                 "continuing with %s", label, ckpt.steps, result.fmax, FALLBACK)
+            ckpt.update(_state(current(steps=ckpt.steps), n, fallback, settings.steps))
+            info(log, "neb %s: the ODE solver stalled at step %d; continuing with %s",
+                 label, ckpt.steps, FALLBACK)
             ckpt.reset_optimizer()
             opt = _optimizer(neb, FALLBACK, ckpt.opt_path, climb)
             opt.attach(observe, interval=1)
-            opt.run(fmax=fmax, steps=settings.steps - ckpt.steps)
+            stalled = not advance(opt)
     except _Stop as stop:
         stopped = str(stop)
     observe(check=False)
@@ -348,14 +382,16 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
     if fallback:
         result.warnings.append(f"neb {label}: the ODE solver stalled; the band was continued "
                                f"with {FALLBACK}")
-    ckpt.finish(_state(result, n, fallback, settings.steps))
+    ckpt.finish({**_state(result, n, fallback, settings.steps),
+                 "stalled": stalled and stopped is None})
     return result
 
 
 def _state(r: NEBResult, n: int, fallback: bool, limit: int) -> dict[str, Any]:
     """The runner's fields of the checkpoint state (``n_band``: images per band;
     ``fallback``: the band continues with :data:`FALLBACK`; ``step_limit``: the steps it was
-    allowed, so a band that ended before them stalled)."""
+    allowed; the final state adds ``stalled``: its last optimizer gave up before
+    convergence and the step limit)."""
     return {
         "steps": r.steps, "n_band": n, "energies": r.energies, "image_fmax": r.image_fmax,
         "fmax": r.fmax, "converged": r.converged, "force_calls": r.force_calls,

@@ -264,7 +264,10 @@ def run_neb(images: list[Atoms], calc_factory: CalcFactory, workdir: Path | str,
         docstring); off, a finished band is returned as stored. Only for a band that no
         later stored stage was computed from (the reference-level finish): continuing a
         surrogate band of an active-learning round would change the images its stored
-        reference points belong to.
+        reference points belong to. Where a later stage was computed from a reopened band
+        (a split at an intermediate minimum of a band that had ended at its step limit), that
+        stage's checkpoint refuses the continued band and names itself; nothing is
+        overwritten.
 
     Returns
     -------

@@ -15,9 +15,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from interphase_dft.analysis.descriptor import doc_preset, select_barriers
-from interphase_dft.analysis.tables import Row, flatten, fmt
+from interphase_dft.analysis.tables import Row, fmt
 from interphase_dft.calc.presets import preset
-from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.calc.settings import CalcSettings, flatten
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
 
 #: the level the report compares with

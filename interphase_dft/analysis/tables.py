@@ -22,6 +22,7 @@ from interphase_dft.analysis.descriptor import (
 )
 from interphase_dft.analysis.records import reactive_text
 from interphase_dft.analysis.stats import BarrierPoint
+from interphase_dft.calc.settings import flatten
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc, settings_hash
 
 Row = dict[str, Any]
@@ -175,19 +176,6 @@ def status_rows(docs: Iterable[BarrierDoc]) -> list[Row]:
          "dft_hours": d.budget.get("dft_hours")}
         for d in docs if not d.certified
     ]
-
-
-def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as one level of dotted keys (``{'dft': {'ecut': 300}}`` ->
-    ``{'dft.ecut': 300}``)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
 
 
 def settings_rows(docs: Iterable[BindingEnergyDoc | BarrierDoc]) -> list[Row]:

@@ -7,6 +7,7 @@ named presets are in :mod:`interphase_dft.calc.presets`; override any field with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -381,6 +382,19 @@ class CalcSettings(_Frozen):
 
 #: settings groups that bound the cost of a run and never change its result
 COST_FIELDS = ("budget",)
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as one level of dotted keys (``{'dft': {'ecut': 300}}`` ->
+    ``{'dft.ecut': 300}``)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
 
 
 def _deep_merge(base: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

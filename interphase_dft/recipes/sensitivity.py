@@ -41,7 +41,7 @@ from typing import Any
 from ase import Atoms
 
 from interphase_dft.calc.checkpoint import info
-from interphase_dft.calc.settings import CalcSettings
+from interphase_dft.calc.settings import CalcSettings, flatten
 from interphase_dft.errors import InputError
 from interphase_dft.schemas import BarrierDoc
 from interphase_dft.span import span_barriers
@@ -96,18 +96,6 @@ class Sensitivity:
         out["rule"] = ("single points at the stored geometries (not relaxed again) with the "
                        "changed settings; metrics from the stationary images")
         return out
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{'dft': {'ecut': 400}}`` -> ``{'dft.ecut': 400}``."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def changed_settings(stored: CalcSettings, overrides: dict[str, Any]

@@ -238,3 +238,30 @@ def test_gpaw_cutoff_check_of_a_li_hop_on_al100(tmp_path, capsys):
     assert abs(changed["0"] - stored["0"]) > 5e-3
     assert abs(check["change"]["barrier_forward"]) < 0.5 * abs(changed["0"] - stored["0"])
     assert "Settings sensitivity of Al|Al" in capsys.readouterr().out
+
+
+def test_report_shows_the_check_next_to_its_barrier(tmp_path):
+    """A check is read from the documents, a malformed one is listed as invalid, and the
+    report's table carries its changes against the barrier it checked."""
+    from interphase_dft.analysis.descriptor import load_docs
+    from interphase_dft.analysis.level import sensitivity_rows
+    from interphase_dft.analysis.report import write_report
+
+    doc = wave_doc()
+    check = sens.settings_sensitivity(doc, {"dft": {"ecut": 360.0}}, wave_factory_of([]),
+                                      tmp_path / "w").to_dict()
+    check = json.loads(json.dumps(check))  # as read back from its JSON file
+    loaded = load_docs([doc.model_dump(mode="json"), check, {"kind": "sensitivity"}])
+    assert loaded.checks == [check] and len(loaded.invalid) == 1
+    assert "lacks uid" in loaded.invalid[0]
+    (row,) = sensitivity_rows(loaded.checks, loaded.barriers)
+    assert row["hop"] == "Li2S|LiCl (vacancy)" and row["check"] == "dft.ecut 300.0 -> 360.0"
+    assert row["d_barrier_forward_eV"] == pytest.approx(0.2 * doc.barrier_forward)
+    assert row["barrier_changed_eV"] == pytest.approx(1.2 * doc.barrier_forward)
+    assert row["reproduced_within_eV"] == pytest.approx(0.0, abs=1e-12)
+    assert row["document_in_report"] and row["geometry_stationary"]
+    assert not sensitivity_rows(loaded.checks, [])[0]["document_in_report"]
+    write_report([doc.model_dump(mode="json"), check], tmp_path / "report")
+    text = (tmp_path / "report" / "index.md").read_text()
+    section = text.split("## Settings sensitivity of the barriers")[1].split("\n## ")[0]
+    assert "dft.ecut 300.0 -> 360.0" in section and "LiCl (vacancy)" in section

@@ -34,6 +34,11 @@ MODE_RULE = (
 )
 
 
+#: keys of a settings-sensitivity check (interphase_dft.recipes.sensitivity) the report reads
+CHECK_KEYS = ("uid", "interface", "mechanism", "changes", "vacuum_added", "stored", "changed",
+              "change", "roles", "reproduce", "warnings")
+
+
 @dataclass
 class LoadedDocs:
     """Documents split by kind; ``invalid`` holds a message per unreadable input.
@@ -47,6 +52,7 @@ class LoadedDocs:
     invalid: list[str] = field(default_factory=list)
     skipped: int = 0  # documents of other kinds (references, analysis, ...)
     bulk: list[BarrierDoc] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)  # kind 'sensitivity'
 
 
 def load_docs(docs: Iterable[Mapping[str, Any] | BaseModel]) -> LoadedDocs:
@@ -68,6 +74,15 @@ def load_docs(docs: Iterable[Mapping[str, Any] | BaseModel]) -> LoadedDocs:
     out = LoadedDocs()
     for i, raw in enumerate(docs):
         kind = raw.get("kind") if isinstance(raw, Mapping) else getattr(raw, "kind", None)
+        if kind == "sensitivity" and isinstance(raw, Mapping):
+            lacking = [k for k in CHECK_KEYS if k not in raw]
+            if lacking:
+                out.invalid.append(f"document #{i} (sensitivity check) is not valid: it lacks "
+                                   f"{', '.join(lacking)}; write it with interphase-dft "
+                                   "sensitivity --json")
+            else:
+                out.checks.append(dict(raw))
+            continue
         if kind not in (None, "binding", "barrier"):
             out.skipped += 1
             continue

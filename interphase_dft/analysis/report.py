@@ -48,7 +48,7 @@ from interphase_dft.analysis.descriptor import (
     select_bulk,
 )
 from interphase_dft.analysis.fits import FIT_RULE, FitResult, fit_rows, fit_table
-from interphase_dft.analysis.level import level_rows, size_rows
+from interphase_dft.analysis.level import level_rows, sensitivity_rows, size_rows
 from interphase_dft.analysis.missing import missing_results, quality_notes
 from interphase_dft.analysis.sections import Figures, ReportContent, render
 from interphase_dft.analysis.stats import (
@@ -135,7 +135,9 @@ def write_report(
         tables={**_tables(binding_docs, barrier_docs, pairs, points, bulk),
                 "fits": fit_rows(fits),
                 "level": level_rows([*binding_docs, *barrier_docs, *bulk.values()]),
-                "size_effect": size_rows([*loaded.barriers, *loaded.bulk], preset)},
+                "size_effect": size_rows([*loaded.barriers, *loaded.bulk], preset),
+                "sensitivity": sensitivity_rows(loaded.checks,
+                                                [*barrier_docs, *bulk.values()])},
         figures=_draw_figures(binding_docs, barrier_docs, fits, outdir, problems, bulk),
         bulk=list(bulk.values()),
     )

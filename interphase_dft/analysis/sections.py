@@ -82,6 +82,7 @@ def render(c: ReportContent) -> Blocks:
     _barriers(b, c)
     _fits(b, c)
     _level(b, c)
+    _sensitivity(b, c)
     _provenance(b, c)
     return b
 
@@ -261,6 +262,21 @@ def _level(b: Blocks, c: ReportContent) -> None:
             f"no hop has been computed at both levels yet: run one with --preset {REFERENCE} "
             "(for example interphase-dft barrier LiAl Li2S --preset production on a cluster) "
             "to measure the shift of its barrier")
+
+
+def _sensitivity(b: Blocks, c: ReportContent) -> None:
+    b.h(2, "Settings sensitivity of the barriers")
+    b.p("Each check recomputes a barrier's stationary images (endpoints, intermediate minima, "
+        "climbing images) as single points at their stored geometries with one setting changed "
+        "(interphase-dft sensitivity): the d_ columns are the changes of the energetic-span "
+        "barriers, E_KRA and the reaction energy; saddle_force is the force on the saddle "
+        "image at the changed setting (above neb.fmax the saddle has moved and only a new band "
+        "gives that level's barrier); reproduced_within is how closely a fresh SCF with the "
+        "stored settings gives the stored energy, the noise floor of the changes.")
+    b.table(c.tables.get("sensitivity", []),
+            "no settings check yet: run interphase-dft sensitivity RESULT.json --set "
+            "dft.ecut=400 (or dft.kpt_density, --vacuum) and pass its --json file to report "
+            "--from-json")
 
 
 def _provenance(b: Blocks, c: ReportContent) -> None:

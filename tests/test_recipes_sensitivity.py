@@ -19,22 +19,23 @@ from interphase_dft.recipes import sensitivity as sens
 from interphase_dft.schemas import BarrierDoc, NEBImageData, StructureData, doc_from_dict
 
 REPO = Path(__file__).resolve().parents[1]
-LI3P_LICL = REPO / "docs" / "results" / "Li3P-LiCl-vacancy-laptop.json"
+RESULTS = REPO / "docs" / "results"
 LENGTH = 6.0  # Angstrom: period of the model surface along x
 
 
 class Wave(Calculator):
-    """E = scale * (sin^2(pi x / L) + 0.1 x / L) of atom 0's x: a hump with a reaction energy."""
+    """E = scale * (sin^2(pi x / L) + 0.1 x / L) of atom 0's x: a hump with a reaction energy.
+    Each call appends the cell's z length it saw to ``calls``."""
 
     implemented_properties = ("energy", "free_energy", "forces")
 
-    def __init__(self, scale: float, calls: list[int]) -> None:
+    def __init__(self, scale: float, calls: list[float]) -> None:
         super().__init__()
         self.scale, self.calls = scale, calls
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        self.calls.append(1)
+        self.calls.append(float(self.atoms.cell[2][2]))
         x = self.atoms.positions[0, 0]
         k = np.pi / LENGTH
         e = self.scale * (np.sin(k * x) ** 2 + 0.1 * x / LENGTH)
@@ -43,7 +44,7 @@ class Wave(Calculator):
         self.results = {"energy": e, "free_energy": e, "forces": forces}
 
 
-def wave_factory_of(calls: list[int]):
+def wave_factory_of(calls: list[float]):
     """``factory_of(settings)``: the Wave surface scaled by ecut / 300 eV."""
 
     def factory_of(settings):
@@ -58,8 +59,9 @@ def wave_factory_of(calls: list[int]):
     return factory_of
 
 
-def wave_doc(n_images: int = 7, pbc_z: bool = False,
-             segments: list[dict] | None = None) -> BarrierDoc:
+def wave_doc(n_images: int = 7, pbc_z: bool = False, segments: list[dict] | None = None,
+             saddle: str = "saddle", phases: tuple[str, str] = ("Li2S", "LiCl"),
+             mechanism: str = "vacancy") -> BarrierDoc:
     """A stored band of one Li walking along x over the Wave surface (ecut 300 eV)."""
     xs = np.linspace(0.0, LENGTH, n_images)
     images = []
@@ -72,8 +74,8 @@ def wave_doc(n_images: int = 7, pbc_z: bool = False,
     energies = [im.energy - images[0].energy for im in images]
     settings = preset("test", {"dft": {"ecut": 300.0}})
     return BarrierDoc(
-        interface="Li2S|LiCl", phase_a="Li2S", phase_b="LiCl", mechanism="vacancy",
-        saddle="saddle", images=images, energies=energies,
+        interface="|".join(phases), phase_a=phases[0], phase_b=phases[1], mechanism=mechanism,
+        saddle=saddle, images=images, energies=energies,
         path_coordinate=xs.tolist(), spline={"x": [], "y": []},
         barrier_forward=max(energies), barrier_reverse=max(energies) - energies[-1],
         reaction_energy=energies[-1], converged=True, fmax_final=0.01, stage="dft",
@@ -84,79 +86,139 @@ def wave_doc(n_images: int = 7, pbc_z: bool = False,
 def test_stationary_images_and_metrics_reproduce_the_stored_certified_barrier():
     """The Li3P|LiCl path through its interface trap: both climbing images and the trap are
     found, and the metrics from those five images equal the document's own numbers."""
-    doc = doc_from_dict(json.loads(LI3P_LICL.read_text()))
-    images, roles = sens.stationary_images(doc)
-    assert images == [0, 1, 4, 6, 8]
-    assert roles == {0: "initial", 1: "saddle", 4: "minimum", 6: "saddle", 8: "final"}
-    m = sens.metrics({i: doc.images[i].energy for i in images}, roles)
+    doc = doc_from_dict(json.loads((RESULTS / "Li3P-LiCl-vacancy-laptop.json").read_text()))
+    st = sens.stationary_images(doc)
+    assert st.indices == [0, 1, 4, 6, 8] and st.hops == [(0, 1, 4), (4, 6, 8)]
+    assert st.roles == {0: "initial", 1: "saddle", 4: "minimum", 6: "saddle", 8: "final"}
+    m = sens.metrics({i: doc.images[i].energy for i in st.indices}, st)
     assert m["barrier_forward"] == pytest.approx(doc.barrier_forward, abs=1e-9)
     assert m["barrier_reverse"] == pytest.approx(doc.barrier_reverse, abs=1e-9)
     assert m["reaction_energy"] == pytest.approx(doc.reaction_energy, abs=1e-9)
     assert m["e_kra"] == pytest.approx(doc.e_kra, abs=1e-9)
-    assert m["saddle_image"] == 6
+    assert m["saddle_image"] == 6 and m["lost_saddles"] == []
+
+
+@pytest.mark.parametrize("name", ["LiAl-Li2S-vacancy-laptop.json",
+                                  "LiAl-LiCl-vacancy-laptop.json"])
+def test_uncertified_documents_are_refused(name):
+    """A reaction energy and a relaxation that left its site have no saddle to check."""
+    doc = doc_from_dict(json.loads((RESULTS / name).read_text()))
+    with pytest.raises(InputError, match="not a certified barrier"):
+        sens.stationary_images(doc)
+
+
+@pytest.mark.parametrize("segments", [
+    [{"images": [0, 3]}, {"images": [5, 8]}],   # a gap
+    [{"images": [0, 5]}, {"images": [3, 8]}],   # an overlap
+    [{"images": [2, 8]}],                       # does not start at the initial image
+    [{"images": [0, 4]}, {"images": [4, 12]}],  # beyond the band
+])
+def test_segments_that_do_not_tile_the_band_are_refused(segments):
+    with pytest.raises(InputError, match="do not tile"):
+        sens.stationary_images(wave_doc(n_images=9, segments=segments))
+
+
+def test_a_hop_without_an_interior_top_is_refused():
+    """Split at the hump's top (image 4), the second hop only falls: not a certified path."""
+    doc = wave_doc(n_images=9, segments=[{"images": [0, 4]}, {"images": [4, 8]}])
+    with pytest.raises(InputError, match="no interior image above both of its ends"):
+        sens.stationary_images(doc)
 
 
 def test_one_hop_has_initial_climbing_image_and_final():
-    images, roles = sens.stationary_images(wave_doc())
-    assert images == [0, 3, 6] and roles[3] == "saddle"
+    st = sens.stationary_images(wave_doc())
+    assert st.indices == [0, 3, 6] and st.roles[3] == "saddle" and st.hops == [(0, 3, 6)]
 
 
-def test_changed_level_scales_the_barrier_and_resumes(tmp_path):
+def test_checked_setting_scales_the_barrier_and_resumes(tmp_path):
     """ecut 300 -> 360 scales the model surface by 1.2: every relative energy and metric by
-    1.2; image 0 with the stored settings reproduces its stored energy; a rerun computes
-    nothing."""
+    1.2; the initial image and the saddle with the stored settings reproduce their stored
+    energies; a rerun computes nothing."""
     doc = wave_doc()
-    calls: list[int] = []
+    calls: list[float] = []
     s = sens.settings_sensitivity(doc, {"dft": {"ecut": 360.0}}, wave_factory_of(calls),
                                   tmp_path)
-    assert s.changes == {"dft.ecut": [300.0, 360.0]}
-    assert s.images == [0, 3, 6]
+    assert s.changes == {"dft.ecut": [300.0, 360.0]} and s.check == "dft.ecut 300.0 -> 360.0"
+    assert s.stationary.indices == [0, 3, 6]
     for key in ("barrier_forward", "barrier_reverse", "reaction_energy", "e_kra"):
-        assert s.changed.metrics[key] == pytest.approx(1.2 * s.stored.metrics[key], rel=1e-9)
-        assert s.change[key] == pytest.approx(0.2 * s.stored.metrics[key], rel=1e-9)
+        assert s.checked.metrics[key] == pytest.approx(1.2 * s.stored.metrics[key], rel=1e-9)
+        assert s.delta[key] == pytest.approx(0.2 * s.stored.metrics[key], rel=1e-9)
     assert s.stored.metrics["barrier_forward"] == pytest.approx(doc.barrier_forward)
-    assert s.reproduce[0]["difference"] == pytest.approx(0.0, abs=1e-12)
-    assert s.changed.fmax[3] == pytest.approx(1.2 * 0.1 / LENGTH)  # the tilt's force only
-    assert not s.warnings
-    n = len(calls)
-    assert n == 4  # three stationary images and one reproduction
+    assert sorted(s.reproduced) == [0, 3]
+    for r in s.reproduced.values():
+        assert r["difference"] == pytest.approx(0.0, abs=1e-12)
+        assert r["relative_difference"] == pytest.approx(0.0, abs=1e-12)
+    assert s.checked.fmax[3] == pytest.approx(1.2 * 0.1 / LENGTH)  # the tilt's force only
+    assert not s.warnings and not s.moved
+    assert len(calls) == 5  # three stationary images and two reproductions
     again = sens.settings_sensitivity(doc, {"dft": {"ecut": 360.0}}, wave_factory_of(calls),
                                       tmp_path)
-    assert len(calls) == n and again.to_dict() == s.to_dict()
+    assert len(calls) == 5 and again.to_dict() == s.to_dict()
     text = sens.format_sensitivity(s)
     assert "dft.ecut 300.0 -> 360.0" in text and "barrier_forward" in text
 
 
+def test_two_documents_share_a_directory_without_collisions(tmp_path):
+    """Another document with the same change in the same directory gets its own files."""
+    first, second = wave_doc(), wave_doc(n_images=5)
+    calls: list[float] = []
+    a = sens.settings_sensitivity(first, {"dft": {"ecut": 360.0}}, wave_factory_of(calls),
+                                  tmp_path)
+    b = sens.settings_sensitivity(second, {"dft": {"ecut": 360.0}}, wave_factory_of(calls),
+                                  tmp_path)
+    assert len(calls) == 10 and a.uid != b.uid
+    assert b.checked.metrics["barrier_forward"] == pytest.approx(
+        1.2 * b.stored.metrics["barrier_forward"])
+
+
+def test_vacuum_widens_the_cell_around_the_atoms(tmp_path):
+    """The checked images see a cell 4 A longer with the atoms 2 A higher (the same relative
+    geometry); the reproductions see the stored cell."""
+    doc = wave_doc()
+    atoms = doc.images[3].structure.to_atoms()
+    wide = sens.widen(atoms, 4.0)
+    assert wide.cell[2][2] == pytest.approx(atoms.cell[2][2] + 4.0)
+    assert np.allclose(wide.positions - atoms.positions, [0.0, 0.0, 2.0])
+    tilted = Atoms("Li", positions=[[0, 0, 1]], cell=[[4, 0, 0], [0, 4, 0], [1.5, 0, 8]])
+    assert sens.widen(tilted, 4.0).cell[2][2] == pytest.approx(12.0)
+    calls: list[float] = []
+    s = sens.settings_sensitivity(doc, {}, wave_factory_of(calls), tmp_path, vacuum=4.0)
+    assert calls == [12.0, 12.0, 12.0, 8.0, 8.0] and s.check == "vacuum +4 A"
+    assert s.delta["barrier_forward"] == pytest.approx(0.0, abs=1e-12)  # Wave ignores z
+
+
 def test_force_on_a_moved_saddle_is_a_warning(tmp_path):
-    """An image off the hump's top at the changed level carries a force: the check says the
-    geometry is not stationary there."""
+    """An image off the hump's top at the checked setting carries a force above neb.fmax:
+    the check says the geometry is not stationary there."""
     doc = wave_doc(n_images=6)  # no image on the top: the highest interior one is off it
     s = sens.settings_sensitivity(doc, {"dft": {"ecut": 330.0}}, wave_factory_of([]), tmp_path,
                                   reproduce=())
-    top = s.changed.metrics["saddle_image"]
-    assert s.changed.fmax[top] > doc.settings["neb"]["fmax"]
+    top = s.checked.metrics["saddle_image"]
+    assert s.checked.fmax[top] > doc.settings["neb"]["fmax"] and s.moved == [top]
     assert any(f"image {top} (saddle)" in w for w in s.warnings)
+    assert any("only a new band" in w for w in s.warnings)
 
 
-def test_segments_bound_their_own_climbing_images():
-    doc = wave_doc(n_images=9, segments=[{"images": [0, 4]}, {"images": [4, 8]}])
-    images, roles = sens.stationary_images(doc)
-    assert roles[4] == "minimum" and sorted(roles) == images
-    assert [i for i in images if roles[i] == "saddle"] == [3, 5]  # highest of 1-3 and 5-7
-
-
-def test_vacuum_widens_the_cell_not_the_atoms():
-    doc = wave_doc()
-    atoms = doc.images[3].structure.to_atoms()
-    wide = sens.widen(atoms, 5.0)
-    assert wide.cell.lengths()[2] == pytest.approx(atoms.cell.lengths()[2] + 5.0)
-    assert np.allclose(wide.positions, atoms.positions)
-    with pytest.raises(InputError, match="periodic along z"):
-        sens.widen(wave_doc(pbc_z=True).images[0].structure.to_atoms(), 5.0)
+def test_spin_polarised_hops_get_their_moment_seeded_again():
+    """An added Li between two insulators was computed spin-polarised with 1 mu_B on the
+    hopping Li: the check's cells get the same; a vacancy hop stays as stored."""
+    doc = wave_doc(mechanism="interstitial")
+    doc.calculator = {"engine": "gpaw", "is_metal": False, "li_inserted": True, "extra": {}}
+    factory_of, seed = sens.document_factory(doc)
+    assert factory_of(preset("test")).spin
+    atoms = seed(doc.images[0].structure.to_atoms())
+    assert atoms.get_initial_magnetic_moments().tolist() == [1.0]
+    vacancy = wave_doc()
+    vacancy.calculator = {"engine": "gpaw", "is_metal": False, "li_inserted": False,
+                          "extra": {"charge": -1}}
+    factory_of, seed = sens.document_factory(vacancy)
+    assert not factory_of(preset("test")).spin
+    assert not seed(vacancy.images[0].structure.to_atoms()).get_initial_magnetic_moments().any()
 
 
 @pytest.mark.parametrize(("overrides", "kwargs", "message"), [
-    ({"neb": {"fmax": 0.1}}, {}, "dft settings only"),
+    ({"neb": {"fmax": 0.1}}, {}, "reads only the dft settings"),
+    ({"dft": {"atom_box": 10.0}}, {}, "not dft.atom_box"),
     ({"dft": {"ecut": 300.0}}, {}, "nothing to check"),
     ({"dft": {"ecut": 360.0}}, {"reproduce": (7,)}, "not in the band"),
     ({"dft": {"ecut": 360.0}}, {"vacuum": -1.0}, "Angstrom to add"),
@@ -166,13 +228,27 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path, overrides, kw
     work = tmp_path / "w"
     with pytest.raises(InputError, match=message):
         sens.settings_sensitivity(wave_doc(), overrides, wave_factory_of([]), work, **kwargs)
-    assert not work.exists() or not any(work.iterdir())
+    assert not work.exists()
+
+
+def test_vacuum_on_a_bulk_cell_and_unreadable_settings_are_refused(tmp_path):
+    with pytest.raises(InputError, match="periodic along z"):
+        sens.settings_sensitivity(wave_doc(pbc_z=True), {}, wave_factory_of([]), tmp_path / "w",
+                                  vacuum=5.0)
+    doc = wave_doc()
+    doc.settings = {**doc.settings, "dft": {**doc.settings["dft"], "gone": 1}}
+    with pytest.raises(InputError, match="not readable by this version"):
+        sens.settings_sensitivity(doc, {"dft": {"ecut": 360.0}}, wave_factory_of([]),
+                                  tmp_path / "w")
+    assert not (tmp_path / "w").exists()
 
 
 def test_document_factory_refuses_other_engines_and_calculators():
     doc = wave_doc()
+    with pytest.raises(InputError, match="no recorded calculator"):
+        sens.document_factory(doc)
     doc.calculator = {"engine": "ml"}
-    with pytest.raises(InputError, match="GPAW documents only"):
+    with pytest.raises(InputError, match="GPAW only"):
         sens.document_factory(doc)
     doc.calculator = {"engine": "gpaw", "is_metal": False, "li_inserted": False, "extra": {}}
     with pytest.raises(InputError, match="recompute the barrier with this version"):
@@ -183,61 +259,20 @@ def test_cli_bad_input_exits_non_zero_and_writes_nothing(tmp_path, capsys):
     docs = [wave_doc().model_dump(mode="json"), wave_doc().model_dump(mode="json")]
     path = tmp_path / "two.json"
     path.write_text(json.dumps(docs))
-    out = tmp_path / "check.json"
-    assert main(["sensitivity", str(path), "--set", "dft.ecut=400", "--workdir",
-                 str(tmp_path / "w"), "--json", str(out)]) == 1
+    out, work = tmp_path / "check.json", tmp_path / "w"
+    args = ["--workdir", str(work), "--json", str(out)]
+    assert main(["sensitivity", str(path), "--set", "dft.ecut=400", *args]) == 1
     assert "pick one with --uid" in capsys.readouterr().err
-    one = tmp_path / "one.json"
-    one.write_text(json.dumps(docs[0]))
-    assert main(["sensitivity", str(one), "--set", "neb.fmax=0.1", "--workdir",
-                 str(tmp_path / "w"), "--json", str(out)]) == 1
-    assert "dft settings only" in capsys.readouterr().err
-    assert main(["sensitivity", str(one), "--set", "dft.ecut=400", "--reproduce", "a",
-                 "--workdir", str(tmp_path / "w")]) == 1
-    work = tmp_path / "w"
+    uid = docs[1]["uid"]
+    assert main(["sensitivity", str(path), "--uid", uid[:6], "--set", "neb.fmax=0.1",
+                 *args]) == 1
+    assert "reads only the dft settings" in capsys.readouterr().err
+    assert main(["sensitivity", str(path), "--uid", uid, "--set", "dft.ecut=400",
+                 "--reproduce", "a", *args]) == 1
+    assert "give image indices" in capsys.readouterr().err
+    assert main(["sensitivity", str(path), "--uid", uid, "--set", "dft.ecut=400", *args]) == 1
+    assert "no recorded calculator" in capsys.readouterr().err
     assert not out.exists() and (not work.exists() or not any(work.iterdir()))
-
-
-@pytest.mark.gpaw
-@pytest.mark.slow
-def test_gpaw_cutoff_check_of_a_li_hop_on_al100(tmp_path, capsys):
-    """GPAW end to end: a three-image Li hop on a 1x1 Al(100) bilayer stored at 200 eV, checked
-    at 260 eV through the command. The document's calculator reproduces the stored energy of
-    image 0; the absolute energies move with the cutoff, the relative ones much less."""
-    s = fcc100("Al", (1, 1, 2), vacuum=4.0)
-    add_adsorbate(s, "Li", 1.9, "hollow")
-    s.pbc = (True, True, False)
-    bridge, shifted = s.copy(), s.copy()
-    bridge.positions[-1] += s.cell[0] / 2
-    shifted.positions[-1] += s.cell[0]
-    settings = preset("test", {"dft": {"kpt_density": 0.5}})
-    doc = wave_doc(n_images=3)
-    doc.interface, doc.phase_a, doc.phase_b, doc.mechanism = "Al|Al", "Al", "Al", \
-        "bulk-interstitial"
-    doc.settings = settings.model_dump()
-    doc.calculator = {"engine": "gpaw", "is_metal": True, "li_inserted": True, "extra": {},
-                      "spin": "spin-paired"}
-    factory = sens.document_factory(doc)(settings)
-    images = []
-    for atoms in (s, bridge, shifted):
-        a = atoms.copy()
-        a.calc = factory(a)
-        images.append(NEBImageData(energy=a.get_potential_energy(), fmax=0.0,
-                                   structure=StructureData.from_atoms(atoms)))
-    doc.images = images
-    path = tmp_path / "doc.json"
-    path.write_text(doc.model_dump_json())
-    out = tmp_path / "check.json"
-    assert main(["sensitivity", str(path), "--set", "dft.ecut=260", "--vacuum", "1",
-                 "--workdir", str(tmp_path / "w"), "--json", str(out), "-q"]) == 0
-    check = json.loads(out.read_text())
-    assert check["kind"] == "sensitivity" and check["changes"] == {"dft.ecut": [200.0, 260.0]}
-    assert check["vacuum_added"] == 1.0 and check["images"] == [0, 1, 2]
-    assert abs(check["reproduce"]["0"]["difference"]) < 1e-3
-    stored, changed = check["stored"]["energies"], check["changed"]["energies"]
-    assert abs(changed["0"] - stored["0"]) > 5e-3
-    assert abs(check["change"]["barrier_forward"]) < 0.5 * abs(changed["0"] - stored["0"])
-    assert "Settings sensitivity of Al|Al" in capsys.readouterr().out
 
 
 def test_report_shows_the_check_next_to_its_barrier(tmp_path):
@@ -251,13 +286,15 @@ def test_report_shows_the_check_next_to_its_barrier(tmp_path):
     check = sens.settings_sensitivity(doc, {"dft": {"ecut": 360.0}}, wave_factory_of([]),
                                       tmp_path / "w").to_dict()
     check = json.loads(json.dumps(check))  # as read back from its JSON file
-    loaded = load_docs([doc.model_dump(mode="json"), check, {"kind": "sensitivity"}])
+    broken = {**check, "stored": {}}
+    loaded = load_docs([doc.model_dump(mode="json"), check, broken])
     assert loaded.checks == [check] and len(loaded.invalid) == 1
-    assert "lacks uid" in loaded.invalid[0]
+    assert "lacks stored.metrics" in loaded.invalid[0]
     (row,) = sensitivity_rows(loaded.checks, loaded.barriers)
     assert row["hop"] == "Li2S|LiCl (vacancy)" and row["check"] == "dft.ecut 300.0 -> 360.0"
     assert row["d_barrier_forward_eV"] == pytest.approx(0.2 * doc.barrier_forward)
-    assert row["barrier_changed_eV"] == pytest.approx(1.2 * doc.barrier_forward)
+    assert row["barrier_checked_eV"] == pytest.approx(1.2 * doc.barrier_forward)
+    assert row["saddle_force_eV_A"] == pytest.approx(1.2 * 0.1 / LENGTH)
     assert row["reproduced_within_eV"] == pytest.approx(0.0, abs=1e-12)
     assert row["document_in_report"] and row["geometry_stationary"]
     assert not sensitivity_rows(loaded.checks, [])[0]["document_in_report"]
@@ -265,3 +302,49 @@ def test_report_shows_the_check_next_to_its_barrier(tmp_path):
     text = (tmp_path / "report" / "index.md").read_text()
     section = text.split("## Settings sensitivity of the barriers")[1].split("\n## ")[0]
     assert "dft.ecut 300.0 -> 360.0" in section and "LiCl (vacancy)" in section
+
+
+@pytest.mark.gpaw
+@pytest.mark.slow
+def test_gpaw_cutoff_check_of_a_li_hop_on_al100(tmp_path, capsys):
+    """GPAW end to end: a three-image Li hop on a 1x1 Al(100) bilayer stored at 200 eV, checked
+    at 260 eV with 1 A more vacuum through the command. The document's calculator reproduces
+    the stored energies; the absolute energies move with the cutoff, the barrier much less; a
+    rerun resumes from the checkpoints and prints the JSON."""
+    s = fcc100("Al", (1, 1, 2), vacuum=4.0)
+    add_adsorbate(s, "Li", 1.9, "hollow")
+    s.pbc = (True, True, False)
+    bridge, shifted = s.copy(), s.copy()
+    bridge.positions[-1] += s.cell[0] / 2
+    shifted.positions[-1] += s.cell[0]
+    settings = preset("test", {"dft": {"kpt_density": 0.5}})
+    doc = wave_doc(n_images=3, phases=("Al", "Al"), mechanism="bulk-interstitial")
+    doc.settings = settings.model_dump()
+    doc.calculator = {"engine": "gpaw", "is_metal": True, "li_inserted": True, "extra": {},
+                      "spin": "spin-paired"}
+    factory_of, _ = sens.document_factory(doc)
+    images = []
+    for atoms in (s, bridge, shifted):
+        a = atoms.copy()
+        a.calc = factory_of(settings)(a)
+        images.append(NEBImageData(energy=a.get_potential_energy(), fmax=0.0,
+                                   structure=StructureData.from_atoms(atoms)))
+    doc.images = images
+    assert images[1].energy > images[0].energy + 0.1  # the bridge is the saddle
+    path = tmp_path / "doc.json"
+    path.write_text(doc.model_dump_json())
+    out = tmp_path / "new" / "check.json"  # its directory is made
+    args = ["sensitivity", str(path), "--set", "dft.ecut=260", "--vacuum", "1",
+            "--workdir", str(tmp_path / "w"), "-q"]
+    assert main([*args, "--json", str(out)]) == 0
+    check = json.loads(out.read_text())
+    assert check["kind"] == "sensitivity" and check["changes"] == {"dft.ecut": [200.0, 260.0]}
+    assert check["vacuum_added"] == 1.0 and check["stationary"]["indices"] == [0, 1, 2]
+    assert sorted(check["reproduced"]) == ["0", "1"]
+    assert all(abs(r["difference"]) < 1e-3 for r in check["reproduced"].values())
+    stored, checked = check["stored"]["energy"], check["checked"]["energy"]
+    assert abs(checked["0"] - stored["0"]) > 5e-3
+    assert abs(check["delta"]["barrier_forward"]) < 0.5 * abs(checked["0"] - stored["0"])
+    assert "Settings sensitivity of Al|Al" in capsys.readouterr().out
+    assert main([*args, "--json", "-"]) == 0  # resumed: nothing recomputed
+    assert json.loads(capsys.readouterr().out) == check

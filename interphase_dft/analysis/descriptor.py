@@ -35,8 +35,18 @@ MODE_RULE = (
 
 
 #: keys of a settings-sensitivity check (interphase_dft.recipes.sensitivity) the report reads
-CHECK_KEYS = ("uid", "interface", "mechanism", "changes", "vacuum_added", "stored", "changed",
-              "change", "roles", "reproduce", "warnings")
+CHECK_KEYS = ("uid", "interface", "mechanism", "check", "stored.metrics", "checked.metrics",
+              "checked.fmax", "delta", "reproduced", "moved")
+
+
+def _has(data: Mapping[str, Any], dotted: str) -> bool:
+    """True when the nested key ``'a.b'`` exists in ``data`` (every level a mapping)."""
+    node: Any = data
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 @dataclass
@@ -75,7 +85,7 @@ def load_docs(docs: Iterable[Mapping[str, Any] | BaseModel]) -> LoadedDocs:
     for i, raw in enumerate(docs):
         kind = raw.get("kind") if isinstance(raw, Mapping) else getattr(raw, "kind", None)
         if kind == "sensitivity" and isinstance(raw, Mapping):
-            lacking = [k for k in CHECK_KEYS if k not in raw]
+            lacking = [k for k in CHECK_KEYS if not _has(raw, k)]
             if lacking:
                 out.invalid.append(f"document #{i} (sensitivity check) is not valid: it lacks "
                                    f"{', '.join(lacking)}; write it with interphase-dft "

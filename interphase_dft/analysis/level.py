@@ -95,36 +95,31 @@ def _shifts(here: dict[str, BarrierDoc], there: dict[str, BarrierDoc], level: st
     return rows
 
 
-def check_text(check: Mapping[str, Any]) -> str:
-    """``'dft.ecut 300.0 -> 400.0, vacuum +5 A'``: what a sensitivity check changed."""
-    parts = [f"{k} {a} -> {b}" for k, (a, b) in check["changes"].items()]
-    if check.get("vacuum_added"):
-        parts.append(f"vacuum +{check['vacuum_added']:g} A")
-    return ", ".join(parts)
-
-
 def sensitivity_rows(checks: Iterable[Mapping[str, Any]], chosen: Iterable[BarrierDoc]
                      ) -> list[Row]:
     """One row per settings-sensitivity check (:mod:`interphase_dft.recipes.sensitivity`):
     the hop, what changed, the forward barrier at both settings and the change of every
-    metric, the force on the saddle image at the changed settings, the largest difference of
-    a fresh SCF from a stored energy, and whether the checked document is one the report
+    metric, the force on the saddle image at the checked setting, the largest change of a
+    reproduced energy relative to the initial image (the noise floor), whether every
+    stationary image stayed stationary, and whether the checked document is one the report
     uses (``chosen``: the documents in its barrier tables)."""
     used = {d.uid for d in chosen}
     rows = []
     for c in checks:
-        stored, changed, change = c["stored"]["metrics"], c["changed"]["metrics"], c["change"]
-        saddle = changed.get("saddle_image")
-        force = None if saddle is None else c["changed"]["fmax"].get(str(saddle))
-        repro = [abs(r["difference"]) for r in c["reproduce"].values()]
+        stored, checked, delta = c["stored"]["metrics"], c["checked"]["metrics"], c["delta"]
+        saddle = checked.get("saddle_image")
+        force = None if saddle is None else c["checked"]["fmax"].get(str(saddle))
+        noise = [abs(r.get("relative_difference", r["difference"]))
+                 for r in c["reproduced"].values()]
         rows.append({
-            "hop": f"{c['interface']} ({c['mechanism']})", "check": check_text(c),
+            "hop": f"{c['interface']} ({c['mechanism']})", "check": c["check"],
             "barrier_eV": stored.get("barrier_forward"),
-            "barrier_changed_eV": changed.get("barrier_forward"),
-            "d_barrier_forward_eV": change.get("barrier_forward"),
-            "d_barrier_reverse_eV": change.get("barrier_reverse"),
-            "d_e_kra_eV": change.get("e_kra"),
-            "d_reaction_energy_eV": change.get("reaction_energy"),
-            "saddle_force_eV_A": force, "reproduced_within_eV": max(repro) if repro else None,
-            "geometry_stationary": not c["warnings"], "document_in_report": c["uid"] in used})
+            "barrier_checked_eV": checked.get("barrier_forward"),
+            "d_barrier_forward_eV": delta.get("barrier_forward"),
+            "d_barrier_reverse_eV": delta.get("barrier_reverse"),
+            "d_e_kra_eV": delta.get("e_kra"),
+            "d_reaction_energy_eV": delta.get("reaction_energy"),
+            "saddle_force_eV_A": force, "reproduced_within_eV": max(noise) if noise else None,
+            "geometry_stationary": not c["moved"] and not checked.get("lost_saddles"),
+            "document_in_report": c["uid"] in used})
     return rows

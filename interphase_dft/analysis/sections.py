@@ -266,13 +266,16 @@ def _level(b: Blocks, c: ReportContent) -> None:
 
 def _sensitivity(b: Blocks, c: ReportContent) -> None:
     b.h(2, "Settings sensitivity of the barriers")
-    b.p("Each check recomputes a barrier's stationary images (endpoints, intermediate minima, "
-        "climbing images) as single points at their stored geometries with one setting changed "
+    b.p("Each check recomputes a certified barrier's stationary images (endpoints, "
+        "intermediate minima, climbing images) as single points at their stored geometries "
+        "with changed settings or a wider vacuum "
         "(interphase-dft sensitivity): the d_ columns are the changes of the energetic-span "
-        "barriers, E_KRA and the reaction energy; saddle_force is the force on the saddle "
-        "image at the changed setting (above neb.fmax the saddle has moved and only a new band "
-        "gives that level's barrier); reproduced_within is how closely a fresh SCF with the "
-        "stored settings gives the stored energy, the noise floor of the changes.")
+        "barriers, E_KRA and the reaction energy at fixed geometry; saddle_force is the force "
+        "on the saddle image at the checked setting; geometry_stationary is NO when a saddle's "
+        "force exceeds neb.fmax, a minimum's relax.fmax or a saddle falls below an end of its "
+        "hop there (only a new band then gives that setting's barrier); reproduced_within is "
+        "how closely fresh SCFs with the stored settings give the stored energies relative to "
+        "the initial image, the noise floor of the changes.")
     b.table(c.tables.get("sensitivity", []),
             "no settings check yet: run interphase-dft sensitivity RESULT.json --set "
             "dft.ecut=400 (or dft.kpt_density, --vacuum) and pass its --json file to report "

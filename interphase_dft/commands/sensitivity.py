@@ -13,6 +13,7 @@ Rerunning the same command with the same ``--workdir`` resumes from the checkpoi
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ def register(subparsers: Any) -> None:
                    help="change one dft setting, e.g. --set dft.ecut=400 (repeatable)")
     p.add_argument("--vacuum", type=v.arg(v.non_negative, "--vacuum"), default=0.0,
                    help="Angstrom added to the cell along z (slab cells; default 0)")
-    p.add_argument("--reproduce", default="0", metavar="I,J",
-                   help="images also recomputed with the stored settings (default 0; '' none)")
+    p.add_argument("--reproduce", default="auto", metavar="I,J",
+                   help="images also recomputed with the stored settings (default 'auto': "
+                   "the initial image and the highest saddle; '' none)")
     p.add_argument("--workdir", type=v.arg(v.output_directory, "work directory"), default=None,
                    help="checkpoint directory (default: runs/sensitivity-<uid>)")
     p.add_argument("--json", dest="json_file", type=v.arg(v.json_output), default=None,
@@ -57,46 +59,53 @@ def pick_barrier(docs: list[dict[str, Any]], uid: str | None) -> Any:
     return doc_from_dict(found[0])
 
 
-def _images(text: str) -> list[int]:
+def _images(text: str) -> list[int] | None:
+    """``--reproduce``: 'auto' (None), '' (none) or comma-separated image indices."""
+    if text.strip() == "auto":
+        return None
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise InputError(f"--reproduce {text!r}: give image indices separated by commas, "
-                         "e.g. 0,4") from None
+        raise InputError(f"--reproduce {text!r}: give image indices separated by commas "
+                         "(e.g. 0,4), 'auto' or ''") from None
 
 
 def run_sensitivity(args: argparse.Namespace) -> int:
     from ase.parallel import world
 
-    from interphase_dft.calc.settings import CalcSettings
     from interphase_dft.commands.calc import parse_overrides
     from interphase_dft.commands.report import read_json_docs
     from interphase_dft.recipes.sensitivity import (
         changed_settings,
+        check_vacuum,
         document_factory,
         format_sensitivity,
         settings_sensitivity,
+        stationary_images,
+        stored_settings,
     )
 
     doc = pick_barrier(read_json_docs([args.result]), args.uid)
     overrides, reproduce = parse_overrides(args.overrides), _images(args.reproduce)
-    changed_settings(CalcSettings.model_validate(doc.settings), overrides)  # bad input first
+    # bad input first: nothing is computed or written before these pass
+    changed_settings(stored_settings(doc), overrides)
+    check_vacuum(doc, args.vacuum)
+    stationary_images(doc)
+    workdir = args.workdir or v.output_directory(Path("runs") / f"sensitivity-{doc.uid[:8]}",
+                                                 "work directory")
+    factory_of, seed = document_factory(doc, txt=str(workdir / "gpaw.txt"))
     if not args.quiet:
         logging.basicConfig(level=logging.INFO if world.rank == 0 else logging.ERROR,
                             format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    workdir = args.workdir or v.output_directory(Path("runs") / f"sensitivity-{doc.uid[:8]}",
-                                                 "work directory")
-    factory_of = document_factory(doc, txt=str(workdir / "gpaw.txt"))
     result = settings_sensitivity(doc, overrides, factory_of, workdir, vacuum=args.vacuum,
-                                  reproduce=reproduce)
+                                  reproduce=reproduce, seed=seed)
     if world.rank == 0:
-        import json
-
         text = json.dumps(result.to_dict(), indent=1)
         if args.json_file is not None and str(args.json_file) == "-":
             print(text)
-        else:
-            if args.json_file is not None:
-                Path(args.json_file).write_text(text)
-            print(format_sensitivity(result))
+            return 0
+        if args.json_file is not None:
+            Path(args.json_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json_file).write_text(text)
+        print(format_sensitivity(result))
     return 0

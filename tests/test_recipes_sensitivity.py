@@ -96,6 +96,10 @@ def test_stationary_images_and_metrics_reproduce_the_stored_certified_barrier():
     assert m["reaction_energy"] == pytest.approx(doc.reaction_energy, abs=1e-9)
     assert m["e_kra"] == pytest.approx(doc.e_kra, abs=1e-9)
     assert m["saddle_image"] == 6 and m["lost_saddles"] == []
+    atoms = doc.images[0].structure.to_atoms()  # 63 atoms: Gamma only at the laptop level
+    more = sens.changed_settings(sens.stored_settings(doc), {"dft": {"gamma_only_atoms": 1000}})
+    assert sens.mesh(atoms, sens.stored_settings(doc)) == (1, 1, 1)
+    assert sens.mesh(atoms, more[0]) == (2, 2, 1)
 
 
 @pytest.mark.parametrize("name", ["LiAl-Li2S-vacancy-laptop.json",
@@ -139,6 +143,8 @@ def test_checked_setting_scales_the_barrier_and_resumes(tmp_path):
     s = sens.settings_sensitivity(doc, {"dft": {"ecut": 360.0}}, wave_factory_of(calls),
                                   tmp_path)
     assert s.changes == {"dft.ecut": [300.0, 360.0]} and s.check == "dft.ecut 300.0 -> 360.0"
+    assert sens.check_text({"dft.gamma_only_atoms": [60, 1000]}, 0.0, ((1, 1, 1), (2, 2, 1))) \
+        == "dft.gamma_only_atoms 60 -> 1000, k-points 1x1x1 -> 2x2x1"
     assert s.stationary.indices == [0, 3, 6]
     for key in ("barrier_forward", "barrier_reverse", "reaction_energy", "e_kra"):
         assert s.checked.metrics[key] == pytest.approx(1.2 * s.stored.metrics[key], rel=1e-9)

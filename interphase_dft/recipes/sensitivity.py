@@ -155,10 +155,23 @@ def changed_settings(stored: CalcSettings, overrides: dict[str, Any]
     return new, changes
 
 
-def check_text(changes: dict[str, list[Any]], vacuum: float) -> str:
-    """``'dft.ecut 300.0 -> 400.0, vacuum +5 A'``."""
+def check_text(changes: dict[str, list[Any]], vacuum: float,
+               meshes: tuple[Sequence[int], Sequence[int]] | None = None) -> str:
+    """``'dft.ecut 300.0 -> 400.0, vacuum +5 A'``, and the k-point meshes of the initial
+    image when they differ (``meshes``: stored, checked)."""
     parts = [f"{k} {a} -> {b}" for k, (a, b) in changes.items()]
-    return ", ".join(parts + ([f"vacuum +{vacuum:g} A"] if vacuum else []))
+    if vacuum:
+        parts.append(f"vacuum +{vacuum:g} A")
+    if meshes is not None and tuple(meshes[0]) != tuple(meshes[1]):
+        parts.append("k-points " + " -> ".join("x".join(map(str, m)) for m in meshes))
+    return ", ".join(parts)
+
+
+def mesh(atoms: Atoms, settings: CalcSettings) -> tuple[int, int, int]:
+    """The k-point mesh GPAW gets for ``atoms`` with ``settings``."""
+    from interphase_dft.calc.factory import kpoint_mesh
+
+    return kpoint_mesh(atoms, settings.dft.kpt_density, settings.dft.gamma_only_atoms)
 
 
 def stationary_images(doc: BarrierDoc) -> Stationary:
@@ -296,8 +309,11 @@ def settings_sensitivity(doc: BarrierDoc, overrides: dict[str, Any], factory_of:
     delta = {k: checked.metrics[k] - stored.metrics[k]
              for k in ("barrier_forward", "barrier_reverse", "reaction_energy", "e_kra")}
     moved, warnings = _moved(st, stored, checked, before)
-    return Sensitivity(doc.uid, doc.interface, doc.mechanism, check_text(changes, vacuum),
-                       changes, vacuum, st, stored, checked, delta,
+    first = doc.images[0].structure.to_atoms()
+    meshes = (mesh(first, before), mesh(widen(first, vacuum), settings))
+    return Sensitivity(doc.uid, doc.interface, doc.mechanism,
+                       check_text(changes, vacuum, meshes), changes, vacuum, st, stored,
+                       checked, delta,
                        _reproduced(doc, fresh), moved, warnings)
 
 

@@ -50,7 +50,9 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
   ``interface_migration_max_atoms``; within a factor 2.5 of the built cells measured. Hops: 1
   (vacancy) or 2 (interstitial: A -> interface -> B). Per hop: the active-learning loop
   (``neb.active_learning``) :data:`AL_ROUNDS` rounds of ``n_images + 2`` single points, the
-  first of each band slot from scratch and the later ones restarted from it (with
+  first of each band slot from scratch and the later ones restarted from it, and for an
+  interface hop the DFT CI-NEB finish of ``n_images`` x
+  :data:`NEB_STEPS` band calls (the loop certified the Li2S bulk hop, no interface hop; with
   ``neb.al_reference_endpoints`` two DFT relaxations before); the
   PBE//surrogate plan (``neb.dft_refine`` false) 2 + ``n_images`` single points; DFT CI-NEB
   2 endpoint relaxations + ``n_images`` x :data:`NEB_STEPS` (at most ``neb.steps``) band calls.
@@ -112,8 +114,11 @@ PRESET_RANKS = {"test": 1, "screening": 1, "laptop": 1, "production": 32}
 RELAX_CALLS = 25
 #: band evaluations per image of a DFT CI-NEB (at most neb.steps)
 NEB_STEPS = 100
-#: rounds of the active-learning loop: the one hop it certified took 4 rounds and a DFT finish
-#: (30 calls, Li2S vacancy, docs/history.md); interface hops did not certify within 30 calls
+#: rounds of the active-learning loop: the one hop it certified took 4 rounds and a short DFT
+#: finish (30 calls in all, Li2S bulk vacancy, docs/history.md). No interface hop
+#: was certified by the loop: each needed the DFT CI-NEB finish (n_images x NEB_STEPS band
+#: calls per hop in the model); the certified Li3P|LiCl crossing took 637 DFT calls in all
+#: (two hops, 3 images; docs/history.md, session 17)
 AL_ROUNDS = 6
 #: Li sites of a slab that get DFT (top, bridge, two hollows; at most binding.max_dft_sites)
 SURFACE_SITES = 4
@@ -206,7 +211,9 @@ class CostEstimate:
     """Estimated cost of one work item.
 
     ``seconds``: wall seconds on ``ranks`` MPI ranks; ``core_hours`` = seconds x ranks / 3600;
-    ``atoms``, ``kpts``, ``spin``: the most expensive cell; ``basis``: how it was estimated.
+    ``atoms``, ``kpts``, ``spin``: the most expensive cell; ``basis``: how it was estimated;
+    ``dft_calls``: what it spends within its DFT-call ceiling, ``needed_calls``: what finishing
+    it takes (the same when the ceiling does not bind).
     """
 
     seconds: float
@@ -217,6 +224,12 @@ class CostEstimate:
     kpts: int
     spin: int
     basis: str
+    needed_calls: int = 0
+
+    @property
+    def stops_early(self) -> bool:
+        """True when the DFT-call ceiling stops the item before the calls finishing it take."""
+        return self.needed_calls > self.dft_calls
 
     def spec(self) -> dict[str, Any]:
         """The firework's ``spec["cost"]`` (seconds, core_hours, dft_calls, basis)."""
@@ -243,8 +256,9 @@ def estimate(item: WorkItem, calibration: Calibration | None = None,
     c = calibration.prefactor if calibration else DEFAULT_PREFACTOR
     source = (f"calibrated from {calibration.n_docs} stored documents" if calibration
               else "prefactor from 2 measured single points")
+    needed = sum(c.calls for c in plan(item, capped=False))
     if item.settings.engine == "ml":
-        seconds, calls = ML_SECONDS, 0
+        seconds, calls, needed = ML_SECONDS, 0, 0
     else:
         seconds = ((calibration.overhead if calibration else OVERHEAD_SECONDS)
                    + c * sum(x.units(item.settings.dft.ecut) for x in calcs) / speedup(r)
@@ -255,7 +269,8 @@ def estimate(item: WorkItem, calibration: Calibration | None = None,
              f"{top.spin}; {sum(x.runs for x in calcs)} calculations, {calls} DFT calls; "
              f"N^{SCF_EXPONENT} x k x spin, {r} ranks; {source}")
     return CostEstimate(seconds=seconds, core_hours=seconds * r / 3600.0, dft_calls=calls,
-                        ranks=r, atoms=top.atoms, kpts=top.kpts, spin=top.spin, basis=basis)
+                        ranks=r, atoms=top.atoms, kpts=top.kpts, spin=top.spin, basis=basis,
+                        needed_calls=needed)
 
 
 def surrogate_seconds(item: WorkItem) -> float:
@@ -280,17 +295,21 @@ def surrogate_seconds(item: WorkItem) -> float:
     return 0.0
 
 
-def plan(item: WorkItem) -> list[Calcs]:
-    """The calculations of ``item`` (module docstring)."""
+def plan(item: WorkItem, *, capped: bool = True) -> list[Calcs]:
+    """The calculations of ``item`` (module docstring); ``capped``: scaled down to the
+    item's DFT-call ceiling (what a run spends before it stops over budget), else all that
+    finishing the item takes."""
     s, p = item.settings, item.params
     if item.kind == "references":
         return _references(s)
     if item.kind == "binding":
         calcs = _bulk_binding(p["phase"], s) if p["mode"] == "bulk" else _surface(p["phase"], s)
-        return _capped(calcs, s.budget.binding_max_dft_calls)
-    if item.kind == "barrier":
-        return _barrier(p["phase_a"], p["phase_b"], p["mechanism"], s)
-    return _bulk_barrier(p["phase"], s)
+        cap = s.budget.binding_max_dft_calls
+    elif item.kind == "barrier":
+        calcs, cap = _barrier(p["phase_a"], p["phase_b"], p["mechanism"], s), s.budget.max_dft_calls
+    else:
+        calcs, cap = _bulk_barrier(p["phase"], s), s.budget.max_dft_calls
+    return _capped(calcs, cap if capped else None)
 
 
 # ---- cells ---------------------------------------------------------------------------------
@@ -447,10 +466,15 @@ def _surface(phase: str, s: CalcSettings) -> list[Calcs]:
     return out
 
 
-def _hop_calls(cell: Cell, hops: int, s: CalcSettings) -> list[Calcs]:
+def _hop_calls(cell: Cell, hops: int, s: CalcSettings, *, finish: bool = False
+               ) -> list[Calcs]:
+    """DFT calls of ``hops`` hops in ``cell``; ``finish``: the active-learning loop is
+    expected to leave the band to the DFT CI-NEB finish (interface hops: every one so far)."""
     n = s.neb.n_images
     if s.neb.active_learning:  # one SCF from scratch per band slot, then restarts (calc.reuse)
         out = [Calcs(cell, hops * (n + 2), hops * AL_ROUNDS * (n + 2))]
+        if finish:
+            out.append(Calcs(cell, hops * n, hops * n * min(s.neb.steps, NEB_STEPS)))
         if s.neb.al_reference_endpoints:  # two reference relaxations per hop first
             out.append(Calcs(cell, 2 * hops, 2 * hops * min(s.relax.steps, RELAX_CALLS)))
         return out
@@ -478,13 +502,13 @@ def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
     interstitial = mechanism == "interstitial"
     spin = _insertion_spin(s, *metal) if interstitial else 1
     cell = _migration(a, b, s, spin, 1 if interstitial else 0)
-    calcs = _hop_calls(cell, 2 if interstitial else 1, s)
+    calcs = _hop_calls(cell, 2 if interstitial else 1, s, finish=True)
     if s.neb.relax_host and not interstitial and s.engine != "ml":  # recipes/host.py
         calcs.append(Calcs(cell, 1, min(s.relax.steps, RELAX_CALLS)))
     surrogate = s.engine == "ml" or s.relax.ml_prerelax or s.neb.ml_prestage
     if interstitial and not surrogate:
         calcs.append(_relaxations(cell, 2 * 3, s))
-    return _capped(calcs, s.budget.max_dft_calls)
+    return calcs
 
 
 def _bulk_barrier(phase: str, s: CalcSettings) -> list[Calcs]:
@@ -494,7 +518,7 @@ def _bulk_barrier(phase: str, s: CalcSettings) -> list[Calcs]:
     li = "Li" in _bulk(phase).get_chemical_symbols()
     spin = 1 if li else _insertion_spin(s, is_metal(phase))
     cell = _cell(atoms, s, spin=spin, extra=-1 if li else 1)
-    return _capped(_hop_calls(cell, 1, s), s.budget.max_dft_calls)
+    return _hop_calls(cell, 1, s)
 
 
 def item_from_document(doc: dict[str, Any]) -> WorkItem | None:

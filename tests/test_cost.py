@@ -81,7 +81,7 @@ def test_the_dry_run_prints_every_item_and_a_total_and_writes_nothing(tmp_path, 
     out = capsys.readouterr().out
     for item in load_spec(spec_file).work():
         line = next(x for x in out.splitlines() if x.startswith(item.name + " "))
-        assert len(line.split()) == 7, line  # name atoms k-points spin calls core-h wall-h
+        assert len(line.split()) == 8, line  # name atoms k-pts spin calls finish core-h wall-h
     assert "analysis:costs" in out and "total:" in out and "core-hours" in out
     assert main(["campaign", str(spec_file), "--dry-run", "--ranks", "4"]) == 0
     assert "wall-h@4" in capsys.readouterr().out
@@ -190,3 +190,26 @@ def test_reference_endpoints_add_two_relaxations_to_a_hop():
         "budget": {"max_dft_calls": None}, **extra}), phase="Li2S"))
         for extra in ({}, {"neb": {"al_reference_endpoints": True}})]
     assert costs[1].dft_calls == costs[0].dft_calls + 2 * 25
+
+
+def test_a_laptop_interface_hop_needs_more_calls_than_its_ceiling(tmp_path, capsys, monkeypatch):
+    """The loop's rounds and the DFT CI-NEB finish that every interface hop has needed: far
+    more than the laptop ceiling of 30 calls, and the dry run says so and how to raise it."""
+    laptop = preset("laptop")
+    item = WorkItem.create("barrier", laptop, phase_a="Li3P", phase_b="LiCl",
+                           mechanism="vacancy")
+    e = estimate(item)
+    assert e.dft_calls == laptop.budget.max_dft_calls and e.stops_early
+    n = laptop.neb.n_images
+    assert e.needed_calls >= n * min(laptop.neb.steps, 100)  # the finish alone
+    free = estimate(WorkItem.create("barrier", preset("laptop", {"budget": {
+        "max_dft_calls": None}}), phase_a="Li3P", phase_b="LiCl", mechanism="vacancy"))
+    assert free.dft_calls == free.needed_calls == e.needed_calls and not free.stops_early
+    monkeypatch.setenv("INTERPHASE_LAUNCHPAD", str(tmp_path / "missing" / "my_launchpad.yaml"))
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text("name: hops\npreset: laptop\nbarriers:\n"
+                         "  - {a: Li3P, b: LiCl, mechanism: vacancy}\n")
+    assert main(["submit", str(spec_file), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert f"barrier:Li3P|LiCl:vacancy 30/{e.needed_calls}" in out
+    assert f"max_dft_calls: {e.needed_calls}" in out

@@ -176,19 +176,31 @@ def _dry_run(args: argparse.Namespace) -> int:
     print(f"dry run of campaign {spec.name!r} (preset {spec.preset}, {len(items)} work items"
           f"{' + analysis' if spec.analysis else ''}); no LaunchPad opened")
     print(f"{'firework':{width}s}  {'atoms':>5s}  {'k-pts':>5s}  {'spin':>4s}  "
-          f"{'DFT calls':>9s}  {'core-h':>9s}  {f'wall-h@{ranks}':>9s}")
+          f"{'DFT calls':>9s}  {'to finish':>9s}  {'core-h':>9s}  {f'wall-h@{ranks}':>9s}")
     for name, e in rows:
         print(f"{name:{width}s}  {e.atoms:5d}  {e.kpts:5d}  {e.spin:4d}  {e.dft_calls:9d}  "
-              f"{e.core_hours:9.2f}  {e.seconds / 3600:9.2f}")
+              f"{e.needed_calls:9d}  {e.core_hours:9.2f}  {e.seconds / 3600:9.2f}")
     if spec.analysis:
         print(f"{f'analysis:{spec.name}':{width}s}  {'-':>5s}  {'-':>5s}  {'-':>4s}  "
-              f"{0:9d}  {0:9.2f}  {0:9.2f}")
+              f"{0:9d}  {0:9d}  {0:9.2f}  {0:9.2f}")
     total = sum(e.core_hours for _, e in rows)
     longest = max(rows, key=lambda r: r[1].seconds)
     print(f"total: {total:.1f} core-hours, {sum(e.dft_calls for _, e in rows)} DFT calls; "
           f"longest firework {longest[0]} {longest[1].seconds / 3600:.1f} h on {ranks} ranks "
           "(uncalibrated estimate, see interphase_dft/cost.py; a real submit leaves out "
           "stored and queued work)")
+    early = [(name, e) for name, e in rows if e.stops_early]
+    if early:
+        need: dict[str, int] = {}
+        for name, e in early:
+            key = "binding_max_dft_calls" if name.startswith("binding:") else "max_dft_calls"
+            need[key] = max(need.get(key, 0), e.needed_calls)
+        print(f"{len(early)} work item(s) stop at their DFT-call ceiling before they finish "
+              "('over budget'; 'DFT calls' is what they spend, 'to finish' what finishing "
+              "takes): " + ", ".join(f"{n} {e.dft_calls}/{e.needed_calls}" for n, e in early)
+              + ". To let them finish, raise the ceiling in the spec (overrides: {budget: {"
+              + ", ".join(f"{k}: {v}" for k, v in need.items()) + "}}) and budget the hours "
+              "from the 'to finish' calls")
     return 0
 
 

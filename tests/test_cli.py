@@ -21,7 +21,7 @@ def test_help_lists_commands():
         capture_output=True, text=True, check=True,
     ).stdout
     for command in ("build", "binding", "barrier", "submit", "run", "status", "qlaunch",
-                    "results", "report", "campaign"):
+                    "results", "report", "campaign", "sensitivity"):
         assert command in out, f"'{command}' missing from --help"
 
 

@@ -5,7 +5,9 @@ Examples::
 
     mpiexec -n 2 gpaw python -m interphase_dft.cli sensitivity result.json \\
         --set dft.ecut=400 --workdir runs/ecut400 --json ecut400.json
-    interphase-dft sensitivity docs/results/laptop.json --uid 3f2a --vacuum 5
+    mpiexec -n 2 gpaw python -m interphase_dft.cli sensitivity \\
+        docs/results/Li3P-LiCl-vacancy-laptop.json --vacuum 5
+    interphase-dft sensitivity campaign-results.json --uid 3f2a --set dft.kpt_density=3
 
 Rerunning the same command with the same ``--workdir`` resumes from the checkpoints.
 """

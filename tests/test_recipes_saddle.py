@@ -57,6 +57,19 @@ def test_maximum_at_an_endpoint_is_a_reaction_energy(energies):
     assert cert.status == NO_SADDLE and hop_saddle(e) is None
     assert f"reaction energy {e[-1]:+.3f} eV" in cert.note
     assert cert.note.startswith("the band: highest image is an endpoint")
+    assert "not relaxed" not in cert.note  # interior forces 0.01 eV/A
+
+
+def test_a_reaction_energy_from_an_unrelaxed_band_says_so():
+    """The Li2S|LiCl crossing's last reference band: it rises to its final endpoint while its
+    interior images carry 0.32, 0.49 and 0.21 eV/A. Still no saddle (the path bounds the
+    forward barrier by the reaction energy), and the note says the band is not relaxed."""
+    e = np.array([0.0, 0.013, 0.257, 0.254, 0.317])
+    f = np.array([0.035, 0.316, 0.491, 0.211, 0.038])
+    cert = rule(e, f)
+    assert cert.status == NO_SADDLE
+    assert "interior images are not relaxed (largest force 0.491 eV/A > neb.fmax 0.05)" \
+        in cert.note
 
 
 def test_a_joined_path_needs_a_saddle_in_every_hop():

@@ -117,6 +117,17 @@ def e_kra(energies: Sequence[float]) -> float | None:
     return float(e[1:-1].max() - 0.5 * (e[0] + e[-1]))
 
 
+def _unrelaxed(inner: np.ndarray, neb_fmax: float) -> str:
+    """The note's clause for a band without a saddle whose interior images still carry
+    forces above ``neb_fmax`` ('' when they do not): the profile bounds the forward barrier by
+    the reaction energy along this path only."""
+    if inner.size == 0 or inner.max() <= neb_fmax:
+        return ""
+    return (f"; its interior images are not relaxed (largest force {inner.max():.3f} eV/A > "
+            f"neb.fmax {neb_fmax}): along this path the forward barrier is the reaction "
+            "energy, and a relaxed path could still pass through an intermediate minimum")
+
+
 def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax: float,
             relax_fmax: float, endpoint_fmax: Mapping[str, float],
             segments: Sequence[tuple[int, int]] = (), stage: str = "dft",
@@ -168,7 +179,8 @@ def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax:
         if why is not None:
             which = "the band" if len(hops) == 1 else f"hop {k} of {len(hops)}"
             return Certificate(NO_SADDLE, f"{which}: {why} "
-                               f"(reaction energy {e[hi] - e[lo]:+.3f} eV)")
+                               f"(reaction energy {e[hi] - e[lo]:+.3f} eV)"
+                               + _unrelaxed(f[lo + 1:hi], neb_fmax))
         tops.append(lo + _top(e[lo:hi + 1]))
     worst = max(tops, key=lambda i: f[i])
     highest = int(np.argmax(e[1:-1])) + 1

@@ -94,7 +94,7 @@ def _settings(args: argparse.Namespace) -> Any:
     return preset(args.preset, parse_overrides(args.overrides))
 
 
-def _logging(args: argparse.Namespace) -> None:
+def progress_logging(args: argparse.Namespace) -> None:
     """Progress lines from MPI rank 0 only (every rank runs the same recipe); the other
     ranks still print errors."""
     from ase.parallel import world
@@ -132,7 +132,7 @@ def run_binding(args: argparse.Namespace) -> int:
     from interphase_dft.phases import resolve_phase
     from interphase_dft.recipes.binding import binding_energy
 
-    _logging(args)
+    progress_logging(args)
     settings = _settings(args)
     if args.ml_prerelax:
         settings = settings.with_overrides({"relax": {"ml_prerelax": True}})
@@ -151,7 +151,7 @@ def run_barrier(args: argparse.Namespace) -> int:
     a, b = v.barrier_pair(args.phase_a, args.phase_b)
     check_mechanism(a, b, args.mechanism)  # bad input: InputError before anything is written
     settings = _settings(args)
-    _logging(args)
+    progress_logging(args)
     workdir = args.workdir or v.output_directory(
         Path("runs") / f"barrier-{a}-{b}-{args.mechanism}-{settings.preset}", "work directory")
     doc = migration_barrier(a, b, settings, workdir=workdir, mechanism=args.mechanism,
@@ -166,7 +166,7 @@ def run_bulk_barrier(args: argparse.Namespace) -> int:
 
     phase = resolve_phase(args.phase)
     settings = _settings(args)
-    _logging(args)
+    progress_logging(args)
     workdir = args.workdir or v.output_directory(
         Path("runs") / f"bulk-barrier-{phase}-{settings.preset}", "work directory")
     doc = bulk_reference_barrier(phase, settings, workdir=workdir, frames=_frames(workdir))

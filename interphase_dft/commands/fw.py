@@ -189,15 +189,16 @@ def _dry_run(args: argparse.Namespace) -> int:
           f"longest firework {longest[0]} {longest[1].seconds / 3600:.1f} h on {ranks} ranks "
           "(uncalibrated estimate, see interphase_dft/cost.py; a real submit leaves out "
           "stored and queued work)")
-    early = [(name, e) for name, e in rows if e.stops_early]
+    early = [(item, e) for item, (_, e) in zip(items, rows, strict=True) if e.stops_early]
     if early:
         need: dict[str, int] = {}
-        for name, e in early:
-            key = "binding_max_dft_calls" if name.startswith("binding:") else "max_dft_calls"
+        for item, e in early:
+            key = "binding_max_dft_calls" if item.kind == "binding" else "max_dft_calls"
             need[key] = max(need.get(key, 0), e.needed_calls)
         print(f"{len(early)} work item(s) stop at their DFT-call ceiling before they finish "
               "('over budget'; 'DFT calls' is what they spend, 'to finish' what finishing "
-              "takes): " + ", ".join(f"{n} {e.dft_calls}/{e.needed_calls}" for n, e in early)
+              "takes): " + ", ".join(f"{i.name} {e.dft_calls}/{e.needed_calls}"
+                                     for i, e in early)
               + ". To let them finish, raise the ceiling in the spec (overrides: {budget: {"
               + ", ".join(f"{k}: {v}" for k, v in need.items()) + "}}) and budget the hours "
               "from the 'to finish' calls")

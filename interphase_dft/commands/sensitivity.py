@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +74,7 @@ def _images(text: str) -> list[int] | None:
 def run_sensitivity(args: argparse.Namespace) -> int:
     from ase.parallel import world
 
-    from interphase_dft.commands.calc import parse_overrides
+    from interphase_dft.commands.calc import parse_overrides, progress_logging
     from interphase_dft.commands.report import read_json_docs
     from interphase_dft.recipes.sensitivity import (
         changed_settings,
@@ -96,9 +95,7 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     workdir = args.workdir or v.output_directory(Path("runs") / f"sensitivity-{doc.uid[:8]}",
                                                  "work directory")
     factory_of, seed = document_factory(doc, txt=str(workdir / "gpaw.txt"))
-    if not args.quiet:
-        logging.basicConfig(level=logging.INFO if world.rank == 0 else logging.ERROR,
-                            format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    progress_logging(args)
     result = settings_sensitivity(doc, overrides, factory_of, workdir, vacuum=args.vacuum,
                                   reproduce=reproduce, seed=seed)
     if world.rank == 0:

@@ -33,8 +33,6 @@ Rules
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -49,7 +47,7 @@ from interphase_dft.barrier_status import SADDLE
 from interphase_dft.calc.checkpoint import info
 from interphase_dft.calc.settings import CalcSettings, flatten
 from interphase_dft.errors import InputError
-from interphase_dft.schemas import BarrierDoc
+from interphase_dft.schemas import BarrierDoc, settings_hash
 from interphase_dft.span import span_barriers
 
 log = logging.getLogger(__name__)
@@ -246,8 +244,7 @@ def check_vacuum(doc: BarrierDoc, vacuum: float) -> None:
 
 def tag(uid: str, changes: dict[str, list[Any]], vacuum: float) -> str:
     """Checkpoint label of a check: the document's uid and a hash of the changes."""
-    text = json.dumps({"changes": changes, "vacuum": vacuum}, sort_keys=True, default=str)
-    return f"{uid[:8]}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return f"{uid[:8]}-{settings_hash({'changes': changes, 'vacuum': vacuum})[:8]}"
 
 
 def settings_sensitivity(doc: BarrierDoc, overrides: dict[str, Any], factory_of: FactoryOf,

@@ -124,8 +124,9 @@ def _unrelaxed(inner: np.ndarray, neb_fmax: float) -> str:
     if inner.size == 0 or inner.max() <= neb_fmax:
         return ""
     return (f"; its interior images are not relaxed (largest force {inner.max():.3f} eV/A > "
-            f"neb.fmax {neb_fmax}): along this path the forward barrier is the reaction "
-            "energy, and a relaxed path could still pass through an intermediate minimum")
+            f"neb.fmax {neb_fmax}): along this path the barriers are set by the endpoints "
+            "(forward max(0, reaction energy)), and a relaxed path could still pass through an "
+            "intermediate minimum")
 
 
 def certify(energies: Sequence[float], image_fmax: Sequence[float], *, neb_fmax: float,

@@ -496,12 +496,10 @@ def _capped(calcs: list[Calcs], cap: int | None) -> list[Calcs]:
 
 
 def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
-    from interphase_dft.phases import is_metal
 
-    metal = (is_metal(a), is_metal(b))
     interstitial = mechanism == "interstitial"
-    spin = _insertion_spin(s, *metal) if interstitial else 1
-    cell = _migration(a, b, s, spin, 1 if interstitial else 0)
+    # spin-paired: the added Li gives its electron to a metal side or is Li_i^+ (hop_options)
+    cell = _migration(a, b, s, 1, 1 if interstitial else 0)
     calcs = _hop_calls(cell, 2 if interstitial else 1, s, finish=True)
     if s.neb.relax_host and not interstitial and s.engine != "ml":  # recipes/host.py
         calcs.append(Calcs(cell, 1, min(s.relax.steps, RELAX_CALLS)))
@@ -512,12 +510,10 @@ def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
 
 
 def _bulk_barrier(phase: str, s: CalcSettings) -> list[Calcs]:
-    from interphase_dft.phases import is_metal
 
     atoms = _hop_cell(phase, s.structure.bulk_min_length)
     li = "Li" in _bulk(phase).get_chemical_symbols()
-    spin = 1 if li else _insertion_spin(s, is_metal(phase))
-    cell = _cell(atoms, s, spin=spin, extra=-1 if li else 1)
+    cell = _cell(atoms, s, spin=1, extra=-1 if li else 1)  # V_Li^-, Li_i^+ or metal: paired
     return _hop_calls(cell, 1, s)
 
 

@@ -12,7 +12,7 @@ from ase.constraints import FixAtoms
 
 from interphase_dft.calc.presets import preset
 from interphase_dft.errors import InputError
-from interphase_dft.recipes.barrier import HopOptions, neb_barrier
+from interphase_dft.recipes.barrier import HopOptions, hop_options, neb_barrier
 from interphase_dft.schemas import BarrierDoc
 
 
@@ -152,13 +152,18 @@ def test_unconverged_endpoint_makes_the_barrier_unconverged(tmp_path):
 
 
 def test_hop_options_state_the_charge_of_each_mechanism():
-    """Interstitial: an added Li (insertion smearing); vacancy: neutral with a metal side (the
-    metal supplies the charge), V_Li^- (charge -1) between insulators."""
+    """Interstitial: a neutral added Li with a metal side (insertion smearing, the metal takes
+    the electron), Li_i^+ (charge +1, closed-shell) between insulators; vacancy: neutral with
+    a metal side (the metal supplies the charge), V_Li^- (charge -1) between insulators."""
     from interphase_dft.calc.factory import scf_parameters
-    from interphase_dft.recipes.barrier import hop_options
 
-    opts = hop_options("li2s", "LiCl", "interstitial")  # aliases resolve; both insulators
-    assert (opts.is_metal, opts.li_inserted, opts.calc_extra) == (False, True, None)
+    ion = hop_options("li2s", "LiCl", "interstitial")  # aliases resolve; both insulators
+    assert (ion.is_metal, ion.li_inserted, ion.calc_extra) == (False, False, {"charge": 1})
+    assert "Li_i^+" in ion.charge_note
+    assert hop_options("P2S5", "P2S5", "bulk-interstitial").calc_extra == {"charge": 1}
+    opts = hop_options("LiAl", "LiCl", "interstitial")
+    assert (opts.is_metal, opts.li_inserted, opts.calc_extra) == (True, True, None)
+    assert "metal takes" in opts.charge_note
     vac = hop_options("Li2S", "LiCl", "vacancy")
     assert not vac.li_inserted and vac.calc_extra == {"charge": -1} and "V_Li^-" in vac.charge_note
     metal = hop_options("LiAl", "LiCl", "vacancy")
@@ -169,10 +174,11 @@ def test_hop_options_state_the_charge_of_each_mechanism():
     with pytest.raises(InputError, match="unknown mechanism"):
         hop_options("LiAl", "LiCl", "knock-off")
     s = preset("laptop")
-    width = scf_parameters(s, is_metal=False, li_inserted=opts.li_inserted)
-    assert width["occupations"]["width"] == s.dft.li_insertion_smearing == 0.1
-    # a vacancy hop in an insulator keeps the insulator width
-    assert scf_parameters(s, is_metal=False)["occupations"]["width"] == 0.01
+    width = scf_parameters(s, is_metal=opts.is_metal, li_inserted=opts.li_inserted)
+    assert width["occupations"]["width"] == max(s.dft.smearing_width, s.dft.li_insertion_smearing)
+    # Li_i^+ and a vacancy hop in an insulator keep the insulator width
+    assert scf_parameters(s, is_metal=False, li_inserted=ion.li_inserted)[
+        "occupations"]["width"] == 0.01
 
 
 def test_an_added_li_hopping_through_non_metals_gets_a_seeded_moment(tmp_path):
@@ -195,6 +201,11 @@ def test_an_added_li_hopping_through_non_metals_gets_a_seeded_moment(tmp_path):
     doc = neb_barrier(initial, final, settings, tmp_path / "metal",
                       HopOptions(is_metal=True, li_inserted=True), calc_factory=spy)
     assert doc.calculator["spin"] == "spin-paired" and not any(m.any() for m in seen)
+    seen.clear()  # between insulators the added Li is Li_i^+: charged, closed-shell, no moment
+    doc = neb_barrier(initial, final, settings, tmp_path / "ion",
+                      hop_options("Li3P", "LiCl", "interstitial"), calc_factory=spy)
+    assert doc.calculator["spin"] == "spin-paired" and not any(m.any() for m in seen)
+    assert doc.calculator["extra"] == {"charge": 1} and "Li_i^+" in doc.calculator["charge"]
 
 
 class ThreeWells(Calculator):

@@ -33,10 +33,13 @@ Frames: every DFT single point goes to the frame store ``frames`` with the work 
 ``work_key`` (:mod:`interphase_dft.calc.frames`; passed by the FireTask or the CLI), where
 the active-learning loop of later hops finds it.
 
-Charge: a vacancy hop with a metal side keeps the cell neutral (the metal supplies the
-electron of the vacancy); a vacancy hop between insulators is the charged vacancy V_Li^-
-(GPAW ``charge=-1``, compensating background); an interstitial hop adds a neutral Li atom
-(``li_inserted``: insertion smearing and spin, see :class:`HopOptions`).
+Charge: the hopping species is Li+, and where the electron goes is fixed by the sides.
+With a metal side the cell is neutral: the metal supplies the electron of a vacancy and takes
+the electron of an added Li (``li_inserted``: insertion smearing, see :class:`HopOptions`).
+Between insulators (and in the bulk of an insulator) the cell is charged with a compensating
+background: the vacancy is V_Li^- (GPAW ``charge=-1``), the added Li is Li_i^+
+(``charge=+1``), both closed-shell and spin-paired. A neutral Li atom there would put its
+electron into a conduction band or a polaron and measure the hop of Li0, not of the ion.
 """
 
 from __future__ import annotations
@@ -99,6 +102,8 @@ class HopOptions:
         ``dft.li_insertion_smearing``, and spin-polarised with 1 mu_B seeded on the hopping Li
         (``info['li_index']``, else the last atom) when neither side is a metal
         (:func:`interphase_dft.calc.factory.insertion_spin`); a vacancy hop stays as it is.
+        :func:`hop_options` sets it only for an added Li with a metal side (an added Li
+        between insulators is Li_i^+, ``calc_extra={'charge': 1}``, closed-shell).
     mic
         Interpolate with the minimum-image convention (False: raw position difference, for a
         hop into the next cell).
@@ -309,18 +314,23 @@ def hop_options(phase_a: str, phase_b: str, mechanism: str = "vacancy") -> HopOp
 
     Metal smearing when either phase is a metal, D3 when either needs it; the charge
     treatment of the module docstring (``mechanism``: ``vacancy``/``bulk-vacancy`` or
-    ``interstitial``/``bulk-interstitial``).
+    ``interstitial``/``bulk-interstitial``): an added Li is ``li_inserted`` only with a metal
+    side (its electron in the metal); between insulators it is Li_i^+, closed-shell.
     """
     from interphase_dft import phases
 
     ia = phases.phase_info(phases.resolve_phase(phase_a))
     ib = phases.phase_info(phases.resolve_phase(phase_b))
     metal, disp = ia.is_metal or ib.is_metal, ia.needs_dispersion or ib.needs_dispersion
-    if mechanism.endswith("interstitial"):
-        return HopOptions(is_metal=metal, dispersion=disp, li_inserted=True,
-                          charge_note="neutral: an added Li atom")
-    if not mechanism.endswith("vacancy"):
+    interstitial = mechanism.endswith("interstitial")
+    if not interstitial and not mechanism.endswith("vacancy"):
         raise InputError(f"unknown mechanism {mechanism!r}; use {' or '.join(MECHANISMS)}")
+    if interstitial and metal:
+        return HopOptions(is_metal=True, dispersion=disp, li_inserted=True,
+                          charge_note="neutral: an added Li atom, the metal takes its electron")
+    if interstitial:
+        return HopOptions(is_metal=False, dispersion=disp, calc_extra={"charge": 1},
+                          charge_note="+1: Li_i^+ with a compensating background (no metal)")
     if metal:
         return HopOptions(is_metal=True, dispersion=disp,
                           charge_note="neutral: the metal supplies the electron of the vacancy")
@@ -364,7 +374,8 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
     workdir = Path(workdir)
     opts = hop_options(a, b, mechanism)
     relaxer = calc_factory or factory_for(
-        settings, is_metal=opts.is_metal, dispersion=opts.dispersion, li_inserted=True,
+        settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
+        li_inserted=opts.li_inserted, extra=dict(opts.calc_extra or {}),
         txt=str(workdir / "candidates" / "gpaw.txt"))
     if settings.engine != "ml":
         relaxer = MeteredFactory(recording(relaxer, frames, work_key),

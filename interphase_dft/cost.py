@@ -57,8 +57,9 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
   PBE//surrogate plan (``neb.dft_refine`` false) 2 + ``n_images`` single points; DFT CI-NEB
   2 endpoint relaxations + ``n_images`` x :data:`NEB_STEPS` (at most ``neb.steps``) band calls.
   Interstitial minima without a surrogate add 2 relaxations per region; ``neb.relax_host``
-  adds one DFT relaxation of the cell (vacancy hops). Capped by
-  ``budget.max_dft_calls``.
+  adds one DFT relaxation of the cell (vacancy hops); with a surrogate,
+  ``structure.interface_registry_confirm`` + 2 single points confirm the registry and give
+  the work of adhesion. Capped by ``budget.max_dft_calls``.
 - ``bulk_barrier``: the same on the bulk hop cell (built:
   :func:`~interphase_dft.recipes.hop_setup.bulk_cell`), one hop.
 
@@ -490,9 +491,12 @@ def _capped(calcs: list[Calcs], cap: int | None) -> list[Calcs]:
     total = sum(c.calls for c in calcs)
     if cap is None or total <= cap:
         return calcs
-    f = cap / total
-    return [Calcs(c.cell, max(1, min(c.runs, round(c.calls * f))), max(1, round(c.calls * f)))
-            for c in calcs]
+    # proportional shares, rounded by largest remainder so that they add up to the cap
+    shares = [c.calls * cap / total for c in calcs]
+    calls = [math.floor(x) for x in shares]
+    for i in sorted(range(len(calcs)), key=lambda i: calls[i] - shares[i])[:cap - sum(calls)]:
+        calls[i] += 1
+    return [Calcs(c.cell, min(c.runs, n), n) for c, n in zip(calcs, calls, strict=True) if n]
 
 
 def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
@@ -506,6 +510,9 @@ def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
     surrogate = s.engine == "ml" or s.relax.ml_prerelax or s.neb.ml_prestage
     if interstitial and not surrogate:
         calcs.append(_relaxations(cell, 2 * 3, s))
+    if surrogate and s.engine != "ml" and s.structure.interface_registry_confirm:
+        # DFT confirmation of the registry: the lowest surrogate points and each side alone
+        calcs.append(Calcs(cell, s.structure.interface_registry_confirm + 2, 1))
     return calcs
 
 

@@ -205,6 +205,12 @@ def test_a_laptop_interface_hop_needs_more_calls_than_its_ceiling(tmp_path, caps
     free = estimate(WorkItem.create("barrier", preset("laptop", {"budget": {
         "max_dft_calls": None}}), phase_a="Li3P", phase_b="LiCl", mechanism="vacancy"))
     assert free.dft_calls == free.needed_calls == e.needed_calls and not free.stops_early
+    unconfirmed = estimate(WorkItem.create("barrier", preset("laptop", {
+        "budget": {"max_dft_calls": None}, "structure": {"interface_registry_confirm": 0}}),
+        phase_a="Li3P", phase_b="LiCl", mechanism="vacancy"))
+    # the registry's DFT confirmation: its points and the two sides alone
+    assert free.needed_calls - unconfirmed.needed_calls == (
+        laptop.structure.interface_registry_confirm + 2)
     monkeypatch.setenv("INTERPHASE_LAUNCHPAD", str(tmp_path / "missing" / "my_launchpad.yaml"))
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text("name: hops\npreset: laptop\nbarriers:\n"

@@ -310,6 +310,10 @@ class StructureSettings(_Frozen):
     interface_gap_offsets: tuple[float, ...] = Field(
         (-0.2, 0.0, 0.2, 0.4), min_length=1, description="registry scan: gaps tried at each "
         "shift, Angstrom, added to that shift's contact gap")
+    interface_registry_confirm: int = Field(
+        3, ge=0, description="registry scan: the lowest symmetry-distinct surrogate points "
+        "recomputed with DFT single points; the registry is the lowest of them and the work "
+        "of adhesion is DFT's (0 = the surrogate's choice, no DFT work of adhesion)")
     interface_max_hop: float = Field(
         3.5, gt=0, description="vacancy crossing: longest Li hop between lattice sites, Angstrom")
 

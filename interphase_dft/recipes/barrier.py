@@ -377,11 +377,16 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
         settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
         li_inserted=opts.li_inserted, extra=dict(opts.calc_extra or {}),
         txt=str(workdir / "candidates" / "gpaw.txt"))
+    reference = None  # the clean cell (neutral, no added Li) that confirms the registry
     if settings.engine != "ml":
-        relaxer = MeteredFactory(recording(relaxer, frames, work_key),
-                                 Ledger.open(workdir, settings.budget))
+        ledger = Ledger.open(workdir, settings.budget)
+        relaxer = MeteredFactory(recording(relaxer, frames, work_key), ledger)
+        reference = MeteredFactory(recording(calc_factory or factory_for(
+            settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
+            txt=str(workdir / "registry" / "gpaw.txt")), frames, work_key), ledger)
     hs = interface_states(a, b, settings, mechanism, workdir,
-                          surrogate=_surrogate_for(settings, opts), relaxer=relaxer)
+                          surrogate=_surrogate_for(settings, opts), relaxer=relaxer,
+                          reference=reference)
     return path_barrier(hs.states, settings, workdir, opts, label=f"{a}|{b} {mechanism}",
                         phase_a=a, phase_b=b, mechanism=mechanism, interface_meta=hs.meta,
                         work_of_adhesion=hs.work_of_adhesion, calc_factory=calc_factory,

@@ -13,7 +13,13 @@ Rules
 - Registry of the migration cell: with a surrogate (engine 'ml', ``relax.ml_prerelax`` or
   ``neb.ml_prestage``) the lowest-energy point of the surrogate registry scan
   (:func:`interphase_dft.recipes.registry.scan_cell`); without one the geometric contact
-  registry. The choice is cached in ``<workdir>/registry.json``, so a rerun builds the same cell.
+  registry. With a DFT ``reference`` and ``structure.interface_registry_confirm`` > 0 the
+  lowest distinct surrogate points are recomputed with DFT and the lowest DFT point is the
+  registry (:func:`interphase_dft.recipes.registry.confirm_scan`; the surrogate scan is kept
+  in ``registry-scan.json``, the DFT energies in ``registry-dft.json`` as they come), and the
+  work of adhesion is DFT's. The choice is cached in ``<workdir>/registry.json`` once made,
+  so a rerun builds the same cell (a record cached without the DFT step stays as it is: the
+  states of a run depend on it).
 - Interface cells are computed with ``pbc = (T, T, F)``: GPAW then applies the dipole-layer
   correction along z (:func:`interphase_dft.calc.factory.needs_dipole_correction`).
 - Interstitial candidates are relaxed with the surrogate when there is one (at most
@@ -116,26 +122,44 @@ def check_mechanism(phase_a: str, phase_b: str, mechanism: str) -> None:
 
 
 def registry_cell(phase_a: str, phase_b: str, settings: CalcSettings, workdir: Path,
-                  surrogate: CalcFactory | None) -> tuple[Any, dict[str, Any]]:
-    """The migration cell at its registry (module rules) and the registry record."""
-    from interphase_dft.builders.migration import migration_cell_for, set_registry
-    from interphase_dft.recipes.registry import scan_cell
+                  surrogate: CalcFactory | None,
+                  reference: CalcFactory | None = None) -> tuple[Any, dict[str, Any]]:
+    """The migration cell at its registry (module rules) and the registry record.
 
-    cell = migration_cell_for(phase_a, phase_b, settings)
+    ``reference``: the DFT factory of the clean cell (neutral, no added Li) that confirms the
+    surrogate's choice, or None.
+    """
+    from interphase_dft.builders.migration import migration_cell_for, set_registry
+    from interphase_dft.recipes.registry import confirm_scan, scan_cell
+
+    cell = built = migration_cell_for(phase_a, phase_b, settings)  # shifts count from built
     cache = workdir / "registry.json"
     stored = read_json(cache)
     if stored:
         rule = stored.get("rule", "cached")
         return set_registry(cell, stored["best_shift"], stored["best_gap_A"], rule=rule), stored
+    st = settings.structure
     if surrogate is None:
         record = {"level": "geometric", "rule": cell.info["registry_rule"],
                   "best_shift": list(cell.shift), "best_gap_A": cell.gap}
     else:
-        st = settings.structure
-        scan = scan_cell(cell, lambda atoms: surrogate(atoms), grid=st.interface_registry_grid,
-                         gap_offsets=st.interface_gap_offsets)
-        cell = scan.cell
-        record = {"level": "surrogate", "rule": cell.info["registry_rule"], **scan.to_dict()}
+        scan_file = workdir / "registry-scan.json"
+        record = read_json(scan_file) or {}
+        if not record:
+            scan = scan_cell(cell, lambda atoms: surrogate(atoms),
+                             grid=st.interface_registry_grid, gap_offsets=st.interface_gap_offsets)
+            record = {"level": "surrogate", "rule": scan.cell.info["registry_rule"],
+                      **scan.to_dict()}
+            write_json(scan_file, record)
+        cell = set_registry(built, record["best_shift"], record["best_gap_A"], rule=record["rule"])
+        if reference is not None and st.interface_registry_confirm > 0:
+            conf = confirm_scan(built, [tuple(p) for p in record["points"]], reference,
+                                k=st.interface_registry_confirm,
+                                checkpoint=workdir / "registry-dft.json")
+            cell = conf.cell
+            record = {**record, "level": "surrogate scan, DFT-confirmed",
+                      "rule": cell.info["registry_rule"], "best_shift": list(conf.best_shift),
+                      "best_gap_A": conf.best_gap, "dft": conf.to_dict()}
     write_json(cache, record)
     return cell, record
 
@@ -148,16 +172,19 @@ def _slab(atoms: Atoms) -> Atoms:
 
 def interface_states(phase_a: str, phase_b: str, settings: CalcSettings, mechanism: str,
                      workdir: Path, *, surrogate: CalcFactory | None,
-                     relaxer: CalcFactory) -> HopStates:
+                     relaxer: CalcFactory,
+                     reference: CalcFactory | None = None) -> HopStates:
     """The minima of the ``mechanism`` hop from A into B (module rules).
 
-    ``relaxer`` relaxes the interstitial candidates when there is no ``surrogate``.
+    ``relaxer`` relaxes the interstitial candidates when there is no ``surrogate``;
+    ``reference`` (DFT, the clean cell) confirms the registry, or None.
     """
     from interphase_dft.builders.hops import vacancy_hop
 
     check_mechanism(phase_a, phase_b, mechanism)
-    cell, registry = registry_cell(phase_a, phase_b, settings, workdir, surrogate)
-    w_ad = registry.get("work_of_adhesion_J_m2") if settings.engine == "ml" else None
+    cell, registry = registry_cell(phase_a, phase_b, settings, workdir, surrogate, reference)
+    w_ad = (registry.get("work_of_adhesion_J_m2") if settings.engine == "ml"
+            else registry.get("dft", {}).get("work_of_adhesion_J_m2"))
     if mechanism == "vacancy":
         hop = vacancy_hop(cell, max_hop=settings.structure.interface_max_hop)
         meta = {**hop.meta, "registry": registry}

@@ -13,21 +13,32 @@ Rules
   step further out are added until it is interior (at most 4).
 - Work of adhesion: W_ad = (E_A + E_B - E_AB) / area with E_A, E_B the energies of each side
   alone in the same cell (the other side's atoms removed) and E_AB the lowest scan energy.
-  Positive W_ad = the sides bind.
+  Positive W_ad = the sides bind. This is the ideal (rigid, unrelaxed) work of separation.
+- DFT confirmation (:func:`confirm_scan`): the ``k`` lowest symmetry-distinct points of a
+  surrogate scan (points whose surrogate energies differ by less than
+  :data:`EQUIVALENT_ENERGY` are one registry seen from equivalent shifts; the first is kept)
+  are recomputed with DFT single points of the same rigid cells; the registry is the lowest
+  DFT point, and W_ad is recomputed with DFT at it. Every DFT energy is checkpointed as it is
+  computed, so a killed confirmation resumes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from interphase_dft.builders.migration import MigrationCell, migration_cell_for, set_registry
+from interphase_dft.calc.checkpoint import read_json, write_json
+from interphase_dft.errors import InputError
 
 EV_PER_A2_TO_J_PER_M2 = 16.021766  # 1 eV/Angstrom^2 in J/m^2
+#: surrogate energies (eV) closer than this are one registry seen from equivalent shifts
+EQUIVALENT_ENERGY = 1e-3
 SCAN_RULE = ("n x n rigid in-plane shifts of B; at each, gaps = contact gap + offsets; "
              "single points of the rigid cell; registry = lowest energy")
 
@@ -173,3 +184,100 @@ def registry_scan(phase_a: str, phase_b: str, settings: Any, factory: Factory,
     cell = migration_cell_for(phase_a, phase_b, settings, **cell_kw)
     return scan_cell(cell, factory, grid=st.interface_registry_grid,
                      gap_offsets=st.interface_gap_offsets)
+
+
+@dataclass
+class Confirmation:
+    """DFT check of a surrogate registry scan (:func:`confirm_scan`).
+
+    ``points`` are (shift_1, shift_2, gap in A, surrogate energy, DFT energy) of the
+    recomputed registries, lowest surrogate energy first; ``cell`` is the migration cell at the
+    lowest DFT point.
+    """
+
+    points: list[tuple[float, float, float, float, float]]
+    best_shift: tuple[float, float]
+    best_gap: float
+    energy_ab: float
+    energy_a: float
+    energy_b: float
+    area: float
+    cell: MigrationCell
+
+    @property
+    def surrogate_choice_kept(self) -> bool:
+        """True when DFT's lowest point is the surrogate's lowest."""
+        return min(self.points, key=lambda p: p[4]) is self.points[0]
+
+    @property
+    def work_of_adhesion_eV_A2(self) -> float:
+        return (self.energy_a + self.energy_b - self.energy_ab) / self.area
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe record (stored in the registry record as ``dft``)."""
+        w = self.work_of_adhesion_eV_A2
+        return {
+            "points": [[round(v, 6) for v in p] for p in self.points],
+            "point_columns": ["shift_1", "shift_2", "gap_A", "surrogate_eV", "dft_eV"],
+            "best_shift": list(self.best_shift), "best_gap_A": self.best_gap,
+            "energy_ab_eV": self.energy_ab, "energy_a_eV": self.energy_a,
+            "energy_b_eV": self.energy_b, "area_A2": self.area,
+            "work_of_adhesion_eV_A2": w, "work_of_adhesion_J_m2": w * EV_PER_A2_TO_J_PER_M2,
+            "surrogate_choice_kept": self.surrogate_choice_kept,
+            "rule": (f"the {len(self.points)} lowest symmetry-distinct surrogate points "
+                     "recomputed with DFT single points of the rigid cell; registry = lowest "
+                     "DFT energy; work of adhesion from DFT single points of each side alone"),
+        }
+
+
+def distinct_lowest(points: Sequence[tuple[float, float, float, float]],
+                    k: int) -> list[tuple[float, float, float, float]]:
+    """The ``k`` lowest points of a scan whose energies differ pairwise by at least
+    :data:`EQUIVALENT_ENERGY` (lowest first; of equivalent points the first scanned)."""
+    out: list[tuple[float, float, float, float]] = []
+    for p in sorted(points, key=lambda p: p[3]):
+        if len(out) == k:
+            break
+        if all(abs(p[3] - q[3]) >= EQUIVALENT_ENERGY for q in out):
+            out.append(p)
+    return out
+
+
+def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float, float]],
+                 factory: Factory, *, k: int, checkpoint: Path) -> Confirmation:
+    """Recompute the ``k`` lowest distinct surrogate ``points`` of ``cell`` with ``factory``
+    (DFT) and choose the registry and W_ad from those energies (module rules).
+
+    ``checkpoint`` (JSON) keeps every DFT energy as it is computed; a checkpoint written for
+    another cell or other points is refused with :class:`InputError`.
+    """
+    if k < 1:
+        raise InputError(f"confirm_scan: k = {k}; confirm at least one registry point "
+                         "(structure.interface_registry_confirm >= 1)")
+    chosen = distinct_lowest(points, k)
+    key = {"formula": cell.atoms.get_chemical_formula(), "area_A2": round(cell.area, 6),
+           "points": [[round(v, 6) for v in p[:3]] for p in chosen]}
+    state = read_json(checkpoint) or {"key": key, "energies": {}}
+    if state.get("key") != key:
+        raise InputError(f"{checkpoint} belongs to another cell or scan; remove it or use a new "
+                         "work directory")
+
+    def energy(name: str, atoms: Atoms) -> float:
+        if name not in state["energies"]:
+            atoms = atoms.copy()
+            atoms.pbc = (True, True, False)  # vacuum along z: dipole correction, as the hops
+            state["energies"][name] = _energy(atoms, factory)
+            write_json(checkpoint, state)
+        return float(state["energies"][name])
+
+    done = []
+    for i, (s1, s2, g, e_ml) in enumerate(chosen):
+        e = energy(f"ab{i}", set_registry(cell, (s1, s2), g).atoms)
+        done.append((float(s1), float(s2), float(g), float(e_ml), e))
+    s1, s2, g, _, e_ab = min(done, key=lambda p: p[4])
+    best = set_registry(cell, (s1, s2), g, rule="lowest DFT energy of the lowest surrogate "
+                        f"registry points: {SCAN_RULE}")
+    e_a = energy("a", side_alone(best, 0))
+    e_b = energy("b", side_alone(best, 1))
+    return Confirmation(points=done, best_shift=(s1, s2), best_gap=g, energy_ab=e_ab,
+                        energy_a=e_a, energy_b=e_b, area=best.area, cell=best)

@@ -1,0 +1,142 @@
+"""DFT confirmation of the surrogate registry scan (recipes/registry.confirm_scan, hop_setup)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.lj import LennardJones
+
+from interphase_dft.builders.migration import migration_cell_for, set_registry
+from interphase_dft.calc.presets import preset
+from interphase_dft.errors import InputError
+from interphase_dft.recipes.hop_setup import interface_states, registry_cell
+from interphase_dft.recipes.registry import (
+    EQUIVALENT_ENERGY,
+    EV_PER_A2_TO_J_PER_M2,
+    confirm_scan,
+    distinct_lowest,
+    scan_cell,
+)
+
+SETTINGS = preset("test", {"structure": {"interface_registry_grid": 2,
+                                         "interface_gap_offsets": (0.0, 0.4),
+                                         "interface_registry_confirm": 3}})
+
+
+def surrogate(atoms, attempt=0, label=""):
+    return LennardJones(sigma=2.3, epsilon=0.01, rc=5.0, smooth=True)
+
+
+class Spread(Calculator):
+    """A stand-in reference level whose ranking differs from the surrogate's: the energy is
+    minus the z extent of the atoms (a wider gap is lower), so its lowest registry is the
+    widest gap among the points it is given."""
+
+    implemented_properties = ("energy", "forces")
+    calls = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        Spread.calls += 1
+        z = self.atoms.positions[:, 2]
+        self.results = {"energy": -float(z.max() - z.min()),
+                        "forces": np.zeros((len(self.atoms), 3))}
+
+
+def reference(atoms, attempt=0, label=""):
+    return Spread()
+
+
+def refuse(atoms, attempt=0, label=""):
+    raise AssertionError("a confirmed registry must come from its checkpoint")
+
+
+def test_distinct_lowest_keeps_one_point_of_each_equivalent_registry():
+    pts = [(0.5, 0.0, 2.0, -1.0), (0.0, 0.0, 2.0, -1.0 + EQUIVALENT_ENERGY / 2),
+           (0.0, 0.0, 2.2, -0.99), (0.5, 0.5, 2.0, -0.5), (0.0, 0.5, 2.0, -0.99)]
+    assert distinct_lowest(pts, 2) == [pts[0], pts[2]]
+    assert distinct_lowest(pts, 5) == [pts[0], pts[2], pts[3]]
+    assert distinct_lowest(pts, 0) == []
+
+
+def test_confirmation_takes_the_lowest_reference_point_and_its_work_of_adhesion(tmp_path):
+    built = migration_cell_for("LiAl", "LiCl", SETTINGS)
+    scan = scan_cell(built, surrogate, grid=2, gap_offsets=(0.0, 0.4))
+    chosen = distinct_lowest(scan.points, 3)
+    assert len(chosen) == 3
+    conf = confirm_scan(built, scan.points, reference, k=3, checkpoint=tmp_path / "c.json")
+    assert [p[:4] for p in conf.points] == [tuple(map(float, p)) for p in chosen]
+    widest = max(chosen, key=lambda p: p[2])  # the reference prefers the widest gap
+    assert conf.best_gap == pytest.approx(widest[2])
+    assert conf.best_shift == pytest.approx(widest[:2])
+    assert conf.surrogate_choice_kept == (widest is chosen[0])
+    # the cell is the built cell at the chosen registry, computed with vacuum along z
+    expect = set_registry(built, widest[:2], widest[2]).atoms
+    assert np.allclose(conf.cell.atoms.positions, expect.positions)
+    assert conf.energy_ab == pytest.approx(min(p[4] for p in conf.points))
+    w = (conf.energy_a + conf.energy_b - conf.energy_ab) / built.area
+    record = conf.to_dict()
+    assert record["work_of_adhesion_eV_A2"] == pytest.approx(w)
+    assert record["work_of_adhesion_J_m2"] == pytest.approx(w * EV_PER_A2_TO_J_PER_M2)
+    json.dumps(record)
+    # resumed from the checkpoint: no reference call
+    again = confirm_scan(built, scan.points, refuse, k=3, checkpoint=tmp_path / "c.json")
+    assert again.to_dict() == record
+    with pytest.raises(InputError, match="another cell or scan"):
+        confirm_scan(built, scan.points, refuse, k=2, checkpoint=tmp_path / "c.json")
+    with pytest.raises(InputError, match="interface_registry_confirm"):
+        confirm_scan(built, scan.points, refuse, k=0, checkpoint=tmp_path / "d.json")
+
+
+def test_a_killed_confirmation_resumes_from_the_points_it_finished(tmp_path):
+    built = migration_cell_for("LiAl", "LiCl", SETTINGS)
+    scan = scan_cell(built, surrogate, grid=2, gap_offsets=(0.0, 0.4))
+    seen = []
+
+    def dies_on_the_second(atoms, attempt=0, label=""):
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return Spread()
+
+    with pytest.raises(KeyboardInterrupt):
+        confirm_scan(built, scan.points, dies_on_the_second, k=3, checkpoint=tmp_path / "c.json")
+    stored = json.loads((tmp_path / "c.json").read_text())
+    assert list(stored["energies"]) == ["ab0"]
+    Spread.calls = 0
+    confirm_scan(built, scan.points, reference, k=3, checkpoint=tmp_path / "c.json")
+    assert Spread.calls == 2 + 2  # the two other registries and the two sides, not ab0 again
+
+
+def test_registry_cell_confirms_and_the_document_gets_the_reference_work_of_adhesion(tmp_path):
+    cell, record = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, reference)
+    assert record["level"] == "surrogate scan, DFT-confirmed"
+    dft = record["dft"]
+    assert (record["best_shift"], record["best_gap_A"]) == (dft["best_shift"], dft["best_gap_A"])
+    assert cell.info["registry_rule"].startswith("lowest DFT energy")
+    assert record["points"] and record["energy_ab_eV"] != dft["energy_ab_eV"]  # scan kept
+    for name in ("registry.json", "registry-scan.json", "registry-dft.json"):
+        assert (tmp_path / name).is_file()
+    again, cached = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, refuse)
+    assert cached == record and np.allclose(again.atoms.positions, cell.atoms.positions)
+    hs = interface_states("LiAl", "LiCl", SETTINGS, "vacancy", tmp_path, surrogate=surrogate,
+                          relaxer=refuse, reference=refuse)
+    assert hs.work_of_adhesion == pytest.approx(dft["work_of_adhesion_J_m2"])
+    # without confirmation the surrogate's choice stands and no DFT work of adhesion is claimed
+    plain = preset("test", {"structure": {**SETTINGS.structure.model_dump(),
+                                          "interface_registry_confirm": 0}})
+    hs = interface_states("LiAl", "LiCl", plain, "vacancy", tmp_path / "plain",
+                          surrogate=surrogate, relaxer=refuse, reference=refuse)
+    assert hs.meta["registry"]["level"] == "surrogate" and hs.work_of_adhesion is None
+    assert not (tmp_path / "plain" / "registry-dft.json").exists()
+
+
+def test_a_record_cached_before_confirmation_keeps_its_registry(tmp_path):
+    """The states of a run depend on its registry: an older surrogate-only record stays."""
+    _, plain = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, None)
+    assert plain["level"] == "surrogate"
+    _, again = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, refuse)
+    assert again == plain and not (tmp_path / "registry-dft.json").exists()

@@ -512,7 +512,8 @@ def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
         calcs.append(_relaxations(cell, 2 * 3, s))
     if surrogate and s.engine != "ml" and s.structure.interface_registry_confirm:
         # DFT confirmation of the registry: the lowest surrogate points and each side alone
-        calcs.append(Calcs(cell, s.structure.interface_registry_confirm + 2, 1))
+        n = s.structure.interface_registry_confirm + 2
+        calcs.append(Calcs(cell, n, n))
     return calcs
 
 

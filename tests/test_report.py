@@ -215,6 +215,11 @@ def test_tables_state_spin_and_smearing_of_each_result() -> None:
     bar = make_barrier_doc("LiAl", "LiCl", 0.4).model_copy(
         update={"calculator": {"spin": "spin-paired"}})
     assert barrier_rows([bar])[0]["spin"] == "paired"
+    cell = bar.model_copy(update={"thickness_a": 6.8, "thickness_b": 9.1, "strain": 0.021,
+                                  "work_of_adhesion": 0.61})
+    row = barrier_rows([cell])[0]  # the interface cell of the hop beside its barrier
+    assert (row["thickness_a_A"], row["thickness_b_A"], row["strain"],
+            row["work_of_adhesion_J_m2"]) == (6.8, 9.1, 0.021, 0.61)
 
 
 def test_no_saddle_note_of_a_joined_path_names_the_hop() -> None:

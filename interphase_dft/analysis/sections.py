@@ -211,7 +211,8 @@ def _barriers(b: Blocks, c: ReportContent) -> None:
 #: barrier-table columns shown beside each profile, in this order
 HOP_FACTS = ("barrier_forward_eV", "barrier_reverse_eV", "e_kra_eV", "reaction_energy_eV",
              "bulk_barrier_eV", "excess_barrier_eV", "abs_dE_eV", "used_in_fit", "stage",
-             "hop_distance_A", "saddle_fmax_eV_A", "endpoint_fmax_eV_A", "dft_force_calls")
+             "hop_distance_A", "saddle_fmax_eV_A", "endpoint_fmax_eV_A", "thickness_a_A",
+             "thickness_b_A", "strain", "work_of_adhesion_J_m2", "dft_force_calls")
 
 
 def _hop_facts(d: BarrierDoc, row: tb.Row, bulk: BarrierDoc | None) -> list[tb.Row]:

@@ -142,6 +142,8 @@ def barrier_rows(
             "excess_barrier_eV": excess_barrier(d, bulk),
             "hop_distance_A": d.hop_distance, "endpoint_fmax_eV_A": _largest(d.endpoint_fmax),
             "saddle_fmax_eV_A": d.saddle_fmax, "stage": d.stage,
+            "thickness_a_A": d.thickness_a, "thickness_b_A": d.thickness_b, "strain": d.strain,
+            "work_of_adhesion_J_m2": d.work_of_adhesion,
             "dft_force_calls": dft_force_calls(d), "spin": _spin_text(d),
             "hops": max(1, len(d.segments)), "ml_barrier_eV": d.ml_barrier,
             "dE_eV": p.delta_e if p else None, "abs_dE_eV": p.abs_delta_e if p else None,

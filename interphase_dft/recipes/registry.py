@@ -24,6 +24,7 @@ Rules
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from ase import Atoms
 from interphase_dft.builders.migration import MigrationCell, migration_cell_for, set_registry
 from interphase_dft.calc.checkpoint import read_json, write_json
 from interphase_dft.errors import InputError
+
+log = logging.getLogger("interphase_dft.recipes")
 
 EV_PER_A2_TO_J_PER_M2 = 16.021766  # 1 eV/Angstrom^2 in J/m^2
 #: surrogate energies (eV) closer than this are one registry seen from equivalent shifts
@@ -264,6 +267,8 @@ def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float
 
     def energy(name: str, atoms: Atoms) -> float:
         if name not in state["energies"]:
+            log.info("registry confirmation: %s (%d of %d single points)", name,
+                     len(state["energies"]) + 1, len(chosen) + 2)
             atoms = atoms.copy()
             atoms.pbc = (True, True, False)  # vacuum along z: dipole correction, as the hops
             state["energies"][name] = _energy(atoms, factory)

@@ -49,35 +49,51 @@ Factory = Callable[[Atoms], Any]
 
 
 @dataclass
-class RegistryScan:
-    """Result of :func:`registry_scan`.
+class Adhesion:
+    """A chosen registry with the energies of its work of adhesion (module rules)."""
 
-    ``points`` are (shift_1, shift_2, gap in A, energy in eV) for every scanned cell; ``cell``
-    is the migration cell at the best registry.
-    """
-
-    points: list[tuple[float, float, float, float]]
     best_shift: tuple[float, float]
     best_gap: float
     energy_ab: float
     energy_a: float
     energy_b: float
     area: float
-    work_of_adhesion_eV_A2: float
-    work_of_adhesion_J_m2: float
-    cell: MigrationCell
-    meta: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe summary (the recipe stores it in the barrier document)."""
+    @property
+    def work_of_adhesion_eV_A2(self) -> float:
+        return (self.energy_a + self.energy_b - self.energy_ab) / self.area
+
+    @property
+    def work_of_adhesion_J_m2(self) -> float:
+        return self.work_of_adhesion_eV_A2 * EV_PER_A2_TO_J_PER_M2
+
+    def adhesion_dict(self) -> dict[str, Any]:
+        """JSON-safe registry, energies and work of adhesion."""
         return {
-            "points": [[round(v, 6) for v in p] for p in self.points],
             "best_shift": list(self.best_shift), "best_gap_A": self.best_gap,
             "energy_ab_eV": self.energy_ab, "energy_a_eV": self.energy_a,
             "energy_b_eV": self.energy_b, "area_A2": self.area,
             "work_of_adhesion_eV_A2": self.work_of_adhesion_eV_A2,
-            "work_of_adhesion_J_m2": self.work_of_adhesion_J_m2, **self.meta,
+            "work_of_adhesion_J_m2": self.work_of_adhesion_J_m2,
         }
+
+
+@dataclass
+class RegistryScan(Adhesion):
+    """Result of :func:`registry_scan`.
+
+    ``points`` are (shift_1, shift_2, gap in A, energy in eV) for every scanned cell; ``cell``
+    is the migration cell at the best registry.
+    """
+
+    points: list[tuple[float, float, float, float]] = field(default_factory=list)
+    cell: MigrationCell | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (the recipe stores it in the barrier document)."""
+        return {"points": [[round(v, 6) for v in p] for p in self.points],
+                **self.adhesion_dict(), **self.meta}
 
 
 def _energy(atoms: Atoms, factory: Factory) -> float:
@@ -163,16 +179,14 @@ def scan_cell(cell: MigrationCell, factory: Factory, *, grid: int = 3,
     s1, s2, g, e_ab = done[k]
     best = set_registry(cell, (s1, s2), g, rule=f"lowest energy of the registry scan: {SCAN_RULE}")
     e_a, e_b = _energy(side_alone(cell, 0), factory), _energy(side_alone(cell, 1), factory)
-    w = (e_a + e_b - e_ab) / best.area
     meta = {"scan_rule": SCAN_RULE if points is None else "given points",
             "grid": grid, "gap_offsets_A": list(gap_offsets),
             "gaps_A": None if gaps is None else list(gaps), "n_points": len(done)}
-    best.info["work_of_adhesion_J_m2"] = round(w * EV_PER_A2_TO_J_PER_M2, 6)
+    scan = RegistryScan(best_shift=(s1, s2), best_gap=g, energy_ab=e_ab, energy_a=e_a,
+                        energy_b=e_b, area=best.area, points=done, cell=best, meta=meta)
+    best.info["work_of_adhesion_J_m2"] = round(scan.work_of_adhesion_J_m2, 6)
     best.atoms.info["work_of_adhesion_J_m2"] = best.info["work_of_adhesion_J_m2"]
-    return RegistryScan(points=done, best_shift=(s1, s2), best_gap=g, energy_ab=e_ab,
-                        energy_a=e_a, energy_b=e_b, area=best.area,
-                        work_of_adhesion_eV_A2=w, work_of_adhesion_J_m2=w * EV_PER_A2_TO_J_PER_M2,
-                        cell=best, meta=meta)
+    return scan
 
 
 def registry_scan(phase_a: str, phase_b: str, settings: Any, factory: Factory,
@@ -190,7 +204,7 @@ def registry_scan(phase_a: str, phase_b: str, settings: Any, factory: Factory,
 
 
 @dataclass
-class Confirmation:
+class Confirmation(Adhesion):
     """DFT check of a surrogate registry scan (:func:`confirm_scan`).
 
     ``points`` are (shift_1, shift_2, gap in A, surrogate energy, DFT energy) of the
@@ -198,35 +212,20 @@ class Confirmation:
     lowest DFT point.
     """
 
-    points: list[tuple[float, float, float, float, float]]
-    best_shift: tuple[float, float]
-    best_gap: float
-    energy_ab: float
-    energy_a: float
-    energy_b: float
-    area: float
-    cell: MigrationCell
+    points: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    cell: MigrationCell | None = None
 
     @property
     def surrogate_choice_kept(self) -> bool:
         """True when DFT's lowest point is the surrogate's lowest."""
         return min(self.points, key=lambda p: p[4]) is self.points[0]
 
-    @property
-    def work_of_adhesion_eV_A2(self) -> float:
-        return (self.energy_a + self.energy_b - self.energy_ab) / self.area
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record (stored in the registry record as ``dft``)."""
-        w = self.work_of_adhesion_eV_A2
         return {
             "points": [[round(v, 6) for v in p] for p in self.points],
             "point_columns": ["shift_1", "shift_2", "gap_A", "surrogate_eV", "dft_eV"],
-            "best_shift": list(self.best_shift), "best_gap_A": self.best_gap,
-            "energy_ab_eV": self.energy_ab, "energy_a_eV": self.energy_a,
-            "energy_b_eV": self.energy_b, "area_A2": self.area,
-            "work_of_adhesion_eV_A2": w, "work_of_adhesion_J_m2": w * EV_PER_A2_TO_J_PER_M2,
-            "surrogate_choice_kept": self.surrogate_choice_kept,
+            **self.adhesion_dict(), "surrogate_choice_kept": self.surrogate_choice_kept,
             "rule": (f"the {len(self.points)} lowest symmetry-distinct surrogate points "
                      "recomputed with DFT single points of the rigid cell; registry = lowest "
                      "DFT energy; work of adhesion from DFT single points of each side alone"),
@@ -284,5 +283,5 @@ def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float
                         f"registry points: {SCAN_RULE}")
     e_a = energy("a", side_alone(best, 0))
     e_b = energy("b", side_alone(best, 1))
-    return Confirmation(points=done, best_shift=(s1, s2), best_gap=g, energy_ab=e_ab,
-                        energy_a=e_a, energy_b=e_b, area=best.area, cell=best)
+    return Confirmation(best_shift=(s1, s2), best_gap=g, energy_ab=e_ab, energy_a=e_a,
+                        energy_b=e_b, area=best.area, points=done, cell=best)

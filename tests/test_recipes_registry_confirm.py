@@ -140,3 +140,29 @@ def test_a_record_cached_before_confirmation_keeps_its_registry(tmp_path):
     assert plain["level"] == "surrogate"
     _, again = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, refuse)
     assert again == plain and not (tmp_path / "registry-dft.json").exists()
+
+
+def test_a_hop_stopped_by_its_budget_in_the_registry_confirmation_says_so(monkeypatch,
+                                                                          tmp_path):
+    """A ceiling reached before the band is an over-budget document, not a crash; the same
+    call with a larger budget continues from the stored DFT points."""
+    from interphase_dft.barrier_status import OVER_BUDGET
+    from interphase_dft.recipes import barrier
+
+    monkeypatch.setattr(barrier, "_surrogate_for", lambda settings, opts: surrogate)
+    small = SETTINGS.with_overrides({"budget": {"max_dft_calls": 2}})
+    doc = barrier.migration_barrier("LiAl", "LiCl", small, workdir=tmp_path,
+                                    calc_factory=reference)
+    assert doc.saddle == OVER_BUDGET and doc.budget["dft_calls"] == 2
+    assert "hop setup" in doc.saddle_note and doc.interface == "LiAl|LiCl"
+    assert doc.thickness_a >= small.structure.interface_min_thickness
+    assert not (tmp_path / "registry.json").exists()  # nothing chosen yet
+    assert len(json.loads((tmp_path / "registry-dft.json").read_text())["energies"]) == 2
+    seen = {}
+    monkeypatch.setattr(barrier, "path_barrier", lambda states, *a, **kw: seen.update(kw) or "ok")
+    Spread.calls = 0
+    assert barrier.migration_barrier("LiAl", "LiCl", SETTINGS, workdir=tmp_path,
+                                     calc_factory=reference) == "ok"
+    assert Spread.calls == 3  # the third registry point and the two sides
+    assert seen["work_of_adhesion"] == pytest.approx(
+        json.loads((tmp_path / "registry.json").read_text())["dft"]["work_of_adhesion_J_m2"])

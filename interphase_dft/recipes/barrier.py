@@ -377,20 +377,42 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
         settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
         li_inserted=opts.li_inserted, extra=dict(opts.calc_extra or {}),
         txt=str(workdir / "candidates" / "gpaw.txt"))
-    reference = None  # the clean cell (neutral, no added Li) that confirms the registry
+    reference, ledger = None, None  # reference: the clean cell that confirms the registry
     if settings.engine != "ml":
         ledger = Ledger.open(workdir, settings.budget)
+        ledger.stage = "hop setup"
         relaxer = MeteredFactory(recording(relaxer, frames, work_key), ledger)
         reference = MeteredFactory(recording(calc_factory or factory_for(
             settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
             txt=str(workdir / "registry" / "gpaw.txt")), frames, work_key), ledger)
-    hs = interface_states(a, b, settings, mechanism, workdir,
-                          surrogate=_surrogate_for(settings, opts), relaxer=relaxer,
-                          reference=reference)
+    try:
+        hs = interface_states(a, b, settings, mechanism, workdir,
+                              surrogate=_surrogate_for(settings, opts), relaxer=relaxer,
+                              reference=reference)
+    except BudgetExceeded as exc:
+        if ledger is None:
+            raise
+        return _stopped_in_setup(exc, ledger, settings, opts, (a, b, mechanism))
     return path_barrier(hs.states, settings, workdir, opts, label=f"{a}|{b} {mechanism}",
                         phase_a=a, phase_b=b, mechanism=mechanism, interface_meta=hs.meta,
                         work_of_adhesion=hs.work_of_adhesion, calc_factory=calc_factory,
                         frames=frames, work_key=work_key, host=hs.host)
+
+
+def _stopped_in_setup(exc: BudgetExceeded, ledger: Ledger, settings: CalcSettings,
+                      opts: HopOptions, hop: tuple[str, str, str]) -> BarrierDoc:
+    """The over-budget document of an interface hop stopped before its band: in the DFT
+    confirmation of the registry or the DFT relaxation of interstitial candidates (the
+    as-built cell stands for the structure; a rerun with a larger budget continues)."""
+    from interphase_dft.builders.migration import migration_cell_for
+
+    a, b, mechanism = hop
+    run = RunLog()
+    log.warning("%s|%s %s: %s", a, b, mechanism, exc)
+    cell = migration_cell_for(a, b, settings)
+    record = HopRecord(a, b, mechanism, dict(cell.info), {"charge": opts.charge_note},
+                       cell.atoms)
+    return over_budget_doc(exc, ledger, settings, run, record)
 
 
 def bulk_reference_barrier(phase: str, settings: CalcSettings, *, workdir: Path | str,

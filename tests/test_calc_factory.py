@@ -152,3 +152,20 @@ def test_engine_ml_is_refused_by_gpaw_factory():
     s = preset("test").with_overrides({"engine": "ml"})
     with pytest.raises(InputError, match="ml_calculator"):
         make_calculator(s, bulk("Al"), txt=None, moving=True, is_metal=True)
+
+
+def test_a_metallic_cell_at_gamma_only_is_flagged():
+    """The laptop rule (Gamma only from 60 atoms) on a 6.4 x 9.0 A metal slab: the density
+    mesh would be 2x2x1, so the result carries the untested k-point convergence."""
+
+    from interphase_dft.calc.factory import gamma_only_note
+
+    s = preset("laptop")
+    slab = bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 2, 5))  # 80 atoms, 8.1 A in-plane
+    slab.pbc = (True, True, False)
+    note = gamma_only_note(slab, s, is_metal=True)
+    assert note and "80 atoms" in note and "2x2x1" in note and "gamma_only_atoms=81" in note
+    assert gamma_only_note(slab, s, is_metal=False) is None  # insulators: not flagged
+    assert gamma_only_note(slab[:40], s, is_metal=True) is None  # below the threshold: a mesh
+    dense = preset("laptop", {"dft": {"kpt_density": 0.5}})
+    assert gamma_only_note(slab, dense, is_metal=True) is None  # the density asks for Gamma

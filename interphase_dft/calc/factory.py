@@ -65,6 +65,23 @@ def kpoint_mesh(atoms: Atoms, kpt_density: float, gamma_only_atoms: int) -> tupl
     return tuple(int(n) if p else 1 for n, p in zip(sizes, atoms.pbc, strict=True))
 
 
+def gamma_only_note(atoms: Atoms, settings: CalcSettings, *, is_metal: bool) -> str | None:
+    """A warning when a metallic cell is sampled at the Gamma point only because it has at
+    least ``dft.gamma_only_atoms`` atoms while ``dft.kpt_density`` asks for more k-points
+    (a metal's Fermi surface needs them more than an insulator's bands), else None."""
+    d = settings.dft
+    if not is_metal or d.kpt_density <= 0 or len(atoms) < d.gamma_only_atoms:
+        return None
+    dense = kpoint_mesh(atoms, d.kpt_density, len(atoms) + 1)
+    if dense == (1, 1, 1):
+        return None
+    return (f"metallic cell of {len(atoms)} atoms sampled at the Gamma point only "
+            f"(dft.gamma_only_atoms = {d.gamma_only_atoms}); dft.kpt_density "
+            f"{d.kpt_density} would give {'x'.join(map(str, dense))}: the k-point convergence "
+            "of this result is untested (check with `interphase-dft sensitivity --set "
+            f"dft.gamma_only_atoms={len(atoms) + 1}` on a certified barrier)")
+
+
 def needs_dipole_correction(atoms: Atoms) -> bool:
     """True for slabs: exactly two periodic directions (the vacuum axis is the third)."""
     return int(np.sum(atoms.pbc)) == 2

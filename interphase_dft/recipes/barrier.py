@@ -56,6 +56,7 @@ from interphase_dft.calc.budget import BudgetExceeded, Ledger, MeteredFactory
 from interphase_dft.calc.dispersion import dispersion_applied
 from interphase_dft.calc.factory import (
     factory_for,
+    gamma_only_note,
     insertion_spin,
     scf_parameters,
     seed_moment,
@@ -203,6 +204,9 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
     hop = HopRecord(pa, phase_b or pa, mechanism, dict(interface_meta or {}),
                     _description(runner, opts, settings, custom=calc_factory is not None,
                                  spin=spin), states[0], work_of_adhesion)
+    sampling = gamma_only_note(states[0], settings, is_metal=opts.is_metal)
+    if sampling and settings.engine == "gpaw" and calc_factory is None:
+        runner.run.warn(sampling)
     try:
         if host is not None and len(states) == 2 and settings.neb.relax_host \
                 and settings.engine != "ml":

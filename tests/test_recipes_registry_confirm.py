@@ -117,7 +117,9 @@ def test_registry_cell_confirms_and_the_document_gets_the_reference_work_of_adhe
     dft = record["dft"]
     assert (record["best_shift"], record["best_gap_A"]) == (dft["best_shift"], dft["best_gap_A"])
     assert cell.info["registry_rule"].startswith("lowest DFT energy")
-    assert record["points"] and record["energy_ab_eV"] != dft["energy_ab_eV"]  # scan kept
+    scan = record["surrogate"]  # the surrogate scan is kept beside the DFT points
+    assert scan["level"] == "surrogate" and len(scan["points"]) >= 8
+    assert scan == json.loads((tmp_path / "registry-scan.json").read_text())
     for name in ("registry.json", "registry-scan.json", "registry-dft.json"):
         assert (tmp_path / name).is_file()
     again, cached = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, refuse)

@@ -16,10 +16,10 @@ Rules
   registry. With a DFT ``reference`` and ``structure.interface_registry_confirm`` > 0 the
   lowest distinct surrogate points are recomputed with DFT and the lowest DFT point is the
   registry (:func:`interphase_dft.recipes.registry.confirm_scan`; the surrogate scan is kept
-  in ``registry-scan.json``, the DFT energies in ``registry-dft.json`` as they come), and the
-  work of adhesion is DFT's. The choice is cached in ``<workdir>/registry.json`` once made,
-  so a rerun builds the same cell (a record cached without the DFT step stays as it is: the
-  states of a run depend on it).
+  in ``registry-scan.json``, the DFT energies in ``registry-dft.json`` as they come; the
+  record keeps both, as ``surrogate`` and ``dft``), and the work of adhesion is DFT's. The
+  choice is cached in ``<workdir>/registry.json`` once made, so a rerun builds the same cell
+  (a record cached without the DFT step stays as it is: the states of a run depend on it).
 - Interface cells are computed with ``pbc = (T, T, F)``: GPAW then applies the dipole-layer
   correction along z (:func:`interphase_dft.calc.factory.needs_dipole_correction`).
 - Interstitial candidates are relaxed with the surrogate when there is one (at most
@@ -157,9 +157,9 @@ def registry_cell(phase_a: str, phase_b: str, settings: CalcSettings, workdir: P
                                 k=st.interface_registry_confirm,
                                 checkpoint=workdir / "registry-dft.json")
             cell = conf.cell
-            record = {**record, "level": "surrogate scan, DFT-confirmed",
-                      "rule": cell.info["registry_rule"], "best_shift": list(conf.best_shift),
-                      "best_gap_A": conf.best_gap, "dft": conf.to_dict()}
+            record = {"level": "surrogate scan, DFT-confirmed", "rule": cell.info["registry_rule"],
+                      "best_shift": list(conf.best_shift), "best_gap_A": conf.best_gap,
+                      "surrogate": record, "dft": conf.to_dict()}
     write_json(cache, record)
     return cell, record
 

@@ -1,0 +1,250 @@
+"""First-order saddle search by partitioned rational-function optimisation (P-RFO).
+
+A climbing-image band converges all of its images; certifying one saddle needs only the
+saddle. P-RFO (Banerjee, Adams, Simons and Shepard, J. Phys. Chem. 89, 52 (1985); Baker,
+J. Comput. Chem. 7, 385 (1986)) walks uphill along one Hessian mode and downhill along all
+others from a starting Hessian, here a surrogate's (``hessian.surrogate_hessian(...,
+signed=True)``), updated with every reference force by Bofill's formula (Int. J. Quantum
+Chem. 52, 1001 (1994)), which keeps negative curvature where BFGS would remove it. Each
+step costs one reference call.
+
+Rules
+-----
+- Coordinates: the Cartesian positions of the free atoms (``FixAtoms`` excluded), Angstrom;
+  the gradient is minus the forces, eV/Angstrom; the Hessian eV/Angstrom^2.
+- The followed mode: at each step the eigenvector of the current Hessian with the largest
+  overlap with the previous step's followed mode (the first step: with ``mode``, e.g. the
+  band tangent at the climbing image; without ``mode``, the lowest eigenvector).
+- Step: along the followed mode the RFO maximisation where its curvature is negative, else
+  a trust-radius step along the followed direction (out of a minimum's well: plain RFO would
+  not move where the gradient vanishes); along the others the RFO minimisation (the lowest
+  eigenvalue of the augmented Hessian of those modes); scaled so that no atom moves more
+  than the trust radius. The trust radius (start ``trust``, between
+  :data:`MIN_TRUST` and ``max_trust``) grows by 1.5 when the step's energy change agrees
+  with the quadratic model (ratio 0.5-2) and the step was trust-limited, and halves when it
+  does not (ratio below 0.25 or above 4).
+- Converged when the largest force on a free atom is at most ``fmax`` and the updated
+  Hessian has exactly one negative eigenvalue (a first-order saddle); the result records
+  the number of negative eigenvalues and the followed mode.
+- Checkpoint (``checkpoint``, npz): positions, gradient, energy, Hessian, trust radius,
+  followed mode and step count after every reference call, written atomically; a rerun
+  with the same structure resumes from it without repeating a call (another structure's
+  checkpoint is refused).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.parallel import world
+
+from interphase_dft.calc.checkpoint import is_master
+from interphase_dft.constraints import fixed_indices
+from interphase_dft.errors import InputError
+
+#: smallest trust radius, Angstrom
+MIN_TRUST = 0.01
+#: eigenvalues below this (eV/Angstrom^2) count as negative curvature
+NEGATIVE = -1e-4
+
+Factory = Callable[..., Any]
+
+
+@dataclass
+class SaddleResult:
+    """A P-RFO run: the last geometry with its reference energy and forces."""
+
+    atoms: Atoms
+    energy: float
+    fmax: float
+    steps: int
+    converged: bool
+    negative_modes: int
+    mode: np.ndarray
+    force_calls: int
+
+
+def _free(atoms: Atoms) -> np.ndarray:
+    fixed = set(fixed_indices(atoms))
+    return np.array([i for i in range(len(atoms)) if i not in fixed], dtype=int)
+
+
+def _block(hessian: np.ndarray, free: np.ndarray) -> np.ndarray:
+    idx = (3 * free[:, None] + np.arange(3)).ravel()
+    return np.array(hessian, dtype=float)[np.ix_(idx, idx)]
+
+
+def bofill(h: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bofill's update of the Hessian ``h`` by the step ``s`` and gradient change ``y``:
+    phi x Murtagh-Sargent (symmetric rank one) + (1 - phi) x Powell-symmetric-Broyden."""
+    xi = y - h @ s
+    ss, xs, xx = float(s @ s), float(xi @ s), float(xi @ xi)
+    if ss < 1e-16 or xx < 1e-20:
+        return h
+    psb = h + (np.outer(xi, s) + np.outer(s, xi)) / ss - xs * np.outer(s, s) / ss**2
+    if abs(xs) < 1e-12:
+        return psb
+    phi = xs**2 / (xx * ss)
+    return phi * (h + np.outer(xi, xi) / xs) + (1.0 - phi) * psb
+
+
+def prfo_step(h: np.ndarray, g: np.ndarray, follow: np.ndarray,
+              trust: float) -> tuple[np.ndarray, np.ndarray, float]:
+    """The P-RFO step (module rules) for Hessian ``h`` and gradient ``g``: (step, followed
+    eigenvector oriented like ``follow``, predicted energy change)."""
+    w, v = np.linalg.eigh(0.5 * (h + h.T))
+    overlap = v.T @ follow
+    t = int(np.argmax(np.abs(overlap)))
+    sign = 1.0 if overlap[t] >= 0 else -1.0
+    gb = v.T @ g
+    b_t, g_t = w[t], gb[t]
+    dx = np.zeros_like(gb)
+    if b_t >= 0:  # not yet over the ridge along the mode: a trust step along ``follow``
+        dx[t] = sign * trust
+    else:
+        dx[t] = g_t / (0.5 * (np.sqrt(b_t**2 + 4.0 * g_t**2) - b_t))  # RFO maximisation
+    others = np.array([i for i in range(len(w)) if i != t], dtype=int)
+    if len(others):
+        aug = np.zeros((len(others) + 1, len(others) + 1))
+        aug[np.arange(len(others)), np.arange(len(others))] = w[others]
+        aug[:-1, -1] = aug[-1, :-1] = gb[others]
+        lam_n = float(np.linalg.eigvalsh(aug)[0])
+        dx[others] = -gb[others] / (w[others] - lam_n)
+    step = v @ dx
+    predicted = float(gb @ dx + 0.5 * dx @ (w * dx))
+    return step, sign * v[:, t], predicted
+
+
+def _limit(step: np.ndarray, trust: float) -> tuple[np.ndarray, bool]:
+    longest = float(np.linalg.norm(step.reshape(-1, 3), axis=1).max()) if step.size else 0.0
+    if longest > trust:
+        return step * (trust / longest), True
+    return step, False
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` atomically on MPI rank 0 (every rank waits)."""
+    if is_master():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **state)
+        os.replace(tmp, path)
+    world.barrier()
+
+
+def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: float,
+                steps: int, mode: np.ndarray | None = None, trust: float = 0.1,
+                max_trust: float = 0.3, checkpoint: Path | str | None = None,
+                log: Callable[[str], None] | None = None) -> SaddleResult:
+    """Search a first-order saddle from ``atoms`` with reference forces from ``factory``
+    (module rules).
+
+    Parameters
+    ----------
+    atoms
+        Start geometry (constraints kept; not modified).
+    factory
+        ``factory(atoms) -> calculator`` of the reference level.
+    hessian
+        (3N, 3N) starting Hessian, eV/Angstrom^2 (e.g. the surrogate's, ``signed=True``).
+    fmax
+        Convergence: largest force on a free atom, eV/Angstrom.
+    steps
+        Most reference calls of this run (a resumed run counts its stored ones).
+    mode
+        (N, 3) or (3N,) direction to follow first (e.g. the band tangent), or None.
+    trust, max_trust
+        Starting and largest trust radius (largest atom displacement per step), Angstrom.
+    checkpoint
+        npz file of the run's state (module rules), or None.
+    log
+        Called with one progress line per step.
+    """
+    n3 = 3 * len(atoms)
+    if np.shape(hessian) != (n3, n3):
+        raise InputError(f"prfo_saddle: Hessian of shape {np.shape(hessian)} for {len(atoms)} "
+                         f"atoms; pass the ({n3}, {n3}) matrix of this structure")
+    if fmax <= 0 or steps < 1 or not MIN_TRUST <= trust <= max_trust:
+        raise InputError(f"prfo_saddle: fmax {fmax} must be > 0, steps {steps} >= 1 and "
+                         f"{MIN_TRUST} <= trust {trust} <= max_trust {max_trust}")
+    free = _free(atoms)
+    work = atoms.copy()
+    work.calc = factory(work)
+    h = _block(hessian, free)
+    follow = (np.asarray(mode, dtype=float).reshape(-1, 3)[free].ravel()
+              if mode is not None else np.linalg.eigh(h)[1][:, 0])
+    state = _resume(Path(checkpoint), work) if checkpoint else None
+    if state is not None:
+        work.positions = state["positions"]
+        h, follow, trust = state["hessian"], state["follow"], float(state["trust"])
+        g, energy, done = state["gradient"], float(state["energy"]), int(state["steps"])
+    else:
+        energy, g = _evaluate(work, free)
+        done = 1
+        if checkpoint:
+            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done))
+    while True:
+        forces = g.reshape(-1, 3)
+        f_now = float(np.linalg.norm(forces, axis=1).max()) if forces.size else 0.0
+        negative = int((np.linalg.eigvalsh(h) < NEGATIVE).sum())
+        if log:
+            log(f"P-RFO step {done}: E = {energy:.6f} eV, fmax = {f_now:.4f} eV/A, "
+                f"{negative} negative mode(s), trust {trust:.3f} A")
+        if (f_now <= fmax and negative == 1) or done >= steps:
+            return SaddleResult(atoms=work.copy(), energy=energy, fmax=f_now, steps=done,
+                                converged=f_now <= fmax and negative == 1,
+                                negative_modes=negative, mode=_full(follow, free, len(atoms)),
+                                force_calls=done)
+        step, follow, predicted = prfo_step(h, g, follow, trust)
+        step, limited = _limit(step, trust)
+        if limited:
+            predicted = float(g @ step + 0.5 * step @ h @ step)
+        pos = work.positions.copy()
+        pos[free] += step.reshape(-1, 3)
+        work.positions = pos
+        e_new, g_new = _evaluate(work, free)
+        ratio = (e_new - energy) / predicted if abs(predicted) > 1e-8 else 1.0
+        if 0.5 <= ratio <= 2.0 and limited:
+            trust = min(max_trust, 1.5 * trust)
+        elif ratio < 0.25 or ratio > 4.0:
+            trust = max(MIN_TRUST, 0.5 * trust)
+        h = bofill(h, step, g_new - g)
+        energy, g, done = e_new, g_new, done + 1
+        if checkpoint:
+            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done))
+
+
+def _evaluate(atoms: Atoms, free: np.ndarray) -> tuple[float, np.ndarray]:
+    energy = float(atoms.get_potential_energy())
+    return energy, -atoms.get_forces(apply_constraint=False)[free].ravel()
+
+
+def _full(vec: np.ndarray, free: np.ndarray, n_atoms: int) -> np.ndarray:
+    out = np.zeros((n_atoms, 3))
+    out[free] = vec.reshape(-1, 3)
+    return out
+
+
+def _state(atoms: Atoms, g: np.ndarray, energy: float, h: np.ndarray, trust: float,
+           follow: np.ndarray, steps: int) -> dict[str, Any]:
+    return {"positions": atoms.positions, "gradient": g, "energy": energy, "hessian": h,
+            "trust": trust, "follow": follow, "steps": steps,
+            "numbers": atoms.numbers, "cell": np.array(atoms.cell)}
+
+
+def _resume(path: Path, atoms: Atoms) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        state = {k: data[k] for k in data.files}
+    if (state["numbers"].tolist() != atoms.numbers.tolist()
+            or not np.allclose(state["cell"], np.array(atoms.cell))):
+        raise InputError(f"{path} belongs to another structure; remove it or use a new "
+                         "work directory")
+    return state

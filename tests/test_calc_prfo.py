@@ -1,0 +1,159 @@
+"""P-RFO saddle search (calc/prfo.py) on the Mueller-Brown surface, whose saddles are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.constraints import FixAtoms
+
+from interphase_dft.calc.prfo import bofill, prfo_saddle
+from interphase_dft.errors import InputError
+
+# Mueller and Brown, Theor. Chim. Acta 53, 75 (1979); energies scaled by 0.01 (eV), x, y in A
+A = np.array([-200.0, -100.0, -170.0, 15.0])
+a = np.array([-1.0, -1.0, -6.5, 0.7])
+b = np.array([0.0, 0.0, 11.0, 0.6])
+c = np.array([-10.0, -10.0, -6.5, 0.7])
+X0 = np.array([1.0, 0.0, -0.5, -1.0])
+Y0 = np.array([0.0, 0.5, 1.5, 1.0])
+SCALE = 0.01
+#: the two saddles and the three minima of the surface (x, y)
+SADDLE_1 = (-0.822002, 0.624313)
+SADDLE_2 = (0.212487, 0.292988)
+MINIMA = [(-0.558224, 1.441726), (0.623499, 0.028038), (-0.050011, 0.466694)]
+KZ = 1.0  # harmonic in z, eV/A^2
+
+
+def mb(x, y):
+    dx, dy = x - X0, y - Y0
+    t = A * np.exp(a * dx**2 + b * dx * dy + c * dy**2)
+    e = SCALE * t.sum()
+    fx = -SCALE * (t * (2 * a * dx + b * dy)).sum()
+    fy = -SCALE * (t * (b * dx + 2 * c * dy)).sum()
+    return e, fx, fy
+
+
+class MuellerBrown(Calculator):
+    """The last atom moves on the surface (x, y) with a harmonic z; other atoms feel nothing."""
+
+    implemented_properties = ("energy", "forces")
+    calls = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        MuellerBrown.calls += 1
+        x, y, z = self.atoms.positions[-1]
+        e, fx, fy = mb(x, y)
+        forces = np.zeros((len(self.atoms), 3))
+        forces[-1] = (fx, fy, -KZ * z)
+        self.results = {"energy": e + 0.5 * KZ * z**2, "forces": forces}
+
+
+def factory(atoms, attempt=0, label=""):
+    return MuellerBrown()
+
+
+def hessian_at(atoms, delta=1e-4):
+    """Finite-difference Hessian of the surface (the stand-in for a surrogate's)."""
+    n = 3 * len(atoms)
+    h = np.zeros((n, n))
+    work = atoms.copy()
+    work.calc = MuellerBrown()
+    base = work.positions.copy()
+    for k in range(n):
+        cols = []
+        for sgn in (1, -1):
+            pos = base.copy()
+            pos.ravel()[k] += sgn * delta
+            work.positions = pos
+            cols.append(work.get_forces().ravel())
+        h[:, k] = -(cols[0] - cols[1]) / (2 * delta)
+    return 0.5 * (h + h.T)
+
+
+def one_atom(x, y, z=0.0):
+    return Atoms("Li", positions=[(x, y, z)], cell=[20, 20, 20])
+
+
+def test_the_surface_has_its_published_stationary_points():
+    for x, y in [SADDLE_1, SADDLE_2, *MINIMA]:
+        _, fx, fy = mb(x, y)
+        assert abs(fx) < 2e-4 and abs(fy) < 2e-4
+
+
+def test_prfo_finds_a_published_saddle_from_a_biased_start_with_a_wrong_curvature_scale():
+    """Start 0.15 A off saddle 1 with the Hessian of the start scaled by 0.6 (a surrogate that
+    is too soft): the search follows the negative mode and ends on the saddle."""
+    start = one_atom(SADDLE_1[0] + 0.1, SADDLE_1[1] - 0.1, 0.2)
+    h = 0.6 * hessian_at(start)
+    MuellerBrown.calls = 0
+    res = prfo_saddle(start, factory, hessian=h, fmax=1e-3, steps=60)
+    assert res.converged and res.negative_modes == 1
+    assert res.atoms.positions[-1] == pytest.approx([*SADDLE_1, 0.0], abs=2e-3)
+    assert res.energy == pytest.approx(mb(*SADDLE_1)[0], abs=1e-5)
+    assert res.force_calls == res.steps == MuellerBrown.calls <= 30
+    assert start.positions[-1] == pytest.approx([SADDLE_1[0] + 0.1, SADDLE_1[1] - 0.1, 0.2])
+
+
+def test_the_followed_mode_picks_which_saddle_a_start_between_two_reaches():
+    """From the shallow minimum, following the direction towards each neighbour minimum
+    gives that side's saddle (the band tangent plays this role for a hop)."""
+    mid = MINIMA[2]
+    start = one_atom(*mid)
+    h = hessian_at(start)
+    for target, saddle in ((MINIMA[0], SADDLE_1), (MINIMA[1], SADDLE_2)):
+        tangent = np.array([[target[0] - mid[0], target[1] - mid[1], 0.0]])
+        res = prfo_saddle(start, factory, hessian=h, mode=tangent, fmax=1e-3, steps=80)
+        assert res.converged and res.negative_modes == 1
+        assert res.atoms.positions[-1][:2] == pytest.approx(saddle, abs=2e-3)
+        # the followed mode at the saddle points along the path
+        assert abs(res.mode[-1] @ tangent[0]) / np.linalg.norm(tangent) > 0.5
+
+
+def test_fixed_atoms_do_not_move_and_a_killed_search_resumes(tmp_path):
+    spectator = Atoms("Li2", positions=[(5, 5, 5), (SADDLE_2[0] - 0.08, SADDLE_2[1] + 0.1,
+                                                     0.1)], cell=[20, 20, 20])
+    spectator.set_constraint(FixAtoms(indices=[0]))
+    h = hessian_at(spectator)
+    towards = np.zeros((2, 3))
+    towards[1, :2] = np.subtract(MINIMA[1], MINIMA[2])  # the hop from minimum 3 to minimum 2
+    kw = dict(hessian=h, mode=towards, fmax=1e-3)
+    ckpt = tmp_path / "prfo.npz"
+    first = prfo_saddle(spectator, factory, steps=3, checkpoint=ckpt, **kw)
+    assert not first.converged and first.steps == 3 and ckpt.is_file()
+    MuellerBrown.calls = 0
+    done = prfo_saddle(spectator, factory, steps=60, checkpoint=ckpt, **kw)
+    assert done.converged and done.atoms.positions[-1][:2] == pytest.approx(SADDLE_2, abs=2e-3)
+    assert done.atoms.positions[0] == pytest.approx([5, 5, 5])
+    assert MuellerBrown.calls == done.steps - 3  # nothing recomputed
+    straight = prfo_saddle(spectator, factory, steps=60, **kw)
+    assert straight.steps == done.steps and np.allclose(straight.atoms.positions,
+                                                        done.atoms.positions)
+    with pytest.raises(InputError, match="another structure"):
+        prfo_saddle(one_atom(0, 0), factory, hessian=hessian_at(one_atom(0, 0)), fmax=1e-3,
+                    steps=5, checkpoint=ckpt)
+
+
+def test_a_minimum_is_never_reported_as_a_saddle():
+    """Forces vanish at a minimum, but the Hessian has no negative mode: not converged."""
+    start = one_atom(*MINIMA[1])
+    res = prfo_saddle(start, factory, hessian=hessian_at(start), fmax=1e-3, steps=1)
+    assert res.fmax < 1e-3 and res.negative_modes == 0 and not res.converged
+
+
+def test_bad_input_is_refused():
+    start = one_atom(0, 0)
+    with pytest.raises(InputError, match="Hessian of shape"):
+        prfo_saddle(start, factory, hessian=np.eye(6), fmax=0.01, steps=5)
+    with pytest.raises(InputError, match="fmax"):
+        prfo_saddle(start, factory, hessian=np.eye(3), fmax=0.0, steps=5)
+
+
+def test_bofill_update_satisfies_the_secant_condition():
+    rng = np.random.default_rng(3)
+    h = np.diag([1.0, -0.5, 2.0])
+    s, y = rng.normal(size=3), rng.normal(size=3)
+    new = bofill(h, s, y)
+    assert np.allclose(new, new.T) and new @ s == pytest.approx(y)

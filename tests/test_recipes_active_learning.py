@@ -265,3 +265,40 @@ def test_the_shared_minimum_of_a_joined_path_is_one_reference_minimum(
             state = json.loads((tmp_path / hop / "al" / "endpoints" / end / "relax.json")
                                .read_text())
             assert state["steps"] == 0, (hop, end, state)
+
+
+def test_a_saddle_search_finishes_the_band_at_the_ci_neb_barrier(
+        tmp_path: Path, emt_loop: list[list[Frame]]) -> None:
+    """neb.al_finish = 'prfo': one loose round (surrogate band to 0.3 eV/A, no previous round
+    to compare), then the P-RFO search from its climbing image with the surrogate's Hessian.
+    The saddle is first order, its descents reach the two endpoints, and the barrier is the
+    one the reference CI-NEB finish gives on the same hop."""
+    initial, final = al_adatom_hop()
+    docs = {}
+    for finish in ("ci-neb", "prfo"):
+        settings = preset("test", {"neb": {"fmax": 0.05, "active_learning": True,
+                                           "al_max_rounds": 1, "ml_fmax": 0.3,
+                                           "al_finish": finish}})
+        docs[finish] = neb_barrier(initial, final, settings, tmp_path / finish,
+                                   calc_factory=emt_factory, phase_a="Al", phase_b="Al")
+    doc, ref = docs["prfo"], docs["ci-neb"]
+    assert ref.saddle == SADDLE and doc.saddle == SADDLE and doc.stage == "dft-certified"
+    search = doc.active_learning["saddle_search"]
+    assert search["converged"] and search["negative_modes"] == 1 and search["fmax"] <= 0.05
+    descents = search["descents"]
+    assert descents["connects"] and descents["plus"]["converged"] and descents["minus"]["converged"]
+    near = sorted(min(d["to_initial_A"], d["to_final_A"]) for d in (descents["plus"],
+                                                                    descents["minus"]))
+    assert near[1] < 0.3 < 2.5 < descents["endpoint_separation_A"]  # each reaches an endpoint
+    assert doc.saddle_fmax <= 0.05 and doc.climbing_image == search["start_image"]
+    assert doc.barrier_forward == pytest.approx(ref.barrier_forward, abs=0.01)
+    assert doc.active_learning["fallback"].startswith("not certified after 1 rounds")
+    assert (tmp_path / "prfo" / "al" / "final" / "saddle" / "prfo.npz").is_file()
+    assert BarrierDoc.model_validate_json(doc.model_dump_json()).active_learning == \
+        doc.active_learning
+    # a rerun reads the finished search from its checkpoints: no new reference call
+    again = neb_barrier(initial, final, preset("test", {"neb": {
+        "fmax": 0.05, "active_learning": True, "al_max_rounds": 1, "ml_fmax": 0.3,
+        "al_finish": "prfo"}}), tmp_path / "prfo", calc_factory=emt_factory,
+        phase_a="Al", phase_b="Al")
+    assert again.barrier_forward == pytest.approx(doc.barrier_forward, abs=1e-9)

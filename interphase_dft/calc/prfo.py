@@ -58,7 +58,9 @@ Factory = Callable[..., Any]
 
 @dataclass
 class SaddleResult:
-    """A P-RFO run: the last geometry with its reference energy and forces."""
+    """A P-RFO run: the last geometry (carrying its reference energy and forces, zero on
+    fixed atoms), the number of negative Hessian eigenvalues there and the followed mode
+    ((N, 3), unit norm over the free atoms)."""
 
     atoms: Atoms
     energy: float
@@ -197,7 +199,8 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
             log(f"P-RFO step {done}: E = {energy:.6f} eV, fmax = {f_now:.4f} eV/A, "
                 f"{negative} negative mode(s), trust {trust:.3f} A")
         if (f_now <= fmax and negative == 1) or done >= steps:
-            return SaddleResult(atoms=work.copy(), energy=energy, fmax=f_now, steps=done,
+            return SaddleResult(atoms=_with_results(work, energy, g, free), energy=energy,
+                                fmax=f_now, steps=done,
                                 converged=f_now <= fmax and negative == 1,
                                 negative_modes=negative, mode=_full(follow, free, len(atoms)),
                                 force_calls=done)
@@ -223,6 +226,15 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
 def _evaluate(atoms: Atoms, free: np.ndarray) -> tuple[float, np.ndarray]:
     energy = float(atoms.get_potential_energy())
     return energy, -atoms.get_forces(apply_constraint=False)[free].ravel()
+
+
+def _with_results(atoms: Atoms, energy: float, g: np.ndarray, free: np.ndarray) -> Atoms:
+    """A copy of ``atoms`` carrying ``energy`` and the forces ``-g`` (zero on fixed atoms)."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    out = atoms.copy()
+    out.calc = SinglePointCalculator(out, energy=energy, forces=-_full(g, free, len(atoms)))
+    return out
 
 
 def _full(vec: np.ndarray, free: np.ndarray, n_atoms: int) -> np.ndarray:

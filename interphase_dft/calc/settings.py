@@ -143,6 +143,12 @@ class NEBSettings(_Frozen):
         4, ge=1, description="active-learning loop (recipes.active_learning): rounds of "
         "surrogate band + DFT single points + fine-tuning before the band is finished with a "
         "DFT climbing-image NEB")
+    al_finish: Literal["ci-neb", "prfo"] = Field(
+        "ci-neb", description="active-learning loop: how the reference finishes a band the "
+        "rounds did not certify: 'ci-neb' (a reference climbing-image NEB of the whole band) "
+        "or 'prfo' (a P-RFO saddle search from the band's climbing image with the "
+        "surrogate's Hessian, one reference call per step, then surrogate descents from the "
+        "saddle that must reach the two endpoints; recipes.saddle_search)")
     al_barrier_tol: float = Field(
         0.01, gt=0, description="active-learning loop: the DFT barrier may change by less "
         "than this between rounds to certify, eV")

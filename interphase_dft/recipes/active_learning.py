@@ -41,7 +41,9 @@ After ``neb.al_max_rounds`` rounds, or when fine-tuning fails (a warning), the b
 finished by the reference: endpoints whose reference force exceeds ``relax.fmax`` are relaxed
 (``final/initial``, ``final/final``; BFGS from the last surrogate's Hessian there) and a
 reference CI-NEB runs from the current band (``final/neb``; its images' reference single
-points are reused). Every reference call is
+points are reused), or with ``neb.al_finish = 'prfo'`` a reference saddle search from the
+band's climbing image (``final/saddle``, :mod:`interphase_dft.recipes.saddle_search`; a band
+without an interior maximum still gets the CI-NEB). Every reference call is
 counted. Energies in eV, forces in eV/Angstrom.
 
 The steps themselves live in :mod:`interphase_dft.recipes.al_steps` (the surrogate band, the
@@ -55,7 +57,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ase import Atoms
@@ -110,7 +112,10 @@ class ALResult:
     weights_hash, frame_ids
         SHA-256 of the last fine-tuned weights and the frames they were trained on.
     fallback
-        Why the reference CI-NEB finished the band (None when the loop certified).
+        Why the reference finished the band (None when the loop certified).
+    saddle_search
+        The record of the reference saddle search that finished the band
+        (``neb.al_finish = 'prfo'``, :mod:`interphase_dft.recipes.saddle_search`), or None.
     """
 
     stage: str
@@ -130,6 +135,7 @@ class ALResult:
     frame_ids: list[str] = field(default_factory=list)
     fallback: str | None = None
     warnings: list[str] = field(default_factory=list)
+    saddle_search: dict[str, Any] | None = None
 
     @property
     def certified(self) -> bool:
@@ -318,12 +324,24 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             corr = on_rank0(corrections, ref_band, ml)
             last = ref_band
     assert band is not None
-    final_band, converged = loop.finish(ref_band, wd / "final", ml)
+    searched = (loop.search(ref_band, wd / "final", ml) if nset.al_finish == "prfo"
+                else None)
+    if searched is not None:
+        final_band, converged, record = searched
+        how = "reference saddle search"
+    else:
+        if nset.al_finish == "prfo":
+            loop.warnings.append("saddle search: the band has no interior maximum to start "
+                                 "from; finished with a reference CI-NEB")
+        final_band, converged = loop.finish(ref_band, wd / "final", ml)
+        record, how = None, "reference CI-NEB"
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1
     stage = CERTIFIED if converged and _check_ends(settings, final_band) else (
-        f"not certified: reference CI-NEB not converged after {fallback}")
-    return _result(stage, final_band, top, rounds + 1, loop, seconds, before, after, tuned,
-                   fallback)
+        f"not certified: {how} not converged after {fallback}")
+    result = _result(stage, final_band, top, rounds + 1, loop, seconds, before, after, tuned,
+                     fallback)
+    result.saddle_search = record
+    return result
 
 
 def _check_ends(settings: CalcSettings, band: list[Atoms]) -> bool:

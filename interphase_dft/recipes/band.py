@@ -395,4 +395,4 @@ def al_record(al: ALResult) -> dict[str, Any]:
             "errors_before": dict(al.errors_before), "errors_after": dict(al.errors_after),
             "weights_hash": al.weights_hash, "frame_ids": list(al.frame_ids),
             "fallback": al.fallback, "ci_force": al.ci_force,
-            "endpoint_forces": list(al.endpoint_forces)}
+            "endpoint_forces": list(al.endpoint_forces), "saddle_search": al.saddle_search}

@@ -1,0 +1,168 @@
+"""The reference finish of a hop by a saddle search from its band (``neb.al_finish = 'prfo'``).
+
+A reference climbing-image NEB converges every image of the band to certify one of them;
+the Li3P|LiCl crossing's first segment took 356 DFT calls that way. Here only the saddle is
+converged: a P-RFO search (:mod:`interphase_dft.calc.prfo`) starts from the band's climbing
+image with the active-learning surrogate's Hessian there and follows the mode along the
+band's tangent, one reference call per step.
+
+Rules
+-----
+- The start is the interior maximum of the band's reference energies
+  (:func:`~interphase_dft.recipes.saddle.hop_saddle`); a band without one is not searched
+  (:func:`search_saddle` returns None and the caller finishes with a CI-NEB).
+- Starting Hessian: the surrogate's at the start (finite differences, signed eigenvalues of
+  at least :data:`~interphase_dft.calc.hessian.FLOOR` in magnitude), computed on MPI rank 0,
+  kept in ``hessian.npz``. Followed direction: the band tangent at the start (the move from
+  the image before it to the image after it, minimum image).
+- The search converges at ``neb.fmax`` with exactly one negative Hessian eigenvalue, within
+  ``neb.steps`` reference calls (``prfo.npz`` checkpoints every call).
+- Connection: from the converged saddle, a displacement along each sign of the followed mode
+  (:data:`DESCENT_STEP` doubled up to three times until the surrogate's largest force exceeds
+  the descent's ``fmax``; largest atom move) is relaxed with the surrogate to the smaller of
+  ``neb.ml_fmax`` and ``relax.fmax`` (at least :data:`DESCENT_STEPS` steps); each descent
+  must converge and end within half the endpoints' separation (largest atom distance) of one
+  endpoint, and the two at different endpoints. A
+  saddle that does not connect the endpoints is reported as such and the band is not
+  certified.
+- The band returned is the reference band with the saddle in the climbing image's place;
+  the saddle certificate (:mod:`interphase_dft.recipes.saddle`) then judges it like any
+  other band (its highest image must be the converged saddle).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from interphase_dft.calc.guard import CalcFactory, GuardedCalculator
+from interphase_dft.calc.hessian import surrogate_hessian
+from interphase_dft.calc.prfo import SaddleResult, prfo_saddle
+from interphase_dft.calc.runners import relax
+from interphase_dft.calc.settings import CalcSettings, RelaxSettings
+from interphase_dft.constraints import bare_copy
+from interphase_dft.geometry import displacements, mic_vectors
+from interphase_dft.parallel import on_rank0
+from interphase_dft.recipes.neb_path import path_coordinate
+from interphase_dft.recipes.saddle import hop_saddle
+
+log = logging.getLogger("interphase_dft.recipes")
+
+#: first displacement from the saddle that starts each descent (largest atom move), Angstrom
+DESCENT_STEP = 0.1
+#: most surrogate steps of each descent
+DESCENT_STEPS = 300
+#: file of the starting Hessian in the search's directory
+HESSIAN_FILE = "hessian.npz"
+
+
+@dataclass
+class SaddleSearch:
+    """A finished (or stopped) search: the band with the saddle in place, whether it
+    certifies, and the record for the document (``BarrierDoc.active_learning``)."""
+
+    band: list[Atoms]
+    converged: bool
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _hessian(atoms: Atoms, surrogate: CalcFactory, wd: Path) -> np.ndarray:
+    """The surrogate's signed Hessian at ``atoms``, read from ``wd`` when it was computed
+    there for these positions."""
+    path = wd / HESSIAN_FILE
+    if path.is_file():
+        with np.load(path) as data:
+            if data["positions"].shape == atoms.positions.shape and np.allclose(
+                    data["positions"], atoms.positions, atol=1e-8):
+                return np.array(data["hessian"])
+    hess = surrogate_hessian(atoms, surrogate, signed=True)
+    wd.mkdir(parents=True, exist_ok=True)
+    np.savez(path, hessian=hess, positions=atoms.positions)
+    return hess
+
+
+def _tangent(band: list[Atoms], top: int) -> np.ndarray:
+    before, after = band[top - 1], band[top + 1]
+    return mic_vectors(before, after.positions - before.positions)
+
+
+def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFactory,
+                  surrogate: CalcFactory, settings: CalcSettings, wd: Path) -> SaddleSearch | None:
+    """The reference saddle of the hop ``ends[0]`` -> ``ends[1]`` from ``ref_band`` (module
+    rules; reference results on every image), or None when the band has no interior maximum.
+
+    ``reference`` is the reference factory (its calls are the search's cost); ``surrogate``
+    the loop's last surrogate (Hessian and descents); ``wd`` the search's checkpoints.
+    """
+    energies = [float(im.get_potential_energy()) for im in ref_band]
+    top = hop_saddle(energies, path_coordinate(ref_band))
+    if top is None:
+        return None
+    wd = Path(wd)
+    start = bare_copy(ref_band[top])
+    hess = on_rank0(_hessian, start, surrogate, wd)
+    nset = settings.neb
+    # the image's slot: the reference calculator restarts from that image's last SCF
+    guard = GuardedCalculator(reference, label=f"saddle-img{top}")
+    res = prfo_saddle(start, lambda atoms, attempt=0, label="": guard, hessian=hess,
+                      mode=_tangent(ref_band, top), fmax=nset.fmax, steps=nset.steps,
+                      checkpoint=wd / "prfo.npz",
+                      log=lambda line: log.info("saddle search: %s", line))
+    record: dict[str, Any] = {
+        "method": "P-RFO from the climbing image, surrogate Hessian, Bofill updates",
+        "start_image": top, "steps": res.steps, "reference_calls": res.force_calls,
+        "fmax": res.fmax, "negative_modes": res.negative_modes, "converged": res.converged,
+        "energy_change_eV": res.energy - energies[top], "warnings": list(guard.warnings)}
+    connects = False
+    if res.converged:
+        descents = _descents(res, ends, surrogate, settings, wd)
+        record["descents"] = descents
+        connects = descents["connects"]
+    band = [ends[0], *ref_band[1:top], res.atoms, *ref_band[top + 1:-1], ends[1]]
+    record["why"] = ("first-order saddle connecting the endpoints" if connects else
+                     "the search did not converge" if not res.converged else
+                     "the saddle's descents do not reach the two endpoints")
+    return SaddleSearch(band=band, converged=connects, record=record)
+
+
+def _descents(res: SaddleResult, ends: list[Atoms], surrogate: CalcFactory,
+              settings: CalcSettings, wd: Path) -> dict[str, Any]:
+    """Surrogate relaxations from the saddle along each sign of its mode (module rules)."""
+    mode = res.mode / max(float(np.linalg.norm(res.mode, axis=1).max()), 1e-12)
+    rs = RelaxSettings(fmax=min(settings.neb.ml_fmax, settings.relax.fmax),
+                       steps=max(settings.relax.ml_steps or 0, DESCENT_STEPS),
+                       optimizer=settings.relax.optimizer)
+    separation = float(displacements(ends[0], ends[1]).max())
+    out: dict[str, Any] = {"endpoint_separation_A": separation}
+    nearest = []
+    for sign, name in ((1.0, "plus"), (-1.0, "minus")):
+        start = _off_the_top(res.atoms, sign * mode, surrogate, rs.fmax)
+        down = relax(start, surrogate, wd / f"descent-{name}", rs, label="relax")
+        dist = [float(displacements(down.atoms, e).max()) for e in ends]
+        out[name] = {"to_initial_A": dist[0], "to_final_A": dist[1],
+                     "converged": down.converged, "steps": down.steps}
+        k = int(np.argmin(dist))
+        nearest.append(k if dist[k] <= 0.5 * separation and down.converged else -1)
+    out["connects"] = sorted(nearest) == [0, 1]
+    return out
+
+
+def _off_the_top(saddle: Atoms, direction: np.ndarray, surrogate: CalcFactory,
+                 fmax: float) -> Atoms:
+    """``saddle`` moved along ``direction`` (largest atom component 1) by the first of
+    :data:`DESCENT_STEP` x 1, 2, 4, 8 (Angstrom, largest atom move) at which the surrogate's
+    largest force exceeds ``fmax``: a relaxation started nearer the top would stop there."""
+    moved = bare_copy(saddle)
+    for k in range(4):
+        moved = bare_copy(saddle)
+        moved.positions = saddle.positions + DESCENT_STEP * 2**k * direction
+        moved.calc = surrogate(moved, attempt=0, label="descent")
+        if float(np.linalg.norm(moved.get_forces(), axis=1).max()) > fmax:
+            break
+    moved.calc = None
+    return moved

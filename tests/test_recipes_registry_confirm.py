@@ -16,6 +16,7 @@ from interphase_dft.recipes.hop_setup import interface_states, registry_cell
 from interphase_dft.recipes.registry import (
     EQUIVALENT_ENERGY,
     EV_PER_A2_TO_J_PER_M2,
+    MAX_GAP_STEPS,
     confirm_scan,
     distinct_lowest,
     scan_cell,
@@ -50,6 +51,11 @@ def reference(atoms, attempt=0, label=""):
     return Spread()
 
 
+def stiffer(atoms, attempt=0, label=""):
+    """A reference level with a gap minimum of its own (wider than the surrogate's)."""
+    return LennardJones(sigma=2.6, epsilon=0.01, rc=5.5, smooth=True)
+
+
 def refuse(atoms, attempt=0, label=""):
     raise AssertionError("a confirmed registry must come from its checkpoint")
 
@@ -68,13 +74,18 @@ def test_confirmation_takes_the_lowest_reference_point_and_its_work_of_adhesion(
     chosen = distinct_lowest(scan.points, 3)
     assert len(chosen) == 3
     conf = confirm_scan(built, scan.points, reference, k=3, checkpoint=tmp_path / "c.json")
-    assert [p[:4] for p in conf.points] == [tuple(map(float, p)) for p in chosen]
-    widest = max(chosen, key=lambda p: p[2])  # the reference prefers the widest gap
-    assert conf.best_gap == pytest.approx(widest[2])
-    assert conf.best_shift == pytest.approx(widest[:2])
-    assert conf.surrogate_choice_kept == (widest is chosen[0])
+    assert [p[:4] for p in conf.points[:3]] == [tuple(map(float, p)) for p in chosen]
+    widest = max(chosen, key=lambda p: p[2])  # the reference prefers ever wider gaps
+    assert conf.best_shift == pytest.approx(widest[:2]) and not conf.surrogate_choice_kept
+    # the gap of the lowest point is extended one step at a time and never brackets here
+    extra = conf.points[3:]
+    assert len(extra) == MAX_GAP_STEPS and not conf.gap_bracketed
+    assert all(p[:2] == pytest.approx(widest[:2]) for p in extra)
+    assert conf.best_gap == pytest.approx(max(p[2] for p in extra))
+    assert conf.best_gap > widest[2]
+    assert not conf.to_dict()["gap_bracketed"]
     # the cell is the built cell at the chosen registry, computed with vacuum along z
-    expect = set_registry(built, widest[:2], widest[2]).atoms
+    expect = set_registry(built, conf.best_shift, conf.best_gap).atoms
     assert np.allclose(conf.cell.atoms.positions, expect.positions)
     assert conf.energy_ab == pytest.approx(min(p[4] for p in conf.points))
     w = (conf.energy_a + conf.energy_b - conf.energy_ab) / built.area
@@ -108,11 +119,12 @@ def test_a_killed_confirmation_resumes_from_the_points_it_finished(tmp_path):
     assert list(stored["energies"]) == ["ab0"]
     Spread.calls = 0
     confirm_scan(built, scan.points, reference, k=3, checkpoint=tmp_path / "c.json")
-    assert Spread.calls == 2 + 2  # the two other registries and the two sides, not ab0 again
+    # the two other registries, the gap steps and the two sides, not ab0 again
+    assert Spread.calls == 2 + MAX_GAP_STEPS + 2
 
 
 def test_registry_cell_confirms_and_the_document_gets_the_reference_work_of_adhesion(tmp_path):
-    cell, record = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, reference)
+    cell, record = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, stiffer)
     assert record["level"] == "surrogate scan, DFT-confirmed"
     dft = record["dft"]
     assert (record["best_shift"], record["best_gap_A"]) == (dft["best_shift"], dft["best_gap_A"])
@@ -152,7 +164,9 @@ def test_a_hop_stopped_by_its_budget_in_the_registry_confirmation_says_so(monkey
     from interphase_dft.recipes import barrier
 
     monkeypatch.setattr(barrier, "_surrogate_for", lambda settings, opts: surrogate)
-    small = SETTINGS.with_overrides({"budget": {"max_dft_calls": 2}})
+    # the stand-in reference widens the gap: allow the longer crossing it leaves
+    wide = SETTINGS.with_overrides({"structure": {"interface_max_hop": 8.0}})
+    small = wide.with_overrides({"budget": {"max_dft_calls": 2}})
     doc = barrier.migration_barrier("LiAl", "LiCl", small, workdir=tmp_path,
                                     calc_factory=reference)
     assert doc.saddle == OVER_BUDGET and doc.budget["dft_calls"] == 2
@@ -163,8 +177,20 @@ def test_a_hop_stopped_by_its_budget_in_the_registry_confirmation_says_so(monkey
     seen = {}
     monkeypatch.setattr(barrier, "path_barrier", lambda states, *a, **kw: seen.update(kw) or "ok")
     Spread.calls = 0
-    assert barrier.migration_barrier("LiAl", "LiCl", SETTINGS, workdir=tmp_path,
+    assert barrier.migration_barrier("LiAl", "LiCl", wide, workdir=tmp_path,
                                      calc_factory=reference) == "ok"
-    assert Spread.calls == 3  # the third registry point and the two sides
+    assert Spread.calls == 1 + MAX_GAP_STEPS + 2  # the third registry point, gaps, sides
     assert seen["work_of_adhesion"] == pytest.approx(
         json.loads((tmp_path / "registry.json").read_text())["dft"]["work_of_adhesion_J_m2"])
+
+
+def test_a_reference_with_a_gap_minimum_ends_bracketed(tmp_path):
+    """A stiffer Lennard-Jones stands in for DFT: its best gap is wider than the surrogate's,
+    and the confirmation steps out until a wider gap is higher again."""
+    built = migration_cell_for("LiAl", "LiCl", SETTINGS)
+    scan = scan_cell(built, surrogate, grid=2, gap_offsets=(0.0, 0.4))
+    conf = confirm_scan(built, scan.points, stiffer, k=2, checkpoint=tmp_path / "c.json")
+    assert conf.gap_bracketed
+    at_best = sorted(p[2] for p in conf.points if p[:2] == pytest.approx(conf.best_shift))
+    assert at_best[0] < conf.best_gap < at_best[-1]
+    assert conf.energy_ab == min(p[4] for p in conf.points)

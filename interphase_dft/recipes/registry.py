@@ -17,9 +17,11 @@ Rules
 - DFT confirmation (:func:`confirm_scan`): the ``k`` lowest symmetry-distinct points of a
   surrogate scan (points whose surrogate energies differ by less than
   :data:`EQUIVALENT_ENERGY` are one registry seen from equivalent shifts; the first is kept)
-  are recomputed with DFT single points of the same rigid cells; the registry is the lowest
-  DFT point, and W_ad is recomputed with DFT at it. Every DFT energy is checkpointed as it is
-  computed, so a killed confirmation resumes.
+  are recomputed with DFT single points of the same rigid cells. When the lowest DFT point
+  is the narrowest or widest gap computed at its shift, a point one gap step further is added
+  (at most :data:`MAX_GAP_STEPS`; the record says whether the gap ended bracketed). The
+  registry is the lowest DFT point, and W_ad is recomputed with DFT at it. Every DFT energy
+  is checkpointed as it is computed, so a killed confirmation resumes.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ log = logging.getLogger("interphase_dft.recipes")
 EV_PER_A2_TO_J_PER_M2 = 16.021766  # 1 eV/Angstrom^2 in J/m^2
 #: surrogate energies (eV) closer than this are one registry seen from equivalent shifts
 EQUIVALENT_ENERGY = 1e-3
+#: DFT confirmation: most gap points added to bracket the lowest one; default step and
+#: smallest gap, Angstrom
+MAX_GAP_STEPS = 4
+GAP_STEP = 0.2
+MIN_GAP = 0.5
 SCAN_RULE = ("n x n rigid in-plane shifts of B; at each, gaps = contact gap + offsets; "
              "single points of the rigid cell; registry = lowest energy")
 
@@ -212,8 +219,9 @@ class Confirmation(Adhesion):
     lowest DFT point.
     """
 
-    points: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+    points: list[tuple[float, float, float, float | None, float]] = field(default_factory=list)
     cell: MigrationCell | None = None
+    gap_bracketed: bool = True
 
     @property
     def surrogate_choice_kept(self) -> bool:
@@ -223,11 +231,13 @@ class Confirmation(Adhesion):
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe record (stored in the registry record as ``dft``)."""
         return {
-            "points": [[round(v, 6) for v in p] for p in self.points],
+            "points": [[None if v is None else round(v, 6) for v in p] for p in self.points],
             "point_columns": ["shift_1", "shift_2", "gap_A", "surrogate_eV", "dft_eV"],
             **self.adhesion_dict(), "surrogate_choice_kept": self.surrogate_choice_kept,
-            "rule": (f"the {len(self.points)} lowest symmetry-distinct surrogate points "
-                     "recomputed with DFT single points of the rigid cell; registry = lowest "
+            "gap_bracketed": self.gap_bracketed,
+            "rule": ("the lowest symmetry-distinct surrogate points recomputed with DFT single "
+                     "points of the rigid cell, the gap of the lowest extended one step at a "
+                     f"time until bracketed (at most {MAX_GAP_STEPS} steps); registry = lowest "
                      "DFT energy; work of adhesion from DFT single points of each side alone"),
         }
 
@@ -266,8 +276,8 @@ def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float
 
     def energy(name: str, atoms: Atoms) -> float:
         if name not in state["energies"]:
-            log.info("registry confirmation: %s (%d of %d single points)", name,
-                     len(state["energies"]) + 1, len(chosen) + 2)
+            log.info("registry confirmation: %s (single point %d; %d registries, gap "
+                     "bracketing, 2 sides)", name, len(state["energies"]) + 1, len(chosen))
             atoms = atoms.copy()
             atoms.pbc = (True, True, False)  # vacuum along z: dipole correction, as the hops
             state["energies"][name] = _energy(atoms, factory)
@@ -278,10 +288,52 @@ def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float
     for i, (s1, s2, g, e_ml) in enumerate(chosen):
         e = energy(f"ab{i}", set_registry(cell, (s1, s2), g).atoms)
         done.append((float(s1), float(s2), float(g), float(e_ml), e))
+    bracketed = False
+    for _ in range(MAX_GAP_STEPS + 1):
+        s1, s2, g, _, _ = min(done, key=lambda p: p[4])
+        missing = _gap_neighbours(done, points, (s1, s2), g)
+        if not missing:
+            bracketed = True
+            break
+        if len(done) >= len(chosen) + MAX_GAP_STEPS:
+            break
+        for gap in missing:
+            name = f"ab-{s1:.4f}-{s2:.4f}-{gap:.4f}"
+            e = energy(name, set_registry(cell, (s1, s2), gap).atoms)
+            done.append((float(s1), float(s2), gap, _scanned(points, (s1, s2), gap), e))
     s1, s2, g, _, e_ab = min(done, key=lambda p: p[4])
     best = set_registry(cell, (s1, s2), g, rule="lowest DFT energy of the lowest surrogate "
-                        f"registry points: {SCAN_RULE}")
+                        f"registry points, gap bracketed at that shift: {SCAN_RULE}")
     e_a = energy("a", side_alone(best, 0))
     e_b = energy("b", side_alone(best, 1))
     return Confirmation(best_shift=(s1, s2), best_gap=g, energy_ab=e_ab, energy_a=e_a,
-                        energy_b=e_b, area=best.area, points=done, cell=best)
+                        energy_b=e_b, area=best.area, points=done, cell=best,
+                        gap_bracketed=bracketed)
+
+
+def _same_shift(p: Sequence[float], shift: tuple[float, float]) -> bool:
+    return abs(p[0] - shift[0]) < 1e-6 and abs(p[1] - shift[1]) < 1e-6
+
+
+def _gap_neighbours(done: Sequence[Sequence[float]], scan: Sequence[Sequence[float]],
+                    shift: tuple[float, float], gap: float) -> list[float]:
+    """Gaps one step (the scan's smallest gap spacing at that shift, else
+    :data:`GAP_STEP`) beyond ``gap`` on each side where no DFT point at ``shift`` lies
+    (never below :data:`MIN_GAP`): empty when ``gap`` is bracketed."""
+    gaps = sorted({round(p[2], 4) for p in scan if _same_shift(p, shift)})
+    steps = np.diff(gaps)
+    step = float(steps[steps > 1e-6].min()) if (steps > 1e-6).any() else GAP_STEP
+    mine = [p[2] for p in done if _same_shift(p, shift)]
+    out = []
+    if not any(q < gap - 1e-6 for q in mine) and gap - step >= MIN_GAP:
+        out.append(round(gap - step, 4))
+    if not any(q > gap + 1e-6 for q in mine):
+        out.append(round(gap + step, 4))
+    return out
+
+
+def _scanned(scan: Sequence[Sequence[float]], shift: tuple[float, float],
+             gap: float) -> float | None:
+    """The surrogate energy of the scan at ``shift`` and ``gap``, or None (not scanned)."""
+    return next((float(p[3]) for p in scan if _same_shift(p, shift) and abs(p[2] - gap) < 1e-4),
+                None)

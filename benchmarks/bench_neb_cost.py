@@ -26,6 +26,13 @@ Usage::
     python benchmarks/bench_neb_cost.py --hops "Li2S:vacancy"    # the validation hop (saddle)
     python benchmarks/bench_neb_cost.py --hops "Li2S:vacancy" --modes plain,al
     python benchmarks/bench_neb_cost.py --quick                  # test preset, Al|Li2S, 2 steps
+    python benchmarks/bench_neb_cost.py --hops "Li2S:vacancy" --modes finish-cineb,finish-prfo
+                                        # the loop's two DFT finishes after one round
+
+The finish runs (``finish-cineb``, ``finish-prfo``) stop the loop after one round
+(``neb.al_max_rounds = 1``) and finish the same band with a DFT CI-NEB or with the P-RFO
+saddle search (``neb.al_finish``); the summary gives both DFT call counts and the barrier
+difference.
 """
 
 from __future__ import annotations
@@ -70,7 +77,15 @@ def _neb_steps(workdir: Path, sub: str = "neb") -> int | None:
 #: fine-tuning; it certifies the endpoints itself), and the preset's own level when cheaper
 RUNS = (("plain", {"neb": {"ml_prestage": False}}), ("ml", {"neb": {"ml_prestage": True}}),
         ("al", {"relax": {"dft_relax": False}, "neb": {"active_learning": True}}),
-        ("level", None))
+        ("level", None),
+        # the two DFT finishes of the loop side by side: one round, then the finish
+        ("finish-cineb", {"relax": {"dft_relax": False, "ml_prerelax": True}, "neb": {
+            "active_learning": True, "al_max_rounds": 1, "al_finish": "ci-neb"}}),
+        ("finish-prfo", {"relax": {"dft_relax": False, "ml_prerelax": True}, "neb": {
+            "active_learning": True, "al_max_rounds": 1, "al_finish": "prfo"}}))
+#: the runs measured unless --modes names others (the finish comparison is asked for)
+DEFAULT_MODES = ("plain", "ml", "al", "level")
+FINISHES = ("finish-cineb", "finish-prfo")
 #: the runs a hop needs before it is assessed
 ASSESSED = ("plain", "al")
 
@@ -120,9 +135,9 @@ def run_hop(hop: str, settings: Any, workdir: Path, fresh: bool,
     out: dict[str, Any] = {"hop": name, "n_atoms": len(initial), "interface": meta,
                            "build_s": time.perf_counter() - t0, "runs": {}}
     for mode, extra in RUNS:
-        s = run_settings(settings, extra)
         if mode not in modes:
             continue
+        s = run_settings(settings, extra)
         if mode == "level" and (s.neb.active_learning or (s.neb.dft_refine
                                                           and s.relax.dft_relax)):
             continue  # the preset's level is one of the runs above
@@ -201,6 +216,18 @@ def assess(hop: dict[str, Any], n_images: int) -> dict[str, Any]:
     return out
 
 
+def _finish_rows(result: dict[str, Any], hop: str, runs: dict[str, Any]) -> None:
+    """The CI-NEB and P-RFO finishes after the same single round: DFT calls and barriers."""
+    ci, pr = runs["finish-cineb"], runs["finish-prfo"]
+    total = "dft_total_calls_incl_endpoints"
+    add_summary(result, f"{hop}: finish after one round, DFT calls of the whole loop "
+                "ci-neb / prfo", f"{ci[total]} / {pr[total]}", "")
+    add_summary(result, f"{hop}: finish, barrier prfo - ci-neb",
+                pr["barrier_forward"] - ci["barrier_forward"], "eV")
+    add_summary(result, f"{hop}: finish, stages ci-neb / prfo",
+                f"{ci['stage']} / {pr['stage']}", "")
+
+
 def summarise(result: dict[str, Any], hops_out: list[dict[str, Any]], n_images: int,
               base_notes: list[str]) -> int:
     """Rebuild summary rows and notes from the hops measured so far; completed hop count."""
@@ -217,6 +244,8 @@ def summarise(result: dict[str, Any], hops_out: list[dict[str, Any]], n_images: 
                         "DFT calls incl. endpoints / barrier / wall",
                         f"{run[total]} / {run['barrier_forward']:.3f} eV / "
                         f"{run['wall_s']:.0f} s", "")
+        if "error" not in h and set(FINISHES) <= set(runs):
+            _finish_rows(result, hop, runs)
         if "error" in h or not set(ASSESSED) <= set(runs):
             continue
         n_ok += 1
@@ -244,9 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overrides", default=None, metavar="JSON",
                    help='settings overrides, e.g. \'{"dft": {"kpt_density": 1.0}}\' '
                         "(run_all.py's one-hour profile uses this)")
-    p.add_argument("--modes", default=",".join(m for m, _ in RUNS),
-                   help="comma-separated runs: plain (a), ml (b), al (c), level "
-                        f"(default all; assessed when {' and '.join(ASSESSED)} ran)")
+    p.add_argument("--modes", default=",".join(DEFAULT_MODES),
+                   help="comma-separated runs: plain (a), ml (b), al (c), level, and the two "
+                        "finishes of the loop after one round, finish-cineb and finish-prfo "
+                        f"(default {','.join(DEFAULT_MODES)}; assessed when "
+                        f"{' and '.join(ASSESSED)} ran)")
     p.add_argument("--keep", action="store_true",
                    help="reuse checkpoints in the work directory (default: start fresh so the "
                         "timings mean something)")

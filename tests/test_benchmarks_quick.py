@@ -174,3 +174,21 @@ def test_campaign_wall_time_sums_the_demo_passes(tmp_path: Path) -> None:
     (tmp_path / "demo3.start").write_text("9000")  # still running: no end file
     assert bench_campaign.demo_passes(tmp_path) == {"demo": 2020.0, "demo2": 500.0}
     assert bench_campaign.demo_passes(tmp_path / "missing") == {}
+
+
+def test_neb_cost_puts_the_two_finishes_side_by_side() -> None:
+    import bench_neb_cost
+
+    result = {"summary": [], "notes": []}
+    hop = {"hop": "Li2S:vacancy", "n_atoms": 23, "runs": {
+        "finish-cineb": {**_run(20, [0.0, 0.12, 0.244, 0.12, 0.0], stage="dft-certified"),
+                         "wall_s": 10.0},
+        "finish-prfo": {**_run(9, [0.0, 0.12, 0.246, 0.12, 0.0], stage="dft-certified"),
+                        "wall_s": 5.0}}}
+    assert bench_neb_cost.summarise(result, [hop], 3, []) == 0  # plain/al not run: no goal
+    rows = {r["quantity"]: r["value"] for r in result["summary"]}
+    assert rows["Li2S:vacancy: finish after one round, DFT calls of the whole loop "
+                "ci-neb / prfo"] == "20 / 9"
+    assert rows["Li2S:vacancy: finish, barrier prfo - ci-neb"] == pytest.approx(0.002)
+    assert "finish-prfo" in bench_neb_cost.RUNS[-1][0]
+    assert set(bench_neb_cost.FINISHES).isdisjoint(bench_neb_cost.DEFAULT_MODES)

@@ -116,3 +116,20 @@ def test_start_hessian_is_the_surrogates_only_for_bfgs_with_the_setting_on(tmp_p
     for settings, surrogate in ((off, emt), (fire, emt), (base, None)):
         assert start_hessian(s, surrogate, tmp_path / "b", settings) is None
     assert not (tmp_path / "b").exists()
+
+
+def test_the_signed_hessian_keeps_only_clear_negative_curvature():
+    """At the bridge saddle of an Al adatom hop the hop direction has negative curvature:
+    the signed Hessian keeps it, the plain one makes it positive; curvatures between -floor
+    and floor become floor in both."""
+    s = fcc100("Al", (2, 2, 3), vacuum=6.0)
+    s.set_constraint(FixAtoms(mask=[a.tag >= 2 for a in s]))
+    top = s.positions[[a.index for a in s if a.tag == 1]]
+    # bridge between two hollow sites: above the midpoint of a top-layer Al pair
+    s.append("Al")
+    s.positions[-1] = 0.5 * (top[0] + top[1]) + (0.0, 0.0, 1.9)
+    plain = np.linalg.eigvalsh(surrogate_hessian(s, emt, floor=0.2))
+    signed = np.linalg.eigvalsh(surrogate_hessian(s, emt, floor=0.2, signed=True))
+    assert plain.min() >= 0.2 - 1e-9
+    assert signed.min() < -0.2  # the hop's negative curvature
+    assert ((signed < 0.2 - 1e-9) == (signed < -0.2)).all()  # nothing in between

@@ -302,3 +302,21 @@ def test_a_saddle_search_finishes_the_band_at_the_ci_neb_barrier(
         "al_finish": "prfo"}}), tmp_path / "prfo", calc_factory=emt_factory,
         phase_a="Al", phase_b="Al")
     assert again.barrier_forward == pytest.approx(doc.barrier_forward, abs=1e-9)
+
+
+def test_a_saddle_search_that_does_not_certify_is_followed_by_the_ci_neb(
+        tmp_path: Path, emt_loop: list[list[Frame]]) -> None:
+    """Two reference calls cannot converge the search: the record says so and the band is
+    finished by the CI-NEB (here not converged either, with the same two-step limit)."""
+    initial, final = al_adatom_hop()
+    settings = preset("test", {"neb": {"fmax": 0.05, "active_learning": True, "steps": 2,
+                                       "al_max_rounds": 1, "ml_fmax": 0.3,
+                                       "al_finish": "prfo"}})
+    doc = neb_barrier(initial, final, settings, tmp_path, calc_factory=emt_factory,
+                      phase_a="Al", phase_b="Al")
+    search = doc.active_learning["saddle_search"]
+    assert not search["converged"] and search["steps"] == 2
+    assert any("the search did not converge; finished with a reference CI-NEB" in w
+               for w in doc.warnings)
+    assert doc.stage != "dft-certified" and doc.saddle != SADDLE
+    assert (tmp_path / "al" / "final" / "neb").is_dir()

@@ -49,8 +49,9 @@ def surrogate_hessian(atoms: Atoms, factory: CalcFactory, *, delta: float = DELT
     """The positive-definite (3N, 3N) Hessian of ``factory`` at ``atoms`` (module rules),
     eV/Angstrom^2, in ASE's order (atom-major: x, y, z of atom 0, then atom 1, ...).
 
-    ``signed``: keep the sign of each eigenvalue (``sign(lambda) max(|lambda|, floor)``), the
-    curvature a saddle search needs; the floor still bounds soft modes."""
+    ``signed``: keep the eigenvalues below ``-floor`` (the negative curvature a saddle search
+    needs) and raise the others to at least ``floor``: a slightly negative eigenvalue is
+    finite-difference noise or a soft mode, not a direction to climb."""
     if delta <= 0 or floor <= 0:
         raise ValueError(f"delta and floor must be positive, got {delta}, {floor}")
     work = atoms.copy()
@@ -78,7 +79,7 @@ def surrogate_hessian(atoms: Atoms, factory: CalcFactory, *, delta: float = DELT
         hess[rows, :] = 0.0
         hess[:, rows] = 0.0
     lam, vec = np.linalg.eigh(hess)
-    lam = np.where((lam < 0) & signed, -1.0, 1.0) * np.maximum(np.abs(lam), floor)
+    lam = np.where(signed & (lam < -floor), lam, np.maximum(np.abs(lam), floor))
     out = (vec * lam) @ vec.T
     for a in fixed:  # exactly decoupled (the eigen-floor mixed in nothing but roundoff)
         rows = slice(3 * a, 3 * a + 3)

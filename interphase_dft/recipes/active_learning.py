@@ -43,8 +43,8 @@ finished by the reference: endpoints whose reference force exceeds ``relax.fmax`
 reference CI-NEB runs from the current band (``final/neb``; its images' reference single
 points are reused), or with ``neb.al_finish = 'prfo'`` a reference saddle search from the
 band's climbing image (``final/saddle``, :mod:`interphase_dft.recipes.saddle_search`; a band
-without an interior maximum still gets the CI-NEB). Every reference call is
-counted. Energies in eV, forces in eV/Angstrom.
+without an interior maximum, or whose search does not certify, gets the CI-NEB after it).
+Every reference call is counted. Energies in eV, forces in eV/Angstrom.
 
 The steps themselves live in :mod:`interphase_dft.recipes.al_steps` (the surrogate band, the
 reference points, fine-tuning, reference minima and the finish) and
@@ -326,15 +326,18 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
     assert band is not None
     searched = (loop.search(ref_band, wd / "final", ml) if nset.al_finish == "prfo"
                 else None)
-    if searched is not None:
-        final_band, converged, record = searched
+    record = searched[2] if searched is not None else None
+    if searched is not None and searched[1]:
+        final_band, converged, _ = searched
         how = "reference saddle search"
-    else:
+    else:  # the CI-NEB finish: asked for, or the search had no start or did not certify
         if nset.al_finish == "prfo":
-            loop.warnings.append("saddle search: the band has no interior maximum to start "
-                                 "from; finished with a reference CI-NEB")
+            loop.warnings.append(
+                "saddle search: " + ("the band has no interior maximum to start from"
+                                     if searched is None else str(record["why"]))
+                + "; finished with a reference CI-NEB")
         final_band, converged = loop.finish(ref_band, wd / "final", ml)
-        record, how = None, "reference CI-NEB"
+        how = "reference CI-NEB"
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1
     stage = CERTIFIED if converged and _check_ends(settings, final_band) else (
         f"not certified: {how} not converged after {fallback}")

@@ -11,10 +11,10 @@ Rules
 - The start is the interior maximum of the band's reference energies
   (:func:`~interphase_dft.recipes.saddle.hop_saddle`); a band without one is not searched
   (:func:`search_saddle` returns None and the caller finishes with a CI-NEB).
-- Starting Hessian: the surrogate's at the start (finite differences, signed eigenvalues of
-  at least :data:`~interphase_dft.calc.hessian.FLOOR` in magnitude), computed on MPI rank 0,
-  kept in ``hessian.npz``. Followed direction: the band tangent at the start (the move from
-  the image before it to the image after it, minimum image).
+- Starting Hessian: the surrogate's at the start (finite differences; eigenvalues below
+  ``-HESSIAN_FLOOR`` kept, the others raised to at least :data:`HESSIAN_FLOOR`), computed on
+  MPI rank 0, kept in ``hessian.npz``. Followed direction: the band tangent at the start
+  (the move from the image before it to the image after it, minimum image).
 - The search converges at ``neb.fmax`` with exactly one negative Hessian eigenvalue, within
   ``neb.steps`` reference calls (``prfo.npz`` checkpoints every call).
 - Connection: from the converged saddle, a displacement along each sign of the followed mode
@@ -57,6 +57,9 @@ log = logging.getLogger("interphase_dft.recipes")
 DESCENT_STEP = 0.1
 #: most surrogate steps of each descent
 DESCENT_STEPS = 300
+#: eigenvalues of the starting Hessian below minus this keep their (negative) value, the
+#: others are raised to at least this, eV/Angstrom^2
+HESSIAN_FLOOR = 0.2
 #: file of the starting Hessian in the search's directory
 HESSIAN_FILE = "hessian.npz"
 
@@ -80,7 +83,7 @@ def _hessian(atoms: Atoms, surrogate: CalcFactory, wd: Path) -> np.ndarray:
             if data["positions"].shape == atoms.positions.shape and np.allclose(
                     data["positions"], atoms.positions, atol=1e-8):
                 return np.array(data["hessian"])
-    hess = surrogate_hessian(atoms, surrogate, signed=True)
+    hess = surrogate_hessian(atoms, surrogate, floor=HESSIAN_FLOOR, signed=True)
     wd.mkdir(parents=True, exist_ok=True)
     np.savez(path, hessian=hess, positions=atoms.positions)
     return hess

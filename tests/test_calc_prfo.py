@@ -98,13 +98,13 @@ def test_prfo_finds_a_published_saddle_from_a_biased_start_with_a_wrong_curvatur
 
 
 def test_the_followed_mode_picks_which_saddle_a_start_between_two_reaches():
-    """From the shallow minimum, following the direction towards each neighbour minimum
-    gives that side's saddle (the band tangent plays this role for a hop)."""
-    mid = MINIMA[2]
-    start = one_atom(*mid)
-    h = hessian_at(start)
+    """From just off the shallow minimum, following the direction towards each neighbour
+    minimum gives that side's saddle (the band tangent plays this role for a hop)."""
+    mid = np.array(MINIMA[2])
     for target, saddle in ((MINIMA[0], SADDLE_1), (MINIMA[1], SADDLE_2)):
         tangent = np.array([[target[0] - mid[0], target[1] - mid[1], 0.0]])
+        start = one_atom(*(mid + 0.05 * tangent[0, :2] / np.linalg.norm(tangent)))
+        h = hessian_at(start)
         res = prfo_saddle(start, factory, hessian=h, mode=tangent, fmax=1e-3, steps=80)
         assert res.converged and res.negative_modes == 1
         assert res.atoms.positions[-1][:2] == pytest.approx(saddle, abs=2e-3)
@@ -137,10 +137,12 @@ def test_fixed_atoms_do_not_move_and_a_killed_search_resumes(tmp_path):
 
 
 def test_a_minimum_is_never_reported_as_a_saddle():
-    """Forces vanish at a minimum, but the Hessian has no negative mode: not converged."""
+    """Forces vanish at a minimum, but the Hessian has no negative mode: the search stops
+    there, not converged, after one call."""
     start = one_atom(*MINIMA[1])
-    res = prfo_saddle(start, factory, hessian=hessian_at(start), fmax=1e-3, steps=1)
+    res = prfo_saddle(start, factory, hessian=hessian_at(start), fmax=1e-3, steps=50)
     assert res.fmax < 1e-3 and res.negative_modes == 0 and not res.converged
+    assert res.steps == 1
 
 
 def test_bad_input_is_refused():

@@ -169,3 +169,17 @@ def test_a_metallic_cell_at_gamma_only_is_flagged():
     assert gamma_only_note(slab[:40], s, is_metal=True) is None  # below the threshold: a mesh
     dense = preset("laptop", {"dft": {"kpt_density": 0.5}})
     assert gamma_only_note(slab, dense, is_metal=True) is None  # the density asks for Gamma
+
+
+def test_a_part_of_a_cell_can_take_the_whole_cells_mesh():
+    """One side of a 64-atom interface alone has 32 atoms: below the laptop Gamma-only rule it
+    would get the density mesh; tagged with the whole cell's count it keeps Gamma."""
+    from interphase_dft.calc.factory import KPOINT_ATOMS, kpoint_mesh
+
+    side = bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 2, 2))  # 32 atoms, 8.1 A
+    side.pbc = (True, True, False)
+    assert kpoint_mesh(side, 2.0, 60) == (2, 2, 1)
+    side.info[KPOINT_ATOMS] = 64
+    assert kpoint_mesh(side, 2.0, 60) == (1, 1, 1)
+    assert gpaw_parameters(preset("laptop"), side, moving=False, is_metal=True)["kpts"][
+        "size"] == (1, 1, 1)

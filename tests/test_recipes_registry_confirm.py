@@ -89,6 +89,16 @@ def test_confirmation_takes_the_lowest_reference_point_and_its_work_of_adhesion(
     assert np.allclose(conf.cell.atoms.positions, expect.positions)
     assert conf.energy_ab == pytest.approx(min(p[4] for p in conf.points))
     w = (conf.energy_a + conf.energy_b - conf.energy_ab) / built.area
+    seen = []
+
+    def spy(atoms, attempt=0, label=""):
+        seen.append((len(atoms), atoms.info.get("kpoint_atoms"), tuple(atoms.pbc)))
+        return Spread()
+
+    confirm_scan(built, scan.points, spy, k=3, checkpoint=tmp_path / "spy.json")
+    n = len(built.atoms)  # the sides alone are computed with the whole cell's k-point rule
+    assert [s for s in seen if s[0] < n] and all(s[1] == n for s in seen if s[0] < n)
+    assert all(s[2] == (True, True, False) for s in seen)  # vacuum along z: dipole layer
     record = conf.to_dict()
     assert record["work_of_adhesion_eV_A2"] == pytest.approx(w)
     assert record["work_of_adhesion_J_m2"] == pytest.approx(w * EV_PER_A2_TO_J_PER_M2)

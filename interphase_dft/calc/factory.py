@@ -46,6 +46,11 @@ from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.calc.spin import attach_collapse_watch
 from interphase_dft.errors import InputError
 
+#: ``atoms.info`` key: the atom count the Gamma-only rule reads instead of ``len(atoms)``
+#: (a part of a cell, e.g. one side of an interface alone, takes the whole cell's mesh, so
+#: that energy differences between them share one k-point sampling)
+KPOINT_ATOMS = "kpoint_atoms"
+
 
 def kpoint_mesh(atoms: Atoms, kpt_density: float, gamma_only_atoms: int) -> tuple[int, int, int]:
     """Monkhorst-Pack sizes for ``atoms`` (1 along directions with ``pbc`` False).
@@ -53,13 +58,15 @@ def kpoint_mesh(atoms: Atoms, kpt_density: float, gamma_only_atoms: int) -> tupl
     Parameters
     ----------
     atoms
-        The cell; ``atoms.pbc`` marks the periodic directions.
+        The cell; ``atoms.pbc`` marks the periodic directions; ``atoms.info[KPOINT_ATOMS]``,
+        when set, is the atom count of the Gamma-only rule.
     kpt_density
         k-points per reciprocal Angstrom (ASE convention, ``2 pi / |a|`` scaled); 0 = Gamma.
     gamma_only_atoms
         Cells with at least this many atoms use the Gamma point only.
     """
-    if kpt_density <= 0 or len(atoms) >= gamma_only_atoms or not atoms.pbc.any():
+    n_atoms = int(atoms.info.get(KPOINT_ATOMS, len(atoms)))
+    if kpt_density <= 0 or n_atoms >= gamma_only_atoms or not atoms.pbc.any():
         return (1, 1, 1)
     sizes = kptdensity2monkhorstpack(atoms, kptdensity=kpt_density, even=False)
     return tuple(int(n) if p else 1 for n, p in zip(sizes, atoms.pbc, strict=True))

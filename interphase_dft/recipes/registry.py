@@ -20,8 +20,10 @@ Rules
   are recomputed with DFT single points of the same rigid cells. When the lowest DFT point
   is the narrowest or widest gap computed at its shift, a point one gap step further is added
   (at most :data:`MAX_GAP_STEPS`; the record says whether the gap ended bracketed). The
-  registry is the lowest DFT point, and W_ad is recomputed with DFT at it. Every DFT energy
-  is checkpointed as it is computed, so a killed confirmation resumes.
+  registry is the lowest DFT point, and W_ad is recomputed with DFT at it, each side alone
+  with the k-point mesh of the whole cell (``atoms.info['kpoint_atoms']``: a side of half
+  the atoms would otherwise fall below ``dft.gamma_only_atoms`` and get another mesh). Every
+  DFT energy is checkpointed as it is computed, so a killed confirmation resumes.
 """
 
 from __future__ import annotations
@@ -304,11 +306,20 @@ def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float
     s1, s2, g, _, e_ab = min(done, key=lambda p: p[4])
     best = set_registry(cell, (s1, s2), g, rule="lowest DFT energy of the lowest surrogate "
                         f"registry points, gap bracketed at that shift: {SCAN_RULE}")
-    e_a = energy("a", side_alone(best, 0))
-    e_b = energy("b", side_alone(best, 1))
+    e_a = energy("a", _same_mesh(side_alone(best, 0), best.atoms))
+    e_b = energy("b", _same_mesh(side_alone(best, 1), best.atoms))
     return Confirmation(best_shift=(s1, s2), best_gap=g, energy_ab=e_ab, energy_a=e_a,
                         energy_b=e_b, area=best.area, points=done, cell=best,
                         gap_bracketed=bracketed)
+
+
+def _same_mesh(side: Atoms, whole: Atoms) -> Atoms:
+    """``side`` computed with the k-point mesh of ``whole`` (the Gamma-only rule counts the
+    whole cell's atoms): W_ad subtracts their energies."""
+    from interphase_dft.calc.factory import KPOINT_ATOMS
+
+    side.info[KPOINT_ATOMS] = len(whole)
+    return side
 
 
 def _same_shift(p: Sequence[float], shift: tuple[float, float]) -> bool:

@@ -159,3 +159,37 @@ def test_bofill_update_satisfies_the_secant_condition():
     s, y = rng.normal(size=3), rng.normal(size=3)
     new = bofill(h, s, y)
     assert np.allclose(new, new.T) and new @ s == pytest.approx(y)
+
+
+def test_a_negative_mode_that_only_the_model_has_is_probed_away():
+    """The starting Hessian says z is a negative mode (the true surface is harmonic in z,
+    +1 eV/A^2): no step moves along z, so at the stationary point one reference call probes
+    it, the update makes it positive and the saddle is first order."""
+    start = one_atom(SADDLE_1[0] + 0.05, SADDLE_1[1] - 0.05)
+    h = hessian_at(start)
+    h[2, 2] = -1.0
+    MuellerBrown.calls = 0
+    res = prfo_saddle(start, factory, hessian=h, fmax=1e-3, steps=60)
+    assert res.converged and res.negative_modes == 1
+    assert res.atoms.positions[-1] == pytest.approx([*SADDLE_1, 0.0], abs=2e-3)
+    assert res.steps == MuellerBrown.calls
+
+
+class UpsideDownZ(MuellerBrown):
+    """The surface with z a true negative mode: every stationary point in the plane z = 0 is
+    one order higher."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        z = self.atoms.positions[-1, 2]
+        self.results["energy"] -= KZ * z**2  # +0.5 KZ z^2 becomes -0.5 KZ z^2
+        self.results["forces"][-1, 2] = KZ * z
+
+
+def test_a_second_order_saddle_is_not_reported_as_a_saddle():
+    start = one_atom(SADDLE_1[0] + 0.05, SADDLE_1[1] - 0.05)
+    h = hessian_at(start)
+    h[2, 2] = -1.0  # the model knows; the probe confirms it
+    res = prfo_saddle(start, lambda atoms, attempt=0, label="": UpsideDownZ(), hessian=h,
+                      fmax=1e-3, steps=60)
+    assert res.fmax <= 1e-3 and res.negative_modes == 2 and not res.converged

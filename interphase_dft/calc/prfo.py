@@ -25,7 +25,12 @@ Rules
   does not (ratio below 0.25 or above 4).
 - The search ends when the largest force on a free atom is at most ``fmax`` (or after
   ``steps`` calls); it converged when the updated Hessian then has exactly one eigenvalue
-  below :data:`NEGATIVE` (a first-order saddle). The result records the number of negative
+  below :data:`NEGATIVE` (a first-order saddle). The updated Hessian is the reference's
+  only along the directions the steps took: at a stationary point, each further negative
+  mode of the model is probed first with one reference call (a displacement of
+  :data:`PROBE` along it, whose force change sets its curvature through the update), so a
+  second negative eigenvalue that is the surrogate's and not the reference's is removed, and
+  one that survives its probe is the reference's. The result records the number of negative
   eigenvalues and the followed mode.
 - Checkpoint (``checkpoint``, npz): positions, gradient, energy, Hessian, trust radius,
   followed mode and step count after every reference call, written atomically; a rerun
@@ -51,6 +56,8 @@ from interphase_dft.errors import InputError
 
 #: smallest trust radius, Angstrom
 MIN_TRUST = 0.01
+#: finite-difference probe of an untested negative mode (largest atom move), Angstrom
+PROBE = 0.05
 #: eigenvalues below this (eV/Angstrom^2) count as negative curvature (over 0.1 A such a
 #: mode changes the energy by 0.25 meV: flatter is noise of the updated Hessian)
 NEGATIVE = -0.05
@@ -119,7 +126,9 @@ def prfo_step(h: np.ndarray, g: np.ndarray, follow: np.ndarray,
         aug[np.arange(len(others)), np.arange(len(others))] = w[others]
         aug[:-1, -1] = aug[-1, :-1] = gb[others]
         lam_n = float(np.linalg.eigvalsh(aug)[0])
-        dx[others] = -gb[others] / (w[others] - lam_n)
+        den = w[others] - lam_n  # zero only along a mode without gradient: no step there
+        safe = np.abs(den) > 1e-12
+        dx[others[safe]] = -gb[others[safe]] / den[safe]
     step = v @ dx
     predicted = float(gb @ dx + 0.5 * dx @ (w * dx))
     return step, sign * v[:, t], predicted
@@ -184,15 +193,17 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
     follow = (np.asarray(mode, dtype=float).reshape(-1, 3)[free].ravel()
               if mode is not None else np.linalg.eigh(h)[1][:, 0])
     state = _resume(Path(checkpoint), work) if checkpoint else None
+    probed: list[np.ndarray] = []
     if state is not None:
         work.positions = state["positions"]
         h, follow, trust = state["hessian"], state["follow"], float(state["trust"])
         g, energy, done = state["gradient"], float(state["energy"]), int(state["steps"])
+        probed = list(state.get("probed", np.zeros((0, len(g)))))
     else:
         energy, g = _evaluate(work, free)
         done = 1
         if checkpoint:
-            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done))
+            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed))
     while True:
         forces = g.reshape(-1, 3)
         f_now = float(np.linalg.norm(forces, axis=1).max()) if forces.size else 0.0
@@ -200,6 +211,22 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         if log:
             log(f"P-RFO step {done}: E = {energy:.6f} eV, fmax = {f_now:.4f} eV/A, "
                 f"{negative} negative mode(s), trust {trust:.3f} A")
+        extra = (_untested_negative(h, follow, probed)
+                 if f_now <= fmax and done < steps else None)
+        if extra is not None:  # a negative mode no reference force has tested: probe it
+            here = work.positions.copy()
+            probe = PROBE * extra / float(np.linalg.norm(extra.reshape(-1, 3), axis=1).max())
+            work.positions = here + _full(probe, free, len(atoms))
+            _, g_probe = _evaluate(work, free)
+            work.positions = here
+            h = bofill(h, probe, g_probe - g)
+            probed.append(extra)
+            done += 1
+            if log:
+                log(f"P-RFO step {done}: probed a negative mode of the model Hessian")
+            if checkpoint:
+                _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed))
+            continue
         if f_now <= fmax or done >= steps:  # stationary: first order or not, it ends here
             return SaddleResult(atoms=_with_results(work, energy, g, free), energy=energy,
                                 fmax=f_now, steps=done,
@@ -222,7 +249,7 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         h = bofill(h, step, g_new - g)
         energy, g, done = e_new, g_new, done + 1
         if checkpoint:
-            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done))
+            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed))
 
 
 def _evaluate(atoms: Atoms, free: np.ndarray) -> tuple[float, np.ndarray]:
@@ -246,10 +273,28 @@ def _full(vec: np.ndarray, free: np.ndarray, n_atoms: int) -> np.ndarray:
 
 
 def _state(atoms: Atoms, g: np.ndarray, energy: float, h: np.ndarray, trust: float,
-           follow: np.ndarray, steps: int) -> dict[str, Any]:
+           follow: np.ndarray, steps: int, probed: list[np.ndarray]) -> dict[str, Any]:
     return {"positions": atoms.positions, "gradient": g, "energy": energy, "hessian": h,
             "trust": trust, "follow": follow, "steps": steps,
+            "probed": np.array(probed).reshape(len(probed), len(g)),
             "numbers": atoms.numbers, "cell": np.array(atoms.cell)}
+
+
+def _untested_negative(h: np.ndarray, follow: np.ndarray,
+                       probed: list[np.ndarray]) -> np.ndarray | None:
+    """The most negative eigenvector of ``h`` below :data:`NEGATIVE`, other than the one
+    along ``follow``, that no earlier probe tested (overlap < 0.9 with every probed
+    direction), or None."""
+    w, v = np.linalg.eigh(0.5 * (h + h.T))
+    t = int(np.argmax(np.abs(v.T @ follow)))
+    for i in np.argsort(w):
+        if w[i] >= NEGATIVE:
+            return None
+        if i == t:
+            continue
+        if all(abs(float(v[:, i] @ p)) / float(np.linalg.norm(p)) < 0.9 for p in probed):
+            return v[:, i]
+    return None
 
 
 def _resume(path: Path, atoms: Atoms) -> dict[str, Any] | None:

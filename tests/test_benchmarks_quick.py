@@ -185,7 +185,8 @@ def test_neb_cost_puts_the_two_finishes_side_by_side() -> None:
                          "wall_s": 10.0},
         "finish-prfo": {**_run(9, [0.0, 0.12, 0.246, 0.12, 0.0], stage="dft-certified"),
                         "wall_s": 5.0}}}
-    assert bench_neb_cost.summarise(result, [hop], 3, []) == 0  # plain/al not run: no goal
+    assert bench_neb_cost.summarise(result, [hop], 3, []) == 1  # complete: the finishes ran
+    assert "assessment" not in hop  # plain/al not run: no goal verdict
     rows = {r["quantity"]: r["value"] for r in result["summary"]}
     assert rows["Li2S:vacancy: finish after one round, DFT calls of the whole loop "
                 "ci-neb / prfo"] == "20 / 9"

@@ -183,3 +183,23 @@ def test_a_part_of_a_cell_can_take_the_whole_cells_mesh():
     assert kpoint_mesh(side, 2.0, 60) == (1, 1, 1)
     assert gpaw_parameters(preset("laptop"), side, moving=False, is_metal=True)["kpts"][
         "size"] == (1, 1, 1)
+
+
+def test_host_plus_and_minus_li_share_the_hosts_mesh():
+    """A 59-atom host gets the density mesh at laptop; its host + Li (60 atoms) would cross
+    the Gamma-only rule: the binding recipe's cells keep the host's mesh."""
+    from interphase_dft.calc.factory import kpoint_mesh, same_mesh_as
+    from interphase_dft.recipes.binding import with_li
+    from interphase_dft.recipes.bulk_mode import _remove_li_at
+
+    host = bulk("Li", "bcc", a=3.44, cubic=True).repeat((3, 3, 4))[:-13]  # 59 atoms
+    assert len(host) == 59
+    plus = with_li(host, host.positions[0] + 1.0)
+    minus = _remove_li_at(plus, host.positions[0])
+    mesh = kpoint_mesh(host, 2.0, 60)
+    assert mesh != (1, 1, 1)
+    assert [kpoint_mesh(c, 2.0, 60) for c in (plus, minus)] == [mesh] * 2
+    assert kpoint_mesh(plus.copy(), 2.0, 60) == mesh  # the tag travels with copies
+    del plus.info["kpoint_atoms"]
+    assert kpoint_mesh(plus, 2.0, 60) == (1, 1, 1)  # what the rule alone gives
+    assert same_mesh_as(host.copy(), same_mesh_as(plus, host)).info["kpoint_atoms"] == 59

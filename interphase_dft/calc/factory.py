@@ -52,6 +52,14 @@ from interphase_dft.errors import InputError
 KPOINT_ATOMS = "kpoint_atoms"
 
 
+def same_mesh_as(part: Atoms, whole: Atoms) -> Atoms:
+    """``part`` (modified and returned) tagged to get the k-point mesh of ``whole``: a cell a
+    few atoms away from ``whole`` (host + Li, host - Li, one side alone) whose energy is
+    subtracted from it, so both sit on one side of ``dft.gamma_only_atoms``."""
+    part.info[KPOINT_ATOMS] = int(whole.info.get(KPOINT_ATOMS, len(whole)))
+    return part
+
+
 def kpoint_mesh(atoms: Atoms, kpt_density: float, gamma_only_atoms: int) -> tuple[int, int, int]:
     """Monkhorst-Pack sizes for ``atoms`` (1 along directions with ``pbc`` False).
 

@@ -60,6 +60,7 @@ from interphase_dft.calc.dispersion import dispersion_applied
 from interphase_dft.calc.factory import (
     factory_for,
     insertion_spin,
+    same_mesh_as,
     scf_parameters,
     seed_moment,
     surrogate_factory,
@@ -106,12 +107,13 @@ def geometry_level(settings: CalcSettings, ml: Any) -> str:
 
 
 def with_li(host: Atoms, position: Sequence[float]) -> Atoms:
-    """Copy of ``host`` with one Li appended at ``position`` (Angstrom); constraints kept."""
+    """Copy of ``host`` with one Li appended at ``position`` (Angstrom); constraints kept; the
+    k-point mesh of ``host`` (:func:`~interphase_dft.calc.factory.same_mesh_as`)."""
     atoms = host.copy()
     copy_constraints(atoms, host)
     atoms.append("Li")
     atoms.positions[-1] = np.asarray(position, float)
-    return atoms
+    return same_mesh_as(atoms, host)
 
 
 @dataclass

@@ -34,7 +34,7 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.calc.budget import BudgetExceeded, Ledger
-from interphase_dft.calc.factory import factory_for, seed_moment, surrogate_factory
+from interphase_dft.calc.factory import factory_for, same_mesh_as, seed_moment, surrogate_factory
 from interphase_dft.calc.guard import COLLAPSE_NOTE, CalcFactory
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import RunResult, relax, static
@@ -100,14 +100,15 @@ def supercell_requirement(settings: CalcSettings) -> tuple[float, str]:
 
 
 def _remove_li_at(host: Atoms, position: Sequence[float]) -> Atoms:
-    """Copy of ``host`` without the Li nearest to ``position`` (minimum image)."""
+    """Copy of ``host`` without the Li nearest to ``position`` (minimum image), on the
+    host's k-point mesh."""
     from ase.geometry import get_distances
 
     from interphase_dft.builders.sites import remove_atom
 
     li = [i for i, s in enumerate(host.get_chemical_symbols()) if s == "Li"]
     _, d = get_distances([position], host.positions[li], cell=host.cell, pbc=host.pbc)
-    return remove_atom(host, li[int(np.argmin(d[0]))])
+    return same_mesh_as(remove_atom(host, li[int(np.argmin(d[0]))]), host)
 
 
 def _hole_seed(atoms: Atoms, position: Sequence[float]) -> int:

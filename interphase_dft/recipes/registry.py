@@ -39,6 +39,7 @@ from ase import Atoms
 
 from interphase_dft.builders.migration import MigrationCell, migration_cell_for, set_registry
 from interphase_dft.calc.checkpoint import read_json, write_json
+from interphase_dft.calc.factory import same_mesh_as
 from interphase_dft.errors import InputError
 
 log = logging.getLogger("interphase_dft.recipes")
@@ -306,20 +307,11 @@ def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float
     s1, s2, g, _, e_ab = min(done, key=lambda p: p[4])
     best = set_registry(cell, (s1, s2), g, rule="lowest DFT energy of the lowest surrogate "
                         f"registry points, gap bracketed at that shift: {SCAN_RULE}")
-    e_a = energy("a", _same_mesh(side_alone(best, 0), best.atoms))
-    e_b = energy("b", _same_mesh(side_alone(best, 1), best.atoms))
+    e_a = energy("a", same_mesh_as(side_alone(best, 0), best.atoms))
+    e_b = energy("b", same_mesh_as(side_alone(best, 1), best.atoms))
     return Confirmation(best_shift=(s1, s2), best_gap=g, energy_ab=e_ab, energy_a=e_a,
                         energy_b=e_b, area=best.area, points=done, cell=best,
                         gap_bracketed=bracketed)
-
-
-def _same_mesh(side: Atoms, whole: Atoms) -> Atoms:
-    """``side`` computed with the k-point mesh of ``whole`` (the Gamma-only rule counts the
-    whole cell's atoms): W_ad subtracts their energies."""
-    from interphase_dft.calc.factory import KPOINT_ATOMS
-
-    side.info[KPOINT_ATOMS] = len(whole)
-    return side
 
 
 def _same_shift(p: Sequence[float], shift: tuple[float, float]) -> bool:

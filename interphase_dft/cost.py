@@ -58,8 +58,8 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
   2 endpoint relaxations + ``n_images`` x :data:`NEB_STEPS` (at most ``neb.steps``) band calls.
   Interstitial minima without a surrogate add 2 relaxations per region; ``neb.relax_host``
   adds one DFT relaxation of the cell (vacancy hops); with a surrogate,
-  ``structure.interface_registry_confirm`` + 2 single points confirm the registry and give
-  the work of adhesion. Capped by ``budget.max_dft_calls``.
+  ``structure.interface_registry_confirm`` + :data:`REGISTRY_GAP_POINTS` + 2 single points
+  confirm the registry and give the work of adhesion. Capped by ``budget.max_dft_calls``.
 - ``bulk_barrier``: the same on the bulk hop cell (built:
   :func:`~interphase_dft.recipes.hop_setup.bulk_cell`), one hop.
 
@@ -115,6 +115,9 @@ PRESET_RANKS = {"test": 1, "screening": 1, "laptop": 1, "production": 32}
 RELAX_CALLS = 25
 #: band evaluations per image of a DFT CI-NEB (at most neb.steps)
 NEB_STEPS = 100
+#: DFT points the registry confirmation adds to bracket its gap (2 on Li3P|LiCl, at most
+#: recipes.registry.MAX_GAP_STEPS)
+REGISTRY_GAP_POINTS = 2
 #: rounds of the active-learning loop: the one hop it certified took 4 rounds and a short DFT
 #: finish (30 calls in all, Li2S bulk vacancy, docs/history.md). No interface hop
 #: was certified by the loop: each needed the DFT CI-NEB finish (n_images x NEB_STEPS band
@@ -511,8 +514,9 @@ def _barrier(a: str, b: str, mechanism: str, s: CalcSettings) -> list[Calcs]:
     if interstitial and not surrogate:
         calcs.append(_relaxations(cell, 2 * 3, s))
     if surrogate and s.engine != "ml" and s.structure.interface_registry_confirm:
-        # DFT confirmation of the registry: the lowest surrogate points and each side alone
-        n = s.structure.interface_registry_confirm + 2
+        # DFT confirmation of the registry: the lowest surrogate points, the gap bracketing
+        # and each side alone
+        n = s.structure.interface_registry_confirm + REGISTRY_GAP_POINTS + 2
         calcs.append(Calcs(cell, n, n))
     return calcs
 

@@ -137,12 +137,12 @@ def test_fixed_atoms_do_not_move_and_a_killed_search_resumes(tmp_path):
 
 
 def test_a_minimum_is_never_reported_as_a_saddle():
-    """Forces vanish at a minimum, but the Hessian has no negative mode: the search stops
-    there, not converged, after one call."""
+    """Forces vanish at a minimum, and the probe of the followed mode confirms its positive
+    curvature: the search stops there, not converged, after two calls."""
     start = one_atom(*MINIMA[1])
     res = prfo_saddle(start, factory, hessian=hessian_at(start), fmax=1e-3, steps=50)
     assert res.fmax < 1e-3 and res.negative_modes == 0 and not res.converged
-    assert res.steps == 1
+    assert res.steps == 2
 
 
 def test_bad_input_is_refused():
@@ -190,6 +190,30 @@ def test_a_second_order_saddle_is_not_reported_as_a_saddle():
     start = one_atom(SADDLE_1[0] + 0.05, SADDLE_1[1] - 0.05)
     h = hessian_at(start)
     h[2, 2] = -1.0  # the model knows; the probe confirms it
+    lines = []
     res = prfo_saddle(start, lambda atoms, attempt=0, label="": UpsideDownZ(), hessian=h,
-                      fmax=1e-3, steps=60)
+                      fmax=1e-3, steps=60, log=lines.append)
     assert res.fmax <= 1e-3 and res.negative_modes == 2 and not res.converged
+    assert sum("probed" in line for line in lines) == 1  # DFT's curvature, not the model's
+
+
+def test_a_search_resumed_after_a_probe_ends_as_an_uninterrupted_one(tmp_path):
+    start = one_atom(SADDLE_1[0] + 0.05, SADDLE_1[1] - 0.05)
+    h = hessian_at(start)
+    h[2, 2] = -1.0
+    whole = prfo_saddle(start, factory, hessian=h, fmax=1e-3, steps=60)
+    ckpt = tmp_path / "p.npz"
+    cut = prfo_saddle(start, factory, hessian=h, fmax=1e-3, steps=whole.steps - 1,
+                      checkpoint=ckpt)  # stopped at the stationary point, before its probe
+    assert not cut.converged and cut.negative_modes == 2
+    MuellerBrown.calls = 0
+    again = prfo_saddle(start, factory, hessian=h, fmax=1e-3, steps=60, checkpoint=ckpt)
+    assert again.converged and again.steps == whole.steps and MuellerBrown.calls == 1
+    assert np.allclose(again.atoms.positions, whole.atoms.positions)
+    MuellerBrown.calls = 0  # killed after the probe was stored: nothing to repeat
+    done = prfo_saddle(start, factory, hessian=h, fmax=1e-3, steps=60, checkpoint=ckpt)
+    assert done.converged and done.steps == whole.steps and MuellerBrown.calls == 0
+    # a search from another start (a new band's climbing image) starts over
+    other = one_atom(SADDLE_1[0] - 0.05, SADDLE_1[1] + 0.05)
+    fresh = prfo_saddle(other, factory, hessian=h, fmax=1e-3, steps=60, checkpoint=ckpt)
+    assert fresh.converged and MuellerBrown.calls == fresh.steps

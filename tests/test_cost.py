@@ -208,9 +208,13 @@ def test_a_laptop_interface_hop_needs_more_calls_than_its_ceiling(tmp_path, caps
     unconfirmed = estimate(WorkItem.create("barrier", preset("laptop", {
         "budget": {"max_dft_calls": None}, "structure": {"interface_registry_confirm": 0}}),
         phase_a="Li3P", phase_b="LiCl", mechanism="vacancy"))
-    # the registry's DFT confirmation: its points and the two sides alone
+    # the registry's DFT confirmation: its points, the gap bracketing and the two sides alone
+    from interphase_dft.cost import REGISTRY_GAP_POINTS
+    from interphase_dft.recipes.registry import MAX_GAP_STEPS
+
     assert free.needed_calls - unconfirmed.needed_calls == (
-        laptop.structure.interface_registry_confirm + 2)
+        laptop.structure.interface_registry_confirm + REGISTRY_GAP_POINTS + 2)
+    assert 0 < REGISTRY_GAP_POINTS <= MAX_GAP_STEPS
     monkeypatch.setenv("INTERPHASE_LAUNCHPAD", str(tmp_path / "missing" / "my_launchpad.yaml"))
     spec_file = tmp_path / "spec.yaml"
     spec_file.write_text("name: hops\npreset: laptop\nbarriers:\n"

@@ -296,12 +296,23 @@ def test_a_saddle_search_finishes_the_band_at_the_ci_neb_barrier(
     assert (tmp_path / "prfo" / "al" / "final" / "saddle" / "prfo.npz").is_file()
     assert BarrierDoc.model_validate_json(doc.model_dump_json()).active_learning == \
         doc.active_learning
+    assert search["reference_calls"] == search["steps"] - 1  # the start was the round's point
     # a rerun reads the finished search from its checkpoints: no new reference call
+    calls = []
+
+    class Counting(EMT):
+        def calculate(self, *args: Any, **kwargs: Any) -> None:
+            calls.append(1)
+            super().calculate(*args, **kwargs)
+
     again = neb_barrier(initial, final, preset("test", {"neb": {
         "fmax": 0.05, "active_learning": True, "al_max_rounds": 1, "ml_fmax": 0.3,
-        "al_finish": "prfo"}}), tmp_path / "prfo", calc_factory=emt_factory,
+        "al_finish": "prfo"}}), tmp_path / "prfo",
+        calc_factory=lambda atoms, attempt=0, label="": Counting(),
         phase_a="Al", phase_b="Al")
     assert again.barrier_forward == pytest.approx(doc.barrier_forward, abs=1e-9)
+    assert calls == [] and again.active_learning["reference_calls"] == \
+        doc.active_learning["reference_calls"]
 
 
 def test_a_saddle_search_that_does_not_certify_is_followed_by_the_ci_neb(

@@ -204,3 +204,23 @@ def test_a_reference_with_a_gap_minimum_ends_bracketed(tmp_path):
     at_best = sorted(p[2] for p in conf.points if p[:2] == pytest.approx(conf.best_shift))
     assert at_best[0] < conf.best_gap < at_best[-1]
     assert conf.energy_ab == min(p[4] for p in conf.points)
+
+
+class Squeeze(Spread):
+    """A stand-in reference that prefers ever narrower gaps (energy = z extent)."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results["energy"] = -self.results["energy"]
+
+
+def test_a_gap_pushed_to_its_narrowest_allowed_value_is_not_bracketed(tmp_path):
+    from interphase_dft.recipes.registry import MIN_GAP
+
+    built = migration_cell_for("LiAl", "LiCl", SETTINGS)
+    scan = scan_cell(built, surrogate, grid=2, gap_offsets=(0.0, 0.4))
+    conf = confirm_scan(built, scan.points, lambda atoms, attempt=0, label="": Squeeze(),
+                        k=3, checkpoint=tmp_path / "c.json")
+    assert not conf.gap_bracketed and not conf.to_dict()["gap_bracketed"]
+    assert min(p[2] for p in conf.points) >= MIN_GAP
+    assert conf.best_gap == min(p[2] for p in conf.points)

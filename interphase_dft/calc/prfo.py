@@ -16,12 +16,13 @@ Rules
   overlap with the previous step's followed mode (the first step: with ``mode``, e.g. the
   band tangent at the climbing image; without ``mode``, the lowest eigenvector).
 - Step: along the followed mode the RFO maximisation where its curvature is negative, else
-  a trust-radius step along the followed direction (out of a minimum's well: plain RFO would
-  not move where the gradient vanishes); along the others the RFO minimisation (the lowest
-  eigenvalue of the augmented Hessian of those modes); scaled so that no atom moves more
-  than the trust radius. The trust radius (start ``trust``, between
-  :data:`MIN_TRUST` and ``max_trust``) grows by 1.5 when the step's energy change agrees
-  with the quadratic model (ratio 0.5-2) and the step was trust-limited, and halves when it
+  a trust-radius step uphill along it (the gradient's sign; the followed direction where
+  there is no slope: plain RFO would not move where the gradient vanishes); along the others
+  the RFO minimisation (the lowest eigenvalue of the augmented Hessian of those modes);
+  scaled so that no atom moves more than the trust radius. The trust radius (start
+  ``trust``, between :data:`MIN_TRUST` and ``max_trust``) grows by 1.5 when the step's
+  energy change agrees with the quadratic model (ratio 0.5-2) and the step was
+  trust-limited, and halves when it
   does not (ratio below 0.25 or above 4).
 - The search ends when the largest force on a free atom is at most ``fmax`` (or after
   ``steps`` calls); it converged when the updated Hessian then has exactly one eigenvalue
@@ -33,9 +34,10 @@ Rules
   one that survives its probe is the reference's. The result records the number of negative
   eigenvalues and the followed mode.
 - Checkpoint (``checkpoint``, npz): positions, gradient, energy, Hessian, trust radius,
-  followed mode and step count after every reference call, written atomically; a rerun
-  with the same structure resumes from it without repeating a call (another structure's
-  checkpoint is refused).
+  followed mode, probed directions, step count and the start geometry after every
+  reference call, written atomically; a rerun from the same start resumes from it without
+  repeating a call, a rerun from another start (a new band) starts over, and another
+  structure's checkpoint is refused.
 """
 
 from __future__ import annotations
@@ -116,8 +118,9 @@ def prfo_step(h: np.ndarray, g: np.ndarray, follow: np.ndarray,
     gb = v.T @ g
     b_t, g_t = w[t], gb[t]
     dx = np.zeros_like(gb)
-    if b_t >= 0:  # not yet over the ridge along the mode: a trust step along ``follow``
-        dx[t] = sign * trust
+    if b_t >= 0:  # not yet over the ridge along the mode: a trust step uphill along it
+        uphill = np.sign(g_t) if abs(g_t) > 1e-3 else sign  # no slope: the followed direction
+        dx[t] = uphill * trust
     else:
         dx[t] = g_t / (0.5 * (np.sqrt(b_t**2 + 4.0 * g_t**2) - b_t))  # RFO maximisation
     others = np.array([i for i in range(len(w)) if i != t], dtype=int)
@@ -192,7 +195,9 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
     h = _block(hessian, free)
     follow = (np.asarray(mode, dtype=float).reshape(-1, 3)[free].ravel()
               if mode is not None else np.linalg.eigh(h)[1][:, 0])
-    state = _resume(Path(checkpoint), work) if checkpoint else None
+    follow = follow / max(float(np.linalg.norm(follow)), 1e-12)
+    start = atoms.positions.copy()
+    state = _resume(Path(checkpoint), work, start) if checkpoint else None
     probed: list[np.ndarray] = []
     if state is not None:
         work.positions = state["positions"]
@@ -203,7 +208,7 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         energy, g = _evaluate(work, free)
         done = 1
         if checkpoint:
-            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed))
+            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed, start))
     while True:
         forces = g.reshape(-1, 3)
         f_now = float(np.linalg.norm(forces, axis=1).max()) if forces.size else 0.0
@@ -223,9 +228,11 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
             probed.append(extra)
             done += 1
             if log:
-                log(f"P-RFO step {done}: probed a negative mode of the model Hessian")
+                log(f"P-RFO step {done}: probed a mode of the model Hessian at the "
+                    "stationary point")
             if checkpoint:
-                _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed))
+                _save(Path(checkpoint),
+                      _state(work, g, energy, h, trust, follow, done, probed, start))
             continue
         if f_now <= fmax or done >= steps:  # stationary: first order or not, it ends here
             return SaddleResult(atoms=_with_results(work, energy, g, free), energy=energy,
@@ -249,7 +256,7 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         h = bofill(h, step, g_new - g)
         energy, g, done = e_new, g_new, done + 1
         if checkpoint:
-            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed))
+            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed, start))
 
 
 def _evaluate(atoms: Atoms, free: np.ndarray) -> tuple[float, np.ndarray]:
@@ -273,31 +280,40 @@ def _full(vec: np.ndarray, free: np.ndarray, n_atoms: int) -> np.ndarray:
 
 
 def _state(atoms: Atoms, g: np.ndarray, energy: float, h: np.ndarray, trust: float,
-           follow: np.ndarray, steps: int, probed: list[np.ndarray]) -> dict[str, Any]:
+           follow: np.ndarray, steps: int, probed: list[np.ndarray],
+           start: np.ndarray) -> dict[str, Any]:
     return {"positions": atoms.positions, "gradient": g, "energy": energy, "hessian": h,
             "trust": trust, "follow": follow, "steps": steps,
-            "probed": np.array(probed).reshape(len(probed), len(g)),
+            "probed": np.array(probed).reshape(len(probed), len(g)), "start": start,
             "numbers": atoms.numbers, "cell": np.array(atoms.cell)}
 
 
 def _untested_negative(h: np.ndarray, follow: np.ndarray,
                        probed: list[np.ndarray]) -> np.ndarray | None:
-    """The most negative eigenvector of ``h`` below :data:`NEGATIVE`, other than the one
-    along ``follow``, that no earlier probe tested (overlap < 0.9 with every probed
-    direction), or None."""
+    """The direction to probe at a stationary point, or None: the followed mode (the
+    eigenvector along ``follow``) when its eigenvalue is not below :data:`NEGATIVE`, else
+    the most negative other eigenvector below it; only directions no earlier probe tested
+    (overlap < 0.9 with every probed direction)."""
     w, v = np.linalg.eigh(0.5 * (h + h.T))
     t = int(np.argmax(np.abs(v.T @ follow)))
+
+    def untested(i: int) -> bool:
+        return all(abs(float(v[:, i] @ p)) / float(np.linalg.norm(p)) < 0.9 for p in probed)
+
+    if w[t] >= NEGATIVE and untested(t):  # the followed mode itself looks flat or convex
+        return v[:, t]
     for i in np.argsort(w):
         if w[i] >= NEGATIVE:
             return None
-        if i == t:
-            continue
-        if all(abs(float(v[:, i] @ p)) / float(np.linalg.norm(p)) < 0.9 for p in probed):
+        if i != t and untested(i):
             return v[:, i]
     return None
 
 
-def _resume(path: Path, atoms: Atoms) -> dict[str, Any] | None:
+def _resume(path: Path, atoms: Atoms, start: np.ndarray) -> dict[str, Any] | None:
+    """The stored state of a search from ``start``; None when there is none or it began
+    elsewhere (a new band's climbing image: that search starts over); another structure's
+    state is refused."""
     if not path.is_file():
         return None
     with np.load(path) as data:
@@ -306,4 +322,6 @@ def _resume(path: Path, atoms: Atoms) -> dict[str, Any] | None:
             or not np.allclose(state["cell"], np.array(atoms.cell))):
         raise InputError(f"{path} belongs to another structure; remove it or use a new "
                          "work directory")
+    if "start" not in state or not np.allclose(state["start"], start, atol=1e-6):
+        return None
     return state

@@ -324,9 +324,12 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             corr = on_rank0(corrections, ref_band, ml)
             last = ref_band
     assert band is not None
-    searched = (loop.search(ref_band, wd / "final", ml) if nset.al_finish == "prfo"
-                else None)
-    record = searched[2] if searched is not None else None
+    searched, record = None, None
+    if nset.al_finish == "prfo":  # the ends are finished once, for the search and a CI-NEB
+        ends = loop.finished_ends(ref_band, wd / "final", ml)
+        ref_band = [ends[0], *ref_band[1:-1], ends[1]]
+        searched = loop.search(ref_band, wd / "final", ml)
+        record = searched[2] if searched is not None else None
     if searched is not None and searched[1]:
         final_band, converged, _ = searched
         how = "reference saddle search"
@@ -336,11 +339,14 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
                 "saddle search: " + ("the band has no interior maximum to start from"
                                      if searched is None else str(record["why"]))
                 + "; finished with a reference CI-NEB")
-        final_band, converged = loop.finish(ref_band, wd / "final", ml)
+        final_band, converged = loop.finish(ref_band, wd / "final", ml,
+                                            ends_done=nset.al_finish == "prfo")
         how = "reference CI-NEB"
     top = int(np.argmax([im.get_potential_energy() for im in final_band[1:-1]])) + 1
-    stage = CERTIFIED if converged and _check_ends(settings, final_band) else (
-        f"not certified: {how} not converged after {fallback}")
+    ends_ok = _check_ends(settings, final_band)
+    stage = CERTIFIED if converged and ends_ok else (
+        f"not certified: {how} not converged after {fallback}" if not converged else
+        f"not certified: endpoint forces above relax.fmax after the {how}")
     result = _result(stage, final_band, top, rounds + 1, loop, seconds, before, after, tuned,
                      fallback)
     result.saddle_search = record

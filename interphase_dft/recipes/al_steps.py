@@ -269,31 +269,30 @@ class HopLoop:
                 for k, (name, end) in enumerate((("initial", ref_band[0]),
                                                  ("final", ref_band[-1])))]
 
-    def search(self, ref_band: list[Atoms], wd: Path,
+    def search(self, band: list[Atoms], wd: Path,
                ml: CalcFactory) -> tuple[list[Atoms], bool, dict[str, Any]] | None:
         """The finish by a saddle search (:mod:`interphase_dft.recipes.saddle_search`) from
-        ``ref_band`` with relaxed ends: (band, certified, record), or None when the band has
-        no interior maximum to start from."""
+        ``band`` (its ends already finished, :meth:`finished_ends`): (band, certified,
+        record), or None when the band has no interior maximum to start from."""
         from interphase_dft.recipes.saddle_search import search_saddle
 
-        ends = self.finished_ends(ref_band, wd, ml)
-        found = search_saddle(ends, [ends[0], *ref_band[1:-1], ends[1]], self.reference, ml,
-                              self.settings, wd / "saddle")
+        found = search_saddle([band[0], band[-1]], band, self.reference, ml, self.settings,
+                              wd / "saddle", self.mic)
         if found is None:
             return None
         self.calls += int(found.record["reference_calls"])
         self.warnings.extend(found.record["warnings"])
-        if not found.converged:
-            self.warnings.append(f"saddle search: {found.record['why']}")
         return found.band, found.converged, found.record
 
-    def finish(self, ref_band: list[Atoms], wd: Path,
-               ml: CalcFactory | None = None) -> tuple[list[Atoms], bool]:
+    def finish(self, ref_band: list[Atoms], wd: Path, ml: CalcFactory | None = None,
+               ends_done: bool = False) -> tuple[list[Atoms], bool]:
         """Relax endpoints with too large reference forces (:meth:`reference_minimum`,
-        watched), then a reference CI-NEB from ``ref_band`` (its interior reference results
-        are reused), stopped when an image falls into another minimum
+        watched; not when ``ends_done``: :meth:`finished_ends` gave them), then a reference
+        CI-NEB from ``ref_band`` (its interior reference results are reused), stopped when an
+        image falls into another minimum
         (:func:`~interphase_dft.recipes.neb_path.intermediate_minimum`)."""
-        ends = self.finished_ends(ref_band, wd, ml)
+        ends = ([ref_band[0], ref_band[-1]] if ends_done
+                else self.finished_ends(ref_band, wd, ml))
         band = [ends[0], *ref_band[1:-1], ends[1]]
         # a band that falls into another minimum is split there by the barrier recipe:
         # converging its climbing image first would cost reference calls for nothing

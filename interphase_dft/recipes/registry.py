@@ -298,8 +298,8 @@ def confirm_scan(cell: MigrationCell, points: Sequence[tuple[float, float, float
         if not missing:
             bracketed = True
             break
-        if len(done) >= len(chosen) + MAX_GAP_STEPS:
-            break
+        if len(done) >= len(chosen) + MAX_GAP_STEPS or min(missing) < MIN_GAP:
+            break  # out of steps, or the narrowest gap allowed is the lowest: not bracketed
         for gap in missing:
             name = f"ab-{s1:.4f}-{s2:.4f}-{gap:.4f}"
             e = energy(name, set_registry(cell, (s1, s2), gap).atoms)
@@ -321,14 +321,14 @@ def _same_shift(p: Sequence[float], shift: tuple[float, float]) -> bool:
 def _gap_neighbours(done: Sequence[Sequence[float]], scan: Sequence[Sequence[float]],
                     shift: tuple[float, float], gap: float) -> list[float]:
     """Gaps one step (the scan's smallest gap spacing at that shift, else
-    :data:`GAP_STEP`) beyond ``gap`` on each side where no DFT point at ``shift`` lies
-    (never below :data:`MIN_GAP`): empty when ``gap`` is bracketed."""
+    :data:`GAP_STEP`) beyond ``gap`` on each side where no DFT point at ``shift`` lies: empty
+    when ``gap`` is bracketed (the caller computes none below :data:`MIN_GAP`)."""
     gaps = sorted({round(p[2], 4) for p in scan if _same_shift(p, shift)})
     steps = np.diff(gaps)
     step = float(steps[steps > 1e-6].min()) if (steps > 1e-6).any() else GAP_STEP
     mine = [p[2] for p in done if _same_shift(p, shift)]
     out = []
-    if not any(q < gap - 1e-6 for q in mine) and gap - step >= MIN_GAP:
+    if not any(q < gap - 1e-6 for q in mine):
         out.append(round(gap - step, 4))
     if not any(q > gap + 1e-6 for q in mine):
         out.append(round(gap + step, 4))

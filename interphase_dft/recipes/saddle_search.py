@@ -26,8 +26,11 @@ Rules
   saddle that does not connect the endpoints is reported as such and the band is not
   certified.
 - The band returned is the reference band with the saddle in the climbing image's place;
-  the saddle certificate (:mod:`interphase_dft.recipes.saddle`) then judges it like any
-  other band (its highest image must be the converged saddle).
+  the search certifies only when the saddle lies at or above every other image's reference
+  energy (the others keep their last single points), and the saddle certificate
+  (:mod:`interphase_dft.recipes.saddle`) then judges the band like any other. The climbing
+  image's stored single point is the search's first step (``reference_calls`` counts the
+  new ones).
 """
 
 from __future__ import annotations
@@ -89,18 +92,20 @@ def _hessian(atoms: Atoms, surrogate: CalcFactory, wd: Path) -> np.ndarray:
     return hess
 
 
-def _tangent(band: list[Atoms], top: int) -> np.ndarray:
+def _tangent(band: list[Atoms], top: int, mic: bool) -> np.ndarray:
     before, after = band[top - 1], band[top + 1]
-    return mic_vectors(before, after.positions - before.positions)
+    return mic_vectors(before, after.positions - before.positions, mic)
 
 
 def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFactory,
-                  surrogate: CalcFactory, settings: CalcSettings, wd: Path) -> SaddleSearch | None:
+                  surrogate: CalcFactory, settings: CalcSettings, wd: Path,
+                  mic: bool = True) -> SaddleSearch | None:
     """The reference saddle of the hop ``ends[0]`` -> ``ends[1]`` from ``ref_band`` (module
     rules; reference results on every image), or None when the band has no interior maximum.
 
     ``reference`` is the reference factory (its calls are the search's cost); ``surrogate``
-    the loop's last surrogate (Hessian and descents); ``wd`` the search's checkpoints.
+    the loop's last surrogate (Hessian and descents); ``wd`` the search's checkpoints;
+    ``mic``: the hop's minimum-image convention (tangent and distances).
     """
     energies = [float(im.get_potential_energy()) for im in ref_band]
     top = hop_saddle(energies, path_coordinate(ref_band))
@@ -110,43 +115,47 @@ def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFacto
     start = bare_copy(ref_band[top])
     hess = on_rank0(_hessian, start, surrogate, wd)
     nset = settings.neb
-    # the image's slot: the reference calculator restarts from that image's last SCF
-    guard = GuardedCalculator(reference, label=f"saddle-img{top}")
+    # the image's slot: the reference calculator restarts from that image's last SCF; its
+    # stored single point is the search's first step (no new call)
+    guard = GuardedCalculator(reference, label=f"saddle-img{top}", seed=ref_band[top])
     res = prfo_saddle(start, lambda atoms, attempt=0, label="": guard, hessian=hess,
-                      mode=_tangent(ref_band, top), fmax=nset.fmax, steps=nset.steps,
+                      mode=_tangent(ref_band, top, mic), fmax=nset.fmax, steps=nset.steps,
                       checkpoint=wd / "prfo.npz",
                       log=lambda line: log.info("saddle search: %s", line))
+    others = [e for i, e in enumerate(energies[1:-1], 1) if i != top]
     record: dict[str, Any] = {
         "method": "P-RFO from the climbing image, surrogate Hessian, Bofill updates",
-        "start_image": top, "steps": res.steps, "reference_calls": res.force_calls,
+        "start_image": top, "steps": res.steps, "reference_calls": res.force_calls - 1,
         "fmax": res.fmax, "negative_modes": res.negative_modes, "converged": res.converged,
         "energy_change_eV": res.energy - energies[top], "warnings": list(guard.warnings)}
     connects = False
     if res.converged:
-        descents = _descents(res, ends, surrogate, settings, wd)
+        descents = _descents(res, ends, surrogate, settings, wd, mic)
         record["descents"] = descents
         connects = descents["connects"]
+    highest = not others or res.energy >= max(others)
     band = [ends[0], *ref_band[1:top], res.atoms, *ref_band[top + 1:-1], ends[1]]
-    record["why"] = ("first-order saddle connecting the endpoints" if connects else
-                     "the search did not converge" if not res.converged else
-                     "the saddle's descents do not reach the two endpoints")
-    return SaddleSearch(band=band, converged=connects, record=record)
+    record["why"] = ("the search did not converge" if not res.converged else
+                     "the saddle's descents do not reach the two endpoints" if not connects else
+                     "an image of the band lies above the saddle" if not highest else
+                     "first-order saddle connecting the endpoints")
+    return SaddleSearch(band=band, converged=connects and highest, record=record)
 
 
 def _descents(res: SaddleResult, ends: list[Atoms], surrogate: CalcFactory,
-              settings: CalcSettings, wd: Path) -> dict[str, Any]:
+              settings: CalcSettings, wd: Path, mic: bool) -> dict[str, Any]:
     """Surrogate relaxations from the saddle along each sign of its mode (module rules)."""
     mode = res.mode / max(float(np.linalg.norm(res.mode, axis=1).max()), 1e-12)
     rs = RelaxSettings(fmax=min(settings.neb.ml_fmax, settings.relax.fmax),
                        steps=max(settings.relax.ml_steps or 0, DESCENT_STEPS),
                        optimizer=settings.relax.optimizer)
-    separation = float(displacements(ends[0], ends[1]).max())
+    separation = float(displacements(ends[0], ends[1], mic).max())
     out: dict[str, Any] = {"endpoint_separation_A": separation}
     nearest = []
     for sign, name in ((1.0, "plus"), (-1.0, "minus")):
         start = _off_the_top(res.atoms, sign * mode, surrogate, rs.fmax)
         down = relax(start, surrogate, wd / f"descent-{name}", rs, label="relax")
-        dist = [float(displacements(down.atoms, e).max()) for e in ends]
+        dist = [float(displacements(down.atoms, e, mic).max()) for e in ends]
         out[name] = {"to_initial_A": dist[0], "to_final_A": dist[1],
                      "converged": down.converged, "steps": down.steps}
         k = int(np.argmin(dist))

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -108,6 +109,14 @@ def package_versions() -> dict[str, str]:
         return {"python": platform.python_version()}
 
 
+def portable(arg: str) -> str:
+    """``arg`` with this checkout's path made relative and any other absolute path replaced
+    by ``<path>`` (no machine's paths in committed results)."""
+    root = str(REPO) + "/"
+    arg = arg.replace(root, "")
+    return re.sub(r"(?<![\w.])/[\w.-]+(/[\w.-]+)+", "<path>", arg)
+
+
 def new_result(name: str, *, quick: bool, settings: dict[str, Any] | None = None,
                notes: Sequence[str] = ()) -> dict[str, Any]:
     """The skeleton of a result file (machine info taken now, i.e. at the start)."""
@@ -123,7 +132,7 @@ def new_result(name: str, *, quick: bool, settings: dict[str, Any] | None = None
         "measurements": {},
         "summary": [],
         "notes": list(notes),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": " ".join([Path(sys.executable).name, *map(portable, sys.argv)]),
     }
 
 

@@ -193,3 +193,13 @@ def test_neb_cost_puts_the_two_finishes_side_by_side() -> None:
     assert rows["Li2S:vacancy: finish, barrier prfo - ci-neb"] == pytest.approx(0.002)
     assert "finish-prfo" in bench_neb_cost.RUNS[-1][0]
     assert set(bench_neb_cost.FINISHES).isdisjoint(bench_neb_cost.DEFAULT_MODES)
+
+
+def test_recorded_commands_carry_no_machine_paths() -> None:
+    import common
+
+    assert common.portable(str(common.REPO) + "/benchmarks/bench_store.py") == \
+        "benchmarks/bench_store.py"
+    assert common.portable("/scratch/me/out") == "<path>"
+    assert common.portable('{"dft": {"kpt_density": 1.0}}') == '{"dft": {"kpt_density": 1.0}}'
+    assert common.portable("Li2S:vacancy") == "Li2S:vacancy"

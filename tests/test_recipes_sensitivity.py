@@ -205,15 +205,20 @@ def test_force_on_a_moved_saddle_is_a_warning(tmp_path):
     assert any("only a new band" in w for w in s.warnings)
 
 
-def test_spin_polarised_hops_get_their_moment_seeded_again():
-    """An added Li between two insulators was computed spin-polarised with 1 mu_B on the
-    hopping Li: the check's cells get the same; a vacancy hop stays as stored."""
+def test_each_hop_is_recomputed_in_its_charge_state():
+    """An added Li between two insulators is Li_i^+ (charge +1, closed-shell): the check's
+    cells get that charge and no moment; a document stored with the earlier neutral,
+    spin-polarised Li is refused with the fix; a vacancy hop stays V_Li^-."""
     doc = wave_doc(mechanism="interstitial")
-    doc.calculator = {"engine": "gpaw", "is_metal": False, "li_inserted": True, "extra": {}}
+    doc.calculator = {"engine": "gpaw", "is_metal": False, "li_inserted": False,
+                      "extra": {"charge": 1}}
     factory_of, seed = sens.document_factory(doc)
-    assert factory_of(preset("test")).spin
-    atoms = seed(doc.images[0].structure.to_atoms())
-    assert atoms.get_initial_magnetic_moments().tolist() == [1.0]
+    factory = factory_of(preset("test"))
+    assert not factory.spin and factory.extra == {"charge": 1}
+    assert not seed(doc.images[0].structure.to_atoms()).get_initial_magnetic_moments().any()
+    doc.calculator = {"engine": "gpaw", "is_metal": False, "li_inserted": True, "extra": {}}
+    with pytest.raises(InputError, match="recompute the barrier with this version"):
+        sens.document_factory(doc)
     vacancy = wave_doc()
     vacancy.calculator = {"engine": "gpaw", "is_metal": False, "li_inserted": False,
                           "extra": {"charge": -1}}

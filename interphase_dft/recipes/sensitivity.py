@@ -380,6 +380,8 @@ def document_factory(doc: BarrierDoc, txt: str | None = None
         raise InputError(f"{doc.interface} ({doc.mechanism}): the document's calculator "
                          f"{recorded} is not the one this version builds for that hop {built}; "
                          "recompute the barrier with this version first")
+    # the hops hop_options builds are closed-shell or metallic: no moment to seed again (a
+    # neutral added Li between insulators, spin-polarised, was refused above)
     spin = opts.li_inserted and insertion_spin(stored_settings(doc), is_metal=opts.is_metal)
     li = int(doc.interface_meta.get("li_index", len(doc.images[0].structure.to_atoms()) - 1))
 

@@ -89,12 +89,13 @@ def surrogate_hessian(atoms: Atoms, factory: CalcFactory, *, delta: float = DELT
     return 0.5 * (out + out.T)
 
 
-def stored_hessian(atoms: Atoms, factory: CalcFactory, workdir: Path | str) -> np.ndarray:
-    """:func:`surrogate_hessian` of ``factory`` at ``atoms``, read from ``workdir`` when it
-    was computed there for the same positions (:data:`HESSIAN_FILE`; the cache is keyed on
-    the positions only, so one work directory serves one surrogate). Rank 0 computes and
-    every MPI rank gets its matrix; the file is replaced atomically, and an unreadable one is
-    recomputed."""
+def stored_hessian(atoms: Atoms, factory: CalcFactory, workdir: Path | str, *,
+                   floor: float = FLOOR, signed: bool = False) -> np.ndarray:
+    """:func:`surrogate_hessian` of ``factory`` at ``atoms`` (``floor``, ``signed`` as
+    there), read from ``workdir`` when it was computed there for the same positions
+    (:data:`HESSIAN_FILE`; the cache is keyed on the positions only, so one work directory
+    serves one surrogate and one kind of matrix). Rank 0 computes and every MPI rank gets its
+    matrix; the file is replaced atomically, and an unreadable one is recomputed."""
     path = Path(workdir) / HESSIAN_FILE
 
     def compute() -> np.ndarray:
@@ -104,7 +105,7 @@ def stored_hessian(atoms: Atoms, factory: CalcFactory, workdir: Path | str) -> n
                     return np.array(data["hessian"])
         except (OSError, ValueError, KeyError, EOFError):
             pass  # absent or unreadable (a run killed while writing it): recompute
-        hess = surrogate_hessian(atoms, factory)
+        hess = surrogate_hessian(atoms, factory, floor=floor, signed=signed)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.tmp.npz")
         np.savez(tmp, hessian=hess, positions=atoms.positions)

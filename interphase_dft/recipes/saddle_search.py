@@ -13,8 +13,10 @@ Rules
   (:func:`search_saddle` returns None and the caller finishes with a CI-NEB).
 - Starting Hessian: the surrogate's at the start (finite differences; eigenvalues below
   ``-HESSIAN_FLOOR`` kept, the others raised to at least :data:`HESSIAN_FLOOR`), computed on
-  MPI rank 0, kept in ``hessian.npz``. Followed direction: the band tangent at the start
-  (the move from the image before it to the image after it, minimum image).
+  MPI rank 0, kept in ``hessian.npz``
+  (:func:`~interphase_dft.calc.hessian.stored_hessian`). Followed direction: the band
+  tangent at the start (the move from the image before it to the image after it, minimum
+  image).
 - The search converges at ``neb.fmax`` with exactly one negative Hessian eigenvalue, within
   ``neb.steps`` reference calls (``prfo.npz`` checkpoints every call).
 - Connection: from the converged saddle, a displacement along each sign of the followed mode
@@ -44,13 +46,12 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.calc.guard import CalcFactory, GuardedCalculator
-from interphase_dft.calc.hessian import surrogate_hessian
+from interphase_dft.calc.hessian import stored_hessian
 from interphase_dft.calc.prfo import SaddleResult, prfo_saddle
 from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings, RelaxSettings
 from interphase_dft.constraints import bare_copy
 from interphase_dft.geometry import displacements, mic_vectors
-from interphase_dft.parallel import on_rank0
 from interphase_dft.recipes.neb_path import path_coordinate
 from interphase_dft.recipes.saddle import hop_saddle
 
@@ -63,8 +64,6 @@ DESCENT_STEPS = 300
 #: eigenvalues of the starting Hessian below minus this keep their (negative) value, the
 #: others are raised to at least this, eV/Angstrom^2
 HESSIAN_FLOOR = 0.2
-#: file of the starting Hessian in the search's directory
-HESSIAN_FILE = "hessian.npz"
 
 
 @dataclass
@@ -75,21 +74,6 @@ class SaddleSearch:
     band: list[Atoms]
     converged: bool
     record: dict[str, Any] = field(default_factory=dict)
-
-
-def _hessian(atoms: Atoms, surrogate: CalcFactory, wd: Path) -> np.ndarray:
-    """The surrogate's signed Hessian at ``atoms``, read from ``wd`` when it was computed
-    there for these positions."""
-    path = wd / HESSIAN_FILE
-    if path.is_file():
-        with np.load(path) as data:
-            if data["positions"].shape == atoms.positions.shape and np.allclose(
-                    data["positions"], atoms.positions, atol=1e-8):
-                return np.array(data["hessian"])
-    hess = surrogate_hessian(atoms, surrogate, floor=HESSIAN_FLOOR, signed=True)
-    wd.mkdir(parents=True, exist_ok=True)
-    np.savez(path, hessian=hess, positions=atoms.positions)
-    return hess
 
 
 def _tangent(band: list[Atoms], top: int, mic: bool) -> np.ndarray:
@@ -113,7 +97,7 @@ def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFacto
         return None
     wd = Path(wd)
     start = bare_copy(ref_band[top])
-    hess = on_rank0(_hessian, start, surrogate, wd)
+    hess = stored_hessian(start, surrogate, wd, floor=HESSIAN_FLOOR, signed=True)
     nset = settings.neb
     # the image's slot: the reference calculator restarts from that image's last SCF; its
     # stored single point is the search's first step (no new call)

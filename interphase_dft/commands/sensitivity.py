@@ -94,10 +94,10 @@ def run_sensitivity(args: argparse.Namespace) -> int:
     stationary_images(doc)
     workdir = args.workdir or v.output_directory(Path("runs") / f"sensitivity-{doc.uid[:8]}",
                                                  "work directory")
-    factory_of, seed = document_factory(doc, txt=str(workdir / "gpaw.txt"))
+    factory_of = document_factory(doc, txt=str(workdir / "gpaw.txt"))
     progress_logging(args)
     result = settings_sensitivity(doc, overrides, factory_of, workdir, vacuum=args.vacuum,
-                                  reproduce=reproduce, seed=seed)
+                                  reproduce=reproduce)
     if world.rank == 0:
         text = json.dumps(result.to_dict(), indent=1)
         if args.json_file is not None and str(args.json_file) == "-":

@@ -18,8 +18,9 @@ Rules
   settings is reported; a saddle above ``neb.fmax`` or a minimum above ``relax.fmax`` there
   has moved (``moved``), and a saddle that falls below an end of its hop is no saddle at that
   setting: only a new band gives that setting's barrier.
-- The cells keep the document's electronic state: a spin-polarised hop (an added Li between
-  non-metals) gets 1 mu_B seeded on its hopping Li again, as when it was computed.
+- The cells keep the document's electronic state: its charge (V_Li^-, Li_i^+ or neutral with
+  a metal side) and smearing, as :func:`interphase_dft.recipes.barrier.hop_options` builds
+  them; those hops are closed-shell or metallic, so no moment is seeded.
 - **Reproduction**: the images in ``reproduce`` (default: the initial image and the highest
   saddle) are recomputed with the stored settings and cell; the largest change of an energy
   relative to the initial image is the noise floor of the changes.
@@ -249,8 +250,7 @@ def tag(uid: str, changes: dict[str, list[Any]], vacuum: float) -> str:
 
 def settings_sensitivity(doc: BarrierDoc, overrides: dict[str, Any], factory_of: FactoryOf,
                          workdir: Path | str, *, vacuum: float = 0.0,
-                         reproduce: Sequence[int] | None = None,
-                         seed: Callable[[Atoms], Atoms] | None = None) -> Sensitivity:
+                         reproduce: Sequence[int] | None = None) -> Sensitivity:
     """Recompute the stationary images of the certified barrier ``doc`` with changed
     settings (module rules).
 
@@ -263,7 +263,6 @@ def settings_sensitivity(doc: BarrierDoc, overrides: dict[str, Any], factory_of:
     vacuum : Angstrom added to the cell along z (slab cells)
     reproduce : images also recomputed with the stored settings and cell (None: the initial
         image and the highest saddle)
-    seed : prepares each cell's electronic state (e.g. seeds the hopping Li's moment)
 
     Raises
     ------
@@ -287,21 +286,20 @@ def settings_sensitivity(doc: BarrierDoc, overrides: dict[str, Any], factory_of:
     if bad:
         raise InputError(f"images {bad} to reproduce are not in the band (0 to "
                          f"{len(doc.images) - 1})")
-    prepare = seed or (lambda atoms: atoms)
     work, label = Path(workdir), tag(doc.uid, changes, vacuum)
     factory, stored_factory = factory_of(settings), factory_of(before)
     checked = Energies({}, {})
     for k, i in enumerate(st.indices, start=1):
         info(log, "sensitivity %s: image %d (%s), %d of %d", label, i, st.roles[i], k,
              len(st.indices))
-        atoms = prepare(widen(doc.images[i].structure.to_atoms(), vacuum))
+        atoms = widen(doc.images[i].structure.to_atoms(), vacuum)
         r = static(atoms, factory, work, label=f"{label}-img{i}")
         checked.energy[i], checked.fmax[i] = r.energy, r.fmax
     checked.metrics = metrics(checked.energy, st)
     fresh = {}
     for i in again:
         info(log, "sensitivity %s: image %d with the stored settings", label, i)
-        fresh[i] = static(prepare(doc.images[i].structure.to_atoms()), stored_factory, work,
+        fresh[i] = static(doc.images[i].structure.to_atoms(), stored_factory, work,
                           label=f"{doc.uid[:8]}-stored-img{i}").energy
     delta = {k: checked.metrics[k] - stored.metrics[k]
              for k in ("barrier_forward", "barrier_reverse", "reaction_energy", "e_kra")}
@@ -352,18 +350,17 @@ def _force(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def document_factory(doc: BarrierDoc, txt: str | None = None
-                     ) -> tuple[FactoryOf, Callable[[Atoms], Atoms]]:
-    """``(factory_of, seed)``: the calculator of ``doc`` (its phases, mechanism, charge and
-    engine) for given settings, GPAW text output to ``txt``; and the function that seeds the
-    hopping Li's moment when the hop's cells are spin-polarised (identity otherwise).
+def document_factory(doc: BarrierDoc, txt: str | None = None) -> FactoryOf:
+    """The calculator of ``doc`` (its phases, mechanism, charge and engine) for given
+    settings, GPAW text output to ``txt``.
 
     Raises
     ------
     InputError : a document not computed with GPAW, or whose calculator differs from the one
-        this code builds for its hop (another charge or smearing treatment).
+        this code builds for its hop (another charge or smearing treatment, e.g. the earlier
+        neutral, spin-polarised Li between insulators).
     """
-    from interphase_dft.calc.factory import factory_for, insertion_spin, seed_moment
+    from interphase_dft.calc.factory import factory_for
     from interphase_dft.recipes.barrier import hop_options
 
     calc = doc.calculator
@@ -380,19 +377,12 @@ def document_factory(doc: BarrierDoc, txt: str | None = None
         raise InputError(f"{doc.interface} ({doc.mechanism}): the document's calculator "
                          f"{recorded} is not the one this version builds for that hop {built}; "
                          "recompute the barrier with this version first")
-    # the hops hop_options builds are closed-shell or metallic: no moment to seed again (a
-    # neutral added Li between insulators, spin-polarised, was refused above)
-    spin = opts.li_inserted and insertion_spin(stored_settings(doc), is_metal=opts.is_metal)
-    li = int(doc.interface_meta.get("li_index", len(doc.images[0].structure.to_atoms()) - 1))
-
     def factory_of(settings: CalcSettings) -> Any:
+        # hop_options builds closed-shell (charged) or metallic hops only: spin-paired
         return factory_for(settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
-                           spin=spin, txt=txt, extra=extra, li_inserted=opts.li_inserted)
+                           spin=False, txt=txt, extra=extra, li_inserted=opts.li_inserted)
 
-    def seed(atoms: Atoms) -> Atoms:
-        return seed_moment(atoms, li) if spin else atoms
-
-    return factory_of, seed
+    return factory_of
 
 
 def format_sensitivity(s: Sensitivity) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from interphase_dft.fw.progress import (
+    PRIOR_SECONDS,
     FireworkState,
     counts,
     eta,
@@ -58,12 +59,24 @@ def test_completed_fireworks_rescale_the_estimates():
             fw(2, "COMPLETED", estimate=300.0, started=0.0, ended=600.0),
             fw(3, "COMPLETED", estimate=500.0, started=0.0, ended=1.0, reused=True),  # reused
             fw(4, "COMPLETED", started=0.0, ended=50.0)]  # no estimate
-    assert speed_ratio(done) == (pytest.approx(2.0), True)
+    assert speed_ratio(done, prior=0.0) == (pytest.approx(2.0), True)
     fws = [*done, fw(5, "READY", estimate=100.0), fw(6, "READY", estimate=100.0)]
-    e = eta(fws, workers=2, now=NOW)
+    e = eta(fws, workers=2, now=NOW, prior=0.0)
     assert e.seconds == pytest.approx(200.0) and e.measured
     assert "measured 2.00 x the estimates" in eta_text(e)
     assert speed_ratio([fw(1, "READY", estimate=10.0)]) == (1.0, False)
+
+
+def test_a_short_first_firework_does_not_rescale_a_long_campaign():
+    """The demo's first firework (reference energies: 13 s against an estimate of 650 s)
+    used to set the ratio to 0.02 and an ETA of 5 min for 5 h of work; with the cost model's
+    prior weight it moves the ratio a little, and hours of measured work move it fully."""
+    first = [fw(1, "COMPLETED", estimate=650.0, started=0.0, ended=13.0)]
+    ratio, measured = speed_ratio(first)
+    assert measured and ratio == pytest.approx((13.0 + PRIOR_SECONDS) / (650.0 + PRIOR_SECONDS))
+    assert 0.7 < ratio < 1.0
+    hours = [fw(k, "COMPLETED", estimate=3600.0, started=0.0, ended=1800.0) for k in range(5)]
+    assert speed_ratio(hours)[0] == pytest.approx(0.5, abs=0.05)
 
 
 def test_fireworks_without_estimate_are_named_not_guessed():
@@ -97,13 +110,14 @@ def test_the_line_names_what_finished_what_runs_the_counts_and_the_eta():
                            "finished binding:Al:bulk (1 min 30 s) |")  # in the order they ended
     assert "running: binding:LiAl:bulk (30 s) |" in line
     assert "1 done, 1 running, 1 waiting, 1 failed |" in line
-    # ratio 90/100: 0.9*100 - 30 = 60 s left on fw 2, 90 s for fw 4; shared by 2 workers
-    assert line.endswith("ETA 1 min 30 s (measured 0.90 x the estimates)")
+    # ratio (90 + P)/(100 + P) = 0.995 with P = 1800 s: 99.5 - 30 = 69.5 s left on fw 2,
+    # 99.5 s for fw 4; shared by 2 workers 84.5 s, but fw 4 alone takes 99.5 s
+    assert line.endswith("ETA 1 min 39 s (measured 0.99 x the estimates)")
     unchanged = summary_line(fws, workers=2, now=NOW, elapsed=None,
                              previous={f.fw_id: f.state for f in fws})
     assert unchanged.startswith("running: binding:LiAl:bulk") and "finished" not in unchanged
     limited = summary_line(fws, workers=2, now=NOW, elapsed=None, deadline=NOW + 3900.0)
-    assert limited.endswith("(measured 0.90 x the estimates) | time limit in 1 h 05 min")
+    assert limited.endswith("(measured 0.99 x the estimates) | time limit in 1 h 05 min")
 
 
 def test_campaign_with_workers_prints_a_line_per_state_change(tmp_path, capsys):

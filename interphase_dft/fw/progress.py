@@ -8,9 +8,12 @@ Rules
 - Counts: ``done`` = COMPLETED, ``running`` = RUNNING + RESERVED, ``waiting`` = READY +
   WAITING + PAUSED, ``failed`` = FIZZLED (DEFUSED and ARCHIVED are not counted).
 - A firework's estimate is its ``spec["cost"]["seconds"]`` when it has one (optional).
-- Speed ratio: measured / estimated wall time summed over the COMPLETED fireworks that have an
-  estimate and computed (a firework that reused a stored result took no time worth
-  measuring); 1 when there is none yet.
+- Speed ratio: (measured + P) / (estimated + P), the wall times summed over the COMPLETED
+  fireworks that have an estimate and computed (a firework that reused a stored result took
+  no time worth measuring); 1 when there is none yet. ``P`` (:data:`PRIOR_SECONDS`) is the
+  weight of the uncalibrated cost model, as if it had already been measured right for that
+  long: a first firework of seconds (the reference energies took 13 s against an estimate of
+  11 min) does not rescale a campaign of hours by itself, and hours of measured work do.
 - Remaining seconds: ratio x estimate for a waiting firework; for a running one, ratio x
   estimate minus the time it has run (at least 0).
 - ETA = max(sum of the remaining seconds / workers, the largest of them): the work is shared
@@ -30,6 +33,8 @@ STATE_GROUPS: dict[str, str] = {
     "COMPLETED": DONE, "RUNNING": RUNNING, "RESERVED": RUNNING, "READY": WAITING,
     "WAITING": WAITING, "PAUSED": WAITING, "FIZZLED": FAILED,
 }
+#: seconds of estimated work the cost model counts for, as if measured at ratio 1
+PRIOR_SECONDS = 1800.0
 #: states whose fireworks still have their work ahead (the ETA counts them)
 UNFINISHED = ("READY", "WAITING", "RESERVED", "RUNNING")
 
@@ -86,9 +91,10 @@ def counts(fws: Iterable[FireworkState]) -> dict[str, int]:
     return out
 
 
-def speed_ratio(fws: Iterable[FireworkState]) -> tuple[float, bool]:
-    """(measured / estimated over the computed COMPLETED fireworks with estimates, True), or
-    (1.0, False) when there is none."""
+def speed_ratio(fws: Iterable[FireworkState], prior: float = PRIOR_SECONDS
+                ) -> tuple[float, bool]:
+    """((measured + prior) / (estimated + prior) over the computed COMPLETED fireworks with
+    estimates, True), or (1.0, False) when there is none."""
     measured = estimated = 0.0
     for fw in fws:
         if (fw.state == "COMPLETED" and not fw.reused and fw.estimate and fw.estimate > 0
@@ -97,12 +103,14 @@ def speed_ratio(fws: Iterable[FireworkState]) -> tuple[float, bool]:
             estimated += fw.estimate
     if estimated <= 0.0:
         return 1.0, False
-    return measured / estimated, True
+    return (measured + prior) / (estimated + prior), True
 
 
-def eta(fws: Sequence[FireworkState], workers: int, now: float) -> Eta:
-    """The estimated time to the end at ``now`` (epoch s) with ``workers`` workers."""
-    ratio, measured = speed_ratio(fws)
+def eta(fws: Sequence[FireworkState], workers: int, now: float,
+        prior: float = PRIOR_SECONDS) -> Eta:
+    """The estimated time to the end at ``now`` (epoch s) with ``workers`` workers
+    (``prior``: :func:`speed_ratio`)."""
+    ratio, measured = speed_ratio(fws, prior)
     left = [fw for fw in fws if fw.state in UNFINISHED]
     remaining: list[float] = []
     for fw in left:

@@ -154,9 +154,10 @@ def test_engine_ml_is_refused_by_gpaw_factory():
         make_calculator(s, bulk("Al"), txt=None, moving=True, is_metal=True)
 
 
-def test_a_metallic_cell_at_gamma_only_is_flagged():
-    """The laptop rule (Gamma only from 60 atoms) on a 6.4 x 9.0 A metal slab: the density
-    mesh would be 2x2x1, so the result carries the untested k-point convergence."""
+def test_a_cell_at_gamma_only_is_flagged():
+    """The laptop rule (Gamma only from 60 atoms) on an 8.1 x 8.1 A slab: the density mesh
+    would be 2x2x1, so the result carries the untested k-point convergence, metal or not
+    (the Li3P|LiCl insulator pair moved by 0.05 eV at 2x2x1)."""
 
     from interphase_dft.calc.factory import gamma_only_note
 
@@ -165,7 +166,8 @@ def test_a_metallic_cell_at_gamma_only_is_flagged():
     slab.pbc = (True, True, False)
     note = gamma_only_note(slab, s, is_metal=True)
     assert note and "80 atoms" in note and "2x2x1" in note and "gamma_only_atoms=81" in note
-    assert gamma_only_note(slab, s, is_metal=False) is None  # insulators: not flagged
+    assert note.startswith("metallic cell")
+    assert gamma_only_note(slab, s, is_metal=False).startswith("insulating cell of 80 atoms")
     assert gamma_only_note(slab[:40], s, is_metal=True) is None  # below the threshold: a mesh
     dense = preset("laptop", {"dft": {"kpt_density": 0.5}})
     assert gamma_only_note(slab, dense, is_metal=True) is None  # the density asks for Gamma

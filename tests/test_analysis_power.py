@@ -62,8 +62,63 @@ def test_sentence_for_a_significant_correlation():
     text = fit_sentence(f)
     assert text.startswith("bulk mode, forward barrier against |dE|: significant positive "
                            "correlation, r = 1.00 (95 % bootstrap CI ")
-    assert "n = 12." in text and "includes 0" not in text
+    assert text.endswith("n = 12, indicative only; \u2265 14 pairs needed to detect r = 0.7 "
+                         "at 80 % power (2 more).")
+    assert "includes 0" not in text
     assert f.r_ci is not None and f.r_ci[0] > 0.9 and f.rho_ci is not None
+    assert f.n_boot == 500 and f.r_ci[1] <= 1.0 and f.ci_note is None
+    more = fit("bulk", "|dE| (eV)", "forward barrier (eV)", _points([*x, 1.1, 1.2], [*y,
+        0.75, 0.8]), n_boot=200)
+    assert fit_sentence(more).endswith("n = 14; \u2265 14 pairs needed to detect r = 0.7 at "
+                                       "80 % power (reached).")
+
+
+def test_four_points_in_line_are_indicative_with_exact_spearman_p_and_no_interval():
+    """scipy's t approximation gives Spearman p = 0 for a perfect rank order of 3 or 4
+    points; the exact permutation p is 2/3! = 0.33 and 2/4! = 0.083. Bootstrap intervals of
+    4 points are not given (most resamples repeat points or give |r| = 1)."""
+    f = fit("bulk", "|dE| (eV)", "forward barrier (eV)",
+            _points([0.1, 0.2, 0.3, 0.4], [0.1, 0.21, 0.3, 0.42]), n_boot=300)
+    assert f.spearman_rho == pytest.approx(1.0)
+    assert f.spearman_p == pytest.approx(2 / 24)
+    three = fit("bulk", "|dE| (eV)", "forward barrier (eV)",
+                _points([0.1, 0.2, 0.3], [0.3, 0.2, 0.1]))
+    assert three.spearman_p == pytest.approx(1 / 3)
+    assert f.r_ci is None and f.rho_ci is None and f.n_boot == 0 and "below 5 points" in f.ci_note
+    text = fit_sentence(f)
+    assert "significant positive correlation" in text and "n = 4, indicative only" in text
+    assert text.endswith("(10 more).")
+    row = fit_rows([f])[0]
+    assert row["rho_p"] == pytest.approx(2 / 24) and row["r_CI"] == "-"
+
+
+def test_spearman_p_above_the_exact_range_is_scipys():
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=11), rng.normal(size=11)
+    f = fit("bulk", "|dE| (eV)", "forward barrier (eV)", _points(list(x), list(y)), n_boot=50)
+    assert f.spearman_p == pytest.approx(stats.spearmanr(x, y).pvalue)
+
+
+def test_a_nan_value_leaves_its_interface_out_of_the_fit():
+    nan = float("nan")
+    f = fit("bulk", "|dE| (eV)", "forward barrier (eV)",
+            _points([0.1, 0.2, 0.3, 0.4, 0.5], [0.1, nan, 0.3, 0.2, 0.5]))
+    assert f.pearson_r is None and "non-finite" in f.undefined_reason
+    docs = [_binding(p, [e]) for p, e in (("Al", -0.5), ("LiAl", -1.0), ("LiCl", 1.0),
+                                           ("Li2S", -0.7), ("Li3P", -1.5))]
+    docs += [_barrier("LiAl", "LiCl", 0.3, 0.1), _barrier("LiAl", "Li2S", nan, 0.2),
+             _barrier("LiAl", "Li3P", 0.2, -0.1), _barrier("Li2S", "LiCl", 0.4, 0.2)]
+    barrier_fit = next(f for f in fit_table(docs, n_boot=20) if f.y == "forward barrier (eV)")
+    assert "LiAl|Li2S" not in barrier_fit.interfaces and barrier_fit.n == 3
+    assert any(s.startswith("LiAl|Li2S: a non-finite value") for s in barrier_fit.left_out)
+
+
+def test_a_near_constant_variable_is_constant():
+    f = fit("bulk", "|dE| (eV)", "E_KRA (eV)",
+            _points([0.1, 0.2, 0.3, 0.4, 0.5], [0.3, 0.3, 0.3, 0.3, 0.3 + 1e-15]))
+    assert f.pearson_r is None and "y is the same" in f.undefined_reason
 
 
 def test_sentence_for_no_significant_correlation():
@@ -163,17 +218,44 @@ def test_fit_table_pairs_one_hop_per_interface_and_skips_reactive_sites():
     assert dict(zip(with_reactive.interfaces, with_reactive.x_values,
                     strict=True))["LiAl|LPSC"] == pytest.approx(-1.5)
     rows = fit_rows(fits)
-    assert set(rows[0]) == {"mode", "x", "y", "n", "r", "r_CI", "rho", "rho_CI", "p",
+    assert set(rows[0]) == {"mode", "x", "y", "n", "r", "r_CI", "rho", "rho_CI", "p", "rho_p",
                             "detectable_r", "pairs_needed_r0.7", "pairs_needed_observed_r"}
     assert "bulk mode, forward barrier against |dE|: n = 2" in conclusion(fits)
     assert conclusion(fits).count("mode, forward barrier") == 2  # bulk and surface
 
 
 def test_documents_without_saddle_field_are_not_certified():
+    """A stored document from before the certification rule has no ``saddle`` field: it is
+    read as legacy, gives no barrier, and its reaction energy (endpoints of unknown state)
+    does not enter the reaction-energy fit either."""
+    from interphase_dft.analysis.descriptor import load_docs
+
     raw = _campaign()
     for d in raw:
-        if d.get("kind") == "barrier" and "saddle" in d:
-            d["saddle"] = "not certified: computed before the saddle rule"
+        if d.get("kind") == "barrier":
+            d.pop("saddle", None)
+    assert {d.saddle for d in load_docs(raw).barriers} == {
+        "not certified: computed before the saddle rule"}
     fits = fit_table(raw, n_boot=50)
     assert _by(fits, "bulk", "forward barrier (eV)").n == 0
-    assert _by(fits, "bulk", "reaction energy (eV)").n == 3  # reaction energies still fit
+    assert _by(fits, "bulk", "reaction energy (eV)").n == 0
+
+
+@pytest.mark.parametrize("status", ["not certified: over budget",
+                                    "not certified: unrelaxed endpoints",
+                                    "no saddle: endpoint not a minimum"])
+def test_reaction_energies_only_between_minima(status):
+    """A run a budget stopped, or whose endpoints are unrelaxed or not minima, has no
+    reaction energy to fit; a certified band or a band without a saddle has."""
+    docs = [_binding(p, [e]) for p, e in (("Al", -0.5), ("LiAl", -1.0), ("LiCl", 1.0),
+                                           ("Li2S", -0.7), ("Li3P", -1.5))]
+    bad = _barrier("LiAl", "Li2S", None, -7.0, saddle=False)
+    bad["saddle"] = status
+    docs += [_barrier("LiAl", "LiCl", 0.3, 0.1), bad, _barrier("LiAl", "Li3P", None, -0.1,
+                                                                saddle=False),
+             _barrier("Li2S", "LiCl", 0.4, 0.2)]
+    rxn = next(f for f in fit_table(docs, n_boot=20) if f.y == "reaction energy (eV)")
+    assert sorted(rxn.interfaces) == ["Li2S|LiCl", "LiAl|Li3P", "LiAl|LiCl"]
+    assert -7.0 not in rxn.y_values
+
+

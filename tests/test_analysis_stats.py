@@ -127,3 +127,15 @@ def test_band_through_another_minimum_is_flagged_and_left_out_of_the_fit() -> No
     chosen, _ = select_barriers(loaded.barriers)
     by = {p.interface: p for p in pair_barriers(chosen.values(), sel)[0]}
     assert by["LiAl|LPSC"].used and "energetic span" in by["LiAl|LPSC"].note
+
+
+def test_a_certified_document_without_its_reverse_barrier_is_left_out_not_fatal() -> None:
+    """The report pairs every certified document: one stored without ``barrier_reverse``
+    is named and left out instead of raising out of the report."""
+    docs = [d for d in campaign_docs() if d.get("interface") != "LiAl|LPSC"]
+    bad = make_barrier_doc("LiAl", "LPSC", 0.35).model_copy(update={"barrier_reverse": None})
+    assert bad.certified
+    loaded = load_docs([*docs, bad.model_dump()])
+    chosen, _ = select_barriers(loaded.barriers)
+    by = {p.interface: p for p in pair_barriers(chosen.values(), select_binding(loaded.binding))[0]}
+    assert not by["LiAl|LPSC"].used and "incomplete document" in by["LiAl|LPSC"].note

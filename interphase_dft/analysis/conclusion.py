@@ -7,7 +7,10 @@ sentence by these rules, in order (alpha = 0.05, power 0.8, target r = 0.7):
    detect r = 0.7 and how many more that is;
 2. r undefined (a variable is constant): "correlation undefined" with the reason;
 3. Pearson p < alpha: "significant positive/negative correlation" with r, its bootstrap
-   interval, rho and p (and a warning when the bootstrap interval of r includes 0);
+   interval, rho and p (and a warning when the bootstrap interval of r includes 0), and the
+   pairs needed to detect r = 0.7; below that many points the sentence says the result is
+   indicative only (a few points that happen to line up pass p < 0.05 without the power to
+   be trusted);
 4. otherwise "no significant correlation at n = ...", the smallest |r| detectable at this n,
    the pairs needed for r = 0.7 and for the observed |r|.
 
@@ -58,8 +61,9 @@ def fit_sentence(f: FitResult) -> str:
             ci = f" ({ci_pct} % bootstrap CI {lo:.2f} to {hi:.2f})"
             if lo <= 0.0 <= hi:
                 ci += ", but the bootstrap interval includes 0"
+        caution = "" if f.n >= need else ", indicative only"
         return (f"{head}: significant {sign} correlation, r = {r:.2f}{ci}{rho}, "
-                f"p = {p:.2g}, n = {f.n}.")
+                f"p = {p:.2g}, n = {f.n}{caution}; {target}.")
     observed = ""
     if f.pairs_needed_observed is not None and abs(r) < 1.0:
         observed = (f"; {f.pairs_needed_observed} pairs would detect the observed "

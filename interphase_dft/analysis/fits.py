@@ -6,7 +6,7 @@ For every descriptor mode (every ``BindingEnergyDoc.mode`` present: ``surface``,
 =========================  ==========================================  ====================
 x                          y                                           hops used
 =========================  ==========================================  ====================
-dE(hop) = E_b(B) - E_b(A)  ``reaction_energy`` = E(final) - E(initial)  any DFT band
+dE(hop) = E_b(B) - E_b(A)  ``reaction_energy`` = E(final) - E(initial)  relaxed endpoints
 |dE|                       ``barrier_forward``                         ``saddle == 'saddle'``
 |dE|                       ``e_kra`` = E_saddle - (E_i + E_f) / 2      ``saddle == 'saddle'``
 =========================  ==========================================  ====================
@@ -17,12 +17,20 @@ energy (atom reference, eV) of the lowest site of the phase that is not flagged 
 (a reactive site's number is a reaction energy; ``include_reactive=True`` uses every site).
 
 Rules (stated in :data:`FIT_RULE`): hops with ``stage == 'ml'`` are never used; a barrier
-document without a ``saddle`` field counts as not certified; several hops of one interface
-are not independent points, so each interface gives one point: for barrier and E_KRA the
-certified hop with the lowest forward barrier (the fastest mechanism), for the reaction energy
-that hop, else the newest DFT hop with a reaction energy. Statistics per fit: Pearson and
-Spearman with bootstrap percentile intervals (:func:`interphase_dft.analysis.power`), the
-smallest |r| detectable at 80 % power for the n at hand, and the pairs needed.
+document without a ``saddle`` field counts as not certified; a reaction energy is used only
+from a hop whose endpoints are minima at its level (:data:`REACTION_STATUSES`: not from a run
+a budget stopped or whose endpoints are unrelaxed or not minima); several hops of one
+interface are not independent points, so each interface gives one point: for barrier and
+E_KRA the certified hop with the lowest forward barrier (the fastest mechanism), for the
+reaction energy that hop, else the newest such hop with a reaction energy. A non-finite x or
+y leaves its interface out (named). Statistics per fit: Pearson and Spearman with their
+p-values (Spearman's exact permutation p up to :data:`EXACT_SPEARMAN_N` points, where the t
+approximation scipy uses fails: it gives p = 0 for a perfect rank order of 3 or 4 points,
+whose exact p is 0.33 and 0.083), bootstrap percentile intervals from
+:data:`MIN_BOOTSTRAP_N` points on (below that most resamples repeat a point or give |r| = 1,
+so no interval is given; the number of resamples used is stored), the smallest |r|
+detectable at 80 % power for the n at hand (:mod:`interphase_dft.analysis.power`), and the
+pairs needed.
 """
 
 from __future__ import annotations
@@ -35,15 +43,23 @@ from pydantic import BaseModel, Field
 
 from interphase_dft.analysis import power as pw
 from interphase_dft.analysis.descriptor import load_docs, select_binding
+from interphase_dft.barrier_status import NO_SADDLE, NOT_CONVERGED, NOT_ONE_HOP, SADDLE
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc
 
 FIT_RULE = (
     "one point per interface A|B (A != B); surrogate-only hops (stage 'ml') never used; "
     "barrier and E_KRA only from certified hops (saddle == 'saddle'; documents without the "
     "field are not certified), the certified hop with the lowest forward barrier; reaction "
-    "energy from that hop, else the newest DFT hop; dE(hop) = E_b(final phase) - "
-    "E_b(initial phase) from the lowest non-reactive site (atom reference)"
+    "energy from that hop, else the newest DFT hop whose endpoints are minima at its level "
+    "(status saddle, no saddle: reaction energy, not converged or not one hop); dE(hop) = "
+    "E_b(final phase) - E_b(initial phase) from the lowest non-reactive site (atom reference)"
 )
+#: statuses whose endpoints are minima at the hop's level: their reaction energy is one
+REACTION_STATUSES = (SADDLE, NO_SADDLE, NOT_CONVERGED, NOT_ONE_HOP)
+#: up to this many points Spearman's p is the exact permutation p (n! orderings)
+EXACT_SPEARMAN_N = 8
+#: fewest points for a bootstrap interval
+MIN_BOOTSTRAP_N = 5
 #: (x label, y label, y attribute, needs a certified saddle)
 FIT_KINDS: tuple[tuple[str, str, str, bool], ...] = (
     ("dE(hop) (eV)", "reaction energy (eV)", "reaction_energy", False),
@@ -71,7 +87,8 @@ class FitResult(BaseModel):
     spearman_p: float | None = None
     rho_ci: tuple[float, float] | None = None
     ci_level: float = 0.95
-    n_boot: int = 0
+    n_boot: int = Field(0, description="bootstrap resamples used (those with a defined r)")
+    ci_note: str | None = Field(None, description="why no bootstrap interval is given")
     seed: int = DEFAULT_SEED
     alpha: float = pw.ALPHA
     power: float = pw.POWER
@@ -117,7 +134,8 @@ def _hop_per_interface(docs: Iterable[BarrierDoc], attr: str, certified: bool
             continue
         if certified:
             continue
-        valued = [d for d in group if getattr(d, attr, None) is not None]
+        valued = [d for d in group if getattr(d, attr, None) is not None
+                  and getattr(d, "saddle", None) in REACTION_STATUSES]
         if valued:
             out[key] = max(valued, key=lambda d: (d.created, d.uid))
     return out
@@ -138,7 +156,7 @@ def fit_points(binding: Mapping[tuple[str, str], BindingEnergyDoc], barriers: Se
         name = groups[key][0].interface
         doc = chosen.get(key)
         if doc is None:
-            why = "no certified saddle" if certified else "no DFT hop with a value"
+            why = "no certified saddle" if certified else "no DFT hop with a value between minima"
             left_out.append(f"{name}: {why}")
             continue
         da, db = binding.get((doc.phase_a, mode)), binding.get((doc.phase_b, mode))
@@ -151,8 +169,11 @@ def fit_points(binding: Mapping[tuple[str, str], BindingEnergyDoc], barriers: Se
             left_out.append(f"{doc.interface}: every {mode} site of "
                             f"{doc.phase_a if ea is None else doc.phase_b} is reactive")
             continue
-        x = eb - ea if signed else abs(eb - ea)
-        points.append((doc.interface, float(x), float(getattr(doc, attr))))
+        x, y = (eb - ea if signed else abs(eb - ea)), float(getattr(doc, attr))
+        if not (np.isfinite(x) and np.isfinite(y)):
+            left_out.append(f"{doc.interface}: a non-finite value (dE {x}, {attr} {y})")
+            continue
+        points.append((doc.interface, float(x), y))
     return points, left_out
 
 
@@ -166,8 +187,9 @@ def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def bootstrap_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, level: float
-                 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-    """Percentile intervals of Pearson r and Spearman rho over resampled points.
+                 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None, int]:
+    """Percentile intervals of Pearson r and Spearman rho over resampled points, and the
+    number of resamples used.
 
     Resamples in which x or y has no variance are skipped; None when none is left.
     """
@@ -181,10 +203,26 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, level:
     q = [100 * (1 - level) / 2, 100 * (1 + level) / 2]
 
     def ci(v: np.ndarray) -> tuple[float, float] | None:
-        v = v[np.isfinite(v)]
+        v = np.clip(v[np.isfinite(v)], -1.0, 1.0)
         return None if v.size == 0 else tuple(float(t) for t in np.percentile(v, q))  # type: ignore[return-value]
 
-    return ci(r), ci(rho)
+    return ci(r), ci(rho), int(np.isfinite(r).sum())
+
+
+def spearman_p(x: np.ndarray, y: np.ndarray) -> float:
+    """Two-sided p of Spearman's rho: exact over all n! pairings up to
+    :data:`EXACT_SPEARMAN_N` points, else scipy's t approximation."""
+    from scipy import stats
+
+    if len(x) > EXACT_SPEARMAN_N:
+        return float(stats.spearmanr(x, y).pvalue)
+
+    def statistic(xs: np.ndarray) -> float:
+        return float(stats.spearmanr(xs, y).statistic)
+
+    res = stats.permutation_test((x,), statistic, permutation_type="pairings",
+                                 n_resamples=np.inf, alternative="two-sided")
+    return float(min(1.0, res.pvalue))
 
 
 def fit(mode: str, x_label: str, y_label: str, points: Sequence[tuple[str, float, float]], *,
@@ -203,15 +241,24 @@ def fit(mode: str, x_label: str, y_label: str, points: Sequence[tuple[str, float
     if n < 3:
         res.undefined_reason = f"only {n} point(s); a correlation needs at least 3"
         return res
-    if np.ptp(x) == 0.0 or np.ptp(y) == 0.0:
-        res.undefined_reason = f"{'x' if np.ptp(x) == 0.0 else 'y'} is the same for every point"
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        res.undefined_reason = "a non-finite value among the points"
         return res
+    for name, v in (("x", x), ("y", y)):
+        if np.ptp(v) <= 1e-9 * max(1.0, float(np.abs(v).max())):
+            res.undefined_reason = f"{name} is the same for every point"
+            return res
     pr, sr = stats.pearsonr(x, y), stats.spearmanr(x, y)
     res.pearson_r = float(np.clip(pr.statistic, -1.0, 1.0))
     res.pearson_p = float(pr.pvalue)
-    res.spearman_rho, res.spearman_p = float(sr.statistic), float(sr.pvalue)
-    res.r_ci, res.rho_ci = bootstrap_ci(x, y, n_boot=n_boot, seed=seed, level=level)
-    res.n_boot = n_boot
+    res.spearman_rho = float(sr.statistic)
+    res.spearman_p = spearman_p(x, y)
+    if n >= MIN_BOOTSTRAP_N:
+        res.r_ci, res.rho_ci, res.n_boot = bootstrap_ci(x, y, n_boot=n_boot, seed=seed,
+                                                        level=level)
+    else:
+        res.ci_note = (f"no bootstrap interval below {MIN_BOOTSTRAP_N} points (most resamples "
+                       "repeat a point or give |r| = 1)")
     res.pairs_needed_observed = pw.pairs_needed(res.pearson_r)
     return res
 
@@ -262,6 +309,7 @@ def fit_rows(fits: Iterable[FitResult]) -> list[dict[str, Any]]:
         {
             "mode": f.mode, "x": f.x, "y": f.y, "n": f.n, "r": f.pearson_r,
             "r_CI": ci(f.r_ci), "rho": f.spearman_rho, "rho_CI": ci(f.rho_ci), "p": f.pearson_p,
+            "rho_p": f.spearman_p,
             "detectable_r": f.detectable_r, "pairs_needed_r0.7": f.pairs_needed_target,
             "pairs_needed_observed_r": f.pairs_needed_observed,
         }

@@ -4,10 +4,11 @@ Each barrier of an interface ``A|B`` is paired with |dE(A, B)| (eV). Interfaces 
 so the magnitude is correlated; the signed dE(A, B) in the interface's own order is kept in
 every :class:`BarrierPoint`. By default the forward barrier (``barrier_forward``, from the
 A side) is used; ``barrier='max'`` uses max(forward, reverse), the rate-limiting direction.
-ML-only barriers (``stage == 'ml'``) are never used as DFT numbers; non-converged barriers
-are left out of the fit unless ``include_unconverged=True``; bands that pass through another
-minimum (``band_continuous=False``) are always left out; a path the recipe split at that
-minimum (``segments``) is used with its energetic span as the barrier.
+ML-only barriers (``stage == 'ml'``) are never used as DFT numbers; only certified barriers
+(``saddle == 'saddle'``) enter the fit (``include_unconverged`` is ignored, kept for
+callers); a certified document without its barrier is left out, named; bands that pass
+through another minimum (``band_continuous=False``) are always left out; a path the recipe
+split at that minimum (``segments``) is used with its energetic span as the barrier.
 
 Statistics: Pearson r and Spearman rho (``scipy.stats``), an ordinary least-squares line, and
 a nonparametric bootstrap (``numpy.random.default_rng(seed)``, ``n_boot`` resamples of the
@@ -28,6 +29,7 @@ from interphase_dft.analysis.descriptor import (
     Selection,
     lookup_pair,
 )
+from interphase_dft.errors import CalculationError
 from interphase_dft.schemas import BarrierDoc
 
 MIN_POINTS_DEFINED = 3
@@ -121,11 +123,14 @@ def pair_barriers(
                 f"{doc.phase_b} in one mode ({MODE_RULE})"
             )
             continue
-        value = (doc.certified_barrier("forward" if barrier == "forward" else "max")
-                 if doc.certified else None)
-        notes = []
-        used = doc.certified
-        if not doc.certified:
+        notes: list[str] = []
+        used, value = doc.certified, None
+        if doc.certified:
+            try:
+                value = doc.certified_barrier("forward" if barrier == "forward" else "max")
+            except CalculationError as exc:  # a certified document missing a barrier
+                used, notes = False, [f"incomplete document: {exc}"]
+        else:
             notes.append(f"{doc.saddle}: not a barrier")
         if value is not None and not (np.isfinite(value) and np.isfinite(pair.delta_e_atom)):
             used, notes = False, [*notes, "barrier or dE is not a finite number"]

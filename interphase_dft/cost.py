@@ -32,10 +32,11 @@ DFT calls per kind (a relaxation: :data:`RELAX_CALLS` calls, at most ``relax.ste
 PBE//surrogate level, ``relax.dft_relax`` false, one single point):
 
 - ``references``: the Li atom in its box (spin-polarised) and bcc Li.
-- ``binding`` bulk: host supercell (built: :func:`~interphase_dft.recipes.supercells.
-  bulk_supercell`), every symmetry-distinct interstitial site (at most
-  ``binding.max_dft_sites``), every distinct Li vacancy (at most ``binding.max_dft_vacancies``),
-  Al: the Al and LiAl cells of the coexistence potential.
+- ``binding`` bulk: the cell relaxation of the conventional cell where bulk mode does one
+  (molecular crystals, or ``relax.relax_cell_bulk``), host supercell (built:
+  :func:`~interphase_dft.recipes.supercells.bulk_supercell`), every symmetry-distinct
+  interstitial site (at most ``binding.max_dft_sites``), every distinct Li vacancy (at most
+  ``binding.max_dft_vacancies``), Al: the Al and LiAl cells of the coexistence potential.
 - ``binding`` surface: the termination choice (bulk cell + ``surface_energy_candidates``
   clean slabs) and :data:`SLAB_THICKNESSES` thicknesses of host + :data:`SURFACE_SITES` sites
   (at most ``max_dft_sites``). Both modes are capped by ``budget.binding_max_dft_calls``.
@@ -432,7 +433,7 @@ def _references(s: CalcSettings) -> list[Calcs]:
 
 
 def _bulk_binding(phase: str, s: CalcSettings) -> list[Calcs]:
-    from interphase_dft.phases import is_metal
+    from interphase_dft.phases import is_metal, relax_cell_in_bulk
 
     metal = is_metal(phase)
     host = _supercell(phase, s.structure.bulk_min_length, s.structure.bulk_supercell)
@@ -443,6 +444,8 @@ def _bulk_binding(phase: str, s: CalcSettings) -> list[Calcs]:
         n_vac = min(n_vac, s.binding.max_dft_vacancies)
     out = [_relaxations(_cell(host, s), 1, s),
            _relaxations(_cell(host, s, spin=_insertion_spin(s, metal), extra=1), n_sites, s)]
+    if relax_cell_in_bulk(phase, s.relax.relax_cell_bulk):  # always DFT, also at PBE//ML
+        out.insert(0, Calcs(_cell(_bulk(phase), s), 1, min(s.relax.steps, RELAX_CALLS)))
     if n_vac:
         out.append(_relaxations(_cell(host, s, spin=1 if metal else 2, extra=-1), n_vac, s))
     if phase == "Al":

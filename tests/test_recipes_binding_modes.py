@@ -354,3 +354,43 @@ def test_presets_state_the_new_defaults():
     assert preset("laptop").binding.max_dft_vacancies == 1
     assert all(s.bulk_supercell == "compact" for s in (laptop, production))
     assert laptop.slab_max_atoms == 160 and laptop.slab_min_area == 60.0
+
+
+class _Volume(Calculator):
+    """E = B (V - V0)^2 / (2 V0), no forces: the stress (dE/dV on the diagonal) pulls the
+    cell to the volume V0."""
+
+    implemented_properties = ("energy", "forces", "stress")
+
+    def __init__(self, v0: float, b: float = 0.5) -> None:
+        super().__init__()
+        self.v0, self.b = v0, b
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        v = atoms.get_volume()
+        p = self.b * (v - self.v0) / self.v0
+        self.results = {"energy": 0.5 * self.b * (v - self.v0) ** 2 / self.v0,
+                        "forces": np.zeros((len(atoms), 3)),
+                        "stress": np.array([p, p, p, 0.0, 0.0, 0.0])}
+
+
+def test_bulk_mode_relaxes_the_cell_of_a_molecular_crystal_only(tmp_path):
+    """P2S5 (P4S10 molecular crystal, built cell) is cell-relaxed before its supercell is cut,
+    whatever relax.relax_cell_bulk says; an ionic crystal keeps its library cell unless the
+    setting asks."""
+    from interphase_dft import phases
+    from interphase_dft.recipes.bulk_mode import _bulk_host
+
+    settings = preset("test")
+    assert not settings.relax.relax_cell_bulk
+    v_built = phases.get_bulk("P2S5").get_volume()
+    target = 0.9 * v_built
+    relaxed = _bulk_host("P2S5", settings, tmp_path / "p2s5",
+                         lambda atoms, attempt=0, label="": _Volume(target))
+    assert relaxed.get_volume() == pytest.approx(target, rel=0.02)
+    assert (tmp_path / "p2s5" / "bulk-cell").is_dir()
+    licl = _bulk_host("LiCl", settings, tmp_path / "licl",
+                      lambda atoms, attempt=0, label="": _Volume(0.5))
+    assert licl.get_volume() == pytest.approx(phases.get_bulk("LiCl").get_volume())
+    assert not (tmp_path / "licl" / "bulk-cell").exists()

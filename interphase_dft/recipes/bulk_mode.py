@@ -2,7 +2,8 @@
 
 Rules
 -----
-- Host: a supercell of the phase (cell-relaxed first when ``relax.relax_cell_bulk``) with every
+- Host: a supercell of the phase (cell-relaxed first when ``relax.relax_cell_bulk``, and always
+  for a molecular crystal, P2S5) with every
   perpendicular width >= ``structure.bulk_min_length`` (10 Angstrom; the laptop preset uses
   8 Angstrom), built by :func:`interphase_dft.recipes.supercells.bulk_supercell`.
 - Interstitial: every symmetry-distinct interstitial site of the conventional cell, placed in
@@ -249,15 +250,17 @@ def al_lial_coexistence(settings: CalcSettings, refs: ReferenceEnergies, *, work
 
 def _bulk_host(name: str, settings: CalcSettings, workdir: Path,
                calc_factory: CalcFactory | None, ledger: Ledger | None = None) -> Atoms:
-    """Conventional cell of ``name``, cell-relaxed when ``relax.relax_cell_bulk`` (DFT calls
-    charged to ``ledger``)."""
+    """Conventional cell of ``name``, cell-relaxed with DFT when ``relax.relax_cell_bulk`` or
+    the phase is a molecular crystal (:func:`interphase_dft.phases.relax_cell_in_bulk`: the
+    built P4S10 cell is the least certain part of that model), DFT calls charged to
+    ``ledger``."""
     from interphase_dft import phases
 
     bulk = phases.get_bulk(name)
-    if settings.relax.relax_cell_bulk:
+    if phases.relax_cell_in_bulk(name, settings.relax.relax_cell_bulk):
         info = phases.phase_info(name)
         f = metered(calc_factory or factory_for(settings, is_metal=info.is_metal,
-                                                dispersion=info.needs_dispersion,
+                                                dispersion=info.needs_dispersion, moving=True,
                                                 txt=str(workdir / "gpaw.txt")), ledger)
         mark_stage(ledger, workdir / "bulk-cell")
         bulk = relax(bulk, f, workdir / "bulk-cell", settings.relax, cell=True,
@@ -331,6 +334,8 @@ def _bulk_doc(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
     record["required_min_length"] = required
     record["requirement"] = statement
     record["meets_requirement"] = bool(min(record["widths"]) >= required - 1e-6)
+    record["cell_relaxed"] = phases.relax_cell_in_bulk(name, settings.relax.relax_cell_bulk)
+    record["conventional_cellpar"] = [round(float(v), 4) for v in bulk.cell.cellpar()]
     reached.update(host=host, supercell=record)
     vac_sites = []
     if "Li" in host.get_chemical_symbols():

@@ -246,11 +246,14 @@ class BindingEnergyDoc(ResultDocBase):
     host_structure: StructureData | None = Field(description="None when over budget")
     references: ReferenceEnergies
     sites: list[SiteResult]
-    lowest_site: str | None = Field(description="None when over budget")
+    lowest_site: str | None = Field(
+        description="the headline site: the lowest non-reactive site with a converged "
+        "geometry (recipes.binding.headline_site; a warning says when there is none); None "
+        "when over budget")
     binding_energy_atom: float | None = Field(
-        description="lowest site, atom reference, eV; None unless status is 'complete'")
+        description="headline site, atom reference, eV; None unless status is 'complete'")
     binding_energy_bcc: float | None = Field(
-        description="lowest site, bcc reference, eV; None unless status is 'complete'")
+        description="headline site, bcc reference, eV; None unless status is 'complete'")
     screening: dict[str, Any] | None = Field(
         None,
         description="ML pre-screening of the sites when binding.max_dft_sites cut the list: "

@@ -394,3 +394,26 @@ def test_bulk_mode_relaxes_the_cell_of_a_molecular_crystal_only(tmp_path):
                       lambda atoms, attempt=0, label="": _Volume(0.5))
     assert licl.get_volume() == pytest.approx(phases.get_bulk("LiCl").get_volume())
     assert not (tmp_path / "licl" / "bulk-cell").exists()
+
+
+def test_a_reactive_or_unconverged_site_never_heads_a_document_that_has_another():
+    """The review's case: the lowest E(host + Li) is a site that broke a host bond (its
+    number is a reaction energy); the headline (and the slab convergence that follows it) is
+    the lowest non-reactive converged site; with none, the lowest non-reactive site."""
+    from interphase_dft.recipes.binding import headline_site
+    from interphase_dft.schemas import SiteResult, StructureData
+
+    structure = StructureData(symbols=["Li"], positions=[[0.0, 0.0, 0.0]],
+                              cell=[[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0]],
+                              pbc=[True, True, True])
+
+    def site(label, energy, reactive=False, converged=True):
+        return SiteResult(label=label, site_kind="hollow", position=[0.0, 0.0, 0.0],
+                          energy=energy, binding_energy_atom=energy, binding_energy_bcc=energy,
+                          converged=converged, final_structure=structure, reactive=reactive)
+
+    broken, loose, clean = site("a", -3.0, reactive=True), site("b", -2.5, converged=False), \
+        site("c", -2.0)
+    assert headline_site([broken, loose, clean]).label == "c"
+    assert headline_site([broken, loose]).label == "b"
+    assert headline_site([broken]).label == "a"

@@ -399,7 +399,12 @@ def host_binding(
             host_final, calcs, workdir / f"site-{site.label}"))
         log.info("%s %s site %s: E_b(atom) = %.3f eV, E_b(bcc) = %.3f eV", phase, mode,
                  site.label, results[-1].binding_energy_atom, results[-1].binding_energy_bcc)
-    lowest = min(results, key=lambda r: r.energy)
+    lowest = headline_site(results)
+    if lowest.reactive or not lowest.converged:
+        run.warn(f"{phase} {mode}: no site is both non-reactive and converged; the headline "
+                 f"E_b is site {lowest.label} "
+                 + ("(reactive: a reaction energy, not a binding energy)" if lowest.reactive
+                    else "(geometry not converged)"))
     return BindingEnergyDoc.from_run(
         settings, run, input_structure=host,
         calculator=_description(settings, calcs, is_metal=is_metal, dispersion=dispersion,
@@ -411,6 +416,14 @@ def host_binding(
         screening=screening.record if screening is not None else None,
         budget=ledger.summary() if ledger is not None else {},
     )
+
+
+def headline_site(results: Sequence[SiteResult]) -> SiteResult:
+    """The site whose E_b heads the document (and that slab-thickness convergence follows):
+    the lowest non-reactive site with a converged geometry; only when there is none, the
+    lowest non-reactive one, then the lowest of all (the document then warns). A reactive
+    site's number is a reaction energy, so it never heads a document that has another."""
+    return min(results, key=lambda r: (bool(r.reactive), not r.converged, r.energy))
 
 
 def describe(settings: CalcSettings, workdir: Path, *, is_metal: bool, dispersion: bool,

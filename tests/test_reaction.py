@@ -176,3 +176,48 @@ def test_li_charge_reads_the_sites_own_scf_through_a_reusing_factory(tmp_path):
     moved = licl.copy()
     moved.positions[1] += 0.1
     assert factory(moved, 0, "static") is not site.calc  # move=False: another geometry, new
+
+
+def test_a_failed_charge_scf_is_metered_and_not_cached(tmp_path):
+    """An SCF that fails leaves the site without a charge for this run only: nothing is
+    cached, so a rerun tries again; the ledger is asked before the SCF and charged after it,
+    failed or not."""
+    from ase.build import bulk
+    from ase.calculators.calculator import Calculator
+
+    from interphase_dft.calc.charges import li_charge
+
+    class Failing(Calculator):
+        implemented_properties = ("energy",)
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+            raise RuntimeError("SCF did not converge")
+
+    class Factory:
+        calls = 0
+
+        def __init__(self):
+            self.description = {"engine": "gpaw", "xc": "PBE"}
+
+        def __call__(self, atoms, attempt=0, label=""):
+            Factory.calls += 1
+            return Failing()
+
+    class Meter:
+        def __init__(self):
+            self.events = []
+
+        def check(self):
+            self.events.append("check")
+
+        def charge(self, seconds):
+            self.events.append("charge")
+
+    licl = bulk("LiCl", "rocksalt", a=5.13)[[1, 0]]
+    meter = Meter()
+    charge, note = li_charge(licl, Factory(), tmp_path, meter=meter)
+    assert charge is None and "SCF did not converge" in note
+    assert meter.events == ["check", "charge"]
+    assert not (tmp_path / "charge.json").exists()
+    li_charge(licl, Factory(), tmp_path, meter=meter)
+    assert Factory.calls == 2 and meter.events == ["check", "charge"] * 2

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,8 @@ def hirshfeld_charges(calc: Any, atoms: Atoms, indices: list[int] | None = None)
     return np.array(out)
 
 
-def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -1
-              ) -> tuple[float | None, str]:
+def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -1,
+              meter: Any = None) -> tuple[float | None, str]:
     """Hirshfeld charge (e) of atom ``index`` (the inserted Li) from one SCF at ``atoms``.
 
     Parameters
@@ -150,7 +151,11 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
         The site's GPAW factory (``factory(atoms) -> calculator``); anything else (the ML
         surrogate, test calculators) gives no charge.
     workdir
-        Site directory; ``charge.json`` caches the charge for this geometry and factory.
+        Site directory; ``charge.json`` caches the charge for this geometry and factory. A
+        failed SCF is not cached: a rerun tries again.
+    meter
+        Cost ledger of the run (``check()`` before the SCF, ``charge(seconds)`` after it,
+        failed or not); None = unmetered. A cached charge costs nothing and is not checked.
 
     Returns
     -------
@@ -170,8 +175,11 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
         stored = json.loads(path.read_text())
         if stored.get("key") == key:
             return stored.get("charge"), stored.get("note", METHOD)
+    if meter is not None:
+        meter.check()  # BudgetExceeded before the SCF, not after it
     work = atoms.copy()
     work.calc = factory(work, 0, "charge")  # its own GPAW log (label)
+    t0 = time.perf_counter()
     try:
         work.get_potential_energy()
         charge: float | None = float(hirshfeld_charges(work.calc, work, [index % len(work)])[0])
@@ -179,8 +187,12 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
     except Exception as exc:  # an SCF that fails here must not lose the site's energy
         charge, note = None, f"no charge: {type(exc).__name__}: {exc}"
         log.warning("Li charge of %s: %s", atoms.get_chemical_formula(), note)
-    if world.rank == 0:
+    if meter is not None:
+        meter.charge(time.perf_counter() - t0)
+    if charge is not None and world.rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"key": key, "charge": charge, "note": note}))
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"key": key, "charge": charge, "note": note}))
+        tmp.replace(path)
     world.barrier()
     return charge, note

@@ -40,7 +40,6 @@ same ``workdir`` continues from the checkpoints.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -275,20 +274,26 @@ def _site_result(site: SiteLike, res: RunResult, host_res: RunResult, host_final
 def _check_site(result: SiteResult, res: RunResult, host_final: Atoms, calcs: _Calculators,
                 sdir: Path) -> SiteResult:
     """:func:`~interphase_dft.recipes.reaction.check_site` with the Li-charge SCF (GPAW only;
-    cached in ``sdir/charge.json``) checked against and charged to the ledger."""
-    ledger = calcs.ledger
-    desc = getattr(calcs.charge, "description", None) or {}
-    fresh = (ledger is not None and desc.get("engine") == "gpaw"
-             and not (sdir / "charge.json").exists())
-    if fresh:
-        mark_stage(ledger, sdir / "charge")
-        ledger.check()
-    t0 = time.perf_counter()
-    out = check_site(result, res.atoms, host_final, factory=calcs.charge or calcs.site,
-                     workdir=sdir)
-    if fresh and (sdir / "charge.json").exists():
-        ledger.charge(time.perf_counter() - t0)
-    return out
+    cached in ``sdir/charge.json``) checked against and charged to the ledger when it runs."""
+    meter = None
+    if calcs.ledger is not None:
+        meter = _StageMeter(calcs.ledger, sdir / "charge")
+    return check_site(result, res.atoms, host_final, factory=calcs.charge or calcs.site,
+                      workdir=sdir, meter=meter)
+
+
+class _StageMeter:
+    """The ledger, with its stage named when the charge SCF is about to run."""
+
+    def __init__(self, ledger: Ledger, stage: Path) -> None:
+        self.ledger, self.stage = ledger, stage
+
+    def check(self) -> None:
+        mark_stage(self.ledger, self.stage)
+        self.ledger.check()
+
+    def charge(self, seconds: float) -> None:
+        self.ledger.charge(seconds)
 
 
 def _description(settings: CalcSettings, calcs: _Calculators, *, is_metal: bool,

@@ -157,7 +157,7 @@ def li_moment(relaxed: Atoms) -> float | None:
 
 
 def check_site(result: SiteResult, relaxed: Atoms, clean: Atoms, *, factory: Any = None,
-               workdir: Path | str | None = None) -> SiteResult:
+               workdir: Path | str | None = None, meter: Any = None) -> SiteResult:
     """The site with its reaction check, Li charge and Li moment filled in (the recipe hook).
 
     Parameters
@@ -171,6 +171,8 @@ def check_site(result: SiteResult, relaxed: Atoms, clean: Atoms, *, factory: Any
     factory, workdir
         The site's calculator factory and directory: the Li charge is computed by one SCF
         there (GPAW only, cached in ``workdir/charge.json``); None skips the charge.
+    meter
+        The run's cost ledger for that SCF (:func:`interphase_dft.calc.charges.li_charge`).
     """
     check = reaction_check(relaxed, clean)
     update: dict[str, Any] = {"reactive": check.reactive, "reaction_note": check.note,
@@ -185,5 +187,6 @@ def check_site(result: SiteResult, relaxed: Atoms, clean: Atoms, *, factory: Any
             factory = factory.paired()
         elif result.spin == "polarised":
             atoms = seed_moment(atoms, len(atoms) - 1)
-        update["li_charge"], update["li_charge_note"] = li_charge(atoms, factory, workdir)
+        update["li_charge"], update["li_charge_note"] = li_charge(atoms, factory, workdir,
+                                                                      meter=meter)
     return result.model_copy(update=update)

@@ -38,8 +38,9 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
   interstitial site (at most ``binding.max_dft_sites``), every distinct Li vacancy (at most
   ``binding.max_dft_vacancies``), Al: the Al and LiAl cells of the coexistence potential.
 - ``binding`` surface: the termination choice (bulk cell + ``surface_energy_candidates``
-  clean slabs) and :data:`SLAB_THICKNESSES` thicknesses of host + :data:`SURFACE_SITES` sites
-  (at most ``max_dft_sites``). Both modes are capped by ``budget.binding_max_dft_calls``.
+  clean slabs, on the density mesh whatever their size) and :data:`SLAB_THICKNESSES`
+  thicknesses of host + :data:`SURFACE_SITES` sites (at most ``max_dft_sites``), every
+  thickness on the thinnest slab's mesh. Both modes are capped by ``budget.binding_max_dft_calls``.
   The slab is **approximated**, not built (choosing the
   termination takes up to half a minute per phase): ``layers`` x the conventional cell's atoms
   x the cells needed for ``slab_min_area`` (cell face ``V**(2/3)``); within a factor 2 of the
@@ -319,11 +320,13 @@ def plan(item: WorkItem, *, capped: bool = True) -> list[Calcs]:
 
 # ---- cells ---------------------------------------------------------------------------------
 
-def _kpts(atoms: Atoms, n_atoms: int, s: CalcSettings) -> int:
-    """k-points left by time reversal of the mesh :func:`kpoint_mesh` gives ``atoms``."""
+def _kpts(atoms: Atoms, n_atoms: int, s: CalcSettings, mesh_atoms: int | None = None) -> int:
+    """k-points left by time reversal of the mesh :func:`kpoint_mesh` gives ``atoms``
+    (``mesh_atoms``: the atom count the Gamma-only rule reads, as
+    :data:`~interphase_dft.calc.factory.KPOINT_ATOMS` sets it; None = ``n_atoms``)."""
     from interphase_dft.calc.factory import kpoint_mesh
 
-    if n_atoms >= s.dft.gamma_only_atoms:
+    if (n_atoms if mesh_atoms is None else mesh_atoms) >= s.dft.gamma_only_atoms:
         return 1
     mesh = kpoint_mesh(atoms, s.dft.kpt_density, s.dft.gamma_only_atoms)
     total, invariant = math.prod(mesh), math.prod(2 if n % 2 == 0 else 1 for n in mesh)
@@ -337,10 +340,11 @@ def _cell(atoms: Atoms, s: CalcSettings, *, spin: int = 1, extra: int = 0,
 
 
 def _box(n_atoms: int, lengths: Sequence[float], pbc: Sequence[bool], s: CalcSettings,
-         spin: int) -> Cell:
+         spin: int, mesh_atoms: int | None = None) -> Cell:
     """An approximated orthorhombic cell of ``n_atoms`` atoms."""
     box = Atoms(cell=list(lengths), pbc=list(pbc))
-    return Cell(n_atoms, _kpts(box, n_atoms, s), spin, float(np.prod(lengths)), built=False)
+    return Cell(n_atoms, _kpts(box, n_atoms, s, mesh_atoms), spin, float(np.prod(lengths)),
+                built=False)
 
 
 @functools.cache
@@ -381,14 +385,15 @@ def _density(phase: str) -> tuple[int, float, float]:
     return len(bulk), v, v ** (2.0 / 3.0)
 
 
-def _slab(phase: str, layers: int, s: CalcSettings, spin: int, extra: int = 0) -> Cell:
+def _slab(phase: str, layers: int, s: CalcSettings, spin: int, extra: int = 0,
+          mesh_atoms: int | None = None) -> Cell:
     n_conv, v, face = _density(phase)
     repeat = max(1, math.ceil(s.structure.slab_min_area / face))
     side = math.sqrt(repeat * face)
     thickness = layers * v ** (1.0 / 3.0)
     return _box(layers * n_conv * repeat + extra,
                 (side, side, thickness + 2 * s.structure.slab_vacuum), (True, True, False),
-                s, spin)
+                s, spin, mesh_atoms)
 
 
 def _migration(a: str, b: str, s: CalcSettings, spin: int, extra: int) -> Cell:
@@ -459,17 +464,19 @@ def _surface(phase: str, s: CalcSettings) -> list[Calcs]:
     st = s.structure
     spin = _insertion_spin(s, is_metal(phase))
     out = []
-    if st.surface_energy_candidates > 1:
+    if st.surface_energy_candidates > 1:  # the density mesh, the Gamma-only rule off
         out += [_relaxations(_cell(_bulk(phase), s), 1, s),
-                _relaxations(_slab(phase, st.slab_layers, s, 1), st.surface_energy_candidates,
-                             s)]
+                _relaxations(_slab(phase, st.slab_layers, s, 1, mesh_atoms=0),
+                             st.surface_energy_candidates, s)]
     sites = min(SURFACE_SITES, s.binding.max_dft_sites or SURFACE_SITES)
+    mesh = _slab(phase, st.slab_layers, s, 1).atoms  # every thickness: the thinnest's mesh
     for k in range(SLAB_THICKNESSES):
         layers = st.slab_layers + k * st.slab_layers_step
-        host = _slab(phase, layers, s, 1)
+        host = _slab(phase, layers, s, 1, mesh_atoms=mesh)
         if k and (layers > st.slab_max_layers or host.atoms > st.slab_max_atoms):
             break
-        out += [_relaxations(host, 1, s), _relaxations(_slab(phase, layers, s, spin, 1), sites, s)]
+        out += [_relaxations(host, 1, s),
+                _relaxations(_slab(phase, layers, s, spin, 1, mesh_atoms=mesh), sites, s)]
     return out
 
 

@@ -417,3 +417,59 @@ def test_a_reactive_or_unconverged_site_never_heads_a_document_that_has_another(
     assert headline_site([broken, loose, clean]).label == "c"
     assert headline_site([broken, loose]).label == "b"
     assert headline_site([broken]).label == "a"
+
+
+def test_surface_energies_and_every_thickness_keep_one_kpoint_mesh(tmp_path):
+    """The review's case: with the Gamma-only rule (here from 30 atoms) a thick slab fell to
+    Gamma while the thin one had a mesh, and candidates at Gamma were compared with a
+    k-sampled bulk. Now the termination cells all take the density mesh and every thickness
+    takes the thinnest slab's mesh, and the document records both."""
+    from interphase_dft.calc.factory import kpoint_mesh
+
+    seen: list[tuple[int, tuple[int, int, int]]] = []
+    settings = preset("test", {"structure": {"slab_max_layers": 8, "slab_max_atoms": 400},
+                               "dft": {"kpt_density": 2.0, "gamma_only_atoms": 30}})
+
+    def make(atoms, attempt=0, label=""):
+        seen.append((len(atoms), kpoint_mesh(atoms, 2.0, 30)))
+        return _Stand_in(lambda planes: -2.0 - 0.3 / planes, None)
+
+    from interphase_dft.recipes.binding import binding_energy
+
+    doc = binding_energy("Al", settings, mode="surface", workdir=tmp_path, calc_factory=make,
+                         references=_REFS)
+    slab_meshes = {mesh for n, mesh in seen if n >= 30}
+    assert len(slab_meshes) == 1 and (1, 1, 1) not in slab_meshes  # never Gamma-only
+    assert max(n for n, _ in seen) > 30  # thick slabs that the rule would have put at Gamma
+    rec = doc.slab_convergence
+    assert tuple(rec["kpoints"]) in slab_meshes and "thinnest slab" in rec["kpoint_rule"]
+    assert doc.termination["kpoints"]["bulk"][0] > 1
+    assert all(row["kpoints"][2] == 1 and row["kpoints"][0] > 1
+               for row in doc.termination["candidates"])
+
+
+def test_surface_energy_ties_are_a_tolerance_not_a_rounding_bin():
+    from interphase_dft.recipes.surface_mode import GAMMA_TIE, rank_by_surface_energy
+
+    # 2e-5 apart across a bin edge used to split; 9e-5 apart within a bin used to tie
+    assert rank_by_surface_energy([0.01 + 4.9e-5, 0.01 + 3e-5]) == [0, 1]
+    assert rank_by_surface_energy([0.01, 0.01 - 0.5 * GAMMA_TIE, None]) == [0, 1, 2]
+    assert rank_by_surface_energy([0.02, 0.01, None]) == [1, 0, 2]
+    assert rank_by_surface_energy([None, None]) == [0, 1]
+
+
+def test_a_checkpoint_is_not_reused_on_another_kpoint_mesh(tmp_path):
+    """The same cell recomputed with another mesh tag is another calculation."""
+    from ase.build import bulk
+
+    from interphase_dft.calc.factory import KPOINT_ATOMS
+    from interphase_dft.calc.runners import _fingerprint
+
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
+    plain = _fingerprint(atoms, {"kind": "static"})
+    same = atoms.copy()
+    same.info[KPOINT_ATOMS] = len(atoms)
+    other = atoms.copy()
+    other.info[KPOINT_ATOMS] = 0
+    assert _fingerprint(same, {"kind": "static"}) == plain
+    assert _fingerprint(other, {"kind": "static"}) != plain

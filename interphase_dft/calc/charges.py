@@ -169,7 +169,9 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
     desc = getattr(factory, "description", None)
     if not isinstance(desc, dict) or desc.get("engine") != "gpaw":
         return None, "no charge: the site calculator is not GPAW"
-    key = f"{structure_hash(atoms)}:{settings_hash(desc)}:{index}"
+    from interphase_dft.calc.factory import mesh_tag
+
+    key = f"{structure_hash(atoms)}:{settings_hash({**desc, **mesh_tag(atoms)})}:{index}"
     path = Path(workdir) / "charge.json"
     if path.exists():
         stored = json.loads(path.read_text())

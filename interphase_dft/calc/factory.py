@@ -60,6 +60,23 @@ def same_mesh_as(part: Atoms, whole: Atoms) -> Atoms:
     return part
 
 
+def density_mesh(atoms: Atoms) -> Atoms:
+    """``atoms`` (modified and returned) tagged to take the mesh of ``dft.kpt_density``
+    whatever its size: the Gamma-only rule is a cost shortcut that must not split the cells
+    of one energy difference (a bulk cell and the slabs whose surface energy it gives)."""
+    atoms.info[KPOINT_ATOMS] = 0
+    return atoms
+
+
+def mesh_tag(atoms: Atoms) -> dict[str, int]:
+    """``{'kpoint_atoms': n}`` when ``atoms`` carries a mesh tag that differs from its own
+    size (it changes the calculation, so checkpoint fingerprints include it), else ``{}``."""
+    tag = atoms.info.get(KPOINT_ATOMS)
+    if tag is None or int(tag) == len(atoms):
+        return {}
+    return {KPOINT_ATOMS: int(tag)}
+
+
 def kpoint_mesh(atoms: Atoms, kpt_density: float, gamma_only_atoms: int) -> tuple[int, int, int]:
     """Monkhorst-Pack sizes for ``atoms`` (1 along directions with ``pbc`` False).
 

@@ -70,7 +70,12 @@ def _describe(calc: Calculator | CalcFactory) -> dict[str, Any]:
 
 
 def _fingerprint(atoms: Atoms, extra: dict[str, Any]) -> str:
-    return structure_hash(atoms)[:16] + "-" + settings_hash(extra)[:16]
+    """Checkpoint identity: the structure, the run and calculator settings, and the k-point
+    mesh tag when one overrides the Gamma-only rule (a cell recomputed on another mesh is
+    another calculation)."""
+    from interphase_dft.calc.factory import mesh_tag
+
+    return structure_hash(atoms)[:16] + "-" + settings_hash({**extra, **mesh_tag(atoms)})[:16]
 
 
 def _fmax(forces: np.ndarray) -> float:

@@ -11,13 +11,15 @@ Rules
 - Termination: the first ``structure.surface_energy_candidates`` of the ranking get a DFT
   surface energy gamma = (E_slab - N e_bulk) / 2A (eV/A^2; both surfaces relaxed, no atom
   fixed; e_bulk from the position-relaxed conventional cell the slabs are cut from; same
-  calculator, smearing and k-point density). The lowest gamma is chosen (ties within
-  1e-4 eV/A^2 -> ranking order); non-stoichiometric slabs get no gamma and are chosen only when
-  no candidate has one. A single candidate gets no DFT comparison. For an asymmetric slab gamma
-  is the mean of its two surfaces.
+  calculator, smearing and k-point mesh density, the Gamma-only rule off for these cells).
+  The lowest gamma is chosen (candidates within 1e-4 eV/A^2 of it tie -> ranking order);
+  non-stoichiometric slabs get no gamma and are chosen only when no candidate has one. A
+  single candidate gets no DFT comparison. For an asymmetric slab gamma is the mean of its
+  two surfaces.
 - Coverage: one Li per cell, the slab repeated in plane to at least ``structure.slab_min_area``
   A^2 (:func:`~interphase_dft.builders.slabs.repeat_to_area`), the same bound for every phase.
-- Thickness: converged by :func:`interphase_dft.recipes.slab_convergence.converge_thickness`;
+- Thickness: converged by :func:`interphase_dft.recipes.slab_convergence.converge_thickness`,
+  every thickness on the in-plane k-point mesh of the thinnest slab (recorded);
   every thickness is a full adsorption run (:func:`interphase_dft.recipes.binding.host_binding`,
   bottom ``slab_fixed_layers`` fixed) in ``workdir/layers-<n>``.
 - Slabs are computed with ``pbc = (T, T, F)``, so the dipole-layer correction is on for every
@@ -40,7 +42,14 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.calc.budget import BudgetExceeded, Ledger
-from interphase_dft.calc.factory import factory_for, needs_dipole_correction, surrogate_factory
+from interphase_dft.calc.factory import (
+    KPOINT_ATOMS,
+    density_mesh,
+    factory_for,
+    kpoint_mesh,
+    needs_dipole_correction,
+    surrogate_factory,
+)
 from interphase_dft.calc.guard import CalcFactory
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.runners import RunResult, relax, static
@@ -173,11 +182,18 @@ def choose_termination(name: str, bulk: Atoms, settings: CalcSettings, *, workdi
                                                   txt=str(tdir / "gpaw.txt")), ledger)
     ml = (surrogate_factory(settings, dispersion=dispersion)
           if settings.relax.ml_prerelax and settings.engine != "ml" else None)
-    e_bulk = _energy(bulk, factory, ml, settings, tdir / "bulk", "termination-bulk",
-                     run, ledger).energy / len(bulk)
+    # one k-point density for the bulk and every candidate, the Gamma-only rule off: a
+    # Gamma-only slab against a k-sampled bulk would bias gamma by candidate
+    e_bulk = _energy(density_mesh(bulk.copy()), factory, ml, settings, tdir / "bulk",
+                     "termination-bulk", run, ledger).energy / len(bulk)
+    d = settings.dft
+    record["kpoints"] = {"bulk": list(kpoint_mesh(density_mesh(bulk.copy()), d.kpt_density,
+                                                  d.gamma_only_atoms)),
+                         "rule": "dft.kpt_density for the bulk cell and every candidate "
+                                 "(dft.gamma_only_atoms not applied)"}
     rows = []
     for k, term in enumerate(cands):
-        slab = term.atoms.copy()
+        slab = density_mesh(term.atoms.copy())
         slab.set_constraint()
         slab.pbc = (True, True, False)
         res = _energy(slab, factory, ml, settings, tdir / f"candidate-{k}",
@@ -185,15 +201,30 @@ def choose_termination(name: str, bulk: Atoms, settings: CalcSettings, *, workdi
         gamma = (surface_energy(res.energy, len(slab), e_bulk, term.area)
                  if term.stoichiometric else None)
         rows.append(_candidate_row(term, gamma, res.energy))
-    ranked = sorted(range(len(cands)), key=lambda k: (
-        rows[k]["surface_energy"] is None,
-        round((rows[k]["surface_energy"] or 0.0) / GAMMA_TIE), k))
+        rows[-1]["kpoints"] = list(kpoint_mesh(slab, d.kpt_density, d.gamma_only_atoms))
+    ranked = rank_by_surface_energy([row["surface_energy"] for row in rows])
     record.update(bulk_energy_per_atom=e_bulk, candidates=rows, chosen=ranked[0])
     if ranked[0] != 0:
         run.warn(f"{name}: the DFT surface energy picks candidate {ranked[0]} "
                  f"({rows[ranked[0]]['miller']}, {rows[ranked[0]]['termination']}) over the "
                  "structural first choice")
     return cands[ranked[0]], record
+
+
+def rank_by_surface_energy(gammas: list[float | None]) -> list[int]:
+    """Candidate indices, best first: the lowest surface energy, those within
+    :data:`GAMMA_TIE` of it in ranking order, then the rest by gamma; candidates without a
+    surface energy (non-stoichiometric) last, in ranking order."""
+    known = [g for g in gammas if g is not None]
+    low = min(known) if known else 0.0
+
+    def key(k: int) -> tuple[bool, float, int]:
+        g = gammas[k]
+        if g is None:
+            return (True, 0.0, k)
+        return (False, 0.0 if g - low < GAMMA_TIE else g, k)
+
+    return sorted(range(len(gammas)), key=key)
 
 
 def _adsorption_slab(bulk: Atoms, term: Any, st: StructureSettings, layers: int,
@@ -273,10 +304,23 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
             name, bulk, settings, workdir=workdir, is_metal=info.is_metal,
             dispersion=info.needs_dispersion, run=run, calc_factory=calc_factory,
             ledger=ledger)
-        conv = converge_thickness(lambda n: _adsorption_slab(bulk, term, st, n, name), compute,
-                                  start=st.slab_layers, stop=st.slab_max_layers,
-                                  step=st.slab_layers_step, tol=st.slab_convergence_tol,
-                                  max_atoms=st.slab_max_atoms)
+        # every thickness on one in-plane mesh, the thinnest slab's: the Gamma-only rule
+        # must not switch between thicknesses (the change would read as a thickness effect)
+        mesh_atoms = len(_adsorption_slab(bulk, term, st, st.slab_layers, name))
+
+        def build(n: int) -> Atoms:
+            host = _adsorption_slab(bulk, term, st, n, name)
+            host.info[KPOINT_ATOMS] = mesh_atoms
+            return host
+
+        conv = converge_thickness(build, compute, start=st.slab_layers,
+                                  stop=st.slab_max_layers, step=st.slab_layers_step,
+                                  tol=st.slab_convergence_tol, max_atoms=st.slab_max_atoms)
+        d = settings.dft
+        conv.record["kpoints"] = list(kpoint_mesh(build(st.slab_layers), d.kpt_density,
+                                                  d.gamma_only_atoms))
+        conv.record["kpoint_rule"] = ("one in-plane mesh for every thickness: that of the "
+                                      f"thinnest slab ({mesh_atoms} atoms)")
     except BudgetExceeded:
         if ledger is None:  # raised by a caller's factory, not by this run's ledger
             raise

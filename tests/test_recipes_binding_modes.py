@@ -143,6 +143,8 @@ def test_surface_document_records_termination_coverage_and_dipole(tmp_path):
     assert term["chosen"] == 0 and term["rule"] == doc.surface["rule"]
     cov = doc.coverage
     assert cov["li_per_cell"] == 1 and cov["area_per_li"] >= 60.0 == cov["min_area_per_li"]
+    assert cov["area_per_li"] == pytest.approx(cov["surface_cells"] * doc.surface["area"])
+    assert cov["li_image_distance"] >= 0.85 * np.sqrt(60.0) and "fewest" in cov["rule"]
     assert doc.host_structure.pbc == [True, True, False]
     assert doc.surface["polar_treatment"] == "non-polar termination"
     assert doc.surface["dipole_correction"] is True  # engine gpaw, two periodic directions
@@ -183,18 +185,49 @@ def test_termination_chosen_by_lowest_surface_energy(tmp_path, monkeypatch):
                                   "Li2S", "Li3P", "LiCl", "P2S5"])
 def test_equal_coverage_for_every_phase(name):
     """One Li per >= 60 A^2 on a termination of every phase (the bound is the same in the
-    laptop and production presets)."""
-    from interphase_dft.builders.slabs import default_millers, make_slabs, repeat_to_area
+    laptop and production presets), the Li >= 0.85 sqrt(60) A from its own images, and no
+    supercell of fewer cells meets both: the area per Li is as close to the common bound as
+    the phase's surface cell allows."""
+    from interphase_dft.builders.slabs import (
+        IMAGE_DISTANCE_FACTOR,
+        area_of,
+        default_millers,
+        in_plane_supercell,
+        make_slabs,
+        repeat_to_area,
+    )
     from interphase_dft.phases import get_bulk
 
     bulk = get_bulk(name)
     term = make_slabs(bulk, default_millers(bulk)[0], layers=2, phase=name)[0]
     assert preset("laptop").structure.slab_min_area == 60.0
     assert preset("production").structure.slab_min_area == 60.0
-    slab = repeat_to_area(term.atoms, preset("laptop").structure.slab_min_area)
-    area = float(np.linalg.norm(np.cross(slab.cell[0], slab.cell[1])))
-    assert area >= 60.0
-    assert area < 60.0 * 2.5  # repeated no further than needed (one more row at most)
+    slab = repeat_to_area(term.atoms, 60.0)
+    area, cell_area = area_of(slab), area_of(term.atoms)
+    n = round(area / cell_area)
+    assert area >= 60.0 and len(slab) == n * len(term.atoms)
+    d_min = IMAGE_DISTANCE_FACTOR * np.sqrt(60.0)
+    cell2d = np.asarray(term.atoms.cell[:2, :2])
+    assert in_plane_supercell(cell2d, n)[1] >= d_min - 1e-9
+    for fewer in range(1, n):
+        assert fewer * cell_area < 60.0 or in_plane_supercell(cell2d, fewer)[1] < d_min
+
+
+def test_a_non_diagonal_supercell_comes_closer_to_the_area():
+    """Al(100), 8.2 A^2 per surface cell: the diagonal repeats gave 3x3 = 73.8 A^2; the
+    rotated sqrt(8) x sqrt(8) cell (8 cells) gives 65.6 A^2 with the Li 8.1 A from its
+    images, its fixed bottom layer repeated with it."""
+    from interphase_dft.builders.slabs import area_of, make_slabs, repeat_to_area
+    from interphase_dft.phases import get_bulk
+
+    term = make_slabs(get_bulk("Al"), (1, 0, 0), layers=3, phase="Al", fixed_layers=1)[0]
+    slab = repeat_to_area(term.atoms, 60.0)
+    n = round(area_of(slab) / area_of(term.atoms))
+    assert n == 8 and area_of(slab) == pytest.approx(65.6, abs=0.1)
+    assert slab.cell.lengths()[:2] == pytest.approx([8.1, 8.1], abs=0.01)
+    fixed = len(term.atoms.constraints[0].get_indices())
+    assert len(slab.constraints) == 1 and len(slab.constraints[0].get_indices()) == n * fixed
+    assert slab.get_all_distances(mic=True)[np.triu_indices(len(slab), 1)].min() > 2.5
 
 
 # --- bulk mode ----------------------------------------------------------------------------

@@ -317,27 +317,98 @@ def choose_surface(
     return best
 
 
-def repeat_to_area(slab: Atoms, min_area: float) -> Atoms:
-    """Repeat ``slab`` in plane until its area is at least ``min_area`` (Angstrom^2).
+#: the Li's shortest distance to its own images, in units of sqrt(min_area) (a square cell has
+#: 1, a hexagonal one 1.07): 0.85 x sqrt(60 A^2) = 6.6 A
+IMAGE_DISTANCE_FACTOR = 0.85
 
-    Adsorbing one Li per surface cell sets the coverage: a 1x1 Al(111) cell would put the Li
-    2.9 Angstrom from its periodic images (a full monolayer). The shorter in-plane vector is
-    doubled first, so the cell stays as square as possible. Constraints (FixAtoms) and
-    ``info`` are kept; ``info['surface_repeat']`` records the repeat.
+
+def repeat_to_area(slab: Atoms, min_area: float) -> Atoms:
+    """The in-plane supercell of ``slab`` with the smallest area at least ``min_area``
+    (Angstrom^2): one Li per surface cell sets the coverage, so every phase gets as close to
+    the same area per Li as its surface cell allows.
+
+    Supercells (:func:`in_plane_supercell`): every integer matrix of ``n`` cells (Hermite
+    normal form), non-diagonal ones included, ``n`` the fewest cells that reach ``min_area``
+    with the Li at least :data:`IMAGE_DISTANCE_FACTOR` x sqrt(``min_area``) from its own
+    images (a stripe of the right area is not an isolated adsorbate); among those the one
+    whose shortest in-plane lattice vector is longest, diagonal first on a tie, with a
+    Gauss-reduced basis. Constraints (FixAtoms) and ``info`` are kept;
+    ``info['surface_repeat']`` records the 3x3 integer matrix (rows: new vectors in the
+    slab's vectors).
     """
+    from ase.build import make_supercell
+
     if min_area < 0:
         raise InputError(f"min_area must be >= 0 Angstrom^2, got {min_area}")
-    reps = [1, 1]
-    lengths = slab.cell.lengths()[:2]
     area = area_of(slab)
     if area <= 0:
         raise InputError("slab has no in-plane area: check its cell")
-    while area * reps[0] * reps[1] < min_area:
-        i = int(np.argmin([lengths[0] * reps[0], lengths[1] * reps[1]]))
-        reps[i] += 1
-    if reps == [1, 1]:
+    cell2d = np.asarray(slab.cell[:2, :2], float)
+    n = max(1, int(np.ceil(min_area / area - 1e-9)))
+    matrix, shortest = in_plane_supercell(cell2d, n)
+    while shortest < IMAGE_DISTANCE_FACTOR * np.sqrt(min_area) - 1e-9:
+        n += 1  # a stripe of the right area puts the Li too close to its own images
+        matrix, shortest = in_plane_supercell(cell2d, n)
+    if n == 1:
         return slab.copy()
-    out = slab.repeat((reps[0], reps[1], 1))
+    work = slab.copy()
+    fixed = np.zeros(len(work), int)
+    for c in work.constraints:
+        if isinstance(c, FixAtoms):
+            fixed[c.get_indices()] = 1
+    work.set_constraint()
+    work.new_array("_fixed", fixed)
+    out = make_supercell(work, matrix, wrap=True)
+    mask = out.get_array("_fixed").astype(bool)
+    out.set_array("_fixed", None)
+    if mask.any():
+        out.set_constraint(FixAtoms(mask=mask))
     out.info = dict(slab.info)
-    out.info["surface_repeat"] = [reps[0], reps[1], 1]
+    out.info["surface_repeat"] = np.asarray(matrix, int).tolist()
     return out
+
+
+def in_plane_supercell(cell2d: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """(3x3 integer matrix, its shortest in-plane lattice vector in Angstrom) of the most
+    compact in-plane supercell of ``n`` cells of the 2D lattice ``cell2d`` (rows: vectors;
+    matrix rows: new vectors in units of the old, z unchanged): the longest shortest lattice
+    vector over every Hermite normal form of determinant ``n``, diagonal first on a tie,
+    basis Gauss-reduced."""
+    best: tuple[float, int, np.ndarray] | None = None
+    for a in range(1, n + 1):
+        if n % a:
+            continue
+        d = n // a
+        for b in range(d):
+            m = np.array([[a, 0], [b, d]], int)
+            reduced = _gauss_reduce(m, cell2d)
+            shortest = float(np.linalg.norm(reduced[0] @ cell2d))
+            key = (round(shortest, 6), -int(b != 0))
+            if best is None or key > best[:2]:
+                best = (key[0], key[1], reduced)
+    assert best is not None
+    out = np.eye(3, dtype=int)
+    out[:2, :2] = best[2]
+    return out, best[0]
+
+
+def _gauss_reduce(m: np.ndarray, cell2d: np.ndarray) -> np.ndarray:
+    """Integer rows of ``m`` (in the basis ``cell2d``) reduced by Gauss's algorithm: the first
+    row the shortest lattice vector, the second the shortest independent one; right-handed."""
+    u, v = m[0].copy(), m[1].copy()
+
+    def length(w: np.ndarray) -> float:
+        return float(np.linalg.norm(w @ cell2d))
+
+    if length(u) > length(v):
+        u, v = v, u
+    while True:
+        cu, cv = u @ cell2d, v @ cell2d
+        k = int(np.rint(np.dot(cu, cv) / np.dot(cu, cu)))
+        v = v - k * u
+        if length(v) >= length(u) - 1e-9:
+            break
+        u, v = v, u
+    if np.linalg.det(np.array([u, v], float)) < 0:
+        v = -v
+    return np.array([u, v], int)

@@ -16,8 +16,11 @@ Rules
   non-stoichiometric slabs get no gamma and are chosen only when no candidate has one. A
   single candidate gets no DFT comparison. For an asymmetric slab gamma is the mean of its
   two surfaces.
-- Coverage: one Li per cell, the slab repeated in plane to at least ``structure.slab_min_area``
-  A^2 (:func:`~interphase_dft.builders.slabs.repeat_to_area`), the same bound for every phase.
+- Coverage: one Li per cell, the slab's in-plane supercell of the fewest surface cells that
+  reach ``structure.slab_min_area`` A^2 with the Li at least 0.85 sqrt(min area) from its own
+  images, non-diagonal supercells included
+  (:func:`~interphase_dft.builders.slabs.repeat_to_area`), the same bound for every phase;
+  the area per Li and the image distance are recorded.
 - Thickness: converged by :func:`interphase_dft.recipes.slab_convergence.converge_thickness`,
   every thickness on the in-plane k-point mesh of the thinnest slab (recorded);
   every thickness is a full adsorption run (:func:`interphase_dft.recipes.binding.host_binding`,
@@ -41,6 +44,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from interphase_dft.builders.slabs import IMAGE_DISTANCE_FACTOR, in_plane_supercell
 from interphase_dft.calc.budget import BudgetExceeded, Ledger
 from interphase_dft.calc.factory import (
     KPOINT_ATOMS,
@@ -242,7 +246,7 @@ def _adsorption_slab(bulk: Atoms, term: Any, st: StructureSettings, layers: int,
                              f"({term.termination}) at {layers} layers")
     host = repeat_to_area(same[0].atoms, st.slab_min_area)
     host.pbc = (True, True, False)
-    host.info["surface_repeat"] = host.info.get("surface_repeat", [1, 1, 1])
+    host.info["surface_repeat"] = host.info.get("surface_repeat", np.eye(3, dtype=int).tolist())
     return host
 
 
@@ -261,7 +265,7 @@ def _describe_surface(host: Atoms, term: Any, settings: CalcSettings) -> dict[st
         "miller": list(term.miller), "termination": term.termination, "shift": term.shift,
         "is_symmetric": term.is_symmetric, "is_polar": term.is_polar,
         "dipole_density": term.dipole_density, "n_layers": info.get("n_layers"),
-        "area": term.area, "repeat": info.get("surface_repeat", [1, 1, 1]),
+        "area": term.area,
         "min_area": settings.structure.slab_min_area, "rule": TERMINATION_RULE,
         "dipole_correction": settings.engine == "gpaw" and needs_dipole_correction(host),
         "polar_treatment": _polar_treatment(term),
@@ -389,7 +393,12 @@ def _surface_doc(name: str, settings: CalcSettings, run: RunLog, doc: BindingEne
         "surface": _describe_surface(host, term, settings),
         "coverage": {"li_per_cell": 1, "area_per_li": area,
                      "min_area_per_li": st.slab_min_area,
-                     "repeat": host.info.get("surface_repeat", [1, 1, 1])},
+                     "surface_cells": round(area / term.area),
+                     "li_image_distance": in_plane_supercell(np.asarray(host.cell[:2, :2]),
+                                                             1)[1],
+                     "rule": "the fewest surface cells reaching min_area_per_li with the Li "
+                             f">= {IMAGE_DISTANCE_FACTOR} sqrt(min_area_per_li) from its "
+                             "images (builders.slabs.repeat_to_area)"},
         "termination": termination, "slab_convergence": record,
         "charge_state": "neutral", "charge_note": SURFACE_CHARGE_NOTE,
         "timings": {**doc.timings, **run.timings},

@@ -506,3 +506,23 @@ def test_a_checkpoint_is_not_reused_on_another_kpoint_mesh(tmp_path):
     other.info[KPOINT_ATOMS] = 0
     assert _fingerprint(same, {"kind": "static"}) == plain
     assert _fingerprint(other, {"kind": "static"}) != plain
+
+
+@pytest.mark.parametrize("mode", ["surface", "bulk"])
+def test_sites_that_cannot_be_cut_fail_before_any_calculation(tmp_path, mode):
+    """max_dft_sites below the site count without surrogate screening: the run stops with
+    the fix before the references, the cell or the termination are computed (the review
+    found three relaxations and their checkpoints written first in surface mode)."""
+    from interphase_dft.errors import InputError
+    from interphase_dft.recipes.binding import binding_energy
+
+    calls = []
+
+    def make(atoms, attempt=0, label=""):
+        calls.append(label)
+        return _Stand_in(lambda planes: -2.0, None)
+
+    settings = preset("test", {"binding": {"max_dft_sites": 1, "screen_with_ml": False}})
+    with pytest.raises(InputError, match=r"binding\.screen_with_ml=true"):
+        binding_energy("Al", settings, mode=mode, workdir=tmp_path / "w", calc_factory=make)
+    assert calls == [] and not (tmp_path / "w").exists()

@@ -528,6 +528,9 @@ def binding_energy(phase: str, settings: CalcSettings, *,
     name = phases.resolve_phase(phase)
     if mode not in ("surface", "bulk"):
         raise InputError(f"mode must be 'surface' or 'bulk', got {mode!r}")
+    from interphase_dft.recipes.preflight import check_sites
+
+    check_sites(name, settings, mode)  # bad settings fail here, before any calculation
     if mode == "bulk":
         from interphase_dft.recipes.bulk_mode import bulk_binding
 

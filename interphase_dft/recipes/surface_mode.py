@@ -231,7 +231,7 @@ def rank_by_surface_energy(gammas: list[float | None]) -> list[int]:
     return sorted(range(len(gammas)), key=key)
 
 
-def _adsorption_slab(bulk: Atoms, term: Any, st: StructureSettings, layers: int,
+def adsorption_slab(bulk: Atoms, term: Any, st: StructureSettings, layers: int,
                      name: str) -> Atoms:
     """The ``term`` termination ``layers`` d_hkl units thick, repeated to ``slab_min_area``,
     ``pbc = (T, T, F)``, the bottom ``slab_fixed_layers`` fixed."""
@@ -310,10 +310,10 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
             ledger=ledger)
         # every thickness on one in-plane mesh, the thinnest slab's: the Gamma-only rule
         # must not switch between thicknesses (the change would read as a thickness effect)
-        mesh_atoms = len(_adsorption_slab(bulk, term, st, st.slab_layers, name))
+        mesh_atoms = len(adsorption_slab(bulk, term, st, st.slab_layers, name))
 
         def build(n: int) -> Atoms:
-            host = _adsorption_slab(bulk, term, st, n, name)
+            host = adsorption_slab(bulk, term, st, n, name)
             host.info[KPOINT_ATOMS] = mesh_atoms
             return host
 

@@ -219,13 +219,27 @@ def test_a_band_without_interior_maximum_between_minima_is_finished() -> None:
 
     s = settings()
     downhill = [0.0, -0.1, -0.2, -0.3, -0.4]
-    assert _check(s, _band(downhill, 0.01, 0.5), 1, None) is None
-    assert "no interior maximum" in _check(s, _band(downhill, 0.3, 0.5), 1, None)
+    assert _check(s, _band(downhill, 0.01, 0.5), None) is None
+    assert "no interior maximum" in _check(s, _band(downhill, 0.3, 0.5), None)
     uphill_to_end = [0.0, 0.1, 0.2, 0.25, 0.3]
-    assert _check(s, _band(uphill_to_end, 0.01, 0.5), 3, None) is None
+    assert _check(s, _band(uphill_to_end, 0.01, 0.5), None) is None
     peaked = [0.0, 0.2, 0.3, 0.2, -0.1]
-    assert "climbing image" in _check(s, _band(peaked, 0.01, 0.5), 2, None)
-    assert "no previous round" in _check(s, _band(peaked, 0.01, 0.01), 2, None)
+    assert "climbing image" in _check(s, _band(peaked, 0.01, 0.5), None)
+    assert "no previous round" in _check(s, _band(peaked, 0.01, 0.01), None)
+
+
+def test_the_climbing_force_is_the_reference_maximums() -> None:
+    """The review's case: the reference energies peak at image 3 (force 0.3 eV/A) while the
+    surrogate's climbing image was image 2 (force 0.01): not certified."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    from interphase_dft.recipes.active_learning import _check
+
+    band = _band([0.0, 0.2, 0.25, 0.3, 0.0], 0.01, 0.01)
+    f = np.zeros((2, 3))
+    f[1, 0] = 0.3
+    band[3].calc = SinglePointCalculator(band[3], energy=0.3, forces=f)
+    assert "climbing image 0.300" in _check(settings(), band, 0.3)
 
 
 def test_a_climbing_image_on_top_of_an_endpoint_finishes_the_band() -> None:
@@ -237,8 +251,8 @@ def test_a_climbing_image_on_top_of_an_endpoint_finishes_the_band() -> None:
     s = settings()
     e = [0.0, 0.0002, -0.029, -0.382, -0.517]
     on_top = _band(e, 0.03, 0.033, x=[0.0, 0.01, 1.22, 2.28, 3.14])
-    assert _saddle(on_top) is None and _check(s, on_top, 1, 0.0088) is None
+    assert _saddle(on_top) is None and _check(s, on_top, 0.0088) is None
     apart = _band(e, 0.03, 0.033, x=[0.0, 0.4, 1.22, 2.28, 3.14])
-    assert _saddle(apart) == 1 and _check(s, apart, 1, 0.0088) is None  # a saddle, certified
+    assert _saddle(apart) == 1 and _check(s, apart, 0.0088) is None  # a saddle, certified
     assert "climbing image" in _check(s, _band(e, 0.03, 0.2, x=[0.0, 0.4, 1.22, 2.28, 3.14]),
-                                      1, 0.0088)
+                                      0.0088)

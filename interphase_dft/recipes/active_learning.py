@@ -170,8 +170,7 @@ def _barrier(band: list[Atoms]) -> float:
     return max(e) - e[0]
 
 
-def _check(settings: CalcSettings, band: list[Atoms], top: int,
-           previous: float | None) -> str | None:
+def _check(settings: CalcSettings, band: list[Atoms], previous: float | None) -> str | None:
     """Why ``band`` (reference results) is not yet certified, or None.
 
     A band whose highest reference image is an endpoint, or lies within
@@ -180,14 +179,17 @@ def _check(settings: CalcSettings, band: list[Atoms], top: int,
     the barrier along the lowest path is at most the highest point of any path joining the
     minima, so this one bounds the forward barrier by max(0, E_final - E_initial), and the
     saddle rule reports it as ``no saddle: reaction energy``; there is no climbing image to
-    converge."""
-    ci = max_force(band[top])
+    converge. The climbing-image force is that of the reference maximum (the surrogate band's
+    highest image can be another one: the reference energies decide, and a reference maximum
+    with a force within ``neb.fmax`` is stationary wherever it sits)."""
     ends = [max_force(band[0]), max_force(band[-1])]
-    if _saddle(band) is None:
+    saddle = _saddle(band)
+    if saddle is None:
         if max(ends) > settings.relax.fmax:
             return (f"no interior maximum; reference endpoint force {max(ends):.3f} > "
                     f"relax.fmax {settings.relax.fmax}")
         return None
+    ci = max_force(band[saddle])
     if ci > settings.neb.fmax:
         return f"reference force on the climbing image {ci:.3f} > neb.fmax {settings.neb.fmax}"
     if max(ends) > settings.relax.fmax:
@@ -292,7 +294,7 @@ def active_learning_band(initial: Atoms, final: Atoms, reference: CalcFactory,
             loop.warnings.append(f"active learning round {k}: {jump}")
             return _result(f"not certified: {jump}", ref_band, top, rounds, loop, seconds,
                            before, after, tuned, None)
-        reason = _check(settings, ref_band, top, previous)
+        reason = _check(settings, ref_band, previous)
         # no interior maximum at the reference level: the next surrogate band relaxes to the
         # path without a climbing image (one would climb into an endpoint and never converge)
         climb = _saddle(ref_band) is not None
@@ -361,10 +363,12 @@ def _result(stage: str, band: list[Atoms], top: int, rounds: int, loop: HopLoop,
             seconds: list[float], before: dict[str, float], after: dict[str, float],
             tuned: FineTuned | None, fallback: str | None) -> ALResult:
     e = [float(im.get_potential_energy()) for im in band]
+    saddle = _saddle(band)  # the reference maximum when it is interior, else the given top
     return ALResult(
         stage=stage, images=band, energies=e, barrier_forward=max(e) - e[0],
         barrier_reverse=max(e) - e[-1], reaction_energy=e[-1] - e[0],
-        ci_force=max_force(band[top]), endpoint_forces=[max_force(band[0]), max_force(band[-1])],
+        ci_force=max_force(band[top if saddle is None else saddle]),
+        endpoint_forces=[max_force(band[0]), max_force(band[-1])],
         rounds=rounds, reference_calls=loop.calls, finetune_seconds=seconds,
         errors_before=before, errors_after=after,
         weights_hash=tuned.weights_hash if tuned else None,

@@ -87,6 +87,9 @@ class NEBResult:
     wall_time: float = 0.0
     resumed: bool = False
     stopped: str | None = None
+    #: a joined path whose hops end at different geometries or energies of their shared
+    #: minimum (:func:`interphase_dft.recipes.neb_path.join_bands`); None when they agree
+    seam_mismatch: str | None = None
 
 
 class _Stop(Exception):

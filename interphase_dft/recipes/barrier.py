@@ -242,7 +242,7 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
         runner.run.warn(f"endpoint relaxation not converged ({', '.join(unconverged)}): the "
                         "barrier is not certified; raise relax.steps (relax.ml_steps for "
                         "surrogate relaxations)")
-    return barrier_doc(band, settings, runner.run, hop, ledger=ledger, n_minima=len(states))
+    return barrier_doc(band, settings, runner.run, hop, ledger=ledger)
 
 
 def _loop_relaxes_endpoints(settings: CalcSettings, opts: HopOptions) -> bool:

@@ -12,13 +12,19 @@ eV relative to the initial state, forces in eV/Angstrom, lengths in Angstrom.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.barrier_status import NOT_A_MINIMUM, OVER_BUDGET, SADDLE, SURROGATE_ONLY
+from interphase_dft.barrier_status import (
+    NOT_A_MINIMUM,
+    NOT_CONVERGED,
+    OVER_BUDGET,
+    SADDLE,
+    SURROGATE_ONLY,
+)
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, finished_runs, unfinished_runs
 from interphase_dft.calc.runlog import RunLog
 from interphase_dft.calc.settings import CalcSettings
@@ -90,23 +96,31 @@ def _profile(res: Any, e: np.ndarray, run: RunLog) -> tuple[list[float], dict[st
 
 
 def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord, *,
-                ledger: Ledger | None = None, n_minima: int = 2) -> BarrierDoc:
+                ledger: Ledger | None = None) -> BarrierDoc:
     """Assemble and certify the :class:`BarrierDoc` of a finished band.
 
     With ``band.segments`` (a path joined at intermediate minima) the barriers are the
-    energetic spans of the joined path and each hop is certified on its own. The minima of
-    the path are its endpoints and, for a path joined through given minima (``n_minima`` >
-    2), the segment boundaries; their largest forces go to ``endpoint_fmax``.
+    energetic spans of the joined path over its stationary images (each hop's ends and
+    highest interior image; an interior image a little below its hop's end is not a
+    minimum) and each hop is certified on its own. The minima of the path are its endpoints
+    and every segment boundary (a split at a minimum found on the band as well as given
+    minima); their largest forces go to ``endpoint_fmax`` and must meet ``relax.fmax``. The
+    force on each hop's highest image is its own force (with ``neb.climb`` off the band's
+    forces are spring-projected).
     """
     res = band.res
     e = np.array(res.energies) - res.energies[0]
     path, spline = _profile(res, e, run)
     segments = list(band.segments)
     bounds = [tuple(sg["images"]) for sg in segments]
+    hops = bounds or [(0, len(e) - 1)]
+    # the stationary images: every hop's ends and its highest interior image
+    tops = [lo + 1 + int(np.argmax(e[lo + 1:hi])) for lo, hi in hops if hi - lo > 1]
     if segments:
         jumps = [intermediate_minimum(e[lo:hi + 1]) for lo, hi in bounds]
         jump = next((j for j in jumps if j), None)
-        forward, reverse = span_barriers(e)
+        stationary = sorted({0, len(e) - 1, *tops, *(hi for _, hi in bounds)})
+        forward, reverse = span_barriers(e[stationary])
     else:
         jump = intermediate_minimum(e)
         forward, reverse = float(e.max()), float(e.max() - e[-1])
@@ -114,13 +128,17 @@ def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord,
         log.warning(jump)
         run.warn(jump)
     image_fmax = [max_force(res.images[0]), *res.image_fmax, max_force(res.images[-1])]
+    for t in tops:  # the saddle candidate's own force, not a spring-projected one
+        image_fmax[t] = max(image_fmax[t], max_force(res.images[t]))
     minima = {"initial": image_fmax[0], "final": image_fmax[-1]}
-    if n_minima > 2:
-        for k, (_, hi) in enumerate(bounds[:-1], start=1):
-            minima[f"minimum{k}"] = image_fmax[hi]
+    for k, (_, hi) in enumerate(bounds[:-1], start=1):  # every minimum the path joins at
+        image_fmax[hi] = max(image_fmax[hi], max_force(res.images[hi]))
+        minima[f"minimum{k}"] = image_fmax[hi]
     cert = certify(e, image_fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
                    endpoint_fmax=minima, segments=bounds, stage=band.stage,
                    continuous=jump is None, path=path)
+    if cert.status == SADDLE and res.seam_mismatch:
+        cert = replace(cert, status=NOT_CONVERGED, note=res.seam_mismatch)
     ok = cert.status == SADDLE
     return BarrierDoc.from_run(
         settings, run, calculator=hop.calculator, input_structure=hop.input_structure,

@@ -14,7 +14,7 @@ from ase import Atoms
 
 from interphase_dft.builders.neb import interpolate_images
 from interphase_dft.calc.neb import NEBResult
-from interphase_dft.constraints import copy_constraints
+from interphase_dft.constraints import copy_constraints, max_force
 from interphase_dft.geometry import displacements, mic_vectors
 
 #: an intermediate image this far below the lower endpoint marks another minimum, eV
@@ -102,23 +102,42 @@ def single_point_band(band: list[Atoms], converged: bool) -> NEBResult:
                      climbing_image=top)
 
 
+#: largest displacement (A) and energy difference (eV) between the two hops' copies of the
+#: minimum they share for the joined path to be one path
+SEAM_DISPLACEMENT, SEAM_ENERGY = 0.05, 0.005
+
+
 def join_bands(first: NEBResult, second: NEBResult, middle_fmax: float) -> NEBResult:
     """One path from two bands that share an endpoint (``first`` ends where ``second`` starts).
 
     ``middle_fmax`` is the largest force on the shared (relaxed) minimum, eV/Angstrom; it
-    joins the per-image list of intermediate images, while ``fmax`` stays the largest force on
-    the images of the two bands (how far each band is from its saddle).
+    joins the per-image list of intermediate images (the largest of it and the two bands'
+    own copies of the minimum), while ``fmax`` stays the largest force on the images of the
+    two bands (how far each band is from its saddle). Each hop's loop may relax the shared
+    minimum again: when its two copies differ by more than :data:`SEAM_DISPLACEMENT` or
+    :data:`SEAM_ENERGY`, ``seam_mismatch`` says so and the path is not converged (its span
+    would join two different states).
     """
+    a, b = first.images[-1], second.images[0]
+    shift = max_displacement(a, b)
+    de = abs(first.energies[-1] - second.energies[0])
+    mismatch = None
+    if shift > SEAM_DISPLACEMENT or de > SEAM_ENERGY:
+        mismatch = (f"the two hops' copies of their shared minimum differ by {shift:.3f} A "
+                    f"and {de:.4f} eV (limits {SEAM_DISPLACEMENT} A, {SEAM_ENERGY} eV)")
+    seam = max(middle_fmax, *(max_force(x) for x in (a, b) if x.calc is not None))
     images: list[Atoms] = [*first.images, *second.images[1:]]
     energies = [*first.energies, *second.energies[1:]]
     inner = np.asarray(energies[1:-1], float)
     return NEBResult(
         images=images, energies=energies,
-        image_fmax=[*first.image_fmax, middle_fmax, *second.image_fmax],
+        image_fmax=[*first.image_fmax, seam, *second.image_fmax],
         fmax=max(first.fmax, second.fmax), steps=first.steps + second.steps,
-        converged=first.converged and second.converged,
+        converged=first.converged and second.converged and mismatch is None,
         force_calls=first.force_calls + second.force_calls,
         climbing_image=int(np.argmax(inner)) + 1 if inner.size else None,
-        warnings=[*first.warnings, *second.warnings],
+        warnings=[*first.warnings, *second.warnings, *([mismatch] if mismatch else [])],
         wall_time=first.wall_time + second.wall_time,
+        seam_mismatch="; ".join(m for m in (first.seam_mismatch, second.seam_mismatch,
+                                            mismatch) if m) or None,
     )

@@ -72,12 +72,15 @@ def test_the_saddle_force_is_the_images_own_force():
 
 
 def test_a_seam_whose_two_copies_differ_is_not_one_path():
-    """Each hop relaxed the shared minimum again and ended 0.2 A and 0.04 eV apart: the joined
-    path is not converged and says why; identical copies join silently."""
+    """Each hop relaxed the shared minimum again and ended 0.1 A and 0.04 eV apart: the joined
+    path is not converged and says why; so is a copy in another basin (0.4 A) at the same
+    energy; identical copies join silently."""
     first = _band([0.0, 0.4, 0.8], [0.0, 0.5, -0.3])
-    apart = _band([1.0, 1.2, 1.6, 2.0], [-0.26, -0.1, 0.4, 0.1])
+    apart = _band([0.9, 1.2, 1.6, 2.0], [-0.26, -0.1, 0.4, 0.1])
     joined = join_bands(first, apart, 0.0)
-    assert not joined.converged and "differ by 0.200 A" in joined.seam_mismatch
+    assert not joined.converged and "0.100 A and 0.0400 eV" in joined.seam_mismatch
+    assert join_bands(first, _band([1.2, 1.4, 1.6, 2.0], [-0.3, -0.1, 0.4, 0.1]),
+                      0.0).seam_mismatch
     doc = _doc(joined, [(0, 2), (2, 5)])
     assert doc.saddle == "not converged" and "shared minimum" in doc.saddle_note
     same = join_bands(first, _band([0.8, 1.2, 1.6, 2.0], [-0.3, -0.1, 0.4, 0.1]), 0.0)

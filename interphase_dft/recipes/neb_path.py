@@ -102,9 +102,9 @@ def single_point_band(band: list[Atoms], converged: bool) -> NEBResult:
                      climbing_image=top)
 
 
-#: largest displacement (A) and energy difference (eV) between the two hops' copies of the
-#: minimum they share for the joined path to be one path
-SEAM_DISPLACEMENT, SEAM_ENERGY = 0.05, 0.005
+#: largest displacement (A: the same basin) and energy difference (eV: the span's accuracy)
+#: between the two hops' copies of the minimum they share for the joined path to be one path
+SEAM_DISPLACEMENT, SEAM_ENERGY = 0.25, 0.005
 
 
 def join_bands(first: NEBResult, second: NEBResult, middle_fmax: float) -> NEBResult:

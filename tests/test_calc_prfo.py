@@ -128,6 +128,9 @@ def test_fixed_atoms_do_not_move_and_a_killed_search_resumes(tmp_path):
     assert done.converged and done.atoms.positions[-1][:2] == pytest.approx(SADDLE_2, abs=2e-3)
     assert done.atoms.positions[0] == pytest.approx([5, 5, 5])
     assert MuellerBrown.calls == done.steps - 3  # nothing recomputed
+    MuellerBrown.calls = 0
+    other = prfo_saddle(spectator, factory, steps=60, checkpoint=ckpt, level="other", **kw)
+    assert MuellerBrown.calls == other.steps == done.steps  # another level: started over
     straight = prfo_saddle(spectator, factory, steps=60, **kw)
     assert straight.steps == done.steps and np.allclose(straight.atoms.positions,
                                                         done.atoms.positions)

@@ -157,7 +157,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: float,
                 steps: int, mode: np.ndarray | None = None, trust: float = 0.1,
                 max_trust: float = 0.3, checkpoint: Path | str | None = None,
-                log: Callable[[str], None] | None = None) -> SaddleResult:
+                log: Callable[[str], None] | None = None, level: str = "") -> SaddleResult:
     """Search a first-order saddle from ``atoms`` with reference forces from ``factory``
     (module rules).
 
@@ -181,6 +181,9 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         npz file of the run's state (module rules), or None.
     log
         Called with one progress line per step.
+    level
+        Identity of the reference level (e.g. the settings hash of its calculator): a
+        checkpoint stored at another level starts over instead of resuming.
     """
     n3 = 3 * len(atoms)
     if np.shape(hessian) != (n3, n3):
@@ -197,7 +200,7 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
               if mode is not None else np.linalg.eigh(h)[1][:, 0])
     follow = follow / max(float(np.linalg.norm(follow)), 1e-12)
     start = atoms.positions.copy()
-    state = _resume(Path(checkpoint), work, start) if checkpoint else None
+    state = _resume(Path(checkpoint), work, start, level) if checkpoint else None
     probed: list[np.ndarray] = []
     if state is not None:
         work.positions = state["positions"]
@@ -208,7 +211,8 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         energy, g = _evaluate(work, free)
         done = 1
         if checkpoint:
-            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed, start))
+            _save(Path(checkpoint),
+                  _state(work, g, energy, h, trust, follow, done, probed, start, level))
     while True:
         forces = g.reshape(-1, 3)
         f_now = float(np.linalg.norm(forces, axis=1).max()) if forces.size else 0.0
@@ -232,7 +236,7 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
                     "stationary point")
             if checkpoint:
                 _save(Path(checkpoint),
-                      _state(work, g, energy, h, trust, follow, done, probed, start))
+                      _state(work, g, energy, h, trust, follow, done, probed, start, level))
             continue
         if f_now <= fmax or done >= steps:  # stationary: first order or not, it ends here
             return SaddleResult(atoms=_with_results(work, energy, g, free), energy=energy,
@@ -256,7 +260,8 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         h = bofill(h, step, g_new - g)
         energy, g, done = e_new, g_new, done + 1
         if checkpoint:
-            _save(Path(checkpoint), _state(work, g, energy, h, trust, follow, done, probed, start))
+            _save(Path(checkpoint),
+                  _state(work, g, energy, h, trust, follow, done, probed, start, level))
 
 
 def _evaluate(atoms: Atoms, free: np.ndarray) -> tuple[float, np.ndarray]:
@@ -281,11 +286,11 @@ def _full(vec: np.ndarray, free: np.ndarray, n_atoms: int) -> np.ndarray:
 
 def _state(atoms: Atoms, g: np.ndarray, energy: float, h: np.ndarray, trust: float,
            follow: np.ndarray, steps: int, probed: list[np.ndarray],
-           start: np.ndarray) -> dict[str, Any]:
+           start: np.ndarray, level: str) -> dict[str, Any]:
     return {"positions": atoms.positions, "gradient": g, "energy": energy, "hessian": h,
             "trust": trust, "follow": follow, "steps": steps,
             "probed": np.array(probed).reshape(len(probed), len(g)), "start": start,
-            "numbers": atoms.numbers, "cell": np.array(atoms.cell)}
+            "numbers": atoms.numbers, "cell": np.array(atoms.cell), "level": np.str_(level)}
 
 
 def _untested_negative(h: np.ndarray, follow: np.ndarray,
@@ -310,9 +315,10 @@ def _untested_negative(h: np.ndarray, follow: np.ndarray,
     return None
 
 
-def _resume(path: Path, atoms: Atoms, start: np.ndarray) -> dict[str, Any] | None:
-    """The stored state of a search from ``start``; None when there is none or it began
-    elsewhere (a new band's climbing image: that search starts over); another structure's
+def _resume(path: Path, atoms: Atoms, start: np.ndarray, level: str) -> dict[str, Any] | None:
+    """The stored state of a search from ``start`` at reference ``level``; None when there is
+    none, it began elsewhere (a new band's climbing image: that search starts over) or at
+    another level (other settings: its energies are not this level's); another structure's
     state is refused."""
     if not path.is_file():
         return None
@@ -323,5 +329,7 @@ def _resume(path: Path, atoms: Atoms, start: np.ndarray) -> dict[str, Any] | Non
         raise InputError(f"{path} belongs to another structure; remove it or use a new "
                          "work directory")
     if "start" not in state or not np.allclose(state["start"], start, atol=1e-6):
+        return None
+    if str(state.get("level", "")) != level:
         return None
     return state

@@ -81,6 +81,16 @@ def _tangent(band: list[Atoms], top: int, mic: bool) -> np.ndarray:
     return mic_vectors(before, after.positions - before.positions, mic)
 
 
+def reference_level(reference: Any, atoms: Atoms) -> str:
+    """The identity of the reference level a search's checkpoint belongs to: the settings
+    hash of the calculator's description and the k-point mesh tag of the cell."""
+    from interphase_dft.calc.factory import mesh_tag
+    from interphase_dft.schemas import settings_hash
+
+    desc = getattr(reference, "description", None)
+    return settings_hash({**(desc if isinstance(desc, dict) else {}), **mesh_tag(atoms)})
+
+
 def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFactory,
                   surrogate: CalcFactory, settings: CalcSettings, wd: Path,
                   mic: bool = True) -> SaddleSearch | None:
@@ -105,7 +115,8 @@ def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFacto
     res = prfo_saddle(start, lambda atoms, attempt=0, label="": guard, hessian=hess,
                       mode=_tangent(ref_band, top, mic), fmax=nset.fmax, steps=nset.steps,
                       checkpoint=wd / "prfo.npz",
-                      log=lambda line: log.info("saddle search: %s", line))
+                      log=lambda line: log.info("saddle search: %s", line),
+                      level=reference_level(reference, start))
     others = [e for i, e in enumerate(energies[1:-1], 1) if i != top]
     record: dict[str, Any] = {
         "method": "P-RFO from the climbing image, surrogate Hessian, Bofill updates",

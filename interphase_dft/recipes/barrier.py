@@ -239,9 +239,10 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
         return not_a_minimum_doc(exc, settings, runner.run, hop, ledger=ledger)
     if unconverged:
         band.res.converged = False
-        runner.run.warn(f"endpoint relaxation not converged ({', '.join(unconverged)}): the "
-                        "barrier is not certified; raise relax.steps (relax.ml_steps for "
-                        "surrogate relaxations)")
+        runner.run.warn(f"endpoint relaxation not converged ({', '.join(unconverged)}); the "
+                        "certificate rests on the endpoint forces at the barrier's level "
+                        "(endpoint_fmax against relax.fmax); raise relax.steps (relax.ml_steps "
+                        "for surrogate relaxations)")
     return barrier_doc(band, settings, runner.run, hop, ledger=ledger)
 
 

@@ -296,7 +296,6 @@ def test_a_saddle_search_finishes_the_band_at_the_ci_neb_barrier(
     assert (tmp_path / "prfo" / "al" / "final" / "saddle" / "prfo.npz").is_file()
     assert BarrierDoc.model_validate_json(doc.model_dump_json()).active_learning == \
         doc.active_learning
-    assert search["reference_calls"] == search["steps"] - 1  # the start was the round's point
     # a rerun reads the finished search from its checkpoints: no new reference call
     calls = []
 

@@ -147,7 +147,15 @@ def test_surface_document_records_termination_coverage_and_dipole(tmp_path):
     assert cov["li_image_distance"] >= 0.85 * np.sqrt(60.0) and "fewest" in cov["rule"]
     assert doc.host_structure.pbc == [True, True, False]
     assert doc.surface["polar_treatment"] == "non-polar termination"
-    assert doc.surface["dipole_correction"] is True  # engine gpaw, two periodic directions
+    # the stand-in applies no dipole correction, so the document does not claim one; this
+    # package's GPAW parameters for the same slab carry it
+    assert doc.surface["dipole_correction"] is False
+    from interphase_dft.calc.factory import gpaw_parameters
+
+    params = gpaw_parameters(preset("test"), doc.host_structure.to_atoms(), moving=True,
+                             is_metal=True)
+    assert params["poissonsolver"] == {"dipolelayer": "xy"}
+    assert doc.surface["n_layers"] == doc.slab_convergence["reported_layers"] >= 2
 
 
 def test_termination_chosen_by_lowest_surface_energy(tmp_path, monkeypatch):

@@ -259,15 +259,19 @@ def _polar_treatment(term: Any) -> str:
             f"correction; formal dipole density {term.dipole_density:.4f} e/A")
 
 
-def _describe_surface(host: Atoms, term: Any, settings: CalcSettings) -> dict[str, Any]:
-    info = host.info
+def _describe_surface(host: Atoms, term: Any, settings: CalcSettings, *, layers: int,
+                      custom: bool) -> dict[str, Any]:
+    """``BindingEnergyDoc.surface``: the termination, the reported thickness in layers and
+    whether the dipole correction was applied (by this package's GPAW calculator only: a
+    caller's ``calc_factory`` applies its own)."""
     return {
         "miller": list(term.miller), "termination": term.termination, "shift": term.shift,
         "is_symmetric": term.is_symmetric, "is_polar": term.is_polar,
-        "dipole_density": term.dipole_density, "n_layers": info.get("n_layers"),
+        "dipole_density": term.dipole_density, "n_layers": layers,
         "area": term.area,
         "min_area": settings.structure.slab_min_area, "rule": TERMINATION_RULE,
-        "dipole_correction": settings.engine == "gpaw" and needs_dipole_correction(host),
+        "dipole_correction": (settings.engine == "gpaw" and not custom
+                              and needs_dipole_correction(host)),
         "polar_treatment": _polar_treatment(term),
     }
 
@@ -331,7 +335,7 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
         return _over_budget(name, settings, workdir, run, ledger, bulk, refs, termination,
                             docs, calc_factory)
     return _surface_doc(name, settings, run, conv.result, conv.record, term, termination,
-                        docs, ledger)
+                        docs, ledger, custom=calc_factory is not None)
 
 
 def _over_budget(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
@@ -368,7 +372,8 @@ def _over_budget(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
 
 def _surface_doc(name: str, settings: CalcSettings, run: RunLog, doc: BindingEnergyDoc,
                  record: dict[str, Any], term: Any, termination: dict[str, Any],
-                 docs: dict[int, BindingEnergyDoc], ledger: Ledger | None) -> BindingEnergyDoc:
+                 docs: dict[int, BindingEnergyDoc], ledger: Ledger | None, *,
+                 custom: bool = False) -> BindingEnergyDoc:
     """The complete document: the reported thickness's with the surface records."""
     st = settings.structure
     if not record["converged"]:
@@ -390,7 +395,8 @@ def _surface_doc(name: str, settings: CalcSettings, run: RunLog, doc: BindingEne
                                     for k, v in other.force_calls.items()})
             run.warnings.extend(f"layers-{layers}: {w}" for w in other.warnings)
     return doc.model_copy(update={
-        "surface": _describe_surface(host, term, settings),
+        "surface": _describe_surface(host, term, settings, layers=record["reported_layers"],
+                                     custom=custom),
         "coverage": {"li_per_cell": 1, "area_per_li": area,
                      "min_area_per_li": st.slab_min_area,
                      "surface_cells": round(area / term.area),

@@ -147,3 +147,29 @@ def test_miller_index_in_lowest_terms_and_bounded():
     assert make_slabs(get_bulk("Al"), (2, 2, 2), layers=2)[0].miller == (1, 1, 1)
     with pytest.raises(InputError, match="beyond the largest supported index 3"):
         make_slabs(get_bulk("Al"), (4, 1, 0))
+
+
+@pytest.mark.parametrize("cell2d", [
+    [[2.864, 0.0], [0.0, 2.864]],                       # square, reduced basis
+    [[2.864, 0.0], [-2.864, 2.864]],                    # the same lattice, skewed basis
+    [[2.864, 0.0], [1.432, 2.480]],                     # hexagonal
+    [[3.0, 0.0], [0.0, 4.7]],                           # rectangular
+])
+def test_the_supercell_search_is_a_brute_force_search(cell2d):
+    """For every n up to 15 the most compact n-cell supercell equals the best over every
+    sublattice of index n (whatever basis the lattice is given in). The reference
+    enumeration over-counts: [[a, 0], [b, d]] with a d = n and every b < n, and also the
+    transposed form, so it cannot miss one the search skips."""
+    from interphase_dft.builders.slabs import _gauss_reduce, in_plane_supercell
+
+    c = np.array(cell2d)
+    for n in range(1, 16):
+        best = 0.0
+        for a in (k for k in range(1, n + 1) if n % k == 0):
+            for b in range(n):
+                for mat in (np.array([[a, 0], [b, n // a]]), np.array([[a, b], [0, n // a]])):
+                    red = _gauss_reduce(mat, c)
+                    best = max(best, float(np.linalg.norm(red[0] @ c)))
+        matrix, shortest = in_plane_supercell(c, n)
+        assert shortest == pytest.approx(best, abs=1e-6), n
+        assert round(abs(np.linalg.det(matrix[:2, :2]))) == n

@@ -85,3 +85,13 @@ def test_a_seam_whose_two_copies_differ_is_not_one_path():
     assert doc.saddle == "not converged" and "shared minimum" in doc.saddle_note
     same = join_bands(first, _band([0.8, 1.2, 1.6, 2.0], [-0.3, -0.1, 0.4, 0.1]), 0.0)
     assert same.converged and same.seam_mismatch is None
+
+
+def test_a_monotonic_band_keeps_its_band_forces():
+    """A converged downhill band: the highest interior image is on the slope (its own force
+    0.2 eV/A), not a saddle; the band's NEB forces stand and the status is no saddle."""
+    res = _band([0.0, 0.5, 1.0, 1.5, 2.0], [0.0, -0.1, -0.2, -0.3, -0.4],
+                forces=[0.0, 0.2, 0.2, 0.2, 0.0], fmax=0.01)
+    doc = _doc(res, [])
+    assert doc.saddle == "no saddle: reaction energy"
+    assert max(im.fmax for im in doc.images[1:-1]) == pytest.approx(0.01)

@@ -497,23 +497,29 @@ def test_surface_energy_ties_are_a_tolerance_not_a_rounding_bin():
     assert rank_by_surface_energy([0.01, 0.01 - 0.5 * GAMMA_TIE, None]) == [0, 1, 2]
     assert rank_by_surface_energy([0.02, 0.01, None]) == [1, 0, 2]
     assert rank_by_surface_energy([None, None]) == [0, 1]
+    assert rank_by_surface_energy([-0.02, -0.01]) == [0, 1]  # negative gammas (the review)
 
 
 def test_a_checkpoint_is_not_reused_on_another_kpoint_mesh(tmp_path):
-    """The same cell recomputed with another mesh tag is another calculation."""
+    """The same cell recomputed with a mesh tag that changes its mesh is another
+    calculation; a tag that leaves the mesh as it was (host + Li tagged with the host's
+    count on the same side of the Gamma-only rule) keeps the fingerprint, so finished runs
+    are not redone."""
     from ase.build import bulk
 
     from interphase_dft.calc.factory import KPOINT_ATOMS
     from interphase_dft.calc.runners import _fingerprint
 
-    atoms = bulk("Al", "fcc", a=4.05, cubic=True)
-    plain = _fingerprint(atoms, {"kind": "static"})
+    extra = {"kind": "static", "dft": {"kpt_density": 2.0, "gamma_only_atoms": 3}}
+    atoms = bulk("Al", "fcc", a=4.05, cubic=True)  # 4 atoms: Gamma only by the rule
+    plain = _fingerprint(atoms, extra)
     same = atoms.copy()
-    same.info[KPOINT_ATOMS] = len(atoms)
+    same.info[KPOINT_ATOMS] = 5  # still >= 3: Gamma
     other = atoms.copy()
-    other.info[KPOINT_ATOMS] = 0
-    assert _fingerprint(same, {"kind": "static"}) == plain
-    assert _fingerprint(other, {"kind": "static"}) != plain
+    other.info[KPOINT_ATOMS] = 0  # the density mesh
+    assert _fingerprint(same, extra) == plain
+    assert _fingerprint(other, extra) != plain
+    assert _fingerprint(other, {"kind": "static"}) == _fingerprint(atoms, {"kind": "static"})
 
 
 @pytest.mark.parametrize("mode", ["surface", "bulk"])

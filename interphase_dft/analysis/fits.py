@@ -103,14 +103,14 @@ class FitResult(BaseModel):
 
 def site_binding_energy(doc: BindingEnergyDoc, *, include_reactive: bool = False
                         ) -> float | None:
-    """Lowest-site E_b (atom reference, eV) of ``doc``; reactive sites skipped by default.
+    """E_b (atom reference, eV) of the descriptor site of ``doc``
+    (:func:`interphase_dft.analysis.records.descriptor_site`: the lowest non-reactive site,
+    a converged one first, as the document's headline); None when every site is reactive
+    (and ``include_reactive`` is False)."""
+    from interphase_dft.analysis.records import descriptor_site
 
-    None when every site is reactive (and ``include_reactive`` is False).
-    """
-    usable = [s for s in doc.sites if include_reactive or not getattr(s, "reactive", False)]
-    if not usable:
-        return None
-    return float(min(usable, key=lambda s: s.energy).binding_energy_atom)
+    site = descriptor_site(doc, include_reactive=include_reactive)
+    return None if site is None else float(site.binding_energy_atom)
 
 
 def _certified(doc: BarrierDoc) -> bool:
@@ -211,17 +211,21 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, *, n_boot: int, seed: int, level:
 
 def spearman_p(x: np.ndarray, y: np.ndarray) -> float:
     """Two-sided p of Spearman's rho: exact over all n! pairings up to
-    :data:`EXACT_SPEARMAN_N` points, else scipy's t approximation."""
+    :data:`EXACT_SPEARMAN_N` points (the Pearson r of the ranks, batched), else scipy's t
+    approximation."""
     from scipy import stats
 
     if len(x) > EXACT_SPEARMAN_N:
         return float(stats.spearmanr(x, y).pvalue)
+    rx, ry = stats.rankdata(x), stats.rankdata(y)
+    ym = ry - ry.mean()
 
-    def statistic(xs: np.ndarray) -> float:
-        return float(stats.spearmanr(xs, y).statistic)
+    def statistic(xs: np.ndarray, axis: int = -1) -> np.ndarray:
+        xm = xs - xs.mean(axis=axis, keepdims=True)
+        return (xm * ym).sum(axis=axis) / np.sqrt((xm**2).sum(axis=axis) * (ym**2).sum())
 
-    res = stats.permutation_test((x,), statistic, permutation_type="pairings",
-                                 n_resamples=np.inf, alternative="two-sided")
+    res = stats.permutation_test((rx,), statistic, permutation_type="pairings",
+                                 n_resamples=np.inf, alternative="two-sided", vectorized=True)
     return float(min(1.0, res.pvalue))
 
 

@@ -299,7 +299,8 @@ def _fit_panel(ax: Axes, f: FitResult) -> None:
     for name, a, b in zip(f.interfaces, x, y, strict=True):
         ax.annotate(name, (a, b), textcoords="offset points", xytext=(4, 4),
                     fontsize=7)
-    if f.pearson_r is not None and len(x) >= 2 and np.ptp(x) > 0:
+    if f.pearson_r is not None and f.ci_note is None and len(x) >= 2 and np.ptp(x) > 0:
+        # no band where the fit gives no bootstrap interval (too few points)
         res = correlate(x, y, n_boot=f.n_boot or 200, seed=f.seed, level=f.ci_level)
         if res.band is not None:
             band = res.band

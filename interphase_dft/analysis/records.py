@@ -31,9 +31,11 @@ def reactive_text(site: SiteResult) -> str:
 
 def descriptor_site(doc: BindingEnergyDoc, *, include_reactive: bool = False
                     ) -> SiteResult | None:
-    """The lowest site that is not flagged reactive (the fits' rule); None if all are."""
+    """The lowest site that is not flagged reactive, a converged one first (the rule of the
+    document's headline site, :func:`interphase_dft.recipes.binding.headline_site`, which
+    the fits share); None if all are reactive."""
     usable = [s for s in doc.sites if include_reactive or not getattr(s, "reactive", False)]
-    return min(usable, key=lambda s: s.energy) if usable else None
+    return min(usable, key=lambda s: (not s.converged, s.energy)) if usable else None
 
 
 def _mode_key(mode: str) -> tuple[int, str]:

@@ -379,7 +379,7 @@ def in_plane_supercell(cell2d: np.ndarray, n: int) -> tuple[np.ndarray, float]:
         if n % a:
             continue
         d = n // a
-        for b in range(d):
+        for b in range(a):  # distinct sublattices: b modulo a
             m = np.array([[a, 0], [b, d]], int)
             reduced = _gauss_reduce(m, cell2d)
             shortest = float(np.linalg.norm(reduced[0] @ cell2d))

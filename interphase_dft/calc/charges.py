@@ -171,7 +171,8 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
         return None, "no charge: the site calculator is not GPAW"
     from interphase_dft.calc.factory import mesh_tag
 
-    key = f"{structure_hash(atoms)}:{settings_hash({**desc, **mesh_tag(atoms)})}:{index}"
+    tag = mesh_tag(atoms, desc.get("dft"))
+    key = f"{structure_hash(atoms)}:{settings_hash({**desc, **tag})}:{index}"
     path = Path(workdir) / "charge.json"
     if path.exists():
         stored = json.loads(path.read_text())

@@ -68,11 +68,18 @@ def density_mesh(atoms: Atoms) -> Atoms:
     return atoms
 
 
-def mesh_tag(atoms: Atoms) -> dict[str, int]:
-    """``{'kpoint_atoms': n}`` when ``atoms`` carries a mesh tag that differs from its own
-    size (it changes the calculation, so checkpoint fingerprints include it), else ``{}``."""
+def mesh_tag(atoms: Atoms, dft: dict[str, Any] | None) -> dict[str, int]:
+    """``{'kpoint_atoms': n}`` when ``atoms`` carries a mesh tag that gives it another
+    k-point mesh than its own size would under the ``dft`` settings (a dict of
+    ``DFTSettings``; a calculation on another mesh is another calculation, so checkpoint
+    fingerprints include it), else ``{}`` (no tag, no DFT settings, or the same mesh)."""
     tag = atoms.info.get(KPOINT_ATOMS)
-    if tag is None or int(tag) == len(atoms):
+    if tag is None or not dft:
+        return {}
+    density, rule = float(dft.get("kpt_density", 0.0)), int(dft.get("gamma_only_atoms", 0))
+    plain = atoms.copy()
+    plain.info.pop(KPOINT_ATOMS, None)
+    if kpoint_mesh(atoms, density, rule) == kpoint_mesh(plain, density, rule):
         return {}
     return {KPOINT_ATOMS: int(tag)}
 

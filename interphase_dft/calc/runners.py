@@ -71,11 +71,12 @@ def _describe(calc: Calculator | CalcFactory) -> dict[str, Any]:
 
 def _fingerprint(atoms: Atoms, extra: dict[str, Any]) -> str:
     """Checkpoint identity: the structure, the run and calculator settings, and the k-point
-    mesh tag when one overrides the Gamma-only rule (a cell recomputed on another mesh is
-    another calculation)."""
+    mesh tag when it gives the cell another mesh than its size would (a cell recomputed on
+    another mesh is another calculation; a tag that changes nothing changes no fingerprint)."""
     from interphase_dft.calc.factory import mesh_tag
 
-    return structure_hash(atoms)[:16] + "-" + settings_hash({**extra, **mesh_tag(atoms)})[:16]
+    tag = mesh_tag(atoms, extra.get("dft"))
+    return structure_hash(atoms)[:16] + "-" + settings_hash({**extra, **tag})[:16]
 
 
 def _fmax(forces: np.ndarray) -> float:

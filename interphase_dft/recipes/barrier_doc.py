@@ -33,7 +33,7 @@ from interphase_dft.geometry import displacements
 from interphase_dft.recipes.band import Band
 from interphase_dft.recipes.basin import EndpointNotMinimum
 from interphase_dft.recipes.neb_path import intermediate_minimum, path_coordinate
-from interphase_dft.recipes.saddle import certify, e_kra
+from interphase_dft.recipes.saddle import certify, e_kra, hop_saddle
 from interphase_dft.schemas import BarrierDoc, NEBImageData, StructureData
 from interphase_dft.span import span_barriers
 
@@ -128,8 +128,10 @@ def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord,
         log.warning(jump)
         run.warn(jump)
     image_fmax = [max_force(res.images[0]), *res.image_fmax, max_force(res.images[-1])]
-    for t in tops:  # the saddle candidate's own force, not a spring-projected one
-        image_fmax[t] = max(image_fmax[t], max_force(res.images[t]))
+    for lo, hi in hops:  # a saddle's own force, not a spring-projected one
+        top = hop_saddle(e[lo:hi + 1], path[lo:hi + 1])
+        if top is not None:  # a monotonic hop's highest interior image is not stationary
+            image_fmax[lo + top] = max(image_fmax[lo + top], max_force(res.images[lo + top]))
     minima = {"initial": image_fmax[0], "final": image_fmax[-1]}
     for k, (_, hi) in enumerate(bounds[:-1], start=1):  # every minimum the path joins at
         image_fmax[hi] = max(image_fmax[hi], max_force(res.images[hi]))

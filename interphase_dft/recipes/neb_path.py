@@ -125,7 +125,7 @@ def join_bands(first: NEBResult, second: NEBResult, middle_fmax: float) -> NEBRe
     if shift > SEAM_DISPLACEMENT or de > SEAM_ENERGY:
         mismatch = (f"the two hops' copies of their shared minimum differ by {shift:.3f} A "
                     f"and {de:.4f} eV (limits {SEAM_DISPLACEMENT} A, {SEAM_ENERGY} eV)")
-    seam = max(middle_fmax, *(max_force(x) for x in (a, b) if x.calc is not None))
+    seam = max([middle_fmax, *(max_force(x) for x in (a, b) if x.calc is not None)])
     images: list[Atoms] = [*first.images, *second.images[1:]]
     energies = [*first.energies, *second.energies[1:]]
     inner = np.asarray(energies[1:-1], float)

@@ -88,7 +88,8 @@ def reference_level(reference: Any, atoms: Atoms) -> str:
     from interphase_dft.schemas import settings_hash
 
     desc = getattr(reference, "description", None)
-    return settings_hash({**(desc if isinstance(desc, dict) else {}), **mesh_tag(atoms)})
+    desc = desc if isinstance(desc, dict) else {}
+    return settings_hash({**desc, **mesh_tag(atoms, desc.get("dft"))})
 
 
 def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFactory,

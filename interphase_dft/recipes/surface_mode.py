@@ -226,7 +226,7 @@ def rank_by_surface_energy(gammas: list[float | None]) -> list[int]:
         g = gammas[k]
         if g is None:
             return (True, 0.0, k)
-        return (False, 0.0 if g - low < GAMMA_TIE else g, k)
+        return (False, low if g - low < GAMMA_TIE else g, k)
 
     return sorted(range(len(gammas)), key=key)
 

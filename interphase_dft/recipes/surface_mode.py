@@ -188,10 +188,11 @@ def choose_termination(name: str, bulk: Atoms, settings: CalcSettings, *, workdi
           if settings.relax.ml_prerelax and settings.engine != "ml" else None)
     # one k-point density for the bulk and every candidate, the Gamma-only rule off: a
     # Gamma-only slab against a k-sampled bulk would bias gamma by candidate
-    e_bulk = _energy(density_mesh(bulk.copy()), factory, ml, settings, tdir / "bulk",
-                     "termination-bulk", run, ledger).energy / len(bulk)
+    bulk_cell = density_mesh(bulk.copy())
+    e_bulk = _energy(bulk_cell, factory, ml, settings, tdir / "bulk", "termination-bulk",
+                     run, ledger).energy / len(bulk)
     d = settings.dft
-    record["kpoints"] = {"bulk": list(kpoint_mesh(density_mesh(bulk.copy()), d.kpt_density,
+    record["kpoints"] = {"bulk": list(kpoint_mesh(bulk_cell, d.kpt_density,
                                                   d.gamma_only_atoms)),
                          "rule": "dft.kpt_density for the bulk cell and every candidate "
                                  "(dft.gamma_only_atoms not applied)"}
@@ -314,7 +315,8 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
             ledger=ledger)
         # every thickness on one in-plane mesh, the thinnest slab's: the Gamma-only rule
         # must not switch between thicknesses (the change would read as a thickness effect)
-        mesh_atoms = len(adsorption_slab(bulk, term, st, st.slab_layers, name))
+        thinnest = adsorption_slab(bulk, term, st, st.slab_layers, name)
+        mesh_atoms = len(thinnest)
 
         def build(n: int) -> Atoms:
             host = adsorption_slab(bulk, term, st, n, name)
@@ -325,7 +327,7 @@ def surface_binding(name: str, settings: CalcSettings, *, workdir: Path,
                                   stop=st.slab_max_layers, step=st.slab_layers_step,
                                   tol=st.slab_convergence_tol, max_atoms=st.slab_max_atoms)
         d = settings.dft
-        conv.record["kpoints"] = list(kpoint_mesh(build(st.slab_layers), d.kpt_density,
+        conv.record["kpoints"] = list(kpoint_mesh(thinnest, d.kpt_density,
                                                   d.gamma_only_atoms))
         conv.record["kpoint_rule"] = ("one in-plane mesh for every thickness: that of the "
                                       f"thinnest slab ({mesh_atoms} atoms)")

@@ -162,13 +162,13 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
     (charge, note)
         charge None with the reason in ``note`` when it could not be computed.
     """
-    from ase.parallel import world
 
     from interphase_dft.schemas import settings_hash, structure_hash
 
     desc = getattr(factory, "description", None)
     if not isinstance(desc, dict) or desc.get("engine") != "gpaw":
         return None, "no charge: the site calculator is not GPAW"
+    from interphase_dft.calc.checkpoint import write_json
     from interphase_dft.calc.factory import mesh_tag
 
     tag = mesh_tag(atoms, desc.get("dft"))
@@ -192,10 +192,6 @@ def li_charge(atoms: Atoms, factory: Any, workdir: Path | str, *, index: int = -
         log.warning("Li charge of %s: %s", atoms.get_chemical_formula(), note)
     if meter is not None:
         meter.charge(time.perf_counter() - t0)
-    if charge is not None and world.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"key": key, "charge": charge, "note": note}))
-        tmp.replace(path)
-    world.barrier()
+    if charge is not None:  # atomically on rank 0, all ranks synchronised
+        write_json(path, {"key": key, "charge": charge, "note": note})
     return charge, note

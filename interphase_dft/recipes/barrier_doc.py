@@ -114,11 +114,11 @@ def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord,
     segments = list(band.segments)
     bounds = [tuple(sg["images"]) for sg in segments]
     hops = bounds or [(0, len(e) - 1)]
-    # the stationary images: every hop's ends and its highest interior image
-    tops = [lo + 1 + int(np.argmax(e[lo + 1:hi])) for lo, hi in hops if hi - lo > 1]
     if segments:
         jumps = [intermediate_minimum(e[lo:hi + 1]) for lo, hi in bounds]
         jump = next((j for j in jumps if j), None)
+        # the stationary images: every hop's ends and its highest interior image
+        tops = [lo + 1 + int(np.argmax(e[lo + 1:hi])) for lo, hi in bounds if hi - lo > 1]
         stationary = sorted({0, len(e) - 1, *tops, *(hi for _, hi in bounds)})
         forward, reverse = span_barriers(e[stationary])
     else:
@@ -134,8 +134,7 @@ def barrier_doc(band: Band, settings: CalcSettings, run: RunLog, hop: HopRecord,
             image_fmax[lo + top] = max(image_fmax[lo + top], max_force(res.images[lo + top]))
     minima = {"initial": image_fmax[0], "final": image_fmax[-1]}
     for k, (_, hi) in enumerate(bounds[:-1], start=1):  # every minimum the path joins at
-        image_fmax[hi] = max(image_fmax[hi], max_force(res.images[hi]))
-        minima[f"minimum{k}"] = image_fmax[hi]
+        minima[f"minimum{k}"] = image_fmax[hi]  # join_bands: the seam's own largest force
     cert = certify(e, image_fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
                    endpoint_fmax=minima, segments=bounds, stage=band.stage,
                    continuous=jump is None, path=path)

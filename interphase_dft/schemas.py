@@ -224,6 +224,16 @@ class SiteResult(BaseModel):
         None, description="magnetic moment in the Li augmentation sphere, mu_B (GPAW magmoms)")
 
 
+def site_order(site: SiteResult, *, include_reactive: bool = False) -> tuple[bool, bool, float]:
+    """The order in which a document's sites head it: non-reactive before reactive (a
+    reactive site's number is a reaction energy; ``include_reactive`` drops that rule), a
+    converged geometry before an unconverged one, then the lowest E(host + Li). The headline
+    site of a binding document (``recipes.binding.headline_site``) and the descriptor site of
+    the fits (``analysis.records.descriptor_site``) are both the first site in this order."""
+    reactive = bool(site.reactive) and not include_reactive
+    return (reactive, not site.converged, float(site.energy))
+
+
 class BindingEnergyDoc(ResultDocBase):
     kind: Literal["binding"] = "binding"
     phase: str

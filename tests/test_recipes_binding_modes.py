@@ -7,6 +7,8 @@ advance. No GPAW, no surrogate.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from ase.calculators.calculator import Calculator, all_changes
@@ -458,6 +460,19 @@ def test_a_reactive_or_unconverged_site_never_heads_a_document_that_has_another(
     assert headline_site([broken, loose, clean]).label == "c"
     assert headline_site([broken, loose]).label == "b"
     assert headline_site([broken]).label == "a"
+    # the fits' descriptor site follows the same rule (one rule, schemas.site_order): the
+    # headline unless it is reactive; with include_reactive the lowest converged of all
+    from interphase_dft.analysis.records import descriptor_site
+
+    def doc(sites):
+        return SimpleNamespace(sites=sites)
+
+    for sites in ([broken, loose, clean], [loose, clean], [broken, loose]):
+        assert descriptor_site(doc(sites)).label == headline_site(sites).label
+    assert descriptor_site(doc([broken])) is None
+    assert descriptor_site(doc([broken, loose, clean]), include_reactive=True).label == "a"
+    assert descriptor_site(doc([site("d", -4.0, reactive=True, converged=False), clean]),
+                           include_reactive=True).label == "c"
 
 
 def test_surface_energies_and_every_thickness_keep_one_kpoint_mesh(tmp_path):

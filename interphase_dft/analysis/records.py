@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from interphase_dft.schemas import BindingEnergyDoc, SiteResult
+from interphase_dft.schemas import BindingEnergyDoc, SiteResult, site_order
 
 Row = dict[str, Any]
 MODE_ORDER = ("bulk", "surface", "interface")
@@ -31,11 +31,13 @@ def reactive_text(site: SiteResult) -> str:
 
 def descriptor_site(doc: BindingEnergyDoc, *, include_reactive: bool = False
                     ) -> SiteResult | None:
-    """The lowest site that is not flagged reactive, a converged one first (the rule of the
-    document's headline site, :func:`interphase_dft.recipes.binding.headline_site`, which
-    the fits share); None if all are reactive."""
-    usable = [s for s in doc.sites if include_reactive or not getattr(s, "reactive", False)]
-    return min(usable, key=lambda s: (not s.converged, s.energy)) if usable else None
+    """The first site in :func:`interphase_dft.schemas.site_order` that is not flagged
+    reactive (the document's headline site unless that one is reactive); with
+    ``include_reactive`` the first of all. None if all are reactive."""
+    usable = [s for s in doc.sites if include_reactive or not s.reactive]
+    if not usable:
+        return None
+    return min(usable, key=lambda s: site_order(s, include_reactive=include_reactive))
 
 
 def _mode_key(mode: str) -> tuple[int, str]:

@@ -80,6 +80,7 @@ from interphase_dft.schemas import (
     ReferenceEnergies,
     SiteResult,
     StructureData,
+    site_order,
 )
 
 log = logging.getLogger("interphase_dft.recipes")
@@ -425,10 +426,11 @@ def host_binding(
 
 def headline_site(results: Sequence[SiteResult]) -> SiteResult:
     """The site whose E_b heads the document (and that slab-thickness convergence follows):
-    the lowest non-reactive site with a converged geometry; only when there is none, the
-    lowest non-reactive one, then the lowest of all (the document then warns). A reactive
-    site's number is a reaction energy, so it never heads a document that has another."""
-    return min(results, key=lambda r: (bool(r.reactive), not r.converged, r.energy))
+    the first in :func:`interphase_dft.schemas.site_order`, i.e. the lowest non-reactive
+    site with a converged geometry; only when there is none, the lowest non-reactive one,
+    then the lowest of all (the document then warns). A reactive site's number is a reaction
+    energy, so it never heads a document that has another."""
+    return min(results, key=site_order)
 
 
 def describe(settings: CalcSettings, workdir: Path, *, is_metal: bool, dispersion: bool,

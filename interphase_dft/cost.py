@@ -35,11 +35,12 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
 - ``binding`` bulk: the cell relaxation of the conventional cell where bulk mode does one
   (molecular crystals, or ``relax.relax_cell_bulk``), host supercell (built:
   :func:`~interphase_dft.recipes.supercells.bulk_supercell`), every symmetry-distinct
-  interstitial site (at most ``binding.max_dft_sites``), every distinct Li vacancy (at most
+  interstitial site (at most ``binding.max_dft_sites``, or ``max_window_sites`` when the
+  surrogate cannot rank them: :func:`dft_sites`), every distinct Li vacancy (at most
   ``binding.max_dft_vacancies``), Al: the Al and LiAl cells of the coexistence potential.
 - ``binding`` surface: the termination choice (bulk cell + ``surface_energy_candidates``
   clean slabs, on the density mesh whatever their size) and :data:`SLAB_THICKNESSES`
-  thicknesses of host + :data:`SURFACE_SITES` sites (at most ``max_dft_sites``), every
+  thicknesses of host + :data:`SURFACE_SITES` sites (at most :func:`dft_sites`), every
   thickness on the thinnest slab's mesh. Both modes are capped by ``budget.binding_max_dft_calls``.
   The slab is **approximated**, not built (choosing the
   termination takes up to half a minute per phase): ``layers`` x the conventional cell's atoms
@@ -437,14 +438,27 @@ def _references(s: CalcSettings) -> list[Calcs]:
     return [Calcs(atom, 1, 1), Calcs(bcc, 1, bcc_calls)]
 
 
+def dft_sites(n_sites: int, s: CalcSettings) -> int:
+    """The most Li sites of ``n_sites`` that get DFT: ``binding.max_dft_sites``, or up to
+    ``binding.max_window_sites`` when the surrogate cannot rank them (every site counted as
+    a tie: the estimate is an upper bound, see ``recipes.screening.window_count``)."""
+    from interphase_dft.recipes.screening import window_count
+
+    cap = s.binding.max_dft_sites
+    if not cap or n_sites <= cap:
+        return n_sites
+    if s.binding.screen_window is None:
+        return cap
+    return min(n_sites, window_count(cap, n_sites, s.binding.max_window_sites))
+
+
 def _bulk_binding(phase: str, s: CalcSettings) -> list[Calcs]:
     from interphase_dft.phases import is_metal, relax_cell_in_bulk
 
     metal = is_metal(phase)
     host = _supercell(phase, s.structure.bulk_min_length, s.structure.bulk_supercell)
     n_sites, n_vac = _site_counts(phase)
-    if s.binding.max_dft_sites:
-        n_sites = min(n_sites, s.binding.max_dft_sites)
+    n_sites = dft_sites(n_sites, s)
     if s.binding.max_dft_vacancies:
         n_vac = min(n_vac, s.binding.max_dft_vacancies)
     out = [_relaxations(_cell(host, s), 1, s),
@@ -468,7 +482,7 @@ def _surface(phase: str, s: CalcSettings) -> list[Calcs]:
         out += [_relaxations(_cell(_bulk(phase), s), 1, s),
                 _relaxations(_slab(phase, st.slab_layers, s, 1, mesh_atoms=0),
                              st.surface_energy_candidates, s)]
-    sites = min(SURFACE_SITES, s.binding.max_dft_sites or SURFACE_SITES)
+    sites = dft_sites(SURFACE_SITES, s)
     mesh = _slab(phase, st.slab_layers, s, 1).atoms  # every thickness: the thinnest's mesh
     for k in range(SLAB_THICKNESSES):
         layers = st.slab_layers + k * st.slab_layers_step

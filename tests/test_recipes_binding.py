@@ -207,7 +207,7 @@ def test_ml_screening_runs_dft_only_for_the_surrogate_lowest_site(tmp_path, monk
     pytest.importorskip("chgnet")
     import numpy as np
 
-    doc = _run(tmp_path, 1)
+    doc = _run(tmp_path, 1, screen_window=None)  # the cap alone (the window: below)
     scr = doc.screening
     labels = ["oct_1", "tet_1", "oct_2", "oct_3"]
     assert scr["method"] == "chgnet" and scr["n_sites"] == 4 and scr["n_dft"] == 1
@@ -237,8 +237,14 @@ def test_ml_screening_runs_dft_only_for_the_surrogate_lowest_site(tmp_path, monk
         raise AssertionError("the surrogate must not be reloaded on resume")
 
     monkeypatch.setattr(mlmod, "load_model", no_model)
-    again = _run(tmp_path, 1)
+    again = _run(tmp_path, 1, screen_window=None)
     assert again.screening["ml_energies"] == e and again.screening["selected"] == [best]
+    # with the window, every kept site within 0.1 eV of the surrogate's lowest gets DFT
+    windowed = _run(tmp_path, 1, screen_window=0.1)
+    ties = [lab for lab in scr["ranking"] if round(e[lab], 4) - round(e[best], 4) <= 0.1]
+    assert windowed.screening["window_sites"] == ties
+    assert windowed.screening["selected"] == ties and windowed.screening["untested_ties"] == 0
+    assert sorted(s.label for s in windowed.sites) == sorted(ties)
 
 
 def test_no_cap_or_large_cap_computes_every_site_without_surrogate(tmp_path, monkeypatch):
@@ -449,3 +455,59 @@ def test_screening_stops_before_a_site_when_the_ledger_says_so(tmp_path):
         screen_sites(host, sites, settings, workdir=tmp_path, with_li=with_li,
                      ml_factory=counting, stop=ledger.check)
     assert relaxed == [] and not (tmp_path / "ml_screen").exists()
+
+
+def _select_with(energies, **binding):
+    """recipes.screening._select on made-up surrogate energies (no relaxations)."""
+    from types import SimpleNamespace
+
+    from interphase_dft.recipes.screening import Screening, _select
+
+    cap_name = binding.pop("cap_name", "max_dft_sites")
+    labels = list(energies)
+    sites = [SimpleNamespace(label=lab, position=[0.0, 0.0, 0.0]) for lab in labels]
+    settings = preset("laptop", {"binding": binding})
+    out = Screening(selected=[], record={})
+    chosen = _select(out, sites, labels, settings, SimpleNamespace(description={}),
+                     cap_name=cap_name, cap=getattr(settings.binding, cap_name), merge=True,
+                     what="Li sites", energies=energies,
+                     converged=dict.fromkeys(labels, True), kept=labels, merged={}, failed={})
+    return chosen, out
+
+
+def test_sites_the_surrogate_cannot_rank_all_get_dft_up_to_the_window_cap():
+    """P2S5's case: the surrogate put 10 sites within 26 meV and DFT of the ones it picked
+    spanned 1.3 eV. Every site within binding.screen_window of the surrogate's lowest gets
+    DFT (up to binding.max_window_sites); ties left without DFT make the lowest E_b an upper
+    bound, said in the record, a warning and the report's binding table."""
+    from types import SimpleNamespace
+
+    from interphase_dft.analysis.tables import screening_text
+    from interphase_dft.cost import dft_sites
+
+    energies = {"e": -9.5, "a": -10.0, "c": -9.95, "b": -9.98, "d": -9.90}
+    assert preset("laptop").binding.screen_window == pytest.approx(0.1)
+    chosen, out = _select_with(dict(energies))  # laptop: 2 sites, ties up to 4
+    assert chosen == ["a", "b", "c", "d"] and out.record["window_sites"] == ["a", "b", "c", "d"]
+    assert out.record["untested_ties"] == 0 and out.record["n_dft"] == 4
+    assert [s.label for s in out.selected] == ["a", "c", "b", "d"]  # input order
+    assert not any("upper bound" in w for w in out.run.warnings)
+    chosen, out = _select_with(dict(energies), max_window_sites=3)
+    assert chosen == ["a", "b", "c"] and out.record["untested_ties"] == 1
+    assert any("4 Li sites within 0.1 eV" in w and "upper bound" in w
+               for w in out.run.warnings)
+    doc = SimpleNamespace(screening=out.record)
+    assert screening_text(doc) == ("3 of 5; upper bound: 1 of 4 surrogate ties within 0.1 eV "
+                                   "without DFT")
+    chosen, out = _select_with(dict(energies), screen_window=None)
+    assert chosen == ["a", "b"] and out.record["window_sites"] == []
+    chosen, _ = _select_with(dict(energies), screen_window=0.01)  # no tie: the cap
+    assert chosen == ["a", "b"]
+    # vacancies are ranked by their cap only (a window is a Li-site rule)
+    chosen, out = _select_with(dict(energies), cap_name="max_dft_vacancies")
+    assert chosen == ["a"] and out.record["window_eV"] is None
+    # the cost model counts the window's sites (every site a tie: an upper bound)
+    laptop = preset("laptop")
+    assert dft_sites(68, laptop) == 4 and dft_sites(3, laptop) == 3 and dft_sites(2, laptop) == 2
+    assert dft_sites(68, preset("laptop", {"binding": {"screen_window": None}})) == 2
+    assert dft_sites(68, preset("production")) == 68

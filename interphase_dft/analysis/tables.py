@@ -53,13 +53,30 @@ def _smearing_width(doc: BindingEnergyDoc | BarrierDoc) -> float | None:
     return smearing.get("width") if isinstance(smearing, dict) else None
 
 
+def screening_text(doc: BindingEnergyDoc) -> str:
+    """How the DFT sites were chosen: '-' (every site got DFT), 'k of n' (surrogate ranking),
+    with 'upper bound: m ties without DFT' when the surrogate placed more sites within
+    ``binding.screen_window`` of its lowest than got DFT."""
+    rec = doc.screening
+    if not rec:
+        return "-"
+    text = f"{rec.get('n_dft', '?')} of {rec.get('n_sites', '?')}"
+    untested = rec.get("untested_ties") or 0
+    if untested:
+        text += (f"; upper bound: {untested} of {len(rec.get('window_sites') or [])} "
+                 f"surrogate ties within {rec.get('window_eV')} eV without DFT")
+    return text
+
+
 def binding_rows(docs: Iterable[BindingEnergyDoc]) -> list[Row]:
-    """One row per chosen binding document (lowest site under both references)."""
+    """One row per chosen binding document (lowest site under both references; 'screening':
+    :func:`screening_text`)."""
     return [
         {
             "phase": d.phase, "mode": d.mode, "surface": _surface_text(d),
             "lowest_site": d.lowest_site, "E_b_atom_eV": d.binding_energy_atom,
             "E_b_bcc_eV": d.binding_energy_bcc, "n_sites": len(d.sites),
+            "screening": screening_text(d),
             "converged": all(s.converged for s in d.sites), "preset": doc_preset(d) or "-",
             "geometry": d.calculator.get("geometry", "-"), "spin": _spin_text(d),
             "smearing_eV": _smearing_width(d),

@@ -21,11 +21,13 @@ LAPTOP_BARRIER_HOURS = 2.0
 #: laptop DFT-call ceiling of one barrier: the active-learning loop's rounds (<= n_images + 2
 #: single points each, 4 rounds) and a few steps of the final DFT CI-NEB
 LAPTOP_BARRIER_CALLS = 30
-#: laptop ceilings of one binding energy: the plan is at most 18 DFT calls (surface: 3 for the
-#: termination, up to 3 thicknesses x (host + 2 sites + 2 Li charges); bulk: at most 8), so
-#: the calls only stop a runaway; the hour stops a slab that is too slow for a laptop pass
-#: (the LPSC slab takes about 1 h per single point on 2 ranks)
-LAPTOP_BINDING_CALLS = 20
+#: laptop ceilings of one binding energy: the plan is at most 30 DFT calls (surface: 3 for the
+#: termination, up to 3 thicknesses x (host + 4 sites + 4 Li charges) when the surrogate
+#: cannot rank the sites (binding.max_window_sites); bulk: at most 12, and the P4S10 crystal's
+#: DFT cell relaxation before them, cost.RELAX_CALLS = 25 planned), so the calls only stop a
+#: runaway; the hour stops a slab that is too slow for a laptop pass (the LPSC slab takes
+#: about 1 h per single point on 2 ranks)
+LAPTOP_BINDING_CALLS = 40
 LAPTOP_BINDING_HOURS = 1.0
 
 
@@ -73,7 +75,7 @@ def _laptop() -> CalcSettings:
             bulk_min_length=8.0, interface_max_atoms=80, interface_layers=1,
             interface_min_thickness=6.0, interface_migration_max_atoms=200,
         ),
-        binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1),
+        binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1, max_window_sites=4),
         # a band the loop cannot certify ends 'not certified: over budget' (what was reached
         # is stored; a rerun with a larger budget continues from the checkpoints)
         budget=BudgetSettings(max_dft_calls=LAPTOP_BARRIER_CALLS,

@@ -342,6 +342,18 @@ class BindingSettings(_Frozen):
         description="bulk mode: DFT for at most this many symmetry-distinct Li vacancies, "
         "chosen by surrogate energy (screen_with_ml); None = every one gets DFT",
     )
+    screen_window: float | None = Field(
+        0.1, ge=0,
+        description="eV: Li sites the surrogate places within this of its lowest site are a "
+        "tie it cannot rank, and all of them get DFT even beyond max_dft_sites (up to "
+        "max_window_sites); None = the max_dft_sites lowest only",
+    )
+    max_window_sites: int | None = Field(
+        None, ge=1,
+        description="at most this many Li sites get DFT when the screen_window ties hold more "
+        "than max_dft_sites; the document then says how many ties got no DFT and that its "
+        "lowest E_b is an upper bound; None = every tie",
+    )
 
 
 class CalcSettings(_Frozen):

@@ -2,16 +2,19 @@
 
 For low-symmetry hosts with many distinct interstitial sites. With
 ``settings.binding.max_dft_sites = k`` and more than ``k`` sites, every site is relaxed with
-the CHGNet surrogate in ``workdir/ml_screen/site-<label>`` (checkpointed like every other
-run), sites whose Li ends up within :data:`MERGE_TOL` of an earlier site's Li (minimum image)
-are merged into that earlier site, and the ``k`` lowest surrogate total energies are passed on
-to DFT (energies are compared rounded to 0.1 meV, so float noise between equivalent sites is a
-tie, and ties go to the alphabetically first label). The surrogate energies only rank sites:
-they are stored in ``BindingEnergyDoc.screening`` and never reported as binding energies. A
-site whose surrogate relaxation fails (atoms collapse, NaN forces) is left out with a warning
-and listed under ``screening['failed']``; only if every site fails does the recipe stop.
-Li vacancies of bulk hosts are ranked the same way (``binding.max_dft_vacancies``, the cells
-built by removing a Li, no merging).
+the CHGNet surrogate in ``workdir/ml_screen/site-<label>`` (checkpointed like every other run),
+sites whose Li ends up within :data:`MERGE_TOL` of an earlier site's Li (minimum image) are
+merged into that earlier site, and the ``k`` lowest surrogate total energies are passed on to
+DFT (energies are compared rounded to 0.1 meV, so float noise between equivalent sites is a
+tie, and ties go to the alphabetically first label). The surrogate cannot rank sites it places
+within ``binding.screen_window`` (0.1 eV) of its lowest: every such site gets DFT too, up to
+``binding.max_window_sites``; when that cap leaves ties without DFT, the record counts them
+(``untested_ties``) and a warning says that the lowest E_b is an upper bound. The surrogate
+energies only rank sites: they are stored in ``BindingEnergyDoc.screening`` and never reported
+as binding energies. A site whose surrogate relaxation fails (atoms collapse, NaN forces) is
+left out with a warning and listed under ``screening['failed']``; only if every site fails does
+the recipe stop. Li vacancies of bulk hosts are ranked the same way
+(``binding.max_dft_vacancies``, the cells built by removing a Li, no merging).
 """
 
 from __future__ import annotations
@@ -196,15 +199,36 @@ def screen_sites(host: Atoms, sites: Sequence[Any], settings: CalcSettings, *,
     return out
 
 
+def window_ties(ranking: Sequence[str], energies: dict[str, float],
+                window: float | None) -> list[str]:
+    """The labels of ``ranking`` (lowest surrogate energy first) within ``window`` eV of the
+    lowest (energies compared rounded to 0.1 meV, like the ranking); [] without a window."""
+    if window is None or not ranking:
+        return []
+    low = round(energies[ranking[0]], 4)
+    return [lab for lab in ranking if round(energies[lab], 4) - low <= window + 1e-9]
+
+
+def window_count(cap: int, n_ties: int, max_window_sites: int | None) -> int:
+    """How many of the ranked sites get DFT: the ``cap`` lowest, or every one of ``n_ties``
+    surrogate ties when there are more, at most ``max_window_sites`` (never below ``cap``)."""
+    limit = n_ties if max_window_sites is None else min(n_ties, max_window_sites)
+    return max(cap, limit)
+
+
 def _select(out: Screening, sites: Sequence[Any], labels: list[str], settings: CalcSettings,
             factory: Any, *, cap_name: str, cap: int, merge: bool, what: str,
             energies: dict[str, float], converged: dict[str, bool], kept: list[str],
             merged: dict[str, str], failed: dict[str, str]) -> list[str]:
-    """Keep the ``cap`` lowest of the ``kept`` sites; fill ``out.selected``, ``out.record``
-    and the warning that says how many sites got no DFT. Returns the chosen labels."""
+    """Keep the ``cap`` lowest of the ``kept`` sites, or more when the surrogate cannot rank
+    them (``binding.screen_window``, Li sites only); fill ``out.selected``, ``out.record``
+    and the warnings that say how many sites got no DFT. Returns the chosen labels."""
     run = out.run
     ranking = sorted(kept, key=lambda lab: (round(energies[lab], 4), lab))
-    chosen = ranking[:cap]
+    window = settings.binding.screen_window if cap_name == "max_dft_sites" else None
+    ties = window_ties(ranking, energies, window)
+    n_dft = window_count(cap, len(ties), settings.binding.max_window_sites)
+    chosen = ranking[:n_dft]
     out.selected = [s for s, lab in zip(sites, labels, strict=True) if lab in chosen]
     model = dict(getattr(factory, "description", {})).get("model", settings.ml.model)
     out.record = {
@@ -212,7 +236,17 @@ def _select(out: Screening, sites: Sequence[Any], labels: list[str], settings: C
         "n_dft": len(chosen), cap_name: cap, "merge_tol": MERGE_TOL if merge else None,
         "ml_energies": energies, "ml_converged": converged, "ranking": ranking,
         "selected": chosen, "merged": merged, "failed": failed,
+        "window_eV": window, "window_sites": ties,
+        "max_window_sites": settings.binding.max_window_sites if window is not None else None,
+        "untested_ties": max(0, len(ties) - len(chosen)),
     }
+    if len(ties) > len(chosen):
+        run.warn(
+            f"site screening: the {model} surrogate places {len(ties)} {what} within "
+            f"{window:g} eV of its lowest (binding.screen_window), a tie it cannot rank; "
+            f"{len(chosen)} got DFT (binding.max_window_sites="
+            f"{settings.binding.max_window_sites}), {len(ties) - len(chosen)} did not: the "
+            "lowest E_b is an upper bound on the host's lowest site")
     run.warn(
         f"site screening: {len(labels) - len(chosen)} of {len(labels)} {what} got no DFT "
         f"relaxation ({len(merged)} relaxed with the {model} surrogate onto another site "

@@ -374,14 +374,20 @@ class BarrierDoc(ResultDocBase):
         "or joined through one: image range in this path, per-hop barriers, saddle status, "
         "stage, convergence; empty for one hop")
     climbing_image: int | None = None
-    stage: Literal["dft", "dft-certified", "ml+dft", "dft//ml", "ml"] = Field(
+    stage: Literal["dft", "dft-certified", "dft-refined", "ml+dft", "dft//ml", "ml"] = Field(
         description="how the final path was obtained: 'dft' DFT CI-NEB from IDPP, "
         "'dft-certified' active-learning loop certified by DFT single points, 'ml+dft' "
         "surrogate path refined by DFT CI-NEB (or an active-learning band), 'dft//ml' DFT "
         "single points on the surrogate path (converged: the surrogate band's; fmax_final: "
-        "the largest DFT force on an intermediate image), 'ml' surrogate only")
+        "the largest DFT force on an intermediate image), 'dft-refined' the stationary points "
+        "of a certified barrier re-converged at this level (recipes.refine; the path holds "
+        "those points only), 'ml' surrogate only")
     ml_barrier: float | None = Field(None, description="surrogate barrier; never a DFT number")
     ml_fallback_reason: str | None = None
+    refinement: dict[str, Any] | None = Field(
+        None, description="stage 'dft-refined': the certified document it was refined from "
+        "(from_uid), the changed settings, and per stationary point the steps, reference "
+        "calls, force, energy change and largest atom move (recipes.refine)")
     active_learning: dict[str, Any] | None = Field(
         None, description="active-learning loop of the hop (recipes.active_learning.ALResult "
         "fields: stage, rounds, reference_calls, errors, weights_hash, frame_ids, fallback)")

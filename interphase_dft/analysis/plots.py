@@ -23,7 +23,7 @@ from interphase_dft.span import span_points
 
 FORMATS = ("png", "svg")
 STAGE_NAMES = {"dft": "DFT", "ml+dft": "ML path + DFT", "dft//ml": "DFT on ML path",
-               "ml": "ML only (not DFT)"}
+               "dft-refined": "DFT, stationary points refined", "ml": "ML only (not DFT)"}
 
 
 def safe_name(text: str) -> str:

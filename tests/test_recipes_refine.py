@@ -1,0 +1,242 @@
+"""recipes.refine: a certified barrier's stationary points re-converged at another level.
+
+The model: one Li walking along x over E = s (sin^2(pi (x - d) / L) + 0.1 x / L), whose
+stationary points are known in closed form; the "new level" shifts the surface by d (and
+scales it by s), so the stored minima and saddle are no longer stationary there.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.calculators.calculator import Calculator, all_changes
+
+from interphase_dft.barrier_status import NOT_A_MINIMUM, NOT_CONVERGED, SADDLE
+from interphase_dft.cli import main
+from interphase_dft.errors import InputError
+from interphase_dft.recipes import refine as rf
+from interphase_dft.schemas import BarrierDoc
+from tests.test_recipes_sensitivity import LENGTH, wave_doc
+
+TILT = 0.1
+
+
+class Shifted(Calculator):
+    """The Wave surface of test_recipes_sensitivity shifted by ``shift`` along x and scaled by
+    ``scale``; y and z are flat except for a weak harmonic well (a minimum, not a valley)."""
+
+    implemented_properties = ("energy", "free_energy", "forces")
+
+    def __init__(self, scale: float, shift: float, calls: list[int]) -> None:
+        super().__init__()
+        self.scale, self.shift, self.calls = scale, shift, calls
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.calls.append(1)
+        x, y, z = self.atoms.positions[0]
+        k = np.pi / LENGTH
+        u = x - self.shift
+        e = self.scale * (np.sin(k * u) ** 2 + TILT * x / LENGTH)
+        e += 0.5 * ((y - 1.0) ** 2 + (z - 1.0) ** 2)
+        forces = np.zeros((len(self.atoms), 3))
+        forces[0] = [-self.scale * (2 * k * np.sin(k * u) * np.cos(k * u) + TILT / LENGTH),
+                     -(y - 1.0), -(z - 1.0)]
+        self.results = {"energy": e, "free_energy": e, "forces": forces}
+
+
+def shifted_factory_of(calls: list[int]):
+    """The new level: shift (ecut - 300) / 1000 A, scale ecut / 300."""
+
+    def factory_of(settings):
+        scale, shift = settings.dft.ecut / 300.0, (settings.dft.ecut - 300.0) / 1000.0
+
+        def factory(atoms, attempt=0, label=""):
+            return Shifted(scale, shift, calls)
+
+        factory.description = {"engine": "shifted", "ecut": settings.dft.ecut}
+        return factory
+
+    return factory_of
+
+
+def surrogate(atoms, attempt=0, label=""):
+    """The stored level's surface (the Hessian source)."""
+    return Shifted(1.0, 0.0, [])
+
+
+def tight(doc: BarrierDoc, fmax: float = 0.002, **neb) -> BarrierDoc:
+    """``doc`` with its stored relax.fmax and neb.fmax at ``fmax`` (and other neb fields)."""
+    stored = doc.settings
+    settings = {**stored, "relax": {**stored["relax"], "fmax": fmax},
+                "neb": {**stored["neb"], "fmax": fmax, **neb}}
+    return doc.model_copy(update={"settings": settings})
+
+
+def exact(scale: float, shift: float) -> dict[str, float]:
+    """Stationary points of the shifted surface: x of both minima and of the saddle."""
+    a = np.arcsin(TILT / np.pi) * LENGTH / (2 * np.pi)
+    return {"initial": shift - a, "saddle": shift + LENGTH / 2 + a, "final": shift + LENGTH - a}
+
+
+def energy(x: float, scale: float, shift: float) -> float:
+    return scale * (np.sin(np.pi * (x - shift) / LENGTH) ** 2 + TILT * x / LENGTH)
+
+
+def test_minima_and_saddle_move_to_the_new_levels_stationary_points(tmp_path):
+    """At ecut 360 (shift 0.06 A, scale 1.2) the refined path is the closed-form one: both
+    minima and the saddle within 0.01 A, the barrier and reaction energy within 1 meV, the
+    saddle's one negative mode along the hop; a rerun resumes without a new call."""
+    doc = tight(wave_doc())
+    calls: list[int] = []
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 360.0}}, shifted_factory_of(calls),
+                            surrogate, tmp_path / "w")
+    assert out.saddle == SADDLE and out.stage == rf.REFINED and out.converged
+    xs = [im.structure.to_atoms().positions[0, 0] for im in out.images]
+    want = exact(1.2, 0.06)
+    assert xs == pytest.approx([want["initial"], want["saddle"], want["final"]], abs=0.01)
+    e = {k: energy(x, 1.2, 0.06) for k, x in want.items()}
+    assert out.barrier_forward == pytest.approx(e["saddle"] - e["initial"], abs=1e-3)
+    assert out.reaction_energy == pytest.approx(e["final"] - e["initial"], abs=1e-3)
+    assert out.e_kra == pytest.approx(e["saddle"] - (e["initial"] + e["final"]) / 2, abs=1e-3)
+    rec = out.refinement
+    assert rec["from_uid"] == doc.uid and rec["changes"] == {"dft.ecut": [300.0, 360.0]}
+    roles = [p["role"] for p in rec["points"]]
+    assert roles == ["minimum", "saddle", "minimum"]
+    saddle = rec["points"][1]
+    assert saddle["negative_modes"] == 1 and saddle["mode_overlap"] > 0.99
+    assert all(p["converged"] for p in rec["points"]) and rec["reference_calls"] == len(calls)
+    assert max(out.endpoint_fmax.values()) <= 0.002 and out.saddle_fmax <= 0.002
+    assert out.interface_meta["refined_from"] == doc.uid and out.work_of_adhesion is None
+    assert BarrierDoc.model_validate_json(out.model_dump_json()).refinement == rec
+    before = len(calls)
+    again = rf.refine_barrier(doc, {"dft": {"ecut": 360.0}}, shifted_factory_of(calls),
+                              surrogate, tmp_path / "w")
+    assert len(calls) == before and again.energies == out.energies
+
+
+def test_a_joined_path_refines_every_minimum_and_saddle(tmp_path):
+    """A path stored as two hops (images 0-4 and 4-8 over two periods) keeps its two hops,
+    each with its refined saddle, and the joined minimum's force is an endpoint force."""
+    import ase
+
+    doc = wave_doc(n_images=9, segments=[{"images": [0, 4]}, {"images": [4, 8]}])
+    # stretch the stored band over two periods: images at x = 0, L/4, ..., 2L
+    images = []
+    for k, im in enumerate(doc.images):
+        atoms: ase.Atoms = im.structure.to_atoms()
+        atoms.positions[0, 0] = k * LENGTH / 4
+        atoms.set_cell([LENGTH * 4, 4.0, 8.0])
+        atoms.calc = Shifted(1.0, 0.0, [])
+        images.append(im.model_copy(update={
+            "energy": float(atoms.get_potential_energy()),
+            "structure": type(im.structure).from_atoms(atoms)}))
+    doc = tight(doc.model_copy(update={"images": images}))
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 330.0}}, shifted_factory_of([]),
+                            surrogate, tmp_path / "w")
+    assert out.saddle == SADDLE and len(out.images) == 5
+    assert [s["images"] for s in out.segments] == [[0, 2], [2, 4]]
+    assert set(out.endpoint_fmax) == {"initial", "final", "minimum1"}
+    xs = [im.structure.to_atoms().positions[0, 0] for im in out.images]
+    want = exact(1.1, 0.03)
+    assert xs[:3] == pytest.approx([want["initial"], want["saddle"], want["final"]], abs=0.01)
+    assert xs[3] == pytest.approx(want["saddle"] + LENGTH, abs=0.01)
+
+
+def test_a_saddle_search_that_fails_leaves_the_document_not_converged(tmp_path):
+    """Two reference steps cannot converge the saddle: the document says so, with no
+    barrier."""
+    doc = tight(wave_doc(), steps=2)
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 420.0}}, shifted_factory_of([]), surrogate,
+                            tmp_path / "w")
+    assert out.saddle == NOT_CONVERGED and out.barrier_forward is None
+    assert "did not converge" in out.saddle_note
+
+
+def test_a_minimum_whose_li_leaves_its_site_is_no_minimum_of_the_hop(tmp_path):
+    """At a level where the initial site is gone (shifted by 2.5 A, the Li slides 2.5 A), the
+    relaxation is stopped and the document says the endpoint is not a minimum."""
+    doc = wave_doc().model_copy(update={"hop_distance": 2.0})  # the Li may move 1 A
+
+    def factory_of(settings):
+        def factory(atoms, attempt=0, label=""):
+            return Shifted(1.0, 2.5, [])
+
+        factory.description = {"engine": "far", "ecut": settings.dft.ecut}
+        return factory
+
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, factory_of, surrogate,
+                            tmp_path / "w")
+    assert out.saddle == NOT_A_MINIMUM and "moved" in out.saddle_note
+    assert out.barrier_forward is None
+
+
+def test_mode_overlap_is_the_cosine_over_free_atoms():
+    from ase import Atoms
+    from ase.constraints import FixAtoms
+
+    lo = Atoms("Li2", positions=[[0, 0, 0], [5, 0, 0]], cell=[10, 10, 10], pbc=True)
+    lo.set_constraint(FixAtoms([1]))
+    hi = lo.copy()
+    hi.positions[0] = [2, 0, 0]
+    hi.positions[1] = [5, 3, 0]  # a fixed atom's move does not count
+    assert rf.mode_overlap(np.array([[1.0, 0, 0], [0, 1, 0]]), lo, hi) == pytest.approx(1.0)
+    assert rf.mode_overlap(np.array([[1.0, 1.0, 0], [0, 0, 0]]), lo, hi) == pytest.approx(
+        np.sqrt(0.5))
+    assert rf.mode_overlap(np.zeros((2, 3)), lo, hi) == 0.0
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"dft": {"ecut": 300.0}}, "nothing to refine"),
+    ({"neb": {"fmax": 0.01}}, "reads only the dft settings"),
+])
+def test_bad_input_is_refused_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(InputError, match=message):
+        rf.refine_barrier(wave_doc(), overrides, shifted_factory_of([]), surrogate,
+                          tmp_path / "w")
+    with pytest.raises(InputError, match="not a certified barrier"):
+        rf.refine_barrier(wave_doc(saddle="not converged"), {"dft": {"ecut": 360.0}},
+                          shifted_factory_of([]), surrogate, tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+
+
+def test_cli_bad_input_exits_non_zero_and_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "doc.json"
+    path.write_text(json.dumps(wave_doc().model_dump(mode="json")))
+    out, work = tmp_path / "out.json", tmp_path / "work"
+    args = ["--workdir", str(work), "--json", str(out)]
+    assert main(["refine", str(path), "--set", "dft.ecut=300", *args]) == 1
+    assert "nothing to refine" in capsys.readouterr().err
+    assert main(["refine", str(path), "--set", "relax.fmax=0.01", *args]) == 1
+    assert "dft settings" in capsys.readouterr().err
+    assert main(["refine", str(path), "--uid", "zzz", "--set", "dft.ecut=400", *args]) == 1
+    assert "0 barrier documents match" in capsys.readouterr().err
+    assert main(["refine", str(path), "--set", "dft.ecut=400", *args]) == 1
+    assert "no recorded calculator" in capsys.readouterr().err
+    assert not out.exists() and (not work.exists() or not any(work.iterdir()))
+
+
+def test_cli_writes_the_refined_document_and_prints_both_levels(tmp_path, capsys,
+                                                                 monkeypatch):
+    """The command end to end with the model surface in place of GPAW and CHGNet: the JSON
+    file holds a readable refined barrier document and the summary shows both levels."""
+    from interphase_dft.commands import refine as command
+    from interphase_dft.recipes import sensitivity
+
+    monkeypatch.setattr(sensitivity, "document_factory",
+                        lambda doc, txt=None: shifted_factory_of([]))
+    monkeypatch.setattr(command, "_surrogate", lambda doc, settings: surrogate)
+    path = tmp_path / "doc.json"
+    doc = tight(wave_doc())
+    path.write_text(json.dumps([doc.model_dump(mode="json")]))
+    out = tmp_path / "refined.json"
+    assert main(["refine", str(path), "--set", "dft.ecut=360", "--workdir",
+                 str(tmp_path / "work"), "--json", str(out), "-q"]) == 0
+    refined = BarrierDoc.model_validate_json(out.read_text())
+    assert refined.saddle == SADDLE and refined.refinement["from_uid"] == doc.uid
+    text = capsys.readouterr().out
+    assert "Refined Li2S|LiCl (vacancy): dft.ecut 300.0 -> 360.0" in text
+    assert f"barrier_forward  {doc.barrier_forward:.4f} -> {refined.barrier_forward:.4f}" in text
+    assert text.count(" calls, moved ") == 3

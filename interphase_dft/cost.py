@@ -410,7 +410,8 @@ def _migration(a: str, b: str, s: CalcSettings, spin: int, extra: int) -> Cell:
         height += t
     atoms = min(round(n), st.interface_migration_max_atoms) + extra
     side = math.sqrt(area)
-    return _box(atoms, (side, side, height), (True, True, False), s, spin)
+    mesh = 0 if st.interface_density_mesh else None  # 0: the density mesh at every size
+    return _box(atoms, (side, side, height), (True, True, False), s, spin, mesh)
 
 
 # ---- calculations per kind -----------------------------------------------------------------

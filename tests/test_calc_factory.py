@@ -205,3 +205,72 @@ def test_host_plus_and_minus_li_share_the_hosts_mesh():
     del plus.info["kpoint_atoms"]
     assert kpoint_mesh(plus, 2.0, 60) == (1, 1, 1)  # what the rule alone gives
     assert same_mesh_as(host.copy(), same_mesh_as(plus, host)).info["kpoint_atoms"] == 59
+
+
+def test_interface_hop_cells_take_the_density_mesh_at_every_size(monkeypatch):
+    """structure.interface_density_mesh (laptop, production): every DFT cell of an interface
+    hop gets the kpt_density mesh whatever its size (the 80-atom, 8.1 A slab: 2x2x1 instead
+    of Gamma), recorded in the factory's description (so checkpoints of the two meshes never
+    mix); bulk hops and settings without the rule keep the Gamma-only rule."""
+    from interphase_dft.calc import factory as fac
+    from interphase_dft.recipes.barrier import density_mesh_for, hop_options
+
+    seen = []
+    monkeypatch.setattr(fac, "make_calculator", lambda settings, atoms, **kw: seen.append(
+        fac.kpoint_mesh(atoms, settings.dft.kpt_density, settings.dft.gamma_only_atoms)))
+    slab = bulk("Al", "fcc", a=4.05, cubic=True).repeat((2, 2, 5))  # 80 atoms, 8.1 A in-plane
+    slab.pbc = (True, True, False)
+    laptop = preset("laptop")
+    assert laptop.structure.interface_density_mesh
+    assert preset("production").structure.interface_density_mesh
+    assert not preset("test").structure.interface_density_mesh  # CI speed: Gamma rule
+    across, bulk_hop = hop_options("LiAl", "Li2S"), hop_options("Li2S", "Li2S", "bulk-vacancy")
+    assert across.interface and not bulk_hop.interface
+    assert density_mesh_for(laptop, across) and not density_mesh_for(laptop, bulk_hop)
+    off = preset("laptop", {"structure": {"interface_density_mesh": False}})
+    assert not density_mesh_for(off, across)
+    dense = fac.factory_for(laptop, is_metal=True, density_mesh=True)
+    plain = fac.factory_for(laptop, is_metal=True)
+    dense(slab)
+    plain(slab)
+    assert seen == [(2, 2, 1), (1, 1, 1)]
+    assert fac.KPOINT_ATOMS not in slab.info  # the cell itself is not tagged
+    assert "kpoints" in dense.description and "kpoints" not in plain.description
+    assert dense.paired().density_mesh  # a spin-paired retry keeps the mesh
+    assert fac.gamma_only_note(slab, laptop, is_metal=True)  # the plain rule would warn
+
+
+def test_the_cost_model_counts_the_interface_mesh():
+    """The laptop LiAl|LiCl hop cell is priced with its density mesh (more k-points than the
+    Gamma point the 60-atom rule would give it)."""
+    from interphase_dft.campaign import WorkItem
+    from interphase_dft.cost import estimate
+
+    costs = {}
+    for rule in (True, False):
+        settings = preset("laptop", {"structure": {"interface_density_mesh": rule},
+                                     "budget": {"max_dft_calls": None}})
+        costs[rule] = estimate(WorkItem.create("barrier", settings, phase_a="LiAl",
+                                               phase_b="LiCl", mechanism="vacancy"))
+    assert costs[False].kpts == 1 and costs[True].kpts > 1
+    assert costs[True].seconds > 2 * costs[False].seconds
+
+
+def test_a_stored_document_is_recomputed_on_the_mesh_it_was_computed_with():
+    """The certified Li3P|LiCl crossing predates structure.interface_density_mesh: its stored
+    settings read as the Gamma-only rule, so the sensitivity check and refine rebuild its
+    Gamma calculator; the same document at settings with the rule gets the density mesh."""
+    import json
+    from pathlib import Path
+
+    from interphase_dft.recipes.sensitivity import document_factory, stored_settings
+    from interphase_dft.schemas import doc_from_dict
+
+    path = Path(__file__).resolve().parents[1] / "docs/results/Li3P-LiCl-vacancy-laptop.json"
+    doc = doc_from_dict(json.loads(path.read_text()))
+    stored = stored_settings(doc)
+    assert not stored.structure.interface_density_mesh
+    factory_of = document_factory(doc)
+    assert not factory_of(stored).density_mesh
+    ruled = stored.with_overrides({"structure": {"interface_density_mesh": True}})
+    assert factory_of(ruled).density_mesh

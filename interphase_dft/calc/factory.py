@@ -330,6 +330,9 @@ class GPAWFactory:
     extra: dict[str, Any] = field(default_factory=dict)
     li_inserted: bool = False
     mixer: str | None = None
+    #: every cell gets the ``dft.kpt_density`` mesh whatever its size (interface hops,
+    #: ``structure.interface_density_mesh``): the Gamma-only rule does not apply
+    density_mesh: bool = False
 
     def __call__(self, atoms: Atoms, attempt: int = 0, label: str = "") -> Calculator:
         txt = self.txt
@@ -342,6 +345,8 @@ class GPAWFactory:
                 rotate_log(p)  # GPAW opens txt for writing: keep the log of the earlier run
             world.barrier()
             txt = str(p)
+        if self.density_mesh:  # the mesh is read from the cell: a tagged copy gives it
+            atoms = density_mesh(atoms.copy())
         return make_calculator(
             self.settings, atoms, txt=txt, moving=self.moving, is_metal=self.is_metal,
             spin=self.spin, dispersion=self.dispersion, attempt=attempt,
@@ -375,23 +380,25 @@ class GPAWFactory:
             "dft": self.settings.dft.model_dump(),
             "extra": dict(self.extra),
             **({"mixer": self.mixer} if self.mixer else {}),
+            **({"kpoints": "dft.kpt_density mesh at every size"} if self.density_mesh else {}),
         }
 
 
 def factory_for(settings: CalcSettings, *, is_metal: bool, dispersion: bool = False,
                 moving: bool = True, spin: bool = False, txt: str | None = None,
                 extra: dict[str, Any] | None = None, ml_model: Any = None,
-                li_inserted: bool = False) -> Any:
+                li_inserted: bool = False, density_mesh: bool = False) -> Any:
     """The calculator factory for ``settings.engine``: :class:`GPAWFactory` or ``MLFactory``.
 
     ``ml_model`` shares an already loaded surrogate between factories (engine ``'ml'``);
-    ``li_inserted`` marks the cells of a Li insertion (smearing, see the module docstring).
+    ``li_inserted`` marks the cells of a Li insertion (smearing, see the module docstring);
+    ``density_mesh``: every cell on the ``dft.kpt_density`` mesh (:class:`GPAWFactory`).
     """
     if settings.engine == "ml":
         return surrogate_factory(settings, dispersion=dispersion, ml_model=ml_model)
     return GPAWFactory(settings, is_metal=is_metal, moving=moving, spin=spin,
                        dispersion=dispersion, txt=txt, extra=dict(extra or {}),
-                       li_inserted=li_inserted)
+                       li_inserted=li_inserted, density_mesh=density_mesh)
 
 
 def surrogate_factory(settings: CalcSettings, *, dispersion: bool = False,

@@ -74,6 +74,9 @@ def _laptop() -> CalcSettings:
             slab_max_layers=5, slab_max_atoms=160, surface_energy_candidates=2,
             bulk_min_length=8.0, interface_max_atoms=80, interface_layers=1,
             interface_min_thickness=6.0, interface_migration_max_atoms=200,
+            # interface hop cells (6-9 A in-plane) on the density mesh (2x2x1): at Gamma the
+            # Li3P|LiCl minima and saddle carry 0.19-0.30 eV/A at 2x2x1 (docs/physics.md)
+            interface_density_mesh=True,
         ),
         binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1, max_window_sites=4),
         # a band the loop cannot certify ends 'not certified: over budget' (what was reached
@@ -112,7 +115,7 @@ def _production() -> CalcSettings:
             slab_max_layers=10, slab_max_atoms=600, surface_energy_candidates=4,
             bulk_min_length=10.0, interface_max_atoms=400, interface_layers=3,
             interface_min_thickness=10.0, interface_migration_max_atoms=600,
-            interface_migration_vacuum=12.0,
+            interface_migration_vacuum=12.0, interface_density_mesh=True,
         ),
         binding=BindingSettings(max_dft_sites=None),
         # 2 relaxations (<= 100 steps each) + a 7-image CI-NEB of <= 250 band evaluations

@@ -322,6 +322,12 @@ class StructureSettings(_Frozen):
         "of adhesion is DFT's (0 = the surrogate's choice, no DFT work of adhesion)")
     interface_max_hop: float = Field(
         3.5, gt=0, description="vacancy crossing: longest Li hop between lattice sites, Angstrom")
+    interface_density_mesh: bool = Field(
+        False, description="every DFT cell of an interface hop (its states and band, the "
+        "registry confirmation and the sides alone) takes the dft.kpt_density mesh whatever "
+        "its size: dft.gamma_only_atoms does not apply to them (measured need: the Li3P|LiCl "
+        "crossing at Gamma against 2x2x1, docs/physics.md); False = the Gamma-only rule, as "
+        "for documents computed before this setting existed")
 
 
 class BindingSettings(_Frozen):

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,10 @@ class HopOptions:
         directories ``intermediate/``, ``seg1/``, ``seg2/``).
     charge_note
         How the charge of the cell is treated (stored in ``calculator['charge']``).
+    interface
+        A hop across an interface A|B (not a bulk hop): its DFT cells take the
+        ``dft.kpt_density`` mesh at every size when ``structure.interface_density_mesh``
+        (:func:`density_mesh_for`).
     """
 
     is_metal: bool = False
@@ -130,6 +134,7 @@ class HopOptions:
     relax_endpoints: bool = True
     split_minimum: bool = True
     charge_note: str = "neutral cell"
+    interface: bool = False
 
 
 def neb_barrier(initial: Atoms, final: Atoms, settings: CalcSettings, workdir: Path | str,
@@ -205,7 +210,8 @@ def path_barrier(states: list[Atoms], settings: CalcSettings, workdir: Path | st
                     _description(runner, opts, settings, custom=calc_factory is not None,
                                  spin=spin), states[0], work_of_adhesion)
     sampling = gamma_only_note(states[0], settings, is_metal=opts.is_metal)
-    if sampling and settings.engine == "gpaw" and calc_factory is None:
+    if sampling and settings.engine == "gpaw" and calc_factory is None \
+            and not density_mesh_for(settings, opts):
         runner.run.warn(sampling)
     try:
         if host is not None and len(states) == 2 and settings.neb.relax_host \
@@ -263,7 +269,8 @@ def _reported_factory(settings: CalcSettings, opts: HopOptions, workdir: Path,
     factory = calc_factory or factory_for(
         settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
         txt=str(workdir / "gpaw.txt"), extra=extra,
-        li_inserted=opts.li_inserted and not neutral, spin=spin)
+        li_inserted=opts.li_inserted and not neutral, spin=spin,
+        density_mesh=density_mesh_for(settings, opts))
     if settings.engine != "ml":  # surrogate energies are never frames
         factory = run.recorded(factory)
     return MeteredFactory(factory, ledger) if ledger is not None else factory
@@ -324,12 +331,18 @@ def hop_options(phase_a: str, phase_b: str, mechanism: str = "vacancy") -> HopOp
     """
     from interphase_dft import phases
 
-    ia = phases.phase_info(phases.resolve_phase(phase_a))
-    ib = phases.phase_info(phases.resolve_phase(phase_b))
+    a, b = phases.resolve_phase(phase_a), phases.resolve_phase(phase_b)
+    ia, ib = phases.phase_info(a), phases.phase_info(b)
     metal, disp = ia.is_metal or ib.is_metal, ia.needs_dispersion or ib.needs_dispersion
     interstitial = mechanism.endswith("interstitial")
     if not interstitial and not mechanism.endswith("vacancy"):
         raise InputError(f"unknown mechanism {mechanism!r}; use {' or '.join(MECHANISMS)}")
+    opts = _hop_options(metal, disp, interstitial)
+    return replace(opts, interface=a != b)
+
+
+def _hop_options(metal: bool, disp: bool, interstitial: bool) -> HopOptions:
+    """The charge and smearing treatment of :func:`hop_options`."""
     if interstitial and metal:
         return HopOptions(is_metal=True, dispersion=disp, li_inserted=True,
                           charge_note="neutral: an added Li atom, the metal takes its electron")
@@ -345,6 +358,12 @@ def hop_options(phase_a: str, phase_b: str, mechanism: str = "vacancy") -> HopOp
 
 #: the name :mod:`benchmarks` and earlier code use for :func:`hop_options`
 interface_hop_options = hop_options
+
+
+def density_mesh_for(settings: CalcSettings, opts: HopOptions) -> bool:
+    """True when every DFT cell of the hop takes the ``dft.kpt_density`` mesh whatever its
+    size: an interface hop with ``structure.interface_density_mesh``."""
+    return opts.interface and settings.structure.interface_density_mesh
 
 
 def _surrogate_for(settings: CalcSettings, opts: HopOptions) -> CalcFactory | None:
@@ -378,10 +397,11 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
     check_mechanism(a, b, mechanism)
     workdir = Path(workdir)
     opts = hop_options(a, b, mechanism)
+    mesh = density_mesh_for(settings, opts)
     relaxer = calc_factory or factory_for(
         settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
         li_inserted=opts.li_inserted, extra=dict(opts.calc_extra or {}),
-        txt=str(workdir / "candidates" / "gpaw.txt"))
+        txt=str(workdir / "candidates" / "gpaw.txt"), density_mesh=mesh)
     reference, ledger = None, None  # reference: the clean cell that confirms the registry
     if settings.engine != "ml":
         ledger = Ledger.open(workdir, settings.budget)
@@ -389,7 +409,8 @@ def migration_barrier(phase_a: str, phase_b: str, settings: CalcSettings, *,
         relaxer = MeteredFactory(recording(relaxer, frames, work_key), ledger)
         reference = MeteredFactory(recording(calc_factory or factory_for(
             settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
-            txt=str(workdir / "registry" / "gpaw.txt")), frames, work_key), ledger)
+            txt=str(workdir / "registry" / "gpaw.txt"), density_mesh=mesh), frames, work_key),
+            ledger)
     try:
         hs = interface_states(a, b, settings, mechanism, workdir,
                               surrogate=_surrogate_for(settings, opts), relaxer=relaxer,

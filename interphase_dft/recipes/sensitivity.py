@@ -361,7 +361,7 @@ def document_factory(doc: BarrierDoc, txt: str | None = None) -> FactoryOf:
         neutral, spin-polarised Li between insulators).
     """
     from interphase_dft.calc.factory import factory_for
-    from interphase_dft.recipes.barrier import hop_options
+    from interphase_dft.recipes.barrier import density_mesh_for, hop_options
 
     calc = doc.calculator
     if calc.get("engine") != "gpaw":
@@ -380,7 +380,8 @@ def document_factory(doc: BarrierDoc, txt: str | None = None) -> FactoryOf:
     def factory_of(settings: CalcSettings) -> Any:
         # hop_options builds closed-shell (charged) or metallic hops only: spin-paired
         return factory_for(settings, is_metal=opts.is_metal, dispersion=opts.dispersion,
-                           spin=False, txt=txt, extra=extra, li_inserted=opts.li_inserted)
+                           spin=False, txt=txt, extra=extra, li_inserted=opts.li_inserted,
+                           density_mesh=density_mesh_for(settings, opts))
 
     return factory_of
 

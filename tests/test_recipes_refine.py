@@ -173,19 +173,25 @@ def test_a_minimum_whose_li_leaves_its_site_is_no_minimum_of_the_hop(tmp_path):
     assert out.barrier_forward is None
 
 
-def test_mode_overlap_is_the_cosine_over_free_atoms():
+def test_mode_overlap_is_the_cosine_over_free_atoms_and_travel_unwraps_periodic_hops():
     from ase import Atoms
     from ase.constraints import FixAtoms
 
-    lo = Atoms("Li2", positions=[[0, 0, 0], [5, 0, 0]], cell=[10, 10, 10], pbc=True)
-    lo.set_constraint(FixAtoms([1]))
-    hi = lo.copy()
-    hi.positions[0] = [2, 0, 0]
-    hi.positions[1] = [5, 3, 0]  # a fixed atom's move does not count
-    assert rf.mode_overlap(np.array([[1.0, 0, 0], [0, 1, 0]]), lo, hi) == pytest.approx(1.0)
-    assert rf.mode_overlap(np.array([[1.0, 1.0, 0], [0, 0, 0]]), lo, hi) == pytest.approx(
+    atoms = Atoms("Li2", positions=[[0, 0, 0], [5, 0, 0]], cell=[10, 10, 10], pbc=True)
+    atoms.set_constraint(FixAtoms([1]))
+    path = np.array([[2.0, 0, 0], [0, 3.0, 0]])  # a fixed atom's move does not count
+    assert rf.mode_overlap(np.array([[1.0, 0, 0], [0, 1, 0]]), path, atoms) == pytest.approx(1)
+    assert rf.mode_overlap(np.array([[1.0, 1.0, 0], [0, 0, 0]]), path, atoms) == pytest.approx(
         np.sqrt(0.5))
-    assert rf.mode_overlap(np.zeros((2, 3)), lo, hi) == 0.0
+    assert rf.mode_overlap(np.zeros((2, 3)), path, atoms) == 0.0
+    # a hop into the next cell: 10 A in four 2.5 A steps, not the 0 A of the endpoints alone
+    steps = []
+    for x in (0.0, 2.5, 5.0, 7.5, 10.0):
+        a = atoms.copy()
+        a.positions[0, 0] = x
+        steps.append(a)
+    assert rf.li_travel(steps, 0) == pytest.approx(10.0)
+    assert rf.li_travel([steps[0], steps[2]], 0) == pytest.approx(5.0)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -240,3 +246,4 @@ def test_cli_writes_the_refined_document_and_prints_both_levels(tmp_path, capsys
     assert "Refined Li2S|LiCl (vacancy): dft.ecut 300.0 -> 360.0" in text
     assert f"barrier_forward  {doc.barrier_forward:.4f} -> {refined.barrier_forward:.4f}" in text
     assert text.count(" calls, moved ") == 3
+

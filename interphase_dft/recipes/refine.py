@@ -29,9 +29,9 @@ Rules
   saddle with the surrogate's Hessian there (eigenvalues below ``-HESSIAN_FLOOR`` kept), the
   stored band's tangent at the saddle followed first, to ``neb.fmax`` within ``neb.steps``
   reference calls. It counts as the hop's saddle when it converged with exactly one negative
-  eigenvalue and that mode lies along the hop: the absolute cosine between the mode and the
-  move from the hop's refined initial minimum to its refined final minimum (free atoms,
-  minimum image) is at least :data:`MODE_OVERLAP`.
+  eigenvalue and that mode lies along the path: the absolute cosine between the mode and the
+  stored band's tangent at the saddle (the move from the image before it to the image after
+  it; free atoms, minimum image) is at least :data:`MODE_OVERLAP`.
 - **Certification**: the refined stationary points form a path (initial, saddle, minimum,
   saddle, ..., final), certified by :func:`~interphase_dft.recipes.saddle.certify` like any
   band (endpoint forces, saddles above both ends of their hop, saddle forces); a saddle search
@@ -50,6 +50,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -133,8 +134,8 @@ def _minimum(doc: BarrierDoc, i: int, settings: CalcSettings, factory: CalcFacto
     start = doc.images[i].structure.to_atoms()
     wd = work / f"{label}-min{i}"
     hess = stored_hessian(start, hessian_factory, wd)
-    limit = BASIN_FRACTION * float(doc.hop_distance or displacements(
-        doc.images[0].structure.to_atoms(), doc.images[-1].structure.to_atoms())[li])
+    limit = BASIN_FRACTION * float(doc.hop_distance or li_travel(
+        [im.structure.to_atoms() for im in doc.images], li))
     res: RunResult = relax(start, factory, wd, settings.relax, label="relax", hessian=hess,
                            watch=_leaves_site(start, li, limit))
     record = {"role": "minimum", "stored_image": i, "steps": res.steps,
@@ -168,23 +169,33 @@ def _saddle(doc: BarrierDoc, i: int, settings: CalcSettings, factory: CalcFactor
     return _Point(res.atoms, res.energy, res.fmax, record, search=res)
 
 
-def mode_overlap(mode: np.ndarray, lo: Atoms, hi: Atoms) -> float:
-    """|cos| between a saddle's mode ((N, 3)) and the move from ``lo`` to ``hi`` (free atoms
-    of ``lo``, minimum image); 0 when either vanishes."""
-    free = np.setdiff1d(np.arange(len(lo)), fixed_indices(lo))
-    move = mic_vectors(lo, hi.positions - lo.positions)[free].ravel()
-    m = np.asarray(mode, float).reshape(len(lo), 3)[free].ravel()
-    norm = float(np.linalg.norm(move) * np.linalg.norm(m))
-    return abs(float(move @ m)) / norm if norm > 0 else 0.0
+def mode_overlap(mode: np.ndarray, direction: np.ndarray, atoms: Atoms) -> float:
+    """|cos| between a saddle's mode and a path direction (both (N, 3)) over the free atoms
+    of ``atoms``; 0 when either vanishes."""
+    free = np.setdiff1d(np.arange(len(atoms)), fixed_indices(atoms))
+    d = np.asarray(direction, float).reshape(len(atoms), 3)[free].ravel()
+    m = np.asarray(mode, float).reshape(len(atoms), 3)[free].ravel()
+    norm = float(np.linalg.norm(d) * np.linalg.norm(m))
+    return abs(float(d @ m)) / norm if norm > 0 else 0.0
 
 
-def _search_problem(point: _Point, lo: _Point, hi: _Point) -> str | None:
+def li_travel(images: list[Atoms], li: int) -> float:
+    """Length of the hopping Li's move from the first to the last of ``images``: the sum of
+    its minimum-image steps between neighbours as a vector (a hop into the next periodic
+    image keeps its length), Angstrom."""
+    total = np.zeros(3)
+    for a, b in pairwise(images):
+        total += mic_vectors(a, b.positions[li] - a.positions[li])
+    return float(np.linalg.norm(total))
+
+
+def _search_problem(doc: BarrierDoc, point: _Point) -> str | None:
     """Why a refined saddle search is not the hop's saddle (module rules), None if it is."""
     res, rec = point.search, point.record
     assert res is not None
-    overlap = mode_overlap(res.mode, lo.atoms, hi.atoms)
-    rec["mode_overlap"] = overlap
     image = rec["stored_image"]
+    overlap = mode_overlap(res.mode, _tangent(doc, image), point.atoms)
+    rec["mode_overlap"] = overlap
     if not res.converged:
         return (f"the saddle search from stored image {image} did not converge in "
                 f"{res.steps} steps (force {res.fmax:.3f} eV/A)")
@@ -193,7 +204,8 @@ def _search_problem(point: _Point, lo: _Point, hi: _Point) -> str | None:
                 f"{res.negative_modes} negative Hessian eigenvalues, not 1")
     if overlap < MODE_OVERLAP:
         return (f"the saddle from stored image {image} has its negative mode at |cos| "
-                f"{overlap:.2f} < {MODE_OVERLAP} to its hop: it is another saddle")
+                f"{overlap:.2f} < {MODE_OVERLAP} to the stored path there: it is another "
+                "saddle")
     return None
 
 
@@ -276,8 +288,7 @@ def _document(doc: BarrierDoc, settings: CalcSettings, changes: dict[str, list[A
     path = path_coordinate(images)
     left = next((points[i].record["stopped"] for i in order
                  if points[i].record.get("stopped")), None)
-    problems = [p for lo, s, hi in st.hops
-                if (p := _search_problem(points[s], points[lo], points[hi])) is not None]
+    problems = [p for _, s, _ in st.hops if (p := _search_problem(doc, points[s])) is not None]
     cert = certify(e, fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
                    endpoint_fmax=minima, segments=segments, stage=REFINED, path=path)
     if left:
@@ -317,7 +328,7 @@ def _document(doc: BarrierDoc, settings: CalcSettings, changes: dict[str, list[A
         spline={"x": list(path), "y": [float(x) for x in e]},
         barrier_forward=forward, barrier_reverse=reverse, reaction_energy=float(e[-1]),
         e_kra=e_kra(e) if ok else None,
-        hop_distance=float(displacements(images[0], images[-1])[hopping_li(doc)]),
+        hop_distance=li_travel(images, hopping_li(doc)),
         endpoint_fmax={k: float(v) for k, v in minima.items()}, saddle_fmax=cert.saddle_fmax,
         segments=[_segment(e, fmax, lo, hi, points[order[hi - 1]].record["converged"])
                   for lo, hi in segments],

@@ -97,6 +97,23 @@ def test_prfo_finds_a_published_saddle_from_a_biased_start_with_a_wrong_curvatur
     assert start.positions[-1] == pytest.approx([SADDLE_1[0] + 0.1, SADDLE_1[1] - 0.1, 0.2])
 
 
+def test_the_negative_mode_is_the_exact_hessians_lowest_eigenvector_at_the_saddle():
+    """At the converged saddle the reported negative mode is, within 5 degrees, the lowest
+    eigenvector of the surface's own Hessian there, even when the search started along a
+    direction 40 degrees away from it."""
+    start = one_atom(SADDLE_1[0] + 0.05, SADDLE_1[1] - 0.05)
+    w, v = np.linalg.eigh(hessian_at(one_atom(*SADDLE_1)))
+    lowest = v[:, 0]
+    across = next(v[:, k] for k in (1, 2) if abs(v[2, k]) < 1e-6)  # the other mode in x, y
+    off = np.cos(np.radians(40)) * lowest + np.sin(np.radians(40)) * across
+    res = prfo_saddle(start, factory, hessian=hessian_at(start), fmax=1e-4, steps=80,
+                      mode=off)
+    assert res.converged and w[0] < 0 < w[1]
+    cosine = abs(float(res.negative_mode.ravel() @ lowest))
+    assert cosine > np.cos(np.radians(5))
+    assert np.linalg.norm(res.negative_mode) == pytest.approx(1.0)
+
+
 def test_the_followed_mode_picks_which_saddle_a_start_between_two_reaches():
     """From just off the shallow minimum, following the direction towards each neighbour
     minimum gives that side's saddle (the band tangent plays this role for a hop)."""

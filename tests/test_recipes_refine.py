@@ -157,8 +157,9 @@ def test_a_saddle_search_that_fails_leaves_the_document_not_converged(tmp_path):
 
 def test_a_minimum_whose_li_leaves_its_site_is_no_minimum_of_the_hop(tmp_path):
     """At a level where the initial site is gone (shifted by 2.5 A, the Li slides 2.5 A), the
-    relaxation is stopped and the document says the endpoint is not a minimum."""
-    doc = wave_doc().model_copy(update={"hop_distance": 2.0})  # the Li may move 1 A
+    relaxation is stopped and the document says the endpoint is not a minimum: no reaction
+    energy, and no saddle search is run."""
+    doc = squeezed(wave_doc(), 2.0)  # the stored hop is 2 A long: the Li may move 1 A
 
     def factory_of(settings):
         def factory(atoms, attempt=0, label=""):
@@ -170,7 +171,93 @@ def test_a_minimum_whose_li_leaves_its_site_is_no_minimum_of_the_hop(tmp_path):
     out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, factory_of, surrogate,
                             tmp_path / "w")
     assert out.saddle == NOT_A_MINIMUM and "moved" in out.saddle_note
-    assert out.barrier_forward is None
+    assert "1.00 A" in out.saddle_note and out.saddle_note in out.warnings
+    assert out.barrier_forward is None and out.reaction_energy is None and not out.converged
+    roles = [p["role"] for p in out.refinement["points"]]
+    assert roles == ["minimum"] and out.refinement["points"][0]["basin_limit_A"] == 1.0
+
+
+def squeezed(doc: BarrierDoc, length: float) -> BarrierDoc:
+    """``doc`` with its stored images moved so that the Li's hop is ``length`` A long."""
+    images = []
+    for k, im in enumerate(doc.images):
+        atoms = im.structure.to_atoms()
+        atoms.positions[0, 0] = k * length / (len(doc.images) - 1)
+        images.append(im.model_copy(update={
+            "structure": type(im.structure).from_atoms(atoms)}))
+    return doc.model_copy(update={"images": images})
+
+
+class DoubleWell(Calculator):
+    """E = ((x - 1)^2 - 0.16)^2 + harmonic y, z: two wells 0.8 A apart at x = 0.6 and 1.4."""
+
+    implemented_properties = ("energy", "free_energy", "forces")
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x, y, z = self.atoms.positions[0]
+        q = (x - 1.0) ** 2 - 0.16
+        e = q**2 + 0.5 * ((y - 1.0) ** 2 + (z - 1.0) ** 2)
+        forces = np.zeros((len(self.atoms), 3))
+        forces[0] = [-4.0 * q * (x - 1.0), -(y - 1.0), -(z - 1.0)]
+        self.results = {"energy": e, "free_energy": e, "forces": forces}
+
+
+def test_minima_that_close_in_on_each_other_have_merged(tmp_path):
+    """A 2 A hop stored between x = 0 and 2: at the new level its ends relax into wells 0.8 A
+    apart, each within its 1 A basin limit, but closer than half the stored 2 A: the refined
+    minima are not this hop's, and no saddle is searched."""
+    doc = tight(squeezed(wave_doc(), 2.0))
+
+    def factory_of(settings):
+        def factory(atoms, attempt=0, label=""):
+            return DoubleWell()
+
+        factory.description = {"engine": "double well", "ecut": settings.dft.ecut}
+        return factory
+
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, factory_of, surrogate,
+                            tmp_path / "w")
+    assert out.saddle == NOT_A_MINIMUM and "merged" in out.saddle_note
+    assert "0.80 A apart (stored 2.00 A)" in out.saddle_note
+    assert [p["role"] for p in out.refinement["points"]] == ["minimum", "minimum"]
+
+
+def test_over_budget_stops_with_what_was_reached_and_continues(tmp_path):
+    """A ceiling of 2 reference calls stops the refinement in its first relaxation; the
+    document says over budget, and a rerun with room continues from the checkpoints to the
+    certified result."""
+    doc = tight(wave_doc())
+    low = doc.model_copy(update={"settings": {**doc.settings, "budget": {
+        **doc.settings["budget"], "max_dft_calls": 2}}})
+    out = rf.refine_barrier(low, {"dft": {"ecut": 360.0}}, shifted_factory_of([]), surrogate,
+                            tmp_path / "w")
+    assert out.saddle.startswith("not certified") and out.stage == rf.REFINED
+    assert out.budget["dft_calls"] == 2 and "stage initial 0" in out.saddle_note
+    calls: list[int] = []
+    again = rf.refine_barrier(doc, {"dft": {"ecut": 360.0}}, shifted_factory_of(calls),
+                              surrogate, tmp_path / "w")
+    assert again.saddle == SADDLE
+    assert again.refinement["reference_calls"] > len(calls)  # the stored calls were reused
+
+
+def test_a_saddle_whose_mode_leaves_the_path_is_another_saddle(tmp_path, monkeypatch):
+    """A converged first-order saddle whose negative mode is across the stored path (|cos|
+    below MODE_OVERLAP) is not the hop's saddle: the document is not converged and says
+    why."""
+    real = rf.prfo_saddle
+
+    def across(*args, **kwargs):
+        res = real(*args, **kwargs)
+        mode = np.zeros_like(res.mode)
+        mode[0] = [0.0, 1.0, 0.0]
+        return type(res)(**{**res.__dict__, "negative_mode": mode})
+
+    monkeypatch.setattr(rf, "prfo_saddle", across)
+    out = rf.refine_barrier(tight(wave_doc()), {"dft": {"ecut": 360.0}},
+                            shifted_factory_of([]), surrogate, tmp_path / "w")
+    assert out.saddle == NOT_CONVERGED and "another saddle" in out.saddle_note
+    assert out.refinement["points"][1]["mode_overlap"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_mode_overlap_is_the_cosine_over_free_atoms_and_travel_unwraps_periodic_hops():

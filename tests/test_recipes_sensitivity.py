@@ -102,6 +102,24 @@ def test_stationary_images_and_metrics_reproduce_the_stored_certified_barrier():
     assert sens.mesh(atoms, more[0]) == (2, 2, 1)
 
 
+def test_the_k_mesh_rule_of_interface_cells_is_a_change_and_gamma_only_atoms_then_is_not():
+    """On the Li3P|LiCl document (stored without the density-mesh rule) switching the rule on
+    gives its 63-atom cell the 2x2x1 mesh; once the rule is on at both settings,
+    dft.gamma_only_atoms does not change its cells, and on a bulk hop the rule is no change."""
+    doc = doc_from_dict(json.loads((RESULTS / "Li3P-LiCl-vacancy-laptop.json").read_text()))
+    stored, atoms = sens.stored_settings(doc), doc.images[0].structure.to_atoms()
+    rule = {"structure": {"interface_density_mesh": True}}
+    on, changes = sens.changed_settings(stored, rule)
+    assert changes == {sens.MESH_RULE: [False, True]}
+    assert sens.mesh(atoms, on) == (2, 2, 1) and sens.mesh(atoms, on, interface=False) == (1, 1, 1)
+    _, changes = sens.changed_settings(on, {"dft": {"gamma_only_atoms": 1000}})
+    assert changes == {}
+    _, changes = sens.changed_settings(stored, rule, interface=False)
+    assert changes == {}
+    with pytest.raises(InputError, match="interface_density_mesh"):
+        sens.changed_settings(stored, {"structure": {"slab_layers": 4}})
+
+
 @pytest.mark.parametrize("name", ["LiAl-Li2S-vacancy-laptop.json",
                                   "LiAl-LiCl-vacancy-laptop.json"])
 def test_uncertified_documents_are_refused(name):

@@ -32,7 +32,9 @@ Rules
   :data:`PROBE` along it, whose force change sets its curvature through the update), so a
   second negative eigenvalue that is the surrogate's and not the reference's is removed, and
   one that survives its probe is the reference's. The result records the number of negative
-  eigenvalues and the followed mode.
+  eigenvalues, the followed mode and the negative mode (the eigenvector of the final updated
+  Hessian with the lowest eigenvalue: the saddle's reaction coordinate, which the followed
+  mode only approximates).
 - Checkpoint (``checkpoint``, npz): positions, gradient, energy, Hessian, trust radius,
   followed mode, probed directions, step count and the start geometry after every
   reference call, written atomically; a rerun from the same start resumes from it without
@@ -70,8 +72,9 @@ Factory = Callable[..., Any]
 @dataclass
 class SaddleResult:
     """A P-RFO run: the last geometry (carrying its reference energy and forces, zero on
-    fixed atoms), the number of negative Hessian eigenvalues there and the followed mode
-    ((N, 3), unit norm over the free atoms)."""
+    fixed atoms), the number of negative Hessian eigenvalues there, the followed mode and the
+    lowest eigenvector of the final Hessian (``negative_mode``; both (N, 3), unit norm over
+    the free atoms, zero on fixed atoms)."""
 
     atoms: Atoms
     energy: float
@@ -81,6 +84,7 @@ class SaddleResult:
     negative_modes: int
     mode: np.ndarray
     force_calls: int
+    negative_mode: np.ndarray | None = None
 
 
 def _free(atoms: Atoms) -> np.ndarray:
@@ -243,7 +247,8 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
                                 fmax=f_now, steps=done,
                                 converged=f_now <= fmax and negative == 1,
                                 negative_modes=negative, mode=_full(follow, free, len(atoms)),
-                                force_calls=done)
+                                force_calls=done,
+                                negative_mode=_full(_lowest(h, follow), free, len(atoms)))
         step, follow, predicted = prfo_step(h, g, follow, trust)
         step, limited = _limit(step, trust)
         if limited:
@@ -262,6 +267,13 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         if checkpoint:
             _save(Path(checkpoint),
                   _state(work, g, energy, h, trust, follow, done, probed, start, level))
+
+
+def _lowest(h: np.ndarray, follow: np.ndarray) -> np.ndarray:
+    """The eigenvector of ``h`` with the lowest eigenvalue, unit norm, oriented like
+    ``follow``."""
+    v = np.linalg.eigh(0.5 * (h + h.T))[1][:, 0]
+    return v if float(v @ follow) >= 0 else -v
 
 
 def _evaluate(atoms: Atoms, free: np.ndarray) -> tuple[float, np.ndarray]:

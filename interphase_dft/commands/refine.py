@@ -5,7 +5,7 @@ relaxed and its saddles searched again from the stored geometries
 Examples::
 
     mpiexec -n 2 gpaw python -m interphase_dft.cli refine \\
-        docs/results/Li3P-LiCl-vacancy-laptop.json --set dft.gamma_only_atoms=1000 \\
+        docs/results/Li3P-LiCl-vacancy-laptop.json --set structure.interface_density_mesh=true \\
         --workdir runs/refine-k221 --json Li3P-LiCl-vacancy-laptop-k221.json
     interphase-dft refine campaign-results.json --uid 3f2a --set dft.ecut=400
 
@@ -15,11 +15,14 @@ Rerunning the same command with the same ``--workdir`` resumes from the checkpoi
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
-from interphase_dft import validation as v
+from interphase_dft.commands.stored_barrier import (
+    add_arguments,
+    read_barrier,
+    workdir,
+    write_result,
+)
 from interphase_dft.errors import CalculationError
 
 
@@ -28,18 +31,10 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "refine", help="a certified barrier at changed DFT settings: its minima relaxed and "
         "its saddles searched again from the stored geometries")
-    p.add_argument("result", help="JSON file with the barrier document (a list of documents "
-                   "needs --uid)")
-    p.add_argument("--uid", default=None, help="the document's uid (or its first characters)")
-    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
-                   help="change one dft setting, e.g. --set dft.gamma_only_atoms=1000 "
-                   "(repeatable)")
-    p.add_argument("--workdir", type=v.arg(v.output_directory, "work directory"), default=None,
-                   help="checkpoint directory (default: runs/refine-<uid>)")
-    p.add_argument("--json", dest="json_file", type=v.arg(v.json_output), default=None,
-                   help="write the refined barrier document to this JSON file ('-' = print "
-                   "it)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    add_arguments(p, set_help="change one setting, e.g. --set dft.ecut=400 or --set "
+                  "structure.interface_density_mesh=true (repeatable)",
+                  json_help="write the refined barrier document to this JSON file ('-' = "
+                  "print it)")
     p.set_defaults(func=run_refine)
 
 
@@ -59,35 +54,20 @@ def _surrogate(doc: Any, settings: Any) -> Any:
 
 
 def run_refine(args: argparse.Namespace) -> int:
-    from ase.parallel import world
-
     from interphase_dft.commands.calc import parse_overrides, progress_logging
-    from interphase_dft.commands.report import read_json_docs
-    from interphase_dft.commands.sensitivity import pick_barrier
     from interphase_dft.recipes.refine import check_refinable, refine_barrier
     from interphase_dft.recipes.sensitivity import document_factory
 
-    doc = pick_barrier(read_json_docs([args.result]), args.uid)
+    doc = read_barrier(args)
     overrides = parse_overrides(args.overrides)
     # bad input first: nothing is computed or written before these pass
     settings, _, _ = check_refinable(doc, overrides)
-    factory_of = document_factory(doc)
+    work = workdir(args, "refine", doc.uid)
+    factory_of = document_factory(doc, txt=str(work / "gpaw.txt"))
     hessian_factory = _surrogate(doc, settings)
-    workdir = args.workdir or v.output_directory(Path("runs") / f"refine-{doc.uid[:8]}",
-                                                 "work directory")
-    factory_of = document_factory(doc, txt=str(workdir / "gpaw.txt"))
     progress_logging(args)
-    refined = refine_barrier(doc, overrides, factory_of, hessian_factory, workdir)
-    if world.rank == 0:
-        text = json.dumps(refined.model_dump(mode="json"), indent=1)
-        if args.json_file is not None and str(args.json_file) == "-":
-            print(text)
-            return 0
-        if args.json_file is not None:
-            Path(args.json_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json_file).write_text(text)
-        print(format_refined(doc, refined))
-    return 0
+    refined = refine_barrier(doc, overrides, factory_of, hessian_factory, work)
+    return write_result(args, refined.model_dump(mode="json"), format_refined(doc, refined))
 
 
 def format_refined(stored: Any, refined: Any) -> str:

@@ -78,7 +78,7 @@ log = logging.getLogger("interphase_dft.recipes")
 #: relaxed endpoints closer than this (largest atom displacement, Angstrom) are one minimum
 SAME_MINIMUM = 0.3
 #: path stages from the cheapest level to the most complete one (a joined path gets the lowest)
-STAGE_RANK = ("ml", "dft//ml", "ml+dft", "dft-certified", "dft")
+STAGE_RANK = ("ml", "dft//ml", "ml+dft", "dft-certified", "dft-refined", "dft")
 
 
 @dataclass

@@ -18,38 +18,49 @@ Rules
   settings with ``dft`` overrides (:func:`~interphase_dft.recipes.sensitivity.changed_settings`);
   the cells keep the document's electronic state
   (:func:`~interphase_dft.recipes.sensitivity.document_factory`).
-- **Minima** (initial, the minima a joined path passes through, final): relaxed at the new
-  level to ``relax.fmax`` within ``relax.steps`` from the stored geometry, with the
-  surrogate's Hessian there as BFGS's starting curvature
+- **Minima** (initial, the minima a joined path passes through, final) first, in path order:
+  relaxed at the new level to ``relax.fmax`` within ``relax.steps`` from the stored geometry,
+  with the surrogate's Hessian there as BFGS's starting curvature
   (:class:`~interphase_dft.calc.prior_bfgs.PriorBFGS`). A relaxation that carries the hopping
-  Li more than :data:`BASIN_FRACTION` of the hop distance from its stored position is stopped:
-  that state is not a minimum of this hop at the new level (status ``no saddle: endpoint not a
-  minimum``).
-- **Saddles**: a P-RFO search (:func:`~interphase_dft.calc.prfo.prfo_saddle`) from the stored
-  saddle with the surrogate's Hessian there (eigenvalues below ``-HESSIAN_FLOOR`` kept), the
-  stored band's tangent at the saddle followed first, to ``neb.fmax`` within ``neb.steps``
-  reference calls. It counts as the hop's saddle when it converged with exactly one negative
-  eigenvalue and that mode lies along the path: the absolute cosine between the mode and the
-  stored band's tangent at the saddle (the move from the image before it to the image after
-  it; free atoms, minimum image) is at least :data:`MODE_OVERLAP`.
+  Li more than :data:`BASIN_FRACTION` of its distance to the nearest adjacent minimum of the
+  path (along the stored images, periodic images unwrapped) from its stored position is
+  stopped, and two adjacent refined minima whose hopping Li end closer than
+  :data:`BASIN_FRACTION` of their stored separation have merged: either way that state is not
+  a minimum of this path at the new level (status ``no saddle: endpoint not a minimum``, no
+  reaction energy, and the saddles are not searched).
+- **Saddles**, after all minima held: a P-RFO search
+  (:func:`~interphase_dft.calc.prfo.prfo_saddle`) from the stored saddle with the surrogate's
+  Hessian there (eigenvalues below ``-HESSIAN_FLOOR`` kept), the stored band's tangent at the
+  saddle followed first, to ``neb.fmax`` within ``neb.steps`` reference calls. It counts as
+  the hop's saddle when it converged with exactly one negative eigenvalue and that mode (the
+  lowest eigenvector of the search's final Hessian) lies along the path: the absolute cosine
+  between it and the stored band's tangent at the saddle (the move from the image before it
+  to the image after it; free atoms, minimum image) is at least :data:`MODE_OVERLAP`.
 - **Certification**: the refined stationary points form a path (initial, saddle, minimum,
   saddle, ..., final), certified by :func:`~interphase_dft.recipes.saddle.certify` like any
   band (endpoint forces, saddles above both ends of their hop, saddle forces); a saddle search
   that failed a rule above makes the document ``not converged`` with the reason.
+- **Cost**: every reference call is metered by the refinement's ledger
+  (:class:`~interphase_dft.calc.budget.Ledger`, ceilings ``settings.budget.max_dft_calls`` and
+  ``max_dft_hours``, summed over restarts) and recorded as a frame when a frame sink is given;
+  at a ceiling the document is ``not certified: over budget`` with what was reached, and the
+  same command with larger ceilings continues.
 - The document: stage ``'dft-refined'``, the path of refined stationary points only (no
   images in between: ``spline`` is that raw profile), the hop's fields copied from the stored
-  document except the work of adhesion (it was computed at the stored level), and
-  ``refinement``: the stored document's uid, the changes, per point the steps, calls, force,
-  energy change at the new level and largest atom move from the stored geometry.
-- Every relaxation, Hessian and saddle search is checkpointed under ``workdir``, labelled by
-  the document and the changes: the same command resumes.
+  document except the work of adhesion (it was computed at the stored level), the calculator
+  the new level applied, the warnings of every relaxation and search, and ``refinement``: the
+  stored document's uid, the changes, the k-point mesh of the initial cell at both levels,
+  per point the steps, calls, force, energy change at the new level and largest atom move
+  from the stored geometry.
+- Every relaxation, Hessian and saddle search is checkpointed under ``workdir/<label>``,
+  labelled by the document and the changes: the same command resumes.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -58,16 +69,19 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.barrier_status import NOT_A_MINIMUM, NOT_CONVERGED, SADDLE
+from interphase_dft.calc.budget import BudgetExceeded, Ledger, MeteredFactory
 from interphase_dft.calc.checkpoint import info
+from interphase_dft.calc.frames import FrameSink
 from interphase_dft.calc.guard import CalcFactory, GuardedCalculator
 from interphase_dft.calc.hessian import stored_hessian
 from interphase_dft.calc.prfo import SaddleResult, prfo_saddle
 from interphase_dft.calc.runlog import RunLog
-from interphase_dft.calc.runners import RunResult, relax
+from interphase_dft.calc.runners import relax
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError
 from interphase_dft.geometry import displacements, mic_vectors
+from interphase_dft.recipes.barrier_doc import HopRecord, over_budget_doc
 from interphase_dft.recipes.neb_path import path_coordinate
 from interphase_dft.recipes.saddle import certify, e_kra
 from interphase_dft.recipes.saddle_search import HESSIAN_FLOOR, reference_level
@@ -75,6 +89,8 @@ from interphase_dft.recipes.sensitivity import (
     FactoryOf,
     Stationary,
     changed_settings,
+    is_interface,
+    mesh,
     stationary_images,
     stored_settings,
     tag,
@@ -86,8 +102,9 @@ log = logging.getLogger("interphase_dft.recipes")
 
 #: smallest |cos| between a refined saddle's negative mode and its hop's direction
 MODE_OVERLAP = 0.5
-#: a minimum whose hopping Li moves more than this fraction of the hop distance on relaxation
-#: has left its site at the new level
+#: a minimum whose hopping Li moves more than this fraction of its distance to the nearest
+#: adjacent minimum has left its site at the new level (and two adjacent minima closer than
+#: this fraction of their stored separation have merged)
 BASIN_FRACTION = 0.5
 #: the stage of a refined document (``BarrierDoc.stage``)
 REFINED = "dft-refined"
@@ -105,6 +122,27 @@ class _Point:
     search: SaddleResult | None = None
 
 
+@dataclass
+class _Refinement:
+    """What one refinement works with: the stored document, the new level, its calculators,
+    checkpoints and logs."""
+
+    doc: BarrierDoc
+    settings: CalcSettings
+    changes: dict[str, list[Any]]
+    stationary: Stationary
+    factory: CalcFactory
+    hessian_factory: CalcFactory
+    work: Path
+    li: int
+    run: RunLog
+    description: dict[str, Any] = field(default_factory=dict)
+
+    def stored(self, i: int) -> Atoms:
+        """The stored geometry of image ``i``."""
+        return self.doc.images[i].structure.to_atoms()
+
+
 def hopping_li(doc: BarrierDoc) -> int:
     """Index of the hopping Li: ``interface_meta['li_index']``, else the atom that moves most
     between the stored endpoints."""
@@ -115,6 +153,31 @@ def hopping_li(doc: BarrierDoc) -> int:
     return int(np.argmax(displacements(first, last)))
 
 
+def li_vector(images: list[Atoms], li: int) -> np.ndarray:
+    """The hopping Li's move from the first to the last of ``images``: the sum of its
+    minimum-image steps between neighbours (a hop into the next periodic image keeps its
+    length), Angstrom."""
+    total = np.zeros(3)
+    for a, b in pairwise(images):
+        total += mic_vectors(a, b.positions[li] - a.positions[li])
+    return total
+
+
+def li_travel(images: list[Atoms], li: int) -> float:
+    """Length of :func:`li_vector`, Angstrom."""
+    return float(np.linalg.norm(li_vector(images, li)))
+
+
+def basin_limit(doc: BarrierDoc, minima: list[int], i: int, li: int) -> float:
+    """How far the hopping Li of stored minimum ``i`` may move on relaxation:
+    :data:`BASIN_FRACTION` of its travel along the stored images to the nearest adjacent
+    minimum of ``minima`` (image indices in path order), Angstrom."""
+    k = minima.index(i)
+    images = [im.structure.to_atoms() for im in doc.images]
+    spans = [(minima[j], minima[j + 1]) for j in (k - 1, k) if 0 <= j < len(minima) - 1]
+    return BASIN_FRACTION * min(li_travel(images[lo:hi + 1], li) for lo, hi in spans)
+
+
 def _leaves_site(start: Atoms, li: int, limit: float) -> Callable[[Atoms], str | None]:
     home = start.positions[li].copy()
 
@@ -122,26 +185,25 @@ def _leaves_site(start: Atoms, li: int, limit: float) -> Callable[[Atoms], str |
         moved = float(np.linalg.norm(mic_vectors(atoms, atoms.positions[li] - home)))
         if moved > limit:
             return (f"the hopping Li {li} moved {moved:.2f} A from its stored position (more "
-                    f"than {limit:.2f} A, {BASIN_FRACTION:g} of the hop): the state is not a "
-                    "minimum of this hop at the new level")
+                    f"than {limit:.2f} A, {BASIN_FRACTION:g} of its distance to the nearest "
+                    "adjacent minimum): the state is not a minimum of this path at the new "
+                    "level")
         return None
 
     return watch
 
 
-def _minimum(doc: BarrierDoc, i: int, settings: CalcSettings, factory: CalcFactory,
-             hessian_factory: CalcFactory, work: Path, label: str, li: int) -> _Point:
-    start = doc.images[i].structure.to_atoms()
-    wd = work / f"{label}-min{i}"
-    hess = stored_hessian(start, hessian_factory, wd)
-    limit = BASIN_FRACTION * float(doc.hop_distance or li_travel(
-        [im.structure.to_atoms() for im in doc.images], li))
-    res: RunResult = relax(start, factory, wd, settings.relax, label="relax", hessian=hess,
-                           watch=_leaves_site(start, li, limit))
+def _minimum(r: _Refinement, i: int, limit: float) -> _Point:
+    start = r.stored(i)
+    wd = r.work / f"min{i}"
+    hess = stored_hessian(start, r.hessian_factory, wd)
+    res = relax(start, r.factory, wd, r.settings.relax, label="relax", hessian=hess,
+                watch=_leaves_site(start, r.li, limit))
+    r.run.add(f"minimum{i}", res)
     record = {"role": "minimum", "stored_image": i, "steps": res.steps,
               "calls": res.force_calls, "fmax": res.fmax, "converged": res.converged,
               "moved_A": float(displacements(start, res.atoms).max()),
-              "stopped": res.stopped}
+              "basin_limit_A": limit, "stopped": res.stopped}
     return _Point(res.atoms, res.energy, res.fmax, record)
 
 
@@ -150,17 +212,18 @@ def _tangent(doc: BarrierDoc, i: int) -> np.ndarray:
     return mic_vectors(before, after.positions - before.positions)
 
 
-def _saddle(doc: BarrierDoc, i: int, settings: CalcSettings, factory: CalcFactory,
-            hessian_factory: CalcFactory, work: Path, label: str) -> _Point:
-    start = doc.images[i].structure.to_atoms()
-    wd = work / f"{label}-saddle{i}"
-    hess = stored_hessian(start, hessian_factory, wd, floor=HESSIAN_FLOOR, signed=True)
-    guard = GuardedCalculator(factory, label=f"refine-saddle{i}")
+def _saddle(r: _Refinement, i: int) -> _Point:
+    start = r.stored(i)
+    wd = r.work / f"saddle{i}"
+    hess = stored_hessian(start, r.hessian_factory, wd, floor=HESSIAN_FLOOR, signed=True)
+    guard = GuardedCalculator(r.factory, label=f"refine-saddle{i}")
     res = prfo_saddle(start, lambda atoms, attempt=0, label="": guard, hessian=hess,
-                      mode=_tangent(doc, i), fmax=settings.neb.fmax, steps=settings.neb.steps,
-                      checkpoint=wd / "prfo.npz",
+                      mode=_tangent(r.doc, i), fmax=r.settings.neb.fmax,
+                      steps=r.settings.neb.steps, checkpoint=wd / "prfo.npz",
                       log=lambda line: log.info("refine saddle %d: %s", i, line),
-                      level=reference_level(factory, start))
+                      level=reference_level(r.factory, start))
+    r.run.count(f"saddle{i}", res.force_calls)
+    r.run.warnings.extend(guard.warnings)
     record = {"role": "saddle", "stored_image": i, "steps": res.steps,
               "calls": res.force_calls, "fmax": res.fmax, "converged": res.converged,
               "negative_modes": res.negative_modes,
@@ -179,22 +242,13 @@ def mode_overlap(mode: np.ndarray, direction: np.ndarray, atoms: Atoms) -> float
     return abs(float(d @ m)) / norm if norm > 0 else 0.0
 
 
-def li_travel(images: list[Atoms], li: int) -> float:
-    """Length of the hopping Li's move from the first to the last of ``images``: the sum of
-    its minimum-image steps between neighbours as a vector (a hop into the next periodic
-    image keeps its length), Angstrom."""
-    total = np.zeros(3)
-    for a, b in pairwise(images):
-        total += mic_vectors(a, b.positions[li] - a.positions[li])
-    return float(np.linalg.norm(total))
-
-
 def _search_problem(doc: BarrierDoc, point: _Point) -> str | None:
     """Why a refined saddle search is not the hop's saddle (module rules), None if it is."""
     res, rec = point.search, point.record
     assert res is not None
     image = rec["stored_image"]
-    overlap = mode_overlap(res.mode, _tangent(doc, image), point.atoms)
+    negative = res.mode if res.negative_mode is None else res.negative_mode
+    overlap = mode_overlap(negative, _tangent(doc, image), point.atoms)
     rec["mode_overlap"] = overlap
     if not res.converged:
         return (f"the saddle search from stored image {image} did not converge in "
@@ -209,6 +263,21 @@ def _search_problem(doc: BarrierDoc, point: _Point) -> str | None:
     return None
 
 
+def _merged(r: _Refinement, minima: list[int], points: dict[int, _Point]) -> str | None:
+    """Why two adjacent refined minima are one (module rules), None when all are distinct."""
+    images = [im.structure.to_atoms() for im in r.doc.images]
+    for lo, hi in pairwise(minima):
+        travel = li_vector(images[lo:hi + 1], r.li)
+        moves = [mic_vectors(images[k], points[k].atoms.positions[r.li]
+                             - images[k].positions[r.li]) for k in (lo, hi)]
+        now = float(np.linalg.norm(travel + moves[1] - moves[0]))
+        if now < BASIN_FRACTION * float(np.linalg.norm(travel)):
+            return (f"the refined minima of stored images {lo} and {hi} have merged: their "
+                    f"hopping Li are {now:.2f} A apart (stored {np.linalg.norm(travel):.2f} "
+                    "A): one of them is not a minimum of this path at the new level")
+    return None
+
+
 def check_refinable(doc: BarrierDoc, overrides: dict[str, Any]) -> tuple[CalcSettings,
                                                                           dict[str, list[Any]],
                                                                           Stationary]:
@@ -216,50 +285,138 @@ def check_refinable(doc: BarrierDoc, overrides: dict[str, Any]) -> tuple[CalcSet
 
     Raises
     ------
-    InputError : not a certified barrier, unreadable settings, an override outside ``dft``,
-        or nothing changed.
+    InputError : not a certified barrier, unreadable settings, an override outside ``dft``
+        (and the k-mesh rule), or nothing changed.
     """
-    settings, changes = changed_settings(stored_settings(doc), overrides)
+    settings, changes = changed_settings(stored_settings(doc), overrides,
+                                         interface=is_interface(doc))
     if not changes:
-        raise InputError("nothing to refine: the overrides equal the stored settings; give "
-                         "the new level with --set dft.KEY=VALUE (e.g. "
-                         "dft.gamma_only_atoms=1000 for the density k-mesh)")
+        raise InputError("nothing to refine: the overrides equal the stored settings or do "
+                         "not change its cells; give the new level with --set "
+                         "dft.KEY=VALUE (e.g. structure.interface_density_mesh=true for the "
+                         "density k-mesh of an interface hop)")
     return settings, changes, stationary_images(doc)
 
 
 def refine_barrier(doc: BarrierDoc, overrides: dict[str, Any], factory_of: FactoryOf,
-                   hessian_factory: CalcFactory, workdir: Path | str) -> BarrierDoc:
+                   hessian_factory: CalcFactory, workdir: Path | str, *,
+                   frames: FrameSink | None = None, work_key: str | None = None) -> BarrierDoc:
     """The certified barrier ``doc`` certified again at the stored settings changed by
     ``overrides`` (module rules).
 
     Parameters
     ----------
     doc : a certified barrier document
-    overrides : nested ``dft`` overrides, e.g. ``{'dft': {'gamma_only_atoms': 1000}}``
+    overrides : nested overrides, e.g. ``{'dft': {'ecut': 400}}``
     factory_of : the document's calculator factory for given settings
     hessian_factory : the surrogate whose finite-difference Hessian starts every relaxation and
         saddle search (e.g. CHGNet; its energies are never reported)
     workdir : checkpoint directory (created)
+    frames, work_key : where the reference single points go (None: not stored)
 
     Raises
     ------
     InputError : as :func:`check_refinable`, before any calculation.
     """
     settings, changes, st = check_refinable(doc, overrides)
-    work, label = Path(workdir), tag(doc.uid, changes, 0.0)
-    factory = factory_of(settings)
-    li = hopping_li(doc)
-    run = RunLog()
+    label = tag(doc.uid, changes, 0.0)
+    work = Path(workdir) / label
+    run = RunLog(frames=frames, work_key=work_key)
+    ledger = Ledger.open(work, settings.budget)
+    reference = factory_of(settings)
+    r = _Refinement(doc, settings, changes, st, MeteredFactory(run.recorded(reference), ledger),
+                    hessian_factory, work, hopping_li(doc), run,
+                    dict(getattr(reference, "description", {})))
+    minima = [i for i in st.indices if st.roles[i] != "saddle"]
     points: dict[int, _Point] = {}
-    for k, i in enumerate(st.indices, start=1):
-        role = st.roles[i]
-        info(log, "refine %s: image %d (%s), %d of %d", label, i, role, k, len(st.indices))
-        with run.stage(f"{role}{i}"):
-            points[i] = (_saddle(doc, i, settings, factory, hessian_factory, work, label)
-                         if role == "saddle" else
-                         _minimum(doc, i, settings, factory, hessian_factory, work, label, li))
-        run.count(f"{role}{i}", int(points[i].record["calls"]))
-    return _document(doc, settings, changes, st, points, run)
+    try:
+        for k, i in enumerate(st.indices, start=1):
+            role = st.roles[i]
+            if role == "saddle":
+                continue
+            info(log, "refine %s: image %d (%s), %d of %d", label, i, role, k, len(st.indices))
+            ledger.stage = f"{role} {i}"
+            with run.stage(f"minimum{i}"):
+                points[i] = _minimum(r, i, basin_limit(doc, minima, i, r.li))
+            if points[i].record["stopped"]:
+                return _not_a_minimum(r, points, points[i].record["stopped"])
+        merged = _merged(r, minima, points)
+        if merged:
+            return _not_a_minimum(r, points, merged)
+        for k, i in enumerate(st.indices, start=1):
+            if st.roles[i] != "saddle":
+                continue
+            info(log, "refine %s: image %d (saddle), %d of %d", label, i, k, len(st.indices))
+            ledger.stage = f"saddle {i}"
+            with run.stage(f"saddle{i}"):
+                points[i] = _saddle(r, i)
+    except BudgetExceeded as exc:
+        return _over_budget(r, exc, ledger)
+    return _document(r, points)
+
+
+def _record(r: _Refinement, points: dict[int, _Point], order: list[int]) -> dict[str, Any]:
+    """The ``refinement`` field: where it came from, the changes and every point's record."""
+    first = r.stored(0)
+    interface = is_interface(r.doc)
+    stored_stream = [r.doc.images[i].energy for i in order]
+    return {
+        "from_uid": r.doc.uid, "from_stage": r.doc.stage, "changes": r.changes,
+        "kpoints": [list(mesh(first, stored_settings(r.doc), interface=interface)),
+                    list(mesh(first, r.settings, interface=interface))],
+        "rule": "minima relaxed and saddles searched again (P-RFO) at the new level from "
+                "the stored stationary points; surrogate Hessians start both",
+        "points": [{**points[i].record,
+                    "energy_change_eV": float((points[i].energy - points[order[0]].energy)
+                                              - (stored_stream[k] - stored_stream[0]))}
+                   for k, i in enumerate(order)],
+        "reference_calls": int(sum(points[i].record["calls"] for i in order)),
+    }
+
+
+def _header(r: _Refinement, images: list[Atoms]) -> dict[str, Any]:
+    """The document fields a refinement takes from the stored hop and the new level."""
+    doc = r.doc
+    fields = {k: getattr(doc, k) for k in ("interface", "phase_a", "phase_b", "mechanism",
+                                           "thickness_a", "thickness_b", "strain",
+                                           "strained_side")}
+    new = {k: v for k, v in r.description.items() if k != "dft"}
+    calculator = {**doc.calculator, **new, "geometry": f"stationary points of a certified "
+                  f"{doc.stage} barrier re-converged at this level (recipes.refine)"}
+    return {"calculator": calculator, "input_structure": images[0], **fields,
+            "interface_meta": {**doc.interface_meta, "refined_from": doc.uid},
+            "stage": REFINED}
+
+
+def _not_a_minimum(r: _Refinement, points: dict[int, _Point], why: str) -> BarrierDoc:
+    """The document of a refinement stopped at a minimum that does not hold: the refined
+    minima so far, no barrier and no reaction energy."""
+    order = sorted(points)
+    images = [points[i].atoms for i in order]
+    absolute = np.array([points[i].energy for i in order])
+    r.run.warn(why)
+    return BarrierDoc.from_run(
+        r.settings, r.run, **_header(r, images), saddle=NOT_A_MINIMUM, saddle_note=why,
+        images=[NEBImageData(energy=float(a), fmax=points[i].fmax,
+                             structure=StructureData.from_atoms(points[i].atoms))
+                for a, i in zip(absolute, order, strict=True)],
+        energies=[float(x) for x in absolute - absolute[0]],
+        path_coordinate=path_coordinate(images),
+        spline={"x": [], "y": []}, barrier_forward=None, barrier_reverse=None,
+        reaction_energy=None, e_kra=None, hop_distance=None,
+        endpoint_fmax={f"image{i}": float(points[i].fmax) for i in order},
+        converged=False, fmax_final=None, refinement=_record(r, points, order))
+
+
+def _over_budget(r: _Refinement, exc: BudgetExceeded, ledger: Ledger) -> BarrierDoc:
+    """The document of a refinement stopped by its cost ceiling (what was reached)."""
+    doc = r.doc
+    hop = HopRecord(doc.phase_a, doc.phase_b, doc.mechanism,
+                    {**doc.interface_meta, "refined_from": doc.uid},
+                    _header(r, [r.stored(0)])["calculator"], r.stored(0))
+    out = over_budget_doc(exc, ledger, r.settings, r.run, hop)
+    return out.model_copy(update={"stage": REFINED, "refinement": {
+        "from_uid": doc.uid, "from_stage": doc.stage, "changes": r.changes}})
 
 
 def _segment(e: np.ndarray, fmax: list[float], lo: int, hi: int, converged: bool
@@ -272,8 +429,8 @@ def _segment(e: np.ndarray, fmax: list[float], lo: int, hi: int, converged: bool
             "fmax": float(fmax[lo + 1]), "stage": REFINED}
 
 
-def _document(doc: BarrierDoc, settings: CalcSettings, changes: dict[str, list[Any]],
-              st: Stationary, points: dict[int, _Point], run: RunLog) -> BarrierDoc:
+def _document(r: _Refinement, points: dict[int, _Point]) -> BarrierDoc:
+    st, settings, doc = r.stationary, r.settings, r.doc
     order = st.indices
     images = [points[i].atoms for i in order]
     absolute = np.array([points[i].energy for i in order])
@@ -286,56 +443,34 @@ def _document(doc: BarrierDoc, settings: CalcSettings, changes: dict[str, list[A
     for k, (_, hi) in enumerate(bounds[:-1], start=1):
         minima[f"minimum{k}"] = fmax[hi]
     path = path_coordinate(images)
-    left = next((points[i].record["stopped"] for i in order
-                 if points[i].record.get("stopped")), None)
     problems = [p for _, s, _ in st.hops if (p := _search_problem(doc, points[s])) is not None]
     cert = certify(e, fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
                    endpoint_fmax=minima, segments=segments, stage=REFINED, path=path)
-    if left:
-        cert = replace(cert, status=NOT_A_MINIMUM, note=left)
-    elif cert.status == SADDLE and problems:
+    if cert.status == SADDLE and problems:
         cert = replace(cert, status=NOT_CONVERGED, note="; ".join(problems))
     elif problems:
         cert = replace(cert, note="; ".join([cert.note, *problems]))
     ok = cert.status == SADDLE
     forward, reverse = span_barriers(e) if ok else (None, None)
-    stored = np.array([doc.images[i].energy for i in order])
-    record = {
-        "from_uid": doc.uid, "from_stage": doc.stage, "changes": changes,
-        "rule": "minima relaxed and saddles searched again (P-RFO) at the new level from "
-                "the stored stationary points; surrogate Hessians start both",
-        "points": [{**points[i].record,
-                    "energy_change_eV": float(e[k] - (stored[k] - stored[0]))}
-                   for k, i in enumerate(order)],
-        "reference_calls": int(sum(points[i].record["calls"] for i in order)),
-        "problems": problems,
-    }
     tops = [position[s] for _, s, _ in st.hops]
     top = max(tops, key=lambda k: e[k])
-    fields = {k: getattr(doc, k) for k in ("interface", "phase_a", "phase_b", "mechanism",
-                                           "thickness_a", "thickness_b", "strain",
-                                           "strained_side")}
-    calculator = {**doc.calculator, "geometry": f"stationary points of a certified "
-                  f"{doc.stage} barrier re-converged at this level (recipes.refine)"}
+    record = {**_record(r, points, order), "problems": problems}
     return BarrierDoc.from_run(
-        settings, run, calculator=calculator, input_structure=images[0], **fields,
-        interface_meta={**doc.interface_meta, "refined_from": doc.uid},
-        saddle=cert.status, saddle_note=cert.note,
+        settings, r.run, **_header(r, images), saddle=cert.status, saddle_note=cert.note,
         images=[NEBImageData(energy=float(a), fmax=float(f),
                              structure=StructureData.from_atoms(im))
                 for a, f, im in zip(absolute, fmax, images, strict=True)],
         energies=[float(x) for x in e], path_coordinate=path,
         spline={"x": list(path), "y": [float(x) for x in e]},
         barrier_forward=forward, barrier_reverse=reverse, reaction_energy=float(e[-1]),
-        e_kra=e_kra(e) if ok else None,
-        hop_distance=li_travel(images, hopping_li(doc)),
+        e_kra=e_kra(e) if ok else None, hop_distance=li_travel(images, r.li),
         endpoint_fmax={k: float(v) for k, v in minima.items()}, saddle_fmax=cert.saddle_fmax,
         segments=[_segment(e, fmax, lo, hi, points[order[hi - 1]].record["converged"])
                   for lo, hi in segments],
         converged=ok, fmax_final=float(max(fmax[k] for k in tops)), band_continuous=True,
-        climbing_image=top, stage=REFINED, refinement=record,
+        climbing_image=top, refinement=record,
     )
 
 
-__all__ = ["BASIN_FRACTION", "MODE_OVERLAP", "REFINED", "check_refinable", "hopping_li",
-           "mode_overlap", "refine_barrier"]
+__all__ = ["BASIN_FRACTION", "MODE_OVERLAP", "REFINED", "basin_limit", "check_refinable",
+           "hopping_li", "li_travel", "li_vector", "mode_overlap", "refine_barrier"]

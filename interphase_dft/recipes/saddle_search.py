@@ -19,8 +19,9 @@ Rules
   image).
 - The search converges at ``neb.fmax`` with exactly one negative Hessian eigenvalue, within
   ``neb.steps`` reference calls (``prfo.npz`` checkpoints every call).
-- Connection: from the converged saddle, a displacement along each sign of the followed mode
-  (:data:`DESCENT_STEP` doubled up to three times until the surrogate's largest force exceeds
+- Connection: from the converged saddle, a displacement along each sign of its negative
+  mode (the lowest eigenvector of the search's final Hessian;
+  :data:`DESCENT_STEP` doubled up to three times until the surrogate's largest force exceeds
   the descent's ``fmax``; largest atom move) is relaxed with the surrogate to the smaller of
   ``neb.ml_fmax`` and ``relax.fmax`` (at least :data:`DESCENT_STEPS` steps); each descent
   must converge and end within half the endpoints' separation (largest atom distance) of one
@@ -141,7 +142,8 @@ def search_saddle(ends: list[Atoms], ref_band: list[Atoms], reference: CalcFacto
 def _descents(res: SaddleResult, ends: list[Atoms], surrogate: CalcFactory,
               settings: CalcSettings, wd: Path, mic: bool) -> dict[str, Any]:
     """Surrogate relaxations from the saddle along each sign of its mode (module rules)."""
-    mode = res.mode / max(float(np.linalg.norm(res.mode, axis=1).max()), 1e-12)
+    reaction = res.mode if res.negative_mode is None else res.negative_mode
+    mode = reaction / max(float(np.linalg.norm(reaction, axis=1).max()), 1e-12)
     rs = RelaxSettings(fmax=min(settings.neb.ml_fmax, settings.relax.fmax),
                        steps=max(settings.relax.ml_steps or 0, DESCENT_STEPS),
                        optimizer=settings.relax.optimizer)

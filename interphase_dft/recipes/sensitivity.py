@@ -11,7 +11,8 @@ Rules
   that meet end to end from the first to the last image; the whole band for one hop) and each
   hop's saddle, its highest interior image (above both ends of its hop: the certification).
 - Each stationary image is a **single point at its stored geometry** with the stored settings
-  changed by ``overrides`` (``dft`` fields that act on a single point) and, optionally, the
+  changed by ``overrides`` (``dft`` fields that act on a single point, and
+  ``structure.interface_density_mesh``, the k-mesh rule of interface cells) and, optionally, the
   cell widened by ``vacuum`` along z, half below and half above the atoms (the atoms keep
   their relative positions). The geometries are not relaxed again, so the change is the
   first-order change of the barrier at fixed geometry. The force on each image at the changed
@@ -27,6 +28,9 @@ Rules
 - **Metrics** (relative to the initial image): barrier_forward and barrier_reverse as
   energetic spans (:mod:`interphase_dft.span`), the reaction energy and E_KRA =
   E_saddle - (E_initial + E_final)/2 with the highest saddle.
+- A change the document's cells do not feel is no change: ``dft.gamma_only_atoms`` where
+  the density mesh applies at both settings, ``structure.interface_density_mesh`` on a bulk
+  hop (:func:`changed_settings`).
 - Every single point is a checkpointed :func:`~interphase_dft.calc.runners.static` under
   ``workdir``, labelled by the document and the changes: an interrupted check resumes, and
   another document or change in the same directory gets its own files.
@@ -55,6 +59,8 @@ log = logging.getLogger(__name__)
 
 #: settings a single point of a hop cell does not read
 NO_EFFECT = ("dft.atom_box",)
+#: the one setting outside ``dft`` a single point reads (the k-mesh rule of interface cells)
+MESH_RULE = "structure.interface_density_mesh"
 
 #: ``factory_of(settings) -> calculator factory`` with the document's calculator options
 FactoryOf = Callable[[CalcSettings], Any]
@@ -117,6 +123,11 @@ def _str_keys(value: Any) -> Any:
     return value
 
 
+def is_interface(doc: BarrierDoc) -> bool:
+    """True for an A|B hop, False for a bulk hop (the k-mesh rule differs)."""
+    return doc.phase_a != doc.phase_b
+
+
 def stored_settings(doc: BarrierDoc) -> CalcSettings:
     """The settings stored with ``doc``.
 
@@ -133,24 +144,33 @@ def stored_settings(doc: BarrierDoc) -> CalcSettings:
                          "version first") from None
 
 
-def changed_settings(stored: CalcSettings, overrides: dict[str, Any]
-                     ) -> tuple[CalcSettings, dict[str, list[Any]]]:
+def changed_settings(stored: CalcSettings, overrides: dict[str, Any], *,
+                     interface: bool = True) -> tuple[CalcSettings, dict[str, list[Any]]]:
     """The stored settings with ``overrides`` applied and ``{dotted key: [old, new]}`` of what
-    really changed.
+    really changed for the cells of a hop (``interface``: an A|B hop, else a bulk hop); a
+    change those cells do not feel is left out (module rules).
 
     Raises
     ------
-    InputError : an override outside ``dft`` or one a single point does not read.
+    InputError : an override outside ``dft`` (other than :data:`MESH_RULE`) or one a single
+        point does not read.
     """
     keys = list(flatten(overrides))
-    outside = [k for k in keys if k.split(".")[0] != "dft" or k in NO_EFFECT]
+    outside = [k for k in keys
+               if (k.split(".")[0] != "dft" and k != MESH_RULE) or k in NO_EFFECT]
     if outside:
         raise InputError(f"{', '.join(outside)}: a single point of the hop's cells reads only "
-                         "the dft settings (not dft.atom_box); change those (e.g. "
-                         "dft.ecut=400, dft.kpt_density=3.0) or widen the vacuum (--vacuum)")
+                         f"the dft settings (not dft.atom_box) and {MESH_RULE}; change those "
+                         "(e.g. dft.ecut=400, dft.kpt_density=3.0) or widen the vacuum "
+                         "(--vacuum)")
     new = stored.with_overrides(overrides)
     old_flat, new_flat = flatten(stored.model_dump()), flatten(new.model_dump())
-    changes = {k: [old_flat.get(k), v] for k, v in new_flat.items() if old_flat.get(k) != v}
+    inert = set() if interface else {MESH_RULE}
+    if interface and stored.structure.interface_density_mesh \
+            and new.structure.interface_density_mesh:
+        inert.add("dft.gamma_only_atoms")
+    changes = {k: [old_flat.get(k), v] for k, v in new_flat.items()
+               if old_flat.get(k) != v and k not in inert}
     return new, changes
 
 
@@ -166,11 +186,16 @@ def check_text(changes: dict[str, list[Any]], vacuum: float,
     return ", ".join(parts)
 
 
-def mesh(atoms: Atoms, settings: CalcSettings) -> tuple[int, int, int]:
-    """The k-point mesh GPAW gets for ``atoms`` with ``settings``."""
-    from interphase_dft.calc.factory import kpoint_mesh
+def mesh(atoms: Atoms, settings: CalcSettings, *, interface: bool = True
+         ) -> tuple[int, int, int]:
+    """The k-point mesh GPAW gets for ``atoms`` of a hop (``interface``: an A|B hop, whose
+    cells take the density mesh at every size under ``structure.interface_density_mesh``)
+    with ``settings``."""
+    from interphase_dft.calc.factory import density_mesh, kpoint_mesh
 
-    return kpoint_mesh(atoms, settings.dft.kpt_density, settings.dft.gamma_only_atoms)
+    every_size = interface and settings.structure.interface_density_mesh
+    cell = density_mesh(atoms.copy()) if every_size else atoms
+    return kpoint_mesh(cell, settings.dft.kpt_density, settings.dft.gamma_only_atoms)
 
 
 def stationary_images(doc: BarrierDoc) -> Stationary:
@@ -272,7 +297,8 @@ def settings_sensitivity(doc: BarrierDoc, overrides: dict[str, Any], factory_of:
     from interphase_dft.calc.runners import static
 
     before = stored_settings(doc)
-    settings, changes = changed_settings(before, overrides)
+    interface = is_interface(doc)
+    settings, changes = changed_settings(before, overrides, interface=interface)
     if not changes and vacuum == 0:
         raise InputError("nothing to check: the overrides equal the stored settings and no "
                          "vacuum is added; give --set dft.KEY=VALUE or --vacuum")
@@ -305,7 +331,8 @@ def settings_sensitivity(doc: BarrierDoc, overrides: dict[str, Any], factory_of:
              for k in ("barrier_forward", "barrier_reverse", "reaction_energy", "e_kra")}
     moved, warnings = _moved(st, stored, checked, before)
     first = doc.images[0].structure.to_atoms()
-    meshes = (mesh(first, before), mesh(widen(first, vacuum), settings))
+    meshes = (mesh(first, before, interface=interface),
+              mesh(widen(first, vacuum), settings, interface=interface))
     return Sensitivity(doc.uid, doc.interface, doc.mechanism,
                        check_text(changes, vacuum, meshes), changes, vacuum, st, stored,
                        checked, delta,

@@ -144,23 +144,29 @@ class _Refinement:
 
 
 def hopping_li(doc: BarrierDoc) -> int:
-    """Index of the hopping Li: ``interface_meta['li_index']``, else the atom that moves most
-    between the stored endpoints."""
+    """Index of the hopping Li: ``interface_meta['li_index']``, else the atom that travels
+    farthest along the stored images (periodic images unwrapped: a hop into the next cell
+    is a move, not a return)."""
     li = doc.interface_meta.get("li_index")
     if li is not None:
         return int(li)
-    first, last = (doc.images[k].structure.to_atoms() for k in (0, -1))
-    return int(np.argmax(displacements(first, last)))
+    images = [im.structure.to_atoms() for im in doc.images]
+    return int(np.argmax(np.linalg.norm(travel_vectors(images), axis=1)))
+
+
+def travel_vectors(images: list[Atoms]) -> np.ndarray:
+    """Every atom's move from the first to the last of ``images``: the sum of its
+    minimum-image steps between neighbours, shape (N, 3), Angstrom."""
+    total = np.zeros((len(images[0]), 3))
+    for a, b in pairwise(images):
+        total += mic_vectors(a, b.positions - a.positions)
+    return total
 
 
 def li_vector(images: list[Atoms], li: int) -> np.ndarray:
-    """The hopping Li's move from the first to the last of ``images``: the sum of its
-    minimum-image steps between neighbours (a hop into the next periodic image keeps its
-    length), Angstrom."""
-    total = np.zeros(3)
-    for a, b in pairwise(images):
-        total += mic_vectors(a, b.positions[li] - a.positions[li])
-    return total
+    """The hopping Li's move from the first to the last of ``images`` (:func:`travel_vectors`
+    of that atom: a hop into the next periodic image keeps its length), Angstrom."""
+    return travel_vectors(images)[li]
 
 
 def li_travel(images: list[Atoms], li: int) -> float:
@@ -394,7 +400,8 @@ def _not_a_minimum(r: _Refinement, points: dict[int, _Point], why: str) -> Barri
     order = sorted(points)
     images = [points[i].atoms for i in order]
     absolute = np.array([points[i].energy for i in order])
-    r.run.warn(why)
+    if not any(why in w for w in r.run.warnings):  # a stopped relaxation has said it
+        r.run.warn(why)
     return BarrierDoc.from_run(
         r.settings, r.run, **_header(r, images), saddle=NOT_A_MINIMUM, saddle_note=why,
         images=[NEBImageData(energy=float(a), fmax=points[i].fmax,

@@ -274,3 +274,38 @@ def test_a_stored_document_is_recomputed_on_the_mesh_it_was_computed_with():
     assert not factory_of(stored).density_mesh
     ruled = stored.with_overrides({"structure": {"interface_density_mesh": True}})
     assert factory_of(ruled).density_mesh
+
+
+def test_every_dft_factory_of_an_interface_hop_gets_the_density_mesh(monkeypatch, tmp_path):
+    """migration_barrier's candidate relaxer and registry reference, and the reported level
+    of its states, band and host relaxation (_reported_factory), all take the density mesh
+    under the rule, and none of them for a bulk hop."""
+    from interphase_dft.calc.runlog import RunLog
+    from interphase_dft.recipes import barrier
+
+    seen: list[bool] = []
+    real = barrier.factory_for
+    monkeypatch.setattr(barrier, "factory_for", lambda settings, **kw: seen.append(
+        kw.get("density_mesh", False)) or real(settings, **kw))
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    from interphase_dft.recipes import hop_setup
+
+    monkeypatch.setattr(hop_setup, "interface_states", stop)
+    laptop = preset("laptop")
+    with pytest.raises(Stop):
+        barrier.migration_barrier("LiAl", "LiCl", laptop, workdir=tmp_path / "hop")
+    assert seen == [True, True]  # the candidate relaxer and the registry reference
+    for a, b, mechanism, want in (("LiAl", "LiCl", "vacancy", True),
+                                  ("LiCl", "LiCl", "bulk-vacancy", False)):
+        seen.clear()
+        for neutral in (False, True):  # the hop's cells, and the full host of a vacancy hop
+            barrier._reported_factory(laptop, barrier.hop_options(a, b, mechanism),
+                                      tmp_path / "band", None, RunLog(), None,
+                                      neutral=neutral)
+        assert seen == [want, want]

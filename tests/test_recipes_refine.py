@@ -393,3 +393,27 @@ def test_gpaw_refine_of_a_li_hop_on_al100_through_the_command(tmp_path, capsys):
     assert main([*args, "--json", "-"]) == 0  # resumed from the checkpoints
     again = json.loads(capsys.readouterr().out)
     assert again["energies"] == refined.energies and again["refinement"] == rec
+
+
+def test_fixed_atoms_stay_where_they_were_stored(tmp_path):
+    """A second atom held by FixAtoms (the bulk-fixed outer layers of an interface cell) is
+    not moved by the relaxations or the saddle search, and the hop is refined as without it."""
+    from ase.constraints import FixAtoms
+
+    doc = tight(wave_doc())
+    images = []
+    for im in doc.images:
+        atoms = im.structure.to_atoms()
+        atoms += type(atoms)("Cl", positions=[[1.0, 3.0, 6.0]])
+        atoms.set_constraint(FixAtoms([1]))
+        images.append(im.model_copy(update={"structure": type(im.structure).from_atoms(atoms)}))
+    doc = doc.model_copy(update={"images": images})
+    assert doc.images[0].structure.to_atoms().constraints  # the constraint is stored
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 360.0}}, shifted_factory_of([]), surrogate,
+                            tmp_path / "w")
+    assert out.saddle == SADDLE
+    for im in out.images:
+        assert im.structure.to_atoms().positions[1] == pytest.approx([1.0, 3.0, 6.0])
+    want = exact(1.2, 0.06)
+    xs = [im.structure.to_atoms().positions[0, 0] for im in out.images]
+    assert xs == pytest.approx([want["initial"], want["saddle"], want["final"]], abs=0.01)

@@ -142,8 +142,9 @@ def test_registry_cell_confirms_and_the_document_gets_the_reference_work_of_adhe
     scan = record["surrogate"]  # the surrogate scan is kept beside the DFT points
     assert scan["level"] == "surrogate" and len(scan["points"]) >= 8
     assert scan == json.loads((tmp_path / "registry-scan.json").read_text())
-    for name in ("registry.json", "registry-scan.json", "registry-dft.json"):
+    for name in ("registry.json", "registry-scan.json"):
         assert (tmp_path / name).is_file()
+    assert len(list(tmp_path.glob("registry-dft-*.json"))) == 1
     again, cached = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, refuse)
     assert cached == record and np.allclose(again.atoms.positions, cell.atoms.positions)
     hs = interface_states("LiAl", "LiCl", SETTINGS, "vacancy", tmp_path, surrogate=surrogate,
@@ -155,7 +156,7 @@ def test_registry_cell_confirms_and_the_document_gets_the_reference_work_of_adhe
     hs = interface_states("LiAl", "LiCl", plain, "vacancy", tmp_path / "plain",
                           surrogate=surrogate, relaxer=refuse, reference=refuse)
     assert hs.meta["registry"]["level"] == "surrogate" and hs.work_of_adhesion is None
-    assert not (tmp_path / "plain" / "registry-dft.json").exists()
+    assert not list((tmp_path / "plain").glob("registry-dft*.json"))
 
 
 def test_a_record_cached_before_confirmation_keeps_its_registry(tmp_path):
@@ -163,7 +164,44 @@ def test_a_record_cached_before_confirmation_keeps_its_registry(tmp_path):
     _, plain = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, None)
     assert plain["level"] == "surrogate"
     _, again = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, refuse)
-    assert again == plain and not (tmp_path / "registry-dft.json").exists()
+    assert again == plain and not list(tmp_path.glob("registry-dft*.json"))
+
+
+def test_a_choice_confirmed_at_another_reference_level_is_confirmed_again(tmp_path):
+    """A registry DFT-confirmed with one reference calculator is not reused by a rerun whose
+    reference differs (e.g. the density k-mesh after Gamma): that rerun confirms at its own
+    level, in its own checkpoint; the first level's choice is then cached no more, and a
+    record from before the rule (no reference_level) counts as another level."""
+    def described(kpoints):
+        def factory(atoms, attempt=0, label=""):
+            return stiffer(atoms)
+
+        factory.description = {"engine": "stiffer", "kpoints": kpoints}
+        return factory
+
+    gamma, dense = described("gamma"), described("density")
+    _, first = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, gamma)
+    _, same = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, refuse_described(
+        "gamma"))
+    assert same == first  # cached: the refusing reference is never called
+    _, second = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate, dense)
+    assert second["reference_level"] != first["reference_level"]
+    assert len(list(tmp_path.glob("registry-dft-*.json"))) == 2
+    legacy = {k: v for k, v in second.items() if k != "reference_level"}
+    (tmp_path / "registry.json").write_text(json.dumps(legacy))
+    _, redone = registry_cell("LiAl", "LiCl", SETTINGS, tmp_path, surrogate,
+                              refuse_described("density"))
+    # confirmed again (the record gets its level back), from that level's checkpoint
+    assert redone == second and "reference_level" in redone
+
+
+def refuse_described(kpoints):
+    """A reference that refuses to compute, described like ``described(kpoints)``."""
+    def factory(atoms, attempt=0, label=""):
+        return refuse(atoms)
+
+    factory.description = {"engine": "stiffer", "kpoints": kpoints}
+    return factory
 
 
 def test_a_hop_stopped_by_its_budget_in_the_registry_confirmation_says_so(monkeypatch,
@@ -183,7 +221,8 @@ def test_a_hop_stopped_by_its_budget_in_the_registry_confirmation_says_so(monkey
     assert "hop setup" in doc.saddle_note and doc.interface == "LiAl|LiCl"
     assert doc.thickness_a >= small.structure.interface_min_thickness
     assert not (tmp_path / "registry.json").exists()  # nothing chosen yet
-    assert len(json.loads((tmp_path / "registry-dft.json").read_text())["energies"]) == 2
+    (confirmed,) = tmp_path.glob("registry-dft-*.json")
+    assert len(json.loads(confirmed.read_text())["energies"]) == 2
     seen = {}
     monkeypatch.setattr(barrier, "path_barrier", lambda states, *a, **kw: seen.update(kw) or "ok")
     Spread.calls = 0

@@ -78,7 +78,8 @@ def _laptop() -> CalcSettings:
             # Li3P|LiCl minima and saddle carry 0.19-0.30 eV/A at 2x2x1 (docs/physics.md)
             interface_density_mesh=True,
         ),
-        binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1, max_window_sites=4),
+        binding=BindingSettings(max_dft_sites=2, max_dft_vacancies=1, screen_window=0.1,
+                                max_window_sites=4),
         # a band the loop cannot certify ends 'not certified: over budget' (what was reached
         # is stored; a rerun with a larger budget continues from the checkpoints)
         budget=BudgetSettings(max_dft_calls=LAPTOP_BARRIER_CALLS,

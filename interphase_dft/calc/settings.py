@@ -349,10 +349,11 @@ class BindingSettings(_Frozen):
         "chosen by surrogate energy (screen_with_ml); None = every one gets DFT",
     )
     screen_window: float | None = Field(
-        0.1, ge=0,
+        None, ge=0,
         description="eV: Li sites the surrogate places within this of its lowest site are a "
         "tie it cannot rank, and all of them get DFT even beyond max_dft_sites (up to "
-        "max_window_sites); None = the max_dft_sites lowest only",
+        "max_window_sites); None = the max_dft_sites lowest only (the default, so documents "
+        "stored before the window read as unwindowed; laptop: 0.1)",
     )
     max_window_sites: int | None = Field(
         None, ge=1,

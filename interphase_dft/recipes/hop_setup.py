@@ -20,6 +20,10 @@ Rules
   record keeps both, as ``surrogate`` and ``dft``), and the work of adhesion is DFT's. The
   choice is cached in ``<workdir>/registry.json`` once made, so a rerun builds the same cell
   (a record cached without the DFT step stays as it is: the states of a run depend on it).
+  A DFT-confirmed choice belongs to its reference level (``reference_level``: the hash of the
+  reference calculator's description, k-point rule included; a record stored without one
+  was made before the rule): a rerun at another level (e.g. the interface density mesh after
+  a Gamma-point run) confirms again, its DFT energies in ``registry-dft-<level>.json``.
 - Interface cells are computed with ``pbc = (T, T, F)``: GPAW then applies the dipole-layer
   correction along z (:func:`interphase_dft.calc.factory.needs_dipole_correction`).
 - Interstitial candidates are relaxed with the surrogate when there is one (at most
@@ -131,14 +135,18 @@ def registry_cell(phase_a: str, phase_b: str, settings: CalcSettings, workdir: P
     """
     from interphase_dft.builders.migration import migration_cell_for, set_registry
     from interphase_dft.recipes.registry import confirm_scan, scan_cell
+    from interphase_dft.recipes.saddle_search import reference_level
 
     cell = built = migration_cell_for(phase_a, phase_b, settings)  # shifts count from built
+    st = settings.structure
+    confirm = reference is not None and st.interface_registry_confirm > 0
+    level = reference_level(reference, cell.atoms) if confirm else None
     cache = workdir / "registry.json"
     stored = read_json(cache)
-    if stored:
+    if stored and (level is None or "dft" not in stored
+                   or stored.get("reference_level") == level):
         rule = stored.get("rule", "cached")
         return set_registry(cell, stored["best_shift"], stored["best_gap_A"], rule=rule), stored
-    st = settings.structure
     if surrogate is None:
         record = {"level": "geometric", "rule": cell.info["registry_rule"],
                   "best_shift": list(cell.shift), "best_gap_A": cell.gap}
@@ -152,14 +160,14 @@ def registry_cell(phase_a: str, phase_b: str, settings: CalcSettings, workdir: P
                       **scan.to_dict()}
             write_json(scan_file, record)
         cell = set_registry(built, record["best_shift"], record["best_gap_A"], rule=record["rule"])
-        if reference is not None and st.interface_registry_confirm > 0:
+        if confirm and level is not None:
             conf = confirm_scan(built, [tuple(p) for p in record["points"]], reference,
                                 k=st.interface_registry_confirm,
-                                checkpoint=workdir / "registry-dft.json")
+                                checkpoint=workdir / f"registry-dft-{level[:12]}.json")
             cell = conf.cell
             record = {"level": "surrogate scan, DFT-confirmed", "rule": cell.info["registry_rule"],
                       "best_shift": list(conf.best_shift), "best_gap_A": conf.best_gap,
-                      "surrogate": record, "dft": conf.to_dict()}
+                      "reference_level": level, "surrogate": record, "dft": conf.to_dict()}
     write_json(cache, record)
     return cell, record
 

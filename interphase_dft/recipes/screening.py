@@ -7,7 +7,8 @@ sites whose Li ends up within :data:`MERGE_TOL` of an earlier site's Li (minimum
 merged into that earlier site, and the ``k`` lowest surrogate total energies are passed on to
 DFT (energies are compared rounded to 0.1 meV, so float noise between equivalent sites is a
 tie, and ties go to the alphabetically first label). The surrogate cannot rank sites it places
-within ``binding.screen_window`` (0.1 eV) of its lowest: every such site gets DFT too, up to
+within ``binding.screen_window`` (``laptop``: 0.1 eV; None: no window) of its lowest: every such
+site gets DFT too, up to
 ``binding.max_window_sites``; when that cap leaves ties without DFT, the record counts them
 (``untested_ties``) and a warning says that the lowest E_b is an upper bound. The surrogate
 energies only rank sites: they are stored in ``BindingEnergyDoc.screening`` and never reported

@@ -487,6 +487,8 @@ def test_sites_the_surrogate_cannot_rank_all_get_dft_up_to_the_window_cap():
 
     energies = {"e": -9.5, "a": -10.0, "c": -9.95, "b": -9.98, "d": -9.90}
     assert preset("laptop").binding.screen_window == pytest.approx(0.1)
+    # no window by default: a document stored before the window reads as unwindowed
+    assert preset("test").binding.screen_window is None
     chosen, out = _select_with(dict(energies))  # laptop: 2 sites, ties up to 4
     assert chosen == ["a", "b", "c", "d"] and out.record["window_sites"] == ["a", "b", "c", "d"]
     assert out.record["untested_ties"] == 0 and out.record["n_dft"] == 4

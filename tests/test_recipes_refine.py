@@ -62,6 +62,19 @@ def shifted_factory_of(calls: list[int]):
     return factory_of
 
 
+def one_level(make, engine: str):
+    """A ``factory_of`` whose every level computes with ``make()`` (a fixed new surface)."""
+
+    def factory_of(settings):
+        def factory(atoms, attempt=0, label=""):
+            return make()
+
+        factory.description = {"engine": engine, "ecut": settings.dft.ecut}
+        return factory
+
+    return factory_of
+
+
 def surrogate(atoms, attempt=0, label=""):
     """The stored level's surface (the Hessian source)."""
     return Shifted(1.0, 0.0, [])
@@ -161,14 +174,8 @@ def test_a_minimum_whose_li_leaves_its_site_is_no_minimum_of_the_hop(tmp_path):
     energy, and no saddle search is run."""
     doc = squeezed(wave_doc(), 2.0)  # the stored hop is 2 A long: the Li may move 1 A
 
-    def factory_of(settings):
-        def factory(atoms, attempt=0, label=""):
-            return Shifted(1.0, 2.5, [])
-
-        factory.description = {"engine": "far", "ecut": settings.dft.ecut}
-        return factory
-
-    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, factory_of, surrogate,
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}},
+                            one_level(lambda: Shifted(1.0, 2.5, []), "far"), surrogate,
                             tmp_path / "w")
     assert out.saddle == NOT_A_MINIMUM and "moved" in out.saddle_note
     assert "1.00 A" in out.saddle_note
@@ -210,14 +217,8 @@ def test_minima_that_close_in_on_each_other_have_merged(tmp_path):
     minima are not this hop's, and no saddle is searched."""
     doc = tight(squeezed(wave_doc(), 2.0))
 
-    def factory_of(settings):
-        def factory(atoms, attempt=0, label=""):
-            return DoubleWell()
-
-        factory.description = {"engine": "double well", "ecut": settings.dft.ecut}
-        return factory
-
-    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, factory_of, surrogate,
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, one_level(DoubleWell, "wells"),
+                            surrogate,
                             tmp_path / "w")
     assert out.saddle == NOT_A_MINIMUM and "merged" in out.saddle_note
     assert "0.80 A apart (stored 2.00 A)" in out.saddle_note

@@ -237,3 +237,28 @@ def test_a_search_resumed_after_a_probe_ends_as_an_uninterrupted_one(tmp_path):
     other = one_atom(SADDLE_1[0] - 0.05, SADDLE_1[1] + 0.05)
     fresh = prfo_saddle(other, factory, hessian=h, fmax=1e-3, steps=60, checkpoint=ckpt)
     assert fresh.converged and MuellerBrown.calls == fresh.steps
+
+
+def test_a_watch_stops_the_search_and_sees_a_resumed_point_without_a_call(tmp_path):
+    start = one_atom(SADDLE_2[0] - 0.08, SADDLE_2[1] + 0.1)
+    towards = np.array([[MINIMA[1][0] - MINIMA[2][0], MINIMA[1][1] - MINIMA[2][1], 0.0]])
+    kw = dict(hessian=hessian_at(start), mode=towards, fmax=1e-3)
+    seen: list[tuple[float, int]] = []
+
+    def watch(atoms, energy, negative):
+        seen.append((energy, negative))
+        return "third point" if len(seen) == 3 else None
+
+    ckpt = tmp_path / "prfo.npz"
+    MuellerBrown.calls = 0
+    res = prfo_saddle(start, factory, steps=60, checkpoint=ckpt, watch=watch, **kw)
+    assert res.stopped == "third point" and not res.converged
+    assert res.steps == 3 == MuellerBrown.calls
+    assert res.energy == pytest.approx(seen[-1][0])
+    MuellerBrown.calls = 0
+    again = prfo_saddle(start, factory, steps=60, checkpoint=ckpt,
+                        watch=lambda atoms, energy, negative: "at once", **kw)
+    assert again.stopped == "at once" and MuellerBrown.calls == 0 and again.steps == 3
+    rest = prfo_saddle(start, factory, steps=60, checkpoint=ckpt, **kw)
+    assert rest.converged and rest.stopped is None
+    assert rest.atoms.positions[0][:2] == pytest.approx(SADDLE_2, abs=2e-3)

@@ -416,3 +416,86 @@ def test_fixed_atoms_stay_where_they_were_stored(tmp_path):
     want = exact(1.2, 0.06)
     xs = [im.structure.to_atoms().positions[0, 0] for im in out.images]
     assert xs == pytest.approx([want["initial"], want["saddle"], want["final"]], abs=0.01)
+
+
+class Profile(Calculator):
+    """One Li over E(x) (``energy_and_slope``) plus harmonic y, z."""
+
+    implemented_properties = ("energy", "free_energy", "forces")
+
+    def __init__(self, energy_and_slope) -> None:
+        super().__init__()
+        self.energy_and_slope = energy_and_slope
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x, y, z = self.atoms.positions[0]
+        e, slope = self.energy_and_slope(x)
+        e += 0.5 * ((y - 1.0) ** 2 + (z - 1.0) ** 2)
+        forces = np.zeros((len(self.atoms), 3))
+        forces[0] = [-slope, -(y - 1.0), -(z - 1.0)]
+        self.results = {"energy": e, "free_energy": e, "forces": forces}
+
+
+def tilted_wells(x: float) -> tuple[float, float]:
+    """4 x^2 (x - M)^2 / M^4 - 0.1 x / M, M = 3.4: minima near 0 and 3.44, saddle near 1.7."""
+    m = 3.4
+    e = 4.0 * x**2 * (x - m) ** 2 / m**4 - 0.1 * x / m
+    return e, 8.0 / m**4 * x * (x - m) * (2 * x - m) - 0.1 / m
+
+
+def test_a_search_that_falls_into_a_minimum_starts_again_between_the_refined_minima(tmp_path):
+    """At the new level the final minimum moves from x = 6 to 3.44, so the stored saddle (x =
+    3) lies 0.44 A from it and below the initial state: that search stops at once, and the
+    search from the highest of three points between the refined minima finds the new
+    saddle near x = 1.7 (the closed-form root), certified."""
+    from scipy.optimize import brentq
+
+    doc = tight(wave_doc())
+    calls: list[int] = []
+
+    def make():
+        calls.append(1)
+        return Profile(tilted_wells)
+
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, one_level(make, "tilted"),
+                            surrogate, tmp_path / "w")
+    assert out.saddle == SADDLE, out.saddle_note
+    saddle_x = brentq(lambda x: tilted_wells(x)[1], 1.0, 2.5)
+    xs = [im.structure.to_atoms().positions[0, 0] for im in out.images]
+    assert xs[1] == pytest.approx(saddle_x, abs=0.01)
+    assert xs[2] == pytest.approx(brentq(lambda x: tilted_wells(x)[1], 3.0, 4.0), abs=0.01)
+    rec = out.refinement["points"][1]
+    first = rec["reseed"]["first_search"]
+    assert first["stopped"].startswith("fell into the refined minimum of stored image 6")
+    assert first["calls"] == 1 and rec["search"] == "reseed3"
+    assert rec["reseed"]["start_point"] == 2 and len(rec["reseed"]["points_eV"]) == 3
+    assert out.barrier_forward == pytest.approx(
+        tilted_wells(saddle_x)[0] - tilted_wells(xs[0])[0], abs=1e-3)
+    before = len(calls)
+    again = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, one_level(make, "tilted"),
+                              surrogate, tmp_path / "w")
+    assert again.energies == out.energies
+    assert len(calls) - before <= 1  # resumed: at most the factory built once more
+
+
+def downhill(x: float) -> tuple[float, float]:
+    """A narrow well at 0 on a slope down to a minimum near 3.2: the barrier out of the
+    well is a bump 0.3 A out that the three points between the minima step over."""
+    b, d, w, q, m = 0.1, 0.15, 0.15, 0.05, 2.2
+    g = np.exp(-(x**2) / (2 * w**2))
+    return -b * x - d * g + q * (x - m) ** 2, -b + d * x / w**2 * g + 2 * q * (x - m)
+
+
+def test_a_hop_whose_path_points_all_lie_below_its_higher_minimum_has_no_saddle_found(
+        tmp_path):
+    doc = tight(wave_doc())
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}},
+                            one_level(lambda: Profile(downhill), "downhill"), surrogate,
+                            tmp_path / "w")
+    assert out.saddle == NOT_CONVERGED and out.barrier_forward is None
+    assert "no point of the path interpolated between the refined minima of stored images 0 "
+    "and 6 lies above both" in out.saddle_note
+    rec = out.refinement["points"][1]
+    assert rec["reseed"]["first_search"]["stopped"].startswith("fell into")
+    assert max(rec["reseed"]["points_eV"]) < 0

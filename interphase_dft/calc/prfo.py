@@ -25,11 +25,12 @@ Rules
   trust-limited, and halves when it
   does not (ratio below 0.25 or above 4).
 - The search ends when the largest force on a free atom is at most ``fmax`` (or after
-  ``steps`` calls); it converged when the updated Hessian then has exactly one eigenvalue
-  below :data:`NEGATIVE` (a first-order saddle). The updated Hessian is the reference's
-  only along the directions the steps took: at a stationary point, each further negative
-  mode of the model is probed first with one reference call (a displacement of
-  :data:`PROBE` along it, whose force change sets its curvature through the update), so a
+  ``steps`` calls, or when ``watch`` names a reason to stop); it converged when the updated
+  Hessian then has exactly one eigenvalue below :data:`NEGATIVE` (a first-order saddle).
+  The updated Hessian is the reference's only along the directions the steps took: at a
+  stationary point, each further negative mode of the model is probed first with one
+  reference call (a displacement of :data:`PROBE` along it, whose force change sets its
+  curvature through the update), so a
   second negative eigenvalue that is the surrogate's and not the reference's is removed, and
   one that survives its probe is the reference's. The result records the number of negative
   eigenvalues, the followed mode and the negative mode (the eigenvector of the final updated
@@ -67,6 +68,8 @@ PROBE = 0.05
 NEGATIVE = -0.05
 
 Factory = Callable[..., Any]
+#: ``watch(atoms, energy, negative_modes) -> reason to stop or None``
+Watch = Callable[[Atoms, float, int], str | None]
 
 
 @dataclass
@@ -85,6 +88,7 @@ class SaddleResult:
     mode: np.ndarray
     force_calls: int
     negative_mode: np.ndarray | None = None
+    stopped: str | None = None
 
 
 def _free(atoms: Atoms) -> np.ndarray:
@@ -161,7 +165,8 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: float,
                 steps: int, mode: np.ndarray | None = None, trust: float = 0.1,
                 max_trust: float = 0.3, checkpoint: Path | str | None = None,
-                log: Callable[[str], None] | None = None, level: str = "") -> SaddleResult:
+                log: Callable[[str], None] | None = None, level: str = "",
+                watch: Watch | None = None) -> SaddleResult:
     """Search a first-order saddle from ``atoms`` with reference forces from ``factory``
     (module rules).
 
@@ -188,6 +193,10 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
     level
         Identity of the reference level (e.g. the settings hash of its calculator): a
         checkpoint stored at another level starts over instead of resuming.
+    watch
+        Called at every evaluated point (a resumed one included) with the geometry, its
+        reference energy and the number of negative eigenvalues of the current Hessian;
+        a returned reason stops the search there (not converged, ``stopped`` = the reason).
     """
     n3 = 3 * len(atoms)
     if np.shape(hessian) != (n3, n3):
@@ -224,6 +233,12 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         if log:
             log(f"P-RFO step {done}: E = {energy:.6f} eV, fmax = {f_now:.4f} eV/A, "
                 f"{negative} negative mode(s), trust {trust:.3f} A")
+        stopped = watch(work, energy, negative) if watch else None
+        if stopped:
+            if log:
+                log(f"P-RFO stopped: {stopped}")
+            return _result(work, energy, g, free, h, follow, f_now, done, negative,
+                           converged=False, stopped=stopped)
         extra = (_untested_negative(h, follow, probed)
                  if f_now <= fmax and done < steps else None)
         if extra is not None:  # a negative mode no reference force has tested: probe it
@@ -243,12 +258,8 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
                       _state(work, g, energy, h, trust, follow, done, probed, start, level))
             continue
         if f_now <= fmax or done >= steps:  # stationary: first order or not, it ends here
-            return SaddleResult(atoms=_with_results(work, energy, g, free), energy=energy,
-                                fmax=f_now, steps=done,
-                                converged=f_now <= fmax and negative == 1,
-                                negative_modes=negative, mode=_full(follow, free, len(atoms)),
-                                force_calls=done,
-                                negative_mode=_full(_lowest(h, follow), free, len(atoms)))
+            return _result(work, energy, g, free, h, follow, f_now, done, negative,
+                           converged=f_now <= fmax and negative == 1)
         step, follow, predicted = prfo_step(h, g, follow, trust)
         step, limited = _limit(step, trust)
         if limited:
@@ -267,6 +278,16 @@ def prfo_saddle(atoms: Atoms, factory: Factory, *, hessian: np.ndarray, fmax: fl
         if checkpoint:
             _save(Path(checkpoint),
                   _state(work, g, energy, h, trust, follow, done, probed, start, level))
+
+
+def _result(work: Atoms, energy: float, g: np.ndarray, free: np.ndarray, h: np.ndarray,
+            follow: np.ndarray, f_now: float, done: int, negative: int, *, converged: bool,
+            stopped: str | None = None) -> SaddleResult:
+    n = len(work)
+    return SaddleResult(atoms=_with_results(work, energy, g, free), energy=energy, fmax=f_now,
+                        steps=done, converged=converged, negative_modes=negative,
+                        mode=_full(follow, free, n), force_calls=done,
+                        negative_mode=_full(_lowest(h, follow), free, n), stopped=stopped)
 
 
 def _lowest(h: np.ndarray, follow: np.ndarray) -> np.ndarray:

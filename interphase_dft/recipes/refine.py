@@ -34,12 +34,26 @@ Rules
   saddle followed first, to ``neb.fmax`` within ``neb.steps`` reference calls. It counts as
   the hop's saddle when it converged with exactly one negative eigenvalue and that mode (the
   lowest eigenvector of the search's final Hessian) lies along the path: the absolute cosine
-  between it and the stored band's tangent at the saddle (the move from the image before it
-  to the image after it; free atoms, minimum image) is at least :data:`MODE_OVERLAP`.
+  between it and the path's tangent at the search's start (the stored band's move from the
+  image before the saddle to the image after it; free atoms, minimum image) is at least
+  :data:`MODE_OVERLAP`.
+- **A search that falls into a minimum.** At a new level the saddle can move far from the
+  stored one, and a search started there can slide into one of its hop's refined minima (the
+  Li3P|LiCl crossing's first hop at a 2x2x1 mesh: its Gamma saddle lies 0.2 A from the trap
+  and the search ended 0.06 A from the refined trap, below the initial state). A search point
+  below the higher of its hop's two refined minima whose hopping Li is closer to one of them
+  than :data:`FALLEN_FRACTION` of the hop's length (the Li's distance between them) has fallen
+  into it: that search stops (a saddle lies above both minima of its hop). After every hop's
+  search from its stored saddle, each hop whose search fell starts again from the highest of
+  :data:`RESEED_IMAGES` interior points of the path interpolated between its refined minima
+  (IDPP, periodic images unwrapped as stored; single points at the new level), following
+  that path's tangent there, under the same rules. When no interior point lies above both
+  minima, no search runs and no saddle of that hop was found at the new level.
 - **Certification**: the refined stationary points form a path (initial, saddle, minimum,
   saddle, ..., final), certified by :func:`~interphase_dft.recipes.saddle.certify` like any
   band (endpoint forces, saddles above both ends of their hop, saddle forces); a saddle search
-  that failed a rule above makes the document ``not converged`` with the reason.
+  that failed a rule above makes the document ``not converged`` with the reason (a failed
+  search is no evidence that the hop has no saddle).
 - **Cost**: every reference call is metered by the refinement's ledger
   (:class:`~interphase_dft.calc.budget.Ledger`, ceilings ``settings.budget.max_dft_calls`` and
   ``max_dft_hours``, summed over restarts) and recorded as a frame when a frame sink is given;
@@ -69,14 +83,15 @@ import numpy as np
 from ase import Atoms
 
 from interphase_dft.barrier_status import NOT_A_MINIMUM, NOT_CONVERGED, SADDLE
+from interphase_dft.builders.neb import interpolate_images
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, MeteredFactory
 from interphase_dft.calc.checkpoint import info
 from interphase_dft.calc.frames import FrameSink
 from interphase_dft.calc.guard import CalcFactory, GuardedCalculator
 from interphase_dft.calc.hessian import stored_hessian
-from interphase_dft.calc.prfo import SaddleResult, prfo_saddle
+from interphase_dft.calc.prfo import SaddleResult, Watch, prfo_saddle
 from interphase_dft.calc.runlog import RunLog
-from interphase_dft.calc.runners import relax
+from interphase_dft.calc.runners import relax, static
 from interphase_dft.calc.settings import CalcSettings
 from interphase_dft.constraints import fixed_indices
 from interphase_dft.errors import InputError
@@ -106,6 +121,12 @@ MODE_OVERLAP = 0.5
 #: adjacent minimum has left its site at the new level (and two adjacent minima closer than
 #: this fraction of their stored separation have merged)
 BASIN_FRACTION = 0.5
+#: a saddle search below its hop's higher minimum whose hopping Li comes closer to one of the
+#: hop's refined minima than this fraction of the hop's length has fallen into that minimum
+FALLEN_FRACTION = 0.15
+#: interior points of the path interpolated between a hop's refined minima, from the highest
+#: of which a search that fell into a minimum starts again
+RESEED_IMAGES = 3
 #: the stage of a refined document (``BarrierDoc.stage``)
 REFINED = "dft-refined"
 
@@ -120,6 +141,7 @@ class _Point:
     fmax: float
     record: dict[str, Any]
     search: SaddleResult | None = None
+    tangent: np.ndarray | None = None
 
 
 @dataclass
@@ -131,6 +153,7 @@ class _Refinement:
     settings: CalcSettings
     changes: dict[str, list[Any]]
     stationary: Stationary
+    images: list[Atoms]
     factory: CalcFactory
     hessian_factory: CalcFactory
     work: Path
@@ -139,18 +162,25 @@ class _Refinement:
     description: dict[str, Any] = field(default_factory=dict)
 
     def stored(self, i: int) -> Atoms:
-        """The stored geometry of image ``i``."""
-        return self.doc.images[i].structure.to_atoms()
+        """The stored geometry of image ``i`` (a copy)."""
+        return self.images[i].copy()
+
+    def separation(self, lo: int, hi: int, points: dict[int, _Point]) -> np.ndarray:
+        """Every atom's move from the refined minimum of stored image ``lo`` to that of
+        ``hi``: the stored travel between them plus each end's refined move (periodic
+        images unwrapped as stored), shape (N, 3), Angstrom."""
+        ends = [mic_vectors(self.images[k], points[k].atoms.positions
+                            - self.images[k].positions) for k in (lo, hi)]
+        return travel_vectors(self.images[lo:hi + 1]) + ends[1] - ends[0]
 
 
-def hopping_li(doc: BarrierDoc) -> int:
+def hopping_li(doc: BarrierDoc, images: list[Atoms]) -> int:
     """Index of the hopping Li: ``interface_meta['li_index']``, else the atom that travels
-    farthest along the stored images (periodic images unwrapped: a hop into the next cell
-    is a move, not a return)."""
+    farthest along the stored ``images`` of ``doc`` (periodic images unwrapped: a hop into
+    the next cell is a move, not a return)."""
     li = doc.interface_meta.get("li_index")
     if li is not None:
         return int(li)
-    images = [im.structure.to_atoms() for im in doc.images]
     return int(np.argmax(np.linalg.norm(travel_vectors(images), axis=1)))
 
 
@@ -174,12 +204,11 @@ def li_travel(images: list[Atoms], li: int) -> float:
     return float(np.linalg.norm(li_vector(images, li)))
 
 
-def basin_limit(doc: BarrierDoc, minima: list[int], i: int, li: int) -> float:
+def basin_limit(images: list[Atoms], minima: list[int], i: int, li: int) -> float:
     """How far the hopping Li of stored minimum ``i`` may move on relaxation:
-    :data:`BASIN_FRACTION` of its travel along the stored images to the nearest adjacent
+    :data:`BASIN_FRACTION` of its travel along the stored ``images`` to the nearest adjacent
     minimum of ``minima`` (image indices in path order), Angstrom."""
     k = minima.index(i)
-    images = [im.structure.to_atoms() for im in doc.images]
     spans = [(minima[j], minima[j + 1]) for j in (k - 1, k) if 0 <= j < len(minima) - 1]
     return BASIN_FRACTION * min(li_travel(images[lo:hi + 1], li) for lo, hi in spans)
 
@@ -213,29 +242,93 @@ def _minimum(r: _Refinement, i: int, limit: float) -> _Point:
     return _Point(res.atoms, res.energy, res.fmax, record)
 
 
-def _tangent(doc: BarrierDoc, i: int) -> np.ndarray:
-    before, after = (doc.images[k].structure.to_atoms() for k in (i - 1, i + 1))
+def _tangent(images: list[Atoms], i: int) -> np.ndarray:
+    """The stored band's move from image ``i - 1`` to ``i + 1`` (minimum image), (N, 3)."""
+    before, after = images[i - 1], images[i + 1]
     return mic_vectors(before, after.positions - before.positions)
 
 
-def _saddle(r: _Refinement, i: int) -> _Point:
-    start = r.stored(i)
-    wd = r.work / f"saddle{i}"
+def _falls_into(r: _Refinement, lo: int, hi: int, points: dict[int, _Point]) -> Watch:
+    """The watch that stops a search of the hop between the refined minima of stored images
+    ``lo`` and ``hi`` once it has fallen into one of them (module rules)."""
+    radius = FALLEN_FRACTION * float(np.linalg.norm(r.separation(lo, hi, points)[r.li]))
+    upper = max(points[lo].energy, points[hi].energy)
+
+    def watch(atoms: Atoms, energy: float, negative: int) -> str | None:
+        if energy >= upper:
+            return None
+        for m in (lo, hi):
+            near = points[m].atoms.positions[r.li]
+            d = float(np.linalg.norm(mic_vectors(atoms, atoms.positions[r.li] - near)))
+            if d < radius:
+                return (f"fell into the refined minimum of stored image {m}: the hopping Li "
+                        f"is {d:.2f} A from it (less than {radius:.2f} A, {FALLEN_FRACTION:g} "
+                        f"of the hop) at {energy - points[m].energy:+.3f} eV from it, below "
+                        f"the hop's higher minimum, with {negative} negative mode(s)")
+        return None
+
+    return watch
+
+
+def _search(r: _Refinement, i: int, start: Atoms, tangent: np.ndarray, name: str,
+            watch: Watch) -> _Point:
+    """A P-RFO search for the saddle of stored image ``i`` from ``start`` along ``tangent``,
+    checkpointed in ``work/<name>``."""
+    wd = r.work / name
     hess = stored_hessian(start, r.hessian_factory, wd, floor=HESSIAN_FLOOR, signed=True)
-    guard = GuardedCalculator(r.factory, label=f"refine-saddle{i}")
+    guard = GuardedCalculator(r.factory, label=f"refine-{name}")
     res = prfo_saddle(start, lambda atoms, attempt=0, label="": guard, hessian=hess,
-                      mode=_tangent(r.doc, i), fmax=r.settings.neb.fmax,
+                      mode=tangent, fmax=r.settings.neb.fmax,
                       steps=r.settings.neb.steps, checkpoint=wd / "prfo.npz",
-                      log=lambda line: log.info("refine saddle %d: %s", i, line),
-                      level=reference_level(r.factory, start))
-    r.run.count(f"saddle{i}", res.force_calls)
+                      log=lambda line: log.info("refine %s: %s", name, line),
+                      level=reference_level(r.factory, start), watch=watch)
+    r.run.count(name, res.force_calls)
     r.run.warnings.extend(guard.warnings)
-    record = {"role": "saddle", "stored_image": i, "steps": res.steps,
+    record = {"role": "saddle", "stored_image": i, "search": name, "steps": res.steps,
               "calls": res.force_calls, "fmax": res.fmax, "converged": res.converged,
-              "negative_modes": res.negative_modes,
+              "negative_modes": res.negative_modes, "stopped": res.stopped,
               "moved_A": float(displacements(start, res.atoms).max()),
               "warnings": list(guard.warnings)}
-    return _Point(res.atoms, res.energy, res.fmax, record, search=res)
+    return _Point(res.atoms, res.energy, res.fmax, record, search=res, tangent=tangent)
+
+
+def _saddle(r: _Refinement, hop: tuple[int, int, int], points: dict[int, _Point]) -> _Point:
+    """The search from the stored saddle of ``hop`` (stored images lo, saddle, hi)."""
+    lo, i, hi = hop
+    return _search(r, i, r.stored(i), _tangent(r.images, i), f"saddle{i}",
+                   _falls_into(r, lo, hi, points))
+
+
+def _reseeded(r: _Refinement, hop: tuple[int, int, int], points: dict[int, _Point],
+              fallen: _Point) -> _Point:
+    """The search of ``hop`` started again from the highest interior point of the path
+    interpolated between its refined minima (module rules); ``fallen`` with the reason when
+    no interior point lies above both minima."""
+    lo, i, hi = hop
+    first, last = points[lo].atoms, points[hi].atoms.copy()
+    last.positions = first.positions + r.separation(lo, hi, points)
+    method = "idpp" if len(first) > 1 else "linear"  # IDPP needs pair distances
+    path = interpolate_images(first, last, RESEED_IMAGES, method, mic=False)
+    energies = []
+    for k in range(1, len(path) - 1):
+        res = static(path[k], r.factory, r.work / f"reseed{i}", label=f"point{k}")
+        r.run.add(f"reseed{i}-point{k}", res)
+        energies.append(res.energy)
+    upper = max(points[lo].energy, points[hi].energy)
+    top = int(np.argmax(energies)) + 1
+    seed = {"first_search": fallen.record, "interpolation": method,
+            "points_eV": [float(e - points[lo].energy) for e in energies], "start_point": top}
+    if energies[top - 1] <= upper:
+        why = (f"no point of the path interpolated between the refined minima of stored images "
+               f"{lo} and {hi} lies above both (the highest is "
+               f"{energies[top - 1] - upper:+.3f} eV from the higher): no saddle of this hop "
+               "was found at the new level")
+        return replace(fallen, record={**fallen.record, "reseed": {**seed, "problem": why}})
+    tangent = path[top + 1].positions - path[top - 1].positions
+    point = _search(r, i, path[top].copy(), tangent, f"reseed{i}",
+                    _falls_into(r, lo, hi, points))
+    point.record["reseed"] = seed
+    return point
 
 
 def mode_overlap(mode: np.ndarray, direction: np.ndarray, atoms: Atoms) -> float:
@@ -251,11 +344,16 @@ def mode_overlap(mode: np.ndarray, direction: np.ndarray, atoms: Atoms) -> float
 def _search_problem(doc: BarrierDoc, point: _Point) -> str | None:
     """Why a refined saddle search is not the hop's saddle (module rules), None if it is."""
     res, rec = point.search, point.record
-    assert res is not None
+    assert res is not None and point.tangent is not None
     image = rec["stored_image"]
     negative = res.mode if res.negative_mode is None else res.negative_mode
-    overlap = mode_overlap(negative, _tangent(doc, image), point.atoms)
+    overlap = mode_overlap(negative, point.tangent, point.atoms)
     rec["mode_overlap"] = overlap
+    problem = rec.get("reseed", {}).get("problem")
+    if problem:
+        return problem
+    if res.stopped:
+        return f"the saddle search from stored image {image} {res.stopped}"
     if not res.converged:
         return (f"the saddle search from stored image {image} did not converge in "
                 f"{res.steps} steps (force {res.fmax:.3f} eV/A)")
@@ -271,12 +369,9 @@ def _search_problem(doc: BarrierDoc, point: _Point) -> str | None:
 
 def _merged(r: _Refinement, minima: list[int], points: dict[int, _Point]) -> str | None:
     """Why two adjacent refined minima are one (module rules), None when all are distinct."""
-    images = [im.structure.to_atoms() for im in r.doc.images]
     for lo, hi in pairwise(minima):
-        travel = li_vector(images[lo:hi + 1], r.li)
-        moves = [mic_vectors(images[k], points[k].atoms.positions[r.li]
-                             - images[k].positions[r.li]) for k in (lo, hi)]
-        now = float(np.linalg.norm(travel + moves[1] - moves[0]))
+        travel = li_vector(r.images[lo:hi + 1], r.li)
+        now = float(np.linalg.norm(r.separation(lo, hi, points)[r.li]))
         if now < BASIN_FRACTION * float(np.linalg.norm(travel)):
             return (f"the refined minima of stored images {lo} and {hi} have merged: their "
                     f"hopping Li are {now:.2f} A apart (stored {np.linalg.norm(travel):.2f} "
@@ -330,9 +425,10 @@ def refine_barrier(doc: BarrierDoc, overrides: dict[str, Any], factory_of: Facto
     run = RunLog(frames=frames, work_key=work_key)
     ledger = Ledger.open(work, settings.budget)
     reference = factory_of(settings)
-    r = _Refinement(doc, settings, changes, st, MeteredFactory(run.recorded(reference), ledger),
-                    hessian_factory, work, hopping_li(doc), run,
-                    dict(getattr(reference, "description", {})))
+    images = [im.structure.to_atoms() for im in doc.images]
+    r = _Refinement(doc, settings, changes, st, images,
+                    MeteredFactory(run.recorded(reference), ledger), hessian_factory, work,
+                    hopping_li(doc, images), run, dict(getattr(reference, "description", {})))
     minima = [i for i in st.indices if st.roles[i] != "saddle"]
     points: dict[int, _Point] = {}
     try:
@@ -343,19 +439,28 @@ def refine_barrier(doc: BarrierDoc, overrides: dict[str, Any], factory_of: Facto
             info(log, "refine %s: image %d (%s), %d of %d", label, i, role, k, len(st.indices))
             ledger.stage = f"{role} {i}"
             with run.stage(f"minimum{i}"):
-                points[i] = _minimum(r, i, basin_limit(doc, minima, i, r.li))
+                points[i] = _minimum(r, i, basin_limit(images, minima, i, r.li))
             if points[i].record["stopped"]:
                 return _not_a_minimum(r, points, points[i].record["stopped"])
         merged = _merged(r, minima, points)
         if merged:
             return _not_a_minimum(r, points, merged)
-        for k, i in enumerate(st.indices, start=1):
-            if st.roles[i] != "saddle":
-                continue
-            info(log, "refine %s: image %d (saddle), %d of %d", label, i, k, len(st.indices))
+        for hop in st.hops:
+            i = hop[1]
+            info(log, "refine %s: image %d (saddle), %d of %d", label, i,
+                 st.indices.index(i) + 1, len(st.indices))
             ledger.stage = f"saddle {i}"
             with run.stage(f"saddle{i}"):
-                points[i] = _saddle(r, i)
+                points[i] = _saddle(r, hop, points)
+        for hop in st.hops:
+            i = hop[1]
+            if points[i].search is None or not points[i].search.stopped:
+                continue
+            info(log, "refine %s: image %d (saddle) again from the path between its minima",
+                 label, i)
+            ledger.stage = f"saddle {i} again"
+            with run.stage(f"reseed{i}"):
+                points[i] = _reseeded(r, hop, points, points[i])
     except BudgetExceeded as exc:
         return _over_budget(r, exc, ledger)
     return _document(r, points)
@@ -453,10 +558,9 @@ def _document(r: _Refinement, points: dict[int, _Point]) -> BarrierDoc:
     problems = [p for _, s, _ in st.hops if (p := _search_problem(doc, points[s])) is not None]
     cert = certify(e, fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
                    endpoint_fmax=minima, segments=segments, stage=REFINED, path=path)
-    if cert.status == SADDLE and problems:
-        cert = replace(cert, status=NOT_CONVERGED, note="; ".join(problems))
-    elif problems:
-        cert = replace(cert, note="; ".join([cert.note, *problems]))
+    if problems:  # a failed search is no evidence that its hop has no saddle
+        note = problems if cert.status == SADDLE else [*problems, cert.note]
+        cert = replace(cert, status=NOT_CONVERGED, note="; ".join(note))
     ok = cert.status == SADDLE
     forward, reverse = span_barriers(e) if ok else (None, None)
     tops = [position[s] for _, s, _ in st.hops]
@@ -479,5 +583,6 @@ def _document(r: _Refinement, points: dict[int, _Point]) -> BarrierDoc:
     )
 
 
-__all__ = ["BASIN_FRACTION", "MODE_OVERLAP", "REFINED", "basin_limit", "check_refinable",
-           "hopping_li", "li_travel", "li_vector", "mode_overlap", "refine_barrier"]
+__all__ = ["BASIN_FRACTION", "FALLEN_FRACTION", "MODE_OVERLAP", "REFINED", "RESEED_IMAGES",
+           "basin_limit", "check_refinable", "hopping_li", "li_travel", "li_vector",
+           "mode_overlap", "refine_barrier"]

@@ -124,8 +124,11 @@ def _str_keys(value: Any) -> Any:
 
 
 def is_interface(doc: BarrierDoc) -> bool:
-    """True for an A|B hop, False for a bulk hop (the k-mesh rule differs)."""
-    return doc.phase_a != doc.phase_b
+    """True for an A|B hop, False for a bulk hop (the k-mesh rule differs): the rule of
+    :func:`~interphase_dft.recipes.barrier.hop_options`."""
+    from interphase_dft.recipes.barrier import hop_options
+
+    return hop_options(doc.phase_a, doc.phase_b, doc.mechanism).interface
 
 
 def stored_settings(doc: BarrierDoc) -> CalcSettings:

@@ -33,7 +33,8 @@ PBE//surrogate level, ``relax.dft_relax`` false, one single point):
 
 - ``references``: the Li atom in its box (spin-polarised) and bcc Li.
 - ``binding`` bulk: the cell relaxation of the conventional cell where bulk mode does one
-  (molecular crystals, or ``relax.relax_cell_bulk``), host supercell (built:
+  (molecular crystals, or ``relax.relax_cell_bulk``; one call when a relaxed cell of the
+  level is stored: :mod:`~interphase_dft.recipes.relaxed_cells`), host supercell (built:
   :func:`~interphase_dft.recipes.supercells.bulk_supercell`), every symmetry-distinct
   interstitial site (at most ``binding.max_dft_sites``, or ``max_window_sites`` when the
   surrogate cannot rank them: :func:`dft_sites`), every distinct Li vacancy (at most
@@ -455,6 +456,7 @@ def dft_sites(n_sites: int, s: CalcSettings) -> int:
 
 def _bulk_binding(phase: str, s: CalcSettings) -> list[Calcs]:
     from interphase_dft.phases import is_metal, relax_cell_in_bulk
+    from interphase_dft.recipes.relaxed_cells import has_stored_cell
 
     metal = is_metal(phase)
     host = _supercell(phase, s.structure.bulk_min_length, s.structure.bulk_supercell)
@@ -465,7 +467,8 @@ def _bulk_binding(phase: str, s: CalcSettings) -> list[Calcs]:
     out = [_relaxations(_cell(host, s), 1, s),
            _relaxations(_cell(host, s, spin=_insertion_spin(s, metal), extra=1), n_sites, s)]
     if relax_cell_in_bulk(phase, s.relax.relax_cell_bulk):  # always DFT, also at PBE//ML
-        out.insert(0, Calcs(_cell(_bulk(phase), s), 1, min(s.relax.steps, RELAX_CALLS)))
+        calls = 1 if has_stored_cell(phase, s) else min(s.relax.steps, RELAX_CALLS)
+        out.insert(0, Calcs(_cell(_bulk(phase), s), 1, calls))
     if n_vac:
         out.append(_relaxations(_cell(host, s, spin=1 if metal else 2, extra=-1), n_vac, s))
     if phase == "Al":

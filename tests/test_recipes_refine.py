@@ -494,8 +494,8 @@ def test_a_hop_whose_path_points_all_lie_below_its_higher_minimum_has_no_saddle_
                             one_level(lambda: Profile(downhill), "downhill"), surrogate,
                             tmp_path / "w")
     assert out.saddle == NOT_CONVERGED and out.barrier_forward is None
-    assert "no point of the path interpolated between the refined minima of stored images 0 "
-    "and 6 lies above both" in out.saddle_note
+    assert ("no point of the path interpolated between the refined minima of stored images 0 "
+            "and 6 lies above both") in out.saddle_note
     rec = out.refinement["points"][1]
     assert rec["reseed"]["first_search"]["stopped"].startswith("fell into")
     assert max(rec["reseed"]["points_eV"]) < 0

@@ -51,6 +51,7 @@ from interphase_dft.recipes.binding import (
     over_budget_doc,
     start_binding,
 )
+from interphase_dft.recipes.relaxed_cells import cell_factory, starting_cell
 from interphase_dft.recipes.screening import Screening, needs_screening, screen_sites
 from interphase_dft.recipes.supercells import bulk_supercell, place_sites, place_vacancies
 from interphase_dft.schemas import BindingEnergyDoc, ReferenceEnergies, StructureData
@@ -252,19 +253,21 @@ def _bulk_host(name: str, settings: CalcSettings, workdir: Path,
                calc_factory: CalcFactory | None, ledger: Ledger | None = None) -> Atoms:
     """Conventional cell of ``name``, cell-relaxed with DFT when ``relax.relax_cell_bulk`` or
     the phase is a molecular crystal (:func:`interphase_dft.phases.relax_cell_in_bulk`: the
-    built P4S10 cell is the least certain part of that model), DFT calls charged to
-    ``ledger``."""
+    built P4S10 cell is the least certain part of that model), from the stored relaxed cell
+    of the level when there is one (:mod:`interphase_dft.recipes.relaxed_cells`), DFT calls
+    charged to ``ledger``; ``info['cell_start']`` says where the relaxation started."""
     from interphase_dft import phases
 
     bulk = phases.get_bulk(name)
     if phases.relax_cell_in_bulk(name, settings.relax.relax_cell_bulk):
-        info = phases.phase_info(name)
-        f = metered(calc_factory or factory_for(settings, is_metal=info.is_metal,
-                                                dispersion=info.needs_dispersion, moving=True,
-                                                txt=str(workdir / "gpaw.txt")), ledger)
+        dft = calc_factory or cell_factory(name, settings, txt=str(workdir / "gpaw.txt"))
+        start = starting_cell(name, bulk, dft, settings)
         mark_stage(ledger, workdir / "bulk-cell")
-        bulk = relax(bulk, f, workdir / "bulk-cell", settings.relax, cell=True,
-                     label="bulk-cell").atoms
+        relaxed = relax(start, metered(dft, ledger), workdir / "bulk-cell", settings.relax,
+                        cell=True, label="bulk-cell").atoms
+        relaxed.info = dict(start.info)
+        return relaxed
+    bulk.info["cell_start"] = "built cell"
     return bulk
 
 
@@ -335,6 +338,7 @@ def _bulk_doc(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
     record["requirement"] = statement
     record["meets_requirement"] = bool(min(record["widths"]) >= required - 1e-6)
     record["cell_relaxed"] = phases.relax_cell_in_bulk(name, settings.relax.relax_cell_bulk)
+    record["cell_start"] = bulk.info.get("cell_start")
     record["conventional_cellpar"] = [round(float(v), 4) for v in bulk.cell.cellpar()]
     reached.update(host=host, supercell=record)
     vac_sites = []

@@ -419,83 +419,133 @@ def test_fixed_atoms_stay_where_they_were_stored(tmp_path):
 
 
 class Profile(Calculator):
-    """One Li over E(x) (``energy_and_slope``) plus harmonic y, z."""
+    """One Li over E(u) (``energy_and_slope``), u = (x - offset) mod period (no wrap without a
+    period), plus harmonic y, z; every evaluation counted in ``evaluations``."""
 
     implemented_properties = ("energy", "free_energy", "forces")
 
-    def __init__(self, energy_and_slope) -> None:
+    def __init__(self, energy_and_slope, evaluations: list[int] | None = None,
+                 offset: float = 0.0, period: float | None = None) -> None:
         super().__init__()
-        self.energy_and_slope = energy_and_slope
+        self.energy_and_slope, self.evaluations = energy_and_slope, evaluations
+        self.offset, self.period = offset, period
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        if self.evaluations is not None:
+            self.evaluations.append(1)
         x, y, z = self.atoms.positions[0]
-        e, slope = self.energy_and_slope(x)
+        u = x - self.offset
+        e, slope = self.energy_and_slope(u % self.period if self.period else u)
         e += 0.5 * ((y - 1.0) ** 2 + (z - 1.0) ** 2)
         forces = np.zeros((len(self.atoms), 3))
         forces[0] = [-slope, -(y - 1.0), -(z - 1.0)]
         self.results = {"energy": e, "free_energy": e, "forces": forces}
 
 
-def tilted_wells(x: float) -> tuple[float, float]:
-    """4 x^2 (x - M)^2 / M^4 - 0.1 x / M, M = 3.4: minima near 0 and 3.44, saddle near 1.7."""
-    m = 3.4
-    e = 4.0 * x**2 * (x - m) ** 2 / m**4 - 0.1 * x / m
-    return e, 8.0 / m**4 * x * (x - m) * (2 * x - m) - 0.1 / m
+def lopsided(doc: BarrierDoc, saddle_x: float, offset: float = 0.0,
+             spectator: bool = False) -> BarrierDoc:
+    """``doc`` (7 images, stored saddle image 3) with its images moved: image 3 at
+    ``saddle_x``, the others evenly between it and the ends (0 and 6 A), all shifted by
+    ``offset`` and wrapped into the cell; ``spectator`` adds a fixed Cl far from the Li."""
+    from ase import Atoms
+    from ase.constraints import FixAtoms
+
+    xs = np.concatenate([np.linspace(0.0, saddle_x, 4), np.linspace(saddle_x, LENGTH, 4)[1:]])
+    images = []
+    for x, im in zip(xs, doc.images, strict=True):
+        atoms = im.structure.to_atoms()
+        atoms.positions[0, 0] = (x + offset) % atoms.cell[0, 0]
+        if spectator:
+            atoms += Atoms("Cl", positions=[[6.0, 3.0, 6.0]])
+            atoms.set_constraint(FixAtoms([1]))
+        images.append(im.model_copy(update={"structure": type(im.structure).from_atoms(atoms)}))
+    return doc.model_copy(update={"images": images})
+
+
+WELL_A, WELL_B = 0.9, 6.0
+
+
+def two_wells(x: float) -> tuple[float, float]:
+    """Minima near 0.9 and 6.0, 0.2 eV between them, tilted by 0.05 eV over the hop."""
+    a, b, h, t = WELL_A, WELL_B, 0.2, 0.05
+    w = (b - a) ** 4
+    e = 16 * h * (x - a) ** 2 * (x - b) ** 2 / w - t * (x - a) / (b - a)
+    return e, 32 * h * (x - a) * (x - b) * (2 * x - a - b) / w - t / (b - a)
 
 
 def test_a_search_that_falls_into_a_minimum_starts_again_between_the_refined_minima(tmp_path):
-    """At the new level the final minimum moves from x = 6 to 3.44, so the stored saddle (x =
-    3) lies 0.44 A from it and below the initial state: that search stops at once, and the
-    search from the highest of three points between the refined minima finds the new
-    saddle near x = 1.7 (the closed-form root), certified."""
+    """The stored saddle lies 0.1 A from where the initial minimum is at the new level, at the
+    bottom of its basin: that search stops at its first call, and the search from the
+    highest of three points between the refined minima finds the new saddle (the closed-form
+    root), certified; every reference call is counted, and a rerun makes none."""
     from scipy.optimize import brentq
 
-    doc = tight(wave_doc())
+    doc = tight(lopsided(wave_doc(), 1.0))
     calls: list[int] = []
-
-    def make():
-        calls.append(1)
-        return Profile(tilted_wells)
-
-    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, one_level(make, "tilted"),
-                            surrogate, tmp_path / "w")
+    level = one_level(lambda: Profile(two_wells, calls), "wells")
+    hessians = lambda atoms, attempt=0, label="": Profile(two_wells)  # noqa: E731
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, level, hessians, tmp_path / "w")
     assert out.saddle == SADDLE, out.saddle_note
-    saddle_x = brentq(lambda x: tilted_wells(x)[1], 1.0, 2.5)
+    roots = [brentq(lambda x: two_wells(x)[1], lo, hi) for lo, hi in ((0, 2), (2, 5), (5, 7))]
     xs = [im.structure.to_atoms().positions[0, 0] for im in out.images]
-    assert xs[1] == pytest.approx(saddle_x, abs=0.01)
-    assert xs[2] == pytest.approx(brentq(lambda x: tilted_wells(x)[1], 3.0, 4.0), abs=0.01)
+    assert xs == pytest.approx(roots, abs=0.01)
+    assert out.barrier_forward == pytest.approx(two_wells(roots[1])[0] - two_wells(roots[0])[0],
+                                                abs=1e-3)
     rec = out.refinement["points"][1]
     first = rec["reseed"]["first_search"]
-    assert first["stopped"].startswith("fell into the refined minimum of stored image 6")
+    assert first["stopped"].startswith("fell into the refined minimum of stored image 0")
     assert first["calls"] == 1 and rec["search"] == "reseed3"
     assert rec["reseed"]["start_point"] == 2 and len(rec["reseed"]["points_eV"]) == 3
-    assert out.barrier_forward == pytest.approx(
-        tilted_wells(saddle_x)[0] - tilted_wells(xs[0])[0], abs=1e-3)
+    assert rec["moved_A"] == pytest.approx(abs(roots[1] - 1.0), abs=0.01)  # from the stored
+    assert out.refinement["reference_calls"] == len(calls)
+    assert any("saddle3" in w and "fell into" in w for w in out.warnings)
     before = len(calls)
-    again = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, one_level(make, "tilted"),
-                              surrogate, tmp_path / "w")
-    assert again.energies == out.energies
-    assert len(calls) - before <= 1  # resumed: at most the factory built once more
+    again = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, level, hessians, tmp_path / "w")
+    assert again.energies == out.energies and len(calls) == before
 
 
-def downhill(x: float) -> tuple[float, float]:
-    """A narrow well at 0 on a slope down to a minimum near 3.2: the barrier out of the
-    well is a bump 0.3 A out that the three points between the minima step over."""
-    b, d, w, q, m = 0.1, 0.15, 0.15, 0.05, 2.2
-    g = np.exp(-(x**2) / (2 * w**2))
-    return -b * x - d * g + q * (x - m) ** 2, -b + d * x / w**2 * g + 2 * q * (x - m)
+def test_a_fall_across_the_cell_edge_with_a_fixed_atom_is_searched_again_on_the_unwrapped_path(
+        tmp_path):
+    """The same hop shifted by 10 A in the 12 A cell (the Li wraps from 10 to 4): IDPP between
+    the unwrapped minima, the fixed Cl never moves, the saddle found at its wrapped root."""
+    from scipy.optimize import brentq
+
+    doc = tight(lopsided(wave_doc(), 1.0, offset=10.0, spectator=True))
+    level = one_level(lambda: Profile(two_wells, offset=10.0, period=12.0), "wrapped")
+    hessians = lambda atoms, attempt=0, label="": Profile(two_wells, offset=10.0,  # noqa: E731
+                                                          period=12.0)
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, level, hessians, tmp_path / "w")
+    assert out.saddle == SADDLE, out.saddle_note
+    rec = out.refinement["points"][1]
+    assert rec["reseed"]["interpolation"] == "idpp"
+    saddle = out.images[1].structure.to_atoms()
+    root = brentq(lambda x: two_wells(x)[1], 2, 5)
+    assert saddle.positions[0, 0] % 12.0 == pytest.approx((root + 10.0) % 12.0, abs=0.01)
+    assert all(np.allclose(im.structure.to_atoms().positions[1], [6.0, 3.0, 6.0])
+               for im in out.images)
+
+
+def bump(x: float) -> tuple[float, float]:
+    """A shallow well near 0.94 on a slope down to a minimum at 6.05: the way out of the well
+    is a bump 0.4 A wide that three points between the minima step over."""
+    g = np.exp(-((x - WELL_A) ** 2) / 0.08)
+    wall = max(0.0, x - WELL_B)
+    return (-0.05 * x - 0.05 * g + 0.5 * wall**2,
+            -0.05 + 1.25 * (x - WELL_A) * g + wall)
 
 
 def test_a_hop_whose_path_points_all_lie_below_its_higher_minimum_has_no_saddle_found(
         tmp_path):
-    doc = tight(wave_doc())
+    doc = tight(lopsided(wave_doc(), 1.0))
+    hessians = lambda atoms, attempt=0, label="": Profile(bump)  # noqa: E731
     out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}},
-                            one_level(lambda: Profile(downhill), "downhill"), surrogate,
-                            tmp_path / "w")
+                            one_level(lambda: Profile(bump), "bump"), hessians, tmp_path / "w")
     assert out.saddle == NOT_CONVERGED and out.barrier_forward is None
     assert ("no point of the path interpolated between the refined minima of stored images 0 "
             "and 6 lies above both") in out.saddle_note
+    assert "highest image is an endpoint" not in out.saddle_note  # no band-rule verdict
     rec = out.refinement["points"][1]
     assert rec["reseed"]["first_search"]["stopped"].startswith("fell into")
     assert max(rec["reseed"]["points_eV"]) < 0
+    assert rec["calls"] == 1 + 3  # the first search and the three points

@@ -40,15 +40,17 @@ Rules
 - **A search that falls into a minimum.** At a new level the saddle can move far from the
   stored one, and a search started there can slide into one of its hop's refined minima (the
   Li3P|LiCl crossing's first hop at a 2x2x1 mesh: its Gamma saddle lies 0.2 A from the trap
-  and the search ended 0.06 A from the refined trap, below the initial state). A search point
-  below the higher of its hop's two refined minima whose hopping Li is closer to one of them
-  than :data:`FALLEN_FRACTION` of the hop's length (the Li's distance between them) has fallen
-  into it: that search stops (a saddle lies above both minima of its hop). After every hop's
+  and the search ended 0.06 A from the refined trap, 0.007 eV above it). A search point with
+  no negative curvature in its Hessian, whose hopping Li is closer to one of its hop's refined
+  minima than :data:`FALLEN_FRACTION` of the hop's length (the Li's distance between them)
+  and whose energy is less than :data:`FALLEN_ENERGY` above that minimum, has fallen into it:
+  that search stops (it is at the bottom of that basin, not near a saddle). After every hop's
   search from its stored saddle, each hop whose search fell starts again from the highest of
   :data:`RESEED_IMAGES` interior points of the path interpolated between its refined minima
   (IDPP, periodic images unwrapped as stored; single points at the new level), following
   that path's tangent there, under the same rules. When no interior point lies above both
-  minima, no search runs and no saddle of that hop was found at the new level.
+  minima, no search runs and no saddle of that hop was found at the new level. A point's
+  ``calls`` count every reference call spent on it (both searches and the path's points).
 - **Certification**: the refined stationary points form a path (initial, saddle, minimum,
   saddle, ..., final), certified by :func:`~interphase_dft.recipes.saddle.certify` like any
   band (endpoint forces, saddles above both ends of their hop, saddle forces); a saddle search
@@ -82,7 +84,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from interphase_dft.barrier_status import NOT_A_MINIMUM, NOT_CONVERGED, SADDLE
+from interphase_dft.barrier_status import NO_SADDLE, NOT_A_MINIMUM, NOT_CONVERGED, SADDLE
 from interphase_dft.builders.neb import interpolate_images
 from interphase_dft.calc.budget import BudgetExceeded, Ledger, MeteredFactory
 from interphase_dft.calc.checkpoint import info
@@ -121,9 +123,12 @@ MODE_OVERLAP = 0.5
 #: adjacent minimum has left its site at the new level (and two adjacent minima closer than
 #: this fraction of their stored separation have merged)
 BASIN_FRACTION = 0.5
-#: a saddle search below its hop's higher minimum whose hopping Li comes closer to one of the
-#: hop's refined minima than this fraction of the hop's length has fallen into that minimum
+#: a saddle search point without negative curvature whose hopping Li comes closer to one of
+#: its hop's refined minima than this fraction of the hop's length, less than FALLEN_ENERGY
+#: above it, has fallen into that minimum
 FALLEN_FRACTION = 0.15
+#: eV: see FALLEN_FRACTION
+FALLEN_ENERGY = 0.01
 #: interior points of the path interpolated between a hop's refined minima, from the highest
 #: of which a search that fell into a minimum starts again
 RESEED_IMAGES = 3
@@ -252,19 +257,18 @@ def _falls_into(r: _Refinement, lo: int, hi: int, points: dict[int, _Point]) -> 
     """The watch that stops a search of the hop between the refined minima of stored images
     ``lo`` and ``hi`` once it has fallen into one of them (module rules)."""
     radius = FALLEN_FRACTION * float(np.linalg.norm(r.separation(lo, hi, points)[r.li]))
-    upper = max(points[lo].energy, points[hi].energy)
 
     def watch(atoms: Atoms, energy: float, negative: int) -> str | None:
-        if energy >= upper:
+        if negative:
             return None
         for m in (lo, hi):
             near = points[m].atoms.positions[r.li]
             d = float(np.linalg.norm(mic_vectors(atoms, atoms.positions[r.li] - near)))
-            if d < radius:
+            above = energy - points[m].energy
+            if d < radius and above < FALLEN_ENERGY:
                 return (f"fell into the refined minimum of stored image {m}: the hopping Li "
                         f"is {d:.2f} A from it (less than {radius:.2f} A, {FALLEN_FRACTION:g} "
-                        f"of the hop) at {energy - points[m].energy:+.3f} eV from it, below "
-                        f"the hop's higher minimum, with {negative} negative mode(s)")
+                        f"of the hop), {above:+.3f} eV from it, no negative curvature")
         return None
 
     return watch
@@ -273,7 +277,7 @@ def _falls_into(r: _Refinement, lo: int, hi: int, points: dict[int, _Point]) -> 
 def _search(r: _Refinement, i: int, start: Atoms, tangent: np.ndarray, name: str,
             watch: Watch) -> _Point:
     """A P-RFO search for the saddle of stored image ``i`` from ``start`` along ``tangent``,
-    checkpointed in ``work/<name>``."""
+    checkpointed in ``work/<name>``; ``moved_A`` is measured from the stored image."""
     wd = r.work / name
     hess = stored_hessian(start, r.hessian_factory, wd, floor=HESSIAN_FLOOR, signed=True)
     guard = GuardedCalculator(r.factory, label=f"refine-{name}")
@@ -287,8 +291,10 @@ def _search(r: _Refinement, i: int, start: Atoms, tangent: np.ndarray, name: str
     record = {"role": "saddle", "stored_image": i, "search": name, "steps": res.steps,
               "calls": res.force_calls, "fmax": res.fmax, "converged": res.converged,
               "negative_modes": res.negative_modes, "stopped": res.stopped,
-              "moved_A": float(displacements(start, res.atoms).max()),
+              "moved_A": float(displacements(r.images[i], res.atoms).max()),
               "warnings": list(guard.warnings)}
+    if res.stopped:
+        r.run.warn(f"refine: the saddle search {name} (stored image {i}) {res.stopped}")
     return _Point(res.atoms, res.energy, res.fmax, record, search=res, tangent=tangent)
 
 
@@ -309,25 +315,30 @@ def _reseeded(r: _Refinement, hop: tuple[int, int, int], points: dict[int, _Poin
     last.positions = first.positions + r.separation(lo, hi, points)
     method = "idpp" if len(first) > 1 else "linear"  # IDPP needs pair distances
     path = interpolate_images(first, last, RESEED_IMAGES, method, mic=False)
-    energies = []
+    energies, calls = [], 0
     for k in range(1, len(path) - 1):
-        res = static(path[k], r.factory, r.work / f"reseed{i}", label=f"point{k}")
+        res = static(path[k], r.factory, r.work / f"reseed{i}",
+                     label=f"point{k}-of-{RESEED_IMAGES}")
         r.run.add(f"reseed{i}-point{k}", res)
         energies.append(res.energy)
+        calls += res.force_calls
     upper = max(points[lo].energy, points[hi].energy)
     top = int(np.argmax(energies)) + 1
-    seed = {"first_search": fallen.record, "interpolation": method,
+    seed = {"first_search": fallen.record, "interpolation": method, "point_calls": calls,
             "points_eV": [float(e - points[lo].energy) for e in energies], "start_point": top}
+    spent = fallen.record["calls"] + calls
     if energies[top - 1] <= upper:
         why = (f"no point of the path interpolated between the refined minima of stored images "
                f"{lo} and {hi} lies above both (the highest is "
                f"{energies[top - 1] - upper:+.3f} eV from the higher): no saddle of this hop "
                "was found at the new level")
-        return replace(fallen, record={**fallen.record, "reseed": {**seed, "problem": why}})
+        return replace(fallen, record={**fallen.record, "calls": spent,
+                                       "reseed": {**seed, "problem": why}})
     tangent = path[top + 1].positions - path[top - 1].positions
     point = _search(r, i, path[top].copy(), tangent, f"reseed{i}",
                     _falls_into(r, lo, hi, points))
     point.record["reseed"] = seed
+    point.record["calls"] += spent
     return point
 
 
@@ -353,7 +364,8 @@ def _search_problem(doc: BarrierDoc, point: _Point) -> str | None:
     if problem:
         return problem
     if res.stopped:
-        return f"the saddle search from stored image {image} {res.stopped}"
+        again = " again from the path between its minima" if "reseed" in rec else ""
+        return f"the saddle search from stored image {image}{again} {res.stopped}"
     if not res.converged:
         return (f"the saddle search from stored image {image} did not converge in "
                 f"{res.steps} steps (force {res.fmax:.3f} eV/A)")
@@ -476,7 +488,9 @@ def _record(r: _Refinement, points: dict[int, _Point], order: list[int]) -> dict
         "kpoints": [list(mesh(first, stored_settings(r.doc), interface=interface)),
                     list(mesh(first, r.settings, interface=interface))],
         "rule": "minima relaxed and saddles searched again (P-RFO) at the new level from "
-                "the stored stationary points; surrogate Hessians start both",
+                "the stored stationary points; surrogate Hessians start both; a search that "
+                "fell into a minimum searched again from the highest point of the path "
+                "between its refined minima",
         "points": [{**points[i].record,
                     "energy_change_eV": float((points[i].energy - points[order[0]].energy)
                                               - (stored_stream[k] - stored_stream[0]))}
@@ -558,9 +572,10 @@ def _document(r: _Refinement, points: dict[int, _Point]) -> BarrierDoc:
     problems = [p for _, s, _ in st.hops if (p := _search_problem(doc, points[s])) is not None]
     cert = certify(e, fmax, neb_fmax=settings.neb.fmax, relax_fmax=settings.relax.fmax,
                    endpoint_fmax=minima, segments=segments, stage=REFINED, path=path)
-    if problems:  # a failed search is no evidence that its hop has no saddle
-        note = problems if cert.status == SADDLE else [*problems, cert.note]
-        cert = replace(cert, status=NOT_CONVERGED, note="; ".join(note))
+    if problems and cert.status in (SADDLE, NO_SADDLE):  # a failed search is no evidence
+        cert = replace(cert, status=NOT_CONVERGED, note="; ".join(problems))  # of no saddle
+    elif problems:  # a more basic failure (e.g. unrelaxed minima) comes first
+        cert = replace(cert, note="; ".join([cert.note, *problems]))
     ok = cert.status == SADDLE
     forward, reverse = span_barriers(e) if ok else (None, None)
     tops = [position[s] for _, s, _ in st.hops]
@@ -583,6 +598,6 @@ def _document(r: _Refinement, points: dict[int, _Point]) -> BarrierDoc:
     )
 
 
-__all__ = ["BASIN_FRACTION", "FALLEN_FRACTION", "MODE_OVERLAP", "REFINED", "RESEED_IMAGES",
-           "basin_limit", "check_refinable", "hopping_li", "li_travel", "li_vector",
-           "mode_overlap", "refine_barrier"]
+__all__ = ["BASIN_FRACTION", "FALLEN_ENERGY", "FALLEN_FRACTION", "MODE_OVERLAP", "REFINED",
+           "RESEED_IMAGES", "basin_limit", "check_refinable", "hopping_li", "li_travel",
+           "li_vector", "mode_overlap", "refine_barrier"]

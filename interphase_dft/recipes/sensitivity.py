@@ -124,11 +124,12 @@ def _str_keys(value: Any) -> Any:
 
 
 def is_interface(doc: BarrierDoc) -> bool:
-    """True for an A|B hop, False for a bulk hop (the k-mesh rule differs): the rule of
-    :func:`~interphase_dft.recipes.barrier.hop_options`."""
-    from interphase_dft.recipes.barrier import hop_options
+    """True for an A|B hop, False for a bulk hop (the k-mesh rule differs): the phases'
+    canonical names differ (the rule of :func:`~interphase_dft.recipes.barrier.hop_options`;
+    unlike it, this never fails on a document's mechanism)."""
+    from interphase_dft.phases import resolve_phase
 
-    return hop_options(doc.phase_a, doc.phase_b, doc.mechanism).interface
+    return resolve_phase(doc.phase_a) != resolve_phase(doc.phase_b)
 
 
 def stored_settings(doc: BarrierDoc) -> CalcSettings:

@@ -549,3 +549,18 @@ def test_a_hop_whose_path_points_all_lie_below_its_higher_minimum_has_no_saddle_
     assert rec["reseed"]["first_search"]["stopped"].startswith("fell into")
     assert max(rec["reseed"]["points_eV"]) < 0
     assert rec["calls"] == 1 + 3  # the first search and the three points
+
+
+def test_a_fall_is_seen_while_the_searchs_hessian_keeps_an_untested_negative_mode(tmp_path):
+    """The surrogate's Hessian is concave at the stored saddle (a negative mode no reference
+    step has tested): the search that starts at the bottom of the new level's minimum has
+    still fallen into it, and the search between the refined minima certifies the saddle."""
+    doc = tight(lopsided(wave_doc(), 1.0))
+    level = one_level(lambda: Profile(two_wells), "wells")
+    concave = lambda atoms, attempt=0, label="": Profile(  # noqa: E731
+        lambda x: (-0.5 * (x - 1.0) ** 2, -(x - 1.0)))
+    out = rf.refine_barrier(doc, {"dft": {"ecut": 310.0}}, level, concave, tmp_path / "w")
+    first = out.refinement["points"][1]["reseed"]["first_search"]
+    assert first["calls"] == 1 and first["negative_modes"] == 1
+    assert "(1 negative eigenvalue(s)" in first["stopped"]
+    assert out.saddle == SADDLE, out.saddle_note

@@ -40,11 +40,15 @@ Rules
 - **A search that falls into a minimum.** At a new level the saddle can move far from the
   stored one, and a search started there can slide into one of its hop's refined minima (the
   Li3P|LiCl crossing's first hop at a 2x2x1 mesh: its Gamma saddle lies 0.2 A from the trap
-  and the search ended 0.06 A from the refined trap, 0.007 eV above it). A search point with
-  no negative curvature in its Hessian, whose hopping Li is closer to one of its hop's refined
-  minima than :data:`FALLEN_FRACTION` of the hop's length (the Li's distance between them)
-  and whose energy is less than :data:`FALLEN_ENERGY` above that minimum, has fallen into it:
-  that search stops (it is at the bottom of that basin, not near a saddle). After every hop's
+  and the search ended 0.06 A from the refined trap, 0.007 eV above it). A search point
+  whose hopping Li is closer to one of its hop's refined minima than :data:`FALLEN_FRACTION`
+  of the hop's length (the Li's distance between them) and whose energy is less than
+  :data:`FALLEN_ENERGY` above that minimum has fallen into it: that search stops (it is at
+  the bottom of that basin; a saddle of the hop lies above its minima by the barrier, and a
+  step past the top stays above by nearly as much). The number of negative eigenvalues of
+  the search's Hessian is not asked: those that no reference step has tested are the
+  surrogate's (the second hop of the same crossing kept two while its host relaxed). After
+  every hop's
   search from its stored saddle, each hop whose search fell starts again from the highest of
   :data:`RESEED_IMAGES` interior points of the path interpolated between its refined minima
   (IDPP, periodic images unwrapped as stored; single points at the new level), following
@@ -123,9 +127,9 @@ MODE_OVERLAP = 0.5
 #: adjacent minimum has left its site at the new level (and two adjacent minima closer than
 #: this fraction of their stored separation have merged)
 BASIN_FRACTION = 0.5
-#: a saddle search point without negative curvature whose hopping Li comes closer to one of
-#: its hop's refined minima than this fraction of the hop's length, less than FALLEN_ENERGY
-#: above it, has fallen into that minimum
+#: a saddle search point whose hopping Li comes closer to one of its hop's refined minima
+#: than this fraction of the hop's length, less than FALLEN_ENERGY above it, has fallen into
+#: that minimum
 FALLEN_FRACTION = 0.15
 #: eV: see FALLEN_FRACTION
 FALLEN_ENERGY = 0.01
@@ -259,8 +263,6 @@ def _falls_into(r: _Refinement, lo: int, hi: int, points: dict[int, _Point]) -> 
     radius = FALLEN_FRACTION * float(np.linalg.norm(r.separation(lo, hi, points)[r.li]))
 
     def watch(atoms: Atoms, energy: float, negative: int) -> str | None:
-        if negative:
-            return None
         for m in (lo, hi):
             near = points[m].atoms.positions[r.li]
             d = float(np.linalg.norm(mic_vectors(atoms, atoms.positions[r.li] - near)))
@@ -268,7 +270,8 @@ def _falls_into(r: _Refinement, lo: int, hi: int, points: dict[int, _Point]) -> 
             if d < radius and above < FALLEN_ENERGY:
                 return (f"fell into the refined minimum of stored image {m}: the hopping Li "
                         f"is {d:.2f} A from it (less than {radius:.2f} A, {FALLEN_FRACTION:g} "
-                        f"of the hop), {above:+.3f} eV from it, no negative curvature")
+                        f"of the hop), {above:+.3f} eV from it ({negative} negative "
+                        "eigenvalue(s) in the search's Hessian)")
         return None
 
     return watch

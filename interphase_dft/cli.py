@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from interphase_dft import __version__
 from interphase_dft.errors import InterphaseError
 
-COMMAND_MODULES = ("build", "calc", "fw", "frames", "refine", "report", "sensitivity", "store")
+COMMAND_MODULES = ("build", "calc", "cell", "fw", "frames", "refine", "report", "sensitivity",
+                   "store")
 
 
 def make_parser() -> argparse.ArgumentParser:

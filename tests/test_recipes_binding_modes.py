@@ -423,17 +423,17 @@ def test_bulk_mode_relaxes_the_cell_of_a_molecular_crystal_only(tmp_path):
     whatever relax.relax_cell_bulk says; an ionic crystal keeps its library cell unless the
     setting asks."""
     from interphase_dft import phases
-    from interphase_dft.recipes.bulk_mode import _bulk_host
+    from interphase_dft.recipes.bulk_mode import bulk_host
 
     settings = preset("test")
     assert not settings.relax.relax_cell_bulk
     v_built = phases.get_bulk("P2S5").get_volume()
     target = 0.9 * v_built
-    relaxed = _bulk_host("P2S5", settings, tmp_path / "p2s5",
+    relaxed = bulk_host("P2S5", settings, tmp_path / "p2s5",
                          lambda atoms, attempt=0, label="": _Volume(target))
     assert relaxed.get_volume() == pytest.approx(target, rel=0.02)
     assert (tmp_path / "p2s5" / "bulk-cell").is_dir()
-    licl = _bulk_host("LiCl", settings, tmp_path / "licl",
+    licl = bulk_host("LiCl", settings, tmp_path / "licl",
                       lambda atoms, attempt=0, label="": _Volume(0.5))
     assert licl.get_volume() == pytest.approx(phases.get_bulk("LiCl").get_volume())
     assert not (tmp_path / "licl" / "bulk-cell").exists()

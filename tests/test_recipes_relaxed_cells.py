@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from ase.calculators.emt import EMT
@@ -64,18 +66,18 @@ def test_storing_refuses_other_atoms_or_a_cell_without_results(tmp_path):
 def test_bulk_mode_starts_the_cell_relaxation_from_the_stored_cell(tmp_path, monkeypatch):
     """The bulk host of a cell-relaxing level: from the built cell first, then (stored) from
     the stored cell, and the cost model counts one call for it."""
-    from interphase_dft.recipes.bulk_mode import _bulk_host
+    from interphase_dft.recipes.bulk_mode import bulk_host
 
     monkeypatch.setattr(rc, "DIRECTORY", tmp_path / "store")
     settings = preset("test", {"relax": {"fmax": 0.01, "relax_cell_bulk": True}})
-    host = _bulk_host("Al", settings, tmp_path / "a", emt)
+    host = bulk_host("Al", settings, tmp_path / "a", emt)
     assert host.info["cell_start"] == "built cell"
     rc.store_cell(host, "Al", get_bulk("Al"), emt, settings)
-    again = _bulk_host("Al", settings, tmp_path / "b", emt)
+    again = bulk_host("Al", settings, tmp_path / "b", emt)
     assert again.info["cell_start"].startswith("stored relaxed cell Al-")
     assert np.allclose(again.cell[:], host.cell[:], atol=1e-8)
     plain = preset("test")
-    assert _bulk_host("Al", plain, tmp_path / "c", emt).info["cell_start"] == "built cell"
+    assert bulk_host("Al", plain, tmp_path / "c", emt).info["cell_start"] == "built cell"
 
 
 def test_the_cost_model_counts_one_call_for_a_stored_cell(tmp_path, monkeypatch):
@@ -98,3 +100,29 @@ def test_the_cost_model_counts_one_call_for_a_stored_cell(tmp_path, monkeypatch)
     after = estimate(item)
     assert after.seconds < before.seconds
     assert before.needed_calls - after.needed_calls == min(settings.relax.steps, RELAX_CALLS) - 1
+
+
+@pytest.mark.gpaw
+@pytest.mark.slow
+def test_the_cell_command_relaxes_with_gpaw_stores_and_restarts_from_the_stored_cell(
+        tmp_path, capsys, monkeypatch):
+    """fcc Al (4 atoms, PW 200 eV) through ``interphase-dft cell --store``: the relaxed
+    cell is stored for its level; the same command in a new work directory starts from it
+    and stops at its first GPAW call with the same cell."""
+    from interphase_dft.cli import main
+
+    monkeypatch.setattr(rc, "DIRECTORY", tmp_path / "store")
+    args = ["cell", "Al", "--preset", "test", "--set", "dft.kpt_density=1.5",
+            "--set", "relax.fmax=0.005", "-q"]
+    assert main([*args, "--workdir", str(tmp_path / "a"), "--store"]) == 0
+    first = capsys.readouterr().out
+    assert "started from the built cell" in first and "stored as" in first
+    [stored] = list((tmp_path / "store").iterdir())
+    assert main([*args, "--workdir", str(tmp_path / "b")]) == 0
+    second = capsys.readouterr().out
+    assert f"started from the stored relaxed cell {stored.name}" in second
+    steps = [json.loads((tmp_path / d / "bulk-cell" / "bulk-cell.json").read_text())["steps"]
+             for d in ("a", "b")]
+    assert steps[0] > 0 and steps[1] == 0
+    volume = next(line for line in first.splitlines() if "volume" in line).split()[1]
+    assert volume in second

@@ -49,15 +49,18 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def add_common(p: argparse.ArgumentParser, *, json: bool = True) -> None:
+    """The options of a one-calculation command: preset, overrides, work directory, the
+    result's JSON file (``json``) and quiet."""
     p.add_argument("--preset", default="laptop", choices=list(PRESETS),
                    help="settings preset (default: laptop)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override one setting, e.g. --set dft.ecut=400 (repeatable)")
     p.add_argument("--workdir", type=v.arg(v.output_directory, "work directory"), default=None,
                    help="checkpoint directory (default: runs/<command>-<names>-<preset>)")
-    p.add_argument("--json", dest="json_file", type=v.arg(v.json_output), default=None,
-                   help="write the result document to this JSON file ('-' = print it)")
+    if json:
+        p.add_argument("--json", dest="json_file", type=v.arg(v.json_output), default=None,
+                       help="write the result document to this JSON file ('-' = print it)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
 
 
@@ -70,7 +73,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ml-prerelax", action="store_true",
                    help="pre-relax with the ML surrogate before DFT "
                    "(same as --set relax.ml_prerelax=true)")
-    _common(p)
+    add_common(p)
     p.set_defaults(func=run_binding)
 
     p = subparsers.add_parser("barrier", help="Li migration barrier across the A|B interface")
@@ -79,16 +82,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mechanism", default="vacancy",
                    help="vacancy (Li lattice site of A -> vacant site of B; default) or "
                    "interstitial (relaxed minima A -> interface -> B)")
-    _common(p)
+    add_common(p)
     p.set_defaults(func=run_barrier)
 
     p = subparsers.add_parser("bulk-barrier", help="bulk reference Li hop of one phase")
     p.add_argument("phase", type=v.arg(v.host_phase))
-    _common(p)
+    add_common(p)
     p.set_defaults(func=run_bulk_barrier)
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def settings_of(args: argparse.Namespace) -> Any:
+    """The settings of ``--preset`` with the ``--set`` overrides."""
     from interphase_dft.calc.presets import preset
 
     return preset(args.preset, parse_overrides(args.overrides))
@@ -133,7 +137,7 @@ def run_binding(args: argparse.Namespace) -> int:
     from interphase_dft.recipes.binding import binding_energy
 
     progress_logging(args)
-    settings = _settings(args)
+    settings = settings_of(args)
     if args.ml_prerelax:
         settings = settings.with_overrides({"relax": {"ml_prerelax": True}})
     phase = resolve_phase(args.phase)
@@ -150,7 +154,7 @@ def run_barrier(args: argparse.Namespace) -> int:
 
     a, b = v.barrier_pair(args.phase_a, args.phase_b)
     check_mechanism(a, b, args.mechanism)  # bad input: InputError before anything is written
-    settings = _settings(args)
+    settings = settings_of(args)
     progress_logging(args)
     workdir = args.workdir or v.output_directory(
         Path("runs") / f"barrier-{a}-{b}-{args.mechanism}-{settings.preset}", "work directory")
@@ -165,7 +169,7 @@ def run_bulk_barrier(args: argparse.Namespace) -> int:
     from interphase_dft.recipes.barrier import bulk_reference_barrier
 
     phase = resolve_phase(args.phase)
-    settings = _settings(args)
+    settings = settings_of(args)
     progress_logging(args)
     workdir = args.workdir or v.output_directory(
         Path("runs") / f"bulk-barrier-{phase}-{settings.preset}", "work directory")

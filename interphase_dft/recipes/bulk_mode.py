@@ -249,7 +249,7 @@ def al_lial_coexistence(settings: CalcSettings, refs: ReferenceEnergies, *, work
     }
 
 
-def _bulk_host(name: str, settings: CalcSettings, workdir: Path,
+def bulk_host(name: str, settings: CalcSettings, workdir: Path,
                calc_factory: CalcFactory | None, ledger: Ledger | None = None) -> Atoms:
     """Conventional cell of ``name``, cell-relaxed with DFT when ``relax.relax_cell_bulk`` or
     the phase is a molecular crystal (:func:`interphase_dft.phases.relax_cell_in_bulk`: the
@@ -331,7 +331,7 @@ def _bulk_doc(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
 
     info = phases.phase_info(name)
     st = settings.structure
-    bulk = _bulk_host(name, settings, workdir, calc_factory, ledger)
+    bulk = bulk_host(name, settings, workdir, calc_factory, ledger)
     host, record = bulk_supercell(bulk, st.bulk_min_length, st.bulk_supercell)
     required, statement = supercell_requirement(settings)
     record["required_min_length"] = required

@@ -9,7 +9,8 @@ Examples::
 
 Rerunning the same command with the same ``--workdir`` resumes from the checkpoints. The
 relaxation is bulk mode's own (``recipes.bulk_mode.bulk_host``: the same calculator, the same
-start), so a stored cell is exactly what bulk mode at that level would reach.
+start, and for a phase bulk mode cell-relaxes anyway the same settings and so the same
+checkpoints), so a stored cell is exactly what bulk mode at that level would reach.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ def run_cell(args: argparse.Namespace) -> int:
     from ase.parallel import world
 
     from interphase_dft.commands.calc import progress_logging, settings_of
-    from interphase_dft.phases import get_bulk, resolve_phase
+    from interphase_dft.phases import get_bulk, relax_cell_in_bulk, resolve_phase
     from interphase_dft.recipes.bulk_mode import bulk_host
     from interphase_dft.recipes.relaxed_cells import cell_factory, store_cell
 
     phase = resolve_phase(args.phase)
-    settings = settings_of(args).with_overrides({"relax": {"relax_cell_bulk": True}})
+    settings = settings_of(args)
+    if not relax_cell_in_bulk(phase, settings.relax.relax_cell_bulk):  # as bulk mode would
+        settings = settings.with_overrides({"relax": {"relax_cell_bulk": True}})
     progress_logging(args)
     workdir = args.workdir or v.output_directory(
         Path("runs") / f"cell-{phase}-{settings.preset}", "work directory")

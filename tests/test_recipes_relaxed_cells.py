@@ -113,7 +113,7 @@ def test_the_cell_command_relaxes_with_gpaw_stores_and_restarts_from_the_stored_
 
     monkeypatch.setattr(rc, "DIRECTORY", tmp_path / "store")
     args = ["cell", "Al", "--preset", "test", "--set", "dft.kpt_density=1.5",
-            "--set", "relax.fmax=0.005", "-q"]
+            "--set", "relax.fmax=0.01", "-q"]
     assert main([*args, "--workdir", str(tmp_path / "a"), "--store"]) == 0
     first = capsys.readouterr().out
     assert "started from the built cell" in first and "stored as" in first

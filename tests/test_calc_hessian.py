@@ -133,3 +133,100 @@ def test_the_signed_hessian_keeps_only_clear_negative_curvature():
     assert plain.min() >= 0.2 - 1e-9
     assert signed.min() < -0.2  # the hop's negative curvature
     assert ((signed < 0.2 - 1e-9) == (signed < -0.2)).all()  # nothing in between
+
+
+class ScaledEMT(Calculator):
+    """EMT of the structure scaled by ``s`` (positions and cell): E_ref(r) = E_EMT(s r), a
+    reference whose lattice constant is 1/s of the surrogate's (as a universal potential's is a
+    few per cent off) and whose position curvature is s^2 times it; with stress."""
+
+    implemented_properties = ("energy", "free_energy", "forces", "stress")
+
+    def __init__(self, s: float) -> None:
+        super().__init__()
+        self.s, self.calls = s, 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        work = self.atoms.copy()
+        work.set_cell(work.cell[:] * self.s, scale_atoms=True)
+        work.calc = EMT()
+        e = work.get_potential_energy()
+        self.results = {"energy": e, "free_energy": e, "forces": self.s * work.get_forces(),
+                        "stress": work.get_stress() * self.s ** 3}
+
+
+def strained_crystal():
+    from ase.build import bulk
+
+    a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 1))
+    a.set_cell(a.cell[:] @ np.array([[1.03, 0.02, 0.0], [0.0, 0.98, 0.0], [0.0, 0.0, 1.01]]),
+               scale_atoms=True)
+    a.rattle(0.05, seed=3)
+    return a
+
+
+def test_the_cell_hessian_is_the_curvature_of_the_frechet_filter_coordinates():
+    """cell=True: the (3N + 9)-square matrix of FrechetCellFilter's degrees of freedom,
+    symmetric, floored, and the filter's force change under a small move of a cell row (and of
+    an atom) is -H d."""
+    from ase.filters import FrechetCellFilter
+
+    a = strained_crystal()
+    h = surrogate_hessian(a, emt, cell=True)
+    n = 3 * (len(a) + 3)
+    assert h.shape == (n, n) and np.allclose(h, h.T)
+    assert np.linalg.eigvalsh(h).min() >= 0.5 - 1e-9
+    a.calc = EMT()
+    f = FrechetCellFilter(a)
+    x0, f0 = f.get_positions().copy(), f.get_forces().copy()
+    for row, col in ((len(a), 0), (len(a) + 1, 2), (len(a) + 2, 2), (3, 1)):
+        d = np.zeros_like(x0)
+        d[row, col] = 0.004
+        f.set_positions(x0 + d)
+        df = (f.get_forces() - f0).ravel()
+        f.set_positions(x0)
+        # the stiff part only: the floor raised nothing here (a strained, rattled crystal)
+        assert np.allclose(df, -h @ d.ravel(), atol=2e-3), (row, col)
+    assert np.abs(h[3 * len(a):, :3 * len(a)]).max() > 0.1  # cell and atoms are coupled
+
+
+def test_a_cell_relaxation_from_the_surrogates_cell_hessian_needs_fewer_reference_calls(
+        tmp_path):
+    """BFGS on atoms and cell against a reference 2 % off the surrogate's lattice: from the
+    surrogate's cell Hessian (rescaled once, PriorBFGS) it reaches the same cell and energy
+    as from alpha x identity, in at most half the reference calls; a Hessian of the positions
+    only is refused for a cell relaxation, with the fix in the message."""
+    start = strained_crystal()
+    settings = RelaxSettings(fmax=0.005, steps=300, optimizer="BFGS")
+    plain_calc, seeded_calc = ScaledEMT(0.98), ScaledEMT(0.98)
+    plain = relax(start, lambda a, attempt=0, label="": plain_calc, tmp_path / "plain",
+                  settings, cell=True)
+    seeded = relax(start, lambda a, attempt=0, label="": seeded_calc, tmp_path / "seeded",
+                   settings, cell=True, hessian=surrogate_hessian(start, emt, cell=True))
+    assert plain.converged and seeded.converged
+    assert seeded.energy == pytest.approx(plain.energy, abs=1e-3)
+    assert seeded.atoms.get_volume() == pytest.approx(plain.atoms.get_volume(), rel=2e-3)
+    # the reference's own lattice: 3.6/0.98 would be EMT's Cu a0 (3.59) / 0.98 = 3.66 A
+    assert seeded.atoms.get_volume() / len(start) == pytest.approx((3.59 / 0.98) ** 3 / 4,
+                                                                   rel=0.02)
+    assert seeded_calc.calls <= plain_calc.calls / 2, (seeded_calc.calls, plain_calc.calls)
+    with pytest.raises(InputError, match=r"cell=True"):
+        relax(start, emt, tmp_path / "wrong", settings, cell=True,
+              hessian=surrogate_hessian(start, emt))
+
+
+def test_a_stored_hessian_of_the_positions_is_not_served_to_a_cell_relaxation(tmp_path):
+    """The cache is keyed on the geometry and the kind of matrix: the same work directory asked
+    for the cell Hessian recomputes it rather than return the positions-only one."""
+    from interphase_dft.calc.hessian import stored_hessian
+
+    a = strained_crystal()
+    n = 3 * len(a)
+    assert stored_hessian(a, emt, tmp_path).shape == (n, n)
+    assert stored_hessian(a, emt, tmp_path, cell=True).shape == (n + 9, n + 9)
+    moved = a.copy()
+    moved.set_cell(a.cell[:] * 1.01, scale_atoms=False)  # same positions, another cell
+    again = stored_hessian(moved, emt, tmp_path, cell=True)
+    assert not np.allclose(again, stored_hessian(a, emt, tmp_path / "fresh", cell=True))

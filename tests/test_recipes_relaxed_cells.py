@@ -64,17 +64,22 @@ def test_storing_refuses_other_atoms_or_a_cell_without_results(tmp_path):
 
 
 def test_bulk_mode_starts_the_cell_relaxation_from_the_stored_cell(tmp_path, monkeypatch):
-    """The bulk host of a cell-relaxing level: from the built cell first, then (stored) from
-    the stored cell, and the cost model counts one call for it."""
+    """The bulk host of a cell-relaxing level: from the built cell first (BFGS from the
+    surrogate's Hessian of atoms and cell), then (stored) from the stored cell (no Hessian:
+    it converges at once)."""
     from interphase_dft.recipes.bulk_mode import bulk_host
 
     monkeypatch.setattr(rc, "DIRECTORY", tmp_path / "store")
     settings = preset("test", {"relax": {"fmax": 0.01, "relax_cell_bulk": True}})
-    host = bulk_host("Al", settings, tmp_path / "a", emt)
+    host = bulk_host("Al", settings, tmp_path / "a", emt, surrogate=emt)
     assert host.info["cell_start"] == "built cell"
+    assert host.info["cell_curvature"] == "surrogate Hessian of atoms and cell"
+    assert (tmp_path / "a" / "bulk-cell" / "hessian.npz").is_file()
     rc.store_cell(host, "Al", get_bulk("Al"), emt, settings)
-    again = bulk_host("Al", settings, tmp_path / "b", emt)
+    again = bulk_host("Al", settings, tmp_path / "b", emt, surrogate=emt)
     assert again.info["cell_start"].startswith("stored relaxed cell Al-")
+    assert again.info["cell_curvature"] == "BFGS default"  # converges at its first call
+    assert not (tmp_path / "b" / "bulk-cell" / "hessian.npz").exists()
     assert np.allclose(again.cell[:], host.cell[:], atol=1e-8)
     plain = preset("test")
     assert bulk_host("Al", plain, tmp_path / "c", emt).info["cell_start"] == "built cell"

@@ -158,14 +158,16 @@ def _optimizer_class(name: str) -> type:
 
 
 def _check_prior(hessian: np.ndarray, optimizer: str, cell: bool, natoms: int) -> None:
-    """A starting Hessian needs BFGS on positions and the right shape; the error names what
-    to change."""
-    if optimizer != "BFGS" or cell:
-        raise InputError(f"a starting Hessian needs relax.optimizer='BFGS' on positions, got "
-                         f"{optimizer!r}{' with the cell' if cell else ''}")
-    if np.shape(hessian) != (3 * natoms, 3 * natoms):
-        raise InputError(f"starting Hessian of shape {np.shape(hessian)} for {natoms} atoms; "
-                         f"it must be ({3 * natoms}, {3 * natoms})")
+    """A starting Hessian needs BFGS and the shape of the relaxed degrees of freedom (N atoms,
+    and 3 cell rows of ``FrechetCellFilter`` when ``cell``); the error names what to change."""
+    if optimizer != "BFGS":
+        raise InputError(f"a starting Hessian needs relax.optimizer='BFGS', got {optimizer!r}")
+    n = 3 * (natoms + (3 if cell else 0))
+    if np.shape(hessian) != (n, n):
+        what = f"{natoms} atoms and the cell" if cell else f"{natoms} atoms"
+        raise InputError(f"starting Hessian of shape {np.shape(hessian)} for {what}; "
+                         f"it must be ({n}, {n})"
+                         + (" (calc.hessian.surrogate_hessian(..., cell=True))" if cell else ""))
 
 
 def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | str,
@@ -190,8 +192,9 @@ def relax(atoms: Atoms, calc_factory: CalcFactory | Calculator, workdir: Path | 
     label
         Stem of the checkpoint file names.
     hessian
-        The (3N, 3N) starting curvature of a BFGS relaxation of positions, eV/Angstrom^2
-        (e.g. :func:`interphase_dft.calc.hessian.surrogate_hessian`) instead of BFGS's
+        The (3N, 3N) starting curvature of a BFGS relaxation of positions, eV/Angstrom^2,
+        or with ``cell`` the (3N + 9, 3N + 9) one of the ``FrechetCellFilter`` degrees of
+        freedom (e.g. :func:`interphase_dft.calc.hessian.surrogate_hessian`) instead of BFGS's
         ``alpha`` x identity, rescaled once by the reference curvature along the first step
         (:class:`~interphase_dft.calc.prior_bfgs.PriorBFGS`); a resumed run continues the
         stored curvature.

@@ -71,7 +71,8 @@ def format_cell(phase: str, atoms: Any, stored: Path | None) -> str:
     built = get_bulk(phase)
     a, b, c, al, be, ga = atoms.cell.cellpar()
     forces = atoms.get_forces()
-    lines = [f"Relaxed cell of {phase} (started from the {atoms.info.get('cell_start')})",
+    lines = [f"Relaxed cell of {phase} (started from the {atoms.info.get('cell_start')}, "
+             f"BFGS from the {atoms.info.get('cell_curvature')})",
              f"  a, b, c = {a:.4f}, {b:.4f}, {c:.4f} A; alpha, beta, gamma = {al:.3f}, "
              f"{be:.3f}, {ga:.3f} deg",
              f"  volume {atoms.get_volume():.2f} A^3 (built cell {built.get_volume():.2f}, "

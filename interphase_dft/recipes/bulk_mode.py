@@ -250,22 +250,39 @@ def al_lial_coexistence(settings: CalcSettings, refs: ReferenceEnergies, *, work
 
 
 def bulk_host(name: str, settings: CalcSettings, workdir: Path,
-               calc_factory: CalcFactory | None, ledger: Ledger | None = None) -> Atoms:
+              calc_factory: CalcFactory | None, ledger: Ledger | None = None,
+              surrogate: CalcFactory | None = None) -> Atoms:
     """Conventional cell of ``name``, cell-relaxed with DFT when ``relax.relax_cell_bulk`` or
     the phase is a molecular crystal (:func:`interphase_dft.phases.relax_cell_in_bulk`: the
     built P4S10 cell is the least certain part of that model), from the stored relaxed cell
     of the level when there is one (:mod:`interphase_dft.recipes.relaxed_cells`), DFT calls
-    charged to ``ledger``; ``info['cell_start']`` says where the relaxation started."""
+    charged to ``ledger``; ``info['cell_start']`` says where the relaxation started and
+    ``info['cell_curvature']`` what its BFGS started from.
+
+    From the built cell, BFGS starts from the surrogate's Hessian of the atoms and the cell
+    (:func:`~interphase_dft.calc.hessian.start_hessian` with ``cell=True``): ``surrogate``,
+    or with the settings-built calculators (``calc_factory`` None, engine GPAW) the phase's
+    surrogate with the phase's dispersion. A stored cell converges at its first call and
+    needs none."""
     from interphase_dft import phases
+    from interphase_dft.calc.hessian import start_hessian
 
     bulk = phases.get_bulk(name)
     if phases.relax_cell_in_bulk(name, settings.relax.relax_cell_bulk):
         dft = calc_factory or cell_factory(name, settings, txt=str(workdir / "gpaw.txt"))
         start = starting_cell(name, bulk, dft, settings)
-        mark_stage(ledger, workdir / "bulk-cell")
-        relaxed = relax(start, metered(dft, ledger), workdir / "bulk-cell", settings.relax,
-                        cell=True, label="bulk-cell").atoms
-        relaxed.info = dict(start.info)
+        if surrogate is None and calc_factory is None and settings.engine != "ml":
+            surrogate = surrogate_factory(
+                settings, dispersion=phases.phase_info(name).needs_dispersion)
+        wd = workdir / "bulk-cell"
+        hessian = (start_hessian(start, surrogate, wd, settings, cell=True)
+                   if start.info["cell_start"] == "built cell" else None)
+        mark_stage(ledger, wd)
+        relaxed = relax(start, metered(dft, ledger), wd, settings.relax, cell=True,
+                        label="bulk-cell", hessian=hessian).atoms
+        relaxed.info = {**start.info, "cell_curvature": (
+            "surrogate Hessian of atoms and cell" if hessian is not None
+            else f"{settings.relax.optimizer} default")}
         return relaxed
     bulk.info["cell_start"] = "built cell"
     return bulk
@@ -339,6 +356,7 @@ def _bulk_doc(name: str, settings: CalcSettings, workdir: Path, run: RunLog,
     record["meets_requirement"] = bool(min(record["widths"]) >= required - 1e-6)
     record["cell_relaxed"] = phases.relax_cell_in_bulk(name, settings.relax.relax_cell_bulk)
     record["cell_start"] = bulk.info.get("cell_start")
+    record["cell_curvature"] = bulk.info.get("cell_curvature")
     record["conventional_cellpar"] = [round(float(v), 4) for v in bulk.cell.cellpar()]
     reached.update(host=host, supercell=record)
     vac_sites = []

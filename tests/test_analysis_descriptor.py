@@ -66,6 +66,33 @@ def test_barrier_selection_unordered_interfaces() -> None:
     assert len(chosen) == 1 and len(superseded) == 1
 
 
+def test_a_later_unfinished_run_never_hides_a_finished_barrier() -> None:
+    """An older certified barrier stays chosen against a newer over-budget or unconverged run
+    of the same hop (a refinement in progress); a newer finished one replaces it; among
+    unfinished runs only, the newest is chosen. Bulk hops follow the same rule."""
+    from interphase_dft.analysis.descriptor import select_bulk
+    from interphase_dft.barrier_status import OVER_BUDGET
+
+    def at(doc, day, **update):
+        return doc.model_copy(update={"created": f"2026-0{day}-01T00:00:00+00:00", **update})
+
+    certified = at(make_barrier_doc("Li3P", "LiCl", 0.3), 1)
+    assert certified.saddle == "saddle"
+    unconverged = at(make_barrier_doc("Li3P", "LiCl", 0.2, converged=False), 2)
+    over = at(make_barrier_doc("LiCl", "Li3P", 0.2), 3, saddle=OVER_BUDGET)
+    chosen, superseded = select_barriers([over, certified, unconverged])
+    assert [d.uid for d in chosen.values()] == [certified.uid]
+    assert [d.uid for d in superseded] == [over.uid, unconverged.uid]
+    newer = at(make_barrier_doc("Li3P", "LiCl", 0.25), 4)
+    chosen, _ = select_barriers([over, certified, unconverged, newer])
+    assert [d.uid for d in chosen.values()] == [newer.uid]
+    chosen, _ = select_barriers([over, unconverged])
+    assert [d.uid for d in chosen.values()] == [over.uid]
+    bulk_old = at(make_barrier_doc("Li2S", "Li2S", 0.3), 1)
+    bulk_new = at(make_barrier_doc("Li2S", "Li2S", 0.3, converged=False), 2)
+    assert select_bulk([bulk_new, bulk_old])["Li2S"].uid == bulk_old.uid
+
+
 def test_consistency_check_passes_good_and_catches_broken_doc() -> None:
     good = make_binding_doc("Al", [-1.2, -1.0])
     assert consistency_check([good]) == []

@@ -10,6 +10,13 @@ Selection rule (:data:`SELECTION_RULE`): documents are grouped by ``(phase, mode
 preset is requested, only documents whose ``settings['preset']`` equals it are kept. Among
 the remaining documents of one group the newest (largest ``created`` timestamp, ties broken
 by ``uid``) is used; the others are listed as superseded.
+
+Barrier selection rule (:data:`BARRIER_SELECTION_RULE`): one document per unordered interface
+and mechanism (per phase for bulk hops), the newest among those with a finished answer (a
+barrier, a reaction energy or a crossing without a barrier,
+:data:`~interphase_dft.barrier_status.FINISHED_STATUSES`), else the newest: a later run that
+stopped over budget or unconverged (a refinement still in progress) never hides a finished
+one.
 """
 
 from __future__ import annotations
@@ -21,12 +28,18 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from interphase_dft.barrier_status import FINISHED_STATUSES
 from interphase_dft.schemas import BarrierDoc, BindingEnergyDoc, doc_from_dict
 
 AGREEMENT_TOL = 1e-6  # eV; dE(atom) vs dE(bcc), and E_b(atom) - E_b(bcc) vs -E_coh
 SELECTION_RULE = (
     "per (phase, mode): keep documents whose settings['preset'] matches the requested preset "
     "(if one is requested), then take the newest by 'created' (ties: larger uid)"
+)
+BARRIER_SELECTION_RULE = (
+    "per interface and mechanism (per phase for bulk hops): the newest document with a "
+    "finished answer (saddle, reaction energy, or crossing without a barrier), else the newest; "
+    "an unfinished later run never hides a finished one"
 )
 MODE_RULE = (
     "a barrier interface A|B is paired with dE(A, B) in 'surface' mode when both phases have "
@@ -136,6 +149,14 @@ def _newest(docs: list[Any]) -> tuple[Any, list[Any]]:
     return ordered[0], ordered[1:]
 
 
+def _newest_finished(docs: list[BarrierDoc]) -> tuple[BarrierDoc, list[BarrierDoc]]:
+    """:data:`BARRIER_SELECTION_RULE` within one group."""
+    finished = [d for d in docs if d.saddle in FINISHED_STATUSES]
+    best = _newest(finished or docs)[0]
+    return best, [d for d in sorted(docs, key=lambda d: (d.created, d.uid), reverse=True)
+                  if d is not best]
+
+
 @dataclass
 class Selection:
     """Chosen binding documents per ``(phase, mode)`` and the ones left out (``partial``: runs
@@ -180,8 +201,8 @@ def select_binding(docs: Iterable[BindingEnergyDoc], preset: str | None = None) 
 def select_barriers(
     docs: Iterable[BarrierDoc], preset: str | None = None
 ) -> tuple[dict[str, BarrierDoc], list[BarrierDoc]]:
-    """One barrier document per unordered interface and mechanism (same rule as
-    :func:`select_binding`).
+    """One barrier document per unordered interface and mechanism
+    (:data:`BARRIER_SELECTION_RULE`).
 
     Returns
     -------
@@ -197,19 +218,20 @@ def select_barriers(
     chosen: dict[str, BarrierDoc] = {}
     superseded: list[BarrierDoc] = []
     for group in groups.values():
-        best, rest = _newest(group)
+        best, rest = _newest_finished(group)
         chosen[barrier_label(best)] = best
         superseded.extend(rest)
     return dict(sorted(chosen.items())), superseded
 
 
 def select_bulk(docs: Iterable[BarrierDoc], preset: str | None = None) -> dict[str, BarrierDoc]:
-    """The newest bulk reference hop per phase (of ``preset`` when given)."""
+    """The bulk reference hop per phase (of ``preset`` when given;
+    :data:`BARRIER_SELECTION_RULE`)."""
     groups: dict[str, list[BarrierDoc]] = {}
     for doc in docs:
         if preset is None or doc_preset(doc) == preset:
             groups.setdefault(doc.phase_a, []).append(doc)
-    return {phase: _newest(group)[0] for phase, group in sorted(groups.items())}
+    return {phase: _newest_finished(group)[0] for phase, group in sorted(groups.items())}
 
 
 def excess_barrier(doc: BarrierDoc, bulk: Mapping[str, BarrierDoc]) -> float | None:

@@ -36,6 +36,7 @@ from interphase_dft.analysis import records as rc
 from interphase_dft.analysis import tables as tb
 from interphase_dft.analysis.conclusion import conclusion
 from interphase_dft.analysis.descriptor import (
+    BARRIER_SELECTION_RULE,
     MODE_RULE,
     SELECTION_RULE,
     DescriptorPair,
@@ -232,7 +233,8 @@ def _results(c: ReportContent, points: list[BarrierPoint]) -> dict[str, Any]:
     return {
         "title": c.title, "generated": c.generated,
         "interphase_dft_version": __version__, "preset": c.preset,
-        "rules": {"selection": SELECTION_RULE, "mode": MODE_RULE, "barrier": c.barrier,
+        "rules": {"selection": SELECTION_RULE, "barrier_selection": BARRIER_SELECTION_RULE,
+                  "mode": MODE_RULE, "barrier": c.barrier,
                   "fits": FIT_RULE},
         "conclusion": c.summary, "points": [p.model_dump() for p in points],
         "consistency_issues": [i.message for i in c.issues],

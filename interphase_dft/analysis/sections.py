@@ -16,6 +16,7 @@ from interphase_dft.analysis.blocks import Blocks
 from interphase_dft.analysis.conclusion import fit_sentence
 from interphase_dft.analysis.descriptor import (
     AGREEMENT_TOL,
+    BARRIER_SELECTION_RULE,
     MODE_RULE,
     SELECTION_RULE,
     ConsistencyIssue,
@@ -285,7 +286,8 @@ def _sensitivity(b: Blocks, c: ReportContent) -> None:
 
 def _provenance(b: Blocks, c: ReportContent) -> None:
     b.h(2, "Settings and provenance")
-    b.p(f"Selection rule: {SELECTION_RULE}. Superseded documents: "
+    b.p(f"Selection rule: {SELECTION_RULE}; barriers: {BARRIER_SELECTION_RULE}. "
+        "Superseded documents: "
         f"{len(c.selection.superseded) + c.n_superseded_barriers}.")
     b.table(c.tables["settings"], "no settings (no documents)")
     b.h(3, "Package versions")

@@ -153,8 +153,8 @@ def _newest_finished(docs: list[BarrierDoc]) -> tuple[BarrierDoc, list[BarrierDo
     """:data:`BARRIER_SELECTION_RULE` within one group."""
     finished = [d for d in docs if d.saddle in FINISHED_STATUSES]
     best = _newest(finished or docs)[0]
-    return best, [d for d in sorted(docs, key=lambda d: (d.created, d.uid), reverse=True)
-                  if d is not best]
+    head, rest = _newest(docs)
+    return best, [d for d in (head, *rest) if d is not best]
 
 
 @dataclass

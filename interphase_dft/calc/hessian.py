@@ -51,6 +51,12 @@ DELTA = 0.01
 FLOOR = 0.5
 
 
+def dof_size(natoms: int, cell: bool) -> int:
+    """Rows of the Hessian of ``natoms`` atoms (and of the 3 ``FrechetCellFilter`` cell rows
+    when ``cell``)."""
+    return 3 * (natoms + (3 if cell else 0))
+
+
 def surrogate_hessian(atoms: Atoms, factory: CalcFactory, *, delta: float = DELTA,
                       floor: float = FLOOR, signed: bool = False,
                       cell: bool = False) -> np.ndarray:
@@ -113,7 +119,7 @@ def stored_hessian(atoms: Atoms, factory: CalcFactory, workdir: Path | str, *,
     computes and every MPI rank gets its matrix; the file is replaced atomically, and an
     unreadable one is recomputed."""
     path = Path(workdir) / HESSIAN_FILE
-    size = 3 * (len(atoms) + (3 if cell else 0))
+    size = dof_size(len(atoms), cell)
 
     def compute() -> np.ndarray:
         try:

@@ -162,7 +162,9 @@ def _check_prior(hessian: np.ndarray, optimizer: str, cell: bool, natoms: int) -
     and 3 cell rows of ``FrechetCellFilter`` when ``cell``); the error names what to change."""
     if optimizer != "BFGS":
         raise InputError(f"a starting Hessian needs relax.optimizer='BFGS', got {optimizer!r}")
-    n = 3 * (natoms + (3 if cell else 0))
+    from interphase_dft.calc.hessian import dof_size
+
+    n = dof_size(natoms, cell)
     if np.shape(hessian) != (n, n):
         what = f"{natoms} atoms and the cell" if cell else f"{natoms} atoms"
         raise InputError(f"starting Hessian of shape {np.shape(hessian)} for {what}; "
